@@ -1,0 +1,27 @@
+import { ConfigError } from "../core/diagnostics.js";
+import type { Diagnostic } from "../core/diagnostics.js";
+import { loadFile } from "../config/load.js";
+import { validateSchema } from "../config/schema.js";
+import { normalize } from "../config/normalize.js";
+import type { Intent } from "../config/model.js";
+
+/** load → schema → semantic checks, for every file; throws ConfigError with all errors found. */
+export function loadIntent(files: string[], netnsPrefix: string | undefined): { intent: Intent; warnings: Diagnostic[] } {
+  const diags: Diagnostic[] = [];
+  const loaded = [];
+  for (const f of files) {
+    try {
+      const lf = loadFile(f);
+      diags.push(...validateSchema(lf));
+      loaded.push(lf);
+    } catch (e) {
+      if (e instanceof ConfigError) diags.push(...e.diagnostics);
+      else throw e;
+    }
+  }
+  if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
+  const { intent, diagnostics } = normalize(loaded, { netnsPrefix });
+  diags.push(...diagnostics);
+  if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
+  return { intent, warnings: diags };
+}

@@ -1,0 +1,143 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import type { ErrorObject, ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+import { closest, distance } from "fastest-levenshtein";
+import type { Diagnostic } from "../core/diagnostics.js";
+import type { FileKind, LoadedFile } from "./load.js";
+
+const SCHEMA_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "schema");
+const SCHEMA_FILES: Record<FileKind, string> = {
+  boltfile: "bolt-network.schema.json",
+  mesh: "ghostwire.schema.json",
+  volantd: "volantd.schema.json",
+};
+
+type Schema = Record<string, unknown>;
+
+let compiled: { ajv: InstanceType<typeof Ajv2020>; byKind: Record<FileKind, ValidateFunction>; raw: Map<string, Schema> } | undefined;
+
+function load() {
+  if (compiled) return compiled;
+  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true, verbose: true });
+  const addFormats = addFormatsModule as unknown as (a: unknown) => void;
+  addFormats(ajv);
+  ajv.addKeyword({ keyword: "x-not-enforced", schemaType: "string" });
+  ajv.addKeyword({ keyword: "x-bolt-kind", schemaType: "string" });
+  const raw = new Map<string, Schema>();
+  for (const f of Object.values(SCHEMA_FILES)) {
+    const s = JSON.parse(readFileSync(join(SCHEMA_DIR, f), "utf8")) as Schema;
+    raw.set(f, s);
+    ajv.addSchema(s, f);
+  }
+  const byKind = Object.fromEntries(
+    (Object.keys(SCHEMA_FILES) as FileKind[]).map((k) => [k, ajv.getSchema(SCHEMA_FILES[k])!]),
+  ) as Record<FileKind, ValidateFunction>;
+  compiled = { ajv, byKind, raw };
+  return compiled;
+}
+
+/** Schema validation: unknown keys with a did-you-mean, type/range errors at the value. */
+export function validateSchema(file: LoadedFile): Diagnostic[] {
+  const { byKind } = load();
+  const validate = byKind[file.kind];
+  if (validate(file.data)) return notEnforced(file);
+  const errs = (validate.errors ?? []).filter((e) => !["anyOf", "oneOf", "if"].includes(e.keyword) || validate.errors!.length === 1);
+  const seen = new Set<string>();
+  const out: Diagnostic[] = [];
+  for (const e of errs) {
+    const d = toDiagnostic(file, e);
+    const key = `${d.source?.line}:${d.source?.col}:${d.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+function toDiagnostic(file: LoadedFile, e: ErrorObject): Diagnostic {
+  const where = e.instancePath || "/";
+  if (e.keyword === "additionalProperties") {
+    const key = (e.params as { additionalProperty: string }).additionalProperty;
+    const ptr = `${e.instancePath}/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
+    const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
+    const guess = known.length ? closest(key, known) : undefined;
+    const hint = guess && distance(key, guess) <= Math.max(2, Math.floor(guess.length / 3)) ? `did you mean "${guess}"?` : known.length ? `known keys: ${known.join(", ")}` : undefined;
+    return { severity: "error", message: `unknown key "${key}" in ${where}`, source: file.positions.key(ptr), path: ptr, hint };
+  }
+  if (e.keyword === "propertyNames") {
+    const name = (e.params as { propertyName?: string }).propertyName ?? "";
+    const ptr = `${e.instancePath}/${name}`;
+    return { severity: "error", message: `invalid name "${name}" in ${where}: ${describeNameRule(e)}`, source: file.positions.key(ptr), path: ptr };
+  }
+  if (e.keyword === "enum") {
+    const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+    const v = String(e.data);
+    const guess = closest(v, allowed.map(String));
+    return { severity: "error", message: `${where}: "${v}" is not one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`, source: file.positions.value(e.instancePath), path: e.instancePath, hint: guess && distance(v, guess) <= 2 ? `did you mean "${guess}"?` : undefined };
+  }
+  const desc = typeof e.parentSchema?.description === "string" ? e.parentSchema.description : undefined;
+  let msg = `${where}: ${e.message ?? e.keyword}`;
+  if (e.keyword === "maxLength" && /name|bridge|interface/i.test(where)) msg += " (Linux interface names are at most 15 characters)";
+  if (e.keyword === "pattern" && desc) msg = `${where}: ${JSON.stringify(e.data)} is not valid: ${firstSentence(desc)}`;
+  return { severity: "error", message: msg, source: file.positions.value(e.instancePath), path: e.instancePath };
+}
+
+function describeNameRule(e: ErrorObject): string {
+  const ps = e.parentSchema?.propertyNames as Schema | undefined;
+  const parts: string[] = [];
+  if (ps?.pattern) parts.push(`must match ${String(ps.pattern)}`);
+  if (ps?.maxLength) parts.push(`at most ${String(ps.maxLength)} characters`);
+  return parts.join(", ") || "not allowed";
+}
+
+function firstSentence(s: string): string {
+  const i = s.indexOf(". ");
+  return i > 0 ? s.slice(0, i) : s.replace(/\.$/, "");
+}
+
+/**
+ * Walk the data alongside its schema and warn for every present key the schema marks
+ * `x-not-enforced`: accepted, shown, never silently dropped.
+ */
+function notEnforced(file: LoadedFile): Diagnostic[] {
+  const { raw } = load();
+  const fileName = SCHEMA_FILES[file.kind];
+  const out: Diagnostic[] = [];
+  const resolve = (s: Schema | undefined, base: string): [Schema | undefined, string] => {
+    let cur = s;
+    let curBase = base;
+    for (let i = 0; cur && typeof cur.$ref === "string" && i < 10; i++) {
+      const [doc, frag] = (cur.$ref as string).split("#");
+      if (doc) curBase = doc.split("/").pop()!;
+      let target: unknown = raw.get(curBase);
+      for (const seg of (frag ?? "").split("/").filter(Boolean)) target = (target as Schema | undefined)?.[seg];
+      cur = target as Schema | undefined;
+    }
+    return [cur, curBase];
+  };
+  const walk = (data: unknown, schema: Schema | undefined, base: string, path: string) => {
+    const [s, b] = resolve(schema, base);
+    if (!s) return;
+    if (typeof s["x-not-enforced"] === "string" && path) {
+      out.push({ severity: "warning", message: `accepted, not enforced: ${path.slice(1).replace(/\//g, ".")} — ${s["x-not-enforced"]}`, source: file.positions.key(path), path });
+      return;
+    }
+    if (Array.isArray(data)) {
+      const items = s.items as Schema | undefined;
+      data.forEach((d, i) => walk(d, items, b, `${path}/${i}`));
+    } else if (data && typeof data === "object") {
+      const props = (s.properties ?? {}) as Record<string, Schema>;
+      const pats = Object.entries((s.patternProperties ?? {}) as Record<string, Schema>);
+      for (const [k, v] of Object.entries(data)) {
+        const sub = props[k] ?? pats.find(([re]) => new RegExp(re).test(k))?.[1] ?? (typeof s.additionalProperties === "object" ? (s.additionalProperties as Schema) : undefined);
+        walk(v, sub, b, `${path}/${k}`);
+      }
+    }
+  };
+  walk(file.data, raw.get(fileName), fileName, "");
+  return out;
+}

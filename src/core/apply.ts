@@ -1,0 +1,185 @@
+import { BoltError, CommandError } from "./diagnostics.js";
+import { planWaves, sequentialBatches } from "./batches.js";
+import type { Batch } from "./batches.js";
+import { changedFields, diffResources } from "./diff.js";
+import { readLive } from "./plan.js";
+import type { Plan } from "./plan.js";
+import type { Change, Op, OpLine, Reconciler, Resource } from "./resource.js";
+import type { Intent } from "../config/model.js";
+import { pool, runBatch } from "../exec/batch-runner.js";
+import type { CommandRunner, Ns } from "../exec/runner.js";
+
+/** Where apply keeps its journal; the state store implements it. */
+export interface JournalSink {
+  writeJournal(target: Ns, payload: string): void;
+  clearJournal(target: Ns): void;
+}
+
+export interface ApplyOptions {
+  runner: CommandRunner;
+  registry: Reconciler[];
+  journal: JournalSink;
+  intent: Intent;
+  /** sysctl originals as the store has them before this apply */
+  originals: Map<string, string>;
+  concurrency?: number;
+  verifyAttempts?: number;
+  log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+export interface JournalPayload {
+  version: 1;
+  before: Resource[];
+  /** every op that may have started, in start order, with its undo */
+  started: { args: string[]; tool: OpLine["tool"]; ns: Ns; undo: OpLine[] }[];
+  /** read context to verify the rollback with */
+  originals: [string, string][];
+}
+
+export class ApplyError extends BoltError {
+  constructor(
+    message: string,
+    readonly rolledBack: boolean,
+    readonly rollbackProblems: string[],
+  ) {
+    super(message);
+    this.name = "ApplyError";
+  }
+}
+
+export interface ApplyResult {
+  applied: number;
+  ops: number;
+  processes: number;
+  durationMs: number;
+}
+
+/**
+ * Runs the plan's ops in waves of batches, journaling before each wave; verifies by reading
+ * the kernel again; on any failure runs the undo of every op that took effect, in reverse,
+ * and checks that the kernel is back to the state read before planning.
+ */
+export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
+  const t0 = performance.now();
+  const log = opts.log ?? (() => {});
+  const ops = plan.steps.flatMap((s) => s.ops);
+  const waves = planWaves(ops);
+  const done: Op[] = [];
+  const started: Op[] = [];
+  let processes = 0;
+  const journal = () => opts.journal.writeJournal(plan.target, JSON.stringify(journalPayload(plan, started, opts.originals)));
+
+  for (const wave of waves) {
+    started.push(...wave.flatMap((b) => b.ops));
+    journal();
+    const results = await pool(wave, opts.concurrency ?? 8, (b) => runBatch(opts.runner, b));
+    processes += wave.reduce((n, b) => n + (b.tool === "ip" ? 1 : b.ops.length), 0);
+    let failure: { batch: Batch; error: CommandError } | undefined;
+    wave.forEach((b, i) => {
+      const r = results[i]!;
+      done.push(...b.ops.slice(0, r.done));
+      if (r.error && !failure) failure = { batch: b, error: r.error };
+    });
+    if (failure) {
+      const failedOp = failure.batch.ops[results[wave.indexOf(failure.batch)]!.done];
+      const step = failedOp?.step !== undefined ? plan.steps[failedOp.step] : undefined;
+      const what = step ? `step ${failedOp!.step! + 1}/${plan.steps.length} (${describeChange(step.change)})` : "a step";
+      const detail = failedOp ? `"${failedOp.args.join(" ")}"` : failure.error.argv.join(" ");
+      log("apply.failed", { step: what, op: detail, stderr: failure.error.stderr.trim() });
+      const problems = await rollback(done, plan, opts);
+      throw new ApplyError(`apply failed at ${what}: ${detail}: ${firstLine(failure.error.stderr)}${rollbackSummary(problems)}`, true, problems);
+    }
+  }
+
+  const leftover = await verify(plan, opts);
+  if (leftover.length) {
+    const problems = await rollback(done, plan, opts);
+    throw new ApplyError(`apply did not converge: the kernel still differs after apply: ${leftover.join("; ")}${rollbackSummary(problems)}`, true, problems);
+  }
+  opts.journal.clearJournal(plan.target);
+  return { applied: plan.changes.length, ops: ops.length, processes, durationMs: performance.now() - t0 };
+}
+
+function journalPayload(plan: Plan, started: Op[], originals: Map<string, string>): JournalPayload {
+  return {
+    version: 1,
+    before: plan.before,
+    started: started.map((o) => ({ tool: o.tool, ns: o.ns, args: o.args, undo: o.undo })),
+    originals: [...originals],
+  };
+}
+
+/** Re-read and re-diff until empty (the kernel may need a moment to settle), or report what is left. */
+async function verify(plan: Plan, opts: ApplyOptions): Promise<string[]> {
+  const originals = new Map(opts.originals);
+  // Ownership of sysctls lives in the store, which is committed only after verify: read with
+  // the ownership this apply is about to record.
+  for (const c of plan.changes) {
+    if (c.kind !== "sysctl") continue;
+    if (c.action === "create") originals.set(c.name, c.before?.spec.value ?? "");
+    if (c.action === "delete") originals.delete(c.name);
+  }
+  const attempts = opts.verifyAttempts ?? 4;
+  let leftover: Change[] = [];
+  for (let i = 0; i < attempts; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
+    const snap = await readLive(opts.runner, plan.target, opts.registry, { deep: new Set(plan.touched), intent: opts.intent, originals });
+    leftover = diffResources(plan.desired, snap.live, opts.registry);
+    if (!leftover.length) return [];
+  }
+  return leftover.map((c) => `${describeChange(c)}${c.changed.length ? ` (${c.changed.map((f) => `${f}: want ${c.after?.spec[f] ?? "-"}, have ${c.before?.spec[f] ?? "-"}`).join(", ")})` : ""}`);
+}
+
+/** Undo every op that took effect, newest first, batched; then compare with the state before. */
+async function rollback(done: Op[], plan: Plan, opts: ApplyOptions): Promise<string[]> {
+  const log = opts.log ?? (() => {});
+  log("rollback.start", { ops: done.length });
+  const undoErrors = await runUndo(opts.runner, [...done].reverse().flatMap((o) => o.undo));
+  // The kernel itself decides whether the rollback worked; failed undo lines are context.
+  const left = await compareWithBefore(plan.before, plan.target, opts.runner, opts.registry, opts.originals);
+  const problems = left.length ? [...left, ...undoErrors] : [];
+  if (!problems.length) opts.journal.clearJournal(plan.target);
+  log("rollback.done", { problems });
+  return problems;
+}
+
+/** Forced: an undo line that fails (already undone) does not stop the others. */
+export async function runUndo(runner: CommandRunner, lines: OpLine[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const b of sequentialBatches(lines)) {
+    const r = await runBatch(runner, b, true);
+    if (r.error) problems.push(`undo: ${firstLine(r.error.stderr) || r.error.message}`);
+  }
+  return problems;
+}
+
+/** What differs between the kernel now and the resources read before the apply. */
+export async function compareWithBefore(before: Resource[], target: Ns, runner: CommandRunner, registry: Reconciler[], originals: Map<string, string>): Promise<string[]> {
+  // Read the same sysctl keys as before (their values are part of what must be restored).
+  const intent: Intent = { networks: [], endpoints: [], files: [], sysctls: before.filter((b) => b.kind === "sysctl").map((b) => ({ key: b.name, value: "", source: { file: "", line: 0, col: 0 } })) };
+  const snap = await readLive(runner, target, registry, { deep: false, intent, originals });
+  const out: string[] = [];
+  const beforeIds = new Set(before.map((b) => b.id));
+  for (const b of before) {
+    const now = snap.live.get(b.id);
+    if (!now) out.push(`${b.id} is gone`);
+    else {
+      const diff = changedFields(b.spec, now.spec);
+      if (diff.length) out.push(`${b.id} differs in ${diff.map((f) => `${f} (was ${b.spec[f] || "-"}, now ${now.spec[f] || "-"})`).join(", ")}`);
+    }
+  }
+  for (const now of snap.live.values()) if (now.owned && !beforeIds.has(now.id)) out.push(`${now.id} was left behind`);
+  return out;
+}
+
+export function describeChange(c: Change): string {
+  return `${c.action} ${c.kind} "${c.name}"`;
+}
+
+function firstLine(s: string): string {
+  return s.trim().split("\n").filter((l) => !/^Command failed/.test(l))[0] ?? s.trim();
+}
+
+function rollbackSummary(problems: string[]): string {
+  return problems.length ? `; ROLLBACK INCOMPLETE: ${problems.join("; ")} (the journal is kept: run \`bolt rollback\`)` : "; rolled back, the kernel is as it was";
+}

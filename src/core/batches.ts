@@ -1,0 +1,52 @@
+import type { Op, OpLine } from "./resource.js";
+import type { Ns } from "../exec/runner.js";
+
+/**
+ * Turns ordered ops into waves of batches. A batch is ops for one tool in one namespace
+ * (one `ip -batch -` process, or a chain of exec'd commands); batches within a wave touch
+ * different namespaces and may run concurrently; waves run in order. Destroy ops come first,
+ * highest stage first; then build ops, lowest stage first; plan order is kept within a batch.
+ */
+export interface Batch<T extends OpLine = Op> {
+  tool: OpLine["tool"];
+  ns: Ns;
+  ops: T[];
+}
+
+export function planWaves(ops: Op[]): Batch[][] {
+  const indexed = ops.map((op, i) => ({ op, i }));
+  const destroy = indexed.filter((x) => x.op.destroy).sort((a, b) => b.op.stage - a.op.stage || (a.op.step ?? 0) - (b.op.step ?? 0) || a.i - b.i);
+  const build = indexed.filter((x) => !x.op.destroy).sort((a, b) => a.op.stage - b.op.stage || (a.op.step ?? 0) - (b.op.step ?? 0) || a.i - b.i);
+  const waves: Batch[][] = [];
+  for (const phase of [destroy, build]) {
+    let stage: number | undefined;
+    let wave = new Map<string, Batch>();
+    const flush = () => {
+      if (wave.size) waves.push([...wave.values()]);
+      wave = new Map();
+    };
+    for (const { op } of phase) {
+      if (op.stage !== stage) {
+        flush();
+        stage = op.stage;
+      }
+      const key = `${op.tool}\0${op.ns ?? ""}`;
+      let b = wave.get(key);
+      if (!b) wave.set(key, (b = { tool: op.tool, ns: op.ns, ops: [] }));
+      b.ops.push(op);
+    }
+    flush();
+  }
+  return waves;
+}
+
+/** Consecutive lines with the same tool and namespace share a batch; order is kept exactly. */
+export function sequentialBatches(lines: OpLine[]): Batch<OpLine>[] {
+  const out: Batch<OpLine>[] = [];
+  for (const l of lines) {
+    const last = out[out.length - 1];
+    if (last && last.tool === l.tool && last.ns === l.ns) last.ops.push(l);
+    else out.push({ tool: l.tool, ns: l.ns, ops: [l] });
+  }
+  return out;
+}

@@ -1,0 +1,81 @@
+import { CommandError } from "./diagnostics.js";
+import { inNetns } from "../exec/runner.js";
+import type { CommandRunner, Ns, RunResult } from "../exec/runner.js";
+
+/**
+ * Reads live kernel state once per pass: identical reads requested by different
+ * reconcilers share one process (memoized promises), and independent reads run in parallel.
+ */
+export class LiveReader {
+  private readonly memo = new Map<string, Promise<unknown>>();
+  constructor(
+    readonly runner: CommandRunner,
+    readonly target: Ns,
+  ) {}
+
+  /** `ip -j ARGS` in `ns` (default: the target), parsed. Retries dumps the kernel interrupted. */
+  ipJson<T = unknown>(args: string[], ns: Ns = this.target): Promise<T> {
+    const key = `${ns ?? ""}\0ip\0${args.join("\0")}`;
+    let p = this.memo.get(key);
+    if (!p) {
+      p = this.readJson(inNetns(ns, ["ip", "-j", ...args]));
+      this.memo.set(key, p);
+    }
+    return p as Promise<T>;
+  }
+
+  /** Any command's result in `ns`, memoized. */
+  exec(argv: string[], ns: Ns = this.target): Promise<RunResult> {
+    const key = `${ns ?? ""}\0exec\0${argv.join("\0")}`;
+    let p = this.memo.get(key);
+    if (!p) {
+      p = this.runner.run(inNetns(ns, argv));
+      this.memo.set(key, p);
+    }
+    return p as Promise<RunResult>;
+  }
+
+  private async readJson(argv: string[]): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.runner.run(argv);
+      // A dump racing with changes can end early ("Dump was interrupted and may be inconsistent"): read again.
+      if (r.code === 0 && !/Dump was interrupted/i.test(r.stderr)) return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+      if (attempt >= 3 || !/Dump was interrupted/i.test(r.stderr)) throw new CommandError(argv, r.code, r.stderr);
+    }
+  }
+}
+
+/** The subset of `ip -j -d link show` bolt reads. */
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  flags: string[];
+  mtu: number;
+  master?: string;
+  ifalias?: string;
+  address?: string;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+  operstate?: string;
+}
+
+export interface IpAddrInfo {
+  family: "inet" | "inet6";
+  local: string;
+  prefixlen: number;
+  scope?: string;
+}
+
+export interface IpAddr {
+  ifname: string;
+  addr_info: IpAddrInfo[];
+}
+
+export interface IpRoute {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  protocol?: string;
+  type?: string;
+  table?: string;
+}

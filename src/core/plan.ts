@@ -1,0 +1,116 @@
+import type { Diagnostic } from "./diagnostics.js";
+import { diffResources } from "./diff.js";
+import { LiveReader } from "./live-reader.js";
+import type { Change, Op, PlanContext, ReadContext, Reconciler, Resource } from "./resource.js";
+import type { Intent } from "../config/model.js";
+import type { CommandRunner, Ns } from "../exec/runner.js";
+
+export interface PlanInput {
+  intent: Intent;
+  runner: CommandRunner;
+  target: Ns;
+  registry: Reconciler[];
+  leases: Map<string, string>;
+  originals: Map<string, string>;
+  /** destroy: plan the removal of everything bolt owns in the target */
+  destroy?: boolean;
+  deep?: boolean;
+}
+
+export interface Step {
+  change: Change;
+  ops: Op[];
+}
+
+export interface Plan {
+  target: Ns;
+  changes: Change[];
+  steps: Step[];
+  diagnostics: Diagnostic[];
+  desired: Resource[];
+  /** everything read before planning (owned and adopted candidates): the rollback target */
+  before: Resource[];
+  /** endpoints whose inside must be verified after apply */
+  touched: string[];
+}
+
+export interface LiveSnapshot {
+  live: Map<string, Resource>;
+  foreign: Map<string, string>;
+  netns: Set<string>;
+  diagnostics: Diagnostic[];
+  reader: LiveReader;
+}
+
+export async function readLive(runner: CommandRunner, target: Ns, registry: Reconciler[], ctx: ReadContext): Promise<LiveSnapshot> {
+  const reader = new LiveReader(runner, target);
+  const [results, nsList] = await Promise.all([
+    Promise.all(registry.map((r) => r.read(reader, ctx))),
+    reader.ipJson<{ name: string }[]>(["netns", "list"], null),
+  ]);
+  const live = new Map<string, Resource>();
+  const foreign = new Map<string, string>();
+  const diagnostics: Diagnostic[] = [];
+  for (const res of results) {
+    for (const r of res.resources) live.set(r.id, r);
+    for (const [k, v] of res.foreign) foreign.set(k, v);
+    diagnostics.push(...(res.diagnostics ?? []));
+  }
+  return { live, foreign, netns: new Set(nsList.map((n) => n.name)), diagnostics, reader };
+}
+
+/** read → desired → conflicts → diff → ordered steps. Writes nothing. */
+export async function makePlan(input: PlanInput): Promise<Plan> {
+  const { registry, target } = input;
+  const emptyIntent: Intent = { networks: [], endpoints: [], sysctls: [], files: input.intent.files };
+  const intent = input.destroy ? emptyIntent : input.intent;
+  const snap = await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals });
+  const ctx: PlanContext = { target, intent, live: snap.live, leases: input.leases, netns: snap.netns };
+  const diagnostics = [...snap.diagnostics];
+  const desired: Resource[] = [];
+  for (const r of registry) {
+    const d = r.desired(ctx);
+    desired.push(...d.resources);
+    diagnostics.push(...d.diagnostics);
+  }
+  diagnostics.push(...collisions(desired, snap));
+  const conflictChecks = registry.filter((r) => r.conflicts).map((r) => r.conflicts!(desired.filter((d) => d.kind === r.kind), snap.reader));
+  for (const c of await Promise.all(conflictChecks)) diagnostics.push(...c);
+  const changes = diffResources(desired, snap.live, registry);
+  const steps = renderSteps(changes, ctx, registry);
+  const touched = changes.filter((c) => c.kind === "endpoint" && c.action !== "delete").map((c) => c.id);
+  return { target, changes, steps, diagnostics, desired, before: [...snap.live.values()], touched };
+}
+
+/** A desired object may not take a kernel name held by an object bolt does not own. */
+function collisions(desired: Resource[], snap: LiveSnapshot): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const claimed = new Map<string, string>();
+  for (const d of desired) {
+    for (const k of d.keys) {
+      const f = snap.foreign.get(k);
+      if (f) out.push({ severity: "error", message: `${d.kind} "${d.name}": ${k.replace(/^link:/, "interface ")} already exists and is not bolt's (${f}); bolt will not take it over`, source: d.fieldSources?.bridge ?? d.fieldSources?.name ?? d.source, hint: "choose another name or remove that object" });
+      const other = claimed.get(k);
+      if (other) out.push({ severity: "error", message: `${d.kind} "${d.name}": ${k} is also wanted by ${other}`, source: d.source });
+      claimed.set(k, `${d.kind} "${d.name}"`);
+    }
+  }
+  return out;
+}
+
+/** Each change's ops; a replace becomes the delete of the old object plus the create of the new. */
+export function renderSteps(changes: Change[], ctx: PlanContext, registry: Reconciler[]): Step[] {
+  const rec = new Map(registry.map((r) => [r.kind, r]));
+  return changes.map((change, i) => {
+    const r = rec.get(change.kind)!;
+    let ops: Op[];
+    if (change.action === "replace") {
+      const del = r.render({ ...change, action: "delete", after: undefined }, ctx).map((o) => ({ ...o, destroy: true }));
+      // `before` stays on the create half: a renderer may need to know what it replaces.
+      ops = [...del, ...r.render({ ...change, action: "create" }, ctx)];
+    } else {
+      ops = r.render(change, ctx).map((o) => (change.action === "delete" ? { ...o, destroy: true } : o));
+    }
+    return { change, ops: ops.map((o) => ({ ...o, step: i })) };
+  });
+}

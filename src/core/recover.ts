@@ -1,0 +1,30 @@
+import { compareWithBefore, runUndo } from "./apply.js";
+import type { JournalPayload } from "./apply.js";
+import type { Reconciler } from "./resource.js";
+import type { CommandRunner, Ns } from "../exec/runner.js";
+import type { StateStore } from "../state/store.js";
+
+export interface Recovery {
+  startedAt: string;
+  pid: number;
+  undone: number;
+  problems: string[];
+}
+
+/**
+ * An apply that was killed mid-way left its journal: undo every op it may have started
+ * (forced: ops that never ran fail harmlessly), newest first, and check the kernel matches
+ * what the journal recorded before. Call with the target lock held.
+ */
+export async function recoverJournal(store: StateStore, runner: CommandRunner, registry: Reconciler[], target: Ns): Promise<Recovery | undefined> {
+  const row = store.journal(target);
+  if (!row) return undefined;
+  const payload = JSON.parse(row.payload) as JournalPayload;
+  const undo = [...payload.started].reverse().flatMap((o) => o.undo);
+  const problems = await runUndo(runner, undo);
+  const left = await compareWithBefore(payload.before, target, runner, registry, new Map(payload.originals));
+  // Undo lines for ops that never ran fail by design; only the final comparison decides.
+  const ok = left.length === 0;
+  if (ok) store.clearJournal(target);
+  return { startedAt: row.startedAt, pid: row.pid, undone: payload.started.length, problems: ok ? [] : [...left, ...problems] };
+}

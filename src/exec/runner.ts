@@ -1,0 +1,28 @@
+/**
+ * The CommandRunner seam: the only way bolt touches the host. argv arrays and stdin,
+ * never shell strings. Tools are looked up on PATH so operators can wrap them (and
+ * tests can inject faults the same way).
+ */
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface CommandRunner {
+  run(argv: string[], stdin?: string): Promise<RunResult>;
+}
+
+/** A network namespace to run in; null means the namespace bolt itself runs in. */
+export type Ns = string | null;
+
+/**
+ * Rewrites argv so it runs inside a named network namespace: `ip -n NS …` for ip itself
+ * (no extra process), `ip netns exec NS …` for everything else (sysctl reads /proc/sys/net
+ * of the netns it runs in, so it must be entered).
+ */
+export function inNetns(ns: Ns, argv: string[]): string[] {
+  if (ns === null) return argv;
+  if (argv[0] === "ip") return ["ip", "-n", ns, ...argv.slice(1)];
+  return ["ip", "netns", "exec", ns, ...argv];
+}

@@ -1,0 +1,184 @@
+import { formatIp4 } from "../../core/ipv4.js";
+import { encodeAlias } from "../../core/ownership.js";
+import { INNER_IFNAME, ROUTE_PROTO } from "../../core/conventions.js";
+import { STAGE } from "../../core/resource.js";
+import type { Op, OpLine, PlanContext, Reconciler, Resource } from "../../core/resource.js";
+import type { IpLink } from "../../core/live-reader.js";
+import type { Ns } from "../../exec/runner.js";
+import { endpointIfname } from "../../config/normalize.js";
+import { assignAddresses } from "./ipam.js";
+import { parseEndpoints, readInside } from "./read.js";
+
+/**
+ * `[[endpoints]]`: a veth pair whose far end is `eth0` in the endpoint's namespace (created
+ * when missing, deleted on destroy only if bolt created it), with an address and a default
+ * route via the gateway; or, with `tap = true`, a tap device on the bridge for a VM.
+ */
+export const endpointReconciler: Reconciler = {
+  kind: "endpoint",
+  replaceOn: ["type", "host_if", "netns", "mac"],
+
+  desired(ctx) {
+    const liveIps = new Map<string, string>();
+    for (const r of ctx.live.values()) if (r.kind === "endpoint" && r.owned && r.spec.ip) liveIps.set(r.name, r.spec.ip.split("/")[0]!);
+    const { ips, diagnostics } = assignAddresses(ctx.intent.networks, ctx.intent.endpoints, ctx.leases, liveIps);
+    const nets = new Map(ctx.intent.networks.map((n) => [n.name, n]));
+    const resources: Resource[] = [];
+    for (const e of ctx.intent.endpoints) {
+      const n = nets.get(e.network);
+      const ip = ips.get(e.name);
+      if (!n || ip === undefined) continue;
+      const spec: Record<string, string> = {
+        type: e.type,
+        host_if: endpointIfname(e),
+        network: n.name,
+        bridge: n.bridge,
+        ...(e.type === "veth" ? { netns: e.netns! } : {}),
+        ip: `${formatIp4(ip)}/${n.subnet.prefix}`,
+        ...(e.type === "veth" ? { gateway: formatIp4(n.gateway) } : {}),
+        mtu: String(n.mtu),
+        ...(e.mac ? { mac: e.mac.toLowerCase() } : {}),
+        state: "up",
+      };
+      resources.push({
+        kind: "endpoint",
+        name: e.name,
+        id: `endpoint:${e.name}`,
+        keys: [`link:${spec.host_if}`],
+        spec,
+        deps: [`network:${n.name}`],
+        owned: true,
+        source: e.source,
+        fieldSources: { ...e.fieldSources, ip: e.fieldSources.ip ?? e.source, bridge: n.fieldSources.bridge ?? n.source, mtu: n.fieldSources.mtu ?? n.source, gateway: n.fieldSources.gateway ?? n.fieldSources.subnet ?? n.source },
+      });
+    }
+    return { resources, diagnostics };
+  },
+
+  async read(io, ctx) {
+    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
+    const resources = parseEndpoints(links);
+    if (ctx.deep) {
+      const wanted = resources.filter((r) => ctx.deep === true || (ctx.deep as Set<string>).has(r.id));
+      if (wanted.length) {
+        const names = new Set((await io.ipJson<{ name: string }[]>(["netns", "list"], null)).map((n) => n.name));
+        await Promise.all(wanted.map((r) => readInside(io, r, names.has(r.spec.netns ?? ""))));
+      }
+    }
+    // Foreign links are reported by the network reconciler (same `ip link` read).
+    return { resources, foreign: new Map() };
+  },
+
+  render(change, ctx) {
+    const { before, after } = change;
+    if (change.action === "create") return createOps(after!, ctx, before);
+    if (change.action === "delete") return deleteOps(before!, ctx.target);
+    return updateOps(before!, after!, change.changed, ctx.target);
+  },
+
+  commit(change, store, target) {
+    if (change.action === "delete") store.releaseLease(target, change.name);
+    else store.setLease(target, change.after!.spec.network!, change.name, change.after!.spec.ip!.split("/")[0]!);
+  },
+};
+
+const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
+
+function aliasOf(r: Resource, nsCreated: boolean): string {
+  const s = r.spec;
+  return encodeAlias({ ep: r.name, net: s.network, ns: s.netns, nsc: nsCreated ? "1" : undefined, ip: s.ip, gw: s.gateway, mac: s.mac });
+}
+
+function nsCreatedOf(r: Resource): boolean {
+  return r.data?.nsCreated === true;
+}
+
+/** Host-side and inside lines that build the endpoint (no namespace creation). */
+function buildLines(r: Resource, target: Ns, nsCreated: boolean): { host: OpLine[]; inside: OpLine[] } {
+  const s = r.spec;
+  const dev = s.host_if!;
+  if (s.type === "tap") {
+    return {
+      host: [
+        line(target, "tuntap", "add", "dev", dev, "mode", "tap"),
+        line(target, "link", "set", "dev", dev, "addrgenmode", "none"),
+        line(target, "link", "set", "dev", dev, "mtu", s.mtu!, "alias", aliasOf(r, false), "master", s.bridge!, "up"),
+      ],
+      inside: [],
+    };
+  }
+  const ns = s.netns!;
+  const peer = ["peer", "name", INNER_IFNAME, "mtu", s.mtu!, ...(s.mac ? ["address", s.mac] : []), "netns", ns];
+  return {
+    host: [
+      line(target, "link", "add", "name", dev, "mtu", s.mtu!, "type", "veth", ...peer),
+      line(target, "link", "set", "dev", dev, "addrgenmode", "none"),
+      line(target, "link", "set", "dev", dev, "alias", aliasOf(r, nsCreated), "master", s.bridge!, "up"),
+    ],
+    inside: [
+      ...(nsCreated ? [line(ns, "link", "set", "dev", "lo", "up")] : []),
+      line(ns, "link", "set", "dev", INNER_IFNAME, "addrgenmode", "none"),
+      line(ns, "address", "add", s.ip!, "dev", INNER_IFNAME),
+      line(ns, "link", "set", "dev", INNER_IFNAME, "up"),
+      line(ns, "route", "add", "default", "via", s.gateway!, "dev", INNER_IFNAME, "proto", ROUTE_PROTO),
+    ],
+  };
+}
+
+function createOps(r: Resource, ctx: PlanContext, replacing?: Resource): Op[] {
+  const ns = r.spec.netns;
+  // A namespace that exists is the caller's (a job's, a container's): plug into it, never delete it.
+  // One bolt created and is deleting as part of a replace is created again.
+  const recreated = !!replacing && nsCreatedOf(replacing) && replacing.spec.netns === ns;
+  const createNs = r.spec.type === "veth" && !!ns && (!ctx.netns.has(ns) || recreated);
+  r.data = { ...r.data, nsCreated: createNs };
+  const { host, inside } = buildLines(r, ctx.target, createNs);
+  const [add, ...restHost] = host;
+  const ops: Op[] = [];
+  if (createNs) ops.push({ ...line(null, "netns", "add", ns!), stage: STAGE.netns, undo: [line(null, "netns", "del", ns!)] });
+  // Deleting the host link removes its peer and everything configured on it.
+  ops.push({ ...add!, stage: STAGE.port, undo: [line(ctx.target, "link", "del", "dev", r.spec.host_if!)] });
+  for (const l of restHost) ops.push({ ...l, stage: STAGE.port, undo: [] });
+  for (const l of inside) ops.push({ ...l, stage: STAGE.inside, undo: [] });
+  return ops;
+}
+
+function deleteOps(r: Resource, target: Ns): Op[] {
+  const nsCreated = nsCreatedOf(r);
+  const { host, inside } = buildLines(r, target, nsCreated);
+  const ops: Op[] = [{ ...line(target, "link", "del", "dev", r.spec.host_if!), stage: STAGE.port, undo: [...host, ...inside] }];
+  if (nsCreated && r.spec.netns) ops.push({ ...line(null, "netns", "del", r.spec.netns), stage: STAGE.netns, undo: [line(null, "netns", "add", r.spec.netns)] });
+  return ops;
+}
+
+function updateOps(before: Resource, after: Resource, changed: string[], target: Ns): Op[] {
+  const dev = after.spec.host_if!;
+  const ns = after.spec.netns ?? null;
+  const b = before.spec;
+  const a = after.spec;
+  const nsCreated = nsCreatedOf(before);
+  after.data = { ...after.data, nsCreated };
+  const ops: Op[] = [];
+  const op = (stage: number, fwd: OpLine, undo: OpLine[]) => ops.push({ ...fwd, stage, undo });
+  if (changed.includes("bridge")) op(STAGE.port, line(target, "link", "set", "dev", dev, "master", a.bridge!), [line(target, "link", "set", "dev", dev, "master", b.bridge!)]);
+  if (changed.includes("mtu")) {
+    op(STAGE.port, line(target, "link", "set", "dev", dev, "mtu", a.mtu!), [line(target, "link", "set", "dev", dev, "mtu", b.mtu!)]);
+    if (a.type === "veth") op(STAGE.inside, line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", a.mtu!), [line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", b.mtu!)]);
+  }
+  if (changed.includes("state")) op(STAGE.port, line(target, "link", "set", "dev", dev, a.state === "up" ? "up" : "down"), [line(target, "link", "set", "dev", dev, b.state === "up" ? "up" : "down")]);
+  if (a.type === "veth" && (changed.includes("ip") || changed.includes("gateway"))) {
+    const route = (gw: string) => line(ns, "route", "replace", "default", "via", gw, "dev", INNER_IFNAME, "proto", ROUTE_PROTO);
+    const ipChanged = changed.includes("ip");
+    if (ipChanged && a.ip) op(STAGE.inside, line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
+    // Removing the old address flushes the default route through it: its undo restores both.
+    const oldIps = ipChanged && b.ip ? b.ip.split(", ") : [];
+    for (const old of oldIps) op(STAGE.inside, line(ns, "address", "del", old, "dev", INNER_IFNAME), [line(ns, "address", "add", old, "dev", INNER_IFNAME), ...(b.gateway ? [route(b.gateway)] : [])]);
+    if (a.gateway) op(STAGE.inside, route(a.gateway), oldIps.length || !b.gateway ? [] : [route(b.gateway)]);
+  }
+  if (["network", "ip", "gateway"].some((f) => changed.includes(f))) {
+    op(STAGE.port, line(target, "link", "set", "dev", dev, "alias", aliasOf(after, nsCreated)), [line(target, "link", "set", "dev", dev, "alias", aliasOf(before, nsCreated))]);
+  }
+  return ops;
+}
+
+

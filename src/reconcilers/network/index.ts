@@ -1,0 +1,116 @@
+import { encodeAlias } from "../../core/ownership.js";
+import { formatCidr4, formatIp4, overlaps, parseCidr4 } from "../../core/ipv4.js";
+import { STAGE } from "../../core/resource.js";
+import type { Op, OpLine, Reconciler, Resource } from "../../core/resource.js";
+import type { Diagnostic } from "../../core/diagnostics.js";
+import type { IpAddr, IpLink, IpRoute } from "../../core/live-reader.js";
+import type { Ns } from "../../exec/runner.js";
+import { parseNetworks } from "./read.js";
+
+/**
+ * `[networks.NAME]` / volantd bridge: a Linux bridge with the gateway address, MTU, link up.
+ * IPv6 address generation is off (addrgenmode none): bolt's bridges need no link-local
+ * address, and thousands of fe80 routes slow every later link-up.
+ */
+export const networkReconciler: Reconciler = {
+  kind: "network",
+  replaceOn: ["bridge"],
+
+  desired(ctx) {
+    const resources = ctx.intent.networks.map((n): Resource => ({
+      kind: "network",
+      name: n.name,
+      id: `network:${n.name}`,
+      keys: [`link:${n.bridge}`],
+      spec: { bridge: n.bridge, address: `${formatIp4(n.gateway)}/${n.subnet.prefix}`, mtu: String(n.mtu), state: "up" },
+      data: { subnet: formatCidr4(n.subnet) },
+      deps: [],
+      owned: true,
+      source: n.source,
+      fieldSources: n.fieldSources,
+    }));
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io) {
+    const [links, addrs] = await Promise.all([io.ipJson<IpLink[]>(["-d", "link", "show"]), io.ipJson<IpAddr[]>(["addr", "show"])]);
+    return parseNetworks(links, addrs);
+  },
+
+  /** A desired subnet overlapping a route bolt does not own would black-hole one of them. */
+  async conflicts(desired, io) {
+    const [routes, links] = await Promise.all([io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"]), io.ipJson<IpLink[]>(["-d", "link", "show"])]);
+    const ownedIfs = new Set(links.filter((l) => l.ifalias?.startsWith("bolt1,")).map((l) => l.ifname));
+    const out: Diagnostic[] = [];
+    for (const r of desired) {
+      const subnet = parseCidr4(String(r.data?.subnet));
+      if (!subnet) continue;
+      for (const rt of routes) {
+        if (rt.dst === "default" || (rt.type && rt.type !== "unicast") || (rt.dev && ownedIfs.has(rt.dev))) continue;
+        const c = parseCidr4(rt.dst.includes("/") ? rt.dst : `${rt.dst}/32`);
+        if (c && overlaps(c, subnet)) {
+          out.push({ severity: "error", message: `network "${r.name}": subnet ${formatCidr4(subnet)} overlaps the existing route ${rt.dst}${rt.dev ? ` dev ${rt.dev}` : ""}${rt.table && rt.table !== "main" ? ` table ${rt.table}` : ""}`, source: r.fieldSources?.subnet ?? r.source, hint: "pick a free subnet or remove that route" });
+          break;
+        }
+      }
+    }
+    return out;
+  },
+
+  render(change, ctx) {
+    const ns = ctx.target;
+    const { before, after } = change;
+    if (change.action === "create") return createOps(after!, ns);
+    if (change.action === "delete") return deleteOps(before!, ns);
+    return updateOps(before!, after!, change.changed, ns);
+  },
+};
+
+const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
+
+function aliasOf(r: Resource): string {
+  return encodeAlias({ net: r.name });
+}
+
+function addrList(spec: Record<string, string>): string[] {
+  return spec.address ? spec.address.split(", ").filter(Boolean) : [];
+}
+
+function createLines(r: Resource, ns: Ns): OpLine[] {
+  const br = r.spec.bridge!;
+  return [
+    line(ns, "link", "add", "name", br, "mtu", r.spec.mtu!, "type", "bridge"),
+    line(ns, "link", "set", "dev", br, "alias", aliasOf(r), "addrgenmode", "none"),
+    ...addrList(r.spec).map((a) => line(ns, "address", "add", a, "dev", br)),
+    ...(r.spec.state === "up" ? [line(ns, "link", "set", "dev", br, "up")] : []),
+  ];
+}
+
+function createOps(r: Resource, ns: Ns): Op[] {
+  const br = r.spec.bridge!;
+  const [add, ...rest] = createLines(r, ns);
+  // Undo of the first line removes everything later lines add, so they need no undo of their own.
+  return [{ ...add!, stage: STAGE.link, undo: [line(ns, "link", "del", "dev", br)] }, ...rest.map((l) => ({ ...l, stage: STAGE.link, undo: [] }))];
+}
+
+function deleteOps(r: Resource, ns: Ns): Op[] {
+  return [{ ...line(ns, "link", "del", "dev", r.spec.bridge!), stage: STAGE.link, undo: createLines(r, ns) }];
+}
+
+function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): Op[] {
+  const br = after.spec.bridge!;
+  const ops: Op[] = [];
+  if (changed.includes("mtu")) ops.push({ ...line(ns, "link", "set", "dev", br, "mtu", after.spec.mtu!), stage: STAGE.link, undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu!)] });
+  if (changed.includes("address")) {
+    const want = new Set(addrList(after.spec));
+    const have = new Set(addrList(before.spec));
+    for (const a of have) if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), stage: STAGE.link, undo: [line(ns, "address", "add", a, "dev", br)] });
+    for (const a of want) if (!have.has(a)) ops.push({ ...line(ns, "address", "add", a, "dev", br), stage: STAGE.link, undo: [line(ns, "address", "del", a, "dev", br)] });
+  }
+  if (changed.includes("state")) {
+    const to = after.spec.state === "up" ? "up" : "down";
+    ops.push({ ...line(ns, "link", "set", "dev", br, to), stage: STAGE.link, undo: [line(ns, "link", "set", "dev", br, to === "up" ? "down" : "up")] });
+  }
+  return ops;
+}
+

@@ -1,0 +1,36 @@
+import { decodeAlias } from "../../core/ownership.js";
+import type { IpAddr, IpLink } from "../../core/live-reader.js";
+import type { Resource } from "../../core/resource.js";
+
+/**
+ * Parses `ip -j -d link show` + `ip -j addr show` into network resources. A bridge is bolt's
+ * when its alias carries `bolt1,net=NAME`; every other link is reported as foreign so a desired
+ * bridge can never take over its name.
+ */
+export function parseNetworks(links: IpLink[], addrs: IpAddr[]): { resources: Resource[]; foreign: Map<string, string> } {
+  const addrBy = new Map(addrs.map((a) => [a.ifname, a.addr_info]));
+  const resources: Resource[] = [];
+  const foreign = new Map<string, string>();
+  for (const l of links) {
+    const tag = decodeAlias(l.ifalias);
+    if (!tag?.net || l.linkinfo?.info_kind !== "bridge") {
+      if (!tag) foreign.set(`link:${l.ifname}`, `${l.linkinfo?.info_kind ?? "link"} ${l.ifname} (not created by bolt)`);
+      continue;
+    }
+    resources.push(networkResource(tag.net, l, addrBy.get(l.ifname) ?? []));
+  }
+  return { resources, foreign };
+}
+
+function networkResource(name: string, l: IpLink, addrs: IpAddr["addr_info"]): Resource {
+  const v4 = addrs.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort();
+  return {
+    kind: "network",
+    name,
+    id: `network:${name}`,
+    keys: [`link:${l.ifname}`],
+    spec: { bridge: l.ifname, address: v4.join(", "), mtu: String(l.mtu), state: l.flags.includes("UP") ? "up" : "down" },
+    deps: [],
+    owned: true,
+  };
+}

@@ -1,0 +1,84 @@
+import { STAGE } from "../../core/resource.js";
+import type { Diagnostic } from "../../core/diagnostics.js";
+import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
+import type { Ns } from "../../exec/runner.js";
+
+/**
+ * `[sysctl]`: only the keys listed. The kernel keeps no owner for a sysctl, so ownership is
+ * the state store's record of the value before bolt changed it; destroy writes it back.
+ * net.* keys are per network namespace: they are read and written inside the target.
+ */
+export const sysctlReconciler: Reconciler = {
+  kind: "sysctl",
+  replaceOn: [],
+  adopts: true,
+
+  desired(ctx) {
+    const resources = ctx.intent.sysctls.map((s): Resource => ({
+      kind: "sysctl",
+      name: s.key,
+      id: `sysctl:${s.key}`,
+      keys: [],
+      spec: { value: normalizeValue(s.value) },
+      deps: [],
+      owned: true,
+      source: s.source,
+      fieldSources: { value: s.source },
+    }));
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io, ctx) {
+    const keys = [...new Set([...ctx.intent.sysctls.map((s) => s.key), ...ctx.originals.keys()])].sort();
+    if (!keys.length) return { resources: [], foreign: new Map() };
+    // One process for all keys; a missing key makes sysctl exit non-zero but print the rest.
+    const r = await io.exec(["sysctl", ...keys]);
+    const values = parseSysctl(r.stdout);
+    const resources: Resource[] = [];
+    const diagnostics: Diagnostic[] = [];
+    for (const key of keys) {
+      const value = values.get(key);
+      const original = ctx.originals.get(key);
+      if (value === undefined) {
+        const src = ctx.intent.sysctls.find((s) => s.key === key)?.source;
+        if (src) diagnostics.push({ severity: "error", message: `sysctl "${key}" does not exist in this kernel (or namespace)`, source: src });
+        continue;
+      }
+      resources.push({ kind: "sysctl", name: key, id: `sysctl:${key}`, keys: [], spec: { value }, data: original === undefined ? {} : { original }, deps: [], owned: original !== undefined });
+    }
+    return { resources, foreign: new Map(), diagnostics };
+  },
+
+  render(change, ctx) {
+    const key = change.name;
+    const ns = ctx.target;
+    if (change.action === "delete") {
+      const original = String(change.before!.data?.original ?? change.before!.spec.value);
+      return [{ ...write(ns, key, original), stage: STAGE.sysctl, undo: [write(ns, key, change.before!.spec.value!)] }];
+    }
+    return [{ ...write(ns, key, change.after!.spec.value!), stage: STAGE.sysctl, undo: [write(ns, key, change.before!.spec.value!)] }];
+  },
+
+  commit(change, store, target) {
+    if (change.action === "delete") store.dropOriginal(target, change.name);
+    else if (change.action === "create") store.setOriginal(target, change.name, change.before!.spec.value!);
+  },
+};
+
+function write(ns: Ns, key: string, value: string): OpLine {
+  return { tool: "exec", ns, args: ["sysctl", "-q", "-w", `${key}=${value}`] };
+}
+
+/** Multi-value keys print tab-separated (ip_local_port_range): compare on single spaces. */
+export function normalizeValue(v: string): string {
+  return v.trim().split(/\s+/).join(" ");
+}
+
+export function parseSysctl(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const l of out.split("\n")) {
+    const i = l.indexOf(" = ");
+    if (i > 0) m.set(l.slice(0, i).trim(), normalizeValue(l.slice(i + 3)));
+  }
+  return m;
+}

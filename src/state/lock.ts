@@ -1,0 +1,72 @@
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { BoltError } from "../core/diagnostics.js";
+
+/**
+ * One writer per target: an O_EXCL lock file holding the owner's pid. A lock whose pid is
+ * gone (kill -9) is stale and taken over; a live one is waited for up to `waitMs`.
+ */
+export class TargetLock {
+  private fd: number | undefined;
+  readonly path: string;
+
+  constructor(stateDir: string, target: string) {
+    mkdirSync(join(stateDir, "locks"), { recursive: true, mode: 0o700 });
+    this.path = join(stateDir, "locks", `${target || "_host"}.lock`);
+  }
+
+  async acquire(waitMs: number): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        this.fd = openSync(this.path, "wx", 0o600);
+        writeSync(this.fd, `${process.pid}\n`);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      }
+      const holder = this.holder();
+      if (holder === undefined || !alive(holder)) {
+        try {
+          unlinkSync(this.path);
+        } catch {
+          /* another waiter removed it first */
+        }
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new BoltError(`another bolt (pid ${holder}) is changing this target; waited ${Math.round(waitMs / 1000)}s for its lock ${this.path} (use --lock-timeout to wait longer)`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  release(): void {
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private holder(): number | undefined {
+    try {
+      const pid = Number(readFileSync(this.path, "utf8").trim());
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
