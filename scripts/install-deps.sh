@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what bolt and its tests need on Debian/Ubuntu (as root), then the npm packages.
+# Idempotent: apt runs only when a package is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(iproute2 nftables iptables wireguard-tools wireguard-go bpftool clang iputils-ping netcat-openbsd python3 make g++ ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "bolt needs Node.js >= 20.19 (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+npm ci --no-audit --no-fund
