@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { BoltError } from "../core/diagnostics.js";
 
@@ -26,7 +26,8 @@ export class TargetLock {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       }
       const holder = this.holder();
-      if (holder === undefined || !alive(holder)) {
+      // An empty file may be a lock being written this instant: only a dead pid is stale.
+      if (holder === undefined ? this.ageMs() > 2000 : !alive(holder)) {
         try {
           unlinkSync(this.path);
         } catch {
@@ -35,7 +36,7 @@ export class TargetLock {
         continue;
       }
       if (Date.now() >= deadline) {
-        throw new BoltError(`another bolt (pid ${holder}) is changing this target; waited ${Math.round(waitMs / 1000)}s for its lock ${this.path} (use --lock-timeout to wait longer)`);
+        throw new BoltError(`another bolt (pid ${holder ?? "?"}) is changing this target; waited ${Math.round(waitMs / 1000)}s for its lock ${this.path} (use --lock-timeout to wait longer)`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -49,6 +50,14 @@ export class TargetLock {
       unlinkSync(this.path);
     } catch {
       /* already gone */
+    }
+  }
+
+  private ageMs(): number {
+    try {
+      return Date.now() - statSync(this.path).mtimeMs;
+    } catch {
+      return Infinity;
     }
   }
 
