@@ -24,6 +24,17 @@ export class LiveReader {
     return p as Promise<T>;
   }
 
+  /**
+   * Several reads in one process: `ip -j -batch -` prints one JSON document per line, so
+   * reading inside many namespaces costs one process per namespace, not one per query.
+   */
+  async ipJsonBatch(lines: string[], ns: Ns = this.target): Promise<unknown[]> {
+    const argv = inNetns(ns, ["ip", "-j", "-batch", "-"]);
+    const r = await this.runner.run(argv, lines.join("\n") + "\n");
+    if (r.code !== 0) throw new CommandError(argv, r.code, r.stderr);
+    return r.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+  }
+
   /** Any command's result in `ns`, memoized. */
   exec(argv: string[], ns: Ns = this.target): Promise<RunResult> {
     const key = `${ns ?? ""}\0exec\0${argv.join("\0")}`;

@@ -50,10 +50,13 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
     r.spec.gateway = "";
     return;
   }
-  const [addrs, routes] = await Promise.all([
-    io.ipJson<IpAddr[]>(["addr", "show"], ns).catch(() => [] as IpAddr[]),
-    io.ipJson<IpRoute[]>(["-4", "route", "show", "default"], ns).catch(() => [] as IpRoute[]),
-  ]);
+  let addrs: IpAddr[] = [];
+  let routes: IpRoute[] = [];
+  try {
+    [addrs = [], routes = []] = (await io.ipJsonBatch(["addr show", "route show default"], ns)) as [IpAddr[], IpRoute[]];
+  } catch {
+    /* namespace vanished between list and read: nothing inside */
+  }
   const inner = addrs.find((a) => a.ifname === INNER_IFNAME);
   r.spec.ip = inner?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort().join(", ") ?? "";
   r.spec.gateway = routes.find((rt) => rt.dev === INNER_IFNAME)?.gateway ?? "";
