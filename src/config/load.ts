@@ -89,7 +89,8 @@ function parseYaml(path: string, text: string): { data: Record<string, unknown>;
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const err = doc.errors[0];
   if (err) {
-    const lp = err.linePos?.[0];
+    // linePos is only filled in with prettyErrors; map the offset through our LineCounter.
+    const lp = err.linePos?.[0] ?? lc.linePos(err.pos[0]);
     throw new ConfigError([errorDiag(`YAML syntax error: ${err.message.split("\n")[0]}`, { file: path, line: lp?.line ?? 1, col: lp?.col ?? 1 })]);
   }
   const positions = new PositionMap(path);

@@ -78,6 +78,8 @@ function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: 
     bad = true;
     err(m, s, h);
   };
+  // The schema documents `name` as optional but equal to the table key; a different value is a typo, not a rename.
+  if (raw.name !== undefined && raw.name !== name) fail(`network "${name}": name "${String(raw.name)}" must equal the table key [networks.${name}]`, pos("name"));
   const bridge = typeof raw.bridge === "string" ? raw.bridge : deriveIfname("bolt-", name);
   const p = ifnameProblem(bridge);
   if (p) fail(`network "${name}": ${p}`, pos("bridge"));

@@ -70,7 +70,7 @@ function toDiagnostic(file: LoadedFile, e: ErrorObject): Diagnostic {
   }
   if (e.keyword === "propertyNames") {
     const name = (e.params as { propertyName?: string }).propertyName ?? "";
-    const ptr = `${e.instancePath}/${name}`;
+    const ptr = `${e.instancePath}/${name.replace(/~/g, "~0").replace(/\//g, "~1")}`;
     return { severity: "error", message: `invalid name "${name}" in ${where}: ${describeNameRule(e)}`, source: file.positions.key(ptr), path: ptr };
   }
   if (e.keyword === "enum") {
@@ -83,7 +83,9 @@ function toDiagnostic(file: LoadedFile, e: ErrorObject): Diagnostic {
   let msg = `${where}: ${e.message ?? e.keyword}`;
   if (e.keyword === "maxLength" && /name|bridge|interface/i.test(where)) msg += " (Linux interface names are at most 15 characters)";
   if (e.keyword === "pattern" && desc) msg = `${where}: ${JSON.stringify(e.data)} is not valid: ${firstSentence(desc)}`;
-  return { severity: "error", message: msg, source: file.positions.value(e.instancePath), path: e.instancePath };
+  // Errors about a property *name* (inside propertyNames) belong at that key, not at the parent table.
+  const source = e.propertyName !== undefined ? file.positions.key(`${e.instancePath}/${e.propertyName.replace(/~/g, "~0").replace(/\//g, "~1")}`) : file.positions.value(e.instancePath);
+  return { severity: "error", message: msg, source, path: e.instancePath };
 }
 
 function describeNameRule(e: ErrorObject): string {
@@ -95,7 +97,7 @@ function describeNameRule(e: ErrorObject): string {
 }
 
 function firstSentence(s: string): string {
-  const i = s.indexOf(". ");
+  const i = s.search(/(?<!\b(?:e\.g|i\.e))\. /); // "e.g. " does not end a sentence
   return i > 0 ? s.slice(0, i) : s.replace(/\.$/, "");
 }
 
@@ -122,8 +124,10 @@ function notEnforced(file: LoadedFile): Diagnostic[] {
   const walk = (data: unknown, schema: Schema | undefined, base: string, path: string) => {
     const [s, b] = resolve(schema, base);
     if (!s) return;
-    if (typeof s["x-not-enforced"] === "string" && path) {
-      out.push({ severity: "warning", message: `accepted, not enforced: ${path.slice(1).replace(/\//g, ".")} — ${s["x-not-enforced"]}`, source: file.positions.key(path), path });
+    // The annotation may sit beside a $ref (`{ "$ref": …, "x-not-enforced": … }`), which resolve() steps over.
+    const note = schema?.["x-not-enforced"] ?? s["x-not-enforced"];
+    if (typeof note === "string" && path) {
+      out.push({ severity: "warning", message: `accepted, not enforced: ${path.slice(1).replace(/\//g, ".")} — ${note}`, source: file.positions.key(path), path });
       return;
     }
     if (Array.isArray(data)) {

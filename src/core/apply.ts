@@ -3,6 +3,7 @@ import { planWaves, sequentialBatches } from "./batches.js";
 import type { Batch } from "./batches.js";
 import { changedFields, diffResources } from "./diff.js";
 import { readLive } from "./plan.js";
+import { batchKey } from "./live-reader.js";
 import type { Plan } from "./plan.js";
 import type { Change, Op, OpLine, Reconciler, Resource } from "./resource.js";
 import type { Intent } from "../config/model.js";
@@ -68,11 +69,20 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   const started: Op[] = [];
   let processes = 0;
   const journal = () => opts.journal.writeJournal(plan.target, JSON.stringify(journalPayload(plan, started, opts.originals)));
+  // Read back inside a namespace in the process that last writes to it.
+  const lastWave = new Map<string, number>();
+  waves.forEach((w, i) => w.forEach((b) => b.tool === "ip" && b.ns !== null && lastWave.set(b.ns, i)));
+  const primed = new Map<string, unknown[]>();
 
-  for (const wave of waves) {
+  for (const [waveNo, wave] of waves.entries()) {
     started.push(...wave.flatMap((b) => b.ops));
     journal();
-    const results = await pool(wave, opts.concurrency ?? 8, (b) => runBatch(opts.runner, b));
+    const readBackOf = (b: Batch) => (b.tool === "ip" && b.ns !== null && lastWave.get(b.ns) === waveNo ? (plan.readBack.get(b.ns) ?? []) : []);
+    const results = await pool(wave, opts.concurrency ?? 8, (b) => runBatch(opts.runner, b, false, readBackOf(b)));
+    wave.forEach((b, i) => {
+      const reads = results[i]!.reads;
+      if (reads) primed.set(batchKey(b.ns, readBackOf(b)), reads);
+    });
     processes += wave.reduce((n, b) => n + (b.tool === "ip" ? 1 : b.ops.length), 0);
     let failure: { batch: Batch; error: CommandError } | undefined;
     wave.forEach((b, i) => {
@@ -91,7 +101,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     }
   }
 
-  const leftover = await verify(plan, opts);
+  const leftover = await verify(plan, opts, primed);
   if (leftover.length) {
     const problems = await rollback(done, plan, opts);
     throw new ApplyError(`apply did not converge: the kernel still differs after apply: ${leftover.join("; ")}${rollbackSummary(problems)}`, true, problems);
@@ -110,7 +120,7 @@ function journalPayload(plan: Plan, started: Op[], originals: Map<string, string
 }
 
 /** Re-read and re-diff until empty (the kernel may need a moment to settle), or report what is left. */
-async function verify(plan: Plan, opts: ApplyOptions): Promise<string[]> {
+async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknown[]>): Promise<string[]> {
   const originals = new Map(opts.originals);
   // Ownership of sysctls lives in the store, which is committed only after verify: read with
   // the ownership this apply is about to record.
@@ -123,7 +133,8 @@ async function verify(plan: Plan, opts: ApplyOptions): Promise<string[]> {
   let leftover: Change[] = [];
   for (let i = 0; i < attempts; i++) {
     if (i) await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
-    const snap = await readLive(opts.runner, plan.target, opts.registry, { deep: new Set(plan.touched), intent: opts.intent, originals });
+    // First attempt uses what the write batches read back; retries read everything afresh.
+    const snap = await readLive(opts.runner, plan.target, opts.registry, { deep: new Set(plan.touched), intent: opts.intent, originals }, i === 0 ? primed : undefined);
     leftover = diffResources(plan.desired, snap.live, opts.registry);
     if (!leftover.length) return [];
   }

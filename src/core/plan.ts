@@ -32,6 +32,8 @@ export interface Plan {
   before: Resource[];
   /** endpoints whose inside must be verified after apply */
   touched: string[];
+  /** namespace → read lines to append to its last write batch (see Reconciler.readBack) */
+  readBack: Map<string, string[]>;
 }
 
 export interface LiveSnapshot {
@@ -42,8 +44,8 @@ export interface LiveSnapshot {
   reader: LiveReader;
 }
 
-export async function readLive(runner: CommandRunner, target: Ns, registry: Reconciler[], ctx: ReadContext): Promise<LiveSnapshot> {
-  const reader = new LiveReader(runner, target);
+export async function readLive(runner: CommandRunner, target: Ns, registry: Reconciler[], ctx: ReadContext, primed?: Map<string, unknown[]>): Promise<LiveSnapshot> {
+  const reader = new LiveReader(runner, target, primed);
   const [results, nsList] = await Promise.all([
     Promise.all(registry.map((r) => r.read(reader, ctx))),
     reader.ipJson<{ name: string }[]>(["netns", "list"], null),
@@ -79,7 +81,10 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const changes = diffResources(desired, snap.live, registry);
   const steps = renderSteps(changes, ctx, registry);
   const touched = changes.filter((c) => c.kind === "endpoint" && c.action !== "delete").map((c) => c.id);
-  return { target, changes, steps, diagnostics, desired, before: [...snap.live.values()], touched };
+  const rec = new Map(registry.map((r) => [r.kind, r]));
+  const readBack = new Map<string, string[]>();
+  for (const c of changes) for (const rb of rec.get(c.kind)!.readBack?.(c) ?? []) readBack.set(rb.ns, rb.lines);
+  return { target, changes, steps, diagnostics, desired, before: [...snap.live.values()], touched, readBack };
 }
 
 /** A desired object may not take a kernel name held by an object bolt does not own. */

@@ -103,6 +103,11 @@ export interface Reconciler {
   conflicts?(desired: Resource[], io: LiveReader): Promise<Diagnostic[]>;
   /** ops for a create, update or delete (the planner splits a replace into delete + create) */
   render(change: Change, ctx: PlanContext): Op[];
+  /**
+   * Reads to run right after the writes, in the same `ip -batch` process, whose answers
+   * prime the verify read (saves one process per endpoint namespace).
+   */
+  readBack?(change: Change): { ns: string; lines: string[] }[];
   /** durable bookkeeping after a verified apply (leases, original sysctl values) */
   commit?(change: Change, store: CommitStore, target: Ns): void;
 }

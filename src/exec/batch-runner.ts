@@ -16,23 +16,33 @@ export interface BatchResult {
   /** how many ops of the batch are known to have taken effect */
   done: number;
   error?: CommandError;
+  /** JSON answers to the read-back lines, when the batch succeeded */
+  reads?: unknown[];
 }
 
 /**
  * Runs one batch. `ip -batch` stops at the first failing line and reports it as
  * "Command failed -:N", so lines 1..N-1 took effect. With `force` (rollback) it goes on.
  */
-export async function runBatch(runner: CommandRunner, batch: Batch<OpLine>, force = false): Promise<BatchResult> {
+export async function runBatch(runner: CommandRunner, batch: Batch<OpLine>, force = false, readBack: string[] = []): Promise<BatchResult> {
   if (batch.tool === "ip") {
-    const argv = inNetns(batch.ns, ["ip", ...(force ? ["-force"] : []), "-batch", "-"]);
-    const stdin = batch.ops.map(batchLine).join("\n") + "\n";
+    // Read-back lines run in the same process after the writes; with -j, writes print nothing
+    // and each read prints one JSON line.
+    const argv = inNetns(batch.ns, ["ip", ...(readBack.length ? ["-j"] : []), ...(force ? ["-force"] : []), "-batch", "-"]);
+    const stdin = [...batch.ops.map(batchLine), ...readBack].join("\n") + "\n";
     const r = await runner.run(argv, stdin);
-    if (r.code === 0) return { done: batch.ops.length };
+    if (r.code === 0) {
+      if (!readBack.length) return { done: batch.ops.length };
+      const reads = r.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+      return { done: batch.ops.length, reads: reads.length === readBack.length ? reads : undefined };
+    }
     const m = /Command failed -:(\d+)/.exec(r.stderr);
     const failed = m ? Number(m[1]) : undefined;
     const err = new CommandError(argv, r.code, r.stderr, failed, stdin);
     // Unknown failure point: assume everything may have happened (undo is forced and idempotent).
-    return { done: failed !== undefined && !force ? failed - 1 : batch.ops.length, error: err };
+    // A failing read-back line (after every write) still means all writes took effect.
+    const done = failed === undefined || force ? batch.ops.length : Math.min(failed - 1, batch.ops.length);
+    return { done, error: failed !== undefined && failed > batch.ops.length ? undefined : err };
   }
   let done = 0;
   let firstError: CommandError | undefined;

@@ -7,7 +7,7 @@ import type { IpLink } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
 import { endpointIfname } from "../../config/normalize.js";
 import { assignAddresses } from "./ipam.js";
-import { parseEndpoints, readInside } from "./read.js";
+import { INSIDE_READ, parseEndpoints, readInside } from "./read.js";
 
 /**
  * `[[endpoints]]`: a veth pair whose far end is `eth0` in the endpoint's namespace (created
@@ -74,6 +74,11 @@ export const endpointReconciler: Reconciler = {
     if (change.action === "create") return createOps(after!, ctx, before);
     if (change.action === "delete") return deleteOps(before!, ctx.target);
     return updateOps(before!, after!, change.changed, ctx.target);
+  },
+
+  readBack(change) {
+    const ns = change.after?.spec.netns;
+    return change.action !== "delete" && change.after?.spec.type === "veth" && ns ? [{ ns, lines: INSIDE_READ }] : [];
   },
 
   commit(change, store, target) {

@@ -41,6 +41,9 @@ export function parseEndpoints(links: IpLink[]): Resource[] {
   return out;
 }
 
+/** What a deep read asks inside an endpoint namespace (one `ip -j -batch` process). */
+export const INSIDE_READ = ["addr show", "route show default"];
+
 /** Replace recorded inside state with the kernel's, entering each endpoint namespace. */
 export async function readInside(io: LiveReader, r: Resource, netnsExists: boolean): Promise<void> {
   const ns = r.spec.netns;
@@ -53,7 +56,7 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
   let addrs: IpAddr[] = [];
   let routes: IpRoute[] = [];
   try {
-    [addrs = [], routes = []] = (await io.ipJsonBatch(["addr show", "route show default"], ns)) as [IpAddr[], IpRoute[]];
+    [addrs = [], routes = []] = (await io.ipJsonBatch(INSIDE_READ, ns)) as [IpAddr[], IpRoute[]];
   } catch {
     /* namespace vanished between list and read: nothing inside */
   }
