@@ -1,0 +1,2 @@
+ip netns add "${PREFIX}worker"
+bolt apply -f setup/bolt-network.toml

@@ -1,0 +1,1 @@
+bolt apply -f bolt-network.toml

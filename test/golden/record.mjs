@@ -1,0 +1,47 @@
+// Records live.json for one golden case from the REAL kernel: runs the same reads `bolt plan`
+// makes (loadIntent + makePlan, from dist/) against netns bolt-t-golden and saves every
+// command's output keyed by its argv. Refuses to write. Driven by record.sh, which builds the
+// case's state with its setup.sh first and tears it down afterwards.
+//   usage: node test/golden/record.mjs test/golden/cases/<case>
+import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { loadIntent } from "../../dist/cli/config.js";
+import { makePlan } from "../../dist/core/plan.js";
+import { ExecaRunner } from "../../dist/exec/execa-runner.js";
+import { ReplayRunner } from "../../dist/exec/replay-runner.js";
+import { RECONCILERS } from "../../dist/reconcilers/registry.js";
+
+const TARGET = "bolt-t-golden";
+const PREFIX = "bolt-t-golden-";
+const dir = resolve(process.argv[2] ?? "");
+const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(dir, "case.json"), "utf8")) : {};
+const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
+const intent = opts.destroy ? { networks: [], endpoints: [], sysctls: [], files: [] } : loadIntent(files, PREFIX).intent;
+
+const real = new ExecaRunner();
+const recorded = {};
+const runner = {
+  async run(argv, stdin) {
+    if (ReplayRunner.isWrite(argv)) throw new Error(`recording must not write: ${argv.join(" ")}`);
+    const r = await real.run(argv, stdin);
+    let stdout = r.stdout;
+    // The host's namespace list is shared with everyone: keep only this case's namespaces.
+    if (argv.join(" ") === "ip -j netns list" && stdout.trim()) {
+      stdout = JSON.stringify(JSON.parse(stdout).filter((n) => n.name === TARGET || n.name.startsWith(PREFIX))) + "\n";
+    }
+    recorded[argv.join(" ")] = { stdout, ...(r.stderr ? { stderr: r.stderr } : {}), ...(r.code ? { code: r.code } : {}) };
+    return { ...r, stdout };
+  },
+};
+await makePlan({
+  intent,
+  runner,
+  target: TARGET,
+  registry: RECONCILERS,
+  leases: new Map(Object.entries(opts.leases ?? {})),
+  originals: new Map(Object.entries(opts.originals ?? {})),
+  destroy: !!opts.destroy,
+});
+const sorted = Object.fromEntries(Object.entries(recorded).sort(([a], [b]) => a.localeCompare(b)));
+writeFileSync(join(dir, "live.json"), JSON.stringify(sorted, null, 2) + "\n");
+console.log(`recorded ${Object.keys(sorted).length} reads into ${join(dir, "live.json")}`);
