@@ -87,7 +87,8 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
     printWarnings(o, diags);
     o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
   }
-  return o.detailedExitcode && plan.changes.length ? EXIT.CHANGES : EXIT.OK;
+  // A pending journal is work for the next apply (it rolls back first) even when the shallow diff is empty.
+  return o.detailedExitcode && (plan.changes.length || state.pendingJournal) ? EXIT.CHANGES : EXIT.OK;
 }
 
 /** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */

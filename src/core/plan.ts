@@ -94,7 +94,7 @@ function collisions(desired: Resource[], snap: LiveSnapshot): Diagnostic[] {
   for (const d of desired) {
     for (const k of d.keys) {
       const f = snap.foreign.get(k);
-      if (f) out.push({ severity: "error", message: `${d.kind} "${d.name}": ${k.replace(/^link:/, "interface ")} already exists and is not bolt's (${f}); bolt will not take it over`, source: d.fieldSources?.bridge ?? d.fieldSources?.name ?? d.source, hint: "choose another name or remove that object" });
+      if (f) out.push({ severity: "error", message: `${d.kind} "${d.name}": ${k.replace(/^link:/, "interface ")} already exists (${f}, not created by bolt); bolt will not take it over`, source: d.fieldSources?.bridge ?? d.fieldSources?.name ?? d.source, hint: "choose another name or remove that object" });
       const other = claimed.get(k);
       if (other) out.push({ severity: "error", message: `${d.kind} "${d.name}": ${k} is also wanted by ${other}`, source: d.source });
       claimed.set(k, `${d.kind} "${d.name}"`);

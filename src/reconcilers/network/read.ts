@@ -14,7 +14,7 @@ export function parseNetworks(links: IpLink[], addrs: IpAddr[]): { resources: Re
   for (const l of links) {
     const tag = decodeAlias(l.ifalias);
     if (!tag?.net || l.linkinfo?.info_kind !== "bridge") {
-      if (!tag) foreign.set(`link:${l.ifname}`, `${l.linkinfo?.info_kind ?? "link"} ${l.ifname} (not created by bolt)`);
+      if (!tag) foreign.set(`link:${l.ifname}`, l.linkinfo?.info_kind ?? "link");
       continue;
     }
     resources.push(networkResource(tag.net, l, addrBy.get(l.ifname) ?? []));
