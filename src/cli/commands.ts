@@ -156,7 +156,7 @@ export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<numbe
   const state = readState(o);
   const snap = await readLive(runner, t, RECONCILERS, { deep: !!o.deep, intent: EMPTY_INTENT, originals: state.originals });
   const owned = [...snap.live.values()].filter((r) => r.owned);
-  if (o.json) o.out(JSON.stringify({ format_version: "1.0", target: { netns: t }, resources: owned.map((r) => ({ address: r.id, kind: r.kind, name: r.name, spec: r.spec })) }, null, 2) + "\n");
+  if (o.json) o.out(JSON.stringify({ format_version: "1.0", target: { netns: t }, resources: owned.map((r) => ({ address: r.id, kind: r.kind, name: r.name, spec: r.spec, ...(r.data?.counters ? { counters: r.data.counters } : {}) })) }, null, 2) + "\n");
   else o.out(renderShow(owned, t));
   return EXIT.OK;
 }

@@ -43,6 +43,7 @@ export function planJson(plan: Plan, diagnostics: Diagnostic[]) {
       before: spec(s.change.before?.owned ? s.change.before : s.change.action === "create" ? undefined : s.change.before),
       after: spec(s.change.after),
       changed: s.change.changed,
+      ...(s.change.after?.display ? { after_text: s.change.after.display } : {}),
       forces_replacement: s.change.forcedBy,
       source: s.change.source ?? null,
       commands: s.ops.map((o) => ({ tool: o.tool, netns: o.ns, args: o.args, phase: o.destroy ? "destroy" : "build" })),

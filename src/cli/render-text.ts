@@ -42,11 +42,11 @@ function fieldLines(ch: Change): string[] {
   const show = (r: Resource | undefined, k: string) => {
     if (!r) return "-";
     if (r.sensitive?.includes(k)) return "(sensitive)";
-    const v = r.spec[k];
+    const v = r.display?.[k] ?? r.spec[k];
     return v === undefined || v === "" ? "-" : JSON.stringify(v);
   };
   const keys = Object.keys(ch.after?.spec ?? ch.before?.spec ?? {});
-  const width = Math.max(0, ...keys.map((k) => k.length));
+  const width = Math.min(40, Math.max(0, ...keys.map((k) => k.length)));
   if (ch.action === "create") {
     const adopted = ch.before ? ` (now ${show(ch.before, "value")})` : "";
     return keys.map((k) => `${k.padEnd(width)} = ${show(ch.after, k)}${k === "value" ? adopted : ""}`);
@@ -57,9 +57,16 @@ function fieldLines(ch: Change): string[] {
   }
   const lines = ch.changed.map((k) => {
     const src = ch.after?.fieldSources?.[k];
-    return `~ ${k.padEnd(width)} = ${show(ch.before, k)} -> ${show(ch.after, k)}${ch.forcedBy.includes(k) ? "  # forces replacement" : ""}${src ? `  # ${src.file}:${src.line}` : ""}`;
+    const where = src ? `  # ${src.file}:${src.line}` : "";
+    // Digest-compared fields (nft rules): the old text is not in the kernel, show what is wanted.
+    if (ch.after?.display) {
+      if (!(k in (ch.before?.spec ?? {}))) return `+ ${k.padEnd(width)} = ${show(ch.after, k)}${where}`;
+      if (!(k in ch.after.spec)) return `- ${k}`;
+      return `~ ${k.padEnd(width)} = ${show(ch.after, k)}${where}`;
+    }
+    return `~ ${k.padEnd(width)} = ${show(ch.before, k)} -> ${show(ch.after, k)}${ch.forcedBy.includes(k) ? "  # forces replacement" : ""}${where}`;
   });
-  const hidden = keys.length - ch.changed.length;
+  const hidden = keys.length - ch.changed.filter((k) => k in (ch.after?.spec ?? {})).length;
   if (hidden > 0) lines.push(`(${hidden} unchanged field${hidden === 1 ? "" : "s"} hidden)`);
   return lines;
 }
@@ -78,7 +85,11 @@ export function renderShow(resources: Resource[], target: Ns): string {
   const out = [`bolt owns in ${targetName(target)}:`];
   for (const r of resources) {
     out.push(`  ${r.kind} "${r.name}"`);
-    for (const [k, v] of Object.entries(r.spec)) out.push(`      ${k} = ${r.sensitive?.includes(k) ? "(sensitive)" : v === "" ? "-" : v}`);
+    const counters = (r.data?.counters ?? {}) as Record<string, string>;
+    for (const [k, v] of Object.entries(r.spec)) {
+      const c = counters[k] ? `  [${counters[k]}]` : "";
+      out.push(`      ${k} = ${r.sensitive?.includes(k) ? "(sensitive)" : v === "" ? "-" : v}${c}`);
+    }
   }
   return out.join("\n") + "\n";
 }

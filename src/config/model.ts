@@ -9,6 +9,10 @@ export interface NetworkIntent {
   gateway: number;
   pool: { start: number; end: number };
   mtu: number;
+  /** masquerade out of the host and forwarding outwards (Docker/Joblet default) */
+  internet: boolean;
+  /** no forwarding to or from other bolt networks */
+  isolated: boolean;
   source: SourcePos;
   fieldSources: Record<string, SourcePos>;
 }
@@ -30,6 +34,8 @@ export interface SysctlIntent {
   key: string;
   value: string;
   source: SourcePos;
+  /** set because another feature needs it (ip_forward for NAT), not written by the user */
+  implied?: boolean;
 }
 
 export interface Intent {
@@ -37,4 +43,9 @@ export interface Intent {
   endpoints: EndpointIntent[];
   sysctls: SysctlIntent[];
   files: string[];
+  /** firewall, NAT, port forwards, segments (src/reconcilers/nft/intent.ts) */
+  nft?: NftIntent;
 }
+
+export type { NftIntent } from "../reconcilers/nft/intent.js";
+import type { NftIntent } from "../reconcilers/nft/intent.js";

@@ -6,6 +6,8 @@ import type { LoadedFile } from "./load.js";
 import type { EndpointIntent, Intent, NetworkIntent, SysctlIntent } from "./model.js";
 import { deriveIfname, ifnameProblem } from "./names.js";
 import { pointer } from "./positions.js";
+import { nftIntent } from "../reconcilers/nft/intent.js";
+import type { NftIntent } from "../reconcilers/nft/intent.js";
 
 type Obj = Record<string, unknown>;
 
@@ -19,7 +21,8 @@ export interface NormalizeOptions {
 
 /**
  * Semantic checks the schema cannot express (addresses, overlaps, references, kernel name
- * rules) and normalization into one Intent for all files. Pure: reads nothing but its input.
+ * rules) and normalization into one Intent for all files. Pure: reads nothing but its input
+ * (and the blocklist files it names).
  */
 export function normalize(files: LoadedFile[], opts: NormalizeOptions = {}): { intent: Intent; diagnostics: Diagnostic[] } {
   const diags: Diagnostic[] = [];
@@ -67,7 +70,23 @@ export function normalize(files: LoadedFile[], opts: NormalizeOptions = {}): { i
   }
 
   crossChecks(networks, endpoints, sysctls, err);
-  return { intent: { networks, endpoints, sysctls, files: files.map((f) => f.path) }, diagnostics: diags };
+  const nft = nftIntent(files, networks, endpoints, diags);
+  impliedForwarding(networks, nft, sysctls, diags);
+  return { intent: { networks, endpoints, sysctls, files: files.map((f) => f.path), nft }, diagnostics: diags };
+}
+
+/**
+ * NAT and port forwards need the kernel to forward IPv4 (net.ipv4.ip_forward=1, per
+ * namespace). bolt manages it like any listed sysctl (restored on destroy) unless the user
+ * set it; setting it to 0 while needing it is an error.
+ */
+function impliedForwarding(networks: NetworkIntent[], nft: NftIntent, sysctls: SysctlIntent[], diags: Diagnostic[]) {
+  const needs = networks.find((n) => n.internet) ?? nft.portForwards[0];
+  if (!needs) return;
+  const key = "net.ipv4.ip_forward";
+  const explicit = sysctls.find((s) => s.key === key || s.key === "net.ipv4.conf.all.forwarding");
+  if (!explicit) sysctls.push({ key, value: "1", source: needs.source, implied: true });
+  else if (explicit.value.trim() === "0") diags.push({ severity: "error", message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "a port forward is declared"}: both need IPv4 forwarding`, source: explicit.source });
 }
 
 type Err = (message: string, source: SourcePos, hint?: string) => void;
@@ -113,7 +132,7 @@ function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: 
   const fieldSources: Record<string, SourcePos> = {};
   for (const k of ["bridge", "subnet", "gateway", "ip_range", "mtu"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
   fieldSources.address = fieldSources.subnet ?? source;
-  return { name, bridge, subnet, gateway, pool, mtu, source, fieldSources };
+  return { name, bridge, subnet, gateway, pool, mtu, internet: raw.internet !== false, isolated: raw.isolated !== false, source, fieldSources };
 }
 
 function parseSubnet(s: string, what: string, at: SourcePos, err: Err): Cidr4 | undefined {

@@ -32,7 +32,7 @@ export interface JournalPayload {
   version: 1;
   before: Resource[];
   /** every op that may have started, in start order, with its undo */
-  started: { args: string[]; tool: OpLine["tool"]; ns: Ns; undo: OpLine[] }[];
+  started: { args: string[]; tool: OpLine["tool"]; ns: Ns; stdin?: string; undo: OpLine[] }[];
   /** read context to verify the rollback with */
   originals: [string, string][];
 }
@@ -114,7 +114,7 @@ function journalPayload(plan: Plan, started: Op[], originals: Map<string, string
   return {
     version: 1,
     before: plan.before,
-    started: started.map((o) => ({ tool: o.tool, ns: o.ns, args: o.args, undo: o.undo })),
+    started: started.map((o) => ({ tool: o.tool, ns: o.ns, args: o.args, stdin: o.stdin, undo: o.undo })),
     originals: [...originals],
   };
 }

@@ -67,9 +67,9 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const emptyIntent: Intent = { networks: [], endpoints: [], sysctls: [], files: input.intent.files };
   const intent = input.destroy ? emptyIntent : input.intent;
   const snap = await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals });
-  const ctx: PlanContext = { target, intent, live: snap.live, leases: input.leases, netns: snap.netns };
-  const diagnostics = [...snap.diagnostics];
   const desired: Resource[] = [];
+  const ctx: PlanContext = { target, intent, live: snap.live, leases: input.leases, netns: snap.netns, desired };
+  const diagnostics = [...snap.diagnostics];
   for (const r of registry) {
     const d = r.desired(ctx);
     desired.push(...d.resources);

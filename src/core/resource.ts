@@ -22,6 +22,8 @@ export interface Resource {
   fieldSources?: Record<string, SourcePos>;
   /** values that must never be printed (keys of spec shown as "(sensitive)") */
   sensitive?: string[];
+  /** human text per spec field when the compared value is a digest (nft rules) */
+  display?: Record<string, string>;
 }
 
 export type Action = "create" | "update" | "replace" | "delete";
@@ -45,6 +47,8 @@ export interface OpLine {
   tool: "ip" | "exec";
   ns: Ns;
   args: string[];
+  /** standard input of an exec'd command (an `nft -f -` transaction) */
+  stdin?: string;
 }
 
 export interface Op extends OpLine {
@@ -63,6 +67,7 @@ export const STAGE = {
   link: 20,
   port: 30,
   inside: 40,
+  nft: 45,
   sysctl: 50,
 } as const;
 
@@ -74,6 +79,8 @@ export interface PlanContext {
   leases: Map<string, string>;
   /** namespaces that exist now (names) */
   netns: Set<string>;
+  /** desired resources of the kinds before this one in the registry (e.g. endpoint addresses for NAT) */
+  desired: Resource[];
 }
 
 export interface ReadContext {

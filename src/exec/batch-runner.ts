@@ -48,7 +48,7 @@ export async function runBatch(runner: CommandRunner, batch: Batch<OpLine>, forc
   let firstError: CommandError | undefined;
   for (const op of batch.ops) {
     const argv = inNetns(batch.ns, op.args);
-    const r = await runner.run(argv);
+    const r = await runner.run(argv, op.stdin);
     if (r.code !== 0) {
       firstError ??= new CommandError(argv, r.code, r.stderr, done + 1);
       if (!force) return { done, error: firstError };

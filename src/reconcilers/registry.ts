@@ -2,6 +2,7 @@ import type { Reconciler } from "../core/resource.js";
 import { networkReconciler } from "./network/index.js";
 import { endpointReconciler } from "./endpoint/index.js";
 import { sysctlReconciler } from "./sysctl/index.js";
+import { nftReconciler } from "./nft/index.js";
 
 /** Every resource kind bolt reconciles. Adding a kind: its folder + one line here. */
-export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler];
+export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, nftReconciler];

@@ -1,0 +1,45 @@
+import { hash8 } from "./script.js";
+
+/** The parts of `nft -j list table inet bolt` bolt reads. */
+interface NftJsonItem {
+  chain?: { name: string; type?: string; hook?: string; prio?: number; policy?: string };
+  set?: { name: string; comment?: string; elem?: unknown[] };
+  rule?: { chain: string; comment?: string; handle: number; expr: Record<string, unknown>[] };
+}
+
+export interface LiveTable {
+  spec: Record<string, string>;
+  /** rule field → "packets bytes" (for `bolt show`) */
+  counters: Record<string, string>;
+}
+
+/** Parses bolt's own table into the spec that tableSpec() produces for the desired one. */
+export function parseTable(json: { nftables: NftJsonItem[] }): LiveTable {
+  const spec: Record<string, string> = {};
+  const counters: Record<string, string> = {};
+  const order = new Map<string, string[]>();
+  for (const item of json.nftables) {
+    if (item.chain) {
+      const c = item.chain;
+      spec[`chain ${c.name}`] = c.hook ? `${c.type} ${c.hook} ${c.prio} ${c.policy ?? "accept"}` : "regular";
+      order.set(c.name, order.get(c.name) ?? []);
+    } else if (item.set) {
+      const s = item.set;
+      const m = /^bolt:(d:)?([0-9a-f]{8})$/.exec(s.comment ?? "");
+      spec[`set ${s.name}`] = !m ? "foreign" : m[1] ? `dynamic ${m[2]}` : `${(s.elem ?? []).length} elements ${m[2]}`;
+    } else if (item.rule) {
+      const r = item.rule;
+      const m = /^bolt:(.+)\|([0-9a-f]{8})$/.exec(r.comment ?? "");
+      // A rule without bolt's comment in bolt's table was added by hand: drift to remove.
+      const key = m ? m[1]! : `unmanaged#${r.handle}`;
+      spec[`${r.chain} ${key}`] = m ? m[2]! : "unmanaged";
+      const keys = order.get(r.chain) ?? [];
+      keys.push(key);
+      order.set(r.chain, keys);
+      const counter = r.expr.find((e) => "counter" in e)?.counter as { packets: number; bytes: number } | undefined;
+      if (counter) counters[`${r.chain} ${key}`] = `${counter.packets} packets, ${counter.bytes} bytes`;
+    }
+  }
+  for (const [chain, keys] of order) spec[`${chain} order`] = hash8(keys.join("\n"));
+  return { spec, counters };
+}
