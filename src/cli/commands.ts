@@ -14,6 +14,8 @@ import { StateStore, targetKey } from "../state/store.js";
 import { loadIntent } from "./config.js";
 import { planJson } from "./render-json.js";
 import { renderDiagnostics, renderPlanText, renderShow, summaryLine, targetName } from "./render-text.js";
+import { analyzeForeign } from "../reconcilers/nft/analyze.js";
+import type { BoltFlows, Finding } from "../reconcilers/nft/analyze.js";
 
 export interface GlobalOpts {
   file: string[];
@@ -62,6 +64,35 @@ function readState(o: GlobalOpts): { leases: Map<string, string>; originals: Map
   }
 }
 
+function flowsOf(intent: Intent): BoltFlows {
+  return {
+    bridges: intent.networks.map((n) => n.bridge),
+    subnets: intent.networks.map((n) => n.subnet),
+    forwards: intent.networks.some((n) => n.internet) || !!intent.nft?.portForwards.length,
+    hostPorts: (intent.nft?.portForwards ?? []).map((p) => ({ protocol: p.protocol, port: p.hostPort })),
+    resolving: !!intent.nft?.dockerResolution,
+  };
+}
+
+/** `[firewall] mode = "intelligent"` or docker_conflict_resolution: foreign rulesets analysed in plan. */
+async function foreignWarnings(runner: CommandRunner, t: Ns, intent: Intent): Promise<Diagnostic[]> {
+  if (!intent.nft?.analyzeForeign && !intent.nft?.dockerResolution) return [];
+  const findings = await analyzeForeign(runner, t, flowsOf(intent));
+  return findings.filter((f) => f.severity !== "info").map((f) => ({ severity: "warning" as const, message: `firewall analysis: ${f.message}`, hint: f.fix }));
+}
+
+export async function cmdFirewallAnalyze(o: GlobalOpts): Promise<number> {
+  const { intent } = o.file.length ? loadIntent(o.file, o.netnsPrefix) : { intent: EMPTY_INTENT };
+  const runner = o.runner ?? new ExecaRunner();
+  const t = target(o);
+  await checkTarget(runner, t);
+  const findings: Finding[] = await analyzeForeign(runner, t, flowsOf(intent));
+  if (o.json) o.out(JSON.stringify({ format_version: "1.0", target: { netns: t }, findings }, null, 2) + "\n");
+  else if (!findings.length) o.out(`No conflicts: no other firewall in ${targetName(t)} drops or clashes with bolt's traffic.\n`);
+  else for (const f of findings) o.out(`${f.severity.toUpperCase()} ${f.code}: ${f.message}${f.fix ? `\n    fix: ${f.fix}` : ""}\n`);
+  return EXIT.OK;
+}
+
 export async function cmdValidate(o: GlobalOpts): Promise<number> {
   const { intent, warnings } = loadIntent(o.file, o.netnsPrefix);
   if (o.json) o.out(JSON.stringify({ valid: true, files: intent.files, diagnostics: warnings }, null, 2) + "\n");
@@ -78,6 +109,7 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
   const t = target(o);
   await checkTarget(runner, t);
   const state = readState(o);
+  warnings.push(...(await foreignWarnings(runner, t, intent)));
   if (state.pendingJournal) warnings.push({ severity: "warning", message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first` });
   const plan = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep, destroy: o.destroy });
   const diags = [...warnings, ...plan.diagnostics];
@@ -107,6 +139,7 @@ export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands
       o.log.warn({ pid: rec.pid, startedAt: rec.startedAt, undone: rec.undone }, "rolled back an interrupted apply before continuing");
     }
     const originals = store.originals(t);
+    warnings.push(...(await foreignWarnings(runner, t, intent)));
     const plan = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: store.leases(t), originals, destroy: o.destroy, deep: o.deep });
     const diags = [...warnings, ...plan.diagnostics];
     if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);

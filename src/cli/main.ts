@@ -1,7 +1,7 @@
 import yargs from "yargs";
 import type { Argv } from "yargs";
 import { BoltError, EXIT, formatDiagnostic } from "../core/diagnostics.js";
-import { cmdApply, cmdPlan, cmdRollback, cmdShow, cmdValidate } from "./commands.js";
+import { cmdApply, cmdFirewallAnalyze, cmdPlan, cmdRollback, cmdShow, cmdValidate } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
 
@@ -63,7 +63,8 @@ export async function main(argv: string[]): Promise<number> {
     .command("destroy", "remove everything bolt owns in the target and restore recorded sysctls", (y) => files(y).option("show-commands", { type: "boolean" }), run((o, a) => cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean }), false))
     .command("show", "what bolt owns right now, read from the kernel", (y) => y.option("deep", { type: "boolean" }), run((o, a) => cmdShow({ ...o, deep: a.deep as boolean }), false))
     .command("rollback", "undo an apply that was interrupted (kill -9, power loss)", (y) => y, run(cmdRollback, false))
-    .demandCommand(1, "name a command: validate, plan, apply, destroy, show, rollback")
+    .command("firewall <action>", "firewall tools: `firewall analyze` reports other firewalls (Docker, iptables, nft tables) that would break bolt's traffic, read-only", (y) => files(y).positional("action", { choices: ["analyze"] }), run(cmdFirewallAnalyze, false))
+    .demandCommand(1, "name a command: validate, plan, apply, destroy, show, rollback, firewall analyze")
     .strict()
     .help()
     .version(false)

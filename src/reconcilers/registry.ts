@@ -3,6 +3,7 @@ import { networkReconciler } from "./network/index.js";
 import { endpointReconciler } from "./endpoint/index.js";
 import { sysctlReconciler } from "./sysctl/index.js";
 import { nftReconciler } from "./nft/index.js";
+import { dockerUserReconciler } from "./docker-user/index.js";
 
 /** Every resource kind bolt reconciles. Adding a kind: its folder + one line here. */
-export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, nftReconciler];
+export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, nftReconciler, dockerUserReconciler];
