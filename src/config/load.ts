@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { parseTOML, getStaticTOMLValue } from "toml-eslint-parser";
 import type { AST } from "toml-eslint-parser";
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, isPair } from "yaml";
+import { createRequire } from "node:module";
 import type { Node as YamlNode } from "yaml";
 import { ConfigError, errorDiag } from "../core/diagnostics.js";
 import { PositionMap, pointer } from "./positions.js";
@@ -85,6 +85,8 @@ function parseToml(path: string, text: string): { data: Record<string, unknown>;
 }
 
 function parseYaml(path: string, text: string): { data: Record<string, unknown>; positions: PositionMap } {
+  // yaml is loaded only for YAML files (volantd.yaml): most runs read TOML only.
+  const { LineCounter, parseDocument, isMap, isSeq, isScalar, isPair } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const err = doc.errors[0];
