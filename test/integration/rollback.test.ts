@@ -1,0 +1,146 @@
+// A failure injected mid-apply (fake `ip`/`sysctl` first on PATH) rolls back exactly: the
+// kernel really did the earlier lines of the batch, and after the error every namespace reads
+// back identical to before the apply; plan shows the same work again; a clean apply converges.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox, SKIP_REASON, ping, requireBuild, snapshot, sysctlGet } from "./harness.js";
+import type { Snapshot } from "./harness.js";
+import { expectVeth } from "./checks.js";
+
+const config = (net: string, sysctl = false) => `
+[networks.front]
+subnet = "${net}.0/24"
+
+[networks.back]
+subnet = "10.62.0.0/24"
+
+[[endpoints]]
+name = "web"
+network = "front"
+
+[[endpoints]]
+name = "api"
+network = "front"
+
+[[endpoints]]
+name = "db"
+network = "back"
+${sysctl ? '\n[sysctl]\n"net.ipv4.ip_forward" = 1\n' : ""}`;
+
+/** Snapshots of the target and of every namespace of this sandbox, by name. */
+async function world(sb: Sandbox): Promise<Record<string, Snapshot>> {
+  const out: Record<string, Snapshot> = {};
+  for (const n of await sb.mine()) out[n] = await snapshot(n);
+  return out;
+}
+
+describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () => {
+  const sb = new Sandbox();
+  let file: string;
+  let pristine: Record<string, Snapshot>;
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    file = sb.write("bolt-network.toml", config("10.61.0"));
+    pristine = await world(sb);
+  });
+  afterAll(() => sb.cleanup());
+
+  /** Apply with a failing line inserted before the first batch line containing `pattern`. */
+  async function faultyApply(pattern: string) {
+    const hit = join(sb.dir, `hit-${Math.random().toString(36).slice(2)}`);
+    const r = await sb.bolt(["apply", "-f", file], { env: sb.fakeEnv(["ip"], { BOLT_FAULT_PATTERN: pattern, BOLT_FAULT_HIT: hit }) });
+    // The fault must really have fired, else this test proves nothing.
+    expect(existsSync(hit), `fault pattern "${pattern}" never matched a batch line`).toBe(true);
+    expect(readFileSync(hit, "utf8")).toMatch(/^line [2-9]\d*:/);
+    return r;
+  }
+
+  it("a failing first apply leaves the namespace as it was", async () => {
+    const planned = await sb.planned(file);
+    // api's address line runs in api's namespace after its netns, veth and port lines.
+    const r = await faultyApply("address add 10.61.0.3/24 dev eth0");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(create endpoint "api"\): "address add 10\.61\.0\.3\/24 dev eth0"/);
+    expect(r.stderr).toContain('Cannot find device "bolt-fault-nonexistent"');
+    expect(r.stderr).toContain("rolled back, the kernel is as it was");
+    expect(await world(sb)).toEqual(pristine);
+
+    const plan = await sb.planExit(file);
+    expect(plan.code).toBe(2);
+    expect(plan.stderr).not.toContain("interrupted");
+    expect(await sb.planned(file)).toEqual(planned);
+    expect(planned).toContain("create endpoint:api");
+  });
+
+  it("the same apply without the fault then succeeds", async () => {
+    const r = await sb.bolt(["apply", "-f", file]);
+    expect(r.code, r.stderr).toBe(0);
+    await expectVeth(sb.target, { name: "api", hostIf: "bv-api", bridge: "bolt-front", netns: sb.ns("api"), ip: "10.61.0.3/24", gateway: "10.61.0.1", mtu: 1500 });
+    expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
+    expect((await sb.planExit(file)).code).toBe(0);
+  });
+
+  it("a failing update (subnet change) restores the applied state exactly", async () => {
+    const applied = await world(sb);
+    const show = (await sb.bolt(["show", "--json"])).stdout;
+    sb.write("bolt-network.toml", config("10.72.0"));
+    const planned = await sb.planned(file);
+    // By now the bridge has its new address, web is moved and api has its new address next
+    // to the old one (the line before the fault): all of it must go back.
+    const r = await faultyApply("address del 10.61.0.3/24 dev eth0");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(update endpoint "api"\)/);
+    expect(r.stderr).toContain("rolled back, the kernel is as it was");
+    expect(await world(sb)).toEqual(applied);
+    expect((await sb.bolt(["show", "--json"])).stdout).toBe(show);
+    expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
+
+    const plan = await sb.planExit(file);
+    expect(plan.code).toBe(2);
+    expect(await sb.planned(file)).toEqual(planned);
+    expect(planned).toEqual(expect.arrayContaining(["update network:front", "update endpoint:web", "update endpoint:api"]));
+    const ok = await sb.bolt(["apply", "-f", file]);
+    expect(ok.code, ok.stderr).toBe(0);
+    await expectVeth(sb.target, { name: "api", hostIf: "bv-api", bridge: "bolt-front", netns: sb.ns("api"), ip: "10.72.0.3/24", gateway: "10.72.0.1", mtu: 1500 });
+    expect(await ping(sb.ns("web"), "10.72.0.3")).toBe(true);
+    expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
+  });
+});
+
+describe.skipIf(!!SKIP_REASON)("rollback after a sysctl write fails", () => {
+  const sb = new Sandbox();
+  let file: string;
+  let pristine: Record<string, Snapshot>;
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    file = sb.write("bolt-network.toml", config("10.61.0", true));
+    pristine = await world(sb);
+  });
+  afterAll(() => sb.cleanup());
+
+  it("undoes the bridges and endpoints already made when the sysctl stage fails", async () => {
+    const forward = await sysctlGet(sb.target, "net.ipv4.ip_forward");
+    const planned = await sb.planned(file);
+    // sysctl runs last (after every ip batch): all the ip work is done when it fails.
+    const r = await sb.bolt(["apply", "-f", file], { env: sb.fakeEnv(["sysctl"]) });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(create sysctl "net\.ipv4\.ip_forward"\)/);
+    expect(r.stderr).toContain("injected fault");
+    expect(r.stderr).toContain("rolled back, the kernel is as it was");
+    expect(await world(sb)).toEqual(pristine);
+    expect(await sysctlGet(sb.target, "net.ipv4.ip_forward")).toBe(forward);
+
+    const plan = await sb.planExit(file);
+    expect(plan.code).toBe(2);
+    expect(await sb.planned(file)).toEqual(planned);
+    const ok = await sb.bolt(["apply", "-f", file]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await sysctlGet(sb.target, "net.ipv4.ip_forward")).toBe("1");
+    expect((await sb.planExit(file)).code).toBe(0);
+  });
+});
