@@ -68,10 +68,15 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .help()
     .version(false)
+    .wrap(null)
     .exitProcess(false)
     .fail((msg, e) => {
       throw e ?? new BoltError(msg);
     });
+  // yargs renders and caches the full help text whenever a command runs (~50 ms of a no-op
+  // plan); bolt's fail handler never prints help after a command started, so skip it.
+  const usage = (parser as unknown as { getInternalMethods?: () => { getUsageInstance: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance();
+  if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
   try {
     await parser.parseAsync();
     return code;

@@ -1,9 +1,12 @@
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { parseTOML, getStaticTOMLValue } from "toml-eslint-parser";
+import iarnaToml from "@iarna/toml";
 import type { AST } from "toml-eslint-parser";
 import { createRequire } from "node:module";
 import type { Node as YamlNode } from "yaml";
+
+const iarnaParse = (iarnaToml as unknown as { parse: (s: string) => unknown }).parse;
 import { ConfigError, errorDiag } from "../core/diagnostics.js";
 import { PositionMap, pointer } from "./positions.js";
 
@@ -51,7 +54,18 @@ export function loadFile(path: string, text = readConfigText(path)): LoadedFile 
   return { path, kind: detectKind(path, data), data, positions };
 }
 
+/**
+ * Values from @iarna/toml (fast); positions from toml-eslint-parser's AST, built only when a
+ * position is read. TOML 1.0 documents @iarna/toml (TOML 0.5) refuses, such as mixed-type
+ * arrays, are parsed by toml-eslint-parser alone.
+ */
 function parseToml(path: string, text: string): { data: Record<string, unknown>; positions: PositionMap } {
+  try {
+    const data = iarnaParse(text) as Record<string, unknown>;
+    return { data: plain(data) as Record<string, unknown>, positions: new PositionMap(path, (m) => tomlPositions(parseTOML(text), m)) };
+  } catch {
+    /* fall through: the position-keeping parser decides, and reports errors with positions */
+  }
   let ast: AST.TOMLProgram;
   try {
     ast = parseTOML(text);
@@ -60,6 +74,19 @@ function parseToml(path: string, text: string): { data: Record<string, unknown>;
     throw new ConfigError([errorDiag(`TOML syntax error: ${err.message}`, { file: path, line: err.lineNumber ?? 1, col: (err.column ?? 0) + 1 })]);
   }
   const positions = new PositionMap(path);
+  tomlPositions(ast, positions);
+  return { data: getStaticTOMLValue(ast) as Record<string, unknown>, positions };
+}
+
+/** @iarna/toml marks tables with symbols and null prototypes; validation wants plain JSON values. */
+function plain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(plain);
+  if (v instanceof Date) return v.toISOString();
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+function tomlPositions(ast: AST.TOMLProgram, positions: PositionMap): void {
   const at = (n: { loc: AST.SourceLocation }) => [n.loc.start.line, n.loc.start.column + 1] as const;
   const walkValue = (base: (string | number)[], node: AST.TOMLContentNode) => {
     positions.set(pointer(base), "value", ...at(node));
@@ -80,8 +107,6 @@ function parseToml(path: string, text: string): { data: Record<string, unknown>;
       for (const kv of item.body) walkKv(rk, kv);
     }
   }
-  const data = getStaticTOMLValue(ast) as Record<string, unknown>;
-  return { data, positions };
 }
 
 function parseYaml(path: string, text: string): { data: Record<string, unknown>; positions: PositionMap } {
