@@ -111,7 +111,7 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
   const state = readState(o);
   warnings.push(...(await foreignWarnings(runner, t, intent)));
   if (state.pendingJournal) warnings.push({ severity: "warning", message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first` });
-  const plan = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep, destroy: o.destroy });
+  const plan = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy });
   const diags = [...warnings, ...plan.diagnostics];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
   if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
