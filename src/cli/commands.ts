@@ -1,9 +1,7 @@
 import type { Logger } from "pino";
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
-import { applyPlan } from "../core/apply.js";
 import { makePlan, readLive } from "../core/plan.js";
-import type { Plan } from "../core/plan.js";
 import { recoverJournal } from "../core/recover.js";
 import type { Intent } from "../config/model.js";
 import { ExecaRunner } from "../exec/execa-runner.js";
@@ -12,6 +10,11 @@ import { RECONCILERS } from "../reconcilers/registry.js";
 import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
 import { loadIntent } from "./config.js";
+import { reconcile } from "./reconcile.js";
+import { renderPlanMarkdown } from "./render-markdown.js";
+import { dropDigestEqual, offlineInputs, readHostState } from "../core/host-state.js";
+import { toSavedPlan, writeSavedPlan } from "../core/saved-plan.js";
+import type { ConfirmOptions } from "./reconcile.js";
 import { planJson } from "./render-json.js";
 import { renderDiagnostics, renderPlanText, renderShow, summaryLine, targetName } from "./render-text.js";
 import { analyzeForeign } from "../reconcilers/nft/analyze.js";
@@ -32,24 +35,24 @@ export interface GlobalOpts {
 
 const EMPTY_INTENT: Intent = { networks: [], endpoints: [], sysctls: [], files: [] };
 
-function target(o: GlobalOpts): Ns {
+export function target(o: GlobalOpts): Ns {
   return o.netns ?? null;
 }
 
-async function checkTarget(runner: CommandRunner, t: Ns): Promise<void> {
+export async function checkTarget(runner: CommandRunner, t: Ns): Promise<void> {
   if (t === null) return;
   const r = await runner.run(["ip", "-j", "netns", "list"]);
   const names = r.code === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as { name: string }[]).map((n) => n.name) : [];
   if (!names.includes(t)) throw new BoltError(`network namespace "${t}" does not exist (create it with \`ip netns add ${t}\`; bolt never creates its target)`);
 }
 
-function printWarnings(o: GlobalOpts, diags: Diagnostic[]) {
+export function printWarnings(o: GlobalOpts, diags: Diagnostic[]) {
   const warn = diags.filter((d) => d.severity === "warning");
   if (warn.length && !o.json) o.err(renderDiagnostics(warn) + "\n");
 }
 
 /** Opens the store read-only for planning: a plan never writes, not even a new state dir. */
-function readState(o: GlobalOpts): { leases: Map<string, string>; originals: Map<string, string>; pendingJournal: boolean } {
+export function readState(o: GlobalOpts): { leases: Map<string, string>; originals: Map<string, string>; pendingJournal: boolean } {
   let store: StateStore | undefined;
   try {
     store = StateStore.openReadOnly(o.stateDir);
@@ -75,7 +78,7 @@ function flowsOf(intent: Intent): BoltFlows {
 }
 
 /** `[firewall] mode = "intelligent"` or docker_conflict_resolution: foreign rulesets analysed in plan. */
-async function foreignWarnings(runner: CommandRunner, t: Ns, intent: Intent): Promise<Diagnostic[]> {
+export async function foreignWarnings(runner: CommandRunner, t: Ns, intent: Intent): Promise<Diagnostic[]> {
   if (!intent.nft?.analyzeForeign && !intent.nft?.dockerResolution) return [];
   const findings = await analyzeForeign(runner, t, flowsOf(intent));
   return findings.filter((f) => f.severity !== "info").map((f) => ({ severity: "warning" as const, message: `firewall analysis: ${f.message}`, hint: f.fix }));
@@ -94,7 +97,7 @@ export async function cmdFirewallAnalyze(o: GlobalOpts): Promise<number> {
 }
 
 export async function cmdValidate(o: GlobalOpts): Promise<number> {
-  const { intent, warnings } = loadIntent(o.file, o.netnsPrefix);
+  const { intent, warnings } = loadIntent(o.file, o.netnsPrefix, { offline: true });
   if (o.json) o.out(JSON.stringify({ valid: true, files: intent.files, diagnostics: warnings }, null, 2) + "\n");
   else {
     printWarnings(o, warnings);
@@ -103,28 +106,36 @@ export async function cmdValidate(o: GlobalOpts): Promise<number> {
   return EXIT.OK;
 }
 
-export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep?: boolean; showCommands?: boolean; destroy?: boolean }): Promise<number> {
+export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep?: boolean; showCommands?: boolean; destroy?: boolean; format?: string; outFile?: string; stateFile?: string }): Promise<number> {
   const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
-  const runner = o.runner ?? new ExecaRunner();
-  const t = target(o);
-  await checkTarget(runner, t);
-  const state = readState(o);
-  warnings.push(...(await foreignWarnings(runner, t, intent)));
+  // --state FILE: plan against an exported host state, with no kernel access (CI).
+  const host = o.stateFile !== undefined ? readHostState(o.stateFile, o.netns ?? null) : undefined;
+  const t = host ? (o.netns ?? host.target) : target(o);
+  const offline = host ? offlineInputs(host, t) : undefined;
+  const runner = offline?.runner ?? o.runner ?? new ExecaRunner();
+  if (!offline) await checkTarget(runner, t);
+  const state = offline ? { leases: offline.leases, originals: offline.originals, pendingJournal: false } : readState(o);
+  if (!offline) warnings.push(...(await foreignWarnings(runner, t, intent)));
   if (state.pendingJournal) warnings.push({ severity: "warning", message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first` });
-  const plan = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy });
-  const diags = [...warnings, ...plan.diagnostics];
+  const made = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy, snapshot: offline?.snapshot });
+  const plan = offline ? dropDigestEqual(made) : made;
+  const diags = [...warnings, ...plan.diagnostics, ...[...(offline?.runner.unchecked ?? [])].map((m) => ({ severity: "warning" as const, message: `offline plan: ${m}` }))];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
-  if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
+  if (o.outFile) writeSavedPlan(o.outFile, toSavedPlan(plan, o.destroy ? { ...EMPTY_INTENT, files: intent.files } : intent, { deep: !!(o.deep || state.pendingJournal), destroy: !!o.destroy }));
+  const format = o.format ?? (o.json ? "json" : "text");
+  if (format === "json") o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
+  else if (format === "markdown") o.out(renderPlanMarkdown(plan, diags, { showCommands: o.showCommands, state: host ? { host: host.host, exportedAt: host.exported_at } : undefined }));
   else {
     printWarnings(o, diags);
     o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
   }
+  if (o.outFile && format === "text") o.out(`\nSaved the plan to ${o.outFile}: \`bolt apply ${o.outFile}\` applies exactly these changes, or refuses if ${targetName(t)} changed meanwhile.\n`);
   // A pending journal is work for the next apply (it rolls back first) even when the shallow diff is empty.
   return o.detailedExitcode && (plan.changes.length || state.pendingJournal) ? EXIT.CHANGES : EXIT.OK;
 }
 
 /** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */
-export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean }): Promise<number> {
+export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions }): Promise<number> {
   const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
   const runner = o.runner ?? new ExecaRunner();
   const t = target(o);
@@ -133,32 +144,27 @@ export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands
   const lock = new TargetLock(o.stateDir, targetKey(t));
   try {
     await lock.acquire(o.lockTimeout * 1000);
-    const rec = await recoverJournal(store, runner, RECONCILERS, t);
-    if (rec) {
-      if (rec.problems.length) throw new BoltError(`an interrupted apply (pid ${rec.pid}, ${rec.startedAt}) could not be rolled back: ${rec.problems.join("; ")}`);
-      o.log.warn({ pid: rec.pid, startedAt: rec.startedAt, undone: rec.undone }, "rolled back an interrupted apply before continuing");
-    }
-    const originals = store.originals(t);
-    warnings.push(...(await foreignWarnings(runner, t, intent)));
-    const plan = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: store.leases(t), originals, destroy: o.destroy, deep: o.deep });
-    const diags = [...warnings, ...plan.diagnostics];
-    if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
-    if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
-    else {
-      printWarnings(o, diags);
-      o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
-    }
-    if (!plan.changes.length) return EXIT.OK;
-    const result = await applyPlan(plan, {
+    const { plan, result } = await reconcile({
       runner,
-      registry: RECONCILERS,
-      journal: store,
+      target: t,
+      store,
       intent,
-      originals,
-      log: (event, fields) => o.log.info(fields, event),
+      warnings,
+      command: o.destroy ? "destroy" : "apply",
+      log: o.log,
+      destroy: o.destroy,
+      deep: o.deep,
+      confirm: o.confirm,
+      extraWarnings: () => foreignWarnings(runner, t, intent),
+      onPlan: (plan, diags) => {
+        if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
+        else {
+          printWarnings(o, diags);
+          o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
+        }
+      },
     });
-    commit(store, plan, o.destroy ? "destroy" : "apply");
-    o.log.info({ changes: result.applied, ops: result.ops, processes: result.processes, ms: Math.round(result.durationMs) }, "apply.done");
+    if (!result) return EXIT.OK;
     if (!o.json) o.out(`\n${o.destroy ? "Destroy" : "Apply"} complete! ${summaryLine(plan.changes).replace(/^Plan: /, "Resources: ").replace(/ to /g, " ").replace("add", "added").replace("change,", "changed,").replace("replace,", "replaced,").replace("destroy.", "destroyed.")}\n`);
     return EXIT.OK;
   } catch (e) {
@@ -172,14 +178,6 @@ export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands
     lock.release();
     store.close();
   }
-}
-
-function commit(store: StateStore, plan: Plan, command: string) {
-  const rec = new Map(RECONCILERS.map((r) => [r.kind, r]));
-  store.transaction(() => {
-    for (const c of plan.changes) rec.get(c.kind)!.commit?.(c, store, plan.target);
-    store.addHistory(plan.target, command, summaryLine(plan.changes), "applied");
-  });
 }
 
 export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<number> {

@@ -6,7 +6,11 @@ import { normalize } from "../config/normalize.js";
 import type { Intent } from "../config/model.js";
 
 /** load → schema → semantic checks, for every file; throws ConfigError with all errors found. */
-export function loadIntent(files: string[], netnsPrefix: string | undefined): { intent: Intent; warnings: Diagnostic[] } {
+/**
+ * `offline`: validating without the target host at hand (bolt validate, CI plans): key files
+ * that are missing here are reported as warnings instead of errors.
+ */
+export function loadIntent(files: string[], netnsPrefix: string | undefined, opts: { offline?: boolean } = {}): { intent: Intent; warnings: Diagnostic[] } {
   const diags: Diagnostic[] = [];
   const loaded = [];
   for (const f of files) {
@@ -20,7 +24,7 @@ export function loadIntent(files: string[], netnsPrefix: string | undefined): { 
     }
   }
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
-  const { intent, diagnostics } = normalize(loaded, { netnsPrefix });
+  const { intent, diagnostics } = normalize(loaded, { netnsPrefix, offline: opts.offline });
   diags.push(...diagnostics);
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
   return { intent, warnings: diags };

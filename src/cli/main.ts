@@ -4,6 +4,12 @@ import { BoltError, EXIT, formatDiagnostic } from "../core/diagnostics.js";
 import { cmdApply, cmdFirewallAnalyze, cmdPlan, cmdRollback, cmdShow, cmdValidate } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
+import { cmdApplyPlan } from "./cmd-apply-plan.js";
+import { cmdConfirm, cmdRollbackIfUnconfirmed, cmdRollbackTo, confirmOptions, describeDeadline } from "./cmd-confirm.js";
+import { cmdGraph } from "./cmd-graph.js";
+import { cmdHistory } from "./cmd-history.js";
+import { cmdStateExport } from "./cmd-state.js";
+import { parseDuration } from "../core/duration.js";
 
 const out = (s: string) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
@@ -51,20 +57,68 @@ export async function main(argv: string[]): Promise<number> {
           .option("detailed-exitcode", { type: "boolean", describe: "exit 0 when no changes, 2 when there are changes, 1 on error" })
           .option("deep", { type: "boolean", describe: "also enter every endpoint namespace to check the inside" })
           .option("show-commands", { type: "boolean", describe: "print the kernel commands under each change" })
-          .option("destroy", { type: "boolean", describe: "plan the removal of everything bolt owns" }),
-      run((o, a) => cmdPlan({ ...o, detailedExitcode: a["detailed-exitcode"] as boolean, deep: a.deep as boolean, showCommands: a["show-commands"] as boolean, destroy: a.destroy as boolean }), false),
+          .option("destroy", { type: "boolean", describe: "plan the removal of everything bolt owns" })
+          .option("out", { type: "string", describe: "save the plan to this file; `bolt apply FILE` applies exactly it" })
+          .option("state", { type: "string", describe: "plan against a state exported with `bolt state export` (no kernel, no root); `none` = an empty host" })
+          .option("format", { type: "string", choices: ["text", "json", "markdown"], describe: "output format (markdown: for a pull-request comment)" }),
+      run((o, a) => cmdPlan({ ...o, detailedExitcode: a["detailed-exitcode"] as boolean, deep: a.deep as boolean, showCommands: a["show-commands"] as boolean, destroy: a.destroy as boolean, format: a.format as string | undefined, outFile: a.out as string | undefined, stateFile: a.state as string | undefined }), false),
     )
     .command(
-      "apply",
-      "make the kernel match the config (verified, rolled back on failure)",
-      (y) => files(y).option("show-commands", { type: "boolean" }).option("deep", { type: "boolean" }),
-      run((o, a) => cmdApply({ ...o, showCommands: a["show-commands"] as boolean, deep: a.deep as boolean })),
+      "apply [plan]",
+      "make the kernel match the config (verified, rolled back on failure); or apply a plan saved with `plan --out`",
+      (y) =>
+        files(y)
+          .positional("plan", { type: "string", describe: "a plan saved with `bolt plan --out FILE`" })
+          .option("show-commands", { type: "boolean" })
+          .option("deep", { type: "boolean" })
+          .option("confirm-timeout", { type: "string", describe: "keep the change only if `bolt confirm` runs within this time (e.g. 60s); otherwise restore the previous revision" }),
+      run(async (o, a) => {
+        const timeout = a["confirm-timeout"] === undefined ? undefined : parseDuration(a["confirm-timeout"] as string, "--confirm-timeout");
+        const confirm = timeout === undefined ? undefined : confirmOptions(o, timeout);
+        if (!a.plan && !o.file.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable), or give a saved plan file");
+        const rc = a.plan ? await cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm }) : await cmdApply({ ...o, showCommands: a["show-commands"] as boolean, deep: a.deep as boolean, confirm });
+        if (confirm && rc === 0 && !o.json) out(`\n${describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
+        return rc;
+      }, false),
     )
     .command("destroy", "remove everything bolt owns in the target and restore recorded sysctls", (y) => files(y).option("show-commands", { type: "boolean" }), run((o, a) => cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean }), false))
     .command("show", "what bolt owns right now, read from the kernel", (y) => y.option("deep", { type: "boolean" }), run((o, a) => cmdShow({ ...o, deep: a.deep as boolean }), false))
-    .command("rollback", "undo an apply that was interrupted (kill -9, power loss)", (y) => y, run(cmdRollback, false))
+    .command(
+      "rollback",
+      "undo an apply that was interrupted (kill -9, power loss); with --to N, return to revision N (`bolt history`)",
+      (y) =>
+        y
+          .option("to", { type: "number", describe: "revision to converge to (0: the state before bolt owned anything)" })
+          .option("if-unconfirmed", { type: "number", hidden: true, describe: "the confirm timer: restore the previous revision unless this one was confirmed" })
+          .option("show-commands", { type: "boolean" }),
+      run((o, a) => (a["if-unconfirmed"] !== undefined ? cmdRollbackIfUnconfirmed({ ...o, revision: a["if-unconfirmed"] as number }) : a.to !== undefined ? cmdRollbackTo({ ...o, to: a.to as number, showCommands: a["show-commands"] as boolean }) : cmdRollback(o)), false),
+    )
+    .command("confirm", "keep an apply made with --confirm-timeout (cancels its automatic rollback)", (y) => y, run(cmdConfirm, false))
+    .command("history", "applied revisions: who, when, what, status", (y) => y.option("all", { type: "boolean", describe: "also every event, failures included" }), run((o, a) => cmdHistory({ ...o, all: a.all as boolean }), false))
+    .command("state <action>", "`state export`: the owned live state as JSON, for `plan --state FILE` elsewhere", (y) => files(y).positional("action", { choices: ["export"] }), run(cmdStateExport, false))
+    .command(
+      "graph",
+      "draw the desired-state graph (resources and dependencies); offline",
+      (y) => files(y).option("format", { type: "string", choices: ["dot", "mermaid"], default: "dot" }).option("state", { type: "string", describe: "an exported state to plan addresses against" }),
+      run((o, a) => cmdGraph({ ...o, format: a.format as string, stateFile: a.state as string | undefined })),
+    )
+    .command(
+      "watch",
+      "keep the kernel converged: re-apply on config changes, kernel changes and every --resync",
+      (y) =>
+        files(y)
+          .option("resync", { type: "string", default: "30s", describe: "full resync interval (drift repair even without events)" })
+          .option("debounce", { type: "string", default: "300ms", describe: "quiet time after a burst of events before a pass" })
+          .option("metrics-listen", { type: "string", describe: "HOST:PORT for /metrics and /healthz (overrides [monitoring] listen)" }),
+      run(async (o, a) => {
+        const { cmdWatch } = await import("./cmd-watch.js");
+        const explicitLevel = argv.some((x) => x === "--log-level" || x.startsWith("--log-level=")) || process.env.BOLT_LOG_LEVEL !== undefined;
+        const log = explicitLevel ? o.log : await makeLogger("info", a.json as boolean | undefined);
+        return cmdWatch({ ...o, log, resyncMs: parseDuration(a.resync as string, "--resync"), debounceMs: parseDuration(a.debounce as string, "--debounce"), metricsListen: a["metrics-listen"] as string | undefined });
+      }),
+    )
     .command("firewall <action>", "firewall tools: `firewall analyze` reports other firewalls (Docker, iptables, nft tables) that would break bolt's traffic, read-only", (y) => files(y).positional("action", { choices: ["analyze"] }), run(cmdFirewallAnalyze, false))
-    .demandCommand(1, "name a command: validate, plan, apply, destroy, show, rollback, firewall analyze")
+    .demandCommand(1, "name a command: validate, plan, apply, destroy, show, rollback, confirm, history, state export, graph, watch, firewall analyze")
     .strict()
     .help()
     .version(false)

@@ -31,7 +31,7 @@ export function renderPlanText(plan: Plan, opts: TextOptions): string {
     const forced = ch.forcedBy.length ? c.red(` (${ch.forcedBy.join(", ")} forces replacement)`) : "";
     out.push(`  ${color(SYMBOL[ch.action].padStart(3))} ${ch.kind} "${ch.name}"${forced}${where}`);
     for (const l of fieldLines(ch)) out.push(`        ${l}`);
-    if (opts.showCommands) for (const op of step.ops) out.push(c.dim(`        $ ${op.ns === null ? "" : `[${op.ns}] `}${op.tool === "ip" ? "ip " : ""}${op.args.join(" ")}`));
+    if (opts.showCommands) for (const op of step.ops) out.push(c.dim(`        $ ${op.ns === null ? "" : `[${op.ns}] `}${op.tool === "ip" ? "ip " : op.tool === "wg" ? "wg set " : ""}${op.args.join(" ")}`));
     out.push("");
   });
   out.push(summaryLine(plan.changes));

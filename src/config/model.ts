@@ -45,7 +45,12 @@ export interface Intent {
   files: string[];
   /** firewall, NAT, port forwards, segments (src/reconcilers/nft/intent.ts) */
   nft?: NftIntent;
+  /** WireGuard interfaces: [wireguard.*] and the mesh node (src/reconcilers/wireguard/intent.ts) */
+  wireguard?: WgIntent[];
+  mesh?: MeshIntent;
 }
+
+import type { MeshIntent, WgIntent } from "../reconcilers/wireguard/intent.js";
 
 export type { NftIntent } from "../reconcilers/nft/intent.js";
 import type { NftIntent } from "../reconcilers/nft/intent.js";

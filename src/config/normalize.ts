@@ -8,6 +8,9 @@ import { deriveIfname, ifnameProblem } from "./names.js";
 import { pointer } from "./positions.js";
 import { nftIntent } from "../reconcilers/nft/intent.js";
 import type { NftIntent } from "../reconcilers/nft/intent.js";
+import { wireguardIntent } from "../reconcilers/wireguard/intent.js";
+import type { MeshIntent } from "../reconcilers/wireguard/intent.js";
+import { runAclTests } from "../reconcilers/wireguard/acl.js";
 
 type Obj = Record<string, unknown>;
 
@@ -17,6 +20,8 @@ const VOLANT_DEFAULTS = { name: "volant0", subnet: "192.168.127.0/24", gateway: 
 export interface NormalizeOptions {
   /** prepended to every endpoint namespace name (tests, job runners running many copies) */
   netnsPrefix?: string;
+  /** not on the target host: missing key files are warnings */
+  offline?: boolean;
 }
 
 /**
@@ -71,8 +76,17 @@ export function normalize(files: LoadedFile[], opts: NormalizeOptions = {}): { i
 
   crossChecks(networks, endpoints, sysctls, err);
   const nft = nftIntent(files, networks, endpoints, diags);
-  impliedForwarding(networks, nft, sysctls, diags);
-  return { intent: { networks, endpoints, sysctls, files: files.map((f) => f.path), nft }, diagnostics: diags };
+  const { wireguard, mesh } = wireguardIntent(files, diags, { offline: opts.offline });
+  impliedForwarding(networks, nft, mesh, sysctls, diags);
+  if (mesh) meshAclTests(mesh, diags);
+  return { intent: { networks, endpoints, sysctls, files: files.map((f) => f.path), nft, wireguard, mesh }, diagnostics: diags };
+}
+
+/** `[[acl_tests]]` are evaluated offline; a failing assertion blocks apply like a config error. */
+function meshAclTests(mesh: MeshIntent, diags: Diagnostic[]) {
+  for (const f of runAclTests(mesh, mesh.self)) {
+    diags.push({ severity: "error", message: `acl_test: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, the test expects ${f.expected === "accept" ? "accept" : "deny"}`, source: f.test.source });
+  }
 }
 
 /**
@@ -80,13 +94,14 @@ export function normalize(files: LoadedFile[], opts: NormalizeOptions = {}): { i
  * namespace). bolt manages it like any listed sysctl (restored on destroy) unless the user
  * set it; setting it to 0 while needing it is an error.
  */
-function impliedForwarding(networks: NetworkIntent[], nft: NftIntent, sysctls: SysctlIntent[], diags: Diagnostic[]) {
-  const needs = networks.find((n) => n.internet) ?? nft.portForwards[0];
+function impliedForwarding(networks: NetworkIntent[], nft: NftIntent, mesh: MeshIntent | undefined, sysctls: SysctlIntent[], diags: Diagnostic[]) {
+  const meshRoutes = mesh && (mesh.advertise.length || mesh.exitNode) ? { source: mesh.source } : undefined;
+  const needs = networks.find((n) => n.internet) ?? nft.portForwards[0] ?? meshRoutes;
   if (!needs) return;
   const key = "net.ipv4.ip_forward";
   const explicit = sysctls.find((s) => s.key === key || s.key === "net.ipv4.conf.all.forwarding");
   if (!explicit) sysctls.push({ key, value: "1", source: needs.source, implied: true });
-  else if (explicit.value.trim() === "0") diags.push({ severity: "error", message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "a port forward is declared"}: both need IPv4 forwarding`, source: explicit.source });
+  else if (explicit.value.trim() === "0") diags.push({ severity: "error", message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "hostPort" in needs ? "a port forward is declared" : "the mesh node routes subnets or is an exit node"}: both need IPv4 forwarding`, source: explicit.source });
 }
 
 type Err = (message: string, source: SourcePos, hint?: string) => void;

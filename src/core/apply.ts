@@ -83,7 +83,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       const reads = results[i]!.reads;
       if (reads) primed.set(batchKey(b.ns, readBackOf(b)), reads);
     });
-    processes += wave.reduce((n, b) => n + (b.tool === "ip" ? 1 : b.ops.length), 0);
+    processes += wave.reduce((n, b) => n + (b.tool === "ip" ? 1 : b.tool === "wg" ? new Set(b.ops.map((o) => o.args[0])).size : b.ops.length), 0);
     let failure: { batch: Batch; error: CommandError } | undefined;
     wave.forEach((b, i) => {
       const r = results[i]!;

@@ -13,6 +13,7 @@ export interface Batch<T extends OpLine = Op> {
   ops: T[];
 }
 
+
 export function planWaves(ops: Op[]): Batch[][] {
   const indexed = ops.map((op, i) => ({ op, i }));
   const destroy = indexed.filter((x) => x.op.destroy).sort((a, b) => b.op.stage - a.op.stage || (a.op.step ?? 0) - (b.op.step ?? 0) || a.i - b.i);

@@ -15,6 +15,10 @@ export interface PlanInput {
   /** destroy: plan the removal of everything bolt owns in the target */
   destroy?: boolean;
   deep?: boolean;
+  /** live state read elsewhere (an exported host state: `plan --state`); skips the kernel read */
+  snapshot?: LiveSnapshot;
+  /** plan towards these recorded resources (a revision, a saved plan) instead of deriving them from the intent */
+  desired?: Resource[];
 }
 
 export interface Step {
@@ -66,11 +70,11 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const { registry, target } = input;
   const emptyIntent: Intent = { networks: [], endpoints: [], sysctls: [], files: input.intent.files };
   const intent = input.destroy ? emptyIntent : input.intent;
-  const snap = await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals });
-  const desired: Resource[] = [];
+  const snap = input.snapshot ?? (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }));
+  const desired: Resource[] = input.desired && !input.destroy ? [...input.desired] : [];
   const ctx: PlanContext = { target, intent, live: snap.live, leases: input.leases, netns: snap.netns, desired };
   const diagnostics = [...snap.diagnostics];
-  for (const r of registry) {
+  for (const r of input.desired ? [] : registry) {
     const d = r.desired(ctx);
     desired.push(...d.resources);
     diagnostics.push(...d.diagnostics);

@@ -44,7 +44,8 @@ export interface Change {
 
 /** A single kernel write: one `ip -batch` line or one argv, with what undoes it. */
 export interface OpLine {
-  tool: "ip" | "exec";
+  /** ip: one `ip -batch` line; wg: [ifname, ...one `wg set` peer clause]; exec: an argv */
+  tool: "ip" | "exec" | "wg";
   ns: Ns;
   args: string[];
   /** standard input of an exec'd command (an `nft -f -` transaction) */
@@ -65,8 +66,15 @@ export interface Op extends OpLine {
 export const STAGE = {
   netns: 10,
   link: 20,
+  /** wireguard-go (userspace WireGuard) creates its tun device */
+  wgdev: 21,
+  wgaddr: 22,
+  wgconf: 23,
+  wgpeer: 24,
   port: 30,
   inside: 40,
+  route: 42,
+  rule: 43,
   nft: 45,
   sysctl: 50,
 } as const;

@@ -44,6 +44,7 @@ export async function runBatch(runner: CommandRunner, batch: Batch<OpLine>, forc
     const done = failed === undefined || force ? batch.ops.length : Math.min(failed - 1, batch.ops.length);
     return { done, error: failed !== undefined && failed > batch.ops.length ? undefined : err };
   }
+  if (batch.tool === "wg") return runWgBatch(runner, batch, force);
   let done = 0;
   let firstError: CommandError | undefined;
   for (const op of batch.ops) {
@@ -70,4 +71,24 @@ export async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promis
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/**
+ * Peer changes batched like `wg setconf`: one `wg set IF peer … peer …` per interface, however
+ * many peers change. `wg set` does not say which clause failed, so a failure counts every
+ * clause as possibly applied (their undos are forced and idempotent).
+ */
+async function runWgBatch(runner: CommandRunner, batch: Batch<OpLine>, force: boolean): Promise<BatchResult> {
+  const byIf = new Map<string, string[]>();
+  for (const op of batch.ops) byIf.set(op.args[0]!, [...(byIf.get(op.args[0]!) ?? []), ...op.args.slice(1)]);
+  let firstError: CommandError | undefined;
+  for (const [ifname, clauses] of byIf) {
+    const argv = inNetns(batch.ns, ["wg", "set", ifname, ...clauses]);
+    const r = await runner.run(argv);
+    if (r.code !== 0) {
+      firstError ??= new CommandError(argv, r.code, r.stderr);
+      if (!force) return { done: batch.ops.length, error: firstError };
+    }
+  }
+  return { done: batch.ops.length, error: firstError };
 }

@@ -4,6 +4,10 @@ import { endpointReconciler } from "./endpoint/index.js";
 import { sysctlReconciler } from "./sysctl/index.js";
 import { nftReconciler } from "./nft/index.js";
 import { dockerUserReconciler } from "./docker-user/index.js";
+import { wireguardReconciler } from "./wireguard/index.js";
+import { wgPeerReconciler } from "./wireguard/peers.js";
+import { routeReconciler } from "./route/index.js";
+import { ruleReconciler } from "./rule/index.js";
 
 /** Every resource kind bolt reconciles. Adding a kind: its folder + one line here. */
-export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, nftReconciler, dockerUserReconciler];
+export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, wireguardReconciler, wgPeerReconciler, routeReconciler, ruleReconciler, nftReconciler, dockerUserReconciler];

@@ -31,7 +31,34 @@ CREATE TABLE IF NOT EXISTS leases (target TEXT NOT NULL, endpoint TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS sysctl_originals (target TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (target, key));
 CREATE TABLE IF NOT EXISTS journal (target TEXT PRIMARY KEY, pid INTEGER NOT NULL, started_at TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, command TEXT NOT NULL, summary TEXT NOT NULL, outcome TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revision_blobs (hash TEXT PRIMARY KEY, desired TEXT NOT NULL, intent TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revisions (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, command TEXT NOT NULL, summary TEXT NOT NULL, blob TEXT NOT NULL REFERENCES revision_blobs (hash), status TEXT NOT NULL, previous INTEGER, confirm_by TEXT, timer TEXT);
 `;
+
+/**
+ * A revision: what one successful apply converged the target to (the desired resources and the
+ * intent they were read with), so any revision can be planned towards again. Identical desired
+ * states share one blob (a daemon repairing drift records many revisions of the same state).
+ * status: applied | pending (awaits \`bolt confirm\`) | confirmed | reverted | failed.
+ */
+export interface RevisionRow {
+  id: number;
+  target: string;
+  at: string;
+  user: string;
+  command: string;
+  summary: string;
+  blob: string;
+  status: string;
+  /** for a pending revision: the revision restored when it is not confirmed (0: none, bolt owned nothing) */
+  previous: number | null;
+  confirm_by: string | null;
+  /** what fires the rollback of a pending revision: "pid:N" or "unit:NAME" */
+  timer: string | null;
+}
+
+export const whoAmI = (): string => process.env.SUDO_USER ?? process.env.USER ?? String(process.getuid?.() ?? "");
+
 
 export const targetKey = (t: Ns): string => t ?? "";
 
@@ -104,8 +131,34 @@ export class StateStore implements CommitStore {
   }
 
   addHistory(target: Ns, command: string, summary: string, outcome: string): void {
-    const user = process.env.SUDO_USER ?? process.env.USER ?? String(process.getuid?.() ?? "");
-    this.db.prepare("INSERT INTO history (target, at, user, command, summary, outcome) VALUES (?, ?, ?, ?, ?, ?)").run(targetKey(target), new Date().toISOString(), user, command, summary, outcome);
+    this.db.prepare("INSERT INTO history (target, at, user, command, summary, outcome) VALUES (?, ?, ?, ?, ?, ?)").run(targetKey(target), new Date().toISOString(), whoAmI(), command, summary, outcome);
+  }
+
+  addRevision(r: { target: Ns; command: string; summary: string; hash: string; desired: string; intent: string; status: string; previous?: number | null; confirmBy?: string | null }): number {
+    this.db.prepare("INSERT OR IGNORE INTO revision_blobs (hash, desired, intent) VALUES (?, ?, ?)").run(r.hash, r.desired, r.intent);
+    const info = this.db
+      .prepare("INSERT INTO revisions (target, at, user, command, summary, blob, status, previous, confirm_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .run(targetKey(r.target), new Date().toISOString(), whoAmI(), r.command, r.summary, r.hash, r.status, r.previous ?? null, r.confirmBy ?? null);
+    return Number(info.lastInsertRowid);
+  }
+
+  revision(id: number): (RevisionRow & { desired: string; intent: string }) | undefined {
+    return this.db.prepare("SELECT r.*, b.desired, b.intent FROM revisions r JOIN revision_blobs b ON b.hash = r.blob WHERE r.id = ?").get(id) as (RevisionRow & { desired: string; intent: string }) | undefined;
+  }
+
+  revisions(target: Ns): RevisionRow[] {
+    return this.db.prepare("SELECT * FROM revisions WHERE target = ? ORDER BY id").all(targetKey(target)) as RevisionRow[];
+  }
+
+  /** Compare-and-set on status: confirm and the rollback timer race for a pending revision; one wins. */
+  transitionRevision(id: number, from: string, to: string): boolean {
+    return this.db.prepare("UPDATE revisions SET status = ? WHERE id = ? AND status = ?").run(to, id, from).changes === 1;
+  }
+
+  updateRevision(id: number, fields: Partial<Pick<RevisionRow, "status" | "confirm_by" | "timer" | "summary">>): void {
+    const keys = Object.keys(fields) as (keyof typeof fields)[];
+    if (!keys.length) return;
+    this.db.prepare(`UPDATE revisions SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE id = ?`).run(...keys.map((k) => fields[k] ?? null), id);
   }
 
   history(target: Ns): HistoryRow[] {

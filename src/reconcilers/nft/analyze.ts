@@ -26,22 +26,26 @@ export interface BoltFlows {
 }
 
 /** iptables-save text: FORWARD policy and DNAT'ed host ports per table. */
-export function parseIptablesSave(text: string): { forwardPolicy?: string; dnatPorts: { protocol: string; port: number; line: string }[]; dockerUser: boolean } {
+export function parseIptablesSave(text: string): { forwardPolicy?: string; dnatPorts: { protocol: string; port: number; line: string }[]; dockerUser: boolean; boltAccepts: string[] } {
   let table = "";
   let forwardPolicy: string | undefined;
   let dockerUser = false;
   const dnatPorts: { protocol: string; port: number; line: string }[] = [];
+  /** "-i BRIDGE" / "-o BRIDGE": bolt's marked ACCEPTs in DOCKER-USER (docker-user reconciler) */
+  const boltAccepts: string[] = [];
   for (const line of text.split("\n")) {
+    const bolt = /^-A DOCKER-USER (-[io]) (\S+) -m comment --comment "?bolt:(\S+?)"? -j ACCEPT$/.exec(line.trim());
     if (line.startsWith("*")) table = line.slice(1).trim();
     else if (table === "filter" && line.startsWith(":FORWARD ")) forwardPolicy = line.split(/\s+/)[1];
     else if (table === "filter" && line.startsWith(":DOCKER-USER ")) dockerUser = true;
+    else if (table === "filter" && bolt && bolt[2] === bolt[3]) boltAccepts.push(`${bolt[1]} ${bolt[2]}`);
     else if (table === "nat" && /-j DNAT/.test(line)) {
       const proto = /-p (tcp|udp)/.exec(line)?.[1];
       const port = /--dport (\d+)/.exec(line)?.[1];
       if (proto && port) dnatPorts.push({ protocol: proto, port: Number(port), line: line.trim() });
     }
   }
-  return { forwardPolicy, dnatPorts, dockerUser };
+  return { forwardPolicy, dnatPorts, dockerUser, boltAccepts };
 }
 
 interface NftJson {
@@ -75,14 +79,18 @@ export async function analyzeForeign(runner: CommandRunner, target: Ns, flows: B
     const r = await run([tool]);
     if (r.code !== 0 || !r.stdout.trim()) continue;
     const ipt = parseIptablesSave(r.stdout);
-    if (ipt.forwardPolicy === "DROP" && flows.forwards && flows.resolving && ipt.dockerUser) {
+    // bolt writes its DOCKER-USER accepts with `iptables` (the backend iptables-save shows); a
+    // DOCKER-USER in the other backend (Docker on iptables-legacy) is only resolved when bolt's
+    // marked accepts are really in it.
+    const bolted = flows.bridges.every((b) => ipt.boltAccepts.includes(`-i ${b}`) && ipt.boltAccepts.includes(`-o ${b}`));
+    if (ipt.forwardPolicy === "DROP" && flows.forwards && flows.resolving && ipt.dockerUser && (tool === "iptables-save" || bolted)) {
       findings.push({ severity: "info", code: "iptables-forward-drop-resolved", message: `${label}: the FORWARD chain's policy is DROP; bolt accepts its bridges in DOCKER-USER (docker_conflict_resolution = true)` });
     } else if (ipt.forwardPolicy === "DROP" && flows.forwards) {
       findings.push({
         severity: "conflict",
         code: "iptables-forward-drop",
         message: `${label}: the FORWARD chain's policy is DROP (Docker sets this); bolt's forwarded traffic for ${flows.bridges.join(", ") || "its bridges"} is dropped there unless accepted`,
-        fix: ipt.dockerUser ? `Docker's documented escape: accept bolt's bridges in DOCKER-USER, e.g. ${flows.bridges.map((b) => `iptables -I DOCKER-USER -i ${b} -j ACCEPT; iptables -I DOCKER-USER -o ${b} -j ACCEPT`).join("; ")}` : `accept bolt's bridges in the FORWARD chain of that tool's configuration`,
+        fix: ipt.dockerUser ? `Docker's documented escape: accept bolt's bridges in DOCKER-USER, e.g. ${flows.bridges.map((b) => `${tool.replace(/-save$/, "")} -I DOCKER-USER -i ${b} -j ACCEPT; ${tool.replace(/-save$/, "")} -I DOCKER-USER -o ${b} -j ACCEPT`).join("; ")}` : `accept bolt's bridges in the FORWARD chain of that tool's configuration`,
       });
     }
     for (const d of ipt.dnatPorts) {

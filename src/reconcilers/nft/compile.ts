@@ -4,6 +4,9 @@ import type { SourcePos } from "../../core/diagnostics.js";
 import type { NetworkIntent } from "../../config/model.js";
 import type { AddrRef, FirewallRuleIntent, NftIntent, SegmentIntent } from "./intent.js";
 import { nftIfname, nftName } from "./grammar.js";
+import type { MeshIntent, MeshNode } from "../wireguard/intent.js";
+import { addrSet, compileAcls } from "../wireguard/acl.js";
+import type { CompiledAcl } from "../wireguard/acl.js";
 
 /**
  * Compiles the intent into bolt's table `inet bolt`: sets, base chains and regular chains with
@@ -43,13 +46,17 @@ export interface CompileInput {
   networks: NetworkIntent[];
   /** endpoint name → address */
   endpointIps: Map<string, number>;
+  /** the mesh node, with its effective address (given, leased or derived) */
+  mesh?: { intent: MeshIntent; self: MeshNode };
 }
 
 const DYN_SET = ["type ipv4_addr", "size 65535", "flags dynamic,timeout", "timeout 1m"];
 
 export function compileTable(input: CompileInput): NftTable | undefined {
   const { nft, networks } = input;
-  const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length;
+  const mesh = input.mesh;
+  const meshNeedsNft = !!mesh && (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || mesh.intent.exitNode);
+  const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || meshNeedsNft;
   if (!hasAnything) return undefined;
   const sets: NftSet[] = [];
   const chain = (name: string, base?: NftChain["base"]): NftChain => ({ name, base, rules: [] });
@@ -59,6 +66,7 @@ export function compileTable(input: CompileInput): NftTable | undefined {
   const ddos = chain("ddos");
   const firewall = chain("firewall");
   const segments = chain("segments");
+  const meshAcl = chain("mesh_acl");
   const natPre = chain("nat_pre", { type: "nat", hook: "prerouting", prio: -100 });
   const natOut = chain("nat_out", { type: "nat", hook: "output", prio: -100 });
   const natPost = chain("nat_post", { type: "nat", hook: "postrouting", prio: 100 });
@@ -101,6 +109,26 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     forward.rules.push({ key: "firewall", text: "jump firewall" });
   }
 
+  if (mesh && meshNeedsNft) {
+    const gw = nftIfname(mesh.intent.ifname);
+    const m = mesh.intent;
+    if (m.acls.length) {
+      meshAcl.rules.push(...aclRules(compileAcls(m, mesh.self), gw));
+      input_.rules.push({ key: "mesh-acl", text: `iifname ${gw} jump mesh_acl`, source: m.source });
+      forward.rules.push({ key: "mesh-acl", text: `iifname ${gw} jump mesh_acl`, source: m.source });
+    }
+    if (m.advertise.length) {
+      // Subnet router: mesh → advertised subnets, source NATed like Tailscale's default.
+      const adv = addrSet(m.advertise);
+      forward.rules.push({ key: "mesh-subnet-routes", text: `iifname ${gw} ip daddr ${adv} accept`, source: m.source });
+      natPost.rules.push({ key: "mesh-subnet-routes", text: `iifname ${gw} ip daddr ${adv} oifname != ${gw} masquerade`, source: m.source });
+    }
+    if (m.exitNode) {
+      forward.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} accept`, source: m.source });
+      natPost.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} oifname != ${gw} masquerade`, source: m.source });
+    }
+  }
+
   for (const pf of nft.portForwards) {
     const to = pf.toIp ?? (pf.toEndpoint ? input.endpointIps.get(pf.toEndpoint) : undefined);
     if (to === undefined) continue;
@@ -130,8 +158,30 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     natPost.rules.push({ key: `masquerade:${n.name}`, text: `ip saddr ${formatCidr4(n.subnet)} oifname != ${br} masquerade`, source: n.source });
   }
 
-  const chains = [rawPre, input_, forward, ddos, firewall, segments, natPre, natOut, natPost].filter((c) => c.rules.length);
+  const chains = [rawPre, input_, forward, ddos, firewall, meshAcl, segments, natPre, natOut, natPost].filter((c) => c.rules.length);
   return { sets, chains };
+}
+
+/** ACLs on the mesh interface: first match wins, then everything else is dropped. */
+function aclRules(acls: CompiledAcl[], gw: string): NftRule[] {
+  const rules: NftRule[] = [{ key: "established", text: "ct state established,related accept" }];
+  acls.forEach((a, i) => {
+    if (a.src !== "any" && !a.src.length) return;
+    a.dst.forEach((d, j) => {
+      if (d.addrs !== "any" && !d.addrs.length) return;
+      const m: string[] = [];
+      if (a.src !== "any") m.push(`ip saddr ${addrSet(a.src)}`);
+      if (d.addrs !== "any") m.push(`ip daddr ${addrSet(d.addrs)}`);
+      const proto = a.proto && a.proto !== "*" ? a.proto : undefined;
+      if (d.ports !== "any") {
+        const ports = d.ports.map(([lo, hi]) => (lo === hi ? String(lo) : `${lo}-${hi}`));
+        m.push(proto === "tcp" || proto === "udp" ? `${proto} dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}` : `meta l4proto { tcp, udp } th dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}`);
+      } else if (proto) m.push(`meta l4proto ${proto}`);
+      rules.push({ key: `acl:${i}:${j}`, text: `${m.join(" ")} counter ${a.action === "accept" ? "accept" : "drop"}` });
+    });
+  });
+  rules.push({ key: "default-deny", text: `iifname ${gw} counter drop` });
+  return rules;
 }
 
 function verdict(action: FirewallRuleIntent["action"], protocol: string): string {

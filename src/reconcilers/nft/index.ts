@@ -23,10 +23,13 @@ export const nftReconciler: Reconciler = {
     if (!ctx.intent.nft) return { resources: [], diagnostics: [] };
     const endpointIps = new Map<string, number>();
     for (const r of ctx.desired) if (r.kind === "endpoint" && r.spec.ip) endpointIps.set(r.name, parseIp4(r.spec.ip.split("/")[0]!)!);
-    const table = compileTable({ nft: ctx.intent.nft, networks: ctx.intent.networks, endpointIps });
+    const m = ctx.intent.mesh;
+    const wg = m ? ctx.desired.find((r) => r.id === `wireguard:${m.ifname}`) : undefined;
+    const self = m ? { ...m.self, address: wg?.spec.address ? parseIp4(wg.spec.address.split("/")[0]!)! : m.self.address } : undefined;
+    const table = compileTable({ nft: ctx.intent.nft, networks: ctx.intent.networks, endpointIps, mesh: m && self ? { intent: m, self } : undefined });
     if (!table) return { resources: [], diagnostics: [] };
     const { spec, display } = tableSpec(table);
-    const first = ctx.intent.networks[0]?.source ?? ctx.intent.nft.portForwards[0]?.source ?? ctx.intent.nft.rules[0]?.source;
+    const first = ctx.intent.networks[0]?.source ?? ctx.intent.nft.portForwards[0]?.source ?? ctx.intent.nft.rules[0]?.source ?? ctx.intent.mesh?.source;
     const fieldSources = Object.fromEntries(table.chains.flatMap((c) => c.rules.filter((r) => r.source).map((r) => [`${c.name} ${r.key}`, r.source!])));
     const resource: Resource = { kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec, display, data: { script: tableScript(table) }, deps: [], owned: true, source: first, fieldSources };
     return { resources: [resource], diagnostics: [] };

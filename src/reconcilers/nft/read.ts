@@ -3,7 +3,7 @@ import { hash8 } from "./script.js";
 /** The parts of `nft -j list table inet bolt` bolt reads. */
 interface NftJsonItem {
   chain?: { name: string; type?: string; hook?: string; prio?: number; policy?: string };
-  set?: { name: string; comment?: string; elem?: unknown[] };
+  set?: { name: string; type?: string; flags?: string[]; comment?: string; elem?: unknown[] };
   rule?: { chain: string; comment?: string; handle: number; expr: Record<string, unknown>[] };
 }
 
@@ -26,7 +26,7 @@ export function parseTable(json: { nftables: NftJsonItem[] }): LiveTable {
     } else if (item.set) {
       const s = item.set;
       const m = /^bolt:(d:)?([0-9a-f]{8})$/.exec(s.comment ?? "");
-      spec[`set ${s.name}`] = !m ? "foreign" : m[1] ? `dynamic ${m[2]}` : `${(s.elem ?? []).length} elements ${m[2]}`;
+      spec[`set ${s.name}`] = !m ? "foreign" : m[1] ? `dynamic ${m[2]}` : `${(s.elem ?? []).length} elements ${m[2]}${staticSetHash(s) === m[2] ? "" : " (elements changed)"}`;
     } else if (item.rule) {
       const r = item.rule;
       const m = /^bolt:(.+)\|([0-9a-f]{8})$/.exec(r.comment ?? "");
@@ -42,4 +42,26 @@ export function parseTable(json: { nftables: NftJsonItem[] }): LiveTable {
   }
   for (const [chain, keys] of order) spec[`${chain} order`] = hash8(keys.join("\n"));
   return { spec, counters };
+}
+
+/**
+ * The hash tableScript put in a static set's comment, recomputed from what the kernel lists:
+ * an element replaced by hand (same count) must show as drift. Elements are written back the
+ * way compile.ts writes them (quoted ifnames; addresses, prefixes, ranges in address order).
+ */
+function staticSetHash(s: NonNullable<NftJsonItem["set"]>): string {
+  const decl = [`type ${s.type}`, ...(s.flags?.length ? [`flags ${s.flags.join(",")}`] : [])];
+  const elems = (s.elem ?? []).map((e): [string, number] => {
+    if (typeof e === "string") return s.type === "ifname" ? [`"${e}"`, 0] : [e, ipOrder(e)];
+    const o = e as { prefix?: { addr: string; len: number }; range?: [string, string] };
+    if (o.prefix) return [`${o.prefix.addr}/${o.prefix.len}`, ipOrder(o.prefix.addr)];
+    if (o.range) return [`${o.range[0]}-${o.range[1]}`, ipOrder(o.range[0])];
+    return [JSON.stringify(e), 0];
+  });
+  elems.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return hash8(decl.join(";") + "|" + elems.map((e) => e[0]).join(","));
+}
+
+function ipOrder(ip: string): number {
+  return ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
 }

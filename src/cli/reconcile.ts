@@ -1,0 +1,107 @@
+import type { Logger } from "pino";
+import { applyPlan } from "../core/apply.js";
+import type { ApplyResult } from "../core/apply.js";
+import { BoltError } from "../core/diagnostics.js";
+import type { Diagnostic } from "../core/diagnostics.js";
+import { makePlan } from "../core/plan.js";
+import type { Plan } from "../core/plan.js";
+import { recoverJournal } from "../core/recover.js";
+import type { Recovery } from "../core/recover.js";
+import type { Resource } from "../core/resource.js";
+import { encodeRevision, headRevision, pendingRevisions } from "../core/revisions.js";
+import type { Intent } from "../config/model.js";
+import type { CommandRunner, Ns } from "../exec/runner.js";
+import { RECONCILERS } from "../reconcilers/registry.js";
+import type { StateStore } from "../state/store.js";
+import { renderDiagnostics, summaryLine } from "./render-text.js";
+
+/** Commit-confirmed: the apply is recorded as pending and a timer outside this process restores `previous`. */
+export interface ConfirmOptions {
+  timeoutMs: number;
+  /** starts the timer for a pending revision; returns what to record ("pid:N", "unit:NAME") */
+  arm(revision: number): string;
+}
+
+export interface ReconcileOptions {
+  runner: CommandRunner;
+  target: Ns;
+  store: StateStore;
+  intent: Intent;
+  /** config warnings so far (foreign-firewall findings are added here) */
+  warnings: Diagnostic[];
+  /** history label: apply, destroy, watch, rollback --to 3 … */
+  command: string;
+  log: Logger;
+  destroy?: boolean;
+  deep?: boolean;
+  /** plan towards these recorded resources (revision, saved plan) */
+  desired?: Resource[];
+  /** foreign-firewall findings for the plan's warnings (commands.ts) */
+  extraWarnings?: () => Promise<Diagnostic[]>;
+  /** sees the plan before anything is written; may throw to stop (a stale saved plan) */
+  onPlan?: (plan: Plan, diags: Diagnostic[]) => void | Promise<void>;
+  confirm?: ConfirmOptions;
+}
+
+export interface ReconcileResult {
+  plan: Plan;
+  diags: Diagnostic[];
+  recovered?: Recovery;
+  result?: ApplyResult;
+  revision?: number;
+}
+
+/**
+ * One reconcile of a target, the path `bolt apply`, the daemon and rollbacks share. The caller
+ * holds the target lock. Repairs an interrupted apply first, plans, applies (journal, verify,
+ * rollback on failure), then commits the bookkeeping and a revision in one transaction.
+ */
+export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
+  const { store, runner, target: t } = o;
+  const recovered = await recoverJournal(store, runner, RECONCILERS, t);
+  if (recovered) {
+    if (recovered.problems.length) throw new BoltError(`an interrupted apply (pid ${recovered.pid}, ${recovered.startedAt}) could not be rolled back: ${recovered.problems.join("; ")}`);
+    o.log.warn({ pid: recovered.pid, startedAt: recovered.startedAt, undone: recovered.undone }, "rolled back an interrupted apply before continuing");
+  }
+  const originals = store.originals(t);
+  const warnings = [...o.warnings, ...((await o.extraWarnings?.()) ?? [])];
+  const plan = await makePlan({ intent: o.intent, runner, target: t, registry: RECONCILERS, leases: store.leases(t), originals, destroy: o.destroy, deep: o.deep, desired: o.desired });
+  const diags = [...warnings, ...plan.diagnostics];
+  if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
+  await o.onPlan?.(plan, diags);
+  if (!plan.changes.length) return { plan, diags, recovered };
+  const intent = o.destroy ? { networks: [], endpoints: [], sysctls: [], files: o.intent.files } : o.intent;
+  const blob = encodeRevision(plan.desired, intent);
+  let pending: number | undefined;
+  if (o.confirm) {
+    // Recorded (and the timer armed) before the first write: if this process dies mid-apply the
+    // timer still fires, its rollback replays the journal and then restores `previous`.
+    const previous = headRevision(store, t)?.id ?? 0;
+    for (const p of pendingRevisions(store, t)) store.transitionRevision(p.id, "pending", "superseded");
+    pending = store.addRevision({ target: t, command: o.command, summary: summaryLine(plan.changes), ...blob, status: "pending", previous, confirmBy: new Date(Date.now() + o.confirm.timeoutMs).toISOString() });
+    store.updateRevision(pending, { timer: o.confirm.arm(pending) });
+  }
+  let result: ApplyResult;
+  try {
+    result = await applyPlan(plan, { runner, registry: RECONCILERS, journal: store, intent: o.intent, originals, log: (event, fields) => o.log.info(fields, event) });
+  } catch (e) {
+    if (pending !== undefined) store.updateRevision(pending, { status: "failed" });
+    throw e;
+  }
+  const rec = new Map(RECONCILERS.map((r) => [r.kind, r]));
+  let revision = pending;
+  store.transaction(() => {
+    for (const c of plan.changes) rec.get(c.kind)!.commit?.(c, store, plan.target);
+    store.addHistory(plan.target, o.command, summaryLine(plan.changes), "applied");
+    if (pending !== undefined) {
+      // The confirmation window starts when the new state is in place.
+      store.updateRevision(pending, { confirm_by: new Date(Date.now() + o.confirm!.timeoutMs).toISOString() });
+    } else {
+      // A plain apply on top of a pending one confirms it (as a second `commit` does on a router).
+      for (const p of pendingRevisions(store, t)) store.transitionRevision(p.id, "pending", "confirmed");
+      revision = store.addRevision({ target: t, command: o.command, summary: summaryLine(plan.changes), ...blob, status: "applied" });
+    }
+  });
+  o.log.info({ changes: result.applied, ops: result.ops, processes: result.processes, ms: Math.round(result.durationMs), revision }, "apply.done");
+  return { plan, diags, recovered, result, revision };
+}

@@ -1,0 +1,11 @@
+import { BoltError } from "./diagnostics.js";
+
+/** "60s", "2m", "1h", "300ms", or plain seconds. */
+export function parseDuration(s: string | number, what = "duration"): number {
+  if (typeof s === "number") return s * 1000;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(s);
+  if (!m) throw new BoltError(`${what}: "${s}" is not a duration (e.g. 300ms, 60s, 5m, 1h)`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Math.round(n * unit);
+}

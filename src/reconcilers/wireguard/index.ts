@@ -1,0 +1,155 @@
+import { formatIp4 } from "../../core/ipv4.js";
+import { decodeAlias, encodeAlias } from "../../core/ownership.js";
+import { STAGE } from "../../core/resource.js";
+import type { Op, OpLine, Reconciler, Resource } from "../../core/resource.js";
+import type { IpAddr, IpLink, LiveReader } from "../../core/live-reader.js";
+import type { Ns } from "../../exec/runner.js";
+import { parseWgDump } from "./dump.js";
+import type { WgDump } from "./dump.js";
+
+/**
+ * `[wireguard.NAME]` and the mesh node's interface. This machine class has no WireGuard kernel
+ * module, so the userspace implementation is first class: `wireguard-go IF` creates the tun
+ * device and serves its control socket; deleting the link stops the process. A bolt interface
+ * whose process died has lost its tun device, so it simply shows as missing and is created
+ * again. Note: wireguard-go's control socket is /var/run/wireguard/IF.sock on the host, shared
+ * by all namespaces, so userspace interface names must be unique across namespaces.
+ */
+export const WG_MTU = 1420;
+
+export const wireguardReconciler: Reconciler = {
+  kind: "wireguard",
+  replaceOn: ["type"],
+
+  desired(ctx) {
+    const resources: Resource[] = [];
+    for (const w of ctx.intent.wireguard ?? []) {
+      const address = w.address ? `${formatIp4(w.address.addr)}/${w.address.prefix}` : meshAddress(ctx, w.ifname);
+      const spec: Record<string, string> = {
+        type: "userspace",
+        address,
+        listen_port: w.listenPort ? String(w.listenPort) : "",
+        public_key: w.publicKey,
+        fwmark: w.fwmark ? `0x${w.fwmark.toString(16)}` : "",
+        mtu: String(w.mtu ?? WG_MTU),
+        state: "up",
+      };
+      resources.push({ kind: "wireguard", name: w.ifname, id: `wireguard:${w.ifname}`, keys: [`link:${w.ifname}`], spec, data: { keyFile: w.privateKeyFile, mesh: w.mesh }, deps: [], owned: true, source: w.source });
+    }
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io) {
+    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
+    const mine = links.filter((l) => decodeAlias(l.ifalias)?.wg);
+    if (!mine.length) return { resources: [], foreign: new Map() };
+    const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
+    const resources = await Promise.all(mine.map((l) => readInterface(io, l, addrs)));
+    return { resources, foreign: new Map() };
+  },
+
+  render(change, ctx) {
+    const ns = ctx.target;
+    if (change.action === "create") return createOps(change.after!, ns);
+    if (change.action === "delete") return [{ ...ipLine(ns, "link", "del", "dev", change.name), stage: STAGE.wgdev, undo: createLines(change.before!, ns) }];
+    return updateOps(change.before!, change.after!, change.changed, ns);
+  },
+
+  commit(change, store, target) {
+    if (!change.after?.data?.mesh) return;
+    if (change.action === "delete") store.releaseLease(target, `mesh:${change.name}`);
+    else store.setLease(target, "mesh", `mesh:${change.name}`, change.after.spec.address!.split("/")[0]!);
+  },
+};
+
+/** Mesh address not given in the file: the lease, else what the interface has, else the key-derived one. */
+function meshAddress(ctx: Parameters<Reconciler["desired"]>[0], ifname: string): string {
+  const lease = ctx.leases.get(`mesh:${ifname}`);
+  if (lease) return `${lease}/32`;
+  const live = ctx.live.get(`wireguard:${ifname}`);
+  if (live?.owned && live.spec.address) return live.spec.address;
+  return `${formatIp4(ctx.intent.mesh!.self.address)}/32`;
+}
+
+export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | undefined> {
+  const r = await io.exec(["wg", "show", ifname, "dump"]);
+  return r.code === 0 ? parseWgDump(r.stdout) : undefined;
+}
+
+async function readInterface(io: LiveReader, l: IpLink, addrs: IpAddr[]): Promise<Resource> {
+  const tag = decodeAlias(l.ifalias)!;
+  const dump = await wgDump(io, l.ifname);
+  const v4 = (addrs.find((a) => a.ifname === l.ifname)?.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort();
+  const spec: Record<string, string> = {
+    // A tun device nobody serves (process gone) cannot be configured: replace it.
+    type: dump ? (l.linkinfo?.info_kind === "wireguard" ? "kernel" : "userspace") : "dead",
+    address: v4.join(", "),
+    listen_port: dump?.listenPort ? String(dump.listenPort) : "",
+    public_key: dump?.publicKey && dump.publicKey !== "(none)" ? dump.publicKey : "",
+    fwmark: dump?.fwmark ? `0x${dump.fwmark.toString(16)}` : "",
+    mtu: String(l.mtu),
+    state: l.flags.includes("UP") ? "up" : "down",
+  };
+  return { kind: "wireguard", name: l.ifname, id: `wireguard:${l.ifname}`, keys: [`link:${l.ifname}`], spec, data: { keyFile: tag.key, mesh: tag.mesh === "1" }, deps: [], owned: true };
+}
+
+const ipLine = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
+const exec = (ns: Ns, ...args: string[]): OpLine => ({ tool: "exec", ns, args });
+
+function wgSetArgs(r: Resource, fields: string[]): string[] {
+  const s = r.spec;
+  const out: string[] = [];
+  if (fields.includes("public_key") && r.data?.keyFile) out.push("private-key", String(r.data.keyFile));
+  if (fields.includes("listen_port") && s.listen_port) out.push("listen-port", s.listen_port);
+  if (fields.includes("fwmark")) out.push("fwmark", s.fwmark || "off");
+  return out;
+}
+
+/** Lines that build the interface from nothing (also the undo of its deletion). */
+function createLines(r: Resource, ns: Ns): OpLine[] {
+  const dev = r.name;
+  const conf = wgSetArgs(r, ["public_key", "listen_port", "fwmark"]);
+  return [
+    exec(ns, "wireguard-go", dev),
+    ipLine(ns, "link", "set", "dev", dev, "alias", encodeAlias({ wg: dev, key: keyPathForAlias(r), mesh: r.data?.mesh ? "1" : undefined })),
+    ...(r.spec.address ? r.spec.address.split(", ").map((a) => ipLine(ns, "address", "add", a, "dev", dev)) : []),
+    ipLine(ns, "link", "set", "dev", dev, "mtu", r.spec.mtu!, "up"),
+    ...(conf.length ? [exec(ns, "wg", "set", dev, ...conf)] : []),
+  ];
+}
+
+/** The key file path is recorded on the link so a deletion can be undone after a restart. */
+function keyPathForAlias(r: Resource): string | undefined {
+  const p = r.data?.keyFile ? String(r.data.keyFile) : undefined;
+  return p && !/[,=\s"'\\]/.test(p) ? p : undefined;
+}
+
+function createOps(r: Resource, ns: Ns): Op[] {
+  const [start, alias, ...rest] = createLines(r, ns);
+  const stageOf = (l: OpLine) => (l.tool === "ip" ? STAGE.wgaddr : STAGE.wgconf);
+  return [
+    // Deleting the link ends wireguard-go and everything configured on the device.
+    { ...start!, stage: STAGE.wgdev, undo: [ipLine(ns, "link", "del", "dev", r.name)] },
+    { ...alias!, stage: STAGE.wgaddr, undo: [] },
+    ...rest.map((l) => ({ ...l, stage: stageOf(l), undo: [] })),
+  ];
+}
+
+function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): Op[] {
+  const dev = after.name;
+  const ops: Op[] = [];
+  if (changed.includes("address")) {
+    const want = new Set(after.spec.address ? after.spec.address.split(", ") : []);
+    const have = new Set(before.spec.address ? before.spec.address.split(", ") : []);
+    for (const a of want) if (!have.has(a)) ops.push({ ...ipLine(ns, "address", "add", a, "dev", dev), stage: STAGE.wgaddr, undo: [ipLine(ns, "address", "del", a, "dev", dev)] });
+    for (const a of have) if (!want.has(a)) ops.push({ ...ipLine(ns, "address", "del", a, "dev", dev), stage: STAGE.wgaddr, undo: [ipLine(ns, "address", "add", a, "dev", dev)] });
+  }
+  if (changed.includes("mtu") || changed.includes("state")) ops.push({ ...ipLine(ns, "link", "set", "dev", dev, "mtu", after.spec.mtu!, "up"), stage: STAGE.wgaddr, undo: [ipLine(ns, "link", "set", "dev", dev, "mtu", before.spec.mtu!)] });
+  const conf = wgSetArgs(after, changed);
+  // The old private key is not kept anywhere (by design), so a key change cannot be undone.
+  const undoConf = wgSetArgs(before, changed.filter((f) => f !== "public_key"));
+  if (conf.length) ops.push({ ...exec(ns, "wg", "set", dev, ...conf), stage: STAGE.wgconf, undo: undoConf.length ? [exec(ns, "wg", "set", dev, ...undoConf)] : [] });
+  return ops;
+}
+
+

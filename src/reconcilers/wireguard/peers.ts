@@ -1,0 +1,104 @@
+import { readFileSync } from "node:fs";
+import { formatCidr4 } from "../../core/ipv4.js";
+import { decodeAlias } from "../../core/ownership.js";
+import { STAGE } from "../../core/resource.js";
+import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
+import type { IpLink } from "../../core/live-reader.js";
+import type { Ns } from "../../exec/runner.js";
+import { pskDigest } from "./dump.js";
+import { wgDump } from "./index.js";
+
+/**
+ * WireGuard peers, one resource each, changed with `wg set IF peer …` clauses that the apply
+ * engine batches into one `wg set` per interface. Only the peers that differ are touched, so
+ * the sessions of the others are never reset (what `wg syncconf` promises).
+ */
+export const wgPeerReconciler: Reconciler = {
+  kind: "wg-peer",
+  replaceOn: [],
+
+  desired(ctx) {
+    const resources: Resource[] = [];
+    for (const w of ctx.intent.wireguard ?? []) {
+      for (const p of w.peers) {
+        resources.push({
+          kind: "wg-peer",
+          name: `${w.ifname}/${p.publicKey}`,
+          id: `wg-peer:${w.ifname}/${p.publicKey}`,
+          keys: [],
+          spec: {
+            allowed_ips: p.allowedIps.map(formatCidr4).sort().join(","),
+            endpoint: p.endpoint ?? "",
+            persistent_keepalive: p.keepalive ? String(p.keepalive) : "",
+            preshared_key: p.pskFile ? pskOf(p.pskFile) : "",
+          },
+          data: { ifname: w.ifname, publicKey: p.publicKey, pskFile: p.pskFile, hostname: p.hostname },
+          deps: [`wireguard:${w.ifname}`],
+          owned: true,
+          source: p.source,
+          sensitive: ["preshared_key"],
+        });
+      }
+    }
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io) {
+    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
+    const resources: Resource[] = [];
+    for (const l of links.filter((x) => decodeAlias(x.ifalias)?.wg)) {
+      const dump = await wgDump(io, l.ifname);
+      for (const p of dump?.peers ?? []) {
+        resources.push({
+          kind: "wg-peer",
+          name: `${l.ifname}/${p.publicKey}`,
+          id: `wg-peer:${l.ifname}/${p.publicKey}`,
+          keys: [],
+          spec: { allowed_ips: p.allowedIps.join(","), endpoint: p.endpoint, persistent_keepalive: p.keepalive ? String(p.keepalive) : "", preshared_key: p.psk },
+          data: { ifname: l.ifname, publicKey: p.publicKey, latestHandshake: p.latestHandshake, rx: p.rx, tx: p.tx },
+          deps: [`wireguard:${l.ifname}`],
+          owned: true,
+          sensitive: ["preshared_key"],
+        });
+      }
+    }
+    return { resources, foreign: new Map() };
+  },
+
+  render(change, ctx) {
+    const ns = ctx.target;
+    const r = change.after ?? change.before!;
+    const ifname = String(r.data!.ifname);
+    const pub = String(r.data!.publicKey);
+    if (change.action === "delete") return [{ ...clause(ns, ifname, pub, ["remove"]), stage: STAGE.wgpeer, undo: [clause(ns, ifname, pub, settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]))] }];
+    if (change.action === "create") return [{ ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])), stage: STAGE.wgpeer, undo: [clause(ns, ifname, pub, ["remove"])] }];
+    const fields = change.changed;
+    const undo = settings(change.before!, fields.filter((f) => f !== "preshared_key"));
+    return [{ ...clause(ns, ifname, pub, settings(change.after!, fields)), stage: STAGE.wgpeer, undo: undo.length ? [clause(ns, ifname, pub, undo)] : [] }];
+  },
+};
+
+function pskOf(file: string): string {
+  try {
+    return pskDigest(readFileSync(file, "utf8"));
+  } catch {
+    return "(known on the target host)";
+  }
+}
+
+function clause(ns: Ns, ifname: string, pub: string, rest: string[]): OpLine {
+  return { tool: "wg", ns, args: [ifname, "peer", pub, ...rest] };
+}
+
+/** `wg set` words for the given fields. The preshared key is passed as its file, never inline. */
+function settings(r: Resource, fields: string[]): string[] {
+  const s = r.spec;
+  const out: string[] = [];
+  if (fields.includes("allowed_ips")) out.push("allowed-ips", s.allowed_ips ?? "");
+  if (fields.includes("endpoint") && s.endpoint) out.push("endpoint", s.endpoint);
+  if (fields.includes("persistent_keepalive")) out.push("persistent-keepalive", s.persistent_keepalive || "off");
+  if (fields.includes("preshared_key")) out.push("preshared-key", r.data?.pskFile ? String(r.data.pskFile) : "/dev/null");
+  return out;
+}
+
+

@@ -1,0 +1,85 @@
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import type { Ns } from "../exec/runner.js";
+
+export interface MonitorLog {
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+}
+
+/**
+ * Kernel change events for prompt drift repair: `ip monitor link address route` (rtnetlink
+ * multicast groups: a link, address or route added or removed by anyone) and `nft monitor`
+ * (ruleset changes) in the target namespace. Output only signals "something changed": the
+ * controller re-reads everything anyway (level-triggered), so lines are not parsed. A monitor
+ * that exits (its namespace went away, nft missing) is restarted with a growing delay.
+ */
+export class KernelMonitor {
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(
+    private readonly target: Ns,
+    private readonly onEvent: (source: string) => void,
+    private readonly log: MonitorLog,
+  ) {}
+
+  start(): void {
+    const ns = this.target;
+    this.run("ip", ns === null ? ["ip", "monitor", "link", "address", "route"] : ["ip", "-n", ns, "monitor", "link", "address", "route"], 0);
+    this.run("nft", ns === null ? ["nft", "monitor"] : ["ip", "netns", "exec", ns, "nft", "monitor"], 0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const c of this.children.values()) c.kill("SIGTERM");
+    this.children.clear();
+  }
+
+  /** pids of the monitor processes (the bench measures their CPU with the daemon's). */
+  pids(): number[] {
+    return [...this.children.values()].map((c) => c.pid).filter((p): p is number => p !== undefined);
+  }
+
+  private run(name: string, argv: string[], failures: number): void {
+    if (this.stopped) return;
+    const started = Date.now();
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    this.children.set(name, child);
+    let stderr = "";
+    child.stdout!.on("data", () => this.onEvent(name));
+    child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
+    let missing = false;
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      // The tool is not installed: nothing to restart.
+      if (e.code === "ENOENT") missing = true;
+    });
+    child.on("close", (code, signal) => {
+      this.children.delete(name);
+      if (this.stopped) return;
+      if (missing) {
+        this.log.info({ monitor: name }, `kernel monitor: ${argv[0]} not found, ${name} events are not watched (periodic resync still repairs drift)`);
+        return;
+      }
+      // `nft monitor` exits at once without nf_tables access; give up on it quietly after a few tries.
+      const healthy = Date.now() - started > 10_000;
+      const n = healthy ? 0 : failures + 1;
+      if (name === "nft" && n >= 3) {
+        this.log.info({ monitor: name, stderr: stderr.trim() }, "kernel monitor: nft monitor keeps exiting; nft events are not watched");
+        return;
+      }
+      const delay = Math.min(30_000, 500 * 2 ** Math.min(n, 6));
+      this.log.warn({ monitor: name, code, signal, stderr: stderr.trim(), retryMs: delay }, "kernel monitor exited; restarting");
+      // Whatever happened while it was down is caught by the pass this triggers.
+      this.onEvent(name);
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        this.run(name, argv, n);
+      }, delay);
+      this.timers.add(t);
+    });
+  }
+}
