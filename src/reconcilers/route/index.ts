@@ -33,7 +33,7 @@ export const routeReconciler: Reconciler = {
 
   async read(io) {
     const routes = await io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"]);
-    const resources = routes.filter((r) => r.protocol === ROUTE_PROTO).map((r) => ({ ...route(r.dst, r.table ?? "main", r.dev ?? ""), spec: { dev: r.dev ?? "", via: r.gateway ?? "" } }));
+    const resources = routes.filter((r) => r.protocol === ROUTE_PROTO).map((r) => ({ ...route(normDst(r.dst), r.table ?? "main", r.dev ?? ""), spec: { dev: r.dev ?? "", via: r.gateway ?? "" } }));
     return { resources, foreign: new Map() };
   },
 
@@ -42,7 +42,7 @@ export const routeReconciler: Reconciler = {
     const out: Diagnostic[] = [];
     for (const d of desired) {
       const table = String(d.data!.table);
-      const hit = routes.find((r) => r.protocol !== ROUTE_PROTO && (r.table ?? "main") === table && r.dst === d.data!.dst && !(r.protocol === "kernel" && r.dev === d.spec.dev) && (!r.type || r.type === "unicast"));
+      const hit = routes.find((r) => r.protocol !== ROUTE_PROTO && (r.table ?? "main") === table && normDst(r.dst) === d.data!.dst && !(r.protocol === "kernel" && r.dev === d.spec.dev) && (!r.type || r.type === "unicast"));
       if (hit) out.push({ severity: "error", message: `route ${d.data!.dst} (table ${table}) already exists and is not bolt's (dev ${hit.dev ?? "?"}, proto ${hit.protocol ?? "boot"}); bolt will not replace it`, source: d.source });
     }
     return out;
@@ -54,6 +54,11 @@ export const routeReconciler: Reconciler = {
     return [{ ...replace(ns, change.after!), stage: STAGE.route, undo: [change.action === "create" ? del(ns, change.after!) : replace(ns, change.before!)] }];
   },
 };
+
+/** ip prints host routes without "/32". */
+function normDst(dst: string): string {
+  return dst === "default" || dst.includes("/") ? dst : `${dst}/32`;
+}
 
 function route(dst: string, table: string, dev: string, source?: Resource["source"]): Resource {
   return { kind: "route", name: `${table}/${dst}`, id: `route:${table}/${dst}`, keys: [], spec: { dev, via: "" }, data: { dst, table }, deps: dev ? [`wireguard:${dev}`] : [], owned: true, source };
