@@ -4,6 +4,7 @@ import { BoltError, EXIT, formatDiagnostic } from "../core/diagnostics.js";
 import { cmdApply, cmdFirewallAnalyze, cmdPlan, cmdRollback, cmdShow, cmdValidate } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
+import { cmdKeygen, cmdMeshStatus, cmdMeshTest } from "./cmd-mesh.js";
 import { cmdApplyPlan } from "./cmd-apply-plan.js";
 import { cmdConfirm, cmdRollbackIfUnconfirmed, cmdRollbackTo, confirmOptions, describeDeadline } from "./cmd-confirm.js";
 import { cmdGraph } from "./cmd-graph.js";
@@ -117,6 +118,8 @@ export async function main(argv: string[]): Promise<number> {
         return cmdWatch({ ...o, log, resyncMs: parseDuration(a.resync as string, "--resync"), debounceMs: parseDuration(a.debounce as string, "--debounce"), metricsListen: a["metrics-listen"] as string | undefined });
       }),
     )
+    .command("mesh <action>", "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline)", (y) => files(y).positional("action", { choices: ["status", "test"] }), run((o, a) => (a.action === "test" ? cmdMeshTest(o) : cmdMeshStatus(o)), false))
+    .command("keygen <path>", "write a WireGuard key pair: PATH (0600) and PATH.pub", (y) => y.positional("path", { type: "string" }).option("force", { type: "boolean" }), run((o, a) => cmdKeygen({ ...o, path: String(a.path), force: a.force as boolean }), false))
     .command("firewall <action>", "firewall tools: `firewall analyze` reports other firewalls (Docker, iptables, nft tables) that would break bolt's traffic, read-only", (y) => files(y).positional("action", { choices: ["analyze"] }), run(cmdFirewallAnalyze, false))
     .demandCommand(1, "name a command: validate, plan, apply, destroy, show, rollback, confirm, history, state export, graph, watch, firewall analyze")
     .strict()

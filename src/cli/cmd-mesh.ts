@@ -1,0 +1,90 @@
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { BoltError, EXIT } from "../core/diagnostics.js";
+
+import { LiveReader } from "../core/live-reader.js";
+import { decodeAlias } from "../core/ownership.js";
+import type { IpLink, IpRoute } from "../core/live-reader.js";
+import { ExecaRunner } from "../exec/execa-runner.js";
+import { runAclTests } from "../reconcilers/wireguard/acl.js";
+import { wgDump } from "../reconcilers/wireguard/index.js";
+import { ROUTE_PROTO } from "../core/conventions.js";
+import { loadIntent } from "./config.js";
+import type { GlobalOpts } from "./commands.js";
+
+/** `bolt mesh test`: the file's [[acl_tests]] against its [[acls]], offline; exit 1 on a failure. */
+export async function cmdMeshTest(o: GlobalOpts): Promise<number> {
+  // A failing acl_test is a config error too: loadIntent reports it with its file:line:col.
+  const intent = loadIntent(o.file, o.netnsPrefix, { offline: true }).intent;
+  const mesh = intent.mesh;
+  if (!mesh) throw new BoltError("no mesh in these files: give a ghostwire.toml (or a Boltfile with [meshvpn]) with a [node] table");
+  const failures = runAclTests(mesh, mesh.self);
+  const total = mesh.aclTests.reduce((n, t) => n + t.accept.length + t.deny.length, 0);
+  if (o.json) o.out(JSON.stringify({ tests: total, failures: failures.map((f) => ({ src: f.test.src, target: f.target, proto: f.test.proto, expected: f.expected, got: f.got, source: f.test.source })) }, null, 2) + "\n");
+  else o.out(failures.length ? "" : `All ${total} ACL assertion(s) pass.\n`);
+  return failures.length ? EXIT.ERROR : EXIT.OK;
+}
+
+/** `bolt mesh status`: every bolt WireGuard interface with its peers, read from `wg show … dump`. */
+export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
+  const runner = o.runner ?? new ExecaRunner();
+  const io = new LiveReader(runner, o.netns ?? null);
+  const [links, routes] = await Promise.all([io.ipJson<IpLink[]>(["-d", "link", "show"]), io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"])]);
+  const now = Math.floor(Date.now() / 1000);
+  const interfaces = [];
+  for (const l of links.filter((x) => decodeAlias(x.ifalias)?.wg)) {
+    const dump = await wgDump(io, l.ifname);
+    interfaces.push({
+      interface: l.ifname,
+      public_key: dump?.publicKey ?? null,
+      listen_port: dump?.listenPort ?? null,
+      running: !!dump,
+      peers: (dump?.peers ?? []).map((p) => ({
+        public_key: p.publicKey,
+        endpoint: p.endpoint || null,
+        allowed_ips: p.allowedIps,
+        latest_handshake: p.latestHandshake || null,
+        handshake_age_seconds: p.latestHandshake ? now - p.latestHandshake : null,
+        rx_bytes: p.rx,
+        tx_bytes: p.tx,
+        persistent_keepalive: p.keepalive || null,
+      })),
+      routes: routes.filter((r) => r.dev === l.ifname && r.protocol === ROUTE_PROTO).map((r) => `${r.dst}${r.table ? ` table ${r.table}` : ""}`),
+    });
+  }
+  if (o.json) {
+    o.out(JSON.stringify({ format_version: "1.0", target: { netns: o.netns ?? null }, interfaces }, null, 2) + "\n");
+    return EXIT.OK;
+  }
+  if (!interfaces.length) o.out("bolt has no WireGuard interface here.\n");
+  for (const i of interfaces) {
+    o.out(`interface ${i.interface}${i.running ? "" : " (not running)"}: public key ${i.public_key ?? "-"}, port ${i.listen_port ?? "-"}\n`);
+    for (const p of i.peers) {
+      const hs = p.handshake_age_seconds === null ? "never" : `${p.handshake_age_seconds}s ago`;
+      o.out(`  peer ${p.public_key}\n    endpoint ${p.endpoint ?? "-"}  handshake ${hs}  rx ${p.rx_bytes} B  tx ${p.tx_bytes} B\n    allowed ips ${p.allowed_ips.join(", ") || "-"}\n`);
+    }
+    if (i.routes.length) o.out(`  routes: ${i.routes.join(", ")}\n`);
+  }
+  return EXIT.OK;
+}
+
+/**
+ * `bolt keygen PATH`: a WireGuard key pair, PATH (mode 0600) and PATH.pub, like `wg genkey |
+ * tee PATH | wg pubkey > PATH.pub` under umask 077. Refuses to overwrite.
+ */
+export async function cmdKeygen(o: GlobalOpts & { path: string; force?: boolean }): Promise<number> {
+  const runner = o.runner ?? new ExecaRunner();
+  if (existsSync(o.path) && !o.force) throw new BoltError(`${o.path} exists; refusing to overwrite a key (use --force)`);
+  const gen = await runner.run(["wg", "genkey"]);
+  if (gen.code !== 0) throw new BoltError(`wg genkey failed: ${gen.stderr.trim()}`);
+  const priv = gen.stdout.trim();
+  const pub = await runner.run(["wg", "pubkey"], priv + "\n");
+  if (pub.code !== 0) throw new BoltError(`wg pubkey failed: ${pub.stderr.trim()}`);
+  // Created with 0600 from the first byte: the key is never readable by others, even briefly.
+  writeFileSync(o.path, priv + "\n", { mode: 0o600, flag: o.force ? "w" : "wx" });
+  chmodSync(o.path, 0o600);
+  writeFileSync(`${o.path}.pub`, pub.stdout.trim() + "\n", { mode: 0o644 });
+  o.out(`${o.path} (private, 0600)\n${o.path}.pub: ${pub.stdout.trim()}\n`);
+  return EXIT.OK;
+}
+
+
