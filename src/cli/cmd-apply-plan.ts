@@ -54,7 +54,7 @@ export async function cmdApplyPlan(o: GlobalOpts & { planFile: string; showComma
         }
       },
     });
-    if (result && !o.json) o.out(`\nApply complete! ${summaryLine(plan.changes).replace(/^Plan: /, "Resources: ")}\n`);
+    if (result && !o.json) o.out(`\nApply complete! ${summaryLine(plan.changes).replace(/^Plan: /, "Resources: ").replace(/ to /g, " ").replace("add", "added").replace("change,", "changed,").replace("replace,", "replaced,").replace("destroy.", "destroyed.")}\n`);
     return EXIT.OK;
   } catch (e) {
     try {

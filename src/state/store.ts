@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { CommitStore } from "../core/resource.js";
@@ -57,7 +58,14 @@ export interface RevisionRow {
   timer: string | null;
 }
 
-export const whoAmI = (): string => process.env.SUDO_USER ?? process.env.USER ?? String(process.getuid?.() ?? "");
+export const whoAmI = (): string => {
+  if (process.env.SUDO_USER ?? process.env.USER) return (process.env.SUDO_USER ?? process.env.USER)!;
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? "");
+  }
+};
 
 
 export const targetKey = (t: Ns): string => t ?? "";
