@@ -1,0 +1,112 @@
+import { EXIT } from "../core/diagnostics.js";
+import { ExecaRunner } from "../exec/execa-runner.js";
+import { StateStore } from "../state/store.js";
+import { WatchController } from "../watch/controller.js";
+import { FileWatch } from "../watch/file-watch.js";
+import { KernelMonitor } from "../watch/kernel-monitor.js";
+import { MetricsServer, WatchMetrics } from "../watch/metrics.js";
+import { monitoringConfig } from "../watch/monitoring-config.js";
+import type { MonitoringConfig } from "../watch/monitoring-config.js";
+import { checkTarget, target } from "./commands.js";
+import type { GlobalOpts } from "./commands.js";
+import { loadIntent } from "./config.js";
+
+export interface WatchOpts extends GlobalOpts {
+  resyncMs: number;
+  debounceMs: number;
+  metricsListen?: string;
+}
+
+/**
+ * `bolt watch`: the daemon. Wires file events, kernel events and the resync timer to the
+ * controller, serves metrics, and turns signals into passes (SIGHUP) or a clean stop
+ * (SIGTERM/SIGINT: the pass in flight finishes, exit 0). Never exits on a bad config or a
+ * failed pass: it logs, reports unhealthy, and tries again.
+ */
+export async function cmdWatch(o: WatchOpts): Promise<number> {
+  const t = target(o);
+  const runner = o.runner ?? new ExecaRunner();
+  const store = new StateStore(o.stateDir);
+  const metrics = new WatchMetrics();
+  const log = o.log;
+  let server: MetricsServer | undefined;
+  let listening = "";
+
+  const files = new FileWatch((path, event) => {
+    log.debug({ path, event }, "file event");
+    controller.enqueue("file", { config: true });
+  });
+
+  const applyMonitoring = async (m: MonitoringConfig) => {
+    const want = o.metricsListen ?? m.listen ?? "";
+    if (want === listening) return;
+    await server?.close();
+    server = undefined;
+    listening = want;
+    if (!want) return;
+    const s = new MetricsServer(metrics, () => controller.health());
+    try {
+      const addr = await s.listen(want);
+      server = s;
+      log.info({ address: addr }, `metrics on http://${addr}/metrics, health on http://${addr}/healthz`);
+    } catch (e) {
+      // A taken port must not stop reconciling; the next config change may fix it.
+      log.error({ listen: want, error: (e as Error).message }, "cannot serve metrics");
+    }
+  };
+
+  const controller: WatchController = new WatchController({
+    files: o.file,
+    target: t,
+    runner,
+    store,
+    stateDir: o.stateDir,
+    lockTimeoutMs: o.lockTimeout * 1000,
+    log,
+    metrics,
+    debounceMs: o.debounceMs,
+    load: (f) => {
+      const { intent, warnings } = loadIntent(f, o.netnsPrefix);
+      return { intent, warnings, monitoring: monitoringConfig(f) };
+    },
+    onFiles: (list) => files.set(list),
+    onMonitoring: (m) => void applyMonitoring(m),
+    checkTarget: () => checkTarget(runner, t),
+  });
+
+  files.set(o.file);
+  await files.ready();
+  // --metrics-listen serves from the start, before the first config is read.
+  if (o.metricsListen) await applyMonitoring({ detailed: false });
+  const monitor = new KernelMonitor(t, (source) => controller.enqueue("kernel"), log);
+  monitor.start();
+  const resync = setInterval(() => controller.enqueue("resync"), o.resyncMs);
+
+  const stopped = new Promise<string>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));
+  });
+  const onHup = () => {
+    log.info({}, "SIGHUP: re-reading the configuration and the kernel now");
+    controller.enqueue("sighup", { config: true, immediate: true });
+  };
+  process.on("SIGHUP", onHup);
+
+  log.info({ files: o.file, target: t, resync_ms: o.resyncMs, debounce_ms: o.debounceMs, pid: process.pid }, "watching");
+  controller.enqueue("start", { config: true, immediate: true });
+
+  const sig = await stopped;
+  log.info({ signal: sig }, "stopping: finishing the pass in flight");
+  // A second signal while stopping: stop now.
+  const force = () => process.exit(EXIT.ERROR);
+  process.once("SIGTERM", force);
+  process.once("SIGINT", force);
+  clearInterval(resync);
+  process.off("SIGHUP", onHup);
+  monitor.stop();
+  await files.close();
+  await controller.stop();
+  await server?.close();
+  store.close();
+  log.info({ passes: controller.passes }, "stopped");
+  return EXIT.OK;
+}

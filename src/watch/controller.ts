@@ -1,0 +1,293 @@
+import { createHash } from "node:crypto";
+import type { Logger } from "pino";
+import { BoltError, formatDiagnostic } from "../core/diagnostics.js";
+import type { Diagnostic } from "../core/diagnostics.js";
+import type { Intent } from "../config/model.js";
+import type { CommandRunner, Ns } from "../exec/runner.js";
+import { TargetLock } from "../state/lock.js";
+import type { StateStore } from "../state/store.js";
+import { targetKey } from "../state/store.js";
+import { reconcile } from "../cli/reconcile.js";
+import { Debouncer } from "./debounce.js";
+import { DEFAULT_FIGHT_POLICY, FightDetector, driftSignature } from "./fight.js";
+import type { Fight, FightPolicy } from "./fight.js";
+import type { WatchMetrics } from "./metrics.js";
+import type { MonitoringConfig } from "./monitoring-config.js";
+import { referencedFiles } from "./referenced-files.js";
+
+export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry";
+
+export interface LoadedConfig {
+  intent: Intent;
+  warnings: Diagnostic[];
+  monitoring: MonitoringConfig;
+}
+
+export interface ControllerOptions {
+  files: string[];
+  target: Ns;
+  runner: CommandRunner;
+  store: StateStore;
+  stateDir: string;
+  lockTimeoutMs: number;
+  log: Logger;
+  metrics: WatchMetrics;
+  debounceMs: number;
+  /** load → validate → normalize the files; throws ConfigError */
+  load: (files: string[]) => LoadedConfig;
+  /** the set of files to watch changed (config files + what they reference) */
+  onFiles?: (files: string[]) => void;
+  /** the [monitoring] section changed */
+  onMonitoring?: (m: MonitoringConfig) => void;
+  /** the target exists (a missing netns is a failed pass, not a crash) */
+  checkTarget?: () => Promise<void>;
+  fightPolicy?: FightPolicy;
+  now?: () => number;
+}
+
+export interface PassReport {
+  at: string;
+  trigger: Trigger[];
+  outcome: "applied" | "noop" | "invalid_config" | "failed" | "backoff";
+  changes: number;
+  drift: boolean;
+  duration_ms: number;
+  revision?: number;
+  error?: string;
+}
+
+/**
+ * The level-triggered controller (controller-runtime's shape): events only enqueue; a pass
+ * reads the config (when it changed) and the kernel, plans and applies through the same path
+ * as `bolt apply` (lock, journal, verify, rollback, revision). One pass at a time; events
+ * during a pass schedule one more. An invalid config keeps the last good one and leaves the
+ * kernel alone; later passes (resync, kernel events) keep converging to the last good one.
+ */
+export class WatchController {
+  private readonly triggers = new Set<Trigger>();
+  private readonly debouncer: Debouncer;
+  private readonly fights: FightDetector;
+  private readonly now: () => number;
+  private configDirty = true;
+  private good: (LoadedConfig & { digest: string }) | undefined;
+  private configError: string | undefined;
+  private appliedDigest: string | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private failures = 0;
+  private notBefore = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private lastPass: PassReport | undefined;
+  private lastSuccessAt: string | undefined;
+  private monitoringKey = "";
+  passes = 0;
+
+  constructor(private readonly o: ControllerOptions) {
+    this.now = o.now ?? Date.now;
+    this.fights = new FightDetector(o.fightPolicy ?? DEFAULT_FIGHT_POLICY);
+    this.debouncer = new Debouncer(() => this.kick(), o.debounceMs);
+  }
+
+  /** Something happened: a pass will follow (after the debounce, or at once). */
+  enqueue(trigger: Trigger, opts: { config?: boolean; immediate?: boolean } = {}): void {
+    if (this.stopped) return;
+    this.triggers.add(trigger);
+    if (opts.config) this.configDirty = true;
+    if (opts.immediate) this.debouncer.flush();
+    else this.debouncer.trigger();
+  }
+
+  /** Finishes the pass in flight, then no more. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.debouncer.cancel();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.running;
+  }
+
+  /** Resolves when no pass runs and none is queued (tests, the bench). */
+  async idle(): Promise<void> {
+    while (this.running || this.debouncer.pending) await (this.running ?? new Promise((r) => setTimeout(r, 20)));
+  }
+
+  health(): { healthy: boolean; body: unknown } {
+    const fights = this.fights.fights(this.now()).filter((f) => f.until > this.now());
+    const healthy = !!this.lastPass && (this.lastPass.outcome === "applied" || this.lastPass.outcome === "noop") && !this.configError;
+    return {
+      healthy,
+      body: {
+        status: !this.lastPass ? "starting" : healthy ? "ok" : "failing",
+        target: this.o.target,
+        files: this.o.files,
+        config: this.configError ? { valid: false, error: this.configError, applying: this.good ? "the last good configuration" : "nothing" } : { valid: !!this.good },
+        last_pass: this.lastPass ?? null,
+        last_success_at: this.lastSuccessAt ?? null,
+        passes: this.passes,
+        fighting: fights.map(fightJson),
+      },
+    };
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.running) return; // the pass in flight re-checks the queue when it ends
+    // After failures, kernel and resync events wait (our own rollback's events must not loop);
+    // a config change or SIGHUP goes at once.
+    const wait = this.notBefore - this.now();
+    if (wait > 0 && !this.configDirty) {
+      this.schedule(wait);
+      return;
+    }
+    this.running = this.pass().finally(() => {
+      this.running = undefined;
+      if (this.triggers.size && !this.stopped) this.debouncer.trigger();
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.enqueue("retry", { immediate: true });
+    }, ms);
+  }
+
+  private async pass(): Promise<void> {
+    const t0 = performance.now();
+    const trigger = [...this.triggers];
+    this.triggers.clear();
+    this.passes++;
+    const report: PassReport = { at: new Date(this.now()).toISOString(), trigger, outcome: "noop", changes: 0, drift: false, duration_ms: 0 };
+    const { metrics, log } = this.o;
+    try {
+      if (this.configDirty) {
+        this.configDirty = false;
+        if (!this.loadConfig()) {
+          report.outcome = "invalid_config";
+          report.error = this.configError;
+          return;
+        }
+      }
+      const good = this.good;
+      if (!good) {
+        report.outcome = "invalid_config";
+        report.error = this.configError;
+        return;
+      }
+      const configChanged = good.digest !== this.appliedDigest;
+      await this.o.checkTarget?.();
+      const lock = new TargetLock(this.o.stateDir, targetKey(this.o.target));
+      await lock.acquire(this.o.lockTimeoutMs);
+      let signature = "";
+      try {
+        const r = await reconcile({
+          runner: this.o.runner,
+          target: this.o.target,
+          store: this.o.store,
+          intent: good.intent,
+          warnings: [...good.warnings],
+          command: "watch",
+          log,
+          // A full resync also enters endpoint namespaces: drift inside them raises no event here.
+          deep: trigger.includes("resync"),
+          onPlan: (plan) => {
+            if (configChanged || !plan.changes.length) return;
+            signature = driftSignature(plan.changes);
+            const until = this.fights.blocked(signature, this.now());
+            if (until !== undefined) throw new Backoff(signature, until);
+          },
+        });
+        report.changes = r.result ? r.plan.changes.length : 0;
+        report.revision = r.revision;
+        if (report.changes) metrics.changesApplied.inc(report.changes);
+        if (report.changes && !configChanged) {
+          report.drift = true;
+          metrics.driftRepairs.inc();
+          const fight = this.fights.repaired(signature, this.now());
+          if (fight) {
+            metrics.fightsDetected.inc();
+            log.warn({ fight: fightJson(fight) }, `another writer keeps undoing bolt's changes (${fight.drift}): repaired ${fight.repairs} times; leaving it alone until ${new Date(fight.until).toISOString()}`);
+          }
+        }
+        this.appliedDigest = good.digest;
+        report.outcome = report.changes ? "applied" : "noop";
+        const kinds = new Map<string, number>();
+        for (const d of r.plan.desired) kinds.set(d.kind, (kinds.get(d.kind) ?? 0) + 1);
+        metrics.setResources(kinds);
+        if (good.monitoring.detailed) metrics.setCounters(r.plan.before.find((b) => b.kind === "nft")?.data?.counters as Record<string, string> | undefined);
+        this.failures = 0;
+        this.notBefore = 0;
+        this.lastSuccessAt = new Date(this.now()).toISOString();
+        metrics.lastSuccess.set(this.now() / 1000);
+      } finally {
+        lock.release();
+      }
+    } catch (e) {
+      if (e instanceof Backoff) {
+        report.outcome = "backoff";
+        report.error = `not repairing "${e.signature}" until ${new Date(e.until).toISOString()}: another writer keeps undoing it`;
+        this.schedule(e.until - this.now());
+      } else {
+        report.outcome = "failed";
+        report.error = e instanceof BoltError ? e.message : ((e as Error)?.stack ?? String(e));
+        metrics.failures.inc({ reason: "apply" });
+        this.failures++;
+        const delay = Math.min(60_000, 1000 * 2 ** Math.min(this.failures - 1, 6));
+        this.notBefore = this.now() + delay;
+        this.schedule(delay);
+      }
+    } finally {
+      report.duration_ms = Math.round(performance.now() - t0);
+      this.lastPass = report;
+      metrics.passes.inc({ outcome: report.outcome });
+      metrics.duration.observe(report.duration_ms / 1000);
+      metrics.fighting.set(this.fights.fights(this.now()).some((f) => f.until > this.now()) ? 1 : 0);
+      const level = report.outcome === "failed" || report.outcome === "invalid_config" ? "error" : report.outcome === "backoff" ? "warn" : "info";
+      log[level]({ trigger: report.trigger, outcome: report.outcome, changes: report.changes, drift: report.drift, duration_ms: report.duration_ms, ...(report.revision ? { revision: report.revision } : {}), ...(report.error ? { error: report.error } : {}) }, "pass");
+    }
+  }
+
+  /** Reads the files; false (and the last good config kept) when they do not validate. */
+  private loadConfig(): boolean {
+    const { log, metrics } = this.o;
+    let loaded: LoadedConfig;
+    try {
+      loaded = this.o.load(this.o.files);
+    } catch (e) {
+      if (!(e instanceof BoltError)) throw e;
+      const errors = e.diagnostics.filter((d) => d.severity === "error");
+      this.configError = errors.length ? errors.map(formatDiagnostic).join("\n") : e.message;
+      metrics.failures.inc({ reason: "config" });
+      metrics.configValid.set(0);
+      log.error({ diagnostics: errors.map(formatDiagnostic), kept: this.good ? "last good configuration" : "nothing applied yet" }, `config rejected, the kernel is left as it is: ${this.configError.split("\n")[0]}`);
+      // Still watch what the last good config referenced, and the files themselves.
+      this.o.onFiles?.([...this.o.files, ...(this.good ? referencedFiles(this.good.intent) : [])]);
+      return false;
+    }
+    const digest = createHash("sha256").update(JSON.stringify(loaded.intent)).digest("hex");
+    this.good = { ...loaded, digest };
+    this.configError = undefined;
+    metrics.configValid.set(1);
+    for (const w of loaded.warnings) log.warn({ warning: formatDiagnostic(w) }, "config warning");
+    this.o.onFiles?.([...this.o.files, ...referencedFiles(loaded.intent)]);
+    const key = JSON.stringify(loaded.monitoring);
+    if (key !== this.monitoringKey) {
+      this.monitoringKey = key;
+      this.o.onMonitoring?.(loaded.monitoring);
+    }
+    return true;
+  }
+}
+
+class Backoff extends Error {
+  constructor(
+    readonly signature: string,
+    readonly until: number,
+  ) {
+    super("backoff");
+  }
+}
+
+function fightJson(f: Fight) {
+  return { drift: f.drift, repairs_in_window: f.repairs, backoff_level: f.level, until: new Date(f.until).toISOString() };
+}

@@ -1,0 +1,55 @@
+import { dirname, resolve } from "node:path";
+import { watch } from "chokidar";
+import type { FSWatcher } from "chokidar";
+
+/**
+ * Watches config files and the files they reference (blocklists, key files). chokidar watches
+ * their directories, not the files: editors save by writing a temp file and renaming it over
+ * the original (a new inode), and a file that does not exist yet must be seen when it appears.
+ * Events only say "re-read": which file changed does not matter to a level-triggered pass.
+ */
+export class FileWatch {
+  private readonly wanted = new Set<string>();
+  private readonly dirs = new Set<string>();
+  private watcher: FSWatcher | undefined;
+
+  constructor(private readonly onChange: (path: string, event: string) => void) {}
+
+  /** Sets the watched files (absolute or relative to the cwd); directories are added as needed. */
+  set(files: string[]): void {
+    this.wanted.clear();
+    for (const f of files) this.wanted.add(resolve(f));
+    const dirs = [...new Set([...this.wanted].map((f) => dirname(f)))].filter((d) => !this.dirs.has(d));
+    for (const d of dirs) this.dirs.add(d);
+    if (!this.watcher) {
+      this.watcher = watch([...this.dirs], {
+        ignoreInitial: true,
+        depth: 0,
+        // Everything in those directories but our files (and the directories themselves) is ignored.
+        ignored: (p: string) => !this.dirs.has(p) && !this.wanted.has(p),
+      });
+      this.watcher.on("all", (event, p) => {
+        if (this.wanted.has(resolve(p))) this.onChange(p, event);
+      });
+      this.watcher.on("error", () => {
+        /* a vanished directory: the next set() or resync copes */
+      });
+    } else if (dirs.length) {
+      this.watcher.add(dirs);
+    }
+  }
+
+  files(): string[] {
+    return [...this.wanted];
+  }
+
+  /** Resolves once the initial scan is done (events before it are not reported). */
+  ready(): Promise<void> {
+    return new Promise((r) => (this.watcher ? this.watcher.once("ready", () => r()) : r()));
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = undefined;
+  }
+}
