@@ -8,6 +8,7 @@ import { wireguardReconciler } from "./wireguard/index.js";
 import { wgPeerReconciler } from "./wireguard/peers.js";
 import { routeReconciler } from "./route/index.js";
 import { ruleReconciler } from "./rule/index.js";
+import { hostsReconciler } from "./hosts/index.js";
 
 /** Every resource kind bolt reconciles. Adding a kind: its folder + one line here. */
-export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, wireguardReconciler, wgPeerReconciler, routeReconciler, ruleReconciler, nftReconciler, dockerUserReconciler];
+export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, wireguardReconciler, wgPeerReconciler, routeReconciler, ruleReconciler, nftReconciler, dockerUserReconciler, hostsReconciler];
