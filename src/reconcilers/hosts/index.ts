@@ -55,22 +55,32 @@ export const hostsReconciler: Reconciler = {
     const live = change.before ?? ctx.live.get("hosts:magic_dns");
     const exists = !!live?.data?.exists;
     const current = exists ? String(live!.data!.text) : "";
-    const restore: OpLine[] = exists ? [write(path, current)] : [{ tool: "exec", ns: null, args: ["rm", "-f", path] }];
+    const restore: OpLine[] = exists ? [...(ctx.target !== null ? [mkdir(ctx.target)] : []), write(path, current)] : [{ tool: "exec", ns: null, args: ["rm", "-f", path] }];
     if (change.action === "delete") {
       const { before, after, created } = splitBlock(current);
       const rest = [before, after].filter((x) => x.trim()).join("\n");
-      const op: OpLine = created ? { tool: "exec", ns: null, args: ["rm", "-f", path] } : write(path, rest.endsWith("\n") ? rest : rest + "\n");
-      return [{ ...op, stage: STAGE_HOSTS, undo: restore }];
+      if (created) {
+        // rmdir only succeeds when bolt's file was all there was in /etc/netns/NAME.
+        return [
+          { tool: "exec", ns: null, args: ["rm", "-f", path], stage: STAGE_HOSTS, undo: restore },
+          { tool: "exec", ns: null, args: ["rmdir", "--ignore-fail-on-non-empty", `/etc/netns/${ctx.target}`], stage: STAGE_HOSTS - 1, undo: [] },
+        ];
+      }
+      return [{ ...write(path, rest.endsWith("\n") ? rest : rest + "\n"), stage: STAGE_HOSTS, undo: restore }];
     }
     const base = exists ? current : String(live?.data?.base ?? "127.0.0.1 localhost\n");
     const { before, after } = splitBlock(base);
     const created = ctx.target !== null && (!exists || splitBlock(current).created);
     const block = [BEGIN + (created ? CREATED : ""), ...change.after!.spec.entries!.split("; "), END].join("\n");
     const text = [before.replace(/\n*$/, ""), block, after.replace(/^\n*/, "")].filter(Boolean).join("\n") + "\n";
-    const mk: OpLine[] = ctx.target !== null && !exists ? [{ tool: "exec", ns: null, args: ["mkdir", "-p", `/etc/netns/${ctx.target}`] }] : [];
+    const mk: OpLine[] = ctx.target !== null && !exists ? [mkdir(ctx.target)] : [];
     return [...mk.map((l) => ({ ...l, stage: STAGE_HOSTS, undo: [] })), { ...write(path, text), stage: STAGE_HOSTS, undo: restore }];
   },
 };
+
+function mkdir(target: string): OpLine {
+  return { tool: "exec", ns: null, args: ["mkdir", "-p", `/etc/netns/${target}`] };
+}
 
 /** Writes through the runner (`tee` with the content on stdin): no shell, no temp files. */
 function write(path: string, text: string): OpLine {
