@@ -12,10 +12,10 @@ import { desiredGraph, renderDot, renderMermaid } from "./render-graph.js";
  * would lease there).
  */
 export async function cmdGraph(o: GlobalOpts & { format: string; stateFile?: string }): Promise<number> {
-  const { intent } = loadIntent(o.file, o.netnsPrefix);
+  const { intent } = loadIntent(o.file, o.netnsPrefix, { offline: true });
   const t = o.netns ?? null;
   const host = readHostState(o.stateFile ?? "none", t);
-  const off = offlineInputs(host, o.netns ?? host.target);
+  const off = offlineInputs(host, o.netns ?? host.target, intent);
   const plan = await makePlan({ intent, runner: off.runner, target: o.netns ?? host.target, registry: RECONCILERS, leases: off.leases, originals: off.originals, snapshot: off.snapshot });
   const g = desiredGraph(plan.desired);
   if (o.format === "dot") o.out(renderDot(g));

@@ -82,9 +82,18 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   monitor.start();
   const resync = setInterval(() => controller.enqueue("resync"), o.resyncMs);
 
-  const stopped = new Promise<string>((resolve) => {
-    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));
-  });
+  // Persistent listeners, never `once`: execa's child cleanup (signal-exit) re-raises a signal
+  // that no other listener is left for, which would kill the daemon mid-pass. A second signal
+  // while stopping means "now".
+  let signals = 0;
+  let onStop: (sig: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => (onStop = resolve));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(EXIT.ERROR);
+    onStop(sig);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   const onHup = () => {
     log.info({}, "SIGHUP: re-reading the configuration and the kernel now");
     controller.enqueue("sighup", { config: true, immediate: true });
@@ -96,10 +105,6 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
 
   const sig = await stopped;
   log.info({ signal: sig }, "stopping: finishing the pass in flight");
-  // A second signal while stopping: stop now.
-  const force = () => process.exit(EXIT.ERROR);
-  process.once("SIGTERM", force);
-  process.once("SIGINT", force);
   clearInterval(resync);
   process.off("SIGHUP", onHup);
   monitor.stop();

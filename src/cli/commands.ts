@@ -107,11 +107,11 @@ export async function cmdValidate(o: GlobalOpts): Promise<number> {
 }
 
 export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep?: boolean; showCommands?: boolean; destroy?: boolean; format?: string; outFile?: string; stateFile?: string }): Promise<number> {
-  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
+  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined });
   // --state FILE: plan against an exported host state, with no kernel access (CI).
   const host = o.stateFile !== undefined ? readHostState(o.stateFile, o.netns ?? null) : undefined;
   const t = host ? (o.netns ?? host.target) : target(o);
-  const offline = host ? offlineInputs(host, t) : undefined;
+  const offline = host ? offlineInputs(host, t, intent) : undefined;
   const runner = offline?.runner ?? o.runner ?? new ExecaRunner();
   if (!offline) await checkTarget(runner, t);
   const state = offline ? { leases: offline.leases, originals: offline.originals, pendingJournal: false } : readState(o);

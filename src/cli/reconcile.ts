@@ -41,6 +41,8 @@ export interface ReconcileOptions {
   /** sees the plan before anything is written; may throw to stop (a stale saved plan) */
   onPlan?: (plan: Plan, diags: Diagnostic[]) => void | Promise<void>;
   confirm?: ConfirmOptions;
+  /** the daemon: after undoing an interrupted apply, converge even if the kernel no longer matches its "before" */
+  convergeAfterRecovery?: boolean;
 }
 
 export interface ReconcileResult {
@@ -60,8 +62,14 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   const { store, runner, target: t } = o;
   const recovered = await recoverJournal(store, runner, RECONCILERS, t);
   if (recovered) {
-    if (recovered.problems.length) throw new BoltError(`an interrupted apply (pid ${recovered.pid}, ${recovered.startedAt}) could not be rolled back: ${recovered.problems.join("; ")}`);
-    o.log.warn({ pid: recovered.pid, startedAt: recovered.startedAt, undone: recovered.undone }, "rolled back an interrupted apply before continuing");
+    if (recovered.problems.length && !o.convergeAfterRecovery) throw new BoltError(`an interrupted apply (pid ${recovered.pid}, ${recovered.startedAt}) could not be rolled back: ${recovered.problems.join("; ")}`);
+    if (recovered.problems.length) {
+      // The undo ran; the kernel differs from the journal's "before" because someone else changed
+      // it meanwhile. A level-triggered caller plans from what is there now, so the journal has
+      // served its purpose: drop it rather than refuse every pass from now on.
+      store.clearJournal(t);
+      o.log.warn({ pid: recovered.pid, startedAt: recovered.startedAt, problems: recovered.problems }, "an interrupted apply was undone, but the kernel also changed meanwhile; converging from the current state");
+    } else o.log.warn({ pid: recovered.pid, startedAt: recovered.startedAt, undone: recovered.undone }, "rolled back an interrupted apply before continuing");
   }
   const originals = store.originals(t);
   const warnings = [...o.warnings, ...((await o.extraWarnings?.()) ?? [])];

@@ -41,7 +41,9 @@ const SHAPE: Record<string, string> = { network: "box", endpoint: "ellipse", sys
 export function renderDot(g: Graph): string {
   const q = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
   const out = ["digraph bolt {", "  rankdir=LR;", '  node [fontname="monospace", fontsize=10];'];
-  for (const n of g.nodes) out.push(`  ${q(n.id)} [shape=${SHAPE[n.kind] ?? "box"}, label=${q(n.label.join("\n"))}];`);
+  // Line breaks in a label are the two characters \n (a raw newline is not a dot line break).
+  const label = (lines: string[]) => `"${lines.map((l) => q(l).slice(1, -1)).join("\\n")}"`;
+  for (const n of g.nodes) out.push(`  ${q(n.id)} [shape=${SHAPE[n.kind] ?? "box"}, label=${label(n.label)}];`);
   for (const [a, b] of g.edges) out.push(`  ${q(a)} -> ${q(b)};`);
   out.push("}");
   return out.join("\n") + "\n";

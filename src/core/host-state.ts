@@ -159,10 +159,17 @@ function stripNetns(argv: string[]): string[] {
 }
 
 /** The planner's inputs from an exported state. */
-export function offlineInputs(state: HostState, target: Ns): { snapshot: LiveSnapshot; runner: OfflineRunner; leases: Map<string, string>; originals: Map<string, string> } {
+export function offlineInputs(state: HostState, target: Ns, intent?: Intent): { snapshot: LiveSnapshot; runner: OfflineRunner; leases: Map<string, string>; originals: Map<string, string> } {
   const runner = new OfflineRunner(state.reads);
+  const live = new Map(state.resources.map((r) => [r.id, r]));
+  // A sysctl the export did not read (the config names a new key): its current value is unknown
+  // here. Planned as an adoption of "unknown"; applying re-reads the real value first.
+  for (const s of intent?.sysctls ?? []) {
+    const id = `sysctl:${s.key}`;
+    if (!live.has(id)) live.set(id, { kind: "sysctl", name: s.key, id, keys: [], spec: { value: "unknown" }, data: {}, deps: [], owned: false });
+  }
   const snapshot: LiveSnapshot = {
-    live: new Map(state.resources.map((r) => [r.id, r])),
+    live,
     foreign: new Map(Object.entries(state.foreign)),
     netns: new Set(state.netns),
     diagnostics: [],

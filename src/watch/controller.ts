@@ -188,6 +188,7 @@ export class WatchController {
           warnings: [...good.warnings],
           command: "watch",
           log,
+          convergeAfterRecovery: true,
           // A full resync also enters endpoint namespaces: drift inside them raises no event here.
           deep: trigger.includes("resync"),
           onPlan: (plan) => {

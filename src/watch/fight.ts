@@ -3,7 +3,8 @@
  * manager, a script, NetworkManager) undoes bolt's change, bolt repairs it, and both loop
  * forever. When the same drift is repaired `limit` times within `windowMs`, bolt stops
  * repairing that drift for an exponentially growing time (base, 2×base, … up to maxMs) and
- * reports it; a repair that holds for a whole window resets the count.
+ * reports it. After a backoff, one repair is tried; undone again within the window, the next
+ * backoff is longer. A repair that holds for a whole window after the backoff ends the fight.
  */
 export interface FightPolicy {
   limit: number;
@@ -45,7 +46,8 @@ export class FightDetector {
     const e = this.entries.get(drift) ?? { repairs: [], level: 0, until: 0 };
     e.repairs.push(now);
     this.entries.set(drift, e);
-    if (e.repairs.length < this.policy.limit) return undefined;
+    // Once a fight is known, one more undo within the window is enough to back off again.
+    if (e.repairs.length < (e.level > 0 ? Math.min(2, this.policy.limit) : this.policy.limit)) return undefined;
     e.level++;
     e.until = now + Math.min(this.policy.maxMs, this.policy.baseMs * 2 ** (e.level - 1));
     return { drift, repairs: e.repairs.length, level: e.level, until: e.until };

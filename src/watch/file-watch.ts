@@ -31,8 +31,10 @@ export class FileWatch {
       this.watcher.on("all", (event, p) => {
         if (this.wanted.has(resolve(p))) this.onChange(p, event);
       });
-      this.watcher.on("error", () => {
-        /* a vanished directory: the next set() or resync copes */
+      this.watcher.on("error", (e: unknown) => {
+        // chokidar cannot stat our file (a symlink loop, no permission): the pass reports why.
+        const p = (e as NodeJS.ErrnoException).path;
+        if (p && this.wanted.has(resolve(p))) this.onChange(p, "error");
       });
     } else if (dirs.length) {
       this.watcher.add(dirs);
