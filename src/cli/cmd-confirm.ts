@@ -87,6 +87,7 @@ export async function cmdRollbackTo(o: GlobalOpts & { to: number; showCommands?:
       warnings: [],
       command: `rollback --to ${o.to}`,
       log: o.log,
+      convergeAfterRecovery: true,
       desired: state.desired,
       confirm: o.confirm,
       onPlan: (plan, diags) => {
@@ -138,8 +139,12 @@ export async function cmdRollbackIfUnconfirmed(o: GlobalOpts & { revision: numbe
       const state = revisionState(store, t, previous);
       try {
         const runner = o.runner ?? new ExecaRunner();
-        const { plan } = await reconcile({ runner, target: t, store, intent: state.intent, warnings: [], command: `rollback: revision ${rev} not confirmed, restored ${previous ? `revision ${previous}` : "the state before bolt"}`, log: o.log, desired: state.desired });
-        o.log.info({ revision: rev, previous, changes: plan.changes.length }, "confirm.timer.restored");
+        const what = previous ? `revision ${previous}` : "the state before bolt";
+        const { plan, result, recovered } = await reconcile({ runner, target: t, store, intent: state.intent, warnings: [], command: `rollback: revision ${rev} not confirmed, restored ${what}`, log: o.log, desired: state.desired, convergeAfterRecovery: true });
+        // Recorded even when undoing an interrupted apply was all it took (no new revision then).
+        const how = [recovered ? `undid the interrupted apply (${recovered.undone} op(s))` : "", result ? `${plan.changes.length} change(s)` : ""].filter(Boolean).join(", ") || "nothing to change";
+        store.addHistory(t, `rollback --if-unconfirmed ${rev}`, `revision ${rev} not confirmed by ${row.confirm_by}: restored ${what}: ${how}`, "applied");
+        o.log.info({ revision: rev, previous, changes: plan.changes.length, recovered: !!recovered }, "confirm.timer.restored");
       } catch (e) {
         store.updateRevision(rev, { status: "revert-failed" });
         store.addHistory(t, `rollback --if-unconfirmed ${rev}`, "", `failed: ${(e as Error).message.split("\n")[0]}`);
