@@ -310,6 +310,10 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     // WireGuard and the GhostWire mesh (issue 4)
     "wireguard/**",
     "meshvpn/**",
+    // bolt watch (issue 5): the metrics endpoint and nft rule counters
+    "monitoring",
+    "monitoring.listen",
+    "monitoring.enable_detailed_metrics",
   ],
   ghostwire: ["ghostwire", "ghostwire.control_server", "meshvpn/**", "features/**", "node/**", "peers/**", "acls/**", "acl_tests/**"],
   volantd: [
