@@ -14,7 +14,7 @@ import type { CompiledAcl } from "../wireguard/acl.js";
  *
  * forward chain order (nftables: every base chain on a hook votes; a drop anywhere wins,
  * an accept only ends this chain):
- *   established/related accept → ddos → firewall rules → port-forward accepts → segments
+ *   established/related accept → ddos → firewall rules → mesh → segments → port-forward accepts
  *   → isolation and no-internet drops (all networks) → internet accepts
  */
 export interface NftRule {
@@ -129,6 +129,11 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     }
   }
 
+  // Segment policies before port-forward accepts: "deny all from external" also covers a
+  // port published to a member (explicit zero-trust policy beats a convenience publish).
+  for (const s of nft.segments) segments.rules.push(...segmentRules(s, resolve));
+  if (segments.rules.length) forward.rules.push({ key: "segments", text: "jump segments" });
+
   for (const pf of nft.portForwards) {
     const to = pf.toIp ?? (pf.toEndpoint ? input.endpointIps.get(pf.toEndpoint) : undefined);
     if (to === undefined) continue;
@@ -140,8 +145,6 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     forward.rules.push({ key: `port-forward:${key}`, text: `ip daddr ${formatIp4(to)} ${pf.protocol} dport ${pf.toPort} ct status dnat accept`, source: pf.source });
   }
 
-  for (const s of nft.segments) segments.rules.push(...segmentRules(s, resolve));
-  if (segments.rules.length) forward.rules.push({ key: "segments", text: "jump segments" });
 
   for (const n of networks) {
     const br = nftIfname(n.bridge);
