@@ -165,7 +165,8 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
   after.data = { ...after.data, nsCreated };
   const ops: Op[] = [];
   const op = (stage: number, fwd: OpLine, undo: OpLine[]) => ops.push({ ...fwd, stage, undo });
-  if (changed.includes("bridge")) op(STAGE.port, line(target, "link", "set", "dev", dev, "master", a.bridge!), [line(target, "link", "set", "dev", dev, "master", b.bridge!)]);
+  // A port whose bridge was deleted has no master: its undo is `nomaster` (an empty name is no token).
+  if (changed.includes("bridge")) op(STAGE.port, line(target, "link", "set", "dev", dev, "master", a.bridge!), [b.bridge ? line(target, "link", "set", "dev", dev, "master", b.bridge) : line(target, "link", "set", "dev", dev, "nomaster")]);
   if (changed.includes("mtu")) {
     op(STAGE.port, line(target, "link", "set", "dev", dev, "mtu", a.mtu!), [line(target, "link", "set", "dev", dev, "mtu", b.mtu!)]);
     if (a.type === "veth") op(STAGE.inside, line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", a.mtu!), [line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", b.mtu!)]);
