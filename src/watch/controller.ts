@@ -112,7 +112,8 @@ export class WatchController {
 
   health(): { healthy: boolean; body: unknown } {
     const fights = this.fights.fights(this.now()).filter((f) => f.until > this.now());
-    const healthy = !!this.lastPass && (this.lastPass.outcome === "applied" || this.lastPass.outcome === "noop") && !this.configError;
+    // Backing off from a fight is not healthy either: something keeps undoing the configuration.
+    const healthy = !!this.lastPass && (this.lastPass.outcome === "applied" || this.lastPass.outcome === "noop") && !this.configError && !fights.length;
     return {
       healthy,
       body: {

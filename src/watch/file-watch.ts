@@ -31,6 +31,13 @@ export class FileWatch {
       this.watcher.on("all", (event, p) => {
         if (this.wanted.has(resolve(p))) this.onChange(p, event);
       });
+      // The raw fs.watch event too: chokidar drops what it cannot stat (a symlink loop appearing
+      // where the file was), and such a change must still reach the pass that reports it.
+      this.watcher.on("raw", (_event, name, opts) => {
+        const details = opts as { watchedPath?: string } | undefined;
+        const full = details?.watchedPath && name ? resolve(details.watchedPath, name) : "";
+        if (full && this.wanted.has(full)) this.onChange(full, "raw");
+      });
       this.watcher.on("error", (e: unknown) => {
         // chokidar cannot stat our file (a symlink loop, no permission): the pass reports why.
         const p = (e as NodeJS.ErrnoException).path;

@@ -173,3 +173,69 @@ describe.skipIf(!!SKIP_REASON)("bolt watch", () => {
     expect(monitors.trim()).toBe("0");
   });
 });
+
+describe.skipIf(!!SKIP_REASON)("bolt watch: [monitoring] from the config, resync, fight backoff", () => {
+  const sb = new Sandbox();
+  let daemon: ResultPromise;
+
+  afterAll(() => sb.cleanup());
+
+  it("listens where [monitoring] says, exports nft rule counters, resyncs, backs off from a fight", async () => {
+    requireBuild();
+    await sb.addNetns();
+    const port = await freePort();
+    const file = sb.write("bolt-network.toml", `${front}\n[monitoring]\nlisten = "127.0.0.1:${port}"\nenable_detailed_metrics = true\n`);
+    daemon = sb.spawnBolt(["watch", "-f", file, "--resync", "1s", "--json"]);
+    try {
+      await monitoringChecks(`http://127.0.0.1:${port}`);
+    } catch (e) {
+      // The daemon's log says why.
+      if (daemon.exitCode === null) process.kill(daemon.pid!, "SIGKILL");
+      const r = await daemon;
+      throw new Error(`${(e as Error).message}\n--- bolt watch log (tail) ---\n${String(r.stderr).split("\n").slice(-40).join("\n")}`);
+    }
+  });
+
+  async function monitoringChecks(base: string) {
+    const text = await waitFor("nft rule counters", async () => {
+      const m = (await httpGet(`${base}/metrics`)).body;
+      return /^bolt_nft_rule_packets\{rule="[^"]+"\} \d+$/m.test(m) && m;
+    }, 30_000);
+    expect(text).toMatch(/^bolt_nft_rule_bytes\{rule="forward isolate-out:front"\} \d+$/m);
+    expect(metric(text, "bolt_config_valid")).toBe(1);
+    // Periodic resync passes happen without any event.
+    await waitFor("resync passes", async () => (metric((await httpGet(`${base}/metrics`)).body, "bolt_passes_total", '{outcome="noop"}') ?? 0) >= 2, 15_000);
+
+    // Another writer keeps deleting the bridge: three repairs, then bolt backs off and says so.
+    const hasFront = async () => (await ipJson(sb.target, ["link", "show"])).some((l: Json) => l.ifname === "bolt-front");
+    const repairs = async () => metric((await httpGet(`${base}/metrics`)).body, "bolt_drift_repairs_total") ?? 0;
+    for (let i = 0; i < 3; i++) {
+      const n = await repairs();
+      await must(["ip", "-n", sb.target, "link", "del", "bolt-front"]);
+      // The repair pass is over (applied and verified) before the next deletion.
+      await waitFor(`repair ${i + 1}`, async () => (await repairs()) > n && hasFront(), 30_000, 50);
+    }
+    const h = await waitFor("healthz to report the fight", async () => {
+      const r = await httpGet(`${base}/healthz`);
+      const body = JSON.parse(r.body);
+      return r.status === 503 && body.fighting.length === 1 && body;
+    }, 10_000);
+    expect(h.fighting[0].drift).toContain("create network:front");
+    await must(["ip", "-n", sb.target, "link", "del", "bolt-front"]);
+    await sleep(4000);
+    expect(await hasFront(), "left alone during the backoff").toBe(false);
+    const m = (await httpGet(`${base}/metrics`)).body;
+    expect(metric(m, "bolt_fight_backoff")).toBe(1);
+    expect(metric(m, "bolt_fights_detected_total")).toBe(1);
+    // The backoff (15 s for the first fight) ends and bolt tries again.
+    await waitFor("the repair after the backoff", hasFront, 30_000, 100);
+
+    process.kill(daemon.pid!, "SIGINT");
+    const r = await daemon;
+    expect(r.exitCode).toBe(0);
+    const lines = logLines(String(r.stderr));
+    expect(lines.some((l) => l.msg === "pass" && (l.trigger as string[]).includes("resync"))).toBe(true);
+    expect(lines.some((l) => l.msg === "pass" && l.outcome === "backoff")).toBe(true);
+    expect(lines.some((l) => String(l.msg).startsWith("another writer keeps undoing bolt's changes"))).toBe(true);
+  }
+});
