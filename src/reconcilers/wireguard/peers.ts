@@ -21,14 +21,17 @@ export const wgPeerReconciler: Reconciler = {
     const resources: Resource[] = [];
     for (const w of ctx.intent.wireguard ?? []) {
       for (const p of w.peers) {
+        const id = `wg-peer:${w.ifname}/${p.publicKey}`;
         resources.push({
           kind: "wg-peer",
           name: `${w.ifname}/${p.publicKey}`,
-          id: `wg-peer:${w.ifname}/${p.publicKey}`,
+          id,
           keys: [],
           spec: {
             allowed_ips: p.allowedIps.map(formatCidr4).sort().join(","),
-            endpoint: p.endpoint ?? "",
+            // No endpoint in the config: the peer dials in and WireGuard learns (and follows) its
+            // address from authenticated packets (roaming). That is not drift to undo.
+            endpoint: p.endpoint ?? ctx.live.get(id)?.spec.endpoint ?? "",
             persistent_keepalive: p.keepalive ? String(p.keepalive) : "",
             preshared_key: p.pskFile ? pskOf(p.pskFile) : "",
           },
@@ -70,13 +73,32 @@ export const wgPeerReconciler: Reconciler = {
     const r = change.after ?? change.before!;
     const ifname = String(r.data!.ifname);
     const pub = String(r.data!.publicKey);
-    if (change.action === "delete") return [{ ...clause(ns, ifname, pub, ["remove"]), stage: STAGE.wgpeer, undo: [clause(ns, ifname, pub, settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]))] }];
+    if (change.action === "delete") return [{ ...clause(ns, ifname, pub, ["remove"]), stage: STAGE.wgpeer, undo: [clause(ns, ifname, pub, [...settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]), ...pskUndo(change.before!, ctx.leases, ifname, pub)])] }];
     if (change.action === "create") return [{ ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])), stage: STAGE.wgpeer, undo: [clause(ns, ifname, pub, ["remove"])] }];
     const fields = change.changed;
     const undo = settings(change.before!, fields.filter((f) => f !== "preshared_key"));
+    const oldPsk = pskUndo(change.before!, ctx.leases, ifname, pub);
+    if (fields.includes("preshared_key") && oldPsk.length && oldPsk[1] !== r.data?.pskFile) undo.push(...oldPsk);
     return [{ ...clause(ns, ifname, pub, settings(change.after!, fields)), stage: STAGE.wgpeer, undo: undo.length ? [clause(ns, ifname, pub, undo)] : [] }];
   },
+
+  // The preshared key file of each peer is remembered (its path, never its content): the live
+  // peer only shows a digest, and undoing a peer's removal must put its key back.
+  commit(change, store, target) {
+    const r = change.after ?? change.before!;
+    const key = pskLeaseKey(String(r.data!.ifname), String(r.data!.publicKey));
+    if (change.action !== "delete" && change.after?.data?.pskFile) store.setLease(target, "wg-psk", key, String(change.after.data.pskFile));
+    else store.releaseLease(target, key);
+  },
 };
+
+const pskLeaseKey = (ifname: string, pub: string) => `wg-psk:${ifname}/${pub}`;
+
+/** `preshared-key FILE` that restores a live peer's key, when bolt set it from a file it remembers. */
+function pskUndo(before: Resource, leases: Map<string, string>, ifname: string, pub: string): string[] {
+  const file = before.spec.preshared_key ? leases.get(pskLeaseKey(ifname, pub)) : undefined;
+  return file ? ["preshared-key", file] : [];
+}
 
 function pskOf(file: string): string {
   try {
