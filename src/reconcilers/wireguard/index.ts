@@ -72,7 +72,9 @@ function meshAddress(ctx: Parameters<Reconciler["desired"]>[0], ifname: string):
 }
 
 export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | undefined> {
-  const r = await io.exec(["wg", "show", ifname, "dump"]);
+  // `wg` waits on the control socket without a timeout: a hung (stopped, deadlocked)
+  // wireguard-go would hang every plan. Bounded, such a device reads as not running.
+  const r = await io.exec(["timeout", "5", "wg", "show", ifname, "dump"]);
   return r.code === 0 ? parseWgDump(r.stdout) : undefined;
 }
 
