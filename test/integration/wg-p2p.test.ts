@@ -14,6 +14,8 @@ import { MeshLab, UNDERLAY, pingUntil, routeGet, sleep } from "./mesh-topology.j
 import type { HostId } from "./mesh-topology.js";
 
 const ADDR = { a: "10.0.9.1", b: "10.0.9.2" } as const;
+/** B's second interface address: `address` may be a list (like wg-quick's Address). */
+const B_SECOND = "10.0.10.2/24";
 /** A network behind B (an address on B's loopback), reachable because A's peer B allows it. */
 const BEHIND_B = { subnet: "10.77.0.0/24", host: "10.77.0.1" } as const;
 const PORT = 51820;
@@ -45,7 +47,7 @@ describe.skipIf(!!SKIP_REASON)("[wireguard.NAME] point-to-point between two name
           'preshared_key_file = "keys/ab.psk"',
           ...(h === "b" ? [`endpoint = "${UNDERLAY.a}:${PORT}"`, "persistent_keepalive = 5"] : []),
         ].join("\n");
-    const text = [`[wireguard.${dev}]`, `private_key_file = "keys/${h}.key"`, `listen_port = ${PORT}`, `address = "${ADDR[h]}/24"`, "", peer, o.extraPeer ?? ""].join("\n") + "\n";
+    const text = [`[wireguard.${dev}]`, `private_key_file = "keys/${h}.key"`, `listen_port = ${PORT}`, `address = ${JSON.stringify(h === "a" ? `${ADDR.a}/24` : [`${ADDR.b}/24`, B_SECOND])}`, "", peer, o.extraPeer ?? ""].join("\n") + "\n";
     return lab.sb.write(`${h}-bolt-network.toml`, text);
   };
 
@@ -53,6 +55,8 @@ describe.skipIf(!!SKIP_REASON)("[wireguard.NAME] point-to-point between two name
     await lab.apply("a", boltfile("a"));
     await lab.apply("b", boltfile("b"));
     const wa = lab.ifname("a");
+    const bAddrs = ((await ipJson(lab.ns("b"), ["-4", "addr", "show", "dev", lab.ifname("b")])) as Json[])[0].addr_info.map((x: Json) => `${x.local}/${x.prefixlen}`);
+    expect(bAddrs.sort()).toEqual([`${ADDR.b}/24`, B_SECOND].sort());
     const routes = ((await ipJson(lab.ns("a"), ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`).sort();
     expect(routes).toEqual([`${ADDR.b} ${wa}`, `${BEHIND_B.subnet} ${wa}`]);
     const tx = (await lab.peerStatus("b", "a")).tx_bytes;

@@ -24,7 +24,10 @@ export const wireguardReconciler: Reconciler = {
   desired(ctx) {
     const resources: Resource[] = [];
     for (const w of ctx.intent.wireguard ?? []) {
-      const address = w.address ? `${formatIp4(w.address.addr)}/${w.address.prefix}` : meshAddress(ctx, w.ifname);
+      // Compared sorted, like the live read lists them; added in the config's order (data.addresses):
+      // the first is the source address the kernel picks for the allowed-IP routes, as with wg-quick.
+      const addresses = w.address ? [w.address, ...(w.moreAddresses ?? [])].map((a) => `${formatIp4(a.addr)}/${a.prefix}`) : [meshAddress(ctx, w.ifname)];
+      const address = [...addresses].sort().join(", ");
       const spec: Record<string, string> = {
         type: "userspace",
         address,
@@ -34,7 +37,7 @@ export const wireguardReconciler: Reconciler = {
         mtu: String(w.mtu ?? WG_MTU),
         state: "up",
       };
-      resources.push({ kind: "wireguard", name: w.ifname, id: `wireguard:${w.ifname}`, keys: [`link:${w.ifname}`], spec, data: { keyFile: w.privateKeyFile, mesh: w.mesh }, deps: [], owned: true, source: w.source });
+      resources.push({ kind: "wireguard", name: w.ifname, id: `wireguard:${w.ifname}`, keys: [`link:${w.ifname}`], spec, data: { keyFile: w.privateKeyFile, mesh: w.mesh, addresses }, deps: [], owned: true, source: w.source });
     }
     return { resources, diagnostics: [] };
   },
@@ -114,7 +117,7 @@ function createLines(r: Resource, ns: Ns): OpLine[] {
   return [
     exec(ns, "wireguard-go", dev),
     ipLine(ns, "link", "set", "dev", dev, "alias", encodeAlias({ wg: dev, key: keyPathForAlias(r), mesh: r.data?.mesh ? "1" : undefined })),
-    ...(r.spec.address ? r.spec.address.split(", ").map((a) => ipLine(ns, "address", "add", a, "dev", dev)) : []),
+    ...((r.data?.addresses as string[] | undefined) ?? (r.spec.address ? r.spec.address.split(", ") : [])).map((a) => ipLine(ns, "address", "add", a, "dev", dev)),
     ipLine(ns, "link", "set", "dev", dev, "mtu", r.spec.mtu!, "up"),
     ...(conf.length ? [exec(ns, "wg", "set", dev, ...conf)] : []),
   ];

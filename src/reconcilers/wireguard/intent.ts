@@ -27,6 +27,8 @@ export interface WgIntent {
   ifname: string;
   /** interface address with prefix; undefined for a mesh node whose address is allocated */
   address?: Cidr4 & { addr: number };
+  /** further addresses (`address` may be a list, like wg-quick's Address) */
+  moreAddresses?: (Cidr4 & { addr: number })[];
   listenPort?: number;
   privateKeyFile: string;
   publicKey: string;
@@ -184,12 +186,20 @@ function wgInterface(configFile: string, ifname: string, raw: Obj, pos: (...k: (
   if (raw.private_key !== undefined) return void err(`${ifname}: private_key must come from a file (private_key_file, mode 0600), never from the config`, pos("private_key"));
   if (raw.private_key_file === undefined) return void err(`${ifname}: private_key_file is required`, source);
   const key = keyFile(configFile, String(raw.private_key_file), "private", pos("private_key_file"), err);
-  const address = parseCidr4(String(raw.address ?? ""));
-  if (!address) return void err(`${ifname}: address "${String(raw.address ?? "")}" must be an IPv4 address with prefix, like 10.0.0.1/24`, pos("address"));
+  // The schema documents one address or a list of them.
+  const list = Array.isArray(raw.address) ? raw.address.map(String) : [String(raw.address ?? "")];
+  const addrs: (Cidr4 & { addr: number })[] = [];
+  for (const [j, a] of list.entries()) {
+    const c = parseCidr4(a);
+    if (!c) return void err(`${ifname}: address "${a}" must be an IPv4 address with prefix, like 10.0.0.1/24`, Array.isArray(raw.address) ? pos("address", j) : pos("address"));
+    addrs.push(c);
+  }
+  const address = addrs[0];
+  if (!address) return void err(`${ifname}: address must be an IPv4 address with prefix, like 10.0.0.1/24`, pos("address"));
   const peers = peerList(configFile, ifname, (raw.peers ?? []) as Obj[], pos, (...k) => pos(...k), err);
   if (!key?.publicKey) return undefined;
   if (peers.some((pp) => pp.publicKey === key.publicKey)) err(`${ifname}: a peer has this interface's own public key`, source);
-  return { ifname, address, listenPort: raw.listen_port as number | undefined, privateKeyFile: key.path, publicKey: key.publicKey, mtu: raw.mtu as number | undefined, peers, source, mesh: false };
+  return { ifname, address, moreAddresses: addrs.slice(1), listenPort: raw.listen_port as number | undefined, privateKeyFile: key.path, publicKey: key.publicKey, mtu: raw.mtu as number | undefined, peers, source, mesh: false };
 }
 
 function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)[]) => SourcePos, keyPos: (...k: (string | number)[]) => SourcePos, err: Err, diags: Diagnostic[]): { wg: WgIntent; mesh: MeshIntent } | undefined {
