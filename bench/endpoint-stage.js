@@ -66,6 +66,8 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
     process.exit(130);
   };
+  // A closed stdout (piped into `head`) must not kill the process before its cleanup ran.
+  process.stdout.on("error", () => {});
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   try {

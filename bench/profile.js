@@ -101,6 +101,9 @@ async function main() {
   const items = topology(o.n, prefix);
   const ctx = { target, prefix, items, stateDir: join(dir, "state"), boltfile: join(dir, "bolt-network.toml") };
   writeFileSync(ctx.boltfile, boltfile(items));
+  // A closed stdout (piped into `head`) must not kill the process before its cleanup ran.
+  process.stdout.on("error", () => {});
+  let result;
   const cleanup = () => {
     deleteAllBenchNetnsSync();
     rmSync(dir, { recursive: true, force: true });
@@ -124,11 +127,10 @@ async function main() {
     if (r.code !== 0) throw new Error(`bolt ${o.command} exited ${r.code}: ${r.stderr.slice(0, 2000)}`);
     const prof = summarizeProfile(join(profDir, readdirSync(profDir)[0]), o.top);
     const tl = timeline(wrap.logFile, target, t0, t1);
-    const result = { n: o.n, command: o.command, unbundled: o.unbundled, wallMs: r.ms, log: r.stderr.trim().split("\n").filter(Boolean), ipTimeline: tl, cpuProfile: prof };
+    result = { n: o.n, command: o.command, unbundled: o.unbundled, wallMs: r.ms, log: r.stderr.trim().split("\n").filter(Boolean), ipTimeline: tl, cpuProfile: prof };
     mkdirSync(RESULTS, { recursive: true });
     const out = join(RESULTS, `profile-${o.command}-${o.n}.json`);
     writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
-    print(result, o.top);
     process.stderr.write(`written: ${out}\n`);
   } finally {
     // Fast teardown (grouped link delete) whatever state the command left.
@@ -137,6 +139,7 @@ async function main() {
     await deleteBenchNetns({ only: (n) => n === target || n.startsWith(prefix) });
     rmSync(dir, { recursive: true, force: true });
   }
+  print(result, o.top);
 }
 
 function print(r, top) {
