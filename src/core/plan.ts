@@ -83,6 +83,11 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const conflictChecks = registry.filter((r) => r.conflicts).map((r) => r.conflicts!(desired.filter((d) => d.kind === r.kind), snap.reader));
   for (const c of await Promise.all(conflictChecks)) diagnostics.push(...c);
   const changes = diffResources(desired, snap.live, registry);
+  // Offline plans (a snapshot instead of a kernel) cannot fetch or check anything more.
+  if (!input.snapshot) {
+    const prepared = registry.filter((r) => r.prepare && changes.some((c) => c.kind === r.kind)).map((r) => r.prepare!(changes.filter((c) => c.kind === r.kind), snap.reader));
+    for (const d of await Promise.all(prepared)) diagnostics.push(...d);
+  }
   const steps = renderSteps(changes, ctx, registry);
   const touched = changes.filter((c) => c.kind === "endpoint" && c.action !== "delete").map((c) => c.id);
   const rec = new Map(registry.map((r) => [r.kind, r]));

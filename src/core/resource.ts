@@ -116,6 +116,12 @@ export interface Reconciler {
   read(io: LiveReader, ctx: ReadContext): Promise<ReadResult>;
   /** plan-time conflicts with the live system beyond name collisions (e.g. overlapping routes) */
   conflicts?(desired: Resource[], io: LiveReader): Promise<Diagnostic[]>;
+  /**
+   * After the diff, before rendering, only for kinds with changes: fetch what rendering needs
+   * but a no-op plan should not pay for (nft's table text for the undo) and run checks that
+   * only matter when something changes (`nft -c`).
+   */
+  prepare?(changes: Change[], io: LiveReader): Promise<Diagnostic[]>;
   /** ops for a create, update or delete (the planner splits a replace into delete + create) */
   render(change: Change, ctx: PlanContext): Op[];
   /**

@@ -54,7 +54,7 @@ describe.skipIf(!!SKIP_REASON)("nft: masquerade, internet = false, isolation, ip
     const table = (await boltTable(topo.host))!;
     expect(table).toContain("masquerade");
     const chain = await must(["ip", "netns", "exec", topo.host, "nft", "-a", "list", "chain", "inet", "bolt", "nat_post"]);
-    const handle = /masquerade comment "bolt:masquerade:front\|[0-9a-f]+" # handle (\d+)/.exec(chain)![1]!;
+    const handle = /masquerade comment "bolt:masquerade\|[0-9a-f]+" # handle (\d+)/.exec(chain)![1]!;
     await must(["ip", "netns", "exec", topo.host, "nft", "delete", "rule", "inet", "bolt", "nat_post", "handle", handle]);
     // conntrack still has the old (masqueraded) echo flow: a new ping id is a new flow.
     expect(await topo.noReply(topo.ns("api"), UPLINK.outside)).toBe(true);

@@ -201,7 +201,7 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: [monitoring] from the config, resync
       const m = (await httpGet(`${base}/metrics`)).body;
       return /^bolt_nft_rule_packets\{rule="[^"]+"\} \d+$/m.test(m) && m;
     }, 30_000);
-    expect(text).toMatch(/^bolt_nft_rule_bytes\{rule="forward isolate-out:front"\} \d+$/m);
+    expect(text).toMatch(/^bolt_nft_rule_bytes\{rule="forward isolation-out"\} \d+$/m);
     expect(metric(text, "bolt_config_valid")).toBe(1);
     // Periodic resync passes happen without any event.
     await waitFor("resync passes", async () => (metric((await httpGet(`${base}/metrics`)).body, "bolt_passes_total", '{outcome="noop"}') ?? 0) >= 2, 15_000);

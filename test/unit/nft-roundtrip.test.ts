@@ -32,9 +32,14 @@ describe("nft round trip: parseTable(recorded kernel listing) = tableSpec(compil
     expect(live.spec).toEqual(want);
     // Nothing trivial: all features are in there.
     const keys = Object.keys(want);
-    for (const k of ["set blocklist0", "set ddos_syn", "set ddos_conn", "set ddos_pkt", "raw_pre blocklist:0", "ddos syn-flood", "firewall rule:dns-budget:over-rate", "firewall rule:gaming-minecraft", "segments segment:game-seg:4", "nat_pre port-forward:tcp:198.51.100.1:2222", "nat_post masquerade:front", "forward no-internet:back", "forward isolate-out:front"]) expect(keys).toContain(k);
-    expect(keys).not.toContain("forward isolate-out:lab");
-    expect(keys).not.toContain("nat_post masquerade:back");
+    for (const k of ["set blocklist0", "set ddos_syn", "set ddos_conn", "set ddos_pkt", "raw_pre blocklist:0", "ddos syn-flood", "firewall rule:dns-budget:over-rate", "firewall rule:gaming-minecraft", "segments segment:game-seg:4", "nat_pre port-forward:tcp:198.51.100.1:2222", "nat_post masquerade", "forward no-internet", "forward isolation-out", "set isolated", "set no_internet", "set internet_nets", "set same_bridge"]) expect(keys).toContain(k);
+    // Per-network behaviour lives in set membership, not in per-network rules.
+    const t = compiled();
+    const elems = (name: string) => t.sets.find((x) => x.name === name)!.elements;
+    expect(elems("isolated")).toContain('"bolt-front"');
+    expect(elems("isolated")).not.toContain('"lab0"');
+    expect(elems("no_internet")).toContain('"bolt-back"');
+    expect(elems("internet")).not.toContain('"bolt-back"');
   });
 
   it("counters are read per rule, and only for rules that count", () => {
@@ -55,10 +60,10 @@ describe("nft round trip: parseTable(recorded kernel listing) = tableSpec(compil
     // …a rule without bolt's comment was added by hand (drift to remove)…
     j.nftables.push({ rule: { family: "inet", table: "bolt", chain: "forward", handle: 999, expr: [{ accept: null }] } });
     // …and a rule deleted by hand is missing from the order.
-    j.nftables = j.nftables.filter((i: Json) => !i.rule?.comment?.startsWith("bolt:masquerade:front|"));
+    j.nftables = j.nftables.filter((i: Json) => !i.rule?.comment?.startsWith("bolt:masquerade|"));
     const live = parseTable(j).spec;
     const diff = Object.keys({ ...want, ...live }).filter((k) => want[k] !== live[k]).sort();
-    expect(diff).toEqual(["firewall rule:no-telnet", "forward order", "forward unmanaged#999", "nat_post masquerade:front", "nat_post order"]);
+    expect(diff).toEqual(["firewall rule:no-telnet", "forward order", "forward unmanaged#999", "nat_post masquerade", "nat_post order"]);
     expect(live["forward unmanaged#999"]).toBe("unmanaged");
   });
 

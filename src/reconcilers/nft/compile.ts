@@ -15,7 +15,7 @@ import type { CompiledAcl } from "../wireguard/acl.js";
  * forward chain order (nftables: every base chain on a hook votes; a drop anywhere wins,
  * an accept only ends this chain):
  *   established/related accept → ddos → firewall rules → mesh → segments → port-forward accepts
- *   → isolation and no-internet drops (all networks) → internet accepts
+ *   → isolation and no-internet drops (set lookups) → internet accepts
  */
 export interface NftRule {
   key: string;
@@ -146,19 +146,29 @@ export function compileTable(input: CompileInput): NftTable | undefined {
   }
 
 
-  for (const n of networks) {
-    const br = nftIfname(n.bridge);
-    if (n.isolated) {
-      forward.rules.push({ key: `isolate-out:${n.name}`, text: `iifname ${br} oifname @bridges oifname != ${br} counter drop`, source: n.source });
-      forward.rules.push({ key: `isolate-in:${n.name}`, text: `oifname ${br} iifname @bridges iifname != ${br} counter drop`, source: n.source });
-    }
-    if (!n.internet) forward.rules.push({ key: `no-internet:${n.name}`, text: `iifname ${br} oifname != ${br} counter drop`, source: n.source });
+  // Isolation, no-internet and NAT as a handful of rules over sets: the rule count (and the
+  // cost of every read and write of the table) does not grow with the number of networks.
+  // `iifname . oifname != @same_bridge` exempts traffic within one bridge (br_netfilter).
+  const named = (name: string, list: NetworkIntent[]) => ({ name, decl: ["type ifname"], elements: list.map((n) => nftIfname(n.bridge)).sort(), dynamic: false });
+  const isolated = networks.filter((n) => n.isolated);
+  const noInternet = networks.filter((n) => !n.internet);
+  const internet = networks.filter((n) => n.internet);
+  if (isolated.length || noInternet.length) sets.push({ name: "same_bridge", decl: ["type ifname . ifname"], elements: networks.map((n) => `${nftIfname(n.bridge)} . ${nftIfname(n.bridge)}`).sort(), dynamic: false });
+  if (isolated.length) {
+    sets.push(named("isolated", isolated));
+    forward.rules.push({ key: "isolation-out", text: "iifname @isolated oifname @bridges iifname . oifname != @same_bridge counter drop", source: isolated[0]!.source });
+    forward.rules.push({ key: "isolation-in", text: "oifname @isolated iifname @bridges iifname . oifname != @same_bridge counter drop", source: isolated[0]!.source });
   }
-  for (const n of networks) {
-    if (!n.internet) continue;
-    const br = nftIfname(n.bridge);
-    forward.rules.push({ key: `internet:${n.name}`, text: `iifname ${br} accept`, source: n.source });
-    natPost.rules.push({ key: `masquerade:${n.name}`, text: `ip saddr ${formatCidr4(n.subnet)} oifname != ${br} masquerade`, source: n.source });
+  if (noInternet.length) {
+    sets.push(named("no_internet", noInternet));
+    forward.rules.push({ key: "no-internet", text: "iifname @no_internet iifname . oifname != @same_bridge counter drop", source: noInternet[0]!.source });
+  }
+  if (internet.length) {
+    sets.push(named("internet", internet));
+    sets.push({ name: "internet_nets", decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(internet.map((n) => n.subnet)), dynamic: false });
+    forward.rules.push({ key: "internet", text: "iifname @internet accept", source: internet[0]!.source });
+    // Traffic to another bolt network keeps its source address; everything else leaving is NATed.
+    natPost.rules.push({ key: "masquerade", text: "ip saddr @internet_nets oifname != @bridges masquerade", source: internet[0]!.source });
   }
 
   const chains = [rawPre, input_, forward, ddos, firewall, meshAcl, segments, natPre, natOut, natPost].filter((c) => c.rules.length);

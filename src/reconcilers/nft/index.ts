@@ -4,7 +4,6 @@ import type { Diagnostic } from "../../core/diagnostics.js";
 import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
 import type { LiveReader } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
-import { changedFields } from "../../core/diff.js";
 import { compileTable } from "./compile.js";
 import { parseTable } from "./read.js";
 import { DELETE_SCRIPT, TABLE, restoreScript, tableScript, tableSpec } from "./script.js";
@@ -36,7 +35,7 @@ export const nftReconciler: Reconciler = {
   },
 
   async read(io, ctx) {
-    const [list, snap] = await Promise.all([io.exec(["nft", "-j", "list", "table", "inet", "bolt"]), io.exec(["nft", "-s", "list", "table", "inet", "bolt"])]);
+    const list = await io.exec(["nft", "-j", "list", "table", "inet", "bolt"]);
     if (list.code !== 0) {
       if (/No such file or directory/.test(list.stderr)) return { resources: [], foreign: new Map() };
       const needed = !!ctx.intent.nft && (ctx.intent.networks.length > 0 || ctx.intent.nft.portForwards.length > 0 || ctx.intent.nft.rules.length > 0);
@@ -45,17 +44,24 @@ export const nftReconciler: Reconciler = {
       return { resources: [], foreign: new Map(), diagnostics };
     }
     const live = parseTable(JSON.parse(list.stdout));
-    return { resources: [{ kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec: live.spec, data: { snapshot: snap.stdout, counters: live.counters }, deps: [], owned: true }], foreign: new Map() };
+    return { resources: [{ kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec: live.spec, data: { counters: live.counters }, deps: [], owned: true }], foreign: new Map() };
   },
 
-  /** `nft -c`: the kernel's own parser and validator reject a bad ruleset before anything runs. */
-  async conflicts(desired, io) {
-    const d = desired[0];
-    if (!d) return [];
-    const live = await io.exec(["nft", "-j", "list", "table", "inet", "bolt"]);
-    if (live.code === 0 && !changedFields(parseTable(JSON.parse(live.stdout)).spec, d.spec).length) return [];
-    const r = await check(io, String(d.data!.script));
-    return r ? [{ severity: "error", message: `nft rejects the generated ruleset: ${r}`, source: d.source }] : [];
+  /**
+   * Only when the table changes: the text to restore on rollback (`nft -s list table`, read
+   * now, before anything is written) and `nft -c` — the kernel's own parser and validator
+   * reject a bad ruleset before anything runs.
+   */
+  async prepare(changes, io) {
+    const c = changes[0];
+    if (!c) return [];
+    if (c.before?.owned) {
+      const snap = await io.exec(["nft", "-s", "list", "table", "inet", "bolt"]);
+      if (snap.code === 0) c.before.data = { ...c.before.data, snapshot: snap.stdout };
+    }
+    if (!c.after) return [];
+    const r = await check(io, String(c.after.data!.script));
+    return r ? [{ severity: "error", message: `nft rejects the generated ruleset: ${r}`, source: c.after.source }] : [];
   },
 
   render(change, ctx) {

@@ -3,7 +3,7 @@ import { hash8 } from "./script.js";
 /** The parts of `nft -j list table inet bolt` bolt reads. */
 interface NftJsonItem {
   chain?: { name: string; type?: string; hook?: string; prio?: number; policy?: string };
-  set?: { name: string; type?: string; flags?: string[]; comment?: string; elem?: unknown[] };
+  set?: { name: string; type?: string | string[]; flags?: string[]; comment?: string; elem?: unknown[] };
   rule?: { chain: string; comment?: string; handle: number; expr: Record<string, unknown>[] };
 }
 
@@ -50,10 +50,12 @@ export function parseTable(json: { nftables: NftJsonItem[] }): LiveTable {
  * way compile.ts writes them (quoted ifnames; addresses, prefixes, ranges in address order).
  */
 function staticSetHash(s: NonNullable<NftJsonItem["set"]>): string {
-  const decl = [`type ${s.type}`, ...(s.flags?.length ? [`flags ${s.flags.join(",")}`] : [])];
+  const type = Array.isArray(s.type) ? s.type.join(" . ") : s.type;
+  const decl = [`type ${type}`, ...(s.flags?.length ? [`flags ${s.flags.join(",")}`] : [])];
   const elems = (s.elem ?? []).map((e): [string, number] => {
     if (typeof e === "string") return s.type === "ifname" ? [`"${e}"`, 0] : [e, ipOrder(e)];
-    const o = e as { prefix?: { addr: string; len: number }; range?: [string, string] };
+    const o = e as { prefix?: { addr: string; len: number }; range?: [string, string]; concat?: string[] };
+    if (o.concat && Array.isArray(s.type)) return [o.concat.map((x, i) => ((s.type as string[])[i] === "ifname" ? `"${x}"` : x)).join(" . "), 0];
     if (o.prefix) return [`${o.prefix.addr}/${o.prefix.len}`, ipOrder(o.prefix.addr)];
     if (o.range) return [`${o.range[0]}-${o.range[1]}`, ipOrder(o.range[0])];
     return [JSON.stringify(e), 0];
