@@ -78,7 +78,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   await files.ready();
   // --metrics-listen serves from the start, before the first config is read.
   if (o.metricsListen) await applyMonitoring({ detailed: false });
-  const monitor = new KernelMonitor(t, (source) => controller.enqueue("kernel"), log);
+  const monitor = new KernelMonitor(t, () => controller.enqueue("kernel"), log);
   monitor.start();
   const resync = setInterval(() => controller.enqueue("resync"), o.resyncMs);
 

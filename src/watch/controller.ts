@@ -105,11 +105,6 @@ export class WatchController {
     await this.running;
   }
 
-  /** Resolves when no pass runs and none is queued (tests, the bench). */
-  async idle(): Promise<void> {
-    while (this.running || this.debouncer.pending) await (this.running ?? new Promise((r) => setTimeout(r, 20)));
-  }
-
   health(): { healthy: boolean; body: unknown } {
     const fights = this.fights.fights(this.now()).filter((f) => f.until > this.now());
     // Backing off from a fight is not healthy either: something keeps undoing the configuration.
@@ -146,6 +141,7 @@ export class WatchController {
   }
 
   private schedule(ms: number): void {
+    if (this.stopped) return; // a timer would keep a stopping daemon alive
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
