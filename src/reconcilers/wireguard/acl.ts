@@ -54,7 +54,8 @@ export function compileAcls(mesh: MeshIntent, self: MeshNode): CompiledAcl[] {
         const [name, port] = splitDst(d);
         return { addrs: resolveNames(name, nodes), ports: parsePorts(port) };
       }),
-      proto: a.proto,
+      // "all" (schema) is no protocol match at all.
+      proto: a.proto === "all" ? undefined : a.proto,
     };
   });
 }
@@ -97,7 +98,8 @@ export function runAclTests(mesh: MeshIntent, self: MeshNode): AclTestFailure[] 
         const [name, port] = splitDst(target);
         const dsts = resolveNames(name, nodes);
         const dstIps = dsts === "any" ? [0] : dsts.map((c) => c.network);
-        const p = port === "*" ? undefined : Number(port.split(/[-,]/)[0]);
+        // ICMP has no ports: a test target's port means nothing for it (as in the nft rules).
+        const p = port === "*" || t.proto === "icmp" ? undefined : Number(port.split(/[-,]/)[0]);
         for (const s of srcIps) for (const d of dstIps) {
           const got = evaluate(acls, s, d, p, t.proto);
           if (got !== expected) failures.push({ test: t, target, expected, got });

@@ -276,9 +276,14 @@ function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)
   const allTags = new Set([...self.tags, ...nodes.flatMap((n) => n.tags)]);
   const hosts = new Set([self.hostname, ...nodes.map((n) => n.hostname)]);
   const acls: AclIntent[] = ((data.acls ?? []) as Obj[]).map((raw, i) => {
-    const acl: AclIntent = { action: raw.action === "deny" ? "deny" : "accept", src: (raw.src as string[]).map(String), dst: (raw.dst as string[]).map(String), proto: raw.proto as string | undefined, source: keyPos("acls", i) };
+    // The schema (and the seed's ACL example) spell the refusing action "drop".
+    const action = raw.action === "drop" || raw.action === "deny" ? "deny" : "accept";
+    const acl: AclIntent = { action, src: (raw.src as string[]).map(String), dst: (raw.dst as string[]).map(String), proto: raw.proto as string | undefined, source: keyPos("acls", i) };
     acl.src.forEach((s, j) => checkAclName(s, false, allTags, hosts, pos("acls", i, "src", j), err));
     acl.dst.forEach((s, j) => checkAclName(s, true, allTags, hosts, pos("acls", i, "dst", j), err));
+    // The nft rules match ports for tcp and udp only: anything else with ports would compile to
+    // a tcp/udp match that disagrees with what [[acl_tests]] evaluate.
+    if ((acl.proto === "icmp" || acl.proto === "sctp") && acl.dst.some((d) => !d.endsWith(":*"))) err(`ACL proto "${acl.proto}" with ports: ${acl.proto === "icmp" ? "ICMP has no ports" : "sctp ports are not supported"}; write the destinations as "<target>:*"`, pos("acls", i, "proto"));
     return acl;
   });
   const aclTests: AclTestIntent[] = ((data.acl_tests ?? []) as Obj[]).map((raw, i) => {
