@@ -11,12 +11,25 @@ import type { HostId, MeshFileOpts } from "./mesh-topology.js";
 
 const WORLD: MeshFileOpts["world"] = { a: { tags: ["server"] }, b: { tags: ["client"] }, c: { tags: ["client"] } };
 
+// "drop" (the schema's spelling) before a broader accept: tcp/22 is refused only by it.
 const ACLS = `
 [[acls]]
 action = "accept"
 src = ["tag:client"]
 dst = ["tag:server:27015"]
 proto = "udp"
+
+[[acls]]
+action = "drop"
+src = ["tag:client"]
+dst = ["host-a:22"]
+proto = "tcp"
+
+[[acls]]
+action = "accept"
+src = ["tag:client"]
+dst = ["tag:server:*"]
+proto = "tcp"
 
 [[acls]]
 action = "accept"
@@ -35,21 +48,22 @@ deny = ["host-a:27016"]
 [[acl_tests]]
 src = "tag:client"
 proto = "tcp"
-deny = ["host-a:22", "tag:server:27015"]
+accept = ["host-a:8080"]
+deny = ["host-a:22"]
 `;
 
-/** Opens tcp/22 from anywhere, while a test still claims it is denied. */
+/** Would open udp/27016, but carries an assertion that fails: nothing of it may be applied. */
 const BAD = `
 [[acls]]
 action = "accept"
 src = ["*"]
-dst = ["host-a:22"]
-proto = "tcp"
+dst = ["host-a:27016"]
+proto = "udp"
 
 [[acl_tests]]
 src = "host-b"
 proto = "tcp"
-deny = ["host-a:22"]
+accept = ["host-a:22"]
 `;
 
 describe.skipIf(!!SKIP_REASON)("mesh ACLs: compiled to nft, proven with traffic, tested offline", () => {
@@ -102,6 +116,8 @@ describe.skipIf(!!SKIP_REASON)("mesh ACLs: compiled to nft, proven with traffic,
     expect(await udpArrives(27015)).toBe(true);
     expect(await udpArrives(27016)).toBe(false);
     expect(await tcpArrives(22)).toEqual({ connected: false, received: false });
+    // The broader tcp accept after the drop works: the drop rule is what stops tcp/22.
+    expect(await tcpArrives(8080)).toEqual({ connected: true, received: true });
     // ICMP is allowed by its own ACL; C (also tag:client) gets the same udp/27015.
     expect(await pingUntil(lab.ns("b"), MESH_IP.a)).toBe(true);
     const dropsAfter = (await deny())!.expr.find((e: Json) => e.counter).counter.packets;
@@ -113,7 +129,7 @@ describe.skipIf(!!SKIP_REASON)("mesh ACLs: compiled to nft, proven with traffic,
   });
 
   it("a failing [[acl_tests]] assertion blocks apply at its file:line:col, nothing applied", async () => {
-    const text = lab.meshText("a", { world: WORLD, extra: ACLS + BAD });
+    const text = lab.meshText("a", { world: WORLD, extra: BAD + ACLS });
     const file = lab.sb.write("a-bad.toml", text);
     const t = await lab.bolt("a", ["mesh", "test", "-f", file]);
     expect(t.code).toBe(1);
@@ -121,10 +137,10 @@ describe.skipIf(!!SKIP_REASON)("mesh ACLs: compiled to nft, proven with traffic,
     const r = await lab.bolt("a", ["apply", "-f", file]);
     expect(r.code).toBe(1);
     const at = posOf(text, "[[acl_tests]]");
-    expect(r.stderr).toContain(`${file}:${at.line}:`);
-    expect(r.stderr).toMatch(/acl_test: host-b → host-a:22 \(tcp\) is accepted, the test expects deny/);
+    expect(r.stderr).toContain(`${file}:${at.line}:${at.col}: error: acl_test`);
+    expect(r.stderr).toMatch(/acl_test: host-b → host-a:22 \(tcp\) is denied, the test expects accept/);
     expect(await snapshot(lab.ns("a"))).toEqual(before);
-    expect(await tcpArrives(22)).toEqual({ connected: false, received: false });
+    expect(await udpArrives(27016)).toBe(false);
   });
 
   it("destroy removes bolt's nft table with the mesh ACLs; no key material anywhere", async () => {
