@@ -23,8 +23,8 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
   });
   afterAll(() => lab.cleanup());
 
-  const applyAll = async (o: MeshFileOpts = {}) => {
-    for (const h of HOSTS) await lab.apply(h, lab.meshFile(h, o));
+  const applyAll = async (o: MeshFileOpts = {}, extra: string[] = []) => {
+    for (const h of HOSTS) await lab.apply(h, lab.meshFile(h, o), extra);
   };
 
   it("every host pings every other host's mesh address, through the tunnel", async () => {
@@ -43,6 +43,15 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
       expect(addrs).toEqual([`${MESH_IP[h]}/32`]);
       const routes = ((await ipJson(ns, ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`).sort();
       expect(routes).toEqual(HOSTS.filter((p) => p !== h).map((p) => `${MESH_IP[p]} ${dev}`).sort());
+    }
+    // Every machine-readable view of the state, at debug log level (scanned for keys at the end).
+    for (const h of HOSTS) {
+      const show = await lab.bolt(h, ["show", "--json"]);
+      expect(show.code, show.stderr).toBe(0);
+      expect(show.stdout).toContain(lab.ifname(h));
+      expect(show.stdout).toContain(lab.pub[HOSTS.find((x) => x !== h)!]);
+      const plan = await lab.bolt(h, ["plan", "--json", "--show-commands", "-f", lab.meshFile(h)]);
+      expect(plan.code, plan.stderr).toBe(0);
     }
     for (const from of HOSTS) {
       for (const to of HOSTS.filter((x) => x !== from)) {
@@ -76,7 +85,7 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
 
   it("subnet routes: A's LAN is reachable from B (accept_routes), not from C (it does not accept)", async () => {
     expect(await pingUntil(lab.ns("b"), LAN.host, 1)).toBe(false);
-    await applyAll({ world: { a: { advertise: [LAN.subnet] }, b: { acceptRoutes: true } } });
+    await applyAll({ world: { a: { advertise: [LAN.subnet] }, b: { acceptRoutes: true } } }, ["--json"]);
     const bRoutes = ((await ipJson(lab.ns("b"), ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`);
     expect(bRoutes).toContain(`${LAN.subnet} ${lab.ifname("b")}`);
     const cRoutes = ((await ipJson(lab.ns("c"), ["-4", "route", "show"])) as Json[]).map((r) => r.dst);

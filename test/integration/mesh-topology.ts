@@ -189,8 +189,8 @@ export class MeshLab {
   }
 
   /** apply, then the re-plan must be empty (`plan --detailed-exitcode` exits 0). */
-  async apply(h: HostId, file: string): Promise<RunOut> {
-    const r = await this.bolt(h, ["apply", "-f", file]);
+  async apply(h: HostId, file: string, extra: string[] = []): Promise<RunOut> {
+    const r = await this.bolt(h, ["apply", "-f", file, ...extra]);
     expect(r.code, `apply ${h}: ${r.stdout}\n${r.stderr}`).toBe(0);
     const p = await this.bolt(h, ["plan", "-f", file, "--detailed-exitcode"]);
     expect(p.code, `re-plan of ${h} after apply must be empty:\n${p.stdout}\n${p.stderr}`).toBe(0);
