@@ -101,7 +101,7 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
     // A change for the pull request: v1 again (destroys b and api, MTU back).
     const live = await sb.bolt(["plan", "-f", f1, "--json"]);
     expect(live.code, live.stderr).toBe(0);
-    const { env, calls } = noKernelEnv();
+    const { env, calls } = noKernelEnv(sb.dir);
     const off = await sb.bolt(["plan", "-f", f1, "--json", "--state", host], { env });
     expect(off.code, off.stderr).toBe(0);
     expect(calls()).toEqual([]);
@@ -132,7 +132,7 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
   });
 
   it("--state none plans every resource as new; a plan made offline applies on the host", async () => {
-    const { env, calls } = noKernelEnv();
+    const { env, calls } = noKernelEnv(sb.dir);
     const none = await sb.bolt(["plan", "-f", f1, "--state", "none", "--json"], { env });
     expect(none.code, none.stderr).toBe(0);
     expect(plannedOf(none.stdout)).toEqual(["create endpoint:web", "create network:a", "create nft:inet bolt", "create sysctl:net.ipv4.ip_forward"]);
@@ -149,7 +149,7 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
   });
 
   it("graph draws the desired state offline (dot and mermaid)", async () => {
-    const { env, calls } = noKernelEnv();
+    const { env, calls } = noKernelEnv(sb.dir);
     const dot = await sb.bolt(["graph", "-f", f2, "--format", "dot"], { env });
     expect(dot.code, dot.stderr).toBe(0);
     expect(dot.stdout).toContain('"network:a" -> "endpoint:web";');

@@ -67,8 +67,9 @@ export function logLines(stderr: string): Record<string, unknown>[] {
  * A PATH whose ip, nft, sysctl, iptables-save and wg log their call and fail: a command run
  * with it that still succeeds touched no kernel tool. Returns the env and the call log path.
  */
-export function noKernelEnv(): { env: Record<string, string>; calls: () => string[] } {
-  const bin = mkdtempSync(join("/tmp", "bolt-nokernel-"));
+export function noKernelEnv(parent: string): { env: Record<string, string>; calls: () => string[] } {
+  // Under the sandbox's dir: its cleanup removes it.
+  const bin = mkdtempSync(join(parent, "nokernel-"));
   const log = join(bin, "calls.log");
   writeFileSync(log, "");
   for (const tool of ["ip", "nft", "sysctl", "iptables-save", "wg", "tc"]) {
