@@ -6,7 +6,7 @@ import { loadIntent } from "../../dist/cli/config.js";
 import { makeLogger } from "../../dist/cli/logger.js";
 import { renderPlanText } from "../../dist/cli/render-text.js";
 import { makePlan, readLive } from "../../dist/core/plan.js";
-import { ExecaRunner } from "../../dist/exec/execa-runner.js";
+import { ProcessRunner } from "../../dist/exec/process-runner.js";
 import { RECONCILERS } from "../../dist/reconcilers/registry.js";
 import { StateStore } from "../../dist/state/store.js";
 export { main } from "../../dist/cli/main.js";
@@ -21,8 +21,8 @@ export async function planPhases(boltfile, target, prefix, stateDir) {
   };
   await phase("loggerMs", () => makeLogger("warn", false));
   const { intent } = await phase("loadIntentMs", () => loadIntent([boltfile], prefix));
-  const runner = new ExecaRunner();
-  // ExecaRunner loads execa on its first command: that cost lands here.
+  const runner = new ProcessRunner();
+  // ProcessRunner loads execa on its first command: that cost lands here.
   await phase("checkTargetMs", () => runner.run(["ip", "-j", "netns", "list"]));
   const state = await phase("readStateMs", () => {
     try {

@@ -1,6 +1,6 @@
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import { fingerprint, liveDrift, liveEntries, readSavedPlan } from "../core/saved-plan.js";
-import { ExecaRunner } from "../exec/execa-runner.js";
+import { ProcessRunner } from "../exec/process-runner.js";
 import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
 import { checkTarget, printWarnings } from "./commands.js";
@@ -19,7 +19,7 @@ export async function cmdApplyPlan(o: GlobalOpts & { planFile: string; showComma
   if (o.file.length) throw new BoltError(`apply ${o.planFile}: a saved plan carries its configuration; drop -f (or plan again with these files)`);
   if (o.netns !== undefined && o.netns !== saved.target) throw new BoltError(`${o.planFile} was made for ${targetName(saved.target)}, not ${targetName(o.netns)}`);
   const t = saved.target;
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
   const lock = new TargetLock(o.stateDir, targetKey(t));

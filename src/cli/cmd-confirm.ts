@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import { pendingRevisions, revisionState } from "../core/revisions.js";
-import { ExecaRunner } from "../exec/execa-runner.js";
+import { ProcessRunner } from "../exec/process-runner.js";
 import type { Ns } from "../exec/runner.js";
 import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
@@ -71,7 +71,7 @@ export async function cmdConfirm(o: GlobalOpts): Promise<number> {
 
 /** `bolt rollback --to N`: converge to what revision N recorded, through plan, apply and verify. */
 export async function cmdRollbackTo(o: GlobalOpts & { to: number; showCommands?: boolean; confirm?: ConfirmOptions }): Promise<number> {
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
@@ -138,7 +138,7 @@ export async function cmdRollbackIfUnconfirmed(o: GlobalOpts & { revision: numbe
       o.log.warn({ revision: rev, previous }, "confirm.timer.expired: restoring the previous revision");
       const state = revisionState(store, t, previous);
       try {
-        const runner = o.runner ?? new ExecaRunner();
+        const runner = o.runner ?? new ProcessRunner();
         const what = previous ? `revision ${previous}` : "the state before bolt";
         const { plan, result, recovered } = await reconcile({ runner, target: t, store, intent: state.intent, warnings: [], command: `rollback: revision ${rev} not confirmed, restored ${what}`, log: o.log, desired: state.desired, convergeAfterRecovery: true });
         // Recorded even when undoing an interrupted apply was all it took (no new revision then).

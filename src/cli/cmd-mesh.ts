@@ -4,7 +4,7 @@ import { BoltError, EXIT } from "../core/diagnostics.js";
 import { LiveReader } from "../core/live-reader.js";
 import { decodeAlias } from "../core/ownership.js";
 import type { IpLink, IpRoute } from "../core/live-reader.js";
-import { ExecaRunner } from "../exec/execa-runner.js";
+import { ProcessRunner } from "../exec/process-runner.js";
 import { runAclTests } from "../reconcilers/wireguard/acl.js";
 import { wgDump } from "../reconcilers/wireguard/index.js";
 import { ROUTE_PROTO } from "../core/conventions.js";
@@ -26,7 +26,7 @@ export async function cmdMeshTest(o: GlobalOpts): Promise<number> {
 
 /** `bolt mesh status`: every bolt WireGuard interface with its peers, read from `wg show … dump`. */
 export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const io = new LiveReader(runner, o.netns ?? null);
   const [links, routes] = await Promise.all([io.ipJson<IpLink[]>(["-d", "link", "show"]), io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"])]);
   const now = Math.floor(Date.now() / 1000);
@@ -72,7 +72,7 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
  * tee PATH | wg pubkey > PATH.pub` under umask 077. Refuses to overwrite.
  */
 export async function cmdKeygen(o: GlobalOpts & { path: string; force?: boolean }): Promise<number> {
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   if (existsSync(o.path) && !o.force) throw new BoltError(`${o.path} exists; refusing to overwrite a key (use --force)`);
   const gen = await runner.run(["wg", "genkey"]);
   if (gen.code !== 0) throw new BoltError(`wg genkey failed: ${gen.stderr.trim()}`);

@@ -1,7 +1,7 @@
 import { EXIT } from "../core/diagnostics.js";
 import { exportState } from "../core/host-state.js";
 import type { Intent } from "../config/model.js";
-import { ExecaRunner } from "../exec/execa-runner.js";
+import { ProcessRunner } from "../exec/process-runner.js";
 import { RECONCILERS } from "../reconcilers/registry.js";
 import { checkTarget, readState, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
@@ -14,7 +14,7 @@ import { loadIntent } from "./config.js";
  */
 export async function cmdStateExport(o: GlobalOpts): Promise<number> {
   const intent: Intent = o.file.length ? loadIntent(o.file, o.netnsPrefix).intent : { networks: [], endpoints: [], sysctls: [], files: [] };
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
   await checkTarget(runner, t);
   const { state, diagnostics } = await exportState(runner, t, RECONCILERS, intent, readState(o));

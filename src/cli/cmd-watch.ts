@@ -1,5 +1,5 @@
 import { EXIT } from "../core/diagnostics.js";
-import { ExecaRunner } from "../exec/execa-runner.js";
+import { ProcessRunner } from "../exec/process-runner.js";
 import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
@@ -25,7 +25,7 @@ export interface WatchOpts extends GlobalOpts {
  */
 export async function cmdWatch(o: WatchOpts): Promise<number> {
   const t = target(o);
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const store = new StateStore(o.stateDir);
   const metrics = new WatchMetrics();
   const log = o.log;

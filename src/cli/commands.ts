@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
+import { LiveReader } from "../core/live-reader.js";
 import { makePlan, readLive } from "../core/plan.js";
 import { recoverJournal } from "../core/recover.js";
 import type { Intent } from "../config/model.js";
-import { ExecaRunner } from "../exec/execa-runner.js";
+import { ProcessRunner } from "../exec/process-runner.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import { RECONCILERS } from "../reconcilers/registry.js";
 import { TargetLock } from "../state/lock.js";
@@ -39,11 +40,24 @@ export function target(o: GlobalOpts): Ns {
   return o.netns ?? null;
 }
 
-export async function checkTarget(runner: CommandRunner, t: Ns): Promise<void> {
+export async function checkTarget(runner: CommandRunner, t: Ns, reader?: LiveReader): Promise<void> {
   if (t === null) return;
-  const r = await runner.run(["ip", "-j", "netns", "list"]);
-  const names = r.code === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as { name: string }[]).map((n) => n.name) : [];
+  const list = reader ? await reader.ipJson<{ name: string }[]>(["netns", "list"], null).catch(() => []) : await runner.run(["ip", "-j", "netns", "list"]).then((r) => (r.code === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as { name: string }[]) : []));
+  const names = list.map((n) => n.name);
   if (!names.includes(t)) throw new BoltError(`network namespace "${t}" does not exist (create it with \`ip netns add ${t}\`; bolt never creates its target)`);
+}
+
+/** Starts the reads every plan makes; the reconcilers get the same (memoized) answers. */
+function prefetch(runner: CommandRunner, t: Ns): LiveReader {
+  const reader = new LiveReader(runner, t);
+  const quiet = (p: Promise<unknown>) => void p.catch(() => {});
+  quiet(reader.ipJson(["netns", "list"], null));
+  quiet(reader.ipJson(["-d", "link", "show"]));
+  quiet(reader.ipJson(["addr", "show"]));
+  quiet(reader.ipJson(["-4", "route", "show", "table", "all"]));
+  quiet(reader.ipJson(["rule", "show"]));
+  quiet(reader.exec(["nft", "-j", "list", "table", "inet", "bolt"]));
+  return reader;
 }
 
 export function printWarnings(o: GlobalOpts, diags: Diagnostic[]) {
@@ -86,7 +100,7 @@ export async function foreignWarnings(runner: CommandRunner, t: Ns, intent: Inte
 
 export async function cmdFirewallAnalyze(o: GlobalOpts): Promise<number> {
   const { intent } = o.file.length ? loadIntent(o.file, o.netnsPrefix) : { intent: EMPTY_INTENT };
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
   await checkTarget(runner, t);
   const findings: Finding[] = await analyzeForeign(runner, t, flowsOf(intent));
@@ -107,17 +121,19 @@ export async function cmdValidate(o: GlobalOpts): Promise<number> {
 }
 
 export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep?: boolean; showCommands?: boolean; destroy?: boolean; format?: string; outFile?: string; stateFile?: string }): Promise<number> {
+  // The kernel reads depend on nothing in the config: start them before loading it.
+  const reader = o.stateFile === undefined ? prefetch(o.runner ?? new ProcessRunner(), target(o)) : undefined;
   const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined });
   // --state FILE: plan against an exported host state, with no kernel access (CI).
   const host = o.stateFile !== undefined ? readHostState(o.stateFile, o.netns ?? null) : undefined;
   const t = host ? (o.netns ?? host.target) : target(o);
   const offline = host ? offlineInputs(host, t, intent) : undefined;
-  const runner = offline?.runner ?? o.runner ?? new ExecaRunner();
-  if (!offline) await checkTarget(runner, t);
+  const runner = offline?.runner ?? reader?.runner ?? o.runner ?? new ProcessRunner();
+  if (!offline) await checkTarget(runner, t, reader);
   const state = offline ? { leases: offline.leases, originals: offline.originals, pendingJournal: false } : readState(o);
   if (!offline) warnings.push(...(await foreignWarnings(runner, t, intent)));
   if (state.pendingJournal) warnings.push({ severity: "warning", message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first` });
-  const made = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy, snapshot: offline?.snapshot });
+  const made = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy, snapshot: offline?.snapshot, reader: offline ? undefined : reader });
   const plan = offline ? dropDigestEqual(made) : made;
   const diags = [...warnings, ...plan.diagnostics, ...[...(offline?.runner.unchecked ?? [])].map((m) => ({ severity: "warning" as const, message: `offline plan: ${m}` }))];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
@@ -137,7 +153,7 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
 /** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */
 export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions }): Promise<number> {
   const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
@@ -181,7 +197,7 @@ export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands
 }
 
 export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<number> {
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
   await checkTarget(runner, t);
   const state = readState(o);
@@ -193,7 +209,7 @@ export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<numbe
 }
 
 export async function cmdRollback(o: GlobalOpts): Promise<number> {
-  const runner = o.runner ?? new ExecaRunner();
+  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);

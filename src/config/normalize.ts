@@ -1,6 +1,6 @@
 import { closest, distance } from "fastest-levenshtein";
 import type { Diagnostic, SourcePos } from "../core/diagnostics.js";
-import { broadcastOf, contains, formatCidr4, formatIp4, overlaps, parseCidr4, parseIp4 } from "../core/ipv4.js";
+import { broadcastOf, contains, formatCidr4, formatIp4, parseCidr4, parseIp4 } from "../core/ipv4.js";
 import type { Cidr4 } from "../core/ipv4.js";
 import type { LoadedFile } from "./load.js";
 import type { EndpointIntent, Intent, NetworkIntent, SysctlIntent } from "./model.js";
@@ -221,12 +221,16 @@ function crossChecks(networks: NetworkIntent[], endpoints: EndpointIntent[], sys
   };
   dup(networks, (n) => n.name, (n) => `network "${n.name}" is defined twice`, (n) => n.source);
   dup(networks, (n) => n.bridge, (n, f) => `network "${n.name}": bridge "${n.bridge}" is already used by network "${f.name}"`, (n) => n.fieldSources.bridge ?? n.source);
-  for (let i = 0; i < networks.length; i++) {
-    for (let j = 0; j < i; j++) {
-      const a = networks[i]!;
-      const b = networks[j]!;
-      if (overlaps(a.subnet, b.subnet)) err(`network "${a.name}": subnet ${formatCidr4(a.subnet)} overlaps network "${b.name}" (${formatCidr4(b.subnet)}, ${b.source.file}:${b.source.line})`, a.fieldSources.subnet ?? a.source);
+  // Sweep by start address (n log n, not every pair): a network overlaps the one reaching
+  // furthest among those starting before it. The later one in the files gets the error.
+  const order = new Map(networks.map((n, i) => [n, i]));
+  let reach: NetworkIntent | undefined;
+  for (const n of [...networks].sort((x, y) => x.subnet.network - y.subnet.network || order.get(x)! - order.get(y)!)) {
+    if (reach && n.subnet.network <= broadcastOf(reach.subnet)) {
+      const [a, b] = order.get(n)! > order.get(reach)! ? [n, reach] : [reach, n];
+      err(`network "${a.name}": subnet ${formatCidr4(a.subnet)} overlaps network "${b.name}" (${formatCidr4(b.subnet)}, ${b.source.file}:${b.source.line})`, a.fieldSources.subnet ?? a.source);
     }
+    if (!reach || broadcastOf(n.subnet) > broadcastOf(reach.subnet)) reach = n;
   }
   dup(endpoints, (e) => e.name, (e) => `endpoint "${e.name}" is defined twice`, (e) => e.fieldSources.name ?? e.source);
   dup(endpoints, (e) => e.netns, (e, f) => `endpoint "${e.name}": namespace "${e.netns}" already holds endpoint "${f.name}" (each veth endpoint gets its own eth0)`, (e) => e.fieldSources.netns ?? e.fieldSources.name ?? e.source);

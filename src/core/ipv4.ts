@@ -54,3 +54,34 @@ export function overlaps(a: Cidr4, b: Cidr4): boolean {
 export function formatCidr4(c: Cidr4): string {
   return `${formatIp4(c.network)}/${c.prefix}`;
 }
+
+/**
+ * Which of many address ranges overlaps a given one, in O(log n) per query: ranges sorted by
+ * start with a running maximum of their ends (1000 subnets against thousands of routes).
+ */
+export class RangeIndex<T> {
+  private readonly items: { start: number; end: number; value: T }[];
+  private readonly maxEnd: number[];
+  constructor(items: { start: number; end: number; value: T }[]) {
+    this.items = [...items].sort((a, b) => a.start - b.start);
+    let m = -1;
+    this.maxEnd = this.items.map((i) => (m = Math.max(m, i.end)));
+  }
+
+  /** A range that overlaps [start, end] (the latest-starting one), or undefined. */
+  find(start: number, end: number): T | undefined {
+    let lo = 0;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.items[mid]!.start <= end) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo - 1; i >= 0 && this.maxEnd[i]! >= start; i--) if (this.items[i]!.end >= start) return this.items[i]!.value;
+    return undefined;
+  }
+}
+
+export function rangeOf(c: Cidr4): { start: number; end: number } {
+  return { start: c.network, end: broadcastOf(c) };
+}

@@ -6,6 +6,8 @@ import type { Intent } from "../config/model.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 
 export interface PlanInput {
+  /** a reader whose reads were started early (memoized answers are shared) */
+  reader?: LiveReader;
   intent: Intent;
   runner: CommandRunner;
   target: Ns;
@@ -48,8 +50,7 @@ export interface LiveSnapshot {
   reader: LiveReader;
 }
 
-export async function readLive(runner: CommandRunner, target: Ns, registry: Reconciler[], ctx: ReadContext, primed?: Map<string, unknown[]>): Promise<LiveSnapshot> {
-  const reader = new LiveReader(runner, target, primed);
+export async function readLive(runner: CommandRunner, target: Ns, registry: Reconciler[], ctx: ReadContext, primed?: Map<string, unknown[]>, reader = new LiveReader(runner, target, primed)): Promise<LiveSnapshot> {
   const [results, nsList] = await Promise.all([
     Promise.all(registry.map((r) => r.read(reader, ctx))),
     reader.ipJson<{ name: string }[]>(["netns", "list"], null),
@@ -70,7 +71,7 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const { registry, target } = input;
   const emptyIntent: Intent = { networks: [], endpoints: [], sysctls: [], files: input.intent.files };
   const intent = input.destroy ? emptyIntent : input.intent;
-  const snap = input.snapshot ?? (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }));
+  const snap = input.snapshot ?? (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }, undefined, input.reader));
   const desired: Resource[] = input.desired && !input.destroy ? [...input.desired] : [];
   const ctx: PlanContext = { target, intent, live: snap.live, leases: input.leases, netns: snap.netns, desired };
   const diagnostics = [...snap.diagnostics];

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadIntent } from "../../dist/cli/config.js";
 import { makePlan } from "../../dist/core/plan.js";
-import { ExecaRunner } from "../../dist/exec/execa-runner.js";
+import { ProcessRunner } from "../../dist/exec/process-runner.js";
 import { ReplayRunner } from "../../dist/exec/replay-runner.js";
 import { RECONCILERS } from "../../dist/reconcilers/registry.js";
 
@@ -18,7 +18,7 @@ const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(d
 const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
 const intent = opts.destroy ? { networks: [], endpoints: [], sysctls: [], files: [] } : loadIntent(files, PREFIX).intent;
 
-const real = new ExecaRunner();
+const real = new ProcessRunner();
 const recorded = {};
 const runner = {
   async run(argv, stdin) {

@@ -1,5 +1,5 @@
 import { encodeAlias } from "../../core/ownership.js";
-import { formatCidr4, formatIp4, overlaps, parseCidr4 } from "../../core/ipv4.js";
+import { RangeIndex, formatCidr4, formatIp4, parseCidr4, rangeOf } from "../../core/ipv4.js";
 import { STAGE } from "../../core/resource.js";
 import type { Op, OpLine, Reconciler, Resource } from "../../core/resource.js";
 import type { Diagnostic } from "../../core/diagnostics.js";
@@ -42,17 +42,17 @@ export const networkReconciler: Reconciler = {
     const [routes, links] = await Promise.all([io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"]), io.ipJson<IpLink[]>(["-d", "link", "show"])]);
     const ownedIfs = new Set(links.filter((l) => l.ifalias?.startsWith("bolt1,")).map((l) => l.ifname));
     const out: Diagnostic[] = [];
+    const foreign = new RangeIndex(
+      routes.flatMap((rt) => {
+        if (rt.dst === "default" || (rt.type && rt.type !== "unicast") || (rt.dev && ownedIfs.has(rt.dev))) return [];
+        const c = parseCidr4(rt.dst.includes("/") ? rt.dst : `${rt.dst}/32`);
+        return c ? [{ ...rangeOf(c), value: rt }] : [];
+      }),
+    );
     for (const r of desired) {
       const subnet = parseCidr4(String(r.data?.subnet));
-      if (!subnet) continue;
-      for (const rt of routes) {
-        if (rt.dst === "default" || (rt.type && rt.type !== "unicast") || (rt.dev && ownedIfs.has(rt.dev))) continue;
-        const c = parseCidr4(rt.dst.includes("/") ? rt.dst : `${rt.dst}/32`);
-        if (c && overlaps(c, subnet)) {
-          out.push({ severity: "error", message: `network "${r.name}": subnet ${formatCidr4(subnet)} overlaps the existing route ${rt.dst}${rt.dev ? ` dev ${rt.dev}` : ""}${rt.table && rt.table !== "main" ? ` table ${rt.table}` : ""}`, source: r.fieldSources?.subnet ?? r.source, hint: "pick a free subnet or remove that route" });
-          break;
-        }
-      }
+      const rt = subnet && foreign.find(rangeOf(subnet).start, rangeOf(subnet).end);
+      if (subnet && rt) out.push({ severity: "error", message: `network "${r.name}": subnet ${formatCidr4(subnet)} overlaps the existing route ${rt.dst}${rt.dev ? ` dev ${rt.dev}` : ""}${rt.table && rt.table !== "main" ? ` table ${rt.table}` : ""}`, source: r.fieldSources?.subnet ?? r.source, hint: "pick a free subnet or remove that route" });
     }
     return out;
   },
