@@ -25,10 +25,11 @@ const BOLT_BIN = fileURLToPath(new URL("../../bin/bolt.js", import.meta.url));
  * goes). Either runs `bolt rollback --if-unconfirmed REV`, which waits for the deadline
  * recorded in the store (re-read each second, so `bolt confirm` ends it within a second).
  */
-export function confirmOptions(o: GlobalOpts, timeoutMs: number): ConfirmOptions {
-  return {
+export function confirmOptions(o: GlobalOpts, timeoutMs: number): ConfirmOptions & { armed?: number } {
+  const opts: ConfirmOptions & { armed?: number } = {
     timeoutMs,
     arm(revision: number): string {
+      opts.armed = revision;
       const args = ["rollback", "--if-unconfirmed", String(revision), "--state-dir", resolve(o.stateDir), "--log-level", "info", ...(o.netns !== undefined ? ["--netns", o.netns] : [])];
       const mode = process.env.BOLT_CONFIRM_TIMER ?? "auto";
       if (mode === "systemd" || (mode === "auto" && existsSync("/run/systemd/system"))) {
@@ -44,6 +45,7 @@ export function confirmOptions(o: GlobalOpts, timeoutMs: number): ConfirmOptions
       return `pid:${child.pid}`;
     },
   };
+  return opts;
 }
 
 /** `bolt confirm`: keep the pending apply. */

@@ -82,9 +82,9 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   monitor.start();
   const resync = setInterval(() => controller.enqueue("resync"), o.resyncMs);
 
-  // Persistent listeners, never `once`: execa's child cleanup (signal-exit) re-raises a signal
-  // that no other listener is left for, which would kill the daemon mid-pass. A second signal
-  // while stopping means "now".
+  // Persistent listeners, never `once`: with a `once` listener gone, a second signal (or a
+  // library's handler that re-raises when it is the last listener, as signal-exit does) takes
+  // the default action and kills the daemon mid-pass. A second signal means "stop now".
   let signals = 0;
   let onStop: (sig: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => (onStop = resolve));

@@ -78,7 +78,8 @@ export async function main(argv: string[]): Promise<number> {
         const confirm = timeout === undefined ? undefined : confirmOptions(o, timeout);
         if (!a.plan && !o.file.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable), or give a saved plan file");
         const rc = a.plan ? await cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm }) : await cmdApply({ ...o, showCommands: a["show-commands"] as boolean, deep: a.deep as boolean, confirm });
-        if (confirm && rc === 0 && !o.json) out(`\n${describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
+        // Only when something was applied (and so a rollback timer armed).
+        if (confirm?.armed !== undefined && rc === 0 && !o.json) out(`\n${describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
         return rc;
       }, false),
     )

@@ -122,6 +122,13 @@ describe.skipIf(!!SKIP_REASON)("apply --confirm-timeout, confirm, history, rollb
     expect((await sb.planExit(f2)).code).toBe(0);
     const again = await sb.bolt(["confirm"]);
     expect(again.stdout).toMatch(/Nothing to confirm/);
+    // Nothing to change: nothing to confirm, no timer.
+    const revs = (await history()).length;
+    const noop = await sb.bolt(["apply", "-f", f2, "--confirm-timeout", "3s"]);
+    expect(noop.code, noop.stderr).toBe(0);
+    expect(noop.stdout).toContain("No changes.");
+    expect(noop.stdout).not.toContain("bolt confirm");
+    expect(await history()).toHaveLength(revs);
   });
 
   it("history shows who, when, what; rollback --to 1 converges to revision 1", async () => {
