@@ -66,6 +66,23 @@ describe.skipIf(!!SKIP_REASON)("mesh bad input through the CLI: file:line:col, e
     await nothingApplied();
   });
 
+  it("an interface name another namespace's wireguard-go already serves: refused at plan time, nothing applied", async () => {
+    await lab.apply("a", lab.meshFile("a"));
+    const beforeB = await snapshot(lab.ns("b"));
+    // host b's file asks for host a's interface name (the control socket is machine-wide)
+    const text = lab.meshText("b").replace(`interface = "${lab.ifname("b")}"`, `interface = "${lab.ifname("a")}"`);
+    const file = lab.sb.write("b-same-name.toml", text);
+    const r = await lab.bolt("b", ["apply", "-f", file]);
+    expect(r.code).toBe(1);
+    const at = posOf(text, "[node]");
+    expect(r.stderr).toContain(`${file}:${at.line}:${at.col}: error: WireGuard interface name "${lab.ifname("a")}" is already served by a wireguard-go in another network namespace`);
+    expect(await snapshot(lab.ns("b"))).toEqual(beforeB);
+    expect(await lab.wgPids(lab.ifname("a"))).toHaveLength(1);
+    // a itself is unaffected: its own device is no conflict, its re-plan stays empty
+    expect((await lab.bolt("a", ["plan", "-f", lab.meshFile("a"), "--detailed-exitcode"])).code).toBe(0);
+    expect((await lab.bolt("a", ["destroy"])).code).toBe(0);
+  });
+
   it("none of the error output carries key material", async () => {
     await lab.expectNoSecrets();
   });

@@ -1,6 +1,7 @@
 import { formatIp4 } from "../../core/ipv4.js";
 import { decodeAlias, encodeAlias } from "../../core/ownership.js";
 import { STAGE } from "../../core/resource.js";
+import type { Diagnostic } from "../../core/diagnostics.js";
 import type { Op, OpLine, Reconciler, Resource } from "../../core/resource.js";
 import type { IpAddr, IpLink, LiveReader } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
@@ -49,6 +50,21 @@ export const wireguardReconciler: Reconciler = {
     const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
     const resources = await Promise.all(mine.map((l) => readInterface(io, l, addrs)));
     return { resources, foreign: new Map() };
+  },
+
+  // wireguard-go's control socket (/var/run/wireguard/IF.sock) is machine-wide: a live one for a
+  // name this namespace does not have means another namespace runs it, and wireguard-go would
+  // refuse to start ("unix socket in use") in the middle of an apply.
+  async conflicts(desired, io) {
+    if (!desired.length) return [];
+    const here = new Set((await io.ipJson<IpLink[]>(["link", "show"])).map((l) => l.ifname));
+    const out: Diagnostic[] = [];
+    for (const d of desired.filter((x) => !here.has(x.name))) {
+      if ((await io.exec(["test", "-S", `/var/run/wireguard/${d.name}.sock`], null)).code !== 0) continue;
+      if ((await io.exec(["timeout", "2", "wg", "show", d.name, "listen-port"], null)).code !== 0) continue;
+      out.push({ severity: "error", message: `WireGuard interface name "${d.name}" is already served by a wireguard-go in another network namespace (its control socket /var/run/wireguard/${d.name}.sock is shared by all namespaces): choose another interface name`, source: d.source });
+    }
+    return out;
   },
 
   render(change, ctx) {
