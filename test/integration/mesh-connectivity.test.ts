@@ -3,7 +3,7 @@
 // packets crossed it), <host>.mesh names resolve everywhere, A's LAN is reachable from a host
 // that accepts routes and not from one that does not, A as exit node carries B's default route
 // while B's underlay stays off the tunnel, and destroy leaves every namespace as it found it.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SKIP_REASON, ipJson, requireBuild, run, snapshot, sysctlGet } from "./harness.js";
 import type { Json, Snapshot } from "./harness.js";
@@ -15,11 +15,16 @@ const EXIT_MARK = 0x0b000000;
 describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, magic DNS, destroy", () => {
   const lab = new MeshLab();
   const before = new Map<HostId, Snapshot>();
+  // C already has a namespace hosts file of its own: bolt may only add and remove its block.
+  const USER_HOSTS = "127.0.0.1 localhost\n10.1.2.3 userhost.lan\n";
+  const cHosts = () => `/etc/netns/${lab.ns("c")}/hosts`;
 
   beforeAll(async () => {
     requireBuild();
     await lab.build();
     for (const h of HOSTS) before.set(h, await snapshot(lab.ns(h)));
+    mkdirSync(`/etc/netns/${lab.ns("c")}`, { recursive: true });
+    writeFileSync(cHosts(), USER_HOSTS);
   });
   afterAll(() => lab.cleanup());
 
@@ -79,6 +84,10 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
       }
     }
     expect(await pingUntil(lab.ns("b"), "host-c.mesh")).toBe(true);
+    // C's own entries are still there, above bolt's block.
+    const c = await run(["ip", "netns", "exec", lab.ns("c"), "getent", "hosts", "userhost.lan"]);
+    expect(c.stdout.trim().split(/\s+/)).toEqual(["10.1.2.3", "userhost.lan"]);
+    expect(readFileSync(cHosts(), "utf8").startsWith(USER_HOSTS)).toBe(true);
     // The host's own /etc/hosts is not touched by a namespace target.
     expect((await run(["getent", "hosts", "host-c.mesh"])).code).not.toBe(0);
   });
@@ -135,7 +144,7 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
     expect(await pingUntil(lab.ns("c"), INTERNET.host, 1)).toBe(false);
   });
 
-  it("destroy removes interfaces, wireguard-go processes, routes, rules, nft entries and the hosts file", async () => {
+  it("destroy removes interfaces, wireguard-go processes, routes, rules, nft entries and the hosts block", async () => {
     for (const h of HOSTS) {
       const r = await lab.bolt(h, ["destroy"]);
       expect(r.code, r.stderr).toBe(0);
@@ -144,7 +153,9 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
       expect(await snapshot(lab.ns(h)), `namespace of ${h} after destroy`).toEqual(before.get(h));
       expect(await lab.wgPids(lab.ifname(h))).toEqual([]);
       expect(existsSync(`/var/run/wireguard/${lab.ifname(h)}.sock`)).toBe(false);
-      expect(existsSync(`/etc/netns/${lab.ns(h)}`)).toBe(false);
+      // bolt removes the /etc/netns dir it created; C's own hosts file is back to what it was.
+      if (h === "c") expect(readFileSync(cHosts(), "utf8")).toBe(USER_HOSTS);
+      else expect(existsSync(`/etc/netns/${lab.ns(h)}`)).toBe(false);
       expect(await sysctlGet(lab.ns(h), "net.ipv4.ip_forward")).toBe("0");
       const p = await lab.bolt(h, ["plan", "-f", lab.meshFile(h), "--detailed-exitcode"]);
       expect(p.code).toBe(2);
