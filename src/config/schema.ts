@@ -101,8 +101,13 @@ function notEnforced(file: LoadedFile): Diagnostic[] {
   const { raw } = load();
   const fileName = SCHEMA_FILES[file.kind];
   const out: Diagnostic[] = [];
+  const resolved = new Map<Schema, [Schema | undefined, string]>();
+  const regexes = new Map<string, RegExp>();
   const resolve = (s: Schema | undefined, base: string): [Schema | undefined, string] => {
-    let cur = s;
+    if (!s) return [undefined, base];
+    const hit = typeof s.$ref === "string" && !(s.$ref as string).startsWith("#") ? resolved.get(s) : undefined;
+    if (hit) return hit;
+    let cur: Schema | undefined = s;
     let curBase = base;
     for (let i = 0; cur && typeof cur.$ref === "string" && i < 10; i++) {
       const [doc, frag] = (cur.$ref as string).split("#");
@@ -111,9 +116,28 @@ function notEnforced(file: LoadedFile): Diagnostic[] {
       for (const seg of (frag ?? "").split("/").filter(Boolean)) target = (target as Schema | undefined)?.[seg];
       cur = target as Schema | undefined;
     }
+    // Cross-file refs resolve the same from any base; local ones depend on it (not cached).
+    if (typeof s.$ref === "string" && !(s.$ref as string).startsWith("#")) resolved.set(s, [cur, curBase]);
     return [cur, curBase];
   };
+  // Whether any x-not-enforced sits at or below a schema: subtrees without one are not walked.
+  const notes = new Map<Schema, boolean>();
+  const hasNotes = (schema: Schema | undefined, base: string, depth = 0): boolean => {
+    if (!schema || depth > 12) return false;
+    const known = notes.get(schema);
+    if (known !== undefined) return known;
+    notes.set(schema, false); // cycle guard
+    const [s, b] = resolve(schema, base);
+    let found = typeof schema["x-not-enforced"] === "string" || typeof s?.["x-not-enforced"] === "string";
+    if (!found && s) {
+      const kids = [...Object.values((s.properties ?? {}) as Record<string, Schema>), ...Object.values((s.patternProperties ?? {}) as Record<string, Schema>), ...(typeof s.additionalProperties === "object" ? [s.additionalProperties as Schema] : []), ...(s.items ? [s.items as Schema] : [])];
+      found = kids.some((k) => hasNotes(k, b, depth + 1));
+    }
+    notes.set(schema, found);
+    return found;
+  };
   const walk = (data: unknown, schema: Schema | undefined, base: string, path: string) => {
+    if (!hasNotes(schema, base)) return;
     const [s, b] = resolve(schema, base);
     if (!s) return;
     // The annotation may sit beside a $ref (`{ "$ref": …, "x-not-enforced": … }`), which resolve() steps over.
@@ -129,7 +153,7 @@ function notEnforced(file: LoadedFile): Diagnostic[] {
       const props = (s.properties ?? {}) as Record<string, Schema>;
       const pats = Object.entries((s.patternProperties ?? {}) as Record<string, Schema>);
       for (const [k, v] of Object.entries(data)) {
-        const sub = props[k] ?? pats.find(([re]) => new RegExp(re).test(k))?.[1] ?? (typeof s.additionalProperties === "object" ? (s.additionalProperties as Schema) : undefined);
+        const sub = props[k] ?? pats.find(([re]) => (regexes.get(re) ?? regexes.set(re, new RegExp(re)).get(re)!).test(k))?.[1] ?? (typeof s.additionalProperties === "object" ? (s.additionalProperties as Schema) : undefined);
         walk(v, sub, b, `${path}/${k}`);
       }
     }
