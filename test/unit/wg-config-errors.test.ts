@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), "bolt-wg-bad-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** An X25519 key pair as `wg genkey` / `wg pubkey` print them (node's crypto: no wg needed). */
-export function keyPair(): { priv: string; pub: string } {
+function keyPair(): { priv: string; pub: string } {
   const { privateKey, publicKey } = generateKeyPairSync("x25519");
   const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") => Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
   return { priv: b64(privateKey, "d"), pub: b64(publicKey, "x") };
