@@ -8,12 +8,11 @@ import { ProcessRunner } from "../exec/process-runner.js";
 import type { Ns } from "../exec/runner.js";
 import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
-import { checkTarget, printWarnings, target } from "./commands.js";
+import { planPrinter, target, withTarget } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { reconcile } from "./reconcile.js";
 import type { ConfirmOptions } from "./reconcile.js";
-import { planJson } from "./render-json.js";
-import { renderPlanText, summaryLine, targetName } from "./render-text.js";
+import { summaryLine, targetName } from "./render-text.js";
 
 /** The launcher next to the bundle (dist/cli/bolt.mjs → bin/bolt.js). */
 const BOLT_BIN = fileURLToPath(new URL("../../bin/bolt.js", import.meta.url));
@@ -73,14 +72,9 @@ export async function cmdConfirm(o: GlobalOpts): Promise<number> {
 
 /** `bolt rollback --to N`: converge to what revision N recorded, through plan, apply and verify. */
 export async function cmdRollbackTo(o: GlobalOpts & { to: number; showCommands?: boolean; confirm?: ConfirmOptions }): Promise<number> {
-  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
-  await checkTarget(runner, t);
-  const store = new StateStore(o.stateDir);
-  const lock = new TargetLock(o.stateDir, targetKey(t));
-  try {
+  return withTarget(o, t, undefined, async ({ runner, store }) => {
     const state = revisionState(store, t, o.to);
-    await lock.acquire(o.lockTimeout * 1000);
     const { plan, result } = await reconcile({
       runner,
       target: t,
@@ -92,20 +86,11 @@ export async function cmdRollbackTo(o: GlobalOpts & { to: number; showCommands?:
       convergeAfterRecovery: true,
       desired: state.desired,
       confirm: o.confirm,
-      onPlan: (plan, diags) => {
-        if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
-        else {
-          printWarnings(o, diags);
-          o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
-        }
-      },
+      onPlan: planPrinter(o, o.showCommands),
     });
     if (!o.json) o.out(result ? `\nRolled back to revision ${o.to}: ${summaryLine(plan.changes).replace(/^Plan: /, "")}\n` : `${targetName(t)} is already at revision ${o.to}.\n`);
     return EXIT.OK;
-  } finally {
-    lock.release();
-    store.close();
-  }
+  });
 }
 
 /**

@@ -3,6 +3,7 @@ import { BoltError, EXIT } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import { LiveReader } from "../core/live-reader.js";
 import { makePlan, readLive } from "../core/plan.js";
+import type { Plan } from "../core/plan.js";
 import { recoverJournal } from "../core/recover.js";
 import type { Intent } from "../config/model.js";
 import { ProcessRunner } from "../exec/process-runner.js";
@@ -150,50 +151,72 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
   return o.detailedExitcode && (plan.changes.length || state.pendingJournal) ? EXIT.CHANGES : EXIT.OK;
 }
 
-/** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */
-export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions }): Promise<number> {
-  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
+/**
+ * One writer per target: check it exists, open the store and hold the target's lock while
+ * `fn` runs. A failure of `command` is recorded in the history (best effort).
+ */
+export async function withTarget<T>(o: GlobalOpts, t: Ns, command: string | undefined, fn: (s: { runner: CommandRunner; store: StateStore }) => Promise<T>): Promise<T> {
   const runner = o.runner ?? new ProcessRunner();
-  const t = target(o);
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
   const lock = new TargetLock(o.stateDir, targetKey(t));
   try {
     await lock.acquire(o.lockTimeout * 1000);
-    const { plan, result } = await reconcile({
-      runner,
-      target: t,
-      store,
-      intent,
-      warnings,
-      command: o.destroy ? "destroy" : "apply",
-      log: o.log,
-      destroy: o.destroy,
-      deep: o.deep,
-      confirm: o.confirm,
-      extraWarnings: () => foreignWarnings(runner, t, intent),
-      onPlan: (plan, diags) => {
-        if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
-        else {
-          printWarnings(o, diags);
-          o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
-        }
-      },
-    });
-    if (!result) return EXIT.OK;
-    if (!o.json) o.out(`\n${o.destroy ? "Destroy" : "Apply"} complete! ${summaryLine(plan.changes).replace(/^Plan: /, "Resources: ").replace(/ to /g, " ").replace("add", "added").replace("change,", "changed,").replace("replace,", "replaced,").replace("destroy.", "destroyed.")}\n`);
-    return EXIT.OK;
+    return await fn({ runner, store });
   } catch (e) {
-    try {
-      store.addHistory(t, o.destroy ? "destroy" : "apply", "", `failed: ${(e as Error).message.split("\n")[0]}`);
-    } catch {
-      /* history is best effort on the failure path */
+    if (command) {
+      try {
+        store.addHistory(t, command, "", `failed: ${(e as Error).message.split("\n")[0]}`);
+      } catch {
+        /* history is best effort on the failure path */
+      }
     }
     throw e;
   } finally {
     lock.release();
     store.close();
   }
+}
+
+/** Shows a plan the way plan and apply do: JSON, or warnings and the text plan. */
+export function planPrinter(o: GlobalOpts, showCommands?: boolean): (plan: Plan, diags: Diagnostic[]) => void {
+  return (plan, diags) => {
+    if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
+    else {
+      printWarnings(o, diags);
+      o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands }));
+    }
+  };
+}
+
+/** "Resources: 2 added, 0 changed, 0 replaced, 1 destroyed." */
+export function resourcesLine(changes: Plan["changes"]): string {
+  return summaryLine(changes).replace(/^Plan: /, "Resources: ").replace(/ to /g, " ").replace("add", "added").replace("change,", "changed,").replace("replace,", "replaced,").replace("destroy.", "destroyed.");
+}
+
+/** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */
+export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions }): Promise<number> {
+  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
+  const t = target(o);
+  const command = o.destroy ? "destroy" : "apply";
+  return withTarget(o, t, command, async ({ runner, store }) => {
+    const { plan, result } = await reconcile({
+      runner,
+      target: t,
+      store,
+      intent,
+      warnings,
+      command,
+      log: o.log,
+      destroy: o.destroy,
+      deep: o.deep,
+      confirm: o.confirm,
+      extraWarnings: () => foreignWarnings(runner, t, intent),
+      onPlan: planPrinter(o, o.showCommands),
+    });
+    if (result && !o.json) o.out(`\n${o.destroy ? "Destroy" : "Apply"} complete! ${resourcesLine(plan.changes)}\n`);
+    return EXIT.OK;
+  });
 }
 
 export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<number> {
@@ -209,13 +232,8 @@ export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<numbe
 }
 
 export async function cmdRollback(o: GlobalOpts): Promise<number> {
-  const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
-  await checkTarget(runner, t);
-  const store = new StateStore(o.stateDir);
-  const lock = new TargetLock(o.stateDir, targetKey(t));
-  try {
-    await lock.acquire(o.lockTimeout * 1000);
+  return withTarget(o, t, undefined, async ({ runner, store }) => {
     const rec = await recoverJournal(store, runner, RECONCILERS, t);
     if (!rec) {
       o.out(`Nothing to roll back in ${targetName(t)}: no interrupted apply.\n`);
@@ -225,8 +243,5 @@ export async function cmdRollback(o: GlobalOpts): Promise<number> {
     store.addHistory(t, "rollback", `undid ${rec.undone} op(s) of the apply started ${rec.startedAt} by pid ${rec.pid}`, "applied");
     o.out(`Rolled back the interrupted apply started ${rec.startedAt} (pid ${rec.pid}): ${targetName(t)} is as it was before it.\n`);
     return EXIT.OK;
-  } finally {
-    lock.release();
-    store.close();
-  }
+  });
 }
