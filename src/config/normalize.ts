@@ -78,6 +78,8 @@ export function normalize(files: LoadedFile[], opts: NormalizeOptions = {}): { i
   const nft = nftIntent(files, networks, endpoints, diags);
   const { wireguard, mesh } = wireguardIntent(files, diags, { offline: opts.offline });
   impliedForwarding(networks, nft, mesh, sysctls, diags);
+  // Exit node in use: rp_filter must see the restored fwmark (see the nft mangle chains).
+  if (mesh?.useExitNode && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark")) sysctls.push({ key: "net.ipv4.conf.all.src_valid_mark", value: "1", source: mesh.source, implied: true });
   if (mesh) meshAclTests(mesh, diags);
   return { intent: { networks, endpoints, sysctls, files: files.map((f) => f.path), nft, wireguard, mesh }, diagnostics: diags };
 }

@@ -4,6 +4,7 @@ import type { SourcePos } from "../../core/diagnostics.js";
 import type { NetworkIntent } from "../../config/model.js";
 import type { AddrRef, FirewallRuleIntent, NftIntent, SegmentIntent } from "./intent.js";
 import { nftIfname, nftName } from "./grammar.js";
+import { EXIT } from "../wireguard/intent.js";
 import type { MeshIntent, MeshNode } from "../wireguard/intent.js";
 import { addrSet, compileAcls } from "../wireguard/acl.js";
 import type { CompiledAcl } from "../wireguard/acl.js";
@@ -55,7 +56,7 @@ const DYN_SET = ["type ipv4_addr", "size 65535", "flags dynamic,timeout", "timeo
 export function compileTable(input: CompileInput): NftTable | undefined {
   const { nft, networks } = input;
   const mesh = input.mesh;
-  const meshNeedsNft = !!mesh && (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || mesh.intent.exitNode);
+  const meshNeedsNft = !!mesh && (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || mesh.intent.exitNode || !!mesh.intent.useExitNode);
   const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || meshNeedsNft;
   if (!hasAnything) return undefined;
   const sets: NftSet[] = [];
@@ -70,6 +71,8 @@ export function compileTable(input: CompileInput): NftTable | undefined {
   const natPre = chain("nat_pre", { type: "nat", hook: "prerouting", prio: -100 });
   const natOut = chain("nat_out", { type: "nat", hook: "output", prio: -100 });
   const natPost = chain("nat_post", { type: "nat", hook: "postrouting", prio: 100 });
+  const manglePre = chain("mangle_pre", { type: "filter", hook: "prerouting", prio: -150 });
+  const manglePost = chain("mangle_post", { type: "filter", hook: "postrouting", prio: -150 });
 
   sets.push({ name: "bridges", decl: ["type ifname"], elements: networks.map((n) => nftIfname(n.bridge)).sort(), dynamic: false });
   sets.push({ name: "bolt_nets", decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(networks.map((n) => n.subnet)), dynamic: false });
@@ -127,6 +130,14 @@ export function compileTable(input: CompileInput): NftTable | undefined {
       forward.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} accept`, source: m.source });
       natPost.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} oifname != ${gw} masquerade`, source: m.source });
     }
+    if (m.useExitNode) {
+      // wg-quick's answer to strict reverse-path filtering with a default route in the tunnel:
+      // WireGuard's own (marked) UDP packets save their mark in conntrack, replies get it back
+      // before routing, and net.ipv4.conf.all.src_valid_mark=1 lets rp_filter use it.
+      const mark = `0x${EXIT.fwmark.toString(16)}`;
+      manglePre.rules.push({ key: "mesh-exit-restore-mark", text: "meta l4proto udp meta mark set ct mark", source: m.source });
+      manglePost.rules.push({ key: "mesh-exit-save-mark", text: `meta l4proto udp meta mark ${mark} ct mark set meta mark`, source: m.source });
+    }
   }
 
   // Segment policies before port-forward accepts: "deny all from external" also covers a
@@ -171,7 +182,7 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     natPost.rules.push({ key: "masquerade", text: "ip saddr @internet_nets oifname != @bridges masquerade", source: internet[0]!.source });
   }
 
-  const chains = [rawPre, input_, forward, ddos, firewall, meshAcl, segments, natPre, natOut, natPost].filter((c) => c.rules.length);
+  const chains = [rawPre, manglePre, input_, forward, ddos, firewall, meshAcl, segments, natPre, natOut, natPost, manglePost].filter((c) => c.rules.length);
   return { sets, chains };
 }
 
