@@ -13,14 +13,17 @@ import type { GlobalOpts } from "./commands.js";
 
 /** `bolt mesh test`: the file's [[acl_tests]] against its [[acls]], offline; exit 1 on a failure. */
 export async function cmdMeshTest(o: GlobalOpts): Promise<number> {
-  // A failing acl_test is a config error too: loadIntent reports it with its file:line:col.
-  const intent = loadIntent(o.file, o.netnsPrefix, { offline: true }).intent;
+  // plan/apply treat a failing acl_test as a config error; here it is the result (text or JSON).
+  const intent = loadIntent(o.file, o.netnsPrefix, { offline: true, skipAclTests: true }).intent;
   const mesh = intent.mesh;
   if (!mesh) throw new BoltError("no mesh in these files: give a ghostwire.toml (or a Boltfile with [meshvpn]) with a [node] table");
   const failures = runAclTests(mesh, mesh.self);
   const total = mesh.aclTests.reduce((n, t) => n + t.accept.length + t.deny.length, 0);
   if (o.json) o.out(JSON.stringify({ tests: total, failures: failures.map((f) => ({ src: f.test.src, target: f.target, proto: f.test.proto, expected: f.expected, got: f.got, source: f.test.source })) }, null, 2) + "\n");
-  else o.out(failures.length ? "" : `All ${total} ACL assertion(s) pass.\n`);
+  else {
+    for (const f of failures) o.out(`FAIL ${f.test.source.file}:${f.test.source.line}:${f.test.source.col}: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, expected ${f.expected}\n`);
+    o.out(failures.length ? `${failures.length} of ${total} ACL assertion(s) fail.\n` : `All ${total} ACL assertion(s) pass.\n`);
+  }
   return failures.length ? EXIT.ERROR : EXIT.OK;
 }
 

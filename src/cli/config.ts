@@ -10,7 +10,7 @@ import type { Intent } from "../config/model.js";
  * `offline`: validating without the target host at hand (bolt validate, CI plans): key files
  * that are missing here are reported as warnings instead of errors.
  */
-export function loadIntent(files: string[], netnsPrefix: string | undefined, opts: { offline?: boolean } = {}): { intent: Intent; warnings: Diagnostic[] } {
+export function loadIntent(files: string[], netnsPrefix: string | undefined, opts: { offline?: boolean; skipAclTests?: boolean } = {}): { intent: Intent; warnings: Diagnostic[] } {
   const diags: Diagnostic[] = [];
   const loaded = [];
   for (const f of files) {
@@ -24,7 +24,7 @@ export function loadIntent(files: string[], netnsPrefix: string | undefined, opt
     }
   }
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
-  const { intent, diagnostics } = normalize(loaded, { netnsPrefix, offline: opts.offline });
+  const { intent, diagnostics } = normalize(loaded, { netnsPrefix, offline: opts.offline, skipAclTests: opts.skipAclTests });
   diags.push(...diagnostics);
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
   return { intent, warnings: diags };
