@@ -1,6 +1,7 @@
 // Plans for CI on a real namespace: a saved plan applies exactly, or refuses when the kernel
 // changed since; an exported state plans offline (no kernel tool runs) exactly as the live
 // plan; markdown for the pull request; the graph without root.
+import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,11 @@ import { BOLT_BIN, Sandbox, SKIP_REASON, must, plannedOf, requireBuild, run, sna
 import type { Json } from "./harness.js";
 import { expectNetwork } from "./checks.js";
 import { noKernelEnv } from "./watch-helpers.js";
+
+/** Whether user nobody can read `path` (every directory above it searchable by others). */
+function nobodyReaches(path: string): boolean {
+  return spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "test", "-r", path]).status === 0;
+}
 
 const v1 = `
 [networks.a]
@@ -115,7 +121,13 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
     expect(gate.stdout).toMatch(/against the state of `[^`]+` exported \d{4}-/);
     const same = await sb.bolt(["plan", "-f", f2, "--state", host, "--detailed-exitcode"], { env });
     expect(same.code, same.stdout + same.stderr).toBe(0);
-    // No root either: the same plan as user nobody, from a world-readable copy.
+  });
+
+  // No root either: the same plan as user nobody, from a world-readable copy. Only where nobody
+  // can reach the checkout at all (CI clones into a private `mktemp -d` directory).
+  it.skipIf(!nobodyReaches(BOLT_BIN))("the offline plan also runs as an unprivileged user (nobody)", async () => {
+    const host = sb.write("host-nobody.json", (await sb.bolt(["state", "export", "-f", f2])).stdout);
+    const live = await sb.bolt(["plan", "-f", f1, "--json"]);
     const pub = mkdtempSync(join(tmpdir(), "bolt-ci-"));
     try {
       chmodSync(pub, 0o755);
