@@ -81,17 +81,18 @@ export const EXIT = { fwmark: 0x0b000000, mask: 0x0f000000, table: 20100, prioSu
 const MESH_CIDR = parseCidr4("100.64.0.0/10")!;
 
 type Obj = Record<string, unknown>;
-type Err = (message: string, source: SourcePos, hint?: string) => void;
+/** Reports an error; `missing` reports a key file that is not here (a warning when offline). */
+type Err = ((message: string, source: SourcePos, hint?: string) => void) & { missing?: (message: string, source: SourcePos) => void };
 
 /** Public key shown when the private key file is not readable where bolt runs offline. */
 export const UNKNOWN_KEY = "(known on the target host)";
 
 export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: { offline?: boolean } = {}): { wireguard: WgIntent[]; mesh?: MeshIntent } {
-  const err: Err = (message, source, hint) => diags.push({ severity: "error", message, source, hint });
-  const missingKey = (message: string, source: SourcePos) => diags.push({ severity: opts.offline ? "warning" : "error", message, source });
+  const err: Err = Object.assign((message: string, source: SourcePos, hint?: string) => void diags.push({ severity: "error", message, source, hint }), {
+    missing: (message: string, source: SourcePos) => void diags.push({ severity: opts.offline ? "warning" : "error", message, source }),
+  });
   const wireguard: WgIntent[] = [];
   let mesh: MeshIntent | undefined;
-  onMissingKey = missingKey;
   for (const f of files) {
     const pos = (...p: (string | number)[]) => f.positions.value(pointer(p));
     const keyPos = (...p: (string | number)[]) => f.positions.key(pointer(p));
@@ -114,7 +115,6 @@ export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: 
       }
     }
   }
-  onMissingKey = undefined;
   const names = new Map<string, WgIntent>();
   for (const w of wireguard) {
     const prev = names.get(w.ifname);
@@ -124,14 +124,12 @@ export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: 
   return { wireguard, mesh };
 }
 
-let onMissingKey: ((message: string, at: SourcePos) => void) | undefined;
-
 function keyFile(configFile: string, path: string, kind: "private" | "preshared", at: SourcePos, err: Err): { path: string; publicKey?: string } | undefined {
   const full = resolve(dirname(configFile), path);
   const r = readKeyFile(full, kind);
   if (!r.ok) {
-    if (r.missing && onMissingKey) {
-      onMissingKey(r.message, at);
+    if (r.missing && err.missing) {
+      err.missing(r.message, at);
       return { path: full, publicKey: kind === "private" ? UNKNOWN_KEY : undefined };
     }
     err(r.message, at);
