@@ -48,11 +48,12 @@ function fieldLines(ch: Change): string[] {
   const keys = Object.keys(ch.after?.spec ?? ch.before?.spec ?? {});
   const width = Math.min(40, Math.max(0, ...keys.map((k) => k.length)));
   if (ch.action === "create") {
-    const adopted = ch.before ? ` (now ${show(ch.before, "value")})` : "";
-    return keys.map((k) => `${k.padEnd(width)} = ${show(ch.after, k)}${k === "value" ? adopted : ""}`);
+    // A create with a `before` takes over an existing value (an adopted sysctl): show it.
+    return keys.map((k) => `${k.padEnd(width)} = ${show(ch.after, k)}${ch.before ? ` (now ${show(ch.before, k)})` : ""}`);
   }
   if (ch.action === "delete") {
-    if (ch.kind === "sysctl") return [`value = ${show(ch.before, "value")} -> ${JSON.stringify(String(ch.before?.data?.original ?? ""))} (restored)`];
+    const restores = ch.before?.restores;
+    if (restores) return Object.entries(restores).map(([k, v]) => `${k} = ${show(ch.before, k)} -> ${JSON.stringify(v)} (restored)`);
     return keys.map((k) => `${k.padEnd(width)} = ${show(ch.before, k)}`);
   }
   const lines = ch.changed.map((k) => {

@@ -22,6 +22,8 @@ export interface Resource {
   fieldSources?: Record<string, SourcePos>;
   /** values that must never be printed (keys of spec shown as "(sensitive)") */
   sensitive?: string[];
+  /** what deleting this object sets its fields back to (a sysctl's value from before bolt) */
+  restores?: Record<string, string>;
   /** human text per spec field when the compared value is a digest (nft rules) */
   display?: Record<string, string>;
 }

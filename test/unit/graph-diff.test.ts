@@ -81,7 +81,7 @@ describe("diffResources", () => {
   });
 
   it("deletes come first, in reverse dependency order (endpoints before their network, sysctls restored first)", () => {
-    const live = liveMap(net("old"), ep("e1", "old"), ep("e2", "old"), sysctl("net.ipv4.ip_forward", "1", { owned: true, data: { original: "0" } }), net("web"));
+    const live = liveMap(net("old"), ep("e1", "old"), ep("e2", "old"), sysctl("net.ipv4.ip_forward", "1", { owned: true, restores: { value: "0" } }), net("web"));
     const changes = diffResources([net("web"), ep("new", "web")], live, RECONCILERS);
     expect(summary(changes)).toEqual(["delete sysctl:net.ipv4.ip_forward", "delete endpoint:e2", "delete endpoint:e1", "delete network:old", "create endpoint:new"]);
   });

@@ -166,8 +166,8 @@ describe("sysctl text output", () => {
     const res = await sysctlReconciler.read(new LiveReader(runner, FX_NS), { deep: false, intent: intent({ sysctls }), originals: new Map([["net.ipv4.conf.all.forwarding", "0"]]) });
     expect(runner.calls).toHaveLength(1);
     expect(res.resources).toEqual([
-      { kind: "sysctl", name: "net.ipv4.conf.all.forwarding", id: "sysctl:net.ipv4.conf.all.forwarding", keys: [], spec: { value: "1" }, data: { original: "0" }, deps: [], owned: true },
-      { kind: "sysctl", name: "net.ipv4.ip_forward", id: "sysctl:net.ipv4.ip_forward", keys: [], spec: { value: "1" }, data: {}, deps: [], owned: false },
+      { kind: "sysctl", name: "net.ipv4.conf.all.forwarding", id: "sysctl:net.ipv4.conf.all.forwarding", keys: [], spec: { value: "1" }, restores: { value: "0" }, deps: [], owned: true },
+      { kind: "sysctl", name: "net.ipv4.ip_forward", id: "sysctl:net.ipv4.ip_forward", keys: [], spec: { value: "1" }, deps: [], owned: false },
     ]);
     expect(res.diagnostics).toEqual([{ severity: "error", message: 'sysctl "net.ipv4.nope" does not exist in this kernel (or namespace)', source: at(3) }]);
   });

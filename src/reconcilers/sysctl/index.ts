@@ -44,7 +44,7 @@ export const sysctlReconciler: Reconciler = {
         if (src) diagnostics.push({ severity: "error", message: `sysctl "${key}" does not exist in this kernel (or namespace)`, source: src });
         continue;
       }
-      resources.push({ kind: "sysctl", name: key, id: `sysctl:${key}`, keys: [], spec: { value }, data: original === undefined ? {} : { original }, deps: [], owned: original !== undefined });
+      resources.push({ kind: "sysctl", name: key, id: `sysctl:${key}`, keys: [], spec: { value }, ...(original === undefined ? {} : { restores: { value: original } }), deps: [], owned: original !== undefined });
     }
     return { resources, foreign: new Map(), diagnostics };
   },
@@ -53,7 +53,7 @@ export const sysctlReconciler: Reconciler = {
     const key = change.name;
     const ns = ctx.target;
     if (change.action === "delete") {
-      const original = String(change.before!.data?.original ?? change.before!.spec.value);
+      const original = change.before!.restores?.value ?? change.before!.spec.value!;
       return [{ ...write(ns, key, original), stage: STAGE.sysctl, undo: [write(ns, key, change.before!.spec.value!)] }];
     }
     return [{ ...write(ns, key, change.after!.spec.value!), stage: STAGE.sysctl, undo: [write(ns, key, change.before!.spec.value!)] }];
