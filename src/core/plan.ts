@@ -36,7 +36,7 @@ export interface Plan {
   desired: Resource[];
   /** everything read before planning (owned and adopted candidates): the rollback target */
   before: Resource[];
-  /** endpoints whose inside must be verified after apply */
+  /** objects whose deep state (an endpoint's inside) verify must read after apply */
   touched: string[];
   /** namespace → read lines to append to its last write batch (see Reconciler.readBack) */
   readBack: Map<string, string[]>;
@@ -90,7 +90,9 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
     for (const d of await Promise.all(prepared)) diagnostics.push(...d);
   }
   const steps = renderSteps(changes, ctx, registry);
-  const touched = changes.filter((c) => c.kind === "endpoint" && c.action !== "delete").map((c) => c.id);
+  // Every object this apply creates or changes is read deeply by verify (kinds that have
+  // nothing deeper to read ignore it).
+  const touched = changes.filter((c) => c.action !== "delete").map((c) => c.id);
   const rec = new Map(registry.map((r) => [r.kind, r]));
   const readBack = new Map<string, string[]>();
   for (const c of changes) for (const rb of rec.get(c.kind)!.readBack?.(c) ?? []) readBack.set(rb.ns, rb.lines);
