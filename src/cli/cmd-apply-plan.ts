@@ -2,8 +2,9 @@ import { BoltError, EXIT } from "../core/diagnostics.js";
 import { fingerprint, liveDrift, liveEntries, readSavedPlan } from "../core/saved-plan.js";
 import { planPrinter, resourcesLine, withTarget } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
-import { reconcile } from "./reconcile.js";
-import type { ConfirmOptions } from "./reconcile.js";
+import { reconcile } from "../core/reconcile.js";
+import { REGISTRY } from "../reconcilers/registry.js";
+import type { ConfirmOptions } from "../core/reconcile.js";
 import { targetName } from "./render-text.js";
 
 /**
@@ -18,7 +19,7 @@ export async function cmdApplyPlan(o: GlobalOpts & { planFile: string; showComma
   const command = `apply ${o.planFile}`;
   const show = planPrinter(o, o.showCommands);
   return withTarget(o, t, command, async ({ runner, store }) => {
-    const { plan, result } = await reconcile({
+    const { plan, result } = await reconcile({ registry: REGISTRY,
       runner,
       target: t,
       store,

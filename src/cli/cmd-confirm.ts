@@ -10,8 +10,9 @@ import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
 import { planPrinter, target, withTarget } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
-import { reconcile } from "./reconcile.js";
-import type { ConfirmOptions } from "./reconcile.js";
+import { reconcile } from "../core/reconcile.js";
+import { REGISTRY } from "../reconcilers/registry.js";
+import type { ConfirmOptions } from "../core/reconcile.js";
 import { summaryLine, targetName } from "./render-text.js";
 
 /** The launcher next to the bundle (dist/cli/bolt.mjs → bin/bolt.js). */
@@ -75,7 +76,7 @@ export async function cmdRollbackTo(o: GlobalOpts & { to: number; showCommands?:
   const t = target(o);
   return withTarget(o, t, undefined, async ({ runner, store }) => {
     const state = revisionState(store, t, o.to);
-    const { plan, result } = await reconcile({
+    const { plan, result } = await reconcile({ registry: REGISTRY,
       runner,
       target: t,
       store,
@@ -127,7 +128,7 @@ export async function cmdRollbackIfUnconfirmed(o: GlobalOpts & { revision: numbe
       try {
         const runner = o.runner ?? new ProcessRunner();
         const what = previous ? `revision ${previous}` : "the state before bolt";
-        const { plan, result, recovered } = await reconcile({ runner, target: t, store, intent: state.intent, warnings: [], command: `rollback: revision ${rev} not confirmed, restored ${what}`, log: o.log, desired: state.desired, convergeAfterRecovery: true });
+        const { plan, result, recovered } = await reconcile({ registry: REGISTRY, runner, target: t, store, intent: state.intent, warnings: [], command: `rollback: revision ${rev} not confirmed, restored ${what}`, log: o.log, desired: state.desired, convergeAfterRecovery: true });
         // Recorded even when undoing an interrupted apply was all it took (no new revision then).
         const how = [recovered ? `undid the interrupted apply (${recovered.undone} op(s))` : "", result ? `${plan.changes.length} change(s)` : ""].filter(Boolean).join(", ") || "nothing to change";
         store.addHistory(t, `rollback --if-unconfirmed ${rev}`, `revision ${rev} not confirmed by ${row.confirm_by}: restored ${what}: ${how}`, "applied");

@@ -7,6 +7,8 @@ import type { IpLink, IpRoute } from "../core/live-reader.js";
 import { ProcessRunner } from "../exec/process-runner.js";
 import { runAclTests } from "../reconcilers/wireguard/acl.js";
 import { wgDump } from "../reconcilers/wireguard/index.js";
+import { WIREGUARD } from "../reconcilers/wireguard/intent.js";
+import { fragment } from "../core/intent.js";
 import { ROUTE_PROTO } from "../core/conventions.js";
 import { loadIntent } from "./config.js";
 import type { GlobalOpts } from "./commands.js";
@@ -15,7 +17,7 @@ import type { GlobalOpts } from "./commands.js";
 export async function cmdMeshTest(o: GlobalOpts): Promise<number> {
   // plan/apply treat a failing acl_test as a config error; here it is the result (text or JSON).
   const intent = loadIntent(o.file, o.netnsPrefix, { offline: true, skipAclTests: true }).intent;
-  const mesh = intent.mesh;
+  const mesh = fragment(intent, WIREGUARD).mesh;
   if (!mesh) throw new BoltError("no mesh in these files: give a ghostwire.toml (or a Boltfile with [meshvpn]) with a [node] table");
   const failures = runAclTests(mesh, mesh.self);
   const total = mesh.aclTests.reduce((n, t) => n + t.accept.length + t.deny.length, 0);

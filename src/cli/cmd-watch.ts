@@ -10,6 +10,7 @@ import type { MonitoringConfig } from "../watch/monitoring-config.js";
 import { checkTarget, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { loadIntent } from "./config.js";
+import { REGISTRY } from "../reconcilers/registry.js";
 
 export interface WatchOpts extends GlobalOpts {
   resyncMs: number;
@@ -56,6 +57,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   };
 
   const controller: WatchController = new WatchController({
+    registry: REGISTRY,
     files: o.file,
     target: t,
     runner,

@@ -5,18 +5,21 @@ import { LiveReader } from "../core/live-reader.js";
 import { makePlan, readLive } from "../core/plan.js";
 import type { Plan } from "../core/plan.js";
 import { recoverJournal } from "../core/recover.js";
-import type { Intent } from "../config/model.js";
+import { emptyIntent, fragment } from "../core/intent.js";
+import type { Intent } from "../core/intent.js";
+import { NETWORKS } from "../reconcilers/network/intent.js";
+import { NFT } from "../reconcilers/nft/intent.js";
 import { ProcessRunner } from "../exec/process-runner.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
-import { RECONCILERS } from "../reconcilers/registry.js";
+import { REGISTRY } from "../reconcilers/registry.js";
 import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
 import { loadIntent } from "./config.js";
-import { reconcile } from "./reconcile.js";
+import { reconcile } from "../core/reconcile.js";
 import { renderPlanMarkdown } from "./render-markdown.js";
 import { dropDigestEqual, offlineInputs, readHostState } from "../core/host-state.js";
 import { toSavedPlan, writeSavedPlan } from "../core/saved-plan.js";
-import type { ConfirmOptions } from "./reconcile.js";
+import type { ConfirmOptions } from "../core/reconcile.js";
 import { planJson } from "./render-json.js";
 import { renderDiagnostics, renderPlanText, renderShow, summaryLine, targetName } from "./render-text.js";
 import { analyzeForeign } from "../reconcilers/nft/analyze.js";
@@ -35,7 +38,7 @@ export interface GlobalOpts {
   err: (s: string) => void;
 }
 
-const EMPTY_INTENT: Intent = { networks: [], endpoints: [], sysctls: [], files: [] };
+const EMPTY_INTENT: Intent = emptyIntent();
 
 export function target(o: GlobalOpts): Ns {
   return o.netns ?? null;
@@ -48,16 +51,17 @@ export async function checkTarget(runner: CommandRunner, t: Ns, reader?: LiveRea
   if (!names.includes(t)) throw new BoltError(`network namespace "${t}" does not exist (create it with \`ip netns add ${t}\`; bolt never creates its target)`);
 }
 
-/** Starts the reads every plan makes; the reconcilers get the same (memoized) answers. */
+/** Starts the reads every plan makes (each kind's readScope); the reconcilers get the same (memoized) answers. */
 function prefetch(runner: CommandRunner, t: Ns): LiveReader {
   const reader = new LiveReader(runner, t);
   const quiet = (p: Promise<unknown>) => void p.catch(() => {});
   quiet(reader.ipJson(["netns", "list"], null));
-  quiet(reader.ipJson(["-d", "link", "show"]));
-  quiet(reader.ipJson(["addr", "show"]));
-  quiet(reader.ipJson(["-4", "route", "show", "table", "all"]));
-  quiet(reader.ipJson(["rule", "show"]));
-  quiet(reader.exec(["nft", "-j", "list", "table", "inet", "bolt"]));
+  for (const k of REGISTRY.kinds) {
+    for (const r of k.readScope ?? []) {
+      const ns = r.ns === null ? null : t;
+      quiet("ip" in r ? reader.ipJson(r.ip, ns) : reader.exec(r.exec, ns));
+    }
+  }
   return reader;
 }
 
@@ -83,18 +87,21 @@ export function readState(o: GlobalOpts): { leases: Map<string, string>; origina
 }
 
 function flowsOf(intent: Intent): BoltFlows {
+  const networks = fragment(intent, NETWORKS);
+  const nft = fragment(intent, NFT);
   return {
-    bridges: intent.networks.map((n) => n.bridge),
-    subnets: intent.networks.map((n) => n.subnet),
-    forwards: intent.networks.some((n) => n.internet) || !!intent.nft?.portForwards.length,
-    hostPorts: (intent.nft?.portForwards ?? []).map((p) => ({ protocol: p.protocol, port: p.hostPort })),
-    resolving: !!intent.nft?.dockerResolution,
+    bridges: networks.map((n) => n.bridge),
+    subnets: networks.map((n) => n.subnet),
+    forwards: networks.some((n) => n.internet) || !!nft?.portForwards.length,
+    hostPorts: (nft?.portForwards ?? []).map((p) => ({ protocol: p.protocol, port: p.hostPort })),
+    resolving: !!nft?.dockerResolution,
   };
 }
 
 /** `[firewall] mode = "intelligent"` or docker_conflict_resolution: foreign rulesets analysed in plan. */
 export async function foreignWarnings(runner: CommandRunner, t: Ns, intent: Intent): Promise<Diagnostic[]> {
-  if (!intent.nft?.analyzeForeign && !intent.nft?.dockerResolution) return [];
+  const nft = fragment(intent, NFT);
+  if (!nft?.analyzeForeign && !nft?.dockerResolution) return [];
   const findings = await analyzeForeign(runner, t, flowsOf(intent));
   return findings.filter((f) => f.severity !== "info").map((f) => ({ severity: "warning" as const, message: `firewall analysis: ${f.message}`, hint: f.fix }));
 }
@@ -116,7 +123,8 @@ export async function cmdValidate(o: GlobalOpts): Promise<number> {
   if (o.json) o.out(JSON.stringify({ valid: true, files: intent.files, diagnostics: warnings }, null, 2) + "\n");
   else {
     printWarnings(o, warnings);
-    o.out(`Configuration is valid: ${intent.networks.length} network(s), ${intent.endpoints.length} endpoint(s), ${intent.sysctls.length} sysctl(s) in ${intent.files.join(", ")}.\n`);
+    const counts = REGISTRY.kinds.flatMap((k) => (k.intent?.describe ? [k.intent.describe(intent.kinds[k.kind])] : []));
+    o.out(`Configuration is valid: ${counts.join(", ")} in ${intent.files.join(", ")}.\n`);
   }
   return EXIT.OK;
 }
@@ -128,17 +136,17 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
   // --state FILE: plan against an exported host state, with no kernel access (CI).
   const host = o.stateFile !== undefined ? readHostState(o.stateFile, o.netns ?? null) : undefined;
   const t = host ? (o.netns ?? host.target) : target(o);
-  const offline = host ? offlineInputs(host, t, intent) : undefined;
+  const offline = host ? offlineInputs(host, t, REGISTRY, intent) : undefined;
   const runner = offline?.runner ?? reader?.runner ?? o.runner ?? new ProcessRunner();
   if (!offline) await checkTarget(runner, t, reader);
   const state = offline ? { leases: offline.leases, originals: offline.originals, pendingJournal: false } : readState(o);
   if (!offline) warnings.push(...(await foreignWarnings(runner, t, intent)));
   if (state.pendingJournal) warnings.push({ severity: "warning", message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first` });
-  const made = await makePlan({ intent, runner, target: t, registry: RECONCILERS, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy, snapshot: offline?.snapshot, reader: offline ? undefined : reader });
+  const made = await makePlan({ intent, runner, target: t, registry: REGISTRY, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy, snapshot: offline?.snapshot, reader: offline ? undefined : reader });
   const plan = offline ? dropDigestEqual(made) : made;
-  const diags = [...warnings, ...plan.diagnostics, ...[...(offline?.runner.unchecked ?? [])].map((m) => ({ severity: "warning" as const, message: `offline plan: ${m}` }))];
+  const diags = [...warnings, ...plan.diagnostics];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
-  if (o.outFile) writeSavedPlan(o.outFile, toSavedPlan(plan, o.destroy ? { ...EMPTY_INTENT, files: intent.files } : intent, { deep: !!(o.deep || state.pendingJournal), destroy: !!o.destroy }));
+  if (o.outFile) writeSavedPlan(o.outFile, toSavedPlan(plan, o.destroy ? emptyIntent(intent.files) : intent, { deep: !!(o.deep || state.pendingJournal), destroy: !!o.destroy }));
   const format = o.format ?? (o.json ? "json" : "text");
   if (format === "json") o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
   else if (format === "markdown") o.out(renderPlanMarkdown(plan, diags, { showCommands: o.showCommands, state: host ? { host: host.host, exportedAt: host.exported_at } : undefined }));
@@ -201,6 +209,7 @@ export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands
   const command = o.destroy ? "destroy" : "apply";
   return withTarget(o, t, command, async ({ runner, store }) => {
     const { plan, result } = await reconcile({
+      registry: REGISTRY,
       runner,
       target: t,
       store,
@@ -224,9 +233,9 @@ export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<numbe
   const t = target(o);
   await checkTarget(runner, t);
   const state = readState(o);
-  const snap = await readLive(runner, t, RECONCILERS, { deep: !!o.deep, intent: EMPTY_INTENT, originals: state.originals });
+  const snap = await readLive(runner, t, REGISTRY, { deep: !!o.deep, intent: EMPTY_INTENT, originals: state.originals });
   const owned = [...snap.live.values()].filter((r) => r.owned);
-  if (o.json) o.out(JSON.stringify({ format_version: "1.0", target: { netns: t }, resources: owned.map((r) => ({ address: r.id, kind: r.kind, name: r.name, spec: r.spec, ...(r.data?.counters ? { counters: r.data.counters } : {}) })) }, null, 2) + "\n");
+  if (o.json) o.out(JSON.stringify({ format_version: "1.0", target: { netns: t }, resources: owned.map((r) => ({ address: r.id, kind: r.kind, name: r.name, spec: r.spec, ...(r.counters ? { counters: r.counters } : {}) })) }, null, 2) + "\n");
   else o.out(renderShow(owned, t));
   return EXIT.OK;
 }
@@ -234,7 +243,7 @@ export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<numbe
 export async function cmdRollback(o: GlobalOpts): Promise<number> {
   const t = target(o);
   return withTarget(o, t, undefined, async ({ runner, store }) => {
-    const rec = await recoverJournal(store, runner, RECONCILERS, t);
+    const rec = await recoverJournal(store, runner, REGISTRY, t);
     if (!rec) {
       o.out(`Nothing to roll back in ${targetName(t)}: no interrupted apply.\n`);
       return EXIT.OK;

@@ -3,7 +3,8 @@ import type { Diagnostic } from "../core/diagnostics.js";
 import { loadFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
 import { normalize } from "../config/normalize.js";
-import type { Intent } from "../config/model.js";
+import type { Intent } from "../core/intent.js";
+import { REGISTRY } from "../reconcilers/registry.js";
 
 /** load → schema → semantic checks, for every file; throws ConfigError with all errors found. */
 /**
@@ -24,7 +25,7 @@ export function loadIntent(files: string[], netnsPrefix: string | undefined, opt
     }
   }
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
-  const { intent, diagnostics } = normalize(loaded, { netnsPrefix, offline: opts.offline, skipAclTests: opts.skipAclTests });
+  const { intent, diagnostics } = normalize(loaded, REGISTRY, { netnsPrefix, offline: opts.offline, skipAclTests: opts.skipAclTests });
   diags.push(...diagnostics);
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
   return { intent, warnings: diags };

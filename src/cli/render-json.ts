@@ -1,6 +1,7 @@
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { Plan } from "../core/plan.js";
-import type { Change, Resource } from "../core/resource.js";
+import type { Change, Impact, Resource } from "../core/resource.js";
+import { REGISTRY } from "../reconcilers/registry.js";
 
 /**
  * The versioned machine-readable plan (docs/plan-json.md). Bump FORMAT_VERSION's major on any
@@ -8,16 +9,11 @@ import type { Change, Resource } from "../core/resource.js";
  */
 export const FORMAT_VERSION = "1.0";
 
-export type Impact = "update" | "create" | "replace" | "delete" | "connectivity";
+export type { Impact };
 
-/** Fields whose change moves addresses, routes or ports that live traffic depends on. */
-const CONNECTIVITY_FIELDS = ["address", "ip", "gateway", "bridge", "netns", "state"];
-
+/** The change's action, unless its kind says it cuts live traffic ("connectivity"). */
 export function impactOf(c: Change): Impact {
-  const touchesTraffic = c.kind === "network" || c.kind === "endpoint";
-  if (c.action === "update") return touchesTraffic && c.changed.some((f) => CONNECTIVITY_FIELDS.includes(f)) ? "connectivity" : "update";
-  if (c.action === "create") return "create";
-  return touchesTraffic ? "connectivity" : c.action;
+  return REGISTRY.byKind.get(c.kind)?.impact?.(c) ?? c.action;
 }
 
 function spec(r: Resource | undefined): Record<string, string> | null {

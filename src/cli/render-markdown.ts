@@ -1,3 +1,4 @@
+import { toolOf } from "../exec/tools.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import { formatPos } from "../core/diagnostics.js";
 import type { Plan } from "../core/plan.js";
@@ -40,7 +41,7 @@ export function renderPlanMarkdown(plan: Plan, diags: Diagnostic[], opts: Markdo
     const c = step.change;
     out.push(`${c.action === "create" ? "+" : c.action === "delete" ? "-" : "!"} ${c.kind} "${c.name}"${c.action === "replace" ? " (replace)" : ""}`);
     out.push(...fieldDiff(c));
-    if (opts.showCommands) for (const op of step.ops) out.push(`#     $ ${op.ns === null ? "" : `[${op.ns}] `}${op.tool === "ip" ? "ip " : ""}${op.args.join(" ")}`);
+    if (opts.showCommands) for (const op of step.ops) out.push(`#     $ ${op.ns === null ? "" : `[${op.ns}] `}${toolOf(op.tool).prefix}${op.args.join(" ")}`);
   }
   out.push("```", "", "</details>");
   return out.join("\n") + "\n";

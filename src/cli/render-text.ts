@@ -1,8 +1,9 @@
-import type { Diagnostic } from "../core/diagnostics.js";
-import { formatDiagnostic, formatPos } from "../core/diagnostics.js";
+import { formatPos, renderDiagnostics } from "../core/diagnostics.js";
+import { summaryLine } from "../core/plan.js";
 import type { Plan } from "../core/plan.js";
 import type { Change, Resource } from "../core/resource.js";
 import type { Ns } from "../exec/runner.js";
+import { toolOf } from "../exec/tools.js";
 
 const SYMBOL: Record<Change["action"], string> = { create: "+", update: "~", replace: "-/+", delete: "-" };
 
@@ -31,7 +32,7 @@ export function renderPlanText(plan: Plan, opts: TextOptions): string {
     const forced = ch.forcedBy.length ? c.red(` (${ch.forcedBy.join(", ")} forces replacement)`) : "";
     out.push(`  ${color(SYMBOL[ch.action].padStart(3))} ${ch.kind} "${ch.name}"${forced}${where}`);
     for (const l of fieldLines(ch)) out.push(`        ${l}`);
-    if (opts.showCommands) for (const op of step.ops) out.push(c.dim(`        $ ${op.ns === null ? "" : `[${op.ns}] `}${op.tool === "ip" ? "ip " : op.tool === "wg" ? "wg set " : ""}${op.args.join(" ")}`));
+    if (opts.showCommands) for (const op of step.ops) out.push(c.dim(`        $ ${op.ns === null ? "" : `[${op.ns}] `}${toolOf(op.tool).prefix}${op.args.join(" ")}`));
     out.push("");
   });
   out.push(summaryLine(plan.changes));
@@ -72,21 +73,14 @@ function fieldLines(ch: Change): string[] {
   return lines;
 }
 
-export function summaryLine(changes: Change[]): string {
-  const n = (a: Change["action"]) => changes.filter((c) => c.action === a).length;
-  return `Plan: ${n("create")} to add, ${n("update")} to change, ${n("replace")} to replace, ${n("delete")} to destroy.`;
-}
 
-export function renderDiagnostics(diags: Diagnostic[]): string {
-  return diags.map((d) => formatDiagnostic(d)).join("\n");
-}
 
 export function renderShow(resources: Resource[], target: Ns): string {
   if (!resources.length) return `bolt owns nothing in ${targetName(target)}.\n`;
   const out = [`bolt owns in ${targetName(target)}:`];
   for (const r of resources) {
     out.push(`  ${r.kind} "${r.name}"`);
-    const counters = (r.data?.counters ?? {}) as Record<string, string>;
+    const counters = r.counters ?? {};
     for (const [k, v] of Object.entries(r.spec)) {
       const c = counters[k] ? `  [${counters[k]}]` : "";
       out.push(`      ${k} = ${r.sensitive?.includes(k) ? "(sensitive)" : v === "" ? "-" : v}${c}`);
@@ -95,7 +89,7 @@ export function renderShow(resources: Resource[], target: Ns): string {
   return out.join("\n") + "\n";
 }
 
-export { formatPos };
+export { formatPos, renderDiagnostics, summaryLine };
 
 function cap(s: string): string {
   return s[0]!.toUpperCase() + s.slice(1);

@@ -5,9 +5,11 @@ import { changedFields, diffResources } from "./diff.js";
 import { readLive } from "./plan.js";
 import { batchKey } from "./live-reader.js";
 import type { Plan } from "./plan.js";
-import type { Change, Op, OpLine, Reconciler, Resource } from "./resource.js";
-import type { Intent } from "../config/model.js";
-import { pool, runBatch } from "../exec/batch-runner.js";
+import type { Change, CommitStore, Op, OpLine, Resource } from "./resource.js";
+import type { Intent } from "./intent.js";
+import { emptyIntent } from "./intent.js";
+import type { Registry } from "./registry.js";
+import { pool, runBatch, toolOf } from "../exec/tools.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 
 /** Where apply keeps its journal; the state store implements it. */
@@ -18,13 +20,15 @@ export interface JournalSink {
 
 export interface ApplyOptions {
   runner: CommandRunner;
-  registry: Reconciler[];
+  registry: Registry;
   journal: JournalSink;
   intent: Intent;
   /** sysctl originals as the store has them before this apply */
   originals: Map<string, string>;
   concurrency?: number;
   verifyAttempts?: number;
+  /** stops the writes (the running tool is killed); the apply then rolls back */
+  signal?: AbortSignal;
   log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -71,19 +75,20 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   const journal = () => opts.journal.writeJournal(plan.target, JSON.stringify(journalPayload(plan, started, opts.originals)));
   // Read back inside a namespace in the process that last writes to it.
   const lastWave = new Map<string, number>();
-  waves.forEach((w, i) => w.forEach((b) => b.tool === "ip" && b.ns !== null && lastWave.set(b.ns, i)));
+  const readsBack = (b: Batch) => !!toolOf(b.tool).readsBack && b.ns !== null;
+  waves.forEach((w, i) => w.forEach((b) => readsBack(b) && lastWave.set(b.ns!, i)));
   const primed = new Map<string, unknown[]>();
 
   for (const [waveNo, wave] of waves.entries()) {
     started.push(...wave.flatMap((b) => b.ops));
     journal();
-    const readBackOf = (b: Batch) => (b.tool === "ip" && b.ns !== null && lastWave.get(b.ns) === waveNo ? (plan.readBack.get(b.ns) ?? []) : []);
-    const results = await pool(wave, opts.concurrency ?? 8, (b) => runBatch(opts.runner, b, false, readBackOf(b)));
+    const readBackOf = (b: Batch) => (readsBack(b) && lastWave.get(b.ns!) === waveNo ? (plan.readBack.get(b.ns!) ?? []) : []);
+    const results = await pool(wave, opts.concurrency ?? 8, (b) => runBatch(opts.runner, b, { readBack: readBackOf(b), signal: opts.signal }));
     wave.forEach((b, i) => {
       const reads = results[i]!.reads;
       if (reads) primed.set(batchKey(b.ns, readBackOf(b)), reads);
     });
-    processes += wave.reduce((n, b) => n + (b.tool === "ip" ? 1 : b.tool === "wg" ? new Set(b.ops.map((o) => o.args[0])).size : b.ops.length), 0);
+    processes += wave.reduce((n, b) => n + toolOf(b.tool).processes(b), 0);
     let failure: { batch: Batch; error: CommandError } | undefined;
     wave.forEach((b, i) => {
       const r = results[i]!;
@@ -121,14 +126,16 @@ function journalPayload(plan: Plan, started: Op[], originals: Map<string, string
 
 /** Re-read and re-diff until empty (the kernel may need a moment to settle), or report what is left. */
 async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknown[]>): Promise<string[]> {
+  // Some ownership lives in the store (a sysctl's value from before bolt), committed only
+  // after verify: read with what this apply's commits are about to record.
   const originals = new Map(opts.originals);
-  // Ownership of sysctls lives in the store, which is committed only after verify: read with
-  // the ownership this apply is about to record.
-  for (const c of plan.changes) {
-    if (c.kind !== "sysctl") continue;
-    if (c.action === "create") originals.set(c.name, c.before?.spec.value ?? "");
-    if (c.action === "delete") originals.delete(c.name);
-  }
+  const overlay: CommitStore = {
+    setLease: () => {},
+    releaseLease: () => {},
+    setOriginal: (_t, key, value) => void originals.set(key, value),
+    dropOriginal: (_t, key) => void originals.delete(key),
+  };
+  for (const c of plan.changes) opts.registry.byKind.get(c.kind)?.commit?.(c, overlay, plan.target);
   const attempts = opts.verifyAttempts ?? 4;
   let leftover: Change[] = [];
   for (let i = 0; i < attempts; i++) {
@@ -158,17 +165,17 @@ async function rollback(done: Op[], plan: Plan, opts: ApplyOptions): Promise<str
 export async function runUndo(runner: CommandRunner, lines: OpLine[]): Promise<string[]> {
   const problems: string[] = [];
   for (const b of sequentialBatches(lines)) {
-    const r = await runBatch(runner, b, true);
+    const r = await runBatch(runner, b, { force: true });
     if (r.error) problems.push(`undo: ${firstLine(r.error.stderr) || r.error.message}`);
   }
   return problems;
 }
 
 /** What differs between the kernel now and the resources read before the apply. */
-export async function compareWithBefore(before: Resource[], target: Ns, runner: CommandRunner, registry: Reconciler[], originals: Map<string, string>): Promise<string[]> {
-  // Read the same sysctl keys as before (their values are part of what must be restored).
-  const intent: Intent = { networks: [], endpoints: [], files: [], sysctls: before.filter((b) => b.kind === "sysctl").map((b) => ({ key: b.name, value: "", source: { file: "", line: 0, col: 0 } })) };
-  const snap = await readLive(runner, target, registry, { deep: false, intent, originals });
+export async function compareWithBefore(before: Resource[], target: Ns, runner: CommandRunner, registry: Registry, originals: Map<string, string>): Promise<string[]> {
+  // Read the same objects as before, even those only read because the config named them
+  // (a sysctl's value is part of what must be restored).
+  const snap = await readLive(runner, target, registry, { deep: false, intent: emptyIntent(), originals, also: new Set(before.map((b) => b.id)) });
   const out: string[] = [];
   const beforeIds = new Set(before.map((b) => b.id));
   for (const b of before) {

@@ -1,5 +1,8 @@
 import type { Op, OpLine } from "./resource.js";
-import type { Ns } from "../exec/runner.js";
+import type { Batch as ToolBatch } from "../exec/command.js";
+
+/** A batch of planned ops (the exec layer's batch, of ops that carry their undo and step). */
+export type Batch<T extends OpLine = Op> = ToolBatch<T>;
 
 /**
  * Turns ordered ops into waves of batches. A batch is ops for one tool in one namespace
@@ -7,13 +10,6 @@ import type { Ns } from "../exec/runner.js";
  * different namespaces and may run concurrently; waves run in order. Destroy ops come first,
  * highest stage first; then build ops, lowest stage first; plan order is kept within a batch.
  */
-export interface Batch<T extends OpLine = Op> {
-  tool: OpLine["tool"];
-  ns: Ns;
-  ops: T[];
-}
-
-
 export function planWaves(ops: Op[]): Batch[][] {
   const indexed = ops.map((op, i) => ({ op, i }));
   const destroy = indexed.filter((x) => x.op.destroy).sort((a, b) => b.op.stage - a.op.stage || (a.op.step ?? 0) - (b.op.step ?? 0) || a.i - b.i);

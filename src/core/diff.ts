@@ -1,4 +1,5 @@
-import type { Change, Reconciler, Resource } from "./resource.js";
+import type { Change, Resource } from "./resource.js";
+import type { Registry } from "./registry.js";
 import { toposort } from "./graph.js";
 
 /**
@@ -6,9 +7,9 @@ import { toposort } from "./graph.js";
  * delete; an unowned live object with a desired id is adopted only by kinds that adopt
  * (sysctl). Result order: deletes in reverse dependency order, then the rest in dependency order.
  */
-export function diffResources(desired: Resource[], live: Map<string, Resource>, registry: Reconciler[]): Change[] {
-  const rec = new Map(registry.map((r) => [r.kind, r]));
-  const kindRank = new Map(registry.map((r, i) => [r.kind, i]));
+export function diffResources(desired: Resource[], live: Map<string, Resource>, registry: Registry): Change[] {
+  const rec = registry.byKind;
+  const kindRank = new Map(registry.kinds.map((r, i) => [r.kind, i]));
   const byRank = (a: Resource, b: Resource) => kindRank.get(a.kind)! - kindRank.get(b.kind)!;
   const desiredIds = new Set(desired.map((d) => d.id));
   const forward: Change[] = [];

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import type { Intent } from "../config/model.js";
+import type { Intent } from "./intent.js";
 import type { CommandRunner, Ns, RunResult } from "../exec/runner.js";
 import { inNetns } from "../exec/runner.js";
 import { BoltError } from "./diagnostics.js";
@@ -8,7 +8,8 @@ import type { Diagnostic } from "./diagnostics.js";
 import { LiveReader } from "./live-reader.js";
 import type { LiveSnapshot, Plan } from "./plan.js";
 import { readLive } from "./plan.js";
-import type { Reconciler, Resource } from "./resource.js";
+import type { Resource } from "./resource.js";
+import type { Registry } from "./registry.js";
 import { digestValue } from "./saved-plan.js";
 
 /**
@@ -36,26 +37,21 @@ export interface HostState {
   reads: Record<string, RunResult>;
 }
 
-/** Reads conflict checks make beyond what the resources carry (network: routes and owned links; nft: bolt's table). */
-const CONFLICT_READS: string[][] = [
-  ["ip", "-j", "-4", "route", "show", "table", "all"],
-  ["ip", "-j", "-d", "link", "show"],
-  ["nft", "-j", "list", "table", "inet", "bolt"],
-];
-
 export async function exportState(
   runner: CommandRunner,
   target: Ns,
-  registry: Reconciler[],
+  registry: Registry,
   intent: Intent,
   store: { leases: Map<string, string>; originals: Map<string, string> },
 ): Promise<{ state: HostState; diagnostics: Diagnostic[] }> {
   const snap = await readLive(runner, target, registry, { deep: false, intent, originals: store.originals });
   const reads: Record<string, RunResult> = {};
+  // The reads conflict checks make beyond what the resources carry, as each kind declares them.
+  const argvs = new Map(registry.kinds.flatMap((k) => k.offlineReads ?? []).map((o) => [o.argv.join(" "), o]));
   await Promise.all(
-    CONFLICT_READS.map(async (argv) => {
-      const r = await runner.run(inNetns(target, argv));
-      reads[argv.join(" ")] = { ...r, stdout: argv[3] === "link" && r.code === 0 ? minimalLinks(r.stdout) : r.stdout };
+    [...argvs.values()].map(async (o) => {
+      const r = await runner.run(inNetns(target, o.argv));
+      reads[o.argv.join(" ")] = { ...r, stdout: o.minimize && r.code === 0 ? o.minimize(r.stdout) : r.stdout };
     }),
   );
   const state: HostState = {
@@ -74,20 +70,11 @@ export async function exportState(
   return { state, diagnostics: snap.diagnostics };
 }
 
-/** Link names and ownership aliases are all a conflict check needs of `ip -d link show` (no MACs, no stats). */
-function minimalLinks(stdout: string): string {
-  const links = (stdout.trim() ? JSON.parse(stdout) : []) as { ifname: string; ifalias?: string }[];
-  return JSON.stringify(links.map((l) => (l.ifalias ? { ifname: l.ifname, ifalias: l.ifalias } : { ifname: l.ifname })));
-}
-
 function sanitize(r: Resource): Resource {
   const out: Resource = { ...r, spec: { ...r.spec } };
   for (const k of r.sensitive ?? []) if (k in out.spec) out.spec[k] = digestValue(out.spec[k]!);
-  if (r.data && "counters" in r.data) {
-    // Counters are traffic, not state.
-    const { counters: _c, ...rest } = r.data;
-    out.data = rest;
-  }
+  // Counters are traffic, not state.
+  delete out.counters;
   return out;
 }
 
@@ -129,24 +116,21 @@ export function readHostState(path: string, target: Ns): HostState {
 }
 
 /**
- * Answers the recorded reads of an exported state; everything else is "not available offline".
- * `nft -c` (the kernel parser's dry run) cannot run without the host: it is assumed to pass and
- * remembered, so the plan can say what was not checked.
+ * Answers the recorded reads of an exported state. A read a kind declared (offlineReads) that
+ * the export lacks (`--state none`) gets the kind's answer for a host without its objects;
+ * `ip -j` dumps of anything else are empty; everything else is "not available offline".
  */
 export class OfflineRunner implements CommandRunner {
-  readonly unchecked = new Set<string>();
-  constructor(private readonly reads: Record<string, RunResult>) {}
+  constructor(
+    private readonly reads: Record<string, RunResult>,
+    private readonly absent: Map<string, RunResult> = new Map(),
+  ) {}
 
   async run(argv: string[]): Promise<RunResult> {
     const bare = stripNetns(argv);
     const key = bare.join(" ");
-    const r = this.reads[key];
+    const r = this.reads[key] ?? this.absent.get(key);
     if (r) return r;
-    if (bare[0] === "nft" && bare[1] === "-c") {
-      this.unchecked.add("the generated nft ruleset was not checked with `nft -c` (no kernel offline)");
-      return { stdout: "", stderr: "", code: 0 };
-    }
-    if (key === "nft -j list table inet bolt") return { stdout: "", stderr: "Error: No such file or directory", code: 1 };
     if (bare[0] === "ip" && bare[1] === "-j") return { stdout: "[]", stderr: "", code: 0 };
     return { stdout: "", stderr: `offline plan: ${key} needs the host`, code: 127 };
   }
@@ -159,15 +143,12 @@ function stripNetns(argv: string[]): string[] {
 }
 
 /** The planner's inputs from an exported state. */
-export function offlineInputs(state: HostState, target: Ns, intent?: Intent): { snapshot: LiveSnapshot; runner: OfflineRunner; leases: Map<string, string>; originals: Map<string, string> } {
-  const runner = new OfflineRunner(state.reads);
+export function offlineInputs(state: HostState, target: Ns, registry: Registry, intent?: Intent): { snapshot: LiveSnapshot; runner: OfflineRunner; leases: Map<string, string>; originals: Map<string, string> } {
+  const absent = new Map(registry.kinds.flatMap((k) => k.offlineReads ?? []).map((o) => [o.argv.join(" "), o.absent]));
+  const runner = new OfflineRunner(state.reads, absent);
   const live = new Map(state.resources.map((r) => [r.id, r]));
-  // A sysctl the export did not read (the config names a new key): its current value is unknown
-  // here. Planned as an adoption of "unknown"; applying re-reads the real value first.
-  for (const s of intent?.sysctls ?? []) {
-    const id = `sysctl:${s.key}`;
-    if (!live.has(id)) live.set(id, { kind: "sysctl", name: s.key, id, keys: [], spec: { value: "unknown" }, data: {}, deps: [], owned: false });
-  }
+  // Objects the export could not know the config would name (a new sysctl key): stand-ins from their kind.
+  if (intent) for (const k of registry.kinds) for (const r of k.offlineLive?.(intent) ?? []) if (!live.has(r.id)) live.set(r.id, r);
   const snapshot: LiveSnapshot = {
     live,
     foreign: new Map(Object.entries(state.foreign)),

@@ -1,8 +1,10 @@
 import type { Diagnostic } from "./diagnostics.js";
 import { diffResources } from "./diff.js";
 import { LiveReader } from "./live-reader.js";
-import type { Change, Op, PlanContext, ReadContext, Reconciler, Resource } from "./resource.js";
-import type { Intent } from "../config/model.js";
+import type { Change, Op, PlanContext, ReadContext, Resource } from "./resource.js";
+import { emptyIntent, intentFor } from "./intent.js";
+import type { Intent } from "./intent.js";
+import type { Registry } from "./registry.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 
 export interface PlanInput {
@@ -11,7 +13,7 @@ export interface PlanInput {
   intent: Intent;
   runner: CommandRunner;
   target: Ns;
-  registry: Reconciler[];
+  registry: Registry;
   leases: Map<string, string>;
   originals: Map<string, string>;
   /** destroy: plan the removal of everything bolt owns in the target */
@@ -50,9 +52,9 @@ export interface LiveSnapshot {
   reader: LiveReader;
 }
 
-export async function readLive(runner: CommandRunner, target: Ns, registry: Reconciler[], ctx: ReadContext, primed?: Map<string, unknown[]>, reader = new LiveReader(runner, target, primed)): Promise<LiveSnapshot> {
+export async function readLive(runner: CommandRunner, target: Ns, registry: Registry, ctx: ReadContext, primed?: Map<string, unknown[]>, reader = new LiveReader(runner, target, primed)): Promise<LiveSnapshot> {
   const [results, nsList] = await Promise.all([
-    Promise.all(registry.map((r) => r.read(reader, ctx))),
+    Promise.all(registry.kinds.map((r) => r.read(reader, ctx))),
     reader.ipJson<{ name: string }[]>(["netns", "list"], null),
   ]);
   const live = new Map<string, Resource>();
@@ -69,33 +71,47 @@ export async function readLive(runner: CommandRunner, target: Ns, registry: Reco
 /** read → desired → conflicts → diff → ordered steps. Writes nothing. */
 export async function makePlan(input: PlanInput): Promise<Plan> {
   const { registry, target } = input;
-  const emptyIntent: Intent = { networks: [], endpoints: [], sysctls: [], files: input.intent.files };
-  const intent = input.destroy ? emptyIntent : input.intent;
+  const intent = input.destroy ? emptyIntent(input.intent.files) : input.intent;
   const snap = input.snapshot ?? (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }, undefined, input.reader));
-  const desired: Resource[] = input.desired && !input.destroy ? [...input.desired] : [];
-  const ctx: PlanContext = { target, intent, live: snap.live, leases: input.leases, netns: snap.netns, desired };
   const diagnostics = [...snap.diagnostics];
-  for (const r of input.desired ? [] : registry) {
-    const d = r.desired(ctx);
-    desired.push(...d.resources);
-    diagnostics.push(...d.diagnostics);
+  const byKind = new Map<string, Resource[]>();
+  if (input.desired && !input.destroy) for (const d of input.desired) byKind.set(d.kind, [...(byKind.get(d.kind) ?? []), d]);
+  // Each kind sees the fragments and desired resources of the kinds it declared it uses, no more.
+  const contextOf = (kind: string, prepared = new Map<string, Record<string, unknown>>()): PlanContext => {
+    const uses = registry.byKind.get(kind)!.uses ?? [];
+    return { target, intent: intentFor(intent, [kind, ...uses]), live: snap.live, leases: input.leases, netns: snap.netns, desired: uses.flatMap((u) => byKind.get(u) ?? []), prepared };
+  };
+  if (!input.desired) {
+    for (const r of registry.desiredOrder) {
+      const d = r.desired(contextOf(r.kind));
+      byKind.set(r.kind, d.resources);
+      diagnostics.push(...d.diagnostics);
+    }
   }
+  const known = new Set(registry.kinds.map((r) => r.kind));
+  const desired = [...registry.kinds.flatMap((r) => byKind.get(r.kind) ?? []), ...[...byKind].filter(([k]) => !known.has(k)).flatMap(([, v]) => v)];
   diagnostics.push(...collisions(desired, snap));
-  const conflictChecks = registry.filter((r) => r.conflicts).map((r) => r.conflicts!(desired.filter((d) => d.kind === r.kind), snap.reader));
+  const conflictChecks = registry.kinds.filter((r) => r.conflicts).map((r) => r.conflicts!(desired.filter((d) => d.kind === r.kind), snap.reader));
   for (const c of await Promise.all(conflictChecks)) diagnostics.push(...c);
   const changes = diffResources(desired, snap.live, registry);
-  // Offline plans (a snapshot instead of a kernel) cannot fetch or check anything more.
-  if (!input.snapshot) {
-    const prepared = registry.filter((r) => r.prepare && changes.some((c) => c.kind === r.kind)).map((r) => r.prepare!(changes.filter((c) => c.kind === r.kind), snap.reader));
-    for (const d of await Promise.all(prepared)) diagnostics.push(...d);
+  const prepared = new Map<string, Map<string, Record<string, unknown>>>();
+  // Offline plans (a snapshot instead of a kernel) cannot fetch or check anything more: say so.
+  if (input.snapshot) {
+    for (const r of registry.kinds) if (r.offlineUnchecked && changes.some((c) => c.kind === r.kind && c.after)) diagnostics.push({ severity: "warning", message: `offline plan: ${r.offlineUnchecked}` });
+  } else {
+    const kinds = registry.kinds.filter((r) => r.prepare && changes.some((c) => c.kind === r.kind));
+    const results = await Promise.all(kinds.map((r) => r.prepare!(changes.filter((c) => c.kind === r.kind), snap.reader)));
+    results.forEach((res, i) => {
+      diagnostics.push(...res.diagnostics);
+      if (res.prepared) prepared.set(kinds[i]!.kind, res.prepared);
+    });
   }
-  const steps = renderSteps(changes, ctx, registry);
+  const steps = renderSteps(changes, (kind) => contextOf(kind, prepared.get(kind)), registry);
   // Every object this apply creates or changes is read deeply by verify (kinds that have
   // nothing deeper to read ignore it).
   const touched = changes.filter((c) => c.action !== "delete").map((c) => c.id);
-  const rec = new Map(registry.map((r) => [r.kind, r]));
   const readBack = new Map<string, string[]>();
-  for (const c of changes) for (const rb of rec.get(c.kind)!.readBack?.(c) ?? []) readBack.set(rb.ns, rb.lines);
+  for (const c of changes) for (const rb of registry.byKind.get(c.kind)!.readBack?.(c) ?? []) readBack.set(rb.ns, rb.lines);
   return { target, changes, steps, diagnostics, desired, before: [...snap.live.values()], touched, readBack };
 }
 
@@ -115,19 +131,27 @@ function collisions(desired: Resource[], snap: LiveSnapshot): Diagnostic[] {
   return out;
 }
 
-/** Each change's ops; a replace becomes the delete of the old object plus the create of the new. */
-export function renderSteps(changes: Change[], ctx: PlanContext, registry: Reconciler[]): Step[] {
-  const rec = new Map(registry.map((r) => [r.kind, r]));
+/** Each change's ops, in phase order; a replace becomes the delete of the old object plus the create of the new. */
+export function renderSteps(changes: Change[], contextOf: (kind: string) => PlanContext, registry: Registry): Step[] {
   return changes.map((change, i) => {
-    const r = rec.get(change.kind)!;
+    const r = registry.byKind.get(change.kind)!;
+    const ctx = contextOf(change.kind);
+    const ordered = (ops: ReturnType<typeof r.render>, destroy: boolean): Op[] =>
+      ops.map(({ phase, ...o }) => ({ ...o, stage: registry.stage(r.kind, phase), ...(destroy || o.destroy ? { destroy: true } : {}), step: i }));
     let ops: Op[];
     if (change.action === "replace") {
-      const del = r.render({ ...change, action: "delete", after: undefined }, ctx).map((o) => ({ ...o, destroy: true }));
+      const del = ordered(r.render({ ...change, action: "delete", after: undefined }, ctx), true);
       // `before` stays on the create half: a renderer may need to know what it replaces.
-      ops = [...del, ...r.render({ ...change, action: "create" }, ctx)];
+      ops = [...del, ...ordered(r.render({ ...change, action: "create" }, ctx), false)];
     } else {
-      ops = r.render(change, ctx).map((o) => (change.action === "delete" ? { ...o, destroy: true } : o));
+      ops = ordered(r.render(change, ctx), change.action === "delete");
     }
-    return { change, ops: ops.map((o) => ({ ...o, step: i })) };
+    return { change, ops };
   });
+}
+
+/** "Plan: 1 to add, 0 to change, 0 to replace, 2 to destroy." */
+export function summaryLine(changes: Change[]): string {
+  const n = (a: Change["action"]) => changes.filter((c) => c.action === a).length;
+  return `Plan: ${n("create")} to add, ${n("update")} to change, ${n("replace")} to replace, ${n("delete")} to destroy.`;
 }

@@ -1,6 +1,6 @@
 import { compareWithBefore, runUndo } from "./apply.js";
 import type { JournalPayload } from "./apply.js";
-import type { Reconciler } from "./resource.js";
+import type { Registry } from "./registry.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import type { StateStore } from "../state/store.js";
 
@@ -16,7 +16,7 @@ export interface Recovery {
  * (forced: ops that never ran fail harmlessly), newest first, and check the kernel matches
  * what the journal recorded before. Call with the target lock held.
  */
-export async function recoverJournal(store: StateStore, runner: CommandRunner, registry: Reconciler[], target: Ns): Promise<Recovery | undefined> {
+export async function recoverJournal(store: StateStore, runner: CommandRunner, registry: Registry, target: Ns): Promise<Recovery | undefined> {
   const row = store.journal(target);
   if (!row) return undefined;
   const payload = JSON.parse(row.payload) as JournalPayload;

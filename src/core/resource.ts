@@ -1,20 +1,26 @@
 import type { Diagnostic, SourcePos } from "./diagnostics.js";
-import type { Intent } from "../config/model.js";
-import type { Ns } from "../exec/runner.js";
+import type { Intent } from "./intent.js";
+import type { LoadedFile } from "../config/load.js";
+import type { OpLine } from "../exec/command.js";
+import type { Ns, RunResult } from "../exec/runner.js";
+import type { CommitStore } from "../state/store.js";
 import type { LiveReader } from "./live-reader.js";
+
+export type { OpLine } from "../exec/command.js";
+export type { CommitStore } from "../state/store.js";
 
 /**
  * One desired or live object in the shared resource model. `spec` is the comparable state
  * as display strings (what the plan prints is exactly what is diffed); `data` carries what
  * renderers need but diffs ignore.
  */
-export interface Resource {
+export interface Resource<S extends Record<string, string> = Record<string, string>> {
   kind: string;
   name: string;
   id: string; // `${kind}:${name}`
   /** kernel identities this object occupies, e.g. `link:bolt-web`: two objects may not share one */
   keys: string[];
-  spec: Record<string, string>;
+  spec: S;
   data?: Record<string, unknown>;
   deps: string[];
   owned: boolean;
@@ -26,6 +32,8 @@ export interface Resource {
   restores?: Record<string, string>;
   /** human text per spec field when the compared value is a digest (nft rules) */
   display?: Record<string, string>;
+  /** live traffic counters per spec field ("N packets, M bytes"): shown, never state */
+  counters?: Record<string, string>;
 }
 
 export type Action = "create" | "update" | "replace" | "delete";
@@ -44,53 +52,38 @@ export interface Change {
   source?: SourcePos;
 }
 
-/** A single kernel write: one `ip -batch` line or one argv, with what undoes it. */
-export interface OpLine {
-  /** ip: one `ip -batch` line; wg: [ifname, ...one `wg set` peer clause]; exec: an argv */
-  tool: "ip" | "exec" | "wg";
-  ns: Ns;
-  args: string[];
-  /** standard input of an exec'd command (an `nft -f -` transaction) */
-  stdin?: string;
-}
-
-export interface Op extends OpLine {
-  /** ordering bucket; creates run in ascending stage, deletes in descending */
-  stage: number;
+/** A write as a kind renders it: the phase of its kind it belongs to, and what undoes it. */
+export interface RenderedOp extends OpLine {
+  /** one of the kind's declared `phases` */
+  phase: string;
   undo: OpLine[];
-  /** index of the plan step this op belongs to (set by the planner) */
-  step?: number;
   /** part of taking something down: runs in the destroy phase, before any build op */
   destroy?: boolean;
 }
 
-/** Buckets shared by all kinds so that batches group well: lower stages exist first. */
-export const STAGE = {
-  netns: 10,
-  link: 20,
-  /** wireguard-go (userspace WireGuard) creates its tun device */
-  wgdev: 21,
-  wgaddr: 22,
-  wgconf: 23,
-  wgpeer: 24,
-  port: 30,
-  inside: 40,
-  route: 42,
-  rule: 43,
-  nft: 45,
-  sysctl: 50,
-} as const;
+/** A write as the planner orders it. */
+export interface Op extends OpLine {
+  /** ordering bucket, from the phase order: creates run in ascending stage, deletes in descending */
+  stage: number;
+  undo: OpLine[];
+  /** index of the plan step this op belongs to (set by the planner) */
+  step?: number;
+  destroy?: boolean;
+}
 
 export interface PlanContext {
   target: Ns;
+  /** the fragments of this kind and of the kinds it `uses` */
   intent: Intent;
   /** all live resources (owned and foreign) by id */
   live: Map<string, Resource>;
   leases: Map<string, string>;
   /** namespaces that exist now (names) */
   netns: Set<string>;
-  /** desired resources of the kinds before this one in the registry (e.g. endpoint addresses for NAT) */
+  /** desired resources of the kinds this kind `uses` (e.g. endpoint addresses for NAT) */
   desired: Resource[];
+  /** what this kind's `prepare` fetched, by change id */
+  prepared: Map<string, Record<string, unknown>>;
 }
 
 export interface ReadContext {
@@ -99,6 +92,8 @@ export interface ReadContext {
   intent: Intent;
   /** sysctl values bolt changed, as they were before (state store) */
   originals: Map<string, string>;
+  /** ids that must be read even if neither the intent nor the store names them (a rollback compares what was there before) */
+  also?: Set<string>;
 }
 
 export interface ReadResult {
@@ -108,24 +103,80 @@ export interface ReadResult {
   diagnostics?: Diagnostic[];
 }
 
+export interface OfflineRead {
+  /** argv outside any namespace */
+  argv: string[];
+  /** the answer on a host without this kind's objects (`--state none`) */
+  absent: RunResult;
+  /** what of the output to keep in the export (no MACs, no counters) */
+  minimize?: (stdout: string) => string;
+}
+
+/** A read the planner may start early (before the config is loaded) and share between kinds. */
+export type ReadRequest = { ip: string[]; ns?: null } | { exec: string[]; ns?: null };
+
+export interface IntentContext {
+  /** a config error at a position */
+  err(message: string, source: SourcePos, hint?: string): void;
+  diagnostics: Diagnostic[];
+  /** fragments built so far: this kind's `uses` */
+  intent: Intent;
+  opts: IntentOptions;
+}
+
+export interface IntentOptions {
+  /** prepended to every endpoint namespace name (tests, job runners running many copies) */
+  netnsPrefix?: string;
+  /** not on the target host: missing key files are warnings */
+  offline?: boolean;
+  /** `bolt mesh test` reports acl_tests itself instead of as config errors */
+  skipAclTests?: boolean;
+}
+
+/** The config fragment a kind reads from the loaded files (a kind without one derives its resources from other kinds' fragments). */
+export interface IntentHooks {
+  /** its fragment of the intent (undefined: the files say nothing of this kind) */
+  build(files: LoadedFile[], ctx: IntentContext): unknown;
+  /** "2 network(s)" for `bolt validate` */
+  describe?(fragment: unknown): string;
+}
+
+/** Where a change sits on the scale the JSON plan reports (docs/plan-json.md). */
+export type Impact = "update" | "create" | "replace" | "delete" | "connectivity";
+
 export interface Reconciler {
   kind: string;
+  /** write phases, each ordered after phases of this kind ("port") or of others ("network.link") */
+  phases: Record<string, { after?: string[] }>;
+  /** kinds whose intent fragments and desired resources this kind reads (and the only kinds it imports) */
+  uses?: string[];
+  intent?: IntentHooks;
   /** spec fields whose change cannot be done in place */
   replaceOn: string[];
   /** whether an unowned live object with the desired id is taken over (sysctl) instead of a conflict */
   adopts?: boolean;
   desired(ctx: PlanContext): { resources: Resource[]; diagnostics: Diagnostic[] };
   read(io: LiveReader, ctx: ReadContext): Promise<ReadResult>;
+  /** reads every plan of this kind makes, started before the config is loaded */
+  readScope?: ReadRequest[];
+  /** raw reads `conflicts` makes, kept in `bolt state export` for offline plans */
+  offlineReads?: OfflineRead[];
+  /** what an offline plan could not check for this kind's changes (a warning when it has some) */
+  offlineUnchecked?: string;
+  /** live stand-ins for an offline plan, for objects an export could not know it needed (a newly named sysctl) */
+  offlineLive?(intent: Intent): Resource[];
   /** plan-time conflicts with the live system beyond name collisions (e.g. overlapping routes) */
   conflicts?(desired: Resource[], io: LiveReader): Promise<Diagnostic[]>;
   /**
    * After the diff, before rendering, only for kinds with changes: fetch what rendering needs
    * but a no-op plan should not pay for (nft's table text for the undo) and run checks that
-   * only matter when something changes (`nft -c`).
+   * only matter when something changes (`nft -c`). Returns data per change id for `render`.
    */
-  prepare?(changes: Change[], io: LiveReader): Promise<Diagnostic[]>;
-  /** ops for a create, update or delete (the planner splits a replace into delete + create) */
-  render(change: Change, ctx: PlanContext): Op[];
+  prepare?(changes: Change[], io: LiveReader): Promise<{ diagnostics: Diagnostic[]; prepared?: Map<string, Record<string, unknown>> }>;
+  /** ops for a create, update or delete (the planner splits a replace into delete + create); pure */
+  render(change: Change, ctx: PlanContext): RenderedOp[];
+  /** a change's impact when it is more than its action (a moved address cuts traffic); default: the action */
+  impact?(change: Change): Impact | undefined;
   /**
    * Reads to run right after the writes, in the same `ip -batch` process, whose answers
    * prime the verify read (saves one process per endpoint namespace).
@@ -133,11 +184,4 @@ export interface Reconciler {
   readBack?(change: Change): { ns: string; lines: string[] }[];
   /** durable bookkeeping after a verified apply (leases, original sysctl values) */
   commit?(change: Change, store: CommitStore, target: Ns): void;
-}
-
-export interface CommitStore {
-  setLease(target: Ns, network: string, endpoint: string, ip: string): void;
-  releaseLease(target: Ns, endpoint: string): void;
-  setOriginal(target: Ns, key: string, value: string): void;
-  dropOriginal(target: Ns, key: string): void;
 }

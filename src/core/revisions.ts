@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import type { Intent } from "../config/model.js";
+import { emptyIntent, upgradeIntent } from "./intent.js";
+import type { Intent } from "./intent.js";
 import type { Ns } from "../exec/runner.js";
 import type { RevisionRow, StateStore } from "../state/store.js";
 import type { Resource } from "./resource.js";
@@ -20,10 +21,10 @@ export function encodeRevision(desired: Resource[], intent: Intent): { hash: str
 
 /** The state a revision recorded; id 0 is "before bolt owned anything" (everything removed). */
 export function revisionState(store: StateStore, target: Ns, id: number): RevisionState {
-  if (id === 0) return { desired: [], intent: { networks: [], endpoints: [], sysctls: [], files: [] } };
+  if (id === 0) return { desired: [], intent: emptyIntent() };
   const row = store.revision(id);
   if (!row || row.target !== (target ?? "")) throw new BoltError(`no revision ${id} for ${target === null ? "the host namespace" : `netns ${target}`} (see \`bolt history\`)`);
-  return { desired: JSON.parse(row.desired) as Resource[], intent: JSON.parse(row.intent) as Intent };
+  return { desired: JSON.parse(row.desired) as Resource[], intent: upgradeIntent(JSON.parse(row.intent)) };
 }
 
 /** The last revision the target converged to for good (not pending, reverted or failed). */

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import type { Intent } from "../config/model.js";
+import { upgradeIntent } from "./intent.js";
+import type { Intent } from "./intent.js";
 import type { Ns } from "../exec/runner.js";
 import { BoltError } from "./diagnostics.js";
 import type { Plan } from "./plan.js";
@@ -107,7 +108,7 @@ export function readSavedPlan(path: string): SavedPlan {
   if (v?.format !== SAVED_PLAN_FORMAT) throw new BoltError(`${path} is not a saved plan (no "format": "${SAVED_PLAN_FORMAT}"); write one with \`bolt plan --out ${path}\``);
   if (v.format_version !== SAVED_PLAN_VERSION) throw new BoltError(`${path}: saved plan format_version ${String(v.format_version)} is not supported by this bolt (it reads ${SAVED_PLAN_VERSION}); plan again with this version`);
   for (const k of ["fingerprint", "live", "changes", "desired", "intent"] as const) if (v[k] === undefined) throw new BoltError(`${path}: saved plan has no "${k}"`);
-  return v as SavedPlan;
+  return { ...v, intent: upgradeIntent(v.intent) } as SavedPlan;
 }
 
 /** What differs between the live state a plan was made against and the live state now. */

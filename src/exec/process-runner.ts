@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import type { CommandRunner, RunResult } from "./runner.js";
+import { timeoutMs, toolName } from "./tools.js";
+import type { CommandRunner, RunOptions, RunResult } from "./runner.js";
 
 /**
  * The real runner: node:child_process, argv only (never a shell), stdin for batches.
@@ -12,9 +13,24 @@ const ENV = { ...process.env, LC_ALL: "C" };
 const MAX_OUTPUT = 512 * 1024 * 1024;
 
 export class ProcessRunner implements CommandRunner {
-  run(argv: string[], stdin?: string): Promise<RunResult> {
+  run(argv: string[], stdin?: string, opts: RunOptions = {}): Promise<RunResult> {
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), { env: ENV, stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+      // No call runs unbounded: reads get their tool's default limit (a hung `wg` or `ip`
+      // would otherwise hang plan, apply and the daemon, holding the target lock).
+      const limit = opts.timeoutMs ?? timeoutMs(toolName(argv));
+      let timedOut = false;
+      let aborted = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill("SIGKILL");
+      }, limit);
+      const onAbort = () => {
+        aborted = true;
+        child.kill("SIGKILL");
+      };
+      if (opts.signal?.aborted) onAbort();
+      else opts.signal?.addEventListener("abort", onAbort, { once: true });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let size = 0;
@@ -32,7 +48,11 @@ export class ProcessRunner implements CommandRunner {
         failed ??= e.code === "ENOENT" ? `${argv[0]}: command not found on PATH` : e.message;
       });
       child.on("close", (code) => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
         const stderr = Buffer.concat(err).toString("utf8");
+        if (timedOut) return resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: `${toolName(argv)} timed out after ${limit / 1000} s\n${stderr}`, code: 124, timedOut });
+        if (aborted) return resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: `${toolName(argv)} interrupted\n${stderr}`, code: 130, aborted });
         resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: failed ? `${failed}\n${stderr}` : stderr, code: failed ? (code ?? 127) || 127 : (code ?? 1) });
       });
       if (stdin !== undefined) {

@@ -7,10 +7,21 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   code: number;
+  /** the process was killed because it ran longer than `timeoutMs` */
+  timedOut?: boolean;
+  /** the process was killed because `signal` aborted */
+  aborted?: boolean;
+}
+
+export interface RunOptions {
+  /** kill the process after this long (the runner's default applies when absent) */
+  timeoutMs?: number;
+  /** kill the process when this aborts (a daemon stopping, a CLI interrupted) */
+  signal?: AbortSignal;
 }
 
 export interface CommandRunner {
-  run(argv: string[], stdin?: string): Promise<RunResult>;
+  run(argv: string[], stdin?: string, opts?: RunOptions): Promise<RunResult>;
 }
 
 /** A network namespace to run in; null means the namespace bolt itself runs in. */
@@ -25,4 +36,8 @@ export function inNetns(ns: Ns, argv: string[]): string[] {
   if (ns === null) return argv;
   if (argv[0] === "ip") return ["ip", "-n", ns, ...argv.slice(1)];
   return ["ip", "netns", "exec", ns, ...argv];
+}
+
+export function nsName(ns: Ns): string {
+  return ns === null ? "the host namespace" : `netns ${ns}`;
 }

@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { BoltError } from "../core/diagnostics.js";
+import { BoltError } from "../base/diagnostics.js";
 
 /**
  * One writer per target: an O_EXCL lock file holding the owner's pid. A lock whose pid is

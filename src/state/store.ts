@@ -2,8 +2,15 @@ import { mkdirSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import type { CommitStore } from "../core/resource.js";
 import type { Ns } from "../exec/runner.js";
+
+/** What a kind's `commit` hook may record after a verified apply. */
+export interface CommitStore {
+  setLease(target: Ns, network: string, endpoint: string, ip: string): void;
+  releaseLease(target: Ns, endpoint: string): void;
+  setOriginal(target: Ns, key: string, value: string): void;
+  dropOriginal(target: Ns, key: string): void;
+}
 
 /**
  * The embedded durable store under --state-dir (SQLite, WAL, synchronous=FULL so a journal

@@ -2,12 +2,13 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { BoltError, formatDiagnostic } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
-import type { Intent } from "../config/model.js";
+import type { Intent } from "../core/intent.js";
+import type { Registry } from "../core/registry.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import { TargetLock } from "../state/lock.js";
 import type { StateStore } from "../state/store.js";
 import { targetKey } from "../state/store.js";
-import { reconcile } from "../cli/reconcile.js";
+import { reconcile } from "../core/reconcile.js";
 import { Debouncer } from "./debounce.js";
 import { DEFAULT_FIGHT_POLICY, FightDetector, driftSignature } from "./fight.js";
 import type { Fight, FightPolicy } from "./fight.js";
@@ -27,6 +28,7 @@ export interface ControllerOptions {
   files: string[];
   target: Ns;
   runner: CommandRunner;
+  registry: Registry;
   store: StateStore;
   stateDir: string;
   lockTimeoutMs: number;
@@ -178,6 +180,7 @@ export class WatchController {
       let signature = "";
       try {
         const r = await reconcile({
+          registry: this.o.registry,
           runner: this.o.runner,
           target: this.o.target,
           store: this.o.store,
@@ -212,7 +215,7 @@ export class WatchController {
         const kinds = new Map<string, number>();
         for (const d of r.plan.desired) kinds.set(d.kind, (kinds.get(d.kind) ?? 0) + 1);
         metrics.setResources(kinds);
-        if (good.monitoring.detailed) metrics.setCounters(r.plan.before.find((b) => b.kind === "nft")?.data?.counters as Record<string, string> | undefined);
+        if (good.monitoring.detailed) metrics.setCounters(Object.assign({}, ...r.plan.before.map((b) => b.counters ?? {})) as Record<string, string>);
         this.failures = 0;
         this.notBefore = 0;
         this.lastSuccessAt = new Date(this.now()).toISOString();

@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { Intent } from "../config/model.js";
+import type { Intent } from "../core/intent.js";
 
 /**
  * Files a config refers to, whose edits must trigger a pass like the config's own: the

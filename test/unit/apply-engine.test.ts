@@ -13,16 +13,17 @@ import { makePlan } from "../../src/core/plan.js";
 import type { Plan } from "../../src/core/plan.js";
 import { recoverJournal } from "../../src/core/recover.js";
 import type { Op, OpLine } from "../../src/core/resource.js";
-import type { Intent } from "../../src/config/model.js";
+import type { Intent } from "../../src/core/intent.js";
 import { ReplayRunner } from "../../src/exec/replay-runner.js";
 import type { RunResult } from "../../src/exec/runner.js";
 import { ScriptedRunner } from "../../src/exec/scripted-runner.js";
 import type { ScriptedCall } from "../../src/exec/scripted-runner.js";
 import { RECONCILERS as ALL_RECONCILERS } from "../../src/reconcilers/registry.js";
+import { compileRegistry } from "../../src/core/registry.js";
 
 // The engine under test is kind-agnostic; the other kinds (nft, WireGuard, routes, rules…) have
 // their own tests, and leaving them out keeps this fake kernel to `ip` and `sysctl`.
-const RECONCILERS = ALL_RECONCILERS.filter((r) => ["network", "endpoint", "sysctl"].includes(r.kind));
+const RECONCILERS = compileRegistry(ALL_RECONCILERS.filter((r) => ["network", "endpoint", "sysctl"].includes(r.kind)), { partial: true });
 import { StateStore } from "../../src/state/store.js";
 
 const T = "bolt-t-ae";

@@ -5,7 +5,7 @@ import { toposort } from "../../src/core/graph.js";
 import { changedFields, diffResources } from "../../src/core/diff.js";
 import { planWaves, sequentialBatches } from "../../src/core/batches.js";
 import { assignAddresses } from "../../src/reconcilers/endpoint/ipam.js";
-import { RECONCILERS } from "../../src/reconcilers/registry.js";
+import { REGISTRY } from "../../src/reconcilers/registry.js";
 import { formatIp4 } from "../../src/core/ipv4.js";
 import type { OpLine, Resource } from "../../src/core/resource.js";
 import { at, endpoint, labels, network, op, resource } from "./helpers/builders.js";
@@ -53,19 +53,19 @@ const summary = (cs: { action: string; id: string }[]) => cs.map((c) => `${c.act
 
 describe("diffResources", () => {
   it("creates in dependency order, whatever order the desired list has", () => {
-    const changes = diffResources([ep("a", "web"), sysctl("net.ipv4.ip_forward", "1"), net("web")], new Map(), RECONCILERS);
+    const changes = diffResources([ep("a", "web"), sysctl("net.ipv4.ip_forward", "1"), net("web")], new Map(), REGISTRY);
     expect(summary(changes)).toEqual(["create network:web", "create endpoint:a", "create sysctl:net.ipv4.ip_forward"]);
     expect(changes[0]!.changed).toEqual(["bridge", "address", "mtu", "state"]);
     expect(changes[0]!.before).toBeUndefined();
   });
 
   it("no change when the live spec equals the desired one", () => {
-    expect(diffResources([net("web"), ep("a", "web")], liveMap(net("web"), ep("a", "web")), RECONCILERS)).toEqual([]);
+    expect(diffResources([net("web"), ep("a", "web")], liveMap(net("web"), ep("a", "web")), REGISTRY)).toEqual([]);
   });
 
   it("update in place lists the changed fields and points at the config line that caused it", () => {
     const want = net("web", { mtu: "9000" }, { source: at(1), fieldSources: { mtu: at(4, 7) } });
-    const [c, ...rest] = diffResources([want], liveMap(net("web")), RECONCILERS);
+    const [c, ...rest] = diffResources([want], liveMap(net("web")), REGISTRY);
     expect(rest).toEqual([]);
     expect(c).toMatchObject({ action: "update", id: "network:web", changed: ["mtu"], forcedBy: [], source: at(4, 7) });
     expect(c!.before!.spec.mtu).toBe("1500");
@@ -73,7 +73,7 @@ describe("diffResources", () => {
   });
 
   it("replace when a field that cannot change in place differs (bridge rename, endpoint netns)", () => {
-    const changes = diffResources([net("web", { bridge: "br-new", mtu: "1400" }), ep("a", "web", { netns: "other" })], liveMap(net("web"), ep("a", "web", { netns: "a" })), RECONCILERS);
+    const changes = diffResources([net("web", { bridge: "br-new", mtu: "1400" }), ep("a", "web", { netns: "other" })], liveMap(net("web"), ep("a", "web", { netns: "a" })), REGISTRY);
     expect(changes.map((c) => [c.action, c.id, c.forcedBy, c.changed])).toEqual([
       ["replace", "network:web", ["bridge"], ["bridge", "mtu"]],
       ["replace", "endpoint:a", ["netns"], ["netns"]],
@@ -82,20 +82,20 @@ describe("diffResources", () => {
 
   it("deletes come first, in reverse dependency order (endpoints before their network, sysctls restored first)", () => {
     const live = liveMap(net("old"), ep("e1", "old"), ep("e2", "old"), sysctl("net.ipv4.ip_forward", "1", { owned: true, restores: { value: "0" } }), net("web"));
-    const changes = diffResources([net("web"), ep("new", "web")], live, RECONCILERS);
+    const changes = diffResources([net("web"), ep("new", "web")], live, REGISTRY);
     expect(summary(changes)).toEqual(["delete sysctl:net.ipv4.ip_forward", "delete endpoint:e2", "delete endpoint:e1", "delete network:old", "create endpoint:new"]);
   });
 
   it("never deletes or updates what bolt does not own", () => {
     const foreignNet = net("web", { mtu: "9000" }, { owned: false });
-    const changes = diffResources([net("web")], liveMap(foreignNet, net("theirs", {}, { owned: false }), sysctl("net.ipv4.conf.all.rp_filter", "1", { owned: false })), RECONCILERS);
+    const changes = diffResources([net("web")], liveMap(foreignNet, net("theirs", {}, { owned: false }), sysctl("net.ipv4.conf.all.rp_filter", "1", { owned: false })), REGISTRY);
     // A network id held by an unowned object is not adopted: create (the planner reports the name clash).
     expect(changes.map((c) => [c.action, c.id, c.before])).toEqual([["create", "network:web", undefined]]);
   });
 
   it("adopts an unowned live sysctl: create with the live value as `before` (what destroy restores)", () => {
     const live = sysctl("net.ipv4.ip_forward", "0", { owned: false });
-    const [c] = diffResources([sysctl("net.ipv4.ip_forward", "1")], liveMap(live), RECONCILERS);
+    const [c] = diffResources([sysctl("net.ipv4.ip_forward", "1")], liveMap(live), REGISTRY);
     expect(c).toMatchObject({ action: "create", id: "sysctl:net.ipv4.ip_forward" });
     expect(c!.before).toBe(live);
   });

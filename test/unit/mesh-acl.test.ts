@@ -12,6 +12,7 @@ import { formatCidr4, parseIp4 } from "../../src/core/ipv4.js";
 import { compileAcls, evaluate, parsePorts, resolveNames, runAclTests } from "../../src/reconcilers/wireguard/acl.js";
 import type { AclIntent, AclTestIntent, MeshIntent, MeshNode } from "../../src/reconcilers/wireguard/intent.js";
 import { compileTable } from "../../src/reconcilers/nft/compile.js";
+import { kinds } from "./helpers/builders.js";
 
 const at = { file: "ghostwire.toml", line: 1, col: 1 };
 const ip = (s: string) => parseIp4(s)!;
@@ -144,7 +145,7 @@ describe("ACLs as written in ghostwire.toml", () => {
 
   it('action = "drop" (the schema\'s and the seed\'s spelling) denies — it must never compile to accept', () => {
     const { intent } = load(`[[acls]]\naction = "drop"\nsrc = ["host-b"]\ndst = ["host-a:22"]\nproto = "tcp"\n\n[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\n`).load();
-    const m = intent.mesh!;
+    const m = kinds(intent).mesh!;
     expect(m.acls.map((a) => a.action)).toEqual(["deny", "accept"]);
     expect(verdict(m, "100.64.0.2", "100.64.0.1", 22, "tcp")).toBe("deny");
     expect(verdict(m, "100.64.0.2", "100.64.0.1", 80, "tcp")).toBe("accept");
@@ -154,7 +155,7 @@ describe("ACLs as written in ghostwire.toml", () => {
 
   it('proto = "all" matches every protocol (and compiles without a protocol match)', () => {
     const { intent } = load(`[[acls]]\naction = "accept"\nsrc = ["host-b"]\ndst = ["host-a:*"]\nproto = "all"\n`).load();
-    const m = intent.mesh!;
+    const m = kinds(intent).mesh!;
     for (const p of ["tcp", "udp", "icmp", "sctp"]) expect(verdict(m, "100.64.0.2", "100.64.0.1", 443, p)).toBe("accept");
     const t = compileTable({ nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false }, networks: [], endpointIps: new Map(), mesh: { intent: m, self: m.self } })!;
     expect(t.chains.find((c) => c.name === "mesh_acl")!.rules[1]!.text).toBe("ip saddr 100.64.0.2 ip daddr 100.64.0.1 counter accept");
@@ -180,6 +181,6 @@ describe("ACLs as written in ghostwire.toml", () => {
 
   it("an icmp acl_test ignores the port of its target, like the kernel", () => {
     const { intent } = load(`[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\nproto = "icmp"\n\n[[acl_tests]]\nsrc = "host-b"\nproto = "icmp"\naccept = ["host-a:*", "host-a:22"]\n`).load();
-    expect(runAclTests(intent.mesh!, intent.mesh!.self)).toEqual([]);
+    expect(runAclTests(kinds(intent).mesh!, kinds(intent).mesh!.self)).toEqual([]);
   });
 });

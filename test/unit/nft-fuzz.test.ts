@@ -21,6 +21,7 @@ import { compileTable } from "../../src/reconcilers/nft/compile.js";
 import type { NftTable } from "../../src/reconcilers/nft/compile.js";
 import { tableScript } from "../../src/reconcilers/nft/script.js";
 import { nftComment, nftIfname, nftName } from "../../src/reconcilers/nft/grammar.js";
+import { kinds } from "./helpers/builders.js";
 
 const SEED = Number(process.env.BOLT_FUZZ_SEED ?? 20261122);
 const N = Number(process.env.BOLT_FUZZ_N ?? 150);
@@ -250,12 +251,12 @@ function attempt(field: Field, v: string): "error" | "ok" {
     throw new Error(`loadIntent threw ${(e as Error).name} (not a ConfigError) for ${JSON.stringify(v)}: ${(e as Error).stack}`);
   }
   // IPAM stand-in: pinned addresses, else .50 + index in the endpoint's network.
-  const nets = new Map(intent.networks.map((n) => [n.name, n]));
-  const endpointIps = new Map(intent.endpoints.map((e, i) => [e.name, e.ip ?? nets.get(e.network)!.subnet.network + 50 + i]));
+  const nets = new Map(kinds(intent).networks.map((n) => [n.name, n]));
+  const endpointIps = new Map(kinds(intent).endpoints.map((e, i) => [e.name, e.ip ?? nets.get(e.network)!.subnet.network + 50 + i]));
   let table: NftTable | undefined;
   let script: string;
   try {
-    table = compileTable({ nft: intent.nft!, networks: intent.networks, endpointIps });
+    table = compileTable({ nft: kinds(intent).nft!, networks: kinds(intent).networks, endpointIps });
     script = table ? tableScript(table) : "";
   } catch (e) {
     throw new Error(`accepted by validation but refused when compiled: ${JSON.stringify(v)}: ${(e as Error).message}`);

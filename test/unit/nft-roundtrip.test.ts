@@ -12,6 +12,7 @@ import type { NftTable } from "../../src/reconcilers/nft/compile.js";
 import { parseTable } from "../../src/reconcilers/nft/read.js";
 import { tableScript, tableSpec } from "../../src/reconcilers/nft/script.js";
 import { parseCidr4 } from "../../src/core/ipv4.js";
+import { kinds } from "./helpers/builders.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/nft/${name}`, import.meta.url));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -19,8 +20,8 @@ type Json = any;
 
 function compiled(): NftTable {
   const { intent } = loadIntent([fixture("roundtrip.toml")], "bolt-t-x-");
-  const endpointIps = new Map(intent.endpoints.map((e) => [e.name, e.ip!]));
-  return compileTable({ nft: intent.nft!, networks: intent.networks, endpointIps })!;
+  const endpointIps = new Map(kinds(intent).endpoints.map((e) => [e.name, e.ip!]));
+  return compileTable({ nft: kinds(intent).nft!, networks: kinds(intent).networks, endpointIps })!;
 }
 
 const recorded = (): Json => JSON.parse(readFileSync(fixture("roundtrip.nft.json"), "utf8"));

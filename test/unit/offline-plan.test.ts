@@ -9,11 +9,13 @@ import { loadIntent } from "../../src/cli/config.js";
 import { planJson } from "../../src/cli/render-json.js";
 import { dropDigestEqual, emptyState, exportState, offlineInputs, readHostState } from "../../src/core/host-state.js";
 import { makePlan } from "../../src/core/plan.js";
-import type { Intent } from "../../src/config/model.js";
+import type { Intent } from "../../src/core/intent.js";
 import { ReplayRunner } from "../../src/exec/replay-runner.js";
 import type { RecordedOutput } from "../../src/exec/replay-runner.js";
 import type { CommandRunner } from "../../src/exec/runner.js";
-import { RECONCILERS } from "../../src/reconcilers/registry.js";
+import { REGISTRY } from "../../src/reconcilers/registry.js";
+import { compileRegistry } from "../../src/core/registry.js";
+import { emptyIntent } from "../../src/core/intent.js";
 
 const TARGET = "bolt-t-golden";
 const PREFIX = "bolt-t-golden-";
@@ -29,7 +31,7 @@ function recorded(dir: string): CommandRunner {
 function caseInput(dir: string) {
   const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(dir, "case.json"), "utf8")) : {};
   const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
-  const intent: Intent = opts.destroy ? { networks: [], endpoints: [], sysctls: [], files: [] } : loadIntent(files, PREFIX).intent;
+  const intent: Intent = opts.destroy ? emptyIntent() : loadIntent(files, PREFIX).intent;
   return { intent, destroy: !!opts.destroy, leases: new Map<string, string>(Object.entries(opts.leases ?? {})), originals: new Map<string, string>(Object.entries(opts.originals ?? {})) };
 }
 
@@ -39,19 +41,19 @@ describe("offline plan from an exported state", () => {
   it.each(cases)("%s: equals the live plan", async (name) => {
     const dir = join(CASES, name);
     const c = caseInput(dir);
-    const live = await makePlan({ ...c, runner: recorded(dir), target: TARGET, registry: RECONCILERS });
-    const { state } = await exportState(recorded(dir), TARGET, RECONCILERS, c.intent, c);
+    const live = await makePlan({ ...c, runner: recorded(dir), target: TARGET, registry: REGISTRY });
+    const { state } = await exportState(recorded(dir), TARGET, REGISTRY, c.intent, c);
     // Through JSON, as the file travels to the CI runner.
-    const off = offlineInputs(JSON.parse(JSON.stringify(state)), TARGET);
-    const offline = dropDigestEqual(await makePlan({ ...c, runner: off.runner, leases: off.leases, originals: off.originals, target: TARGET, registry: RECONCILERS, snapshot: off.snapshot }));
+    const off = offlineInputs(JSON.parse(JSON.stringify(state)), TARGET, REGISTRY);
+    const offline = dropDigestEqual(await makePlan({ ...c, runner: off.runner, leases: off.leases, originals: off.originals, target: TARGET, registry: REGISTRY, snapshot: off.snapshot }));
     expect(comparable(planJson(offline, offline.diagnostics))).toEqual(comparable(planJson(live, live.diagnostics)));
   });
 
   it("an empty state plans every desired resource as a create, with no kernel", async () => {
     const dir = join(CASES, "noop");
     const c = caseInput(dir);
-    const off = offlineInputs(emptyState(TARGET), TARGET, c.intent);
-    const plan = await makePlan({ ...c, runner: off.runner, leases: new Map(), originals: new Map(), target: TARGET, registry: RECONCILERS, snapshot: off.snapshot });
+    const off = offlineInputs(emptyState(TARGET), TARGET, REGISTRY, c.intent);
+    const plan = await makePlan({ ...c, runner: off.runner, leases: new Map(), originals: new Map(), target: TARGET, registry: REGISTRY, snapshot: off.snapshot });
     expect(plan.changes.length).toBeGreaterThan(0);
     expect(plan.changes.every((x) => x.action === "create")).toBe(true);
     expect(plan.changes.map((x) => x.id).sort()).toEqual(plan.desired.map((d) => d.id).sort());
@@ -67,19 +69,21 @@ describe("offline plan from an exported state", () => {
     const runner: CommandRunner = {
       run: async () => ({ stdout: "[]", stderr: "", code: 0 }),
     };
-    const registry = [
+    const registry = compileRegistry([
       {
         kind: "secretish",
+        phases: { write: {} },
         replaceOn: [],
         desired: () => ({ resources: [], diagnostics: [] }),
-        read: async () => ({ resources: [{ kind: "secretish", name: "a", id: "secretish:a", keys: [], spec: { psk: "hunter2", port: "1" }, sensitive: ["psk"], data: { counters: { x: "1 packets, 2 bytes" }, keep: 1 }, deps: [], owned: true }], foreign: new Map() }),
+        read: async () => ({ resources: [{ kind: "secretish", name: "a", id: "secretish:a", keys: [], spec: { psk: "hunter2", port: "1" }, sensitive: ["psk"], counters: { x: "1 packets, 2 bytes" }, data: { keep: 1 }, deps: [], owned: true }], foreign: new Map() }),
         render: () => [],
       },
-    ];
-    const { state } = await exportState(runner, null, registry, { networks: [], endpoints: [], sysctls: [], files: [] }, { leases: new Map(), originals: new Map() });
+    ]);
+    const { state } = await exportState(runner, null, registry, emptyIntent(), { leases: new Map(), originals: new Map() });
     const text = JSON.stringify(state);
     expect(text).not.toContain("hunter2");
     expect(state.resources[0]!.spec.psk).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(state.resources[0]!.data).toEqual({ keep: 1 });
+    expect(state.resources[0]!.counters).toBeUndefined();
   });
 });

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { digestValue, fingerprint, liveDrift, liveEntries, readSavedPlan, toSavedPlan, writeSavedPlan } from "../../src/core/saved-plan.js";
 import type { Plan } from "../../src/core/plan.js";
 import type { Resource } from "../../src/core/resource.js";
+import { emptyIntent } from "../../src/core/intent.js";
 
 const res = (id: string, spec: Record<string, string>, extra: Partial<Resource> = {}): Resource => {
   const [kind, name] = id.split(":") as [string, string];
@@ -54,7 +55,7 @@ describe("saved plan file", () => {
 
   it("round-trips", () => {
     const p = join(dir, "plan.json");
-    writeSavedPlan(p, toSavedPlan(plan, { networks: [], endpoints: [], sysctls: [], files: ["a.toml"] }, { deep: false, destroy: false }));
+    writeSavedPlan(p, toSavedPlan(plan, emptyIntent(["a.toml"]), { deep: false, destroy: false }));
     const back = readSavedPlan(p);
     expect(back.changes).toEqual([{ action: "create", address: "network:web" }]);
     expect(back.desired).toEqual([net]);

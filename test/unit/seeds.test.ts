@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError, formatDiagnostic } from "../../src/core/diagnostics.js";
 import { formatCidr4, formatIp4 } from "../../src/core/ipv4.js";
+import { kinds } from "./helpers/builders.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CONFIG_RE = /\.(toml|ya?ml)$/i;
@@ -48,7 +49,7 @@ describe("fixtures/seeds", () => {
 
   it("a volantd.yaml that relies on the Volant defaults gets volant0, 192.168.127.0/24, .1, pool .100–.254", () => {
     const { intent } = loadsCleanly("fixtures/seeds/volant-networking-ipv6.yaml");
-    expect(intent.networks.map((n) => [n.bridge, formatCidr4(n.subnet), formatIp4(n.gateway), formatIp4(n.pool.start), formatIp4(n.pool.end)])).toEqual([
+    expect(kinds(intent).networks.map((n) => [n.bridge, formatCidr4(n.subnet), formatIp4(n.gateway), formatIp4(n.pool.start), formatIp4(n.pool.end)])).toEqual([
       ["volant0", "192.168.127.0/24", "192.168.127.1", "192.168.127.100", "192.168.127.254"],
     ]);
   });
@@ -61,6 +62,7 @@ describe("examples/", () => {
   }
   it.each(examples)("%s loads with no errors and declares something", (f) => {
     const { intent } = loadsCleanly(f);
-    expect(intent.networks.length + intent.endpoints.length + intent.sysctls.length).toBeGreaterThan(0);
+    const k = kinds(intent);
+    expect(k.networks.length + k.endpoints.length + k.sysctls.length + k.wireguard.length).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,8 @@
 // Which files the daemon watches besides the config: what the config refers to.
 import { describe, expect, it } from "vitest";
 import { referencedFiles } from "../../src/watch/referenced-files.js";
-import type { Intent } from "../../src/config/model.js";
+import type { Intent } from "../../src/core/intent.js";
+import { emptyIntent } from "../../src/core/intent.js";
 
 describe("referencedFiles", () => {
   it("finds blocklists relative to the config that names them, and key files wherever they sit", () => {
@@ -18,6 +19,6 @@ describe("referencedFiles", () => {
   });
 
   it("a config with no references watches nothing more", () => {
-    expect(referencedFiles({ networks: [], endpoints: [], sysctls: [], files: ["/x/a.toml"] })).toEqual([]);
+    expect(referencedFiles(emptyIntent(["/x/a.toml"]))).toEqual([]);
   });
 });

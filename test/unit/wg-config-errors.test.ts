@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
+import { kinds } from "./helpers/builders.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bolt-wg-bad-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,8 +110,8 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
       const file = join(dir, `ok${n++}.toml`);
       writeFileSync(file, text);
       const { intent } = loadIntent([file], "");
-      expect(intent.wireguard).toHaveLength(1);
-      expect(intent.wireguard![0]!.publicKey).toBe(self.pub);
+      expect(kinds(intent).wireguard).toHaveLength(1);
+      expect(kinds(intent).wireguard![0]!.publicKey).toBe(self.pub);
     }
   });
 
@@ -177,7 +178,7 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
   it("address may be a list (as the schema documents); a bad element is reported at that element", () => {
     const file = join(dir, `list${n++}.toml`);
     writeFileSync(file, wg(wgPeer(P1.pub, ["10.0.0.2/32"])).replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "10.0.1.1/24"]'));
-    const w = loadIntent([file], "").intent.wireguard![0]!;
+    const w = kinds(loadIntent([file], "").intent).wireguard![0]!;
     expect([w.address, ...(w.moreAddresses ?? [])].map((a) => `${a!.addr >>> 24}.${(a!.addr >>> 16) & 255}.${(a!.addr >>> 8) & 255}.${a!.addr & 255}/${a!.prefix}`)).toEqual(["10.0.0.1/24", "10.0.1.1/24"]);
     const text = wg(wgPeer(P1.pub, ["10.0.0.2/32"])).replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "10.0.1.999/24"]');
     expectError(text, /address "10\.0\.1\.999\/24" must be an IPv4 address with prefix/, '"10.0.1.999/24"');

@@ -1,7 +1,9 @@
-import { STAGE } from "../../core/resource.js";
-import type { Op, OpLine, Reconciler, Resource } from "../../core/resource.js";
+import { fragment } from "../../core/intent.js";
+import type { OpLine, Reconciler, RenderedOp, Resource } from "../../core/resource.js";
 import type { Ns } from "../../exec/runner.js";
+import { NETWORKS } from "../network/intent.js";
 import { nftName } from "../nft/grammar.js";
+import { NFT } from "../nft/intent.js";
 
 /**
  * `[firewall] docker_conflict_resolution = true` on a Docker host: Docker sets the iptables
@@ -16,11 +18,14 @@ const PRESENT = `docker-user:(chain)`;
 
 export const dockerUserReconciler: Reconciler = {
   kind: "docker-user",
+  // After bolt's own table, as before; the rules name bridges by name only.
+  phases: { rules: { after: ["network.link", "nft.table"] } },
+  uses: ["network", "nft"],
   replaceOn: [],
 
   desired(ctx) {
-    if (!ctx.intent.nft?.dockerResolution || !ctx.live.has(PRESENT)) return { resources: [], diagnostics: [] };
-    const resources = ctx.intent.networks.map((n): Resource => ({
+    if (!fragment(ctx.intent, NFT)?.dockerResolution || !ctx.live.has(PRESENT)) return { resources: [], diagnostics: [] };
+    const resources = fragment(ctx.intent, NETWORKS).map((n): Resource => ({
       kind: "docker-user",
       name: n.bridge,
       id: `docker-user:${n.bridge}`,
@@ -55,10 +60,10 @@ export const dockerUserReconciler: Reconciler = {
     const ns = ctx.target;
     const want = change.action === "delete" ? {} : change.after!.spec;
     const have = change.before?.owned ? change.before.spec : {};
-    const ops: Op[] = [];
+    const ops: RenderedOp[] = [];
     for (const dir of ["in", "out"] as const) {
-      if (want[dir] && !have[dir]) ops.push({ ...rule(ns, "-I", dir, br), stage: STAGE.nft, undo: [rule(ns, "-D", dir, br)] });
-      if (!want[dir] && have[dir]) ops.push({ ...rule(ns, "-D", dir, br), stage: STAGE.nft, undo: [rule(ns, "-I", dir, br)] });
+      if (want[dir] && !have[dir]) ops.push({ ...rule(ns, "-I", dir, br), phase: "rules", undo: [rule(ns, "-D", dir, br)] });
+      if (!want[dir] && have[dir]) ops.push({ ...rule(ns, "-D", dir, br), phase: "rules", undo: [rule(ns, "-I", dir, br)] });
     }
     return ops;
   },

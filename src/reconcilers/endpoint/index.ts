@@ -1,11 +1,13 @@
 import { formatIp4 } from "../../core/ipv4.js";
 import { encodeAlias } from "../../core/ownership.js";
 import { INNER_IFNAME, ROUTE_PROTO } from "../../core/conventions.js";
-import { STAGE } from "../../core/resource.js";
-import type { Op, OpLine, PlanContext, Reconciler, Resource } from "../../core/resource.js";
+import { fragment } from "../../core/intent.js";
+import type { OpLine, PlanContext, Reconciler, RenderedOp, Resource } from "../../core/resource.js";
 import type { IpLink } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
-import { endpointIfname } from "../../config/normalize.js";
+import { connectivityImpact } from "../network/index.js";
+import { NETWORKS } from "../network/intent.js";
+import { ENDPOINTS, endpointIfname, endpointIntent } from "./intent.js";
 import { assignAddresses } from "./ipam.js";
 import { INSIDE_READ, parseEndpoints, readInside } from "./read.js";
 
@@ -16,15 +18,22 @@ import { INSIDE_READ, parseEndpoints, readInside } from "./read.js";
  */
 export const endpointReconciler: Reconciler = {
   kind: "endpoint",
+  // The namespace exists before its veth end is moved into it; the host end joins a bridge.
+  phases: { netns: {}, port: { after: ["netns", "network.link"] }, inside: { after: ["port"] } },
+  uses: ["network"],
+  intent: endpointIntent,
   replaceOn: ["type", "host_if", "netns", "mac"],
+  readScope: [{ ip: ["-d", "link", "show"] }, { ip: ["netns", "list"], ns: null }],
 
   desired(ctx) {
     const liveIps = new Map<string, string>();
     for (const r of ctx.live.values()) if (r.kind === "endpoint" && r.owned && r.spec.ip) liveIps.set(r.name, r.spec.ip.split("/")[0]!);
-    const { ips, diagnostics } = assignAddresses(ctx.intent.networks, ctx.intent.endpoints, ctx.leases, liveIps);
-    const nets = new Map(ctx.intent.networks.map((n) => [n.name, n]));
+    const networks = fragment(ctx.intent, NETWORKS);
+    const endpoints = fragment(ctx.intent, ENDPOINTS);
+    const { ips, diagnostics } = assignAddresses(networks, endpoints, ctx.leases, liveIps);
+    const nets = new Map(networks.map((n) => [n.name, n]));
     const resources: Resource[] = [];
-    for (const e of ctx.intent.endpoints) {
+    for (const e of endpoints) {
       const n = nets.get(e.network);
       const ip = ips.get(e.name);
       if (!n || ip === undefined) continue;
@@ -75,6 +84,8 @@ export const endpointReconciler: Reconciler = {
     if (change.action === "delete") return deleteOps(before!, ctx.target);
     return updateOps(before!, after!, change.changed, ctx.target);
   },
+
+  impact: connectivityImpact,
 
   readBack(change) {
     const ns = change.after?.spec.netns;
@@ -130,59 +141,57 @@ function buildLines(r: Resource, target: Ns, nsCreated: boolean): { host: OpLine
   };
 }
 
-function createOps(r: Resource, ctx: PlanContext, replacing?: Resource): Op[] {
+function createOps(r: Resource, ctx: PlanContext, replacing?: Resource): RenderedOp[] {
   const ns = r.spec.netns;
   // A namespace that exists is the caller's (a job's, a container's): plug into it, never delete it.
   // One bolt created and is deleting as part of a replace is created again.
   const recreated = !!replacing && nsCreatedOf(replacing) && replacing.spec.netns === ns;
   const createNs = r.spec.type === "veth" && !!ns && (!ctx.netns.has(ns) || recreated);
-  r.data = { ...r.data, nsCreated: createNs };
   const { host, inside } = buildLines(r, ctx.target, createNs);
   const [add, ...restHost] = host;
-  const ops: Op[] = [];
-  if (createNs) ops.push({ ...line(null, "netns", "add", ns!), stage: STAGE.netns, undo: [line(null, "netns", "del", ns!)] });
+  const ops: RenderedOp[] = [];
+  if (createNs) ops.push({ ...line(null, "netns", "add", ns!), phase: "netns", undo: [line(null, "netns", "del", ns!)] });
   // Deleting the host link removes its peer and everything configured on it.
-  ops.push({ ...add!, stage: STAGE.port, undo: [line(ctx.target, "link", "del", "dev", r.spec.host_if!)] });
-  for (const l of restHost) ops.push({ ...l, stage: STAGE.port, undo: [] });
-  for (const l of inside) ops.push({ ...l, stage: STAGE.inside, undo: [] });
+  ops.push({ ...add!, phase: "port", undo: [line(ctx.target, "link", "del", "dev", r.spec.host_if!)] });
+  for (const l of restHost) ops.push({ ...l, phase: "port", undo: [] });
+  for (const l of inside) ops.push({ ...l, phase: "inside", undo: [] });
   return ops;
 }
 
-function deleteOps(r: Resource, target: Ns): Op[] {
+function deleteOps(r: Resource, target: Ns): RenderedOp[] {
   const nsCreated = nsCreatedOf(r);
   const { host, inside } = buildLines(r, target, nsCreated);
-  const ops: Op[] = [{ ...line(target, "link", "del", "dev", r.spec.host_if!), stage: STAGE.port, undo: [...host, ...inside] }];
-  if (nsCreated && r.spec.netns) ops.push({ ...line(null, "netns", "del", r.spec.netns), stage: STAGE.netns, undo: [line(null, "netns", "add", r.spec.netns)] });
+  const ops: RenderedOp[] = [{ ...line(target, "link", "del", "dev", r.spec.host_if!), phase: "port", undo: [...host, ...inside] }];
+  if (nsCreated && r.spec.netns) ops.push({ ...line(null, "netns", "del", r.spec.netns), phase: "netns", undo: [line(null, "netns", "add", r.spec.netns)] });
   return ops;
 }
 
-function updateOps(before: Resource, after: Resource, changed: string[], target: Ns): Op[] {
+function updateOps(before: Resource, after: Resource, changed: string[], target: Ns): RenderedOp[] {
   const dev = after.spec.host_if!;
   const ns = after.spec.netns ?? null;
   const b = before.spec;
   const a = after.spec;
   const nsCreated = nsCreatedOf(before);
-  after.data = { ...after.data, nsCreated };
-  const ops: Op[] = [];
-  const op = (stage: number, fwd: OpLine, undo: OpLine[]) => ops.push({ ...fwd, stage, undo });
+  const ops: RenderedOp[] = [];
+  const op = (phase: "port" | "inside", fwd: OpLine, undo: OpLine[]) => ops.push({ ...fwd, phase, undo });
   // A port whose bridge was deleted has no master: its undo is `nomaster` (an empty name is no token).
-  if (changed.includes("bridge")) op(STAGE.port, line(target, "link", "set", "dev", dev, "master", a.bridge!), [b.bridge ? line(target, "link", "set", "dev", dev, "master", b.bridge) : line(target, "link", "set", "dev", dev, "nomaster")]);
+  if (changed.includes("bridge")) op("port", line(target, "link", "set", "dev", dev, "master", a.bridge!), [b.bridge ? line(target, "link", "set", "dev", dev, "master", b.bridge) : line(target, "link", "set", "dev", dev, "nomaster")]);
   if (changed.includes("mtu")) {
-    op(STAGE.port, line(target, "link", "set", "dev", dev, "mtu", a.mtu!), [line(target, "link", "set", "dev", dev, "mtu", b.mtu!)]);
-    if (a.type === "veth") op(STAGE.inside, line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", a.mtu!), [line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", b.mtu!)]);
+    op("port", line(target, "link", "set", "dev", dev, "mtu", a.mtu!), [line(target, "link", "set", "dev", dev, "mtu", b.mtu!)]);
+    if (a.type === "veth") op("inside", line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", a.mtu!), [line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", b.mtu!)]);
   }
-  if (changed.includes("state")) op(STAGE.port, line(target, "link", "set", "dev", dev, a.state === "up" ? "up" : "down"), [line(target, "link", "set", "dev", dev, b.state === "up" ? "up" : "down")]);
+  if (changed.includes("state")) op("port", line(target, "link", "set", "dev", dev, a.state === "up" ? "up" : "down"), [line(target, "link", "set", "dev", dev, b.state === "up" ? "up" : "down")]);
   if (a.type === "veth" && (changed.includes("ip") || changed.includes("gateway"))) {
     const route = (gw: string) => line(ns, "route", "replace", "default", "via", gw, "dev", INNER_IFNAME, "proto", ROUTE_PROTO);
     const ipChanged = changed.includes("ip");
-    if (ipChanged && a.ip) op(STAGE.inside, line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
+    if (ipChanged && a.ip) op("inside", line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
     // Removing the old address flushes the default route through it: its undo restores both.
     const oldIps = ipChanged && b.ip ? b.ip.split(", ") : [];
-    for (const old of oldIps) op(STAGE.inside, line(ns, "address", "del", old, "dev", INNER_IFNAME), [line(ns, "address", "add", old, "dev", INNER_IFNAME), ...(b.gateway ? [route(b.gateway)] : [])]);
-    if (a.gateway) op(STAGE.inside, route(a.gateway), oldIps.length || !b.gateway ? [] : [route(b.gateway)]);
+    for (const old of oldIps) op("inside", line(ns, "address", "del", old, "dev", INNER_IFNAME), [line(ns, "address", "add", old, "dev", INNER_IFNAME), ...(b.gateway ? [route(b.gateway)] : [])]);
+    if (a.gateway) op("inside", route(a.gateway), oldIps.length || !b.gateway ? [] : [route(b.gateway)]);
   }
   if (["network", "ip", "gateway"].some((f) => changed.includes(f))) {
-    op(STAGE.port, line(target, "link", "set", "dev", dev, "alias", aliasOf(after, nsCreated)), [line(target, "link", "set", "dev", dev, "alias", aliasOf(before, nsCreated))]);
+    op("port", line(target, "link", "set", "dev", dev, "alias", aliasOf(after, nsCreated)), [line(target, "link", "set", "dev", dev, "alias", aliasOf(before, nsCreated))]);
   }
   return ops;
 }

@@ -1,6 +1,7 @@
 import { formatIp4, parseIp4 } from "../../core/ipv4.js";
 import type { Diagnostic } from "../../core/diagnostics.js";
-import type { EndpointIntent, NetworkIntent } from "../../config/model.js";
+import type { EndpointIntent } from "./intent.js";
+import type { NetworkIntent } from "../network/intent.js";
 
 /**
  * Deterministic IPAM: a static ip wins; else the endpoint keeps its lease (store, or the

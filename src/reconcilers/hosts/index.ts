@@ -1,6 +1,8 @@
 import { formatIp4 } from "../../core/ipv4.js";
-import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
+import { fragment } from "../../core/intent.js";
+import type { OpLine, Reconciler, RenderedOp, Resource } from "../../core/resource.js";
 import type { Ns } from "../../exec/runner.js";
+import { WIREGUARD } from "../wireguard/intent.js";
 
 /**
  * GhostWire magic DNS: `<hostname>.mesh` for every mesh node, as a managed block in the hosts
@@ -12,7 +14,6 @@ export const BEGIN = "# BEGIN bolt magic_dns (managed by bolt; edits here are ov
 /** Marks a namespace hosts file bolt created (and so deletes on destroy). */
 const CREATED = " [file created by bolt]";
 export const END = "# END bolt magic_dns";
-const STAGE_HOSTS = 55;
 
 export function hostsPath(target: Ns): string {
   return target === null ? "/etc/hosts" : `/etc/netns/${target}/hosts`;
@@ -28,10 +29,14 @@ export function splitBlock(text: string): { before: string; block: string[] | un
 
 export const hostsReconciler: Reconciler = {
   kind: "hosts",
+  // The file goes in its directory (/etc/netns/NAME), and names addresses the interface has;
+  // last of all, so a name never resolves before its address answers.
+  phases: { dir: {}, file: { after: ["dir", "wireguard.addr", "sysctl.write"] } },
+  uses: ["wireguard"],
   replaceOn: [],
 
   desired(ctx) {
-    const m = ctx.intent.mesh;
+    const m = fragment(ctx.intent, WIREGUARD).mesh;
     if (!m?.magicDns) return { resources: [], diagnostics: [] };
     const wg = ctx.desired.find((r) => r.id === `wireguard:${m.ifname}`);
     const selfAddr = wg?.spec.address ? wg.spec.address.split("/")[0]! : formatIp4(m.self.address);
@@ -50,7 +55,7 @@ export const hostsReconciler: Reconciler = {
     return { resources: [{ kind: "hosts", name: "magic_dns", id: "hosts:magic_dns", keys: [], spec: { file: path, entries: block.filter(Boolean).join("; ") }, data, deps: [], owned: true }], foreign: new Map() };
   },
 
-  render(change, ctx) {
+  render(change, ctx): RenderedOp[] {
     const path = hostsPath(ctx.target);
     const live = change.before ?? ctx.live.get("hosts:magic_dns");
     const exists = !!live?.data?.exists;
@@ -62,11 +67,11 @@ export const hostsReconciler: Reconciler = {
       if (created) {
         // rmdir only succeeds when bolt's file was all there was in /etc/netns/NAME.
         return [
-          { tool: "exec", ns: null, args: ["rm", "-f", path], stage: STAGE_HOSTS, undo: restore },
-          { tool: "exec", ns: null, args: ["rmdir", "--ignore-fail-on-non-empty", `/etc/netns/${ctx.target}`], stage: STAGE_HOSTS - 1, undo: [] },
+          { tool: "exec", ns: null, args: ["rm", "-f", path], phase: "file", undo: restore },
+          { tool: "exec", ns: null, args: ["rmdir", "--ignore-fail-on-non-empty", `/etc/netns/${ctx.target}`], phase: "dir", undo: [] },
         ];
       }
-      return [{ ...write(path, rest.endsWith("\n") ? rest : rest + "\n"), stage: STAGE_HOSTS, undo: restore }];
+      return [{ ...write(path, rest.endsWith("\n") ? rest : rest + "\n"), phase: "file", undo: restore }];
     }
     const base = exists ? current : String(live?.data?.base ?? "127.0.0.1 localhost\n");
     const { before, after } = splitBlock(base);
@@ -74,7 +79,8 @@ export const hostsReconciler: Reconciler = {
     const block = [BEGIN + (created ? CREATED : ""), ...change.after!.spec.entries!.split("; "), END].join("\n");
     const text = [before.replace(/\n*$/, ""), block, after.replace(/^\n*/, "")].filter(Boolean).join("\n") + "\n";
     const mk: OpLine[] = ctx.target !== null && !exists ? [mkdir(ctx.target)] : [];
-    return [...mk.map((l) => ({ ...l, stage: STAGE_HOSTS, undo: [] })), { ...write(path, text), stage: STAGE_HOSTS, undo: restore }];
+    // mkdir in the file's phase: the same batch as the write, just before it.
+    return [...mk.map((l) => ({ ...l, phase: "file", undo: [] })), { ...write(path, text), phase: "file", undo: restore }];
   },
 };
 

@@ -1,11 +1,12 @@
 import { encodeAlias } from "../../core/ownership.js";
 import { RangeIndex, formatCidr4, formatIp4, parseCidr4, rangeOf } from "../../core/ipv4.js";
-import { STAGE } from "../../core/resource.js";
-import type { Op, OpLine, Reconciler, Resource } from "../../core/resource.js";
+import { fragment } from "../../core/intent.js";
+import type { Change, Impact, OpLine, Reconciler, RenderedOp, Resource } from "../../core/resource.js";
 import type { Diagnostic } from "../../core/diagnostics.js";
 import type { IpAddr, IpLink, IpRoute } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
 import { parseNetworks } from "./read.js";
+import { NETWORKS, networkIntent } from "./intent.js";
 
 /**
  * `[networks.NAME]` / volantd bridge: a Linux bridge with the gateway address, MTU, link up.
@@ -14,10 +15,20 @@ import { parseNetworks } from "./read.js";
  */
 export const networkReconciler: Reconciler = {
   kind: "network",
+  // Endpoint namespaces first, as bolt always has: the cheapest write, and a namespace that
+  // cannot be made fails the apply before any bridge exists.
+  phases: { link: { after: ["endpoint.netns"] } },
+  intent: networkIntent,
   replaceOn: ["bridge"],
+  readScope: [{ ip: ["-d", "link", "show"] }, { ip: ["addr", "show"] }, { ip: ["-4", "route", "show", "table", "all"] }],
+  offlineReads: [
+    { argv: ["ip", "-j", "-4", "route", "show", "table", "all"], absent: { stdout: "[]", stderr: "", code: 0 } },
+    // Link names and ownership aliases are all a conflict check needs of `ip -d link show` (no MACs, no stats).
+    { argv: ["ip", "-j", "-d", "link", "show"], absent: { stdout: "[]", stderr: "", code: 0 }, minimize: minimalLinks },
+  ],
 
   desired(ctx) {
-    const resources = ctx.intent.networks.map((n): Resource => ({
+    const resources = fragment(ctx.intent, NETWORKS).map((n): Resource => ({
       kind: "network",
       name: n.name,
       id: `network:${n.name}`,
@@ -64,7 +75,23 @@ export const networkReconciler: Reconciler = {
     if (change.action === "delete") return deleteOps(before!, ns);
     return updateOps(before!, after!, change.changed, ns);
   },
+
+  impact: connectivityImpact,
 };
+
+/** Fields whose change moves addresses, routes or ports that live traffic depends on. */
+const CONNECTIVITY_FIELDS = ["address", "ip", "gateway", "bridge", "netns", "state"];
+
+/** Networks and endpoints carry traffic: moving or removing one cuts it. */
+export function connectivityImpact(c: Change): Impact | undefined {
+  if (c.action === "update") return c.changed.some((f) => CONNECTIVITY_FIELDS.includes(f)) ? "connectivity" : undefined;
+  return c.action === "create" ? undefined : "connectivity";
+}
+
+function minimalLinks(stdout: string): string {
+  const links = (stdout.trim() ? JSON.parse(stdout) : []) as { ifname: string; ifalias?: string }[];
+  return JSON.stringify(links.map((l) => (l.ifalias ? { ifname: l.ifname, ifalias: l.ifalias } : { ifname: l.ifname })));
+}
 
 const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
 
@@ -86,30 +113,30 @@ function createLines(r: Resource, ns: Ns): OpLine[] {
   ];
 }
 
-function createOps(r: Resource, ns: Ns): Op[] {
+function createOps(r: Resource, ns: Ns): RenderedOp[] {
   const br = r.spec.bridge!;
   const [add, ...rest] = createLines(r, ns);
   // Undo of the first line removes everything later lines add, so they need no undo of their own.
-  return [{ ...add!, stage: STAGE.link, undo: [line(ns, "link", "del", "dev", br)] }, ...rest.map((l) => ({ ...l, stage: STAGE.link, undo: [] }))];
+  return [{ ...add!, phase: "link", undo: [line(ns, "link", "del", "dev", br)] }, ...rest.map((l) => ({ ...l, phase: "link", undo: [] }))];
 }
 
-function deleteOps(r: Resource, ns: Ns): Op[] {
-  return [{ ...line(ns, "link", "del", "dev", r.spec.bridge!), stage: STAGE.link, undo: createLines(r, ns) }];
+function deleteOps(r: Resource, ns: Ns): RenderedOp[] {
+  return [{ ...line(ns, "link", "del", "dev", r.spec.bridge!), phase: "link", undo: createLines(r, ns) }];
 }
 
-function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): Op[] {
+function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): RenderedOp[] {
   const br = after.spec.bridge!;
-  const ops: Op[] = [];
-  if (changed.includes("mtu")) ops.push({ ...line(ns, "link", "set", "dev", br, "mtu", after.spec.mtu!), stage: STAGE.link, undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu!)] });
+  const ops: RenderedOp[] = [];
+  if (changed.includes("mtu")) ops.push({ ...line(ns, "link", "set", "dev", br, "mtu", after.spec.mtu!), phase: "link", undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu!)] });
   if (changed.includes("address")) {
     const want = new Set(addrList(after.spec));
     const have = new Set(addrList(before.spec));
-    for (const a of have) if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), stage: STAGE.link, undo: [line(ns, "address", "add", a, "dev", br)] });
-    for (const a of want) if (!have.has(a)) ops.push({ ...line(ns, "address", "add", a, "dev", br), stage: STAGE.link, undo: [line(ns, "address", "del", a, "dev", br)] });
+    for (const a of have) if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [line(ns, "address", "add", a, "dev", br)] });
+    for (const a of want) if (!have.has(a)) ops.push({ ...line(ns, "address", "add", a, "dev", br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
   }
   if (changed.includes("state")) {
     const to = after.spec.state === "up" ? "up" : "down";
-    ops.push({ ...line(ns, "link", "set", "dev", br, to), stage: STAGE.link, undo: [line(ns, "link", "set", "dev", br, to === "up" ? "down" : "up")] });
+    ops.push({ ...line(ns, "link", "set", "dev", br, to), phase: "link", undo: [line(ns, "link", "set", "dev", br, to === "up" ? "down" : "up")] });
   }
   return ops;
 }

@@ -1,7 +1,7 @@
 import { formatCidr4, formatIp4, parseCidr4, maskOf, broadcastOf } from "../../core/ipv4.js";
 import type { Cidr4 } from "../../core/ipv4.js";
 import type { SourcePos } from "../../core/diagnostics.js";
-import type { NetworkIntent } from "../../config/model.js";
+import type { NetworkIntent } from "../network/intent.js";
 import type { AddrRef, FirewallRuleIntent, NftIntent, SegmentIntent } from "./intent.js";
 import { nftIfname, nftName } from "./grammar.js";
 import { EXIT } from "../wireguard/intent.js";

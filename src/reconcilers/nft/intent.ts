@@ -5,7 +5,12 @@ import type { Diagnostic, SourcePos } from "../../core/diagnostics.js";
 import { parseCidr4, parseIp4 } from "../../core/ipv4.js";
 import type { Cidr4 } from "../../core/ipv4.js";
 import type { LoadedFile } from "../../config/load.js";
-import type { EndpointIntent, NetworkIntent } from "../../config/model.js";
+import { fragment, fragmentKey } from "../../core/intent.js";
+import type { IntentHooks } from "../../core/resource.js";
+import { ENDPOINTS } from "../endpoint/intent.js";
+import type { EndpointIntent } from "../endpoint/intent.js";
+import { NETWORKS } from "../network/intent.js";
+import type { NetworkIntent } from "../network/intent.js";
 import { pointer } from "../../config/positions.js";
 import { PolicyError, parsePolicy, portRange } from "./policy.js";
 import type { Policy } from "./policy.js";
@@ -74,6 +79,13 @@ export interface NftIntent {
 }
 
 type Obj = Record<string, unknown>;
+
+/** Absent from an intent made for destroy: bolt's table goes. */
+export const NFT = fragmentKey<NftIntent | undefined>("nft", () => undefined);
+
+export const nftIntentHooks: IntentHooks = {
+  build: (files, ctx) => nftIntent(files, fragment(ctx.intent, NETWORKS), fragment(ctx.intent, ENDPOINTS), ctx.diagnostics),
+};
 
 /** Defaults of `ddos_protection = true` without a [firewall.ddos] table (visible in the plan). */
 export const DDOS_DEFAULTS = { connRate: 100, pktRate: 10000 };

@@ -1,11 +1,11 @@
 import { formatCidr4 } from "../../core/ipv4.js";
 import { ROUTE_PROTO } from "../../core/conventions.js";
-import { STAGE } from "../../core/resource.js";
 import type { Diagnostic } from "../../core/diagnostics.js";
+import { fragment } from "../../core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
 import type { IpRoute } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
-import { EXIT } from "../wireguard/intent.js";
+import { EXIT, WIREGUARD } from "../wireguard/intent.js";
 
 /**
  * Routes bolt installs in the target: one per WireGuard allowed IP (routes follow allowed-IPs
@@ -14,11 +14,15 @@ import { EXIT } from "../wireguard/intent.js";
  */
 export const routeReconciler: Reconciler = {
   kind: "route",
+  // A route needs its device up with an address (the source the kernel picks), like wg-quick after the peers.
+  phases: { route: { after: ["wireguard.addr", "wg-peer.peer"] } },
+  uses: ["wireguard"],
   replaceOn: [],
+  readScope: [{ ip: ["-4", "route", "show", "table", "all"] }],
 
   desired(ctx) {
     const resources: Resource[] = [];
-    for (const w of ctx.intent.wireguard ?? []) {
+    for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
       for (const p of w.peers) {
         for (const c of p.allowedIps) {
           const table = c.prefix === 0 ? String(EXIT.table) : "main";
@@ -50,9 +54,12 @@ export const routeReconciler: Reconciler = {
 
   render(change, ctx) {
     const ns = ctx.target;
-    if (change.action === "delete") return [{ ...del(ns, change.before!), stage: STAGE.route, destroy: true, undo: [replace(ns, change.before!)] }];
-    return [{ ...replace(ns, change.after!), stage: STAGE.route, undo: [change.action === "create" ? del(ns, change.after!) : replace(ns, change.before!)] }];
+    if (change.action === "delete") return [{ ...del(ns, change.before!), phase: "route", destroy: true, undo: [replace(ns, change.before!)] }];
+    return [{ ...replace(ns, change.after!), phase: "route", undo: [change.action === "create" ? del(ns, change.after!) : replace(ns, change.before!)] }];
   },
+
+  // Routes carry the tunnel's traffic: any change but a new one moves live traffic.
+  impact: (c) => (c.action === "create" ? undefined : "connectivity"),
 };
 
 /** ip prints host routes without "/32". */

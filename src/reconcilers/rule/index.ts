@@ -1,8 +1,8 @@
 import { ROUTE_PROTO } from "../../core/conventions.js";
-import { STAGE } from "../../core/resource.js";
+import { fragment } from "../../core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
 import type { Ns } from "../../exec/runner.js";
-import { EXIT } from "../wireguard/intent.js";
+import { EXIT, WIREGUARD } from "../wireguard/intent.js";
 
 /**
  * Policy routing rules (exit node, wg-quick's scheme): first `lookup main suppress_prefixlength 0`
@@ -22,14 +22,19 @@ interface IpRule {
 
 export const ruleReconciler: Reconciler = {
   kind: "rule",
+  // Rules send traffic to the tunnel's table: only once its default route is there.
+  phases: { rule: { after: ["route.route"] } },
+  uses: ["wireguard"],
   replaceOn: ["selector"],
+  readScope: [{ ip: ["rule", "show"] }],
 
   desired(ctx) {
     const resources: Resource[] = [];
-    const w = (ctx.intent.wireguard ?? []).find((x) => x.fwmark === EXIT.fwmark);
-    if (ctx.intent.mesh?.useExitNode && w) {
-      resources.push(rule(EXIT.prioSuppress, "suppress_prefixlength 0", "main", ctx.intent.mesh.source));
-      resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), ctx.intent.mesh.source));
+    const wg = fragment(ctx.intent, WIREGUARD);
+    const w = wg.interfaces.find((x) => x.fwmark === EXIT.fwmark);
+    if (wg.mesh?.useExitNode && w) {
+      resources.push(rule(EXIT.prioSuppress, "suppress_prefixlength 0", "main", wg.mesh.source));
+      resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), wg.mesh.source));
     }
     return { resources, diagnostics: [] };
   },
@@ -42,9 +47,12 @@ export const ruleReconciler: Reconciler = {
 
   render(change, ctx) {
     const ns = ctx.target;
-    if (change.action === "delete") return [{ ...del(ns, change.before!), stage: STAGE.rule, destroy: true, undo: [add(ns, change.before!)] }];
-    return [{ ...add(ns, change.after!), stage: STAGE.rule, undo: [del(ns, change.after!)] }];
+    if (change.action === "delete") return [{ ...del(ns, change.before!), phase: "rule", destroy: true, undo: [add(ns, change.before!)] }];
+    return [{ ...add(ns, change.after!), phase: "rule", undo: [del(ns, change.after!)] }];
   },
+
+  // A policy rule decides where all of the host's traffic goes (full tunnel or not).
+  impact: () => "connectivity",
 };
 
 function selectorOf(r: IpRule): string {

@@ -1,7 +1,9 @@
-import { STAGE } from "../../core/resource.js";
 import type { Diagnostic } from "../../core/diagnostics.js";
+import { fragment } from "../../core/intent.js";
+import type { Intent } from "../../core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
 import type { Ns } from "../../exec/runner.js";
+import { SYSCTLS, sysctlIntent } from "./intent.js";
 
 /**
  * `[sysctl]`: only the keys listed. The kernel keeps no owner for a sysctl, so ownership is
@@ -10,11 +12,17 @@ import type { Ns } from "../../exec/runner.js";
  */
 export const sysctlReconciler: Reconciler = {
   kind: "sysctl",
+  // Forwarding is switched on only once the firewall is in place; per-interface keys
+  // (net.ipv4.conf.IF.*) need their links.
+  phases: { write: { after: ["network.link", "endpoint.inside", "wireguard.conf", "nft.table", "docker-user.rules"] } },
+  // Implied keys: ip_forward for NAT, port forwards and mesh routing; src_valid_mark for an exit node.
+  uses: ["network", "nft", "wireguard"],
+  intent: sysctlIntent,
   replaceOn: [],
   adopts: true,
 
   desired(ctx) {
-    const resources = ctx.intent.sysctls.map((s): Resource => ({
+    const resources = fragment(ctx.intent, SYSCTLS).map((s): Resource => ({
       kind: "sysctl",
       name: s.key,
       id: `sysctl:${s.key}`,
@@ -29,7 +37,8 @@ export const sysctlReconciler: Reconciler = {
   },
 
   async read(io, ctx) {
-    const keys = [...new Set([...ctx.intent.sysctls.map((s) => s.key), ...ctx.originals.keys()])].sort();
+    const also = [...(ctx.also ?? [])].filter((id) => id.startsWith("sysctl:")).map((id) => id.slice("sysctl:".length));
+    const keys = [...new Set([...fragment(ctx.intent, SYSCTLS).map((s) => s.key), ...ctx.originals.keys(), ...also])].sort();
     if (!keys.length) return { resources: [], foreign: new Map() };
     // One process for all keys; a missing key makes sysctl exit non-zero but print the rest.
     const r = await io.exec(["sysctl", ...keys]);
@@ -40,7 +49,7 @@ export const sysctlReconciler: Reconciler = {
       const value = values.get(key);
       const original = ctx.originals.get(key);
       if (value === undefined) {
-        const src = ctx.intent.sysctls.find((s) => s.key === key)?.source;
+        const src = fragment(ctx.intent, SYSCTLS).find((s) => s.key === key)?.source;
         if (src) diagnostics.push({ severity: "error", message: `sysctl "${key}" does not exist in this kernel (or namespace)`, source: src });
         continue;
       }
@@ -54,10 +63,14 @@ export const sysctlReconciler: Reconciler = {
     const ns = ctx.target;
     if (change.action === "delete") {
       const original = change.before!.restores?.value ?? change.before!.spec.value!;
-      return [{ ...write(ns, key, original), stage: STAGE.sysctl, undo: [write(ns, key, change.before!.spec.value!)] }];
+      return [{ ...write(ns, key, original), phase: "write", undo: [write(ns, key, change.before!.spec.value!)] }];
     }
-    return [{ ...write(ns, key, change.after!.spec.value!), stage: STAGE.sysctl, undo: [write(ns, key, change.before!.spec.value!)] }];
+    return [{ ...write(ns, key, change.after!.spec.value!), phase: "write", undo: [write(ns, key, change.before!.spec.value!)] }];
   },
+
+  // A sysctl the export did not read (the config names a new key): its current value is unknown
+  // offline. Planned as an adoption of "unknown"; applying re-reads the real value first.
+  offlineLive: (intent: Intent) => fragment(intent, SYSCTLS).map((s): Resource => ({ kind: "sysctl", name: s.key, id: `sysctl:${s.key}`, keys: [], spec: { value: "unknown" }, data: {}, deps: [], owned: false })),
 
   commit(change, store, target) {
     if (change.action === "delete") store.dropOriginal(target, change.name);

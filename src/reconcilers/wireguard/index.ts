@@ -1,12 +1,13 @@
 import { formatIp4 } from "../../core/ipv4.js";
 import { decodeAlias, encodeAlias } from "../../core/ownership.js";
-import { STAGE } from "../../core/resource.js";
 import type { Diagnostic } from "../../core/diagnostics.js";
-import type { Op, OpLine, Reconciler, Resource } from "../../core/resource.js";
+import { fragment } from "../../core/intent.js";
+import type { OpLine, PlanContext, Reconciler, RenderedOp, Resource } from "../../core/resource.js";
 import type { IpAddr, IpLink, LiveReader } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
 import { parseWgDump } from "./dump.js";
 import type { WgDump } from "./dump.js";
+import { WIREGUARD, wireguardIntentHooks } from "./intent.js";
 
 /**
  * `[wireguard.NAME]` and the mesh node's interface. This machine class has no WireGuard kernel
@@ -20,11 +21,15 @@ export const WG_MTU = 1420;
 
 export const wireguardReconciler: Reconciler = {
   kind: "wireguard",
+  // wireguard-go creates the device; addresses and the MTU go on it; then its keys and port.
+  phases: { dev: {}, addr: { after: ["dev"] }, conf: { after: ["addr"] } },
+  intent: wireguardIntentHooks,
   replaceOn: ["type"],
+  readScope: [{ ip: ["-d", "link", "show"] }, { ip: ["addr", "show"] }],
 
   desired(ctx) {
     const resources: Resource[] = [];
-    for (const w of ctx.intent.wireguard ?? []) {
+    for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
       // Compared sorted, like the live read lists them; added in the config's order (data.addresses):
       // the first is the source address the kernel picks for the allowed-IP routes, as with wg-quick.
       const addresses = w.address ? [w.address, ...(w.moreAddresses ?? [])].map((a) => `${formatIp4(a.addr)}/${a.prefix}`) : [meshAddress(ctx, w.ifname)];
@@ -70,7 +75,7 @@ export const wireguardReconciler: Reconciler = {
   render(change, ctx) {
     const ns = ctx.target;
     if (change.action === "create") return createOps(change.after!, ns);
-    if (change.action === "delete") return [{ ...ipLine(ns, "link", "del", "dev", change.name), stage: STAGE.wgdev, undo: createLines(change.before!, ns) }];
+    if (change.action === "delete") return [{ ...ipLine(ns, "link", "del", "dev", change.name), phase: "dev", undo: createLines(change.before!, ns) }];
     return updateOps(change.before!, change.after!, change.changed, ns);
   },
 
@@ -82,12 +87,12 @@ export const wireguardReconciler: Reconciler = {
 };
 
 /** Mesh address not given in the file: the lease, else what the interface has, else the key-derived one. */
-function meshAddress(ctx: Parameters<Reconciler["desired"]>[0], ifname: string): string {
+function meshAddress(ctx: PlanContext, ifname: string): string {
   const lease = ctx.leases.get(`mesh:${ifname}`);
   if (lease) return `${lease}/32`;
   const live = ctx.live.get(`wireguard:${ifname}`);
   if (live?.owned && live.spec.address) return live.spec.address;
-  return `${formatIp4(ctx.intent.mesh!.self.address)}/32`;
+  return `${formatIp4(fragment(ctx.intent, WIREGUARD).mesh!.self.address)}/32`;
 }
 
 export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | undefined> {
@@ -145,31 +150,31 @@ function keyPathForAlias(r: Resource): string | undefined {
   return p && !/[,=\s"'\\]/.test(p) ? p : undefined;
 }
 
-function createOps(r: Resource, ns: Ns): Op[] {
+function createOps(r: Resource, ns: Ns): RenderedOp[] {
   const [start, alias, ...rest] = createLines(r, ns);
-  const stageOf = (l: OpLine) => (l.tool === "ip" ? STAGE.wgaddr : STAGE.wgconf);
+  const phaseOf = (l: OpLine) => (l.tool === "ip" ? "addr" : "conf");
   return [
     // Deleting the link ends wireguard-go and everything configured on the device.
-    { ...start!, stage: STAGE.wgdev, undo: [ipLine(ns, "link", "del", "dev", r.name)] },
-    { ...alias!, stage: STAGE.wgaddr, undo: [] },
-    ...rest.map((l) => ({ ...l, stage: stageOf(l), undo: [] })),
+    { ...start!, phase: "dev", undo: [ipLine(ns, "link", "del", "dev", r.name)] },
+    { ...alias!, phase: "addr", undo: [] },
+    ...rest.map((l) => ({ ...l, phase: phaseOf(l), undo: [] })),
   ];
 }
 
-function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): Op[] {
+function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): RenderedOp[] {
   const dev = after.name;
-  const ops: Op[] = [];
+  const ops: RenderedOp[] = [];
   if (changed.includes("address")) {
     const want = new Set(after.spec.address ? after.spec.address.split(", ") : []);
     const have = new Set(before.spec.address ? before.spec.address.split(", ") : []);
-    for (const a of want) if (!have.has(a)) ops.push({ ...ipLine(ns, "address", "add", a, "dev", dev), stage: STAGE.wgaddr, undo: [ipLine(ns, "address", "del", a, "dev", dev)] });
-    for (const a of have) if (!want.has(a)) ops.push({ ...ipLine(ns, "address", "del", a, "dev", dev), stage: STAGE.wgaddr, undo: [ipLine(ns, "address", "add", a, "dev", dev)] });
+    for (const a of want) if (!have.has(a)) ops.push({ ...ipLine(ns, "address", "add", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "del", a, "dev", dev)] });
+    for (const a of have) if (!want.has(a)) ops.push({ ...ipLine(ns, "address", "del", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "add", a, "dev", dev)] });
   }
-  if (changed.includes("mtu") || changed.includes("state")) ops.push({ ...ipLine(ns, "link", "set", "dev", dev, "mtu", after.spec.mtu!, "up"), stage: STAGE.wgaddr, undo: [ipLine(ns, "link", "set", "dev", dev, "mtu", before.spec.mtu!)] });
+  if (changed.includes("mtu") || changed.includes("state")) ops.push({ ...ipLine(ns, "link", "set", "dev", dev, "mtu", after.spec.mtu!, "up"), phase: "addr", undo: [ipLine(ns, "link", "set", "dev", dev, "mtu", before.spec.mtu!)] });
   const conf = wgSetArgs(after, changed);
   // The old private key is not kept anywhere (by design), so a key change cannot be undone.
   const undoConf = wgSetArgs(before, changed.filter((f) => f !== "public_key"));
-  if (conf.length) ops.push({ ...exec(ns, "wg", "set", dev, ...conf), stage: STAGE.wgconf, undo: undoConf.length ? [exec(ns, "wg", "set", dev, ...undoConf)] : [] });
+  if (conf.length) ops.push({ ...exec(ns, "wg", "set", dev, ...conf), phase: "conf", undo: undoConf.length ? [exec(ns, "wg", "set", dev, ...undoConf)] : [] });
   return ops;
 }
 

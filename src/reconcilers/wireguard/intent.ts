@@ -7,6 +7,9 @@ import type { LoadedFile } from "../../config/load.js";
 import { ifnameProblem } from "../../config/names.js";
 import { pointer } from "../../config/positions.js";
 import { isKey, readKeyFile } from "./keys.js";
+import { runAclTests } from "./acl.js";
+import { fragmentKey } from "../../core/intent.js";
+import type { IntentHooks } from "../../core/resource.js";
 
 /**
  * `[wireguard.NAME]` (Boltfile) and the GhostWire mesh (ghostwire.toml or `[meshvpn]`), both
@@ -81,6 +84,28 @@ export const EXIT = { fwmark: 0x0b000000, mask: 0x0f000000, table: 20100, prioSu
 const MESH_CIDR = parseCidr4("100.64.0.0/10")!;
 
 type Obj = Record<string, unknown>;
+
+/** `[wireguard.*]` interfaces and the mesh node (whose interface is one of them). */
+export interface WireguardFragment {
+  interfaces: WgIntent[];
+  mesh?: MeshIntent;
+}
+
+export const WIREGUARD = fragmentKey<WireguardFragment>("wireguard", () => ({ interfaces: [] }));
+
+export const wireguardIntentHooks: IntentHooks = {
+  build(files, ctx): WireguardFragment {
+    const { wireguard, mesh } = wireguardIntent(files, ctx.diagnostics, { offline: ctx.opts.offline });
+    // `[[acl_tests]]` are evaluated offline; a failing assertion blocks apply like a config error.
+    if (mesh && !ctx.opts.skipAclTests) {
+      for (const f of runAclTests(mesh, mesh.self)) {
+        ctx.diagnostics.push({ severity: "error", message: `acl_test: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, the test expects ${f.expected === "accept" ? "accept" : "deny"}`, source: f.test.source });
+      }
+    }
+    return { interfaces: wireguard, mesh };
+  },
+};
+
 /** Reports an error; `missing` reports a key file that is not here (a warning when offline). */
 type Err = ((message: string, source: SourcePos, hint?: string) => void) & { missing?: (message: string, source: SourcePos) => void };
 

@@ -1,7 +1,16 @@
 // Small constructors for the pure-function tests: intents, resources and ops with only the
 // fields a test cares about spelled out.
 import { parseCidr4, parseIp4 } from "../../../src/core/ipv4.js";
-import type { EndpointIntent, Intent, NetworkIntent, SysctlIntent } from "../../../src/config/model.js";
+import { fragment } from "../../../src/core/intent.js";
+import type { Intent } from "../../../src/core/intent.js";
+import { ENDPOINTS } from "../../../src/reconcilers/endpoint/intent.js";
+import type { EndpointIntent } from "../../../src/reconcilers/endpoint/intent.js";
+import { NETWORKS } from "../../../src/reconcilers/network/intent.js";
+import type { NetworkIntent } from "../../../src/reconcilers/network/intent.js";
+import { NFT } from "../../../src/reconcilers/nft/intent.js";
+import { SYSCTLS } from "../../../src/reconcilers/sysctl/intent.js";
+import type { SysctlIntent } from "../../../src/reconcilers/sysctl/intent.js";
+import { WIREGUARD } from "../../../src/reconcilers/wireguard/intent.js";
 import type { SourcePos } from "../../../src/core/diagnostics.js";
 import type { Op, Resource } from "../../../src/core/resource.js";
 import type { Ns } from "../../../src/exec/runner.js";
@@ -26,8 +35,19 @@ export function endpoint(name: string, net: string, opts: { ip?: string; line?: 
   return { name, network: net, type: "veth", netns: name, ip: opts.ip ? ip(opts.ip) : undefined, source: at(opts.line ?? 1), fieldSources: {} };
 }
 
-export function intent(parts: Partial<Intent> & { sysctls?: SysctlIntent[] } = {}): Intent {
-  return { networks: [], endpoints: [], sysctls: [], files: [], ...parts };
+/** An intent from the fragments a test names (each kind's own fragment). */
+export function intent(parts: { networks?: NetworkIntent[]; endpoints?: EndpointIntent[]; sysctls?: SysctlIntent[]; files?: string[] } = {}): Intent {
+  const kinds: Record<string, unknown> = {};
+  if (parts.networks) kinds.network = parts.networks;
+  if (parts.endpoints) kinds.endpoint = parts.endpoints;
+  if (parts.sysctls) kinds.sysctl = parts.sysctls;
+  return { files: parts.files ?? [], kinds };
+}
+
+/** The fragments of an intent by their old names, for assertions. */
+export function kinds(i: Intent) {
+  const wg = fragment(i, WIREGUARD);
+  return { networks: fragment(i, NETWORKS), endpoints: fragment(i, ENDPOINTS), sysctls: fragment(i, SYSCTLS), nft: fragment(i, NFT), wireguard: wg.interfaces, mesh: wg.mesh };
 }
 
 export function resource(kind: string, name: string, spec: Record<string, string>, opts: Partial<Resource> = {}): Resource {

@@ -1,12 +1,13 @@
 import { readFileSync } from "node:fs";
 import { formatCidr4 } from "../../core/ipv4.js";
 import { decodeAlias } from "../../core/ownership.js";
-import { STAGE } from "../../core/resource.js";
+import { fragment } from "../../core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../core/resource.js";
 import type { IpLink } from "../../core/live-reader.js";
 import type { Ns } from "../../exec/runner.js";
-import { pskDigest } from "./dump.js";
-import { wgDump } from "./index.js";
+import { pskDigest } from "../wireguard/dump.js";
+import { wgDump } from "../wireguard/index.js";
+import { WIREGUARD } from "../wireguard/intent.js";
 
 /**
  * WireGuard peers, one resource each, changed with `wg set IF peer …` clauses that the apply
@@ -15,11 +16,13 @@ import { wgDump } from "./index.js";
  */
 export const wgPeerReconciler: Reconciler = {
   kind: "wg-peer",
+  phases: { peer: { after: ["wireguard.conf"] } },
+  uses: ["wireguard"],
   replaceOn: [],
 
   desired(ctx) {
     const resources: Resource[] = [];
-    for (const w of ctx.intent.wireguard ?? []) {
+    for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
       for (const p of w.peers) {
         const id = `wg-peer:${w.ifname}/${p.publicKey}`;
         resources.push({
@@ -73,13 +76,13 @@ export const wgPeerReconciler: Reconciler = {
     const r = change.after ?? change.before!;
     const ifname = String(r.data!.ifname);
     const pub = String(r.data!.publicKey);
-    if (change.action === "delete") return [{ ...clause(ns, ifname, pub, ["remove"]), stage: STAGE.wgpeer, undo: [clause(ns, ifname, pub, [...settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]), ...pskUndo(change.before!, ctx.leases, ifname, pub)])] }];
-    if (change.action === "create") return [{ ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])), stage: STAGE.wgpeer, undo: [clause(ns, ifname, pub, ["remove"])] }];
+    if (change.action === "delete") return [{ ...clause(ns, ifname, pub, ["remove"]), phase: "peer", undo: [clause(ns, ifname, pub, [...settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]), ...pskUndo(change.before!, ctx.leases, ifname, pub)])] }];
+    if (change.action === "create") return [{ ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])), phase: "peer", undo: [clause(ns, ifname, pub, ["remove"])] }];
     const fields = change.changed;
     const undo = settings(change.before!, fields.filter((f) => f !== "preshared_key"));
     const oldPsk = pskUndo(change.before!, ctx.leases, ifname, pub);
     if (fields.includes("preshared_key") && oldPsk.length && oldPsk[1] !== r.data?.pskFile) undo.push(...oldPsk);
-    return [{ ...clause(ns, ifname, pub, settings(change.after!, fields)), stage: STAGE.wgpeer, undo: undo.length ? [clause(ns, ifname, pub, undo)] : [] }];
+    return [{ ...clause(ns, ifname, pub, settings(change.after!, fields)), phase: "peer", undo: undo.length ? [clause(ns, ifname, pub, undo)] : [] }];
   },
 
   // The preshared key file of each peer is remembered (its path, never its content): the live

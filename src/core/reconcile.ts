@@ -1,19 +1,19 @@
 import type { Logger } from "pino";
-import { applyPlan } from "../core/apply.js";
-import type { ApplyResult } from "../core/apply.js";
-import { BoltError } from "../core/diagnostics.js";
-import type { Diagnostic } from "../core/diagnostics.js";
-import { makePlan } from "../core/plan.js";
-import type { Plan } from "../core/plan.js";
-import { recoverJournal } from "../core/recover.js";
-import type { Recovery } from "../core/recover.js";
-import type { Resource } from "../core/resource.js";
-import { encodeRevision, headRevision, pendingRevisions } from "../core/revisions.js";
-import type { Intent } from "../config/model.js";
+import { applyPlan } from "./apply.js";
+import type { ApplyResult } from "./apply.js";
+import { BoltError, renderDiagnostics } from "./diagnostics.js";
+import type { Diagnostic } from "./diagnostics.js";
+import { emptyIntent } from "./intent.js";
+import type { Intent } from "./intent.js";
+import { makePlan, summaryLine } from "./plan.js";
+import type { Plan } from "./plan.js";
+import { recoverJournal } from "./recover.js";
+import type { Recovery } from "./recover.js";
+import type { Registry } from "./registry.js";
+import type { Resource } from "./resource.js";
+import { encodeRevision, headRevision, pendingRevisions } from "./revisions.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
-import { RECONCILERS } from "../reconcilers/registry.js";
 import type { StateStore } from "../state/store.js";
-import { renderDiagnostics, summaryLine } from "./render-text.js";
 
 /** Commit-confirmed: the apply is recorded as pending and a timer outside this process restores `previous`. */
 export interface ConfirmOptions {
@@ -24,6 +24,7 @@ export interface ConfirmOptions {
 
 export interface ReconcileOptions {
   runner: CommandRunner;
+  registry: Registry;
   target: Ns;
   store: StateStore;
   intent: Intent;
@@ -41,6 +42,8 @@ export interface ReconcileOptions {
   /** sees the plan before anything is written; may throw to stop (a stale saved plan) */
   onPlan?: (plan: Plan, diags: Diagnostic[]) => void | Promise<void>;
   confirm?: ConfirmOptions;
+  /** stops the writes; the apply rolls back */
+  signal?: AbortSignal;
   /** the daemon: after undoing an interrupted apply, converge even if the kernel no longer matches its "before" */
   convergeAfterRecovery?: boolean;
 }
@@ -60,7 +63,7 @@ export interface ReconcileResult {
  */
 export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   const { store, runner, target: t } = o;
-  const recovered = await recoverJournal(store, runner, RECONCILERS, t);
+  const recovered = await recoverJournal(store, runner, o.registry, t);
   if (recovered) {
     if (recovered.problems.length && !o.convergeAfterRecovery) throw new BoltError(`an interrupted apply (pid ${recovered.pid}, ${recovered.startedAt}) could not be rolled back: ${recovered.problems.join("; ")}`);
     if (recovered.problems.length) {
@@ -73,12 +76,12 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   }
   const originals = store.originals(t);
   const warnings = [...o.warnings, ...((await o.extraWarnings?.()) ?? [])];
-  const plan = await makePlan({ intent: o.intent, runner, target: t, registry: RECONCILERS, leases: store.leases(t), originals, destroy: o.destroy, deep: o.deep, desired: o.desired });
+  const plan = await makePlan({ intent: o.intent, runner, target: t, registry: o.registry, leases: store.leases(t), originals, destroy: o.destroy, deep: o.deep, desired: o.desired });
   const diags = [...warnings, ...plan.diagnostics];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
   await o.onPlan?.(plan, diags);
   if (!plan.changes.length) return { plan, diags, recovered };
-  const intent = o.destroy ? { networks: [], endpoints: [], sysctls: [], files: o.intent.files } : o.intent;
+  const intent = o.destroy ? emptyIntent(o.intent.files) : o.intent;
   const blob = encodeRevision(plan.desired, intent);
   let pending: number | undefined;
   if (o.confirm) {
@@ -91,12 +94,12 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   }
   let result: ApplyResult;
   try {
-    result = await applyPlan(plan, { runner, registry: RECONCILERS, journal: store, intent: o.intent, originals, log: (event, fields) => o.log.info(fields, event) });
+    result = await applyPlan(plan, { runner, registry: o.registry, journal: store, intent: o.intent, originals, signal: o.signal, log: (event, fields) => o.log.info(fields, event) });
   } catch (e) {
     if (pending !== undefined) store.updateRevision(pending, { status: "failed" });
     throw e;
   }
-  const rec = new Map(RECONCILERS.map((r) => [r.kind, r]));
+  const rec = o.registry.byKind;
   let revision = pending;
   store.transaction(() => {
     for (const c of plan.changes) rec.get(c.kind)!.commit?.(c, store, plan.target);
