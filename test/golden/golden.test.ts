@@ -1,8 +1,9 @@
 // Golden plan cases: each folder under cases/ is config + recorded kernel reads + the expected
 // plan, so a new case is a folder, not code (see README.md). The harness runs loadIntent +
 // makePlan over a ReplayRunner of live.json and compares the text plan (what `bolt plan
-// --show-commands` prints, diagnostics first) and the JSON plan. UPDATE_GOLDEN=1 rewrites them.
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+// --show-commands` prints, diagnostics first), the JSON plan, and every op's undo (undo.txt).
+// UPDATE_GOLDEN=1 rewrites them.
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -11,10 +12,13 @@ import { planJson } from "../../src/cli/render-json.js";
 import { renderDiagnostics, renderPlanText } from "../../src/cli/render-text.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { makePlan } from "../../src/core/plan.js";
-import type { Intent } from "../../src/config/model.js";
+import type { Plan } from "../../src/core/plan.js";
+import type { OpLine } from "../../src/core/resource.js";
+import type { Intent } from "../../src/core/intent.js";
 import { ReplayRunner } from "../../src/exec/replay-runner.js";
 import type { RecordedOutput } from "../../src/exec/replay-runner.js";
-import { RECONCILERS } from "../../src/reconcilers/registry.js";
+import { REGISTRY } from "../../src/reconcilers/registry.js";
+import { emptyIntent } from "../../src/core/intent.js";
 
 const TARGET = "bolt-t-golden";
 const PREFIX = "bolt-t-golden-";
@@ -28,21 +32,70 @@ interface CaseOptions {
   originals?: Record<string, string>;
 }
 
-const read = (dir: string, f: string) => readFileSync(join(dir, f), "utf8");
+/** Recorded files name the case folder `@CASE@` (record.mjs), so a case replays from any checkout. */
+const read = (dir: string, f: string) => readFileSync(join(dir, f), "utf8").replaceAll("@CASE@", dir);
 
-async function render(dir: string): Promise<{ text: string; json: string }> {
+/**
+ * Key files (`*.key`, `*.psk`, anywhere in the case folder) must be 0600 or the loader refuses
+ * them; git keeps no such mode, so every run sets it.
+ */
+function keyModes(dir: string): void {
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile() && /\.(key|psk)$/.test(e.name)) chmodSync(join(e.parentPath, e.name), 0o600);
+  }
+}
+
+/** One argv word: as is, or JSON-quoted when empty or holding blanks or quotes. */
+const word = (a: string) => (a === "" || /[\s"'\\]/.test(a) ? JSON.stringify(a) : a);
+
+/** An op line as plan.txt prints it, with the namespace always named. */
+function commandLine(l: OpLine): string {
+  const tool = l.tool === "ip" ? ["ip"] : l.tool === "wg" ? ["wg", "set"] : [];
+  return `[${l.ns ?? "host"}] ${[...tool, ...l.args.map(word)].join(" ")}`;
+}
+
+/** A command, then its standard input (an `nft -f -` script, a file's content) in full, one `|` line each. */
+function commandBlock(l: OpLine, indent: string, head: string): string[] {
+  const out = [`${indent}${head}${commandLine(l)}`];
+  if (l.stdin !== undefined) for (const s of l.stdin.replace(/\n$/, "").split("\n")) out.push(`${indent}${" ".repeat(head.length)}| ${s}`.trimEnd());
+  return out;
+}
+
+/**
+ * undo.txt: per step in plan order its change, then per op the forward command and the lines
+ * that undo it (what a failed apply runs, in reverse op order), stdin in full.
+ */
+function renderUndo(plan: Plan, hasErrors: boolean): string {
+  if (hasErrors) return "No plan: the configuration has errors (see plan.txt).\n";
+  if (!plan.steps.length) return "No changes.\n";
+  const out: string[] = [];
+  for (const step of plan.steps) {
+    const ch = step.change;
+    out.push(`${ch.action} ${ch.kind} "${ch.name}"`);
+    for (const op of step.ops) {
+      out.push(...commandBlock(op, "  ", op.destroy ? "$ (destroy) " : "$ "));
+      if (!op.undo.length) out.push("      undo: (none)");
+      for (const u of op.undo) out.push(...commandBlock(u, "      ", "undo "));
+    }
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+async function render(dir: string): Promise<{ text: string; json: string; undo: string }> {
+  keyModes(dir);
   const opts: CaseOptions = existsSync(join(dir, "case.json")) ? JSON.parse(read(dir, "case.json")) : {};
   const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
   // Like the CLI: destroy plans against an empty intent and never reads the config.
   const { intent, warnings }: { intent: Intent; warnings: Diagnostic[] } = opts.destroy
-    ? { intent: { networks: [], endpoints: [], sysctls: [], files: [] }, warnings: [] }
+    ? { intent: emptyIntent(), warnings: [] }
     : loadIntent(files, PREFIX);
   const runner = new ReplayRunner(JSON.parse(read(dir, "live.json")) as Record<string, RecordedOutput>);
   const plan = await makePlan({
     intent,
     runner,
     target: TARGET,
-    registry: RECONCILERS,
+    registry: REGISTRY,
     leases: new Map(Object.entries(opts.leases ?? {})),
     originals: new Map(Object.entries(opts.originals ?? {})),
     destroy: !!opts.destroy,
@@ -54,7 +107,11 @@ async function render(dir: string): Promise<{ text: string; json: string }> {
   if (!diags.some((d) => d.severity === "error")) parts.push(renderPlanText(plan, { color: false, showCommands: true }));
   // Config positions are printed relative to the case folder.
   const rel = (s: string) => s.replaceAll(`${dir}/`, "");
-  return { text: rel(parts.join("\n")), json: rel(JSON.stringify(planJson(plan, diags), null, 2) + "\n") };
+  return {
+    text: rel(parts.join("\n")),
+    json: rel(JSON.stringify(planJson(plan, diags), null, 2) + "\n"),
+    undo: rel(renderUndo(plan, diags.some((d) => d.severity === "error"))),
+  };
 }
 
 const cases = readdirSync(CASES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
@@ -68,10 +125,13 @@ describe("golden plan cases", () => {
     if (UPDATE) {
       writeFileSync(join(dir, "plan.txt"), got.text);
       writeFileSync(join(dir, "plan.json"), got.json);
+      writeFileSync(join(dir, "undo.txt"), got.undo);
       return;
     }
     expect(existsSync(join(dir, "plan.txt")), `${name}/plan.txt missing: run UPDATE_GOLDEN=1 npx vitest run test/golden`).toBe(true);
     expect(got.text).toBe(read(dir, "plan.txt"));
     expect(got.json).toBe(read(dir, "plan.json"));
+    expect(existsSync(join(dir, "undo.txt")), `${name}/undo.txt missing: run UPDATE_GOLDEN=1 npx vitest run test/golden`).toBe(true);
+    expect(got.undo).toBe(read(dir, "undo.txt"));
   });
 });

@@ -1,7 +1,8 @@
 // Records live.json for one golden case from the REAL kernel: runs the same reads `bolt plan`
 // makes (loadIntent + makePlan, from dist/) against netns bolt-t-golden and saves every
 // command's output keyed by its argv. Refuses to write. Driven by record.sh, which builds the
-// case's state with its setup.sh first and tears it down afterwards.
+// case's state with its setup.sh first and tears it down afterwards. The case folder's path is
+// written as @CASE@ (the harness puts its own back), in live.json and read from case.json.
 //   usage: node test/golden/record.mjs test/golden/cases/<case>
 import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -9,14 +10,15 @@ import { loadIntent } from "../../dist/cli/config.js";
 import { makePlan } from "../../dist/core/plan.js";
 import { ProcessRunner } from "../../dist/exec/process-runner.js";
 import { ReplayRunner } from "../../dist/exec/replay-runner.js";
-import { RECONCILERS } from "../../dist/reconcilers/registry.js";
+import { REGISTRY } from "../../dist/reconcilers/registry.js";
+import { emptyIntent } from "../../dist/core/intent.js";
 
 const TARGET = "bolt-t-golden";
 const PREFIX = "bolt-t-golden-";
 const dir = resolve(process.argv[2] ?? "");
-const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(dir, "case.json"), "utf8")) : {};
+const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(dir, "case.json"), "utf8").replaceAll("@CASE@", dir)) : {};
 const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
-const intent = opts.destroy ? { networks: [], endpoints: [], sysctls: [], files: [] } : loadIntent(files, PREFIX).intent;
+const intent = opts.destroy ? emptyIntent() : loadIntent(files, PREFIX).intent;
 
 const real = new ProcessRunner();
 const recorded = {};
@@ -37,11 +39,11 @@ await makePlan({
   intent,
   runner,
   target: TARGET,
-  registry: RECONCILERS,
+  registry: REGISTRY,
   leases: new Map(Object.entries(opts.leases ?? {})),
   originals: new Map(Object.entries(opts.originals ?? {})),
   destroy: !!opts.destroy,
 });
 const sorted = Object.fromEntries(Object.entries(recorded).sort(([a], [b]) => a.localeCompare(b)));
-writeFileSync(join(dir, "live.json"), JSON.stringify(sorted, null, 2) + "\n");
+writeFileSync(join(dir, "live.json"), (JSON.stringify(sorted, null, 2) + "\n").replaceAll(dir, "@CASE@"));
 console.log(`recorded ${Object.keys(sorted).length} reads into ${join(dir, "live.json")}`);
