@@ -98,8 +98,10 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     if (failure) {
       const failedOp = failure.batch.ops[results[wave.indexOf(failure.batch)]!.done];
       const step = failedOp?.step !== undefined ? plan.steps[failedOp.step] : undefined;
-      const what = step ? `step ${failedOp!.step! + 1}/${plan.steps.length} (${describeChange(step.change)})` : "a step";
-      const detail = failedOp ? `"${failedOp.args.join(" ")}"` : failure.error.argv.join(" ");
+      // A tool that died or hung without saying where (a timeout): name the steps its batch held.
+      const held = [...new Set(failure.batch.ops.map((o) => o.step).filter((s): s is number => s !== undefined))];
+      const what = step ? `step ${failedOp!.step! + 1}/${plan.steps.length} (${describeChange(step.change)})` : held.length ? `${held.length === 1 ? "step" : "steps"} ${held.map((s) => `${s + 1}`).join(", ")}/${plan.steps.length} (${held.map((s) => describeChange(plan.steps[s]!.change)).join(", ")})` : "a step";
+      const detail = failedOp ? `"${failedOp.args.join(" ")}"` : `${toolOf(failure.batch.tool).prefix.trim() || failure.batch.ops[0]?.args[0] || failure.batch.tool} batch of ${failure.batch.ops.length} line(s)`;
       log("apply.failed", { step: what, op: detail, stderr: failure.error.stderr.trim() });
       const problems = await rollback(done, plan, opts);
       throw new ApplyError(`apply failed at ${what}: ${detail}: ${firstLine(failure.error.stderr)}${rollbackSummary(problems)}`, true, problems);
@@ -161,14 +163,40 @@ async function rollback(done: Op[], plan: Plan, opts: ApplyOptions): Promise<str
   return problems;
 }
 
-/** Forced: an undo line that fails (already undone) does not stop the others. */
+/**
+ * Forced: an undo line that fails (already undone) does not stop the others. Undo lines can
+ * depend on later ones (a port's old master is a bridge whose re-creation is undone after it,
+ * since destroys ran first), and `ip -force -batch` still aborts a whole batch on an argument
+ * it cannot resolve ("Device does not exist", exit 255). So lines that failed, or whose fate an
+ * aborted batch left unknown, are tried again one by one, until a pass makes no progress.
+ */
 export async function runUndo(runner: CommandRunner, lines: OpLine[]): Promise<string[]> {
-  const problems: string[] = [];
+  let suspects: { line: OpLine; error: string }[] = [];
   for (const b of sequentialBatches(lines)) {
     const r = await runBatch(runner, b, { force: true });
-    if (r.error) problems.push(`undo: ${firstLine(r.error.stderr) || r.error.message}`);
+    if (!r.error) continue;
+    const err = firstLine(r.error.stderr) || r.error.message;
+    const failed = b.tool === "ip" && r.error.code !== 255 ? failedLines(r.error.stderr) : [];
+    // Known failing lines, or every line of a batch whose failure point is unknown.
+    const which = failed.length ? failed.map((n) => b.ops[n - 1]).filter((l): l is OpLine => !!l) : b.ops;
+    suspects.push(...which.map((line) => ({ line, error: err })));
   }
-  return problems;
+  for (let pass = 0; pass < 3 && suspects.length; pass++) {
+    const still: typeof suspects = [];
+    for (const s of suspects) {
+      const r = await runBatch(runner, { tool: s.line.tool, ns: s.line.ns, ops: [s.line] }, { force: true });
+      if (r.error) still.push({ line: s.line, error: firstLine(r.error.stderr) || r.error.message });
+    }
+    const progress = still.length < suspects.length;
+    suspects = still;
+    if (!progress) break;
+  }
+  return suspects.map((s) => `undo: ${s.error}`);
+}
+
+/** Every "Command failed -:N" of a forced `ip -batch` (1-based line numbers). */
+function failedLines(stderr: string): number[] {
+  return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
 }
 
 /** What differs between the kernel now and the resources read before the apply. */

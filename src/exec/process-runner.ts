@@ -21,13 +21,14 @@ export class ProcessRunner implements CommandRunner {
       const limit = opts.timeoutMs ?? timeoutMs(toolName(argv));
       let timedOut = false;
       let aborted = false;
+      const stop = () => child.kill("SIGKILL");
       const timer = setTimeout(() => {
         timedOut = true;
-        child.kill("SIGKILL");
+        stop();
       }, limit);
       const onAbort = () => {
         aborted = true;
-        child.kill("SIGKILL");
+        stop();
       };
       if (opts.signal?.aborted) onAbort();
       else opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -47,13 +48,24 @@ export class ProcessRunner implements CommandRunner {
       child.on("error", (e: NodeJS.ErrnoException) => {
         failed ??= e.code === "ENOENT" ? `${argv[0]}: command not found on PATH` : e.message;
       });
-      child.on("close", (code) => {
+      let settled = false;
+      const finish = (code: number | null) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         opts.signal?.removeEventListener("abort", onAbort);
+        const stdout = Buffer.concat(out).toString("utf8");
         const stderr = Buffer.concat(err).toString("utf8");
-        if (timedOut) return resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: `${toolName(argv)} timed out after ${limit / 1000} s\n${stderr}`, code: 124, timedOut });
-        if (aborted) return resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: `${toolName(argv)} interrupted\n${stderr}`, code: 130, aborted });
-        resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: failed ? `${failed}\n${stderr}` : stderr, code: failed ? (code ?? 127) || 127 : (code ?? 1) });
+        if (timedOut) return resolve({ stdout, stderr: `${toolName(argv)} timed out after ${limit / 1000} s\n${stderr}`, code: 124, timedOut });
+        if (aborted) return resolve({ stdout, stderr: `${toolName(argv)} interrupted\n${stderr}`, code: 130, aborted });
+        resolve({ stdout, stderr: failed ? `${failed}\n${stderr}` : stderr, code: failed ? (code ?? 127) || 127 : (code ?? 1) });
+      };
+      child.on("close", finish);
+      // A killed tool's own children (a wrapper's sleep) may hold its pipes open: do not wait for them.
+      child.on("exit", (code) => {
+        if (!timedOut && !aborted) return;
+        for (const s of [child.stdout, child.stderr, child.stdin]) s?.destroy();
+        finish(code);
       });
       if (stdin !== undefined) {
         // A child that exits before reading all of stdin (ip -batch stopping at an error) is fine.

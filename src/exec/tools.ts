@@ -49,6 +49,7 @@ export function timeoutMs(what: string, lines = 1): number {
     case "ip":
       return 30_000 + 50 * lines;
     case "wg":
+    case "wg set":
     case "wireguard-go":
       return 15_000;
     case "nft":

@@ -144,3 +144,95 @@ describe.skipIf(!!SKIP_REASON)("rollback after a sysctl write fails", () => {
     expect((await sb.planExit(file)).code).toBe(0);
   });
 });
+
+const edge = (bridge?: string) => `
+[networks.edge]
+${bridge ? `bridge = "${bridge}"\n` : ""}subnet = "10.63.0.0/24"
+
+[[endpoints]]
+name = "gw"
+network = "edge"
+`;
+
+describe.skipIf(!!SKIP_REASON)("rollback of a replaced bridge whose endpoint stays", () => {
+  const sb = new Sandbox();
+  let file: string;
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    file = sb.write("bolt-network.toml", edge());
+    const r = await sb.bolt(["apply", "-f", file]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+  afterAll(() => sb.cleanup());
+
+  // The replace deletes bolt-edge first (its port bv-gw loses its master), creates br-edge and
+  // moves bv-gw there; the undo of the move (back to bolt-edge) runs before bolt-edge exists
+  // again, and ip aborts that whole forced batch ("Device does not exist"): the undo must try
+  // again once bolt-edge is back, and put bv-gw back on it.
+  it("after the endpoint moved to the new bridge (nft fails last)", async () => {
+    const applied = await world(sb);
+    sb.write("bolt-network.toml", edge("br-edge"));
+    const hit = join(sb.dir, "nft-hit");
+    const r = await sb.bolt(["apply", "-f", file], { env: sb.fakeEnv(["nft"], { BOLT_NFT_FAIL_HIT: hit }) });
+    expect(existsSync(hit), "the nft fault never fired").toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("injected fault");
+    expect(r.stderr).toContain("rolled back, the kernel is as it was");
+    expect(await world(sb)).toEqual(applied);
+    expect(await ping(sb.ns("gw"), "10.63.0.1")).toBe(true);
+  });
+
+  it("before the endpoint moved (the move itself fails)", async () => {
+    sb.write("bolt-network.toml", edge());
+    const applied = await world(sb);
+    sb.write("bolt-network.toml", edge("br-edge"));
+    const hit = join(sb.dir, `hit-${Math.random().toString(36).slice(2)}`);
+    const r = await sb.bolt(["apply", "-f", file], { env: sb.fakeEnv(["ip"], { BOLT_FAULT_PATTERN: "master br-edge", BOLT_FAULT_HIT: hit }) });
+    expect(existsSync(hit), "the ip fault never fired").toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("rolled back, the kernel is as it was");
+    // Deleting bolt-edge detached bv-gw; its undo attaches it again.
+    expect(await world(sb)).toEqual(applied);
+    expect(await ping(sb.ns("gw"), "10.63.0.1")).toBe(true);
+    const ok = await sb.bolt(["apply", "-f", file]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await sb.planExit(file)).code).toBe(0);
+  });
+});
+
+describe.skipIf(!!SKIP_REASON)("a hung tool fails its step and the apply rolls back", () => {
+  const sb = new Sandbox();
+  let file: string;
+  let pristine: Record<string, Snapshot>;
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    file = sb.write("bolt-network.toml", config("10.61.0"));
+    pristine = await world(sb);
+  });
+  afterAll(() => sb.cleanup());
+
+  it("names the tool, the namespace and the time waited", async () => {
+    const signal = join(sb.dir, "hang");
+    const env = sb.fakeEnv(["ip"], { BOLT_HANG_PATTERN: "address add 10.61.0.3/24 dev eth0", BOLT_HANG_SIGNAL: signal, BOLT_HANG_SECONDS: "60", BOLT_TOOL_TIMEOUT: "2" });
+    const t0 = Date.now();
+    const r = await sb.bolt(["apply", "-f", file], { env });
+    expect(existsSync(signal), "the hang never started").toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`apply failed at step \\d+/\\d+ \\(create endpoint "api"\\).*ip in netns ${sb.ns("api")} did not finish within 2 s and was killed`));
+    expect(r.stderr).toContain("rolled back, the kernel is as it was");
+    expect(Date.now() - t0).toBeLessThan(50_000);
+    expect(await world(sb)).toEqual(pristine);
+    // The fake's sleep was started by this test's bolt: stop it (by the pid it wrote).
+    for (const pid of readFileSync(signal, "utf8").trim().split(/\s+/).map(Number)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+});

@@ -12,7 +12,7 @@ import { LiveReader } from "../../src/core/live-reader.js";
 import type { IpAddr, IpLink } from "../../src/core/live-reader.js";
 import { CommandError } from "../../src/core/diagnostics.js";
 import { ScriptedRunner, ok } from "../../src/exec/scripted-runner.js";
-import type { Resource } from "../../src/core/resource.js";
+import type { PlanContext, Resource } from "../../src/core/resource.js";
 import { FX_NS, fixtureJson, fixtureText, serve } from "./helpers/ip-fixtures.js";
 import { at, intent, resource } from "./helpers/builders.js";
 
@@ -25,9 +25,15 @@ describe("parseNetworks (ip -j -d link show + ip -j addr show)", () => {
 
   it("returns exactly the bridges carrying bolt1,net=NAME, with their kernel state", () => {
     expect(resources).toEqual([
-      { kind: "network", name: "web", id: "network:web", keys: ["link:bolt-web"], spec: { bridge: "bolt-web", address: "10.77.0.1/24", mtu: "1400", state: "up" }, deps: [], owned: true },
-      { kind: "network", name: "db", id: "network:db", keys: ["link:bolt-dbnet"], spec: { bridge: "bolt-dbnet", address: "10.78.0.254/24", mtu: "1500", state: "up" }, deps: [], owned: true },
+      { kind: "network", name: "web", id: "network:web", keys: ["link:bolt-web"], spec: { bridge: "bolt-web", address: "10.77.0.1/24", mtu: "1400", state: "up" }, data: { ports: ["bt-vm1", "bv-a"] }, deps: [], owned: true },
+      { kind: "network", name: "db", id: "network:db", keys: ["link:bolt-dbnet"], spec: { bridge: "bolt-dbnet", address: "10.78.0.254/24", mtu: "1500", state: "up" }, data: { ports: ["bv-b"] }, deps: [], owned: true },
     ]);
+  });
+
+  it("remembers each bridge's ports, so undoing its deletion attaches them again", () => {
+    const web = resources.find((r) => r.name === "web")!;
+    const [del] = networkReconciler.render({ id: web.id, kind: "network", name: "web", action: "delete", before: web, changed: [], forcedBy: [] }, { target: FX_NS } as PlanContext);
+    expect(del!.undo.map((u) => u.args.join(" ")).slice(-2)).toEqual(["link set dev bt-vm1 master bolt-web", "link set dev bv-a master bolt-web"]);
   });
 
   it("reports every link without a bolt alias as foreign, keyed link:NAME", () => {

@@ -121,7 +121,10 @@ function createOps(r: Resource, ns: Ns): RenderedOp[] {
 }
 
 function deleteOps(r: Resource, ns: Ns): RenderedOp[] {
-  return [{ ...line(ns, "link", "del", "dev", r.spec.bridge!), phase: "link", undo: createLines(r, ns) }];
+  const br = r.spec.bridge!;
+  // The ports the bridge had (endpoints kept across a replace) lose their master with it.
+  const reattach = ((r.data?.ports as string[] | undefined) ?? []).map((p) => line(ns, "link", "set", "dev", p, "master", br));
+  return [{ ...line(ns, "link", "del", "dev", br), phase: "link", undo: [...createLines(r, ns), ...reattach] }];
 }
 
 function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): RenderedOp[] {
