@@ -118,7 +118,7 @@ function buildLines(r: Resource, target: Ns, nsCreated: boolean): { host: OpLine
       host: [
         line(target, "tuntap", "add", "dev", dev, "mode", "tap"),
         line(target, "link", "set", "dev", dev, "addrgenmode", "none"),
-        line(target, "link", "set", "dev", dev, "mtu", s.mtu!, "alias", aliasOf(r, false), "master", s.bridge!, "up"),
+        line(target, "link", "set", "dev", dev, "mtu", s.mtu!, ...(s.mac ? ["address", s.mac] : []), "alias", aliasOf(r, false), "master", s.bridge!, "up"),
       ],
       inside: [],
     };

@@ -24,7 +24,8 @@ export function parseEndpoints(links: IpLink[]): Resource[] {
       ip: tag.ip ?? "",
       ...(type === "veth" ? { gateway: tag.gw ?? "" } : {}),
       mtu: String(l.mtu),
-      ...(tag.mac ? { mac: tag.mac } : {}),
+      // A tap's MAC is the host-side device's own: read it from the kernel (drift shows).
+      ...(tag.mac ? { mac: type === "tap" && l.address ? l.address : tag.mac } : {}),
       state: l.flags.includes("UP") ? "up" : "down",
     };
     out.push({
@@ -63,4 +64,6 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
   const inner = addrs.find((a) => a.ifname === INNER_IFNAME);
   r.spec.ip = inner?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort().join(", ") ?? "";
   r.spec.gateway = routes.find((rt) => rt.dev === INNER_IFNAME)?.gateway ?? "";
+  // A configured MAC is compared with what eth0 really has (`ip -j addr` carries the link address).
+  if (r.spec.mac !== undefined) r.spec.mac = (inner as (IpAddr & { address?: string }) | undefined)?.address ?? "";
 }
