@@ -117,6 +117,10 @@ const cases: Record<string, Case> = {
   "port forward target with a quote": { toml: '\n[[port_forwards]]\nhost_port = 8080\nto = "web\\";drop:80"\n', at: '"web', after: "host_port", message: /\/port_forwards\/0\/to: ".*" is not valid/ },
   "segment member with a semicolon": { toml: '\n[[segments]]\nname = "s3"\nmembers = ["fr;ont"]\n', at: '"fr;ont"', message: /\/segments\/1\/members\/0: "fr;ont" is not valid/ },
   "rule source with a brace": { toml: rule('source = "{ 0.0.0.0/0 }"'), at: '"{ 0', message: /\/firewall\/rules\/0\/source: "\{ 0\.0\.0\.0\/0 \}" is not valid/ },
+  // Hardening: a typo in a segment member made its policies and the rules naming it vanish.
+  "segment member that names nothing (typo)": { toml: '\n[[segments]]\nname = "s5"\nmembers = ["lobyy"]\nnetwork_policies = ["deny all from external"]\n', at: '"lobyy"', message: /segment "s5": member "lobyy" matches no network or endpoint/, hint: /did you mean "lobby"/ },
+  "segment whose globs match nothing": { toml: '\n[[segments]]\nname = "s6"\nmembers = ["game-*"]\n', at: "[[segments]]", after: 'members = ["front"]', message: /segment "s6" matches no network or endpoint/ },
+  "segment with no members": { toml: '\n[[segments]]\nname = "s7"\nnetwork_policies = ["deny all from external"]\n', at: "[[segments]]", after: 'members = ["front"]', message: /segment "s7" matches no network or endpoint/ },
   "policy with a quote or semicolon": { toml: '\n[[segments]]\nname = "s4"\nnetwork_policies = ["allow all from lobby; flush ruleset"]\n', at: '"allow all', message: /\/segments\/1\/network_policies\/0: ".*" is not valid/ },
 };
 

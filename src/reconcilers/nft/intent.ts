@@ -14,6 +14,7 @@ import type { NetworkIntent } from "../network/intent.js";
 import { pointer } from "../../config/positions.js";
 import { PolicyError, parsePolicy, portRange } from "./policy.js";
 import type { Policy } from "./policy.js";
+import { globMatch } from "./compile.js";
 
 /** What the firewall/NAT part of the config asks for, validated; compiled by compile.ts. */
 export interface PortForwardIntent {
@@ -146,7 +147,7 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
       out.ddos = out.ddos ? { ...out.ddos, blocklists: [...out.ddos.blocklists, ...d.blocklists] } : d;
     }
     ((f.data.segments ?? []) as Obj[]).forEach((raw, i) => {
-      const s = segment(raw, i, pos, keyPos, names, err);
+      const s = segment(raw, i, pos, keyPos, names, err, diags);
       if (s) out.segments.push(s);
     });
   }
@@ -226,10 +227,29 @@ function firewallRule(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos
   return bad ? undefined : rule;
 }
 
-function segment(raw: Obj, i: number, pos: (...p: (string | number)[]) => SourcePos, keyPos: (...p: (string | number)[]) => SourcePos, names: Parameters<typeof addrRef>[1], err: (m: string, s: SourcePos, h?: string) => void): SegmentIntent | undefined {
+function segment(raw: Obj, i: number, pos: (...p: (string | number)[]) => SourcePos, keyPos: (...p: (string | number)[]) => SourcePos, names: Parameters<typeof addrRef>[1], err: (m: string, s: SourcePos, h?: string) => void, diags: Diagnostic[]): SegmentIntent | undefined {
   const name = String(raw.name);
   const members = [...((raw.members ?? []) as string[]), ...((raw.allowed_containers ?? []) as string[])];
   const s: SegmentIntent = { name, members, policies: [], source: keyPos("segments", i) };
+  // A name that matches nothing is a typo; a segment that matches nothing at all would make
+  // its policies, and every rule that names it, match nothing: silently gone. A glob that
+  // matches nothing yet (endpoints to come) is only a warning.
+  const known = [...names.networks, ...names.endpoints];
+  let matched = false;
+  for (const key of ["members", "allowed_containers"] as const) {
+    ((raw[key] ?? []) as string[]).forEach((glob, k) => {
+      if (known.some((n) => globMatch(glob, n))) {
+        matched = true;
+        return;
+      }
+      const guess = known.length ? closest(glob, known) : undefined;
+      const hint = guess && distance(guess, glob) <= 3 ? `did you mean "${guess}"?` : known.length ? `networks and endpoints: ${known.slice(0, 8).join(", ")}${known.length > 8 ? ", …" : ""}` : "define the networks and endpoints it groups";
+      const at = pos("segments", i, key, k);
+      if (/[*?]/.test(glob)) diags.push({ severity: "warning", message: `segment "${name}": member "${glob}" matches no network or endpoint yet`, source: at, hint });
+      else err(`segment "${name}": member "${glob}" matches no network or endpoint`, at, hint);
+    });
+  }
+  if (!matched && !members.some((m) => !/[*?]/.test(m) && !known.includes(m))) err(`segment "${name}" matches no network or endpoint: its policies, and the rules that name it, would match nothing`, keyPos("segments", i), "list networks or endpoints (globs allowed) in members");
   ((raw.network_policies ?? []) as string[]).forEach((text, j) => {
     const at = pos("segments", i, "network_policies", j);
     try {
