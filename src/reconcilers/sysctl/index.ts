@@ -22,7 +22,17 @@ export const sysctlReconciler: Reconciler = {
   adopts: true,
 
   desired(ctx) {
-    const resources = fragment(ctx.intent, SYSCTLS).map((s): Resource => ({
+    const sysctls = fragment(ctx.intent, SYSCTLS);
+    // Through a namespace target, only keys the kernel keeps per network namespace are that
+    // namespace's own: kernel.*, vm.*, fs.* written via `ip netns exec` change the whole host.
+    const diagnostics: Diagnostic[] =
+      ctx.target === null
+        ? []
+        : sysctls
+            .filter((s) => !s.key.startsWith("net."))
+            .map((s) => ({ severity: "error" as const, message: `sysctl "${s.key}" is not per network namespace: written through netns ${ctx.target} it would change the whole host`, source: s.source, hint: "only net.* keys can be set with --netns; set host-wide keys without --netns" }));
+    if (diagnostics.length) return { resources: [], diagnostics };
+    const resources = sysctls.map((s): Resource => ({
       kind: "sysctl",
       name: s.key,
       id: `sysctl:${s.key}`,
@@ -33,7 +43,7 @@ export const sysctlReconciler: Reconciler = {
       source: s.source,
       fieldSources: { value: s.source },
     }));
-    return { resources, diagnostics: [] };
+    return { resources, diagnostics };
   },
 
   async read(io, ctx) {
@@ -65,7 +75,9 @@ export const sysctlReconciler: Reconciler = {
       const original = change.before!.restores?.value ?? change.before!.spec.value!;
       return [{ ...write(ns, key, original), phase: "write", undo: [write(ns, key, change.before!.spec.value!)] }];
     }
-    return [{ ...write(ns, key, change.after!.spec.value!), phase: "write", undo: [write(ns, key, change.before!.spec.value!)] }];
+    // No value before: the key does not exist here (reported by read); nothing to restore.
+    const before = change.before?.spec.value;
+    return [{ ...write(ns, key, change.after!.spec.value!), phase: "write", undo: before === undefined ? [] : [write(ns, key, before)] }];
   },
 
   // A sysctl the export did not read (the config names a new key): its current value is unknown
