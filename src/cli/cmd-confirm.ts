@@ -113,7 +113,7 @@ export async function cmdRollbackIfUnconfirmed(o: GlobalOpts & { revision: numbe
       if (!(left > 0)) break;
       await new Promise((r) => setTimeout(r, Math.min(left, 1000)));
     }
-    const lock = new TargetLock(o.stateDir, targetKey(t));
+    const lock = new TargetLock(targetKey(t));
     // The applying bolt may still hold the lock (a slow apply); a dead one's lock is stale and taken over.
     await lock.acquire(Math.max(o.lockTimeout, 300) * 1000);
     try {

@@ -167,7 +167,7 @@ export async function withTarget<T>(o: GlobalOpts, t: Ns, command: string | unde
   const runner = o.runner ?? new ProcessRunner();
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
-  const lock = new TargetLock(o.stateDir, targetKey(t));
+  const lock = new TargetLock(targetKey(t));
   try {
     await lock.acquire(o.lockTimeout * 1000);
     return await fn({ runner, store });

@@ -4,15 +4,24 @@ import { BoltError } from "../base/diagnostics.js";
 
 /**
  * One writer per target: an O_EXCL lock file holding the owner's pid. A lock whose pid is
- * gone (kill -9) is stale and taken over; a live one is waited for up to `waitMs`.
+ * gone (kill -9) is stale and taken over; a live one is waited for up to `waitMs`. The lock
+ * belongs to the target, not to a state dir: namespaces are machine-wide, so two applies with
+ * different --state-dir on one target must still wait for each other. It lives in
+ * /run/bolt/locks (tmpfs: no stale lock survives a reboot); BOLT_LOCK_DIR moves it.
  */
+export const LOCK_DIR = () => process.env.BOLT_LOCK_DIR || "/run/bolt/locks";
+
 export class TargetLock {
   private fd: number | undefined;
   readonly path: string;
 
-  constructor(stateDir: string, target: string) {
-    mkdirSync(join(stateDir, "locks"), { recursive: true, mode: 0o700 });
-    this.path = join(stateDir, "locks", `${target || "_host"}.lock`);
+  constructor(target: string, dir = LOCK_DIR()) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new BoltError(`cannot create the lock directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (changing the kernel needs root; BOLT_LOCK_DIR chooses another directory)`);
+    }
+    this.path = join(dir, `${target || "_host"}.lock`);
   }
 
   async acquire(waitMs: number): Promise<void> {

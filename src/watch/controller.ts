@@ -175,7 +175,7 @@ export class WatchController {
       }
       const configChanged = good.digest !== this.appliedDigest;
       await this.o.checkTarget?.();
-      const lock = new TargetLock(this.o.stateDir, targetKey(this.o.target));
+      const lock = new TargetLock(targetKey(this.o.target));
       await lock.acquire(this.o.lockTimeoutMs);
       let signature = "";
       try {

@@ -5,7 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox, SKIP_REASON, requireBuild, snapshot, waitForFile } from "./harness.js";
+import { Sandbox, SKIP_REASON, bolt, requireBuild, snapshot, waitForFile } from "./harness.js";
 import { expectNetwork, expectVeth } from "./checks.js";
 
 const base = `
@@ -47,6 +47,13 @@ describe.skipIf(!!SKIP_REASON)("one writer per target", () => {
     expect(impatient.code).toBe(1);
     expect(impatient.stderr).toContain(`another bolt (pid ${slow.pid}) is changing this target`);
     expect(impatient.stderr).toContain("--lock-timeout");
+    expect(await snapshot(sb.target)).toEqual(during);
+
+    // The lock is the target's, not the state dir's: another state dir waits all the same.
+    const otherState = join(sb.dir, "other-state");
+    const elsewhere = await bolt(["apply", "-f", second, "--netns", sb.target, "--netns-prefix", sb.prefix, "--state-dir", otherState, "--lock-timeout", "1"]);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain(`another bolt (pid ${slow.pid}) is changing this target`);
     expect(await snapshot(sb.target)).toEqual(during);
 
     const patient = sb.bolt(["apply", "-f", second], { lockTimeout: 60 });
