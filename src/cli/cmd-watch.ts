@@ -13,6 +13,7 @@ import { loadIntent } from "./config.js";
 import { REGISTRY } from "../reconcilers/registry.js";
 
 export interface WatchOpts extends GlobalOpts {
+  allowDestroy?: boolean;
   resyncMs: number;
   debounceMs: number;
   metricsListen?: string;
@@ -64,6 +65,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     store,
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
+    allowDestroy: o.allowDestroy,
     log,
     metrics,
     debounceMs: o.debounceMs,

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import { LiveReader } from "../core/live-reader.js";
-import { makePlan, readLive } from "../core/plan.js";
+import { MASS_DESTROY_HINT, makePlan, massDestroy, readLive } from "../core/plan.js";
 import type { Plan } from "../core/plan.js";
 import { recoverJournal } from "../core/recover.js";
 import { emptyIntent, fragment } from "../core/intent.js";
@@ -144,7 +144,8 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
   if (state.pendingJournal) warnings.push({ severity: "warning", message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first` });
   const made = await makePlan({ intent, runner, target: t, registry: REGISTRY, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy, snapshot: offline?.snapshot, reader: offline ? undefined : reader });
   const plan = offline ? dropDigestEqual(made) : made;
-  const diags = [...warnings, ...plan.diagnostics];
+  const refused = o.destroy ? undefined : massDestroy(plan);
+  const diags = [...warnings, ...plan.diagnostics, ...(refused ? [{ severity: "warning" as const, message: `\`bolt apply\` will refuse this plan: ${refused}`, hint: MASS_DESTROY_HINT }] : [])];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
   if (o.outFile) writeSavedPlan(o.outFile, toSavedPlan(plan, o.destroy ? emptyIntent(intent.files) : intent, { deep: !!(o.deep || state.pendingJournal), destroy: !!o.destroy }));
   const format = o.format ?? (o.json ? "json" : "text");
@@ -203,7 +204,7 @@ export function resourcesLine(changes: Plan["changes"]): string {
 }
 
 /** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */
-export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions }): Promise<number> {
+export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean }): Promise<number> {
   const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
   const t = target(o);
   const command = o.destroy ? "destroy" : "apply";
@@ -219,6 +220,7 @@ export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands
       log: o.log,
       destroy: o.destroy,
       deep: o.deep,
+      allowDestroy: o.allowDestroy,
       confirm: o.confirm,
       extraWarnings: () => foreignWarnings(runner, t, intent),
       onPlan: planPrinter(o, o.showCommands),

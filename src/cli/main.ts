@@ -72,12 +72,13 @@ export async function main(argv: string[]): Promise<number> {
           .positional("plan", { type: "string", describe: "a plan saved with `bolt plan --out FILE`" })
           .option("show-commands", { type: "boolean" })
           .option("deep", { type: "boolean" })
+          .option("allow-destroy", { type: "boolean", describe: "apply even if it deletes most of what bolt owns (an empty config deletes everything)" })
           .option("confirm-timeout", { type: "string", describe: "keep the change only if `bolt confirm` runs within this time (e.g. 60s); otherwise restore the previous revision" }),
       run(async (o, a) => {
         const timeout = a["confirm-timeout"] === undefined ? undefined : parseDuration(a["confirm-timeout"] as string, "--confirm-timeout");
         const confirm = timeout === undefined ? undefined : confirmOptions(o, timeout);
         if (!a.plan && !o.file.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable), or give a saved plan file");
-        const rc = a.plan ? await cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm }) : await cmdApply({ ...o, showCommands: a["show-commands"] as boolean, deep: a.deep as boolean, confirm });
+        const rc = a.plan ? await cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm }) : await cmdApply({ ...o, showCommands: a["show-commands"] as boolean, deep: a.deep as boolean, confirm, allowDestroy: a["allow-destroy"] as boolean });
         // Only when something was applied (and so a rollback timer armed).
         if (confirm?.armed !== undefined && rc === 0 && !o.json) out(`\n${describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
         return rc;
@@ -111,12 +112,13 @@ export async function main(argv: string[]): Promise<number> {
         files(y)
           .option("resync", { type: "string", default: "30s", describe: "full resync interval (drift repair even without events)" })
           .option("debounce", { type: "string", default: "300ms", describe: "quiet time after a burst of events before a pass" })
-          .option("metrics-listen", { type: "string", describe: "HOST:PORT for /metrics and /healthz (overrides [monitoring] listen)" }),
+          .option("metrics-listen", { type: "string", describe: "HOST:PORT for /metrics and /healthz (overrides [monitoring] listen)" })
+          .option("allow-destroy", { type: "boolean", describe: "apply a config change even if it deletes most of what bolt owns" }),
       run(async (o, a) => {
         const { cmdWatch } = await import("./cmd-watch.js");
         const explicitLevel = argv.some((x) => x === "--log-level" || x.startsWith("--log-level=")) || process.env.BOLT_LOG_LEVEL !== undefined;
         const log = explicitLevel ? o.log : await makeLogger("info", a.json as boolean | undefined);
-        return cmdWatch({ ...o, log, resyncMs: parseDuration(a.resync as string, "--resync"), debounceMs: parseDuration(a.debounce as string, "--debounce"), metricsListen: a["metrics-listen"] as string | undefined });
+        return cmdWatch({ ...o, log, resyncMs: parseDuration(a.resync as string, "--resync"), debounceMs: parseDuration(a.debounce as string, "--debounce"), metricsListen: a["metrics-listen"] as string | undefined, allowDestroy: a["allow-destroy"] as boolean });
       }),
     )
     .command("mesh <action>", "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline)", (y) => files(y).positional("action", { choices: ["status", "test"] }), run((o, a) => (a.action === "test" ? cmdMeshTest(o) : cmdMeshStatus(o)), false))

@@ -1,3 +1,4 @@
+import { BoltError } from "./diagnostics.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { diffResources } from "./diff.js";
 import { LiveReader } from "./live-reader.js";
@@ -154,4 +155,33 @@ export function renderSteps(changes: Change[], contextOf: (kind: string) => Plan
 export function summaryLine(changes: Change[]): string {
   const n = (a: Change["action"]) => changes.filter((c) => c.action === a).length;
   return `Plan: ${n("create")} to add, ${n("update")} to change, ${n("replace")} to replace, ${n("delete")} to destroy.`;
+}
+
+/**
+ * A config that declares nothing (a file truncated to 0 bytes by a crashed generator, a full
+ * disk, an editor mid-save) is valid, and applying it deletes everything bolt made. The same
+ * for one that would delete more than half of what bolt owns, once it owns enough that a
+ * truncated file is not obvious at a glance (MASS_DESTROY_MIN objects). Such a plan needs the
+ * user to say so (`bolt destroy`, or --allow-destroy): returns why it is refused, or undefined.
+ */
+export function massDestroy(plan: Plan): string | undefined {
+  const owned = plan.before.filter((r) => r.owned).length;
+  const deletes = plan.changes.filter((c) => c.action === "delete").length;
+  if (!deletes) return undefined;
+  const where = plan.target === null ? "the host namespace" : `netns ${plan.target}`;
+  if (!plan.desired.length) return `the configuration declares nothing (an empty or truncated file?): applying it would delete all ${deletes} object(s) bolt owns in ${where}`;
+  if (owned >= MASS_DESTROY_MIN && deletes * 2 > owned) return `applying this would delete ${deletes} of the ${owned} objects bolt owns in ${where}`;
+  return undefined;
+}
+
+export const MASS_DESTROY_MIN = 10;
+
+export const MASS_DESTROY_HINT = "if that is what you want, run `bolt destroy`, or apply with --allow-destroy";
+
+/** Refused because it would delete most of what bolt owns (see massDestroy). */
+export class MassDestroyError extends BoltError {
+  constructor(reason: string) {
+    super(`refusing to apply: ${reason}; nothing was changed (${MASS_DESTROY_HINT})`);
+    this.name = "MassDestroyError";
+  }
 }

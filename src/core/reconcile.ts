@@ -5,7 +5,7 @@ import { BoltError, renderDiagnostics } from "./diagnostics.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { emptyIntent } from "./intent.js";
 import type { Intent } from "./intent.js";
-import { makePlan, summaryLine } from "./plan.js";
+import { MassDestroyError, makePlan, massDestroy, summaryLine } from "./plan.js";
 import type { Plan } from "./plan.js";
 import { recoverJournal } from "./recover.js";
 import type { Recovery } from "./recover.js";
@@ -42,6 +42,8 @@ export interface ReconcileOptions {
   /** sees the plan before anything is written; may throw to stop (a stale saved plan) */
   onPlan?: (plan: Plan, diags: Diagnostic[]) => void | Promise<void>;
   confirm?: ConfirmOptions;
+  /** apply even when the plan deletes most of what bolt owns (see massDestroy) */
+  allowDestroy?: boolean;
   /** stops the writes; the apply rolls back */
   signal?: AbortSignal;
   /** the daemon: after undoing an interrupted apply, converge even if the kernel no longer matches its "before" */
@@ -79,6 +81,10 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   const plan = await makePlan({ intent: o.intent, runner, target: t, registry: o.registry, leases: store.leases(t), originals, destroy: o.destroy, deep: o.deep, desired: o.desired });
   const diags = [...warnings, ...plan.diagnostics];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
+  // A plan made from the files (not a reviewed saved plan, a revision or `destroy`) that would
+  // delete most of what bolt owns is refused before anything is shown as going to happen.
+  const refused = !o.destroy && !o.desired && !o.allowDestroy ? massDestroy(plan) : undefined;
+  if (refused) throw new MassDestroyError(refused);
   await o.onPlan?.(plan, diags);
   if (!plan.changes.length) return { plan, diags, recovered };
   const intent = o.destroy ? emptyIntent(o.intent.files) : o.intent;

@@ -9,6 +9,7 @@ import { TargetLock } from "../state/lock.js";
 import type { StateStore } from "../state/store.js";
 import { targetKey } from "../state/store.js";
 import { reconcile } from "../core/reconcile.js";
+import { MassDestroyError } from "../core/plan.js";
 import { Debouncer } from "./debounce.js";
 import { DEFAULT_FIGHT_POLICY, FightDetector, driftSignature } from "./fight.js";
 import type { Fight, FightPolicy } from "./fight.js";
@@ -32,6 +33,8 @@ export interface ControllerOptions {
   store: StateStore;
   stateDir: string;
   lockTimeoutMs: number;
+  /** apply a config that deletes most of what bolt owns (otherwise it is rejected like an invalid one) */
+  allowDestroy?: boolean;
   log: Logger;
   metrics: WatchMetrics;
   debounceMs: number;
@@ -158,6 +161,7 @@ export class WatchController {
     this.passes++;
     const report: PassReport = { at: new Date(this.now()).toISOString(), trigger, outcome: "noop", changes: 0, drift: false, duration_ms: 0 };
     const { metrics, log } = this.o;
+    const previous = this.good;
     try {
       if (this.configDirty) {
         this.configDirty = false;
@@ -189,6 +193,7 @@ export class WatchController {
           command: "watch",
           log,
           convergeAfterRecovery: true,
+          allowDestroy: this.o.allowDestroy,
           // A full resync also enters endpoint namespaces: drift inside them raises no event here.
           deep: trigger.includes("resync"),
           onPlan: (plan) => {
@@ -224,7 +229,18 @@ export class WatchController {
         lock.release();
       }
     } catch (e) {
-      if (e instanceof Backoff) {
+      if (e instanceof MassDestroyError && this.good !== previous) {
+        // A save that empties (or guts) the config: rejected like an invalid one, and the last
+        // good configuration stays in force (the next pass repairs drift with it).
+        this.good = previous;
+        this.configError = `${this.o.files.join(", ")}: ${e.message}`;
+        report.outcome = "invalid_config";
+        report.error = this.configError;
+        metrics.failures.inc({ reason: "config" });
+        metrics.configValid.set(0);
+        log.error({ kept: previous ? "last good configuration" : "nothing applied yet" }, `config rejected, the kernel is left as it is: ${e.message}`);
+        if (previous) this.schedule(0);
+      } else if (e instanceof Backoff) {
         report.outcome = "backoff";
         report.error = `not repairing "${e.signature}" until ${new Date(e.until).toISOString()}: another writer keeps undoing it`;
         this.schedule(e.until - this.now());

@@ -125,10 +125,12 @@ describe.skipIf(!!SKIP_REASON)("bolt watch", () => {
     await waitFor("healthz ok again", async () => (await health()).status === 200);
   });
 
-  it("bad input (missing file, directory, unreadable, 10 MB) is reported; the daemon survives and the kernel is untouched", async () => {
+  it("bad input (truncated to 0 bytes, missing file, directory, unreadable, 10 MB) is reported; the daemon survives and the kernel is untouched", async () => {
     await waitFor("a quiet kernel", async () => !(await health()).body.last_pass.changes, 10_000);
     const before = await snapshot(sb.target);
     const cases: [string, () => void, RegExp][] = [
+      // Valid TOML that declares nothing: applying it would delete everything bolt made.
+      ["truncated to 0 bytes", () => writeFileSync(file, ""), /declares nothing \(an empty or truncated file\?\).*--allow-destroy/],
       ["missing file", () => unlinkSync(file), /no such file/],
       ["directory", () => mkdirSync(file), /is a directory/],
       // Root reads any mode, so "unreadable" is a symlink to itself (ELOOP).
