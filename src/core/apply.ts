@@ -164,39 +164,30 @@ async function rollback(done: Op[], plan: Plan, opts: ApplyOptions): Promise<str
 }
 
 /**
- * Forced: an undo line that fails (already undone) does not stop the others. Undo lines can
- * depend on later ones (a port's old master is a bridge whose re-creation is undone after it,
- * since destroys ran first), and `ip -force -batch` still aborts a whole batch on an argument
- * it cannot resolve ("Device does not exist", exit 255). So lines that failed, or whose fate an
- * aborted batch left unknown, are tried again one by one, until a pass makes no progress.
+ * Forced: an undo line that fails (already undone) does not stop the others. Every line is
+ * tried exactly once, in order. A batch that ends without saying where it stopped (`ip -force
+ * -batch` still aborts on an argument it cannot resolve, "Device does not exist", exit 255; a
+ * `wg set` never says which clause failed) is run again line by line: the lines before the
+ * abort are idempotent restores, the ones after it had not run yet. Failed lines are not
+ * retried later: a line that failed because its op never took effect would, once later lines
+ * restored the object, undo the restore.
  */
 export async function runUndo(runner: CommandRunner, lines: OpLine[]): Promise<string[]> {
-  let suspects: { line: OpLine; error: string }[] = [];
+  const problems: string[] = [];
   for (const b of sequentialBatches(lines)) {
     const r = await runBatch(runner, b, { force: true });
     if (!r.error) continue;
-    const err = firstLine(r.error.stderr) || r.error.message;
-    const failed = b.tool === "ip" && r.error.code !== 255 ? failedLines(r.error.stderr) : [];
-    // Known failing lines, or every line of a batch whose failure point is unknown.
-    const which = failed.length ? failed.map((n) => b.ops[n - 1]).filter((l): l is OpLine => !!l) : b.ops;
-    suspects.push(...which.map((line) => ({ line, error: err })));
-  }
-  for (let pass = 0; pass < 3 && suspects.length; pass++) {
-    const still: typeof suspects = [];
-    for (const s of suspects) {
-      const r = await runBatch(runner, { tool: s.line.tool, ns: s.line.ns, ops: [s.line] }, { force: true });
-      if (r.error) still.push({ line: s.line, error: firstLine(r.error.stderr) || r.error.message });
+    const unknown = b.ops.length > 1 && ((b.tool === "ip" && (r.error.code === 255 || !/Command failed -:\d+/.test(r.error.stderr))) || b.tool === "wg");
+    if (!unknown) {
+      problems.push(`undo: ${firstLine(r.error.stderr) || r.error.message}`);
+      continue;
     }
-    const progress = still.length < suspects.length;
-    suspects = still;
-    if (!progress) break;
+    for (const line of b.ops) {
+      const one = await runBatch(runner, { tool: b.tool, ns: b.ns, ops: [line] }, { force: true });
+      if (one.error) problems.push(`undo: ${firstLine(one.error.stderr) || one.error.message}`);
+    }
   }
-  return suspects.map((s) => `undo: ${s.error}`);
-}
-
-/** Every "Command failed -:N" of a forced `ip -batch` (1-based line numbers). */
-function failedLines(stderr: string): number[] {
-  return [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
+  return problems;
 }
 
 /** What differs between the kernel now and the resources read before the apply. */

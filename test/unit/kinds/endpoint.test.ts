@@ -36,7 +36,6 @@ network = "front"
 `;
 const jobNamespaces = (k: FakeKernel) => void k.addNetns(`${P}job`).addNetns(`${P}job2`);
 
-const RETRY_DELETES = "an undo line that failed (its op never took effect) is retried after later undo lines re-created that object, and deletes it again";
 
 const want = (text: string) => (): Desired => ({ intent: intentOf(writeConfigs({ "bolt-network.toml": text }), { netnsPrefix: P }) });
 const from = (text: string, setup?: Parameters<typeof newWorld>[1]) => async () => {
@@ -93,14 +92,11 @@ describe("endpoint", () => {
     },
   });
 
-  // KNOWN BUG (src/core/apply.ts runUndo, the retry of failed undo lines): when the replace's
-  // `netns add NS` (op 3) or `link add … bv-web …` (op 4) did not take effect (lost, or never ran
-  // before a kill), its undo (`netns del NS` / `link del dev bv-web`) fails on the first pass; the
-  // later undo lines then re-create NS and bv-web (undo of the delete half), and the retry pass
-  // runs the failed line again — now it succeeds and deletes what the rollback just restored.
+  // Was a bug of runUndo's retry of failed undo lines (fixed): the undo of a `netns add` or
+  // `link add` that never took effect fails, later undo lines re-create what the replace deleted,
+  // and a retry of the failed line deleted it again. Each undo line now runs exactly once.
   describeTransition("replace: MAC address given", {
     kind: "endpoint",
-    knownBad: Object.fromEntries(["ignore@3", "ignore@4", "kill@3", "kill@4"].map((p) => [p, RETRY_DELETES])),
     before: from(EPS),
     to: want(EPS.replace('ip = "10.81.0.10"', 'ip = "10.81.0.10"\nmac = "02:42:ac:11:00:0a"')),
     changes: ["replace endpoint:web"],
