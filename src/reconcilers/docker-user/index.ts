@@ -63,7 +63,8 @@ export const dockerUserReconciler: Reconciler = {
     const ops: RenderedOp[] = [];
     for (const dir of ["in", "out"] as const) {
       if (want[dir] && !have[dir]) ops.push({ ...rule(ns, "-I", dir, br), phase: "rules", undo: [rule(ns, "-D", dir, br)] });
-      if (!want[dir] && have[dir]) ops.push({ ...rule(ns, "-D", dir, br), phase: "rules", undo: [rule(ns, "-I", dir, br)] });
+      // Undo deletes any copy first: -I is not idempotent (a recovery that replays it would duplicate the rule).
+      if (!want[dir] && have[dir]) ops.push({ ...rule(ns, "-D", dir, br), phase: "rules", undo: [rule(ns, "-D", dir, br), rule(ns, "-I", dir, br)] });
     }
     return ops;
   },

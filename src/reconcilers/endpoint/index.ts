@@ -184,10 +184,12 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
   if (a.type === "veth" && (changed.includes("ip") || changed.includes("gateway"))) {
     const route = (gw: string) => line(ns, "route", "replace", "default", "via", gw, "dev", INNER_IFNAME, "proto", ROUTE_PROTO);
     const ipChanged = changed.includes("ip");
-    if (ipChanged && a.ip) op("inside", line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
-    // Removing the old address flushes the default route through it: its undo restores both.
+    // The old address goes first: with promote_secondaries=0 (the default in a new namespace),
+    // deleting a primary address also deletes a new one added in the same subnet. Removing it
+    // flushes the default route through it: its undo restores both.
     const oldIps = ipChanged && b.ip ? b.ip.split(", ") : [];
     for (const old of oldIps) op("inside", line(ns, "address", "del", old, "dev", INNER_IFNAME), [line(ns, "address", "add", old, "dev", INNER_IFNAME), ...(b.gateway ? [route(b.gateway)] : [])]);
+    if (ipChanged && a.ip) op("inside", line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
     if (a.gateway) op("inside", route(a.gateway), oldIps.length || !b.gateway ? [] : [route(b.gateway)]);
   }
   if (["network", "ip", "gateway"].some((f) => changed.includes(f))) {

@@ -55,6 +55,15 @@ export const hostsReconciler: Reconciler = {
     return { resources: [{ kind: "hosts", name: "magic_dns", id: "hosts:magic_dns", keys: [], spec: { file: path, entries: block.filter(Boolean).join("; ") }, data, deps: [], owned: true }], foreign: new Map() };
   },
 
+  /** Only when a namespace hosts file is to be created: which of its directories exist already (so an undo removes only what bolt made). */
+  async prepare(changes, io) {
+    const c = changes[0];
+    if (!c?.after || io.target === null || c.before?.data?.exists) return { diagnostics: [] };
+    const dir = `/etc/netns/${io.target}`;
+    const [parent, own] = await Promise.all([io.exec(["test", "-d", "/etc/netns"], null), io.exec(["test", "-d", dir], null)]);
+    return { diagnostics: [], prepared: new Map([[c.id, { made: [...(own.code !== 0 ? [dir] : []), ...(parent.code !== 0 ? ["/etc/netns"] : [])] }]]) };
+  },
+
   render(change, ctx): RenderedOp[] {
     const path = hostsPath(ctx.target);
     const live = change.before ?? ctx.live.get("hosts:magic_dns");
@@ -79,8 +88,11 @@ export const hostsReconciler: Reconciler = {
     const block = [BEGIN + (created ? CREATED : ""), ...change.after!.spec.entries!.split("; "), END].join("\n");
     const text = [before.replace(/\n*$/, ""), block, after.replace(/^\n*/, "")].filter(Boolean).join("\n") + "\n";
     const mk: OpLine[] = ctx.target !== null && !exists ? [mkdir(ctx.target)] : [];
+    // Undo removes the directories mkdir made (innermost first); offline nothing is known: none.
+    const made = (ctx.prepared.get(change.id)?.made as string[] | undefined) ?? [];
+    const rmdirs: OpLine[] = made.map((d) => ({ tool: "exec", ns: null, args: ["rmdir", d] }));
     // mkdir in the file's phase: the same batch as the write, just before it.
-    return [...mk.map((l) => ({ ...l, phase: "file", undo: [] })), { ...write(path, text), phase: "file", undo: restore }];
+    return [...mk.map((l) => ({ ...l, phase: "file", undo: rmdirs })), { ...write(path, text), phase: "file", undo: restore }];
   },
 };
 

@@ -25,7 +25,8 @@ export const ruleReconciler: Reconciler = {
   // Rules send traffic to the tunnel's table: only once its default route is there.
   phases: { rule: { after: ["route.route"] } },
   uses: ["wireguard"],
-  replaceOn: ["selector"],
+  // A rule is its whole match: changing the table adds a rule next to the old one, so it is a replace.
+  replaceOn: ["selector", "table"],
   readScope: [{ ip: ["rule", "show"] }],
 
   desired(ctx) {
@@ -72,6 +73,7 @@ function add(ns: Ns, r: Resource): OpLine {
   return { tool: "ip", ns, args: ["rule", "add", "priority", r.name, ...before, "table", r.spec.table!, ...after, "protocol", ROUTE_PROTO] };
 }
 
+/** Deletes exactly this rule (priority, selector and table), never another one at the same priority. */
 function del(ns: Ns, r: Resource): OpLine {
-  return { tool: "ip", ns, args: ["rule", "del", "priority", r.name, "protocol", ROUTE_PROTO] };
+  return { ...add(ns, r), args: ["rule", "del", ...add(ns, r).args.slice(2)] };
 }

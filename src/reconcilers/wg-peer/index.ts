@@ -82,6 +82,8 @@ export const wgPeerReconciler: Reconciler = {
     const undo = settings(change.before!, fields.filter((f) => f !== "preshared_key"));
     const oldPsk = pskUndo(change.before!, ctx.leases, ifname, pub);
     if (fields.includes("preshared_key") && oldPsk.length && oldPsk[1] !== r.data?.pskFile) undo.push(...oldPsk);
+    // A peer that had no preshared key gets it cleared again (wg's way: the all-zero key from /dev/null).
+    else if (fields.includes("preshared_key") && !change.before!.spec.preshared_key) undo.push("preshared-key", "/dev/null");
     return [{ ...clause(ns, ifname, pub, settings(change.after!, fields)), phase: "peer", undo: undo.length ? [clause(ns, ifname, pub, undo)] : [] }];
   },
 

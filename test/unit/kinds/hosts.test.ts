@@ -48,20 +48,15 @@ const from = (target: Ns, text: string, boltfile?: string) => async () => {
 const HOST_BASE = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 const block = (created: boolean, entries: string[]) => `# BEGIN bolt magic_dns (managed by bolt; edits here are overwritten)${created ? " [file created by bolt]" : ""}\n${entries.join("\n")}\n# END bolt magic_dns\n`;
 
-// KNOWN BUG (minor): the `mkdir -p /etc/netns/NAME` before a namespace's first hosts file has no
-// undo, so a rollback leaves the (empty) directories /etc/netns and /etc/netns/NAME behind.
-const DIR_LEFT = "the undo of `mkdir -p /etc/netns/NAME` is empty: a rollback leaves the directories behind";
+// Was a bug (fixed): the `mkdir -p /etc/netns/NAME` before a namespace's first hosts file had no
+// undo; it now removes the directories it made (checked before, in prepare), innermost first.
 
 describe("hosts in a namespace (/etc/netns/NAME/hosts)", () => {
   describeTransition("create", {
     kind: "hosts",
     before: () => newWorld(T),
     to: want(ONE),
-    // run order: wireguard-go, alias, address, mtu up, wg set, peer, route, mkdir, tee. The
-    // directories stay whenever the rollback comes after the mkdir: the tee fails (fail@9), or
-    // verify finds an op lost (ignore@N; losing the mtu/up, mkdir or wireguard-go fails the apply
-    // before the mkdir).
-    knownBad: Object.fromEntries(["fail@9", "ignore@2", "ignore@3", "ignore@5", "ignore@6", "ignore@7", "ignore@9", "kill@9"].map((p) => [p, DIR_LEFT])),
+    // run order: wireguard-go, alias, address, mtu up, wg set, peer, route, mkdir, tee.
     after: (k) => expect(k.state.files[`/etc/netns/${T}/hosts`]).toBe(HOST_BASE + block(true, ["100.64.0.1 host-a.mesh", "100.64.0.2 host-b.mesh"])),
   });
 

@@ -86,28 +86,21 @@ describe("rule", () => {
     },
   });
 
-  // Drift: bolt's rule 20001 now looks up another table. The update renders `ip rule add` (the
-  // new rule next to the drifted one, which stays) with `ip rule del priority 20001 protocol 176`
-  // as its undo — which deletes the first rule of that priority: the drifted one.
+  // Drift: bolt's rule 20001 now looks up another table. Was a bug (fixed): the update added the
+  // new rule next to the drifted one and its undo deleted the first rule of that priority. A
+  // table change is now a replace, and a delete names the whole rule (priority, match, table).
   const drifted = async () => {
     const w = await from(USING)();
     w.kernel.ns(T).rules.find((r) => r.priority === 20001)!.table = 100;
     return w;
   };
-  describeTransition("update: a drifted rule's table (a sysctl is written after it)", {
+  describeTransition("replace: a drifted rule's table (a sysctl is written after it)", {
     kind: "rule",
     before: drifted,
     to: want(USING, TTL),
-    changes: ["create sysctl:net.ipv4.ip_default_ttl", "update rule:20001"],
-    knownBad: {
-      "fail@2": "the undo of the update (`ip rule del priority 20001 protocol 176`) deletes the drifted rule, not the added one",
-      "ignore@1": "the add did not happen, and its undo deletes the drifted rule",
-      "ignore@2": "the undo of the update (`ip rule del priority 20001 protocol 176`) deletes the drifted rule, not the added one",
-      "kill@1": "the add never ran, and its undo (run by the recovery) deletes the drifted rule",
-      "kill@2": "the undo of the update (`ip rule del priority 20001 protocol 176`) deletes the drifted rule, not the added one",
-    },
+    changes: ["create sysctl:net.ipv4.ip_default_ttl", "replace rule:20001"],
   });
-  it.fails("KNOWN BUG: updating a drifted rule leaves one rule at its priority", async () => {
+  it("replacing a drifted rule leaves one rule at its priority", async () => {
     const w = await drifted();
     await converge(w, want(USING)());
     expect(w.kernel.ns(T).rules.filter((r) => r.priority === 20001)).toHaveLength(1);

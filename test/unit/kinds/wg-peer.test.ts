@@ -34,7 +34,6 @@ const P2_DIALS = IFACE + peer(P1.pub, ["10.0.0.2/32"], P1_CONF) + peer(P2.pub, [
 const NO_PSK = IFACE + peer(P1.pub, ["10.0.0.2/32"], 'endpoint = "198.18.0.9:51820"\npersistent_keepalive = 25') + peer(P2.pub, ["10.0.0.3/32"]);
 const TTL = (v: number) => `\n[sysctl]\n"net.ipv4.ip_default_ttl" = ${v}\n`;
 
-const PSK_ADDED = "the undo of adding a preshared key to a peer that had none is empty (not `preshared-key /dev/null`)";
 const ENDPOINT_SET = "the undo of giving a dial-in peer an endpoint is empty (wg set cannot clear an endpoint)";
 
 const want = (text: string, file = "bolt-network.toml") => (): Desired => ({ intent: intentOf(writeConfigs({ [file]: text })) });
@@ -92,14 +91,13 @@ describe("wg-peer", () => {
     after: (k) => expect(peersOf(k)[0]).toMatchObject({ psk: "" }),
   });
 
-  // KNOWN BUG: the undo of giving a peer that had none a preshared key is empty (it should be
-  // `preshared-key /dev/null`): a rollback leaves the new key on the peer.
+  // Was a bug (fixed): the undo of giving a peer that had none a preshared key was empty; it is
+  // `preshared-key /dev/null` (clears it).
   describeTransition("update: preshared key added", {
     kind: "wg-peer",
     before: from(NO_PSK + TTL(63)),
     to: want(PEERS + TTL(62)),
     changes: ["update sysctl:net.ipv4.ip_default_ttl", `update wg-peer:wg0/${P1.pub}`],
-    knownBad: { "fail@2": PSK_ADDED, "ignore@2": PSK_ADDED, "kill@2": PSK_ADDED },
     after: (k) => expect(peersOf(k)[0]).toMatchObject({ psk: psk1 }),
   });
 
