@@ -145,7 +145,7 @@ function cleanupNow(code) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error("the benchmark creates network namespaces: run it as root");
-  if (!existsSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)))) throw new Error("dist/ is missing: run `npm run build` (npm run bench does)");
+  if (!existsSync(fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url)))) throw new Error("dist/ is missing: run `npm run build` (npm run bench does)");
   // A closed stdout (piped into `head`) must not kill the process before its cleanup ran.
   process.stdout.on("error", () => {});
   process.on("SIGINT", () => cleanupNow(130));

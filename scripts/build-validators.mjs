@@ -2,7 +2,7 @@
 // so the CLI starts without compiling JSON Schemas (see src/config/schema.ts).
 import { writeFileSync } from "node:fs";
 import standaloneCode from "ajv/dist/standalone/index.js";
-import { SCHEMA_FILES, VALIDATORS_FILE, makeAjv } from "../dist/config/ajv-setup.js";
+import { SCHEMA_FILES, VALIDATORS_FILE, makeAjv } from "../dist/src/config/ajv-setup.js";
 
 const ajv = makeAjv(true);
 const refs = Object.fromEntries(Object.entries(SCHEMA_FILES).map(([kind, file]) => [kind, ajv.getSchema(file).schema.$id ?? file]));

@@ -3,7 +3,7 @@
 import { build } from "esbuild";
 
 await build({
-  entryPoints: ["dist/cli/main.js"],
+  entryPoints: ["dist/src/cli/main.js"],
   outfile: "dist/cli/bolt.mjs",
   bundle: true,
   platform: "node",

@@ -2,14 +2,14 @@
 // bundles this file with esbuild the way scripts/bundle.mjs bundles the CLI, so importing it
 // costs what importing dist/cli/bolt.mjs costs (main is re-exported to pull in the same graph).
 import { performance } from "node:perf_hooks";
-import { loadIntent } from "../../dist/cli/config.js";
-import { makeLogger } from "../../dist/cli/logger.js";
-import { renderPlanText } from "../../dist/cli/render-text.js";
-import { makePlan, readLive } from "../../dist/core/plan.js";
-import { ProcessRunner } from "../../dist/exec/process-runner.js";
-import { RECONCILERS } from "../../dist/reconcilers/registry.js";
-import { StateStore } from "../../dist/state/store.js";
-export { main } from "../../dist/cli/main.js";
+import { loadIntent } from "../../dist/src/cli/config.js";
+import { makeLogger } from "../../dist/src/cli/logger.js";
+import { renderPlanText } from "../../dist/src/cli/render-text.js";
+import { makePlan, readLive } from "../../dist/src/core/plan.js";
+import { ProcessRunner } from "../../dist/src/exec/process-runner.js";
+import { REGISTRY } from "../../dist/reconcilers/registry.js";
+import { StateStore } from "../../dist/src/state/store.js";
+export { main } from "../../dist/src/cli/main.js";
 
 export async function planPhases(boltfile, target, prefix, stateDir) {
   const out = {};
@@ -34,10 +34,10 @@ export async function planPhases(boltfile, target, prefix, stateDir) {
       return { leases: new Map(), originals: new Map() };
     }
   });
-  const plan = await phase("makePlanMs", () => makePlan({ intent, runner, target, registry: RECONCILERS, leases: state.leases, originals: state.originals }));
+  const plan = await phase("makePlanMs", () => makePlan({ intent, runner, target, registry: REGISTRY, leases: state.leases, originals: state.originals }));
   await phase("renderMs", () => renderPlanText(plan, { color: false }));
   // For the split of makePlan: the same reads again on their own (warm); the rest is pure work.
-  await phase("readLiveAgainMs", () => readLive(runner, target, RECONCILERS, { deep: false, intent, originals: state.originals }));
+  await phase("readLiveAgainMs", () => readLive(runner, target, REGISTRY, { deep: false, intent, originals: state.originals }));
   out.changes = plan.changes.length;
   return out;
 }

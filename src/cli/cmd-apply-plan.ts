@@ -3,7 +3,7 @@ import { fingerprint, liveDrift, liveEntries, readSavedPlan } from "../core/save
 import { planPrinter, resourcesLine, withTarget } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { reconcile } from "../core/reconcile.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 import type { ConfirmOptions } from "../core/reconcile.js";
 import { targetName } from "./render-text.js";
 

@@ -1,22 +1,22 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import { pendingRevisions, revisionState } from "../core/revisions.js";
 import { ProcessRunner } from "../exec/process-runner.js";
 import type { Ns } from "../exec/runner.js";
 import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
+import { PKG_ROOT } from "../config/ajv-setup.js";
 import { planPrinter, target, withTarget } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { reconcile } from "../core/reconcile.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 import type { ConfirmOptions } from "../core/reconcile.js";
 import { summaryLine, targetName } from "./render-text.js";
 
-/** The launcher next to the bundle (dist/cli/bolt.mjs → bin/bolt.js). */
-const BOLT_BIN = fileURLToPath(new URL("../../bin/bolt.js", import.meta.url));
+/** The launcher of this package (bin/bolt.js under the package root, wherever this module runs from). */
+const BOLT_BIN = join(PKG_ROOT, "bin", "bolt.js");
 
 /**
  * Commit-confirmed apply. The timer must outlive the CLI and the SSH session that started it:

@@ -1,7 +1,7 @@
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import { offlineInputs, readHostState } from "../core/host-state.js";
 import { makePlan } from "../core/plan.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 import type { GlobalOpts } from "./commands.js";
 import { loadIntent } from "./config.js";
 import { desiredGraph, renderDot, renderMermaid } from "./render-graph.js";

@@ -3,7 +3,7 @@ import { exportState } from "../core/host-state.js";
 import { emptyIntent } from "../core/intent.js";
 import type { Intent } from "../core/intent.js";
 import { ProcessRunner } from "../exec/process-runner.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 import { checkTarget, readState, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { loadIntent } from "./config.js";

@@ -10,7 +10,7 @@ import type { MonitoringConfig } from "../watch/monitoring-config.js";
 import { checkTarget, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { loadIntent } from "./config.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 
 export interface WatchOpts extends GlobalOpts {
   allowDestroy?: boolean;

@@ -7,11 +7,11 @@ import type { Plan } from "../core/plan.js";
 import { recoverJournal } from "../core/recover.js";
 import { emptyIntent, fragment } from "../core/intent.js";
 import type { Intent } from "../core/intent.js";
-import { NETWORKS } from "../reconcilers/network/intent.js";
-import { NFT } from "../reconcilers/nft/intent.js";
+import { NETWORKS } from "../../reconcilers/network/intent.js";
+import { NFT } from "../../reconcilers/nft/intent.js";
 import { ProcessRunner } from "../exec/process-runner.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 import { TargetLock } from "../state/lock.js";
 import { StateStore, targetKey } from "../state/store.js";
 import { loadIntent } from "./config.js";
@@ -22,8 +22,8 @@ import { toSavedPlan, writeSavedPlan } from "../core/saved-plan.js";
 import type { ConfirmOptions } from "../core/reconcile.js";
 import { planJson } from "./render-json.js";
 import { renderDiagnostics, renderPlanText, renderShow, summaryLine, targetName } from "./render-text.js";
-import { analyzeForeign } from "../reconcilers/nft/analyze.js";
-import type { BoltFlows, Finding } from "../reconcilers/nft/analyze.js";
+import { analyzeForeign } from "../../reconcilers/nft/analyze.js";
+import type { BoltFlows, Finding } from "../../reconcilers/nft/analyze.js";
 
 export interface GlobalOpts {
   file: string[];

@@ -4,7 +4,7 @@ import { loadFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
 import { normalize } from "../config/normalize.js";
 import type { Intent } from "../core/intent.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 
 /** load → schema → semantic checks, for every file; throws ConfigError with all errors found. */
 /**

@@ -1,7 +1,7 @@
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { Plan } from "../core/plan.js";
 import type { Change, Impact, Resource } from "../core/resource.js";
-import { REGISTRY } from "../reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 
 /**
  * The versioned machine-readable plan (docs/plan-json.md). Bump FORMAT_VERSION's major on any

@@ -17,7 +17,7 @@ import type { OpLine } from "../../src/core/resource.js";
 import type { Intent } from "../../src/core/intent.js";
 import { ReplayRunner } from "../../src/exec/replay-runner.js";
 import type { RecordedOutput } from "../../src/exec/replay-runner.js";
-import { REGISTRY } from "../../src/reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 import { emptyIntent } from "../../src/core/intent.js";
 
 const TARGET = "bolt-t-golden";

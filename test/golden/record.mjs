@@ -6,12 +6,12 @@
 //   usage: node test/golden/record.mjs test/golden/cases/<case>
 import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadIntent } from "../../dist/cli/config.js";
-import { makePlan } from "../../dist/core/plan.js";
-import { ProcessRunner } from "../../dist/exec/process-runner.js";
-import { ReplayRunner } from "../../dist/exec/replay-runner.js";
+import { loadIntent } from "../../dist/src/cli/config.js";
+import { makePlan } from "../../dist/src/core/plan.js";
+import { ProcessRunner } from "../../dist/src/exec/process-runner.js";
+import { ReplayRunner } from "../../dist/src/exec/replay-runner.js";
 import { REGISTRY } from "../../dist/reconcilers/registry.js";
-import { emptyIntent } from "../../dist/core/intent.js";
+import { emptyIntent } from "../../dist/src/core/intent.js";
 
 const TARGET = "bolt-t-golden";
 const PREFIX = "bolt-t-golden-";

@@ -29,7 +29,7 @@ if (SKIP_REASON) console.warn(`[integration] SKIPPED: ${SKIP_REASON}`);
 /** The suite runs the compiled CLI: a missing build is an error, never a silent skip. */
 export function requireBuild(): void {
   // Whatever bin/bolt.js loads from dist/ must exist (the launcher names it).
-  const target = /from\s+["'](\.\.\/dist\/[^"']+)["']/.exec(readFileSync(BOLT_BIN, "utf8"))?.[1] ?? "../dist/cli/main.js";
+  const target = /from\s+["'](\.\.\/dist\/[^"']+)["']/.exec(readFileSync(BOLT_BIN, "utf8"))?.[1] ?? "../dist/src/cli/main.js";
   if (!existsSync(join(REPO, "bin", target))) throw new Error(`${join("bin", target)} is missing: run \`npm run build\` (npm test does) before the integration tests`);
 }
 

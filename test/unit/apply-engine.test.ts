@@ -18,7 +18,7 @@ import { ReplayRunner } from "../../src/exec/replay-runner.js";
 import type { RunResult } from "../../src/exec/runner.js";
 import { ScriptedRunner } from "../../src/exec/scripted-runner.js";
 import type { ScriptedCall } from "../../src/exec/scripted-runner.js";
-import { RECONCILERS as ALL_RECONCILERS } from "../../src/reconcilers/registry.js";
+import { RECONCILERS as ALL_RECONCILERS } from "../../reconcilers/registry.js";
 import { compileRegistry } from "../../src/core/registry.js";
 
 // The engine under test is kind-agnostic; the other kinds (nft, WireGuard, routes, rules…) have

@@ -9,9 +9,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
 import { formatCidr4, parseIp4 } from "../../src/core/ipv4.js";
-import { compileAcls, evaluate, parsePorts, resolveNames, runAclTests } from "../../src/reconcilers/wireguard/acl.js";
-import type { AclIntent, AclTestIntent, MeshIntent, MeshNode } from "../../src/reconcilers/wireguard/intent.js";
-import { compileTable } from "../../src/reconcilers/nft/compile.js";
+import { compileAcls, evaluate, parsePorts, resolveNames, runAclTests } from "../../reconcilers/wireguard/acl.js";
+import type { AclIntent, AclTestIntent, MeshIntent, MeshNode } from "../../reconcilers/wireguard/intent.js";
+import { compileTable } from "../../reconcilers/nft/compile.js";
 import { kinds } from "./helpers/builders.js";
 
 const at = { file: "ghostwire.toml", line: 1, col: 1 };

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { contains, formatIp4, parseCidr4 } from "../../src/core/ipv4.js";
-import { allocateMeshAddress } from "../../src/reconcilers/wireguard/intent.js";
+import { allocateMeshAddress } from "../../reconcilers/wireguard/intent.js";
 
 const CGNAT = parseCidr4("100.64.0.0/10")!;
 const key = () => randomBytes(32).toString("base64");

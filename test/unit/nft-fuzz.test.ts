@@ -17,10 +17,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
-import { compileTable } from "../../src/reconcilers/nft/compile.js";
-import type { NftTable } from "../../src/reconcilers/nft/compile.js";
-import { tableScript } from "../../src/reconcilers/nft/script.js";
-import { nftComment, nftIfname, nftName } from "../../src/reconcilers/nft/grammar.js";
+import { compileTable } from "../../reconcilers/nft/compile.js";
+import type { NftTable } from "../../reconcilers/nft/compile.js";
+import { tableScript } from "../../reconcilers/nft/script.js";
+import { nftComment, nftIfname, nftName } from "../../reconcilers/nft/grammar.js";
 import { kinds } from "./helpers/builders.js";
 
 const SEED = Number(process.env.BOLT_FUZZ_SEED ?? 20261122);

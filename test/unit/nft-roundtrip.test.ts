@@ -7,10 +7,10 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
-import { compileTable, mergeCidrs } from "../../src/reconcilers/nft/compile.js";
-import type { NftTable } from "../../src/reconcilers/nft/compile.js";
-import { parseTable } from "../../src/reconcilers/nft/read.js";
-import { tableScript, tableSpec } from "../../src/reconcilers/nft/script.js";
+import { compileTable, mergeCidrs } from "../../reconcilers/nft/compile.js";
+import type { NftTable } from "../../reconcilers/nft/compile.js";
+import { parseTable } from "../../reconcilers/nft/read.js";
+import { tableScript, tableSpec } from "../../reconcilers/nft/script.js";
 import { parseCidr4 } from "../../src/core/ipv4.js";
 import { kinds } from "./helpers/builders.js";
 

@@ -13,7 +13,7 @@ import type { Intent } from "../../src/core/intent.js";
 import { ReplayRunner } from "../../src/exec/replay-runner.js";
 import type { RecordedOutput } from "../../src/exec/replay-runner.js";
 import type { CommandRunner } from "../../src/exec/runner.js";
-import { REGISTRY } from "../../src/reconcilers/registry.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
 import { compileRegistry } from "../../src/core/registry.js";
 import { emptyIntent } from "../../src/core/intent.js";
 

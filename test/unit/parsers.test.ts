@@ -2,11 +2,11 @@
 // bolt apply plus hand-made foreign objects): ownership comes from the kernel alone
 // (IFLA_IFALIAS), so everything without bolt's alias must land in `foreign`.
 import { describe, expect, it } from "vitest";
-import { parseNetworks } from "../../src/reconcilers/network/read.js";
-import { networkReconciler } from "../../src/reconcilers/network/index.js";
-import { parseEndpoints, readInside } from "../../src/reconcilers/endpoint/read.js";
-import { endpointReconciler } from "../../src/reconcilers/endpoint/index.js";
-import { normalizeValue, parseSysctl, sysctlReconciler } from "../../src/reconcilers/sysctl/index.js";
+import { parseNetworks } from "../../reconcilers/network/read.js";
+import { networkReconciler } from "../../reconcilers/network/index.js";
+import { parseEndpoints, readInside } from "../../reconcilers/endpoint/read.js";
+import { endpointReconciler } from "../../reconcilers/endpoint/index.js";
+import { normalizeValue, parseSysctl, sysctlReconciler } from "../../reconcilers/sysctl/index.js";
 import { ALIAS_MAGIC, decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import { LiveReader } from "../../src/core/live-reader.js";
 import type { IpAddr, IpLink } from "../../src/core/live-reader.js";

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseWgDump, pskDigest } from "../../src/reconcilers/wireguard/dump.js";
+import { parseWgDump, pskDigest } from "../../reconcilers/wireguard/dump.js";
 
 const DUMP = readFileSync(join(import.meta.dirname, "../../fixtures/wg/wg-show-dump.txt"), "utf8");
 /** base64("private-key-fake-for-the-tests!!") and base64("preshared-fake-for-the-tests-123") */

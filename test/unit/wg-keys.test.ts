@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { isKey, publicKeyOf, readKeyFile } from "../../src/reconcilers/wireguard/keys.js";
+import { isKey, publicKeyOf, readKeyFile } from "../../reconcilers/wireguard/keys.js";
 
 const HAS_WG = (() => {
   try {

@@ -16,7 +16,7 @@ import type { Intent } from "../../../src/core/intent.js";
 import { compileRegistry } from "../../../src/core/registry.js";
 import type { CommitStore, Reconciler } from "../../../src/core/resource.js";
 import type { CommandRunner, Ns } from "../../../src/exec/runner.js";
-import { RECONCILERS } from "../../../src/reconcilers/registry.js";
+import { RECONCILERS } from "../../../reconcilers/registry.js";
 import { FakeKernel, FakeKernelKilled, diffSnapshots, opKey } from "./fake-kernel.js";
 import type { Fault } from "./fake-kernel.js";
 

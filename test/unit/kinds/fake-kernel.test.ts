@@ -8,8 +8,8 @@ import { describe, expect, it } from "vitest";
 import { FakeKernel, FakeKernelError, FakeKernelKilled, diffSnapshots, opKey, publicKeyOf } from "../helpers/fake-kernel.js";
 import { fixtureJson, fixtureText } from "../helpers/ip-fixtures.js";
 import { converge, intentOf, newWorld, writeConfigs } from "../helpers/pipeline.js";
-import { parseWgDump } from "../../../src/reconcilers/wireguard/dump.js";
-import { parseTable } from "../../../src/reconcilers/nft/read.js";
+import { parseWgDump } from "../../../reconcilers/wireguard/dump.js";
+import { parseTable } from "../../../reconcilers/nft/read.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;

@@ -1,0 +1,76 @@
+import { fragment } from "../../src/core/intent.js";
+import type { OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
+import type { Ns } from "../../src/exec/runner.js";
+import { NETWORKS } from "../network/intent.js";
+import { nftName } from "../nft/grammar.js";
+import { NFT } from "../nft/intent.js";
+
+/**
+ * `[firewall] docker_conflict_resolution = true` on a Docker host: Docker sets the iptables
+ * FORWARD policy to DROP, and in netfilter every base chain votes, so nothing in bolt's own
+ * table can let bolt's bridges through. Docker documents one escape: rules in its DOCKER-USER
+ * chain, evaluated first. bolt adds exactly two ACCEPT rules per bridge there, marked with the
+ * comment `bolt:<bridge>`, and only ever inserts or deletes rules carrying that mark; without
+ * a DOCKER-USER chain (no Docker) it does nothing.
+ */
+const CHAIN = "DOCKER-USER";
+const PRESENT = `docker-user:(chain)`;
+
+export const dockerUserReconciler: Reconciler = {
+  kind: "docker-user",
+  // After bolt's own table, as before; the rules name bridges by name only.
+  phases: { rules: { after: ["network.link", "nft.table"] } },
+  uses: ["network", "nft"],
+  replaceOn: [],
+
+  desired(ctx) {
+    if (!fragment(ctx.intent, NFT)?.dockerResolution || !ctx.live.has(PRESENT)) return { resources: [], diagnostics: [] };
+    const resources = fragment(ctx.intent, NETWORKS).map((n): Resource => ({
+      kind: "docker-user",
+      name: n.bridge,
+      id: `docker-user:${n.bridge}`,
+      keys: [],
+      spec: { in: "accept", out: "accept" },
+      deps: [`network:${n.name}`],
+      owned: true,
+      source: n.source,
+    }));
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io) {
+    const r = await io.exec(["iptables-save", "-t", "filter"]).catch(() => ({ code: 127, stdout: "", stderr: "" }));
+    if (r.code !== 0 || !r.stdout.includes(`:${CHAIN} `)) return { resources: [], foreign: new Map() };
+    const rules = new Map<string, Record<string, string>>();
+    for (const line of r.stdout.split("\n")) {
+      const m = new RegExp(`^-A ${CHAIN} (-i|-o) (\\S+) -m comment --comment "?bolt:(\\S+?)"? -j ACCEPT$`).exec(line.trim());
+      if (!m || m[2] !== m[3]) continue;
+      const spec = rules.get(m[2]!) ?? {};
+      spec[m[1] === "-i" ? "in" : "out"] = "accept";
+      rules.set(m[2]!, spec);
+    }
+    const resources: Resource[] = [...rules].map(([br, spec]) => ({ kind: "docker-user", name: br, id: `docker-user:${br}`, keys: [], spec, deps: [], owned: true }));
+    // Marks that the chain exists, so desired() knows the escape is available.
+    resources.push({ kind: "docker-user", name: "(chain)", id: PRESENT, keys: [], spec: {}, deps: [], owned: false });
+    return { resources, foreign: new Map() };
+  },
+
+  render(change, ctx) {
+    const br = change.name;
+    const ns = ctx.target;
+    const want = change.action === "delete" ? {} : change.after!.spec;
+    const have = change.before?.owned ? change.before.spec : {};
+    const ops: RenderedOp[] = [];
+    for (const dir of ["in", "out"] as const) {
+      if (want[dir] && !have[dir]) ops.push({ ...rule(ns, "-I", dir, br), phase: "rules", undo: [rule(ns, "-D", dir, br)] });
+      // Undo deletes any copy first: -I is not idempotent (a recovery that replays it would duplicate the rule).
+      if (!want[dir] && have[dir]) ops.push({ ...rule(ns, "-D", dir, br), phase: "rules", undo: [rule(ns, "-D", dir, br), rule(ns, "-I", dir, br)] });
+    }
+    return ops;
+  },
+};
+
+function rule(ns: Ns, verb: "-I" | "-D", dir: "in" | "out", bridge: string): OpLine {
+  const b = nftName(bridge);
+  return { tool: "exec", ns, args: ["iptables", verb, CHAIN, dir === "in" ? "-i" : "-o", b, "-m", "comment", "--comment", `bolt:${b}`, "-j", "ACCEPT"] };
+}

@@ -1,0 +1,201 @@
+import { formatIp4 } from "../../src/core/ipv4.js";
+import { encodeAlias } from "../../src/core/ownership.js";
+import { INNER_IFNAME, ROUTE_PROTO } from "../../src/core/conventions.js";
+import { fragment } from "../../src/core/intent.js";
+import type { OpLine, PlanContext, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
+import type { IpLink } from "../../src/core/live-reader.js";
+import type { Ns } from "../../src/exec/runner.js";
+import { connectivityImpact } from "../network/index.js";
+import { NETWORKS } from "../network/intent.js";
+import { ENDPOINTS, endpointIfname, endpointIntent } from "./intent.js";
+import { assignAddresses } from "./ipam.js";
+import { INSIDE_READ, parseEndpoints, readInside } from "./read.js";
+
+/**
+ * `[[endpoints]]`: a veth pair whose far end is `eth0` in the endpoint's namespace (created
+ * when missing, deleted on destroy only if bolt created it), with an address and a default
+ * route via the gateway; or, with `tap = true`, a tap device on the bridge for a VM.
+ */
+export const endpointReconciler: Reconciler = {
+  kind: "endpoint",
+  // The namespace exists before its veth end is moved into it; the host end joins a bridge.
+  phases: { netns: {}, port: { after: ["netns", "network.link"] }, inside: { after: ["port"] } },
+  uses: ["network"],
+  intent: endpointIntent,
+  replaceOn: ["type", "host_if", "netns", "mac"],
+  readScope: [{ ip: ["-d", "link", "show"] }, { ip: ["netns", "list"], ns: null }],
+
+  desired(ctx) {
+    const liveIps = new Map<string, string>();
+    for (const r of ctx.live.values()) if (r.kind === "endpoint" && r.owned && r.spec.ip) liveIps.set(r.name, r.spec.ip.split("/")[0]!);
+    const networks = fragment(ctx.intent, NETWORKS);
+    const endpoints = fragment(ctx.intent, ENDPOINTS);
+    const { ips, diagnostics } = assignAddresses(networks, endpoints, ctx.leases, liveIps);
+    const nets = new Map(networks.map((n) => [n.name, n]));
+    const resources: Resource[] = [];
+    for (const e of endpoints) {
+      const n = nets.get(e.network);
+      const ip = ips.get(e.name);
+      if (!n || ip === undefined) continue;
+      const spec: Record<string, string> = {
+        type: e.type,
+        host_if: endpointIfname(e),
+        network: n.name,
+        bridge: n.bridge,
+        ...(e.type === "veth" ? { netns: e.netns! } : {}),
+        ip: `${formatIp4(ip)}/${n.subnet.prefix}`,
+        ...(e.type === "veth" ? { gateway: formatIp4(n.gateway) } : {}),
+        mtu: String(n.mtu),
+        ...(e.mac ? { mac: e.mac.toLowerCase() } : {}),
+        state: "up",
+      };
+      resources.push({
+        kind: "endpoint",
+        name: e.name,
+        id: `endpoint:${e.name}`,
+        keys: [`link:${spec.host_if}`],
+        spec,
+        deps: [`network:${n.name}`],
+        owned: true,
+        source: e.source,
+        fieldSources: { ...e.fieldSources, ip: e.fieldSources.ip ?? e.source, bridge: n.fieldSources.bridge ?? n.source, mtu: n.fieldSources.mtu ?? n.source, gateway: n.fieldSources.gateway ?? n.fieldSources.subnet ?? n.source },
+      });
+    }
+    return { resources, diagnostics };
+  },
+
+  async read(io, ctx) {
+    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
+    const resources = parseEndpoints(links);
+    if (ctx.deep) {
+      const wanted = resources.filter((r) => ctx.deep === true || (ctx.deep as Set<string>).has(r.id));
+      if (wanted.length) {
+        const names = new Set((await io.ipJson<{ name: string }[]>(["netns", "list"], null)).map((n) => n.name));
+        await Promise.all(wanted.map((r) => readInside(io, r, names.has(r.spec.netns ?? ""))));
+      }
+    }
+    // Foreign links are reported by the network reconciler (same `ip link` read).
+    return { resources, foreign: new Map() };
+  },
+
+  render(change, ctx) {
+    const { before, after } = change;
+    if (change.action === "create") return createOps(after!, ctx, before);
+    if (change.action === "delete") return deleteOps(before!, ctx.target);
+    return updateOps(before!, after!, change.changed, ctx.target);
+  },
+
+  impact: connectivityImpact,
+
+  readBack(change) {
+    const ns = change.after?.spec.netns;
+    return change.action !== "delete" && change.after?.spec.type === "veth" && ns ? [{ ns, lines: INSIDE_READ }] : [];
+  },
+
+  commit(change, store, target) {
+    if (change.action === "delete") store.releaseLease(target, change.name);
+    else store.setLease(target, change.after!.spec.network!, change.name, change.after!.spec.ip!.split("/")[0]!);
+  },
+};
+
+const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
+
+function aliasOf(r: Resource, nsCreated: boolean): string {
+  const s = r.spec;
+  return encodeAlias({ ep: r.name, net: s.network, ns: s.netns, nsc: nsCreated ? "1" : undefined, ip: s.ip, gw: s.gateway, mac: s.mac });
+}
+
+function nsCreatedOf(r: Resource): boolean {
+  return r.data?.nsCreated === true;
+}
+
+/** Host-side and inside lines that build the endpoint (no namespace creation). */
+function buildLines(r: Resource, target: Ns, nsCreated: boolean): { host: OpLine[]; inside: OpLine[] } {
+  const s = r.spec;
+  const dev = s.host_if!;
+  if (s.type === "tap") {
+    return {
+      host: [
+        line(target, "tuntap", "add", "dev", dev, "mode", "tap"),
+        line(target, "link", "set", "dev", dev, "addrgenmode", "none"),
+        line(target, "link", "set", "dev", dev, "mtu", s.mtu!, ...(s.mac ? ["address", s.mac] : []), "alias", aliasOf(r, false), "master", s.bridge!, "up"),
+      ],
+      inside: [],
+    };
+  }
+  const ns = s.netns!;
+  const peer = ["peer", "name", INNER_IFNAME, "mtu", s.mtu!, ...(s.mac ? ["address", s.mac] : []), "netns", ns];
+  return {
+    host: [
+      line(target, "link", "add", "name", dev, "mtu", s.mtu!, "type", "veth", ...peer),
+      line(target, "link", "set", "dev", dev, "addrgenmode", "none"),
+      line(target, "link", "set", "dev", dev, "alias", aliasOf(r, nsCreated), "master", s.bridge!, "up"),
+    ],
+    inside: [
+      ...(nsCreated ? [line(ns, "link", "set", "dev", "lo", "up")] : []),
+      line(ns, "link", "set", "dev", INNER_IFNAME, "addrgenmode", "none"),
+      line(ns, "address", "add", s.ip!, "dev", INNER_IFNAME),
+      line(ns, "link", "set", "dev", INNER_IFNAME, "up"),
+      line(ns, "route", "add", "default", "via", s.gateway!, "dev", INNER_IFNAME, "proto", ROUTE_PROTO),
+    ],
+  };
+}
+
+function createOps(r: Resource, ctx: PlanContext, replacing?: Resource): RenderedOp[] {
+  const ns = r.spec.netns;
+  // A namespace that exists is the caller's (a job's, a container's): plug into it, never delete it.
+  // One bolt created and is deleting as part of a replace is created again.
+  const recreated = !!replacing && nsCreatedOf(replacing) && replacing.spec.netns === ns;
+  const createNs = r.spec.type === "veth" && !!ns && (!ctx.netns.has(ns) || recreated);
+  const { host, inside } = buildLines(r, ctx.target, createNs);
+  const [add, ...restHost] = host;
+  const ops: RenderedOp[] = [];
+  if (createNs) ops.push({ ...line(null, "netns", "add", ns!), phase: "netns", undo: [line(null, "netns", "del", ns!)] });
+  // Deleting the host link removes its peer and everything configured on it.
+  ops.push({ ...add!, phase: "port", undo: [line(ctx.target, "link", "del", "dev", r.spec.host_if!)] });
+  for (const l of restHost) ops.push({ ...l, phase: "port", undo: [] });
+  for (const l of inside) ops.push({ ...l, phase: "inside", undo: [] });
+  return ops;
+}
+
+function deleteOps(r: Resource, target: Ns): RenderedOp[] {
+  const nsCreated = nsCreatedOf(r);
+  const { host, inside } = buildLines(r, target, nsCreated);
+  const ops: RenderedOp[] = [{ ...line(target, "link", "del", "dev", r.spec.host_if!), phase: "port", undo: [...host, ...inside] }];
+  if (nsCreated && r.spec.netns) ops.push({ ...line(null, "netns", "del", r.spec.netns), phase: "netns", undo: [line(null, "netns", "add", r.spec.netns)] });
+  return ops;
+}
+
+function updateOps(before: Resource, after: Resource, changed: string[], target: Ns): RenderedOp[] {
+  const dev = after.spec.host_if!;
+  const ns = after.spec.netns ?? null;
+  const b = before.spec;
+  const a = after.spec;
+  const nsCreated = nsCreatedOf(before);
+  const ops: RenderedOp[] = [];
+  const op = (phase: "port" | "inside", fwd: OpLine, undo: OpLine[]) => ops.push({ ...fwd, phase, undo });
+  // A port whose bridge was deleted has no master: its undo is `nomaster` (an empty name is no token).
+  if (changed.includes("bridge")) op("port", line(target, "link", "set", "dev", dev, "master", a.bridge!), [b.bridge ? line(target, "link", "set", "dev", dev, "master", b.bridge) : line(target, "link", "set", "dev", dev, "nomaster")]);
+  if (changed.includes("mtu")) {
+    op("port", line(target, "link", "set", "dev", dev, "mtu", a.mtu!), [line(target, "link", "set", "dev", dev, "mtu", b.mtu!)]);
+    if (a.type === "veth") op("inside", line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", a.mtu!), [line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", b.mtu!)]);
+  }
+  if (changed.includes("state")) op("port", line(target, "link", "set", "dev", dev, a.state === "up" ? "up" : "down"), [line(target, "link", "set", "dev", dev, b.state === "up" ? "up" : "down")]);
+  if (a.type === "veth" && (changed.includes("ip") || changed.includes("gateway"))) {
+    const route = (gw: string) => line(ns, "route", "replace", "default", "via", gw, "dev", INNER_IFNAME, "proto", ROUTE_PROTO);
+    const ipChanged = changed.includes("ip");
+    // The old address goes first: with promote_secondaries=0 (the default in a new namespace),
+    // deleting a primary address also deletes a new one added in the same subnet. Removing it
+    // flushes the default route through it: its undo restores both.
+    const oldIps = ipChanged && b.ip ? b.ip.split(", ") : [];
+    for (const old of oldIps) op("inside", line(ns, "address", "del", old, "dev", INNER_IFNAME), [line(ns, "address", "add", old, "dev", INNER_IFNAME), ...(b.gateway ? [route(b.gateway)] : [])]);
+    if (ipChanged && a.ip) op("inside", line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
+    if (a.gateway) op("inside", route(a.gateway), oldIps.length || !b.gateway ? [] : [route(b.gateway)]);
+  }
+  if (["network", "ip", "gateway"].some((f) => changed.includes(f))) {
+    op("port", line(target, "link", "set", "dev", dev, "alias", aliasOf(after, nsCreated)), [line(target, "link", "set", "dev", dev, "alias", aliasOf(before, nsCreated))]);
+  }
+  return ops;
+}
+
+

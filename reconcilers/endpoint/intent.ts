@@ -1,0 +1,102 @@
+import { closest, distance } from "fastest-levenshtein";
+import type { SourcePos } from "../../src/core/diagnostics.js";
+import { formatIp4, parseIp4 } from "../../src/core/ipv4.js";
+import { fragment, fragmentKey } from "../../src/core/intent.js";
+import type { IntentContext, IntentHooks } from "../../src/core/resource.js";
+import type { LoadedFile } from "../../src/config/load.js";
+import { duplicates } from "../../src/config/checks.js";
+import type { Err } from "../../src/config/checks.js";
+import { deriveIfname } from "../../src/config/names.js";
+import { pointer } from "../../src/config/positions.js";
+import { NETWORKS, checkHost } from "../network/intent.js";
+import type { NetworkIntent } from "../network/intent.js";
+
+/** `[[endpoints]]`: a veth into a namespace (or a tap for a VM) on one of the networks. */
+export interface EndpointIntent {
+  name: string;
+  network: string;
+  type: "veth" | "tap";
+  /** netns of a veth endpoint (prefix applied); undefined for taps */
+  netns?: string;
+  /** static address, else IPAM leases one */
+  ip?: number;
+  mac?: string;
+  source: SourcePos;
+  fieldSources: Record<string, SourcePos>;
+}
+
+export const ENDPOINTS = fragmentKey<EndpointIntent[]>("endpoint", () => []);
+
+type Obj = Record<string, unknown>;
+
+export const endpointIntent: IntentHooks = {
+  build(files: LoadedFile[], ctx: IntentContext): EndpointIntent[] {
+    const endpoints: EndpointIntent[] = [];
+    for (const f of files) {
+      if (f.kind !== "boltfile") continue;
+      ((f.data.endpoints ?? []) as Obj[]).forEach((raw, i) => {
+        const e = endpoint(raw, (k) => f.positions.value(pointer(["endpoints", i, k])), f.positions.key(pointer(["endpoints", i])), ctx.opts.netnsPrefix ?? "", ctx.err);
+        if (e) endpoints.push(e);
+      });
+    }
+    checkEndpoints(fragment(ctx.intent, NETWORKS), endpoints, ctx.err);
+    return endpoints;
+  },
+  describe: (f) => `${((f as EndpointIntent[] | undefined) ?? []).length} endpoint(s)`,
+};
+
+function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, prefix: string, err: Err): EndpointIntent | undefined {
+  const name = String(raw.name);
+  const type = raw.tap === true ? "tap" : "veth";
+  let ip: number | undefined;
+  if (raw.ip !== undefined) {
+    ip = parseIp4(String(raw.ip));
+    if (ip === undefined) {
+      err(`endpoint "${name}": ip "${String(raw.ip)}" is not an IPv4 address`, pos("ip"));
+      return undefined;
+    }
+  }
+  if (type === "tap" && raw.netns !== undefined) {
+    err(`endpoint "${name}": a tap endpoint stays on the host; "netns" applies to veth endpoints only`, pos("netns"));
+    return undefined;
+  }
+  const netns = type === "veth" ? prefix + String(raw.netns ?? name) : undefined;
+  if (netns !== undefined && (netns.length > 64 || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(netns))) {
+    err(`endpoint "${name}": namespace name "${netns}" must be at most 64 letters, digits, "_", "." or "-"`, pos(raw.netns ? "netns" : "name"));
+    return undefined;
+  }
+  const fieldSources: Record<string, SourcePos> = {};
+  for (const k of ["name", "network", "ip", "tap", "netns", "mac"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
+  return { name, network: String(raw.network), type, netns, ip, mac: raw.mac as string | undefined, source, fieldSources };
+}
+
+function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], err: Err) {
+  duplicates(endpoints, (e) => e.name, (e) => `endpoint "${e.name}" is defined twice`, (e) => e.fieldSources.name ?? e.source, err);
+  duplicates(endpoints, (e) => e.netns, (e, f) => `endpoint "${e.name}": namespace "${e.netns}" already holds endpoint "${f.name}" (each veth endpoint gets its own eth0)`, (e) => e.fieldSources.netns ?? e.fieldSources.name ?? e.source, err);
+  const byName = new Map(networks.map((n) => [n.name, n]));
+  const hostIfs = new Map(networks.map((n) => [n.bridge, `network "${n.name}"`]));
+  for (const e of endpoints) {
+    const hostIf = endpointIfname(e);
+    const clash = hostIfs.get(hostIf);
+    if (clash) err(`endpoint "${e.name}": its host interface "${hostIf}" collides with ${clash}`, e.fieldSources.name ?? e.source);
+    hostIfs.set(hostIf, `endpoint "${e.name}"`);
+    const n = byName.get(e.network);
+    if (!n) {
+      const names = [...byName.keys()];
+      const guess = names.length ? closest(e.network, names) : undefined;
+      err(`endpoint "${e.name}": network "${e.network}" is not defined`, e.fieldSources.network ?? e.source, guess && distance(guess, e.network) <= 3 ? `did you mean "${guess}"?` : names.length ? `defined networks: ${names.join(", ")}` : "define it under [networks.NAME]");
+      continue;
+    }
+    if (e.ip !== undefined) {
+      if (checkHost(e.ip, n.subnet, `endpoint "${e.name}": ip ${formatIp4(e.ip)}`, e.fieldSources.ip ?? e.source, err) && e.ip === n.gateway) {
+        err(`endpoint "${e.name}": ip ${formatIp4(e.ip)} is the gateway of network "${n.name}"`, e.fieldSources.ip ?? e.source);
+      }
+    }
+  }
+  duplicates(endpoints, (e) => (e.ip === undefined ? undefined : formatIp4(e.ip)), (e, f) => `endpoint "${e.name}": ip ${formatIp4(e.ip!)} is already used by endpoint "${f.name}"`, (e) => e.fieldSources.ip ?? e.source, err);
+}
+
+/** Host-side interface of an endpoint: bv-<name> for veth, bt-<name> for tap (hashed when long). */
+export function endpointIfname(e: Pick<EndpointIntent, "name" | "type">): string {
+  return deriveIfname(e.type === "tap" ? "bt-" : "bv-", e.name);
+}

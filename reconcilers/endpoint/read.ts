@@ -1,0 +1,69 @@
+import { decodeAlias } from "../../src/core/ownership.js";
+import { INNER_IFNAME } from "../../src/core/conventions.js";
+import type { IpAddr, IpLink, IpRoute, LiveReader } from "../../src/core/live-reader.js";
+import type { Resource } from "../../src/core/resource.js";
+
+/**
+ * Endpoints are read from their host side: the veth/tap alias `bolt1,ep=NAME,…` records the
+ * namespace, address and gateway bolt plumbed inside. A shallow read costs nothing per
+ * endpoint; a deep read enters each namespace and replaces the recorded inside state with
+ * what the kernel really has (used to verify what an apply touched, and by `plan --deep`).
+ */
+export function parseEndpoints(links: IpLink[]): Resource[] {
+  const out: Resource[] = [];
+  for (const l of links) {
+    const tag = decodeAlias(l.ifalias);
+    if (!tag?.ep) continue;
+    const type = l.linkinfo?.info_kind === "tun" ? "tap" : "veth";
+    const spec: Record<string, string> = {
+      type,
+      host_if: l.ifname,
+      network: tag.net ?? "",
+      bridge: l.master ?? "",
+      ...(type === "veth" ? { netns: tag.ns ?? "" } : {}),
+      ip: tag.ip ?? "",
+      ...(type === "veth" ? { gateway: tag.gw ?? "" } : {}),
+      mtu: String(l.mtu),
+      // A tap's MAC is the host-side device's own: read it from the kernel (drift shows).
+      ...(tag.mac ? { mac: type === "tap" && l.address ? l.address : tag.mac } : {}),
+      state: l.flags.includes("UP") ? "up" : "down",
+    };
+    out.push({
+      kind: "endpoint",
+      name: tag.ep,
+      id: `endpoint:${tag.ep}`,
+      keys: [`link:${l.ifname}`],
+      spec,
+      data: { nsCreated: tag.nsc === "1" },
+      deps: tag.net ? [`network:${tag.net}`] : [],
+      owned: true,
+    });
+  }
+  return out;
+}
+
+/** What a deep read asks inside an endpoint namespace (one `ip -j -batch` process). */
+export const INSIDE_READ = ["addr show", "route show default"];
+
+/** Replace recorded inside state with the kernel's, entering each endpoint namespace. */
+export async function readInside(io: LiveReader, r: Resource, netnsExists: boolean): Promise<void> {
+  const ns = r.spec.netns;
+  if (r.spec.type !== "veth" || !ns) return;
+  if (!netnsExists) {
+    r.spec.ip = "";
+    r.spec.gateway = "";
+    return;
+  }
+  let addrs: IpAddr[] = [];
+  let routes: IpRoute[] = [];
+  try {
+    [addrs = [], routes = []] = (await io.ipJsonBatch(INSIDE_READ, ns)) as [IpAddr[], IpRoute[]];
+  } catch {
+    /* namespace vanished between list and read: nothing inside */
+  }
+  const inner = addrs.find((a) => a.ifname === INNER_IFNAME);
+  r.spec.ip = inner?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort().join(", ") ?? "";
+  r.spec.gateway = routes.find((rt) => rt.dev === INNER_IFNAME)?.gateway ?? "";
+  // A configured MAC is compared with what eth0 really has (`ip -j addr` carries the link address).
+  if (r.spec.mac !== undefined) r.spec.mac = (inner as (IpAddr & { address?: string }) | undefined)?.address ?? "";
+}

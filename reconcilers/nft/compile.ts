@@ -1,0 +1,327 @@
+import { formatCidr4, formatIp4, parseCidr4, maskOf, broadcastOf } from "../../src/core/ipv4.js";
+import type { Cidr4 } from "../../src/core/ipv4.js";
+import type { SourcePos } from "../../src/core/diagnostics.js";
+import type { NetworkIntent } from "../network/intent.js";
+import type { AddrRef, FirewallRuleIntent, NftIntent, SegmentIntent } from "./intent.js";
+import { nftIfname, nftName } from "./grammar.js";
+import { EXIT } from "../wireguard/intent.js";
+import type { MeshIntent, MeshNode } from "../wireguard/intent.js";
+import { addrSet, compileAcls } from "../wireguard/acl.js";
+import type { CompiledAcl } from "../wireguard/acl.js";
+
+/**
+ * Compiles the intent into bolt's table `inet bolt`: sets, base chains and regular chains with
+ * keyed rules. Deterministic: the same config always yields the same rules in the same order.
+ *
+ * forward chain order (nftables: every base chain on a hook votes; a drop anywhere wins,
+ * an accept only ends this chain):
+ *   established/related accept → ddos → firewall rules → mesh → segments → port-forward accepts
+ *   → isolation and no-internet drops (set lookups) → internet accepts
+ */
+export interface NftRule {
+  key: string;
+  text: string;
+  source?: SourcePos;
+}
+
+export interface NftChain {
+  name: string;
+  base?: { type: "filter" | "nat"; hook: string; prio: number };
+  rules: NftRule[];
+}
+
+export interface NftSet {
+  name: string;
+  decl: string[];
+  elements: string[];
+  dynamic: boolean;
+}
+
+export interface NftTable {
+  sets: NftSet[];
+  chains: NftChain[];
+}
+
+export interface CompileInput {
+  nft: NftIntent;
+  networks: NetworkIntent[];
+  /** endpoint name → address */
+  endpointIps: Map<string, number>;
+  /** the mesh node, with its effective address (given, leased or derived) */
+  mesh?: { intent: MeshIntent; self: MeshNode };
+}
+
+const DYN_SET = ["type ipv4_addr", "size 65535", "flags dynamic,timeout", "timeout 1m"];
+
+export function compileTable(input: CompileInput): NftTable | undefined {
+  const { nft, networks } = input;
+  const mesh = input.mesh;
+  const meshNeedsNft = !!mesh && (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || mesh.intent.exitNode || !!mesh.intent.useExitNode);
+  const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || meshNeedsNft;
+  if (!hasAnything) return undefined;
+  const sets: NftSet[] = [];
+  const chain = (name: string, base?: NftChain["base"]): NftChain => ({ name, base, rules: [] });
+  const rawPre = chain("raw_pre", { type: "filter", hook: "prerouting", prio: -300 });
+  const input_ = chain("input", { type: "filter", hook: "input", prio: 0 });
+  const forward = chain("forward", { type: "filter", hook: "forward", prio: 0 });
+  const ddos = chain("ddos");
+  const firewall = chain("firewall");
+  const segments = chain("segments");
+  const meshAcl = chain("mesh_acl");
+  const natPre = chain("nat_pre", { type: "nat", hook: "prerouting", prio: -100 });
+  const natOut = chain("nat_out", { type: "nat", hook: "output", prio: -100 });
+  const natPost = chain("nat_post", { type: "nat", hook: "postrouting", prio: 100 });
+  const manglePre = chain("mangle_pre", { type: "filter", hook: "prerouting", prio: -150 });
+  const manglePost = chain("mangle_post", { type: "filter", hook: "postrouting", prio: -150 });
+
+  sets.push({ name: "bridges", decl: ["type ifname"], elements: networks.map((n) => nftIfname(n.bridge)).sort(), dynamic: false });
+  sets.push({ name: "bolt_nets", decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(networks.map((n) => n.subnet)), dynamic: false });
+
+  forward.rules.push({ key: "established", text: "ct state established,related accept" });
+
+  if (nft.ddos) {
+    const d = nft.ddos;
+    nft.ddos.blocklists.forEach((bl, i) => {
+      const name = `blocklist${i}`;
+      sets.push({ name, decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(bl.cidrs), dynamic: false });
+      rawPre.rules.push({ key: `blocklist:${i}`, text: `ip saddr @${name} counter drop`, source: bl.source });
+    });
+    if (d.synFlood) {
+      sets.push({ name: "ddos_syn", decl: DYN_SET, elements: [], dynamic: true });
+      ddos.rules.push({ key: "syn-flood", text: "tcp flags & (fin | syn | rst | ack) == syn update @ddos_syn { ip saddr limit rate over 50/second burst 100 packets } counter drop", source: d.source });
+    }
+    if (d.connRate) {
+      sets.push({ name: "ddos_conn", decl: DYN_SET, elements: [], dynamic: true });
+      ddos.rules.push({ key: "connection-rate", text: `ct state new update @ddos_conn { ip saddr limit rate over ${d.connRate}/second burst ${d.connRate} packets } counter drop`, source: d.source });
+    }
+    if (d.pktRate) {
+      sets.push({ name: "ddos_pkt", decl: DYN_SET, elements: [], dynamic: true });
+      ddos.rules.push({ key: "packet-rate", text: `update @ddos_pkt { ip saddr limit rate over ${d.pktRate}/second burst ${d.pktRate} packets } counter drop`, source: d.source });
+    }
+    if (ddos.rules.length) {
+      input_.rules.push({ key: "ddos", text: "jump ddos" });
+      forward.rules.push({ key: "ddos", text: "jump ddos" });
+    }
+  }
+
+  const resolve = (r: AddrRef): string | undefined => addrExpr(r, input, nft.segments);
+  const ordered = [...nft.rules].map((r, i) => ({ r, i })).sort((a, b) => a.r.priority - b.r.priority || a.i - b.i);
+  for (const { r } of ordered) firewall.rules.push(...firewallRules(r, resolve));
+  if (firewall.rules.length) {
+    input_.rules.push({ key: "firewall", text: "jump firewall" });
+    forward.rules.push({ key: "firewall", text: "jump firewall" });
+  }
+
+  if (mesh && meshNeedsNft) {
+    const gw = nftIfname(mesh.intent.ifname);
+    const m = mesh.intent;
+    if (m.acls.length) {
+      meshAcl.rules.push(...aclRules(compileAcls(m, mesh.self), gw));
+      input_.rules.push({ key: "mesh-acl", text: `iifname ${gw} jump mesh_acl`, source: m.source });
+      forward.rules.push({ key: "mesh-acl", text: `iifname ${gw} jump mesh_acl`, source: m.source });
+    }
+    if (m.advertise.length) {
+      // Subnet router: mesh → advertised subnets, source NATed like Tailscale's default.
+      const adv = addrSet(m.advertise);
+      forward.rules.push({ key: "mesh-subnet-routes", text: `iifname ${gw} ip daddr ${adv} accept`, source: m.source });
+      natPost.rules.push({ key: "mesh-subnet-routes", text: `iifname ${gw} ip daddr ${adv} oifname != ${gw} masquerade`, source: m.source });
+    }
+    if (m.exitNode) {
+      forward.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} accept`, source: m.source });
+      natPost.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} oifname != ${gw} masquerade`, source: m.source });
+    }
+    if (m.useExitNode) {
+      // wg-quick's answer to strict reverse-path filtering with a default route in the tunnel:
+      // WireGuard's own (marked) UDP packets save their mark in conntrack, replies get it back
+      // before routing, and net.ipv4.conf.all.src_valid_mark=1 lets rp_filter use it.
+      const mark = `0x${EXIT.fwmark.toString(16)}`;
+      manglePre.rules.push({ key: "mesh-exit-restore-mark", text: "meta l4proto udp meta mark set ct mark", source: m.source });
+      manglePost.rules.push({ key: "mesh-exit-save-mark", text: `meta l4proto udp meta mark ${mark} ct mark set meta mark`, source: m.source });
+    }
+  }
+
+  // Segment policies before port-forward accepts: "deny all from external" also covers a
+  // port published to a member (explicit zero-trust policy beats a convenience publish).
+  for (const s of nft.segments) segments.rules.push(...segmentRules(s, resolve));
+  if (segments.rules.length) forward.rules.push({ key: "segments", text: "jump segments" });
+
+  for (const pf of nft.portForwards) {
+    const to = pf.toIp ?? (pf.toEndpoint ? input.endpointIps.get(pf.toEndpoint) : undefined);
+    if (to === undefined) continue;
+    const key = `${pf.protocol}:${pf.hostIp === undefined ? "" : formatIp4(pf.hostIp) + ":"}${pf.hostPort}`;
+    const match = `${pf.hostIp === undefined ? "fib daddr type local" : `ip daddr ${formatIp4(pf.hostIp)}`} ${pf.protocol} dport ${pf.hostPort}`;
+    const dnat = `dnat ip to ${formatIp4(to)}:${pf.toPort}`;
+    natPre.rules.push({ key: `port-forward:${key}`, text: `${match} ${dnat}`, source: pf.source });
+    natOut.rules.push({ key: `port-forward:${key}`, text: `${match} ${dnat}`, source: pf.source });
+    forward.rules.push({ key: `port-forward:${key}`, text: `ip daddr ${formatIp4(to)} ${pf.protocol} dport ${pf.toPort} ct status dnat accept`, source: pf.source });
+  }
+
+
+  // Isolation, no-internet and NAT as a handful of rules over sets: the rule count (and the
+  // cost of every read and write of the table) does not grow with the number of networks.
+  // `iifname . oifname != @same_bridge` exempts traffic within one bridge (br_netfilter).
+  const named = (name: string, list: NetworkIntent[]) => ({ name, decl: ["type ifname"], elements: list.map((n) => nftIfname(n.bridge)).sort(), dynamic: false });
+  const isolated = networks.filter((n) => n.isolated);
+  const noInternet = networks.filter((n) => !n.internet);
+  const internet = networks.filter((n) => n.internet);
+  if (isolated.length || noInternet.length) sets.push({ name: "same_bridge", decl: ["type ifname . ifname"], elements: networks.map((n) => `${nftIfname(n.bridge)} . ${nftIfname(n.bridge)}`).sort(), dynamic: false });
+  if (isolated.length) {
+    sets.push(named("isolated", isolated));
+    forward.rules.push({ key: "isolation-out", text: "iifname @isolated oifname @bridges iifname . oifname != @same_bridge counter drop", source: isolated[0]!.source });
+    forward.rules.push({ key: "isolation-in", text: "oifname @isolated iifname @bridges iifname . oifname != @same_bridge counter drop", source: isolated[0]!.source });
+  }
+  if (noInternet.length) {
+    sets.push(named("no_internet", noInternet));
+    forward.rules.push({ key: "no-internet", text: "iifname @no_internet iifname . oifname != @same_bridge counter drop", source: noInternet[0]!.source });
+  }
+  if (internet.length) {
+    sets.push(named("internet", internet));
+    sets.push({ name: "internet_nets", decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(internet.map((n) => n.subnet)), dynamic: false });
+    forward.rules.push({ key: "internet", text: "iifname @internet accept", source: internet[0]!.source });
+    // Traffic to another bolt network keeps its source address; everything else leaving is NATed.
+    natPost.rules.push({ key: "masquerade", text: "ip saddr @internet_nets oifname != @bridges masquerade", source: internet[0]!.source });
+  }
+
+  const chains = [rawPre, manglePre, input_, forward, ddos, firewall, meshAcl, segments, natPre, natOut, natPost, manglePost].filter((c) => c.rules.length);
+  return { sets, chains };
+}
+
+/** ACLs on the mesh interface: first match wins, then everything else is dropped. */
+function aclRules(acls: CompiledAcl[], gw: string): NftRule[] {
+  const rules: NftRule[] = [{ key: "established", text: "ct state established,related accept" }];
+  acls.forEach((a, i) => {
+    if (a.src !== "any" && !a.src.length) return;
+    a.dst.forEach((d, j) => {
+      if (d.addrs !== "any" && !d.addrs.length) return;
+      const m: string[] = [];
+      if (a.src !== "any") m.push(`ip saddr ${addrSet(a.src)}`);
+      if (d.addrs !== "any") m.push(`ip daddr ${addrSet(d.addrs)}`);
+      const proto = a.proto && a.proto !== "*" ? a.proto : undefined;
+      if (d.ports !== "any") {
+        const ports = d.ports.map(([lo, hi]) => (lo === hi ? String(lo) : `${lo}-${hi}`));
+        m.push(proto === "tcp" || proto === "udp" ? `${proto} dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}` : `meta l4proto { tcp, udp } th dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}`);
+      } else if (proto) m.push(`meta l4proto ${proto}`);
+      rules.push({ key: `acl:${i}:${j}`, text: `${m.join(" ")} counter ${a.action === "accept" ? "accept" : "drop"}` });
+    });
+  });
+  rules.push({ key: "default-deny", text: `iifname ${gw} counter drop` });
+  return rules;
+}
+
+function verdict(action: FirewallRuleIntent["action"], protocol: string): string {
+  if (action === "allow") return "accept";
+  if (action === "deny") return "drop";
+  return protocol === "tcp" ? "reject with tcp reset" : "reject";
+}
+
+function firewallRules(r: FirewallRuleIntent, resolve: (a: AddrRef) => string | undefined): NftRule[] {
+  const m: string[] = [];
+  if (r.protocol === "tcp" || r.protocol === "udp") {
+    if (!r.sport && !r.dport) m.push(`meta l4proto ${r.protocol}`);
+    if (r.sport) m.push(`${r.protocol} sport ${ports(r.sport)}`);
+    if (r.dport) m.push(`${r.protocol} dport ${ports(r.dport)}`);
+  } else if (r.protocol === "icmp") m.push("meta l4proto icmp");
+  for (const [ref, dir] of [[r.saddr, "saddr"], [r.daddr, "daddr"]] as const) {
+    if (!ref) continue;
+    const e = resolve(ref);
+    if (e === undefined) return [];
+    if (e) m.push(`ip ${dir} ${e}`);
+  }
+  const pre = m.length ? `${m.join(" ")} ` : "";
+  const log = r.log ? `log prefix "bolt ${nftName(r.name)}: " ` : "";
+  const base = { source: r.source };
+  if (r.rate && r.action === "allow") {
+    // Accept up to the rate; what is over it is dropped by the rule after.
+    return [
+      { ...base, key: `rule:${r.name}`, text: `${pre}limit rate ${r.rate.pps}/second burst ${r.rate.burst} packets ${log}counter accept` },
+      { ...base, key: `rule:${r.name}:over-rate`, text: `${pre}counter drop` },
+    ];
+  }
+  const limit = r.rate ? `limit rate over ${r.rate.pps}/second burst ${r.rate.burst} packets ` : "";
+  return [{ ...base, key: `rule:${r.name}`, text: `${pre}${limit}${log}counter ${verdict(r.action, r.protocol)}` }];
+}
+
+function ports(p: [number, number]): string {
+  return p[0] === p[1] ? String(p[0]) : `${p[0]}-${p[1]}`;
+}
+
+/** A segment's policies: "from X" matches traffic X → members, "to X" members → X. */
+function segmentRules(s: SegmentIntent, resolve: (a: AddrRef) => string | undefined): NftRule[] {
+  const members = resolve({ kind: "segment", name: s.name });
+  if (!members) return [];
+  return s.policies.flatMap((p, i) => {
+    const other = resolve(refOf(p.target, s));
+    if (other === undefined) return [];
+    const proto = p.protocol === "all" ? "" : p.ports ? `${p.protocol} dport ${ports(p.ports)} ` : `meta l4proto ${p.protocol} `;
+    const [src, dst] = p.direction === "from" ? [other, members] : [members, other];
+    const text = `${src ? `ip saddr ${src} ` : ""}ip daddr ${dst} ${proto}counter ${verdict(p.action, p.protocol)}`;
+    return [{ key: `segment:${s.name}:${i}`, text, source: p.source }];
+  });
+}
+
+function refOf(target: string, s: SegmentIntent): AddrRef {
+  if (target === "external") return { kind: "external" };
+  if (target === "any") return { kind: "any" };
+  if (/^[0-9.]+(\/\d+)?$/.test(target)) return { kind: "cidr", cidr: parseCidr4(target.includes("/") ? target : `${target}/32`)! };
+  return { kind: "segment", name: target === s.name ? s.name : target };
+}
+
+/**
+ * An address match as nft text: "" for any, a literal or anonymous set for names,
+ * `!= @bolt_nets` for external; undefined when a name resolves to nothing (rule skipped).
+ */
+function addrExpr(r: AddrRef, input: CompileInput, segments: SegmentIntent[]): string | undefined {
+  if (r.kind === "any") return "";
+  if (r.kind === "external") return "!= @bolt_nets";
+  if (r.kind === "cidr") return cidrText(r.cidr);
+  const nets = new Map(input.networks.map((n) => [n.name, n]));
+  const addrs: string[] = [];
+  const addName = (name: string) => {
+    const n = nets.get(name);
+    if (n) addrs.push(formatCidr4(n.subnet));
+    const ip = input.endpointIps.get(name);
+    if (ip !== undefined) addrs.push(formatIp4(ip));
+  };
+  if (r.kind === "segment") {
+    const seg = segments.find((s) => s.name === r.name);
+    if (seg) {
+      const names = [...nets.keys(), ...input.endpointIps.keys()];
+      for (const g of seg.members) for (const name of names) if (globMatch(g, name)) addName(name);
+    } else addName(r.name);
+  } else addName(r.name);
+  const uniq = [...new Set(addrs)];
+  if (!uniq.length) return undefined;
+  return uniq.length === 1 ? uniq[0] : `{ ${uniq.join(", ")} }`;
+}
+
+function cidrText(c: Cidr4): string {
+  return c.prefix === 32 ? formatIp4(c.network) : formatCidr4(c);
+}
+
+export function globMatch(glob: string, name: string): boolean {
+  const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  return re.test(name);
+}
+
+/**
+ * Disjoint, sorted set elements: nft refuses overlapping intervals in one transaction
+ * (without auto-merge), and blocklists overlap all the time.
+ */
+export function mergeCidrs(cidrs: Cidr4[]): string[] {
+  const ranges = cidrs.map((c) => [c.network, broadcastOf(c)] as [number, number]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const merged: [number, number][] = [];
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+    else merged.push([r[0], r[1]]);
+  }
+  return merged.map(([lo, hi]) => rangeText(lo, hi));
+}
+
+function rangeText(lo: number, hi: number): string {
+  if (lo === hi) return formatIp4(lo);
+  const size = hi - lo + 1;
+  const prefix = 32 - Math.log2(size);
+  if (Number.isInteger(prefix) && ((lo & maskOf(prefix)) >>> 0) === lo) return `${formatIp4(lo)}/${prefix}`;
+  return `${formatIp4(lo)}-${formatIp4(hi)}`;
+}

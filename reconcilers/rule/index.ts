@@ -1,0 +1,79 @@
+import { ROUTE_PROTO } from "../../src/core/conventions.js";
+import { fragment } from "../../src/core/intent.js";
+import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
+import type { Ns } from "../../src/exec/runner.js";
+import { EXIT, WIREGUARD } from "../wireguard/intent.js";
+
+/**
+ * Policy routing rules (exit node, wg-quick's scheme): first `lookup main suppress_prefixlength 0`
+ * (everything but the default route — local subnets and the underlay — stays on main), then
+ * `not fwmark M lookup T` (all else to the tunnel table, except WireGuard's own marked packets).
+ * Owned rules carry protocol 176 and a priority in bolt's band 20000–20999.
+ */
+interface IpRule {
+  priority: number;
+  table?: string;
+  not?: null;
+  fwmark?: string;
+  fwmask?: string;
+  suppress_prefixlen?: number;
+  protocol?: string;
+}
+
+export const ruleReconciler: Reconciler = {
+  kind: "rule",
+  // Rules send traffic to the tunnel's table: only once its default route is there.
+  phases: { rule: { after: ["route.route"] } },
+  uses: ["wireguard"],
+  // A rule is its whole match: changing the table adds a rule next to the old one, so it is a replace.
+  replaceOn: ["selector", "table"],
+  readScope: [{ ip: ["rule", "show"] }],
+
+  desired(ctx) {
+    const resources: Resource[] = [];
+    const wg = fragment(ctx.intent, WIREGUARD);
+    const w = wg.interfaces.find((x) => x.fwmark === EXIT.fwmark);
+    if (wg.mesh?.useExitNode && w) {
+      resources.push(rule(EXIT.prioSuppress, "suppress_prefixlength 0", "main", wg.mesh.source));
+      resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), wg.mesh.source));
+    }
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io) {
+    const rules = await io.ipJson<IpRule[]>(["rule", "show"]);
+    const resources = rules.filter((r) => r.protocol === ROUTE_PROTO).map((r) => rule(r.priority, selectorOf(r), r.table ?? ""));
+    return { resources, foreign: new Map() };
+  },
+
+  render(change, ctx) {
+    const ns = ctx.target;
+    if (change.action === "delete") return [{ ...del(ns, change.before!), phase: "rule", destroy: true, undo: [add(ns, change.before!)] }];
+    return [{ ...add(ns, change.after!), phase: "rule", undo: [del(ns, change.after!)] }];
+  },
+
+  // A policy rule decides where all of the host's traffic goes (full tunnel or not).
+  impact: () => "connectivity",
+};
+
+function selectorOf(r: IpRule): string {
+  if (r.suppress_prefixlen !== undefined) return `suppress_prefixlength ${r.suppress_prefixlen}`;
+  if (r.fwmark) return `${"not" in r ? "not " : ""}fwmark ${r.fwmark}/${r.fwmask ?? "0xffffffff"}`;
+  return "";
+}
+
+function rule(priority: number, selector: string, table: string, source?: Resource["source"]): Resource {
+  return { kind: "rule", name: String(priority), id: `rule:${priority}`, keys: [`rule:${priority}`], spec: { selector, table }, deps: [], owned: true, source };
+}
+
+function add(ns: Ns, r: Resource): OpLine {
+  const sel = r.spec.selector!.split(" ").filter(Boolean);
+  // `suppress_prefixlength` belongs after the table in ip's grammar; fwmark selectors before it.
+  const [before, after] = sel[0] === "suppress_prefixlength" ? [[], sel] : [sel, []];
+  return { tool: "ip", ns, args: ["rule", "add", "priority", r.name, ...before, "table", r.spec.table!, ...after, "protocol", ROUTE_PROTO] };
+}
+
+/** Deletes exactly this rule (priority, selector and table), never another one at the same priority. */
+function del(ns: Ns, r: Resource): OpLine {
+  return { ...add(ns, r), args: ["rule", "del", ...add(ns, r).args.slice(2)] };
+}

@@ -1,0 +1,54 @@
+import type { Diagnostic, SourcePos } from "../../src/core/diagnostics.js";
+import { fragment, fragmentKey } from "../../src/core/intent.js";
+import type { IntentContext, IntentHooks } from "../../src/core/resource.js";
+import type { LoadedFile } from "../../src/config/load.js";
+import { duplicates } from "../../src/config/checks.js";
+import { pointer } from "../../src/config/positions.js";
+import { NETWORKS } from "../network/intent.js";
+import type { NetworkIntent } from "../network/intent.js";
+import { NFT } from "../nft/intent.js";
+import type { NftIntent } from "../nft/intent.js";
+import { WIREGUARD } from "../wireguard/intent.js";
+import type { MeshIntent } from "../wireguard/intent.js";
+
+export interface SysctlIntent {
+  key: string;
+  value: string;
+  source: SourcePos;
+  /** set because another feature needs it (ip_forward for NAT), not written by the user */
+  implied?: boolean;
+}
+
+export const SYSCTLS = fragmentKey<SysctlIntent[]>("sysctl", () => []);
+
+export const sysctlIntent: IntentHooks = {
+  build(files: LoadedFile[], ctx: IntentContext): SysctlIntent[] {
+    const sysctls: SysctlIntent[] = [];
+    for (const f of files) {
+      if (f.kind !== "boltfile") continue;
+      for (const [key, value] of Object.entries((f.data.sysctl ?? {}) as Record<string, unknown>)) sysctls.push({ key, value: String(value), source: f.positions.key(pointer(["sysctl", key])) });
+    }
+    duplicates(sysctls, (s) => s.key, (s) => `sysctl "${s.key}" is set twice`, (s) => s.source, ctx.err);
+    const mesh = fragment(ctx.intent, WIREGUARD).mesh;
+    impliedForwarding(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), mesh, sysctls, ctx.diagnostics);
+    // Exit node in use: rp_filter must see the restored fwmark (see the nft mangle chains).
+    if (mesh?.useExitNode && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark")) sysctls.push({ key: "net.ipv4.conf.all.src_valid_mark", value: "1", source: mesh.source, implied: true });
+    return sysctls;
+  },
+  describe: (f) => `${((f as SysctlIntent[] | undefined) ?? []).length} sysctl(s)`,
+};
+
+/**
+ * NAT and port forwards need the kernel to forward IPv4 (net.ipv4.ip_forward=1, per
+ * namespace). bolt manages it like any listed sysctl (restored on destroy) unless the user
+ * set it; setting it to 0 while needing it is an error.
+ */
+function impliedForwarding(networks: NetworkIntent[], nft: NftIntent | undefined, mesh: MeshIntent | undefined, sysctls: SysctlIntent[], diags: Diagnostic[]) {
+  const meshRoutes = mesh && (mesh.advertise.length || mesh.exitNode) ? { source: mesh.source } : undefined;
+  const needs = networks.find((n) => n.internet) ?? nft?.portForwards[0] ?? meshRoutes;
+  if (!needs) return;
+  const key = "net.ipv4.ip_forward";
+  const explicit = sysctls.find((s) => s.key === key || s.key === "net.ipv4.conf.all.forwarding");
+  if (!explicit) sysctls.push({ key, value: "1", source: needs.source, implied: true });
+  else if (explicit.value.trim() === "0") diags.push({ severity: "error", message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "hostPort" in needs ? "a port forward is declared" : "the mesh node routes subnets or is an exit node"}: both need IPv4 forwarding`, source: explicit.source });
+}

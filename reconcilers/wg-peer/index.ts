@@ -1,0 +1,131 @@
+import { readFileSync } from "node:fs";
+import { formatCidr4 } from "../../src/core/ipv4.js";
+import { decodeAlias } from "../../src/core/ownership.js";
+import { fragment } from "../../src/core/intent.js";
+import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
+import type { IpLink } from "../../src/core/live-reader.js";
+import type { Ns } from "../../src/exec/runner.js";
+import { pskDigest } from "../wireguard/dump.js";
+import { wgDump } from "../wireguard/index.js";
+import { WIREGUARD } from "../wireguard/intent.js";
+
+/**
+ * WireGuard peers, one resource each, changed with `wg set IF peer …` clauses that the apply
+ * engine batches into one `wg set` per interface. Only the peers that differ are touched, so
+ * the sessions of the others are never reset (what `wg syncconf` promises).
+ */
+export const wgPeerReconciler: Reconciler = {
+  kind: "wg-peer",
+  phases: { peer: { after: ["wireguard.conf"] } },
+  uses: ["wireguard"],
+  replaceOn: [],
+
+  desired(ctx) {
+    const resources: Resource[] = [];
+    for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
+      for (const p of w.peers) {
+        const id = `wg-peer:${w.ifname}/${p.publicKey}`;
+        resources.push({
+          kind: "wg-peer",
+          name: `${w.ifname}/${p.publicKey}`,
+          id,
+          keys: [],
+          spec: {
+            allowed_ips: p.allowedIps.map(formatCidr4).sort().join(","),
+            // No endpoint in the config: the peer dials in and WireGuard learns (and follows) its
+            // address from authenticated packets (roaming). That is not drift to undo.
+            endpoint: p.endpoint ?? ctx.live.get(id)?.spec.endpoint ?? "",
+            persistent_keepalive: p.keepalive ? String(p.keepalive) : "",
+            preshared_key: p.pskFile ? pskOf(p.pskFile) : "",
+          },
+          data: { ifname: w.ifname, publicKey: p.publicKey, pskFile: p.pskFile, hostname: p.hostname },
+          deps: [`wireguard:${w.ifname}`],
+          owned: true,
+          source: p.source,
+          sensitive: ["preshared_key"],
+        });
+      }
+    }
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io) {
+    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
+    const resources: Resource[] = [];
+    for (const l of links.filter((x) => decodeAlias(x.ifalias)?.wg)) {
+      const dump = await wgDump(io, l.ifname);
+      for (const p of dump?.peers ?? []) {
+        resources.push({
+          kind: "wg-peer",
+          name: `${l.ifname}/${p.publicKey}`,
+          id: `wg-peer:${l.ifname}/${p.publicKey}`,
+          keys: [],
+          spec: { allowed_ips: p.allowedIps.join(","), endpoint: p.endpoint, persistent_keepalive: p.keepalive ? String(p.keepalive) : "", preshared_key: p.psk },
+          data: { ifname: l.ifname, publicKey: p.publicKey, latestHandshake: p.latestHandshake, rx: p.rx, tx: p.tx },
+          deps: [`wireguard:${l.ifname}`],
+          owned: true,
+          sensitive: ["preshared_key"],
+        });
+      }
+    }
+    return { resources, foreign: new Map() };
+  },
+
+  render(change, ctx) {
+    const ns = ctx.target;
+    const r = change.after ?? change.before!;
+    const ifname = String(r.data!.ifname);
+    const pub = String(r.data!.publicKey);
+    if (change.action === "delete") return [{ ...clause(ns, ifname, pub, ["remove"]), phase: "peer", undo: [clause(ns, ifname, pub, [...settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]), ...pskUndo(change.before!, ctx.leases, ifname, pub)])] }];
+    if (change.action === "create") return [{ ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])), phase: "peer", undo: [clause(ns, ifname, pub, ["remove"])] }];
+    const fields = change.changed;
+    const undo = settings(change.before!, fields.filter((f) => f !== "preshared_key"));
+    const oldPsk = pskUndo(change.before!, ctx.leases, ifname, pub);
+    if (fields.includes("preshared_key") && oldPsk.length && oldPsk[1] !== r.data?.pskFile) undo.push(...oldPsk);
+    // A peer that had no preshared key gets it cleared again (wg's way: the all-zero key from /dev/null).
+    else if (fields.includes("preshared_key") && !change.before!.spec.preshared_key) undo.push("preshared-key", "/dev/null");
+    return [{ ...clause(ns, ifname, pub, settings(change.after!, fields)), phase: "peer", undo: undo.length ? [clause(ns, ifname, pub, undo)] : [] }];
+  },
+
+  // The preshared key file of each peer is remembered (its path, never its content): the live
+  // peer only shows a digest, and undoing a peer's removal must put its key back.
+  commit(change, store, target) {
+    const r = change.after ?? change.before!;
+    const key = pskLeaseKey(String(r.data!.ifname), String(r.data!.publicKey));
+    if (change.action !== "delete" && change.after?.data?.pskFile) store.setLease(target, "wg-psk", key, String(change.after.data.pskFile));
+    else store.releaseLease(target, key);
+  },
+};
+
+const pskLeaseKey = (ifname: string, pub: string) => `wg-psk:${ifname}/${pub}`;
+
+/** `preshared-key FILE` that restores a live peer's key, when bolt set it from a file it remembers. */
+function pskUndo(before: Resource, leases: Map<string, string>, ifname: string, pub: string): string[] {
+  const file = before.spec.preshared_key ? leases.get(pskLeaseKey(ifname, pub)) : undefined;
+  return file ? ["preshared-key", file] : [];
+}
+
+function pskOf(file: string): string {
+  try {
+    return pskDigest(readFileSync(file, "utf8"));
+  } catch {
+    return "(known on the target host)";
+  }
+}
+
+function clause(ns: Ns, ifname: string, pub: string, rest: string[]): OpLine {
+  return { tool: "wg", ns, args: [ifname, "peer", pub, ...rest] };
+}
+
+/** `wg set` words for the given fields. The preshared key is passed as its file, never inline. */
+function settings(r: Resource, fields: string[]): string[] {
+  const s = r.spec;
+  const out: string[] = [];
+  if (fields.includes("allowed_ips")) out.push("allowed-ips", s.allowed_ips ?? "");
+  if (fields.includes("endpoint") && s.endpoint) out.push("endpoint", s.endpoint);
+  if (fields.includes("persistent_keepalive")) out.push("persistent-keepalive", s.persistent_keepalive || "off");
+  if (fields.includes("preshared_key")) out.push("preshared-key", r.data?.pskFile ? String(r.data.pskFile) : "/dev/null");
+  return out;
+}
+
+

@@ -1,0 +1,181 @@
+import { formatIp4 } from "../../src/core/ipv4.js";
+import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
+import type { Diagnostic } from "../../src/core/diagnostics.js";
+import { fragment } from "../../src/core/intent.js";
+import type { OpLine, PlanContext, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
+import type { IpAddr, IpLink, LiveReader } from "../../src/core/live-reader.js";
+import type { Ns } from "../../src/exec/runner.js";
+import { parseWgDump } from "./dump.js";
+import type { WgDump } from "./dump.js";
+import { WIREGUARD, wireguardIntentHooks } from "./intent.js";
+
+/**
+ * `[wireguard.NAME]` and the mesh node's interface. This machine class has no WireGuard kernel
+ * module, so the userspace implementation is first class: `wireguard-go IF` creates the tun
+ * device and serves its control socket; deleting the link stops the process. A bolt interface
+ * whose process died has lost its tun device, so it simply shows as missing and is created
+ * again. Note: wireguard-go's control socket is /var/run/wireguard/IF.sock on the host, shared
+ * by all namespaces, so userspace interface names must be unique across namespaces.
+ */
+export const WG_MTU = 1420;
+
+export const wireguardReconciler: Reconciler = {
+  kind: "wireguard",
+  // wireguard-go creates the device; addresses and the MTU go on it; then its keys and port.
+  phases: { dev: {}, addr: { after: ["dev"] }, conf: { after: ["addr"] } },
+  intent: wireguardIntentHooks,
+  replaceOn: ["type"],
+  readScope: [{ ip: ["-d", "link", "show"] }, { ip: ["addr", "show"] }],
+
+  desired(ctx) {
+    const resources: Resource[] = [];
+    for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
+      // Compared sorted, like the live read lists them; added in the config's order (data.addresses):
+      // the first is the source address the kernel picks for the allowed-IP routes, as with wg-quick.
+      const addresses = w.address ? [w.address, ...(w.moreAddresses ?? [])].map((a) => `${formatIp4(a.addr)}/${a.prefix}`) : [meshAddress(ctx, w.ifname)];
+      const address = [...addresses].sort().join(", ");
+      const spec: Record<string, string> = {
+        type: "userspace",
+        address,
+        listen_port: w.listenPort ? String(w.listenPort) : "",
+        public_key: w.publicKey,
+        fwmark: w.fwmark ? `0x${w.fwmark.toString(16)}` : "",
+        mtu: String(w.mtu ?? WG_MTU),
+        state: "up",
+      };
+      resources.push({ kind: "wireguard", name: w.ifname, id: `wireguard:${w.ifname}`, keys: [`link:${w.ifname}`], spec, data: { keyFile: w.privateKeyFile, mesh: w.mesh, addresses }, deps: [], owned: true, source: w.source });
+    }
+    return { resources, diagnostics: [] };
+  },
+
+  async read(io) {
+    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
+    const mine = links.filter((l) => decodeAlias(l.ifalias)?.wg);
+    if (!mine.length) return { resources: [], foreign: new Map() };
+    const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
+    const resources = await Promise.all(mine.map((l) => readInterface(io, l, addrs)));
+    return { resources, foreign: new Map() };
+  },
+
+  // wireguard-go's control socket (/var/run/wireguard/IF.sock) is machine-wide: a live one for a
+  // name this namespace does not have means another namespace runs it, and wireguard-go would
+  // refuse to start ("unix socket in use") in the middle of an apply.
+  async conflicts(desired, io) {
+    if (!desired.length) return [];
+    const here = new Set((await io.ipJson<IpLink[]>(["link", "show"])).map((l) => l.ifname));
+    const out: Diagnostic[] = [];
+    for (const d of desired.filter((x) => !here.has(x.name))) {
+      if ((await io.exec(["test", "-S", `/var/run/wireguard/${d.name}.sock`], null)).code !== 0) continue;
+      if ((await io.exec(["timeout", "2", "wg", "show", d.name, "listen-port"], null)).code !== 0) continue;
+      out.push({ severity: "error", message: `WireGuard interface name "${d.name}" is already served by a wireguard-go in another network namespace (its control socket /var/run/wireguard/${d.name}.sock is shared by all namespaces): choose another interface name`, source: d.source });
+    }
+    return out;
+  },
+
+  render(change, ctx) {
+    const ns = ctx.target;
+    if (change.action === "create") return createOps(change.after!, ns);
+    if (change.action === "delete") return [{ ...ipLine(ns, "link", "del", "dev", change.name), phase: "dev", undo: createLines(change.before!, ns) }];
+    return updateOps(change.before!, change.after!, change.changed, ns);
+  },
+
+  commit(change, store, target) {
+    if (!change.after?.data?.mesh) return;
+    if (change.action === "delete") store.releaseLease(target, `mesh:${change.name}`);
+    else store.setLease(target, "mesh", `mesh:${change.name}`, change.after.spec.address!.split("/")[0]!);
+  },
+};
+
+/** Mesh address not given in the file: the lease, else what the interface has, else the key-derived one. */
+function meshAddress(ctx: PlanContext, ifname: string): string {
+  const lease = ctx.leases.get(`mesh:${ifname}`);
+  if (lease) return `${lease}/32`;
+  const live = ctx.live.get(`wireguard:${ifname}`);
+  if (live?.owned && live.spec.address) return live.spec.address;
+  return `${formatIp4(fragment(ctx.intent, WIREGUARD).mesh!.self.address)}/32`;
+}
+
+export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | undefined> {
+  // `wg` waits on the control socket without a timeout: a hung (stopped, deadlocked)
+  // wireguard-go would hang every plan. Bounded, such a device reads as not running.
+  const r = await io.exec(["timeout", "5", "wg", "show", ifname, "dump"]);
+  return r.code === 0 ? parseWgDump(r.stdout) : undefined;
+}
+
+async function readInterface(io: LiveReader, l: IpLink, addrs: IpAddr[]): Promise<Resource> {
+  const tag = decodeAlias(l.ifalias)!;
+  const dump = await wgDump(io, l.ifname);
+  const v4 = (addrs.find((a) => a.ifname === l.ifname)?.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort();
+  const spec: Record<string, string> = {
+    // A tun device nobody serves (process gone) cannot be configured: replace it.
+    type: dump ? (l.linkinfo?.info_kind === "wireguard" ? "kernel" : "userspace") : "dead",
+    address: v4.join(", "),
+    listen_port: dump?.listenPort ? String(dump.listenPort) : "",
+    public_key: dump?.publicKey && dump.publicKey !== "(none)" ? dump.publicKey : "",
+    fwmark: dump?.fwmark ? `0x${dump.fwmark.toString(16)}` : "",
+    mtu: String(l.mtu),
+    state: l.flags.includes("UP") ? "up" : "down",
+  };
+  return { kind: "wireguard", name: l.ifname, id: `wireguard:${l.ifname}`, keys: [`link:${l.ifname}`], spec, data: { keyFile: tag.key, mesh: tag.mesh === "1" }, deps: [], owned: true };
+}
+
+const ipLine = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
+const exec = (ns: Ns, ...args: string[]): OpLine => ({ tool: "exec", ns, args });
+
+function wgSetArgs(r: Resource, fields: string[]): string[] {
+  const s = r.spec;
+  const out: string[] = [];
+  if (fields.includes("public_key") && r.data?.keyFile) out.push("private-key", String(r.data.keyFile));
+  if (fields.includes("listen_port") && s.listen_port) out.push("listen-port", s.listen_port);
+  if (fields.includes("fwmark")) out.push("fwmark", s.fwmark || "off");
+  return out;
+}
+
+/** Lines that build the interface from nothing (also the undo of its deletion). */
+function createLines(r: Resource, ns: Ns): OpLine[] {
+  const dev = r.name;
+  const conf = wgSetArgs(r, ["public_key", "listen_port", "fwmark"]);
+  return [
+    exec(ns, "wireguard-go", dev),
+    ipLine(ns, "link", "set", "dev", dev, "alias", encodeAlias({ wg: dev, key: keyPathForAlias(r), mesh: r.data?.mesh ? "1" : undefined })),
+    ...((r.data?.addresses as string[] | undefined) ?? (r.spec.address ? r.spec.address.split(", ") : [])).map((a) => ipLine(ns, "address", "add", a, "dev", dev)),
+    ipLine(ns, "link", "set", "dev", dev, "mtu", r.spec.mtu!, "up"),
+    ...(conf.length ? [exec(ns, "wg", "set", dev, ...conf)] : []),
+  ];
+}
+
+/** The key file path is recorded on the link so a deletion can be undone after a restart. */
+function keyPathForAlias(r: Resource): string | undefined {
+  const p = r.data?.keyFile ? String(r.data.keyFile) : undefined;
+  return p && !/[,=\s"'\\]/.test(p) ? p : undefined;
+}
+
+function createOps(r: Resource, ns: Ns): RenderedOp[] {
+  const [start, alias, ...rest] = createLines(r, ns);
+  const phaseOf = (l: OpLine) => (l.tool === "ip" ? "addr" : "conf");
+  return [
+    // Deleting the link ends wireguard-go and everything configured on the device.
+    { ...start!, phase: "dev", undo: [ipLine(ns, "link", "del", "dev", r.name)] },
+    { ...alias!, phase: "addr", undo: [] },
+    ...rest.map((l) => ({ ...l, phase: phaseOf(l), undo: [] })),
+  ];
+}
+
+function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): RenderedOp[] {
+  const dev = after.name;
+  const ops: RenderedOp[] = [];
+  if (changed.includes("address")) {
+    const want = new Set(after.spec.address ? after.spec.address.split(", ") : []);
+    const have = new Set(before.spec.address ? before.spec.address.split(", ") : []);
+    for (const a of want) if (!have.has(a)) ops.push({ ...ipLine(ns, "address", "add", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "del", a, "dev", dev)] });
+    for (const a of have) if (!want.has(a)) ops.push({ ...ipLine(ns, "address", "del", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "add", a, "dev", dev)] });
+  }
+  if (changed.includes("mtu") || changed.includes("state")) ops.push({ ...ipLine(ns, "link", "set", "dev", dev, "mtu", after.spec.mtu!, "up"), phase: "addr", undo: [ipLine(ns, "link", "set", "dev", dev, "mtu", before.spec.mtu!)] });
+  const conf = wgSetArgs(after, changed);
+  // The old private key is not kept anywhere (by design), so a key change cannot be undone.
+  const undoConf = wgSetArgs(before, changed.filter((f) => f !== "public_key"));
+  if (conf.length) ops.push({ ...exec(ns, "wg", "set", dev, ...conf), phase: "conf", undo: undoConf.length ? [exec(ns, "wg", "set", dev, ...undoConf)] : [] });
+  return ops;
+}
+
+

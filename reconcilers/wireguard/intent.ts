@@ -1,0 +1,360 @@
+import { createHash } from "node:crypto";
+import { dirname, resolve } from "node:path";
+import type { Diagnostic, SourcePos } from "../../src/core/diagnostics.js";
+import { formatCidr4, formatIp4, overlaps, parseCidr4, parseIp4 } from "../../src/core/ipv4.js";
+import type { Cidr4 } from "../../src/core/ipv4.js";
+import type { LoadedFile } from "../../src/config/load.js";
+import { ifnameProblem } from "../../src/config/names.js";
+import { pointer } from "../../src/config/positions.js";
+import { isKey, readKeyFile } from "./keys.js";
+import { runAclTests } from "./acl.js";
+import { fragmentKey } from "../../src/core/intent.js";
+import type { IntentHooks } from "../../src/core/resource.js";
+
+/**
+ * `[wireguard.NAME]` (Boltfile) and the GhostWire mesh (ghostwire.toml or `[meshvpn]`), both
+ * normalized into WireGuard interfaces with peers; the mesh adds tags, ACLs, subnet routes,
+ * exit nodes and magic DNS names.
+ */
+export interface WgPeerIntent {
+  publicKey: string;
+  allowedIps: Cidr4[];
+  endpoint?: string;
+  keepalive?: number;
+  pskFile?: string;
+  hostname?: string;
+  source: SourcePos;
+}
+
+export interface WgIntent {
+  ifname: string;
+  /** interface address with prefix; undefined for a mesh node whose address is allocated */
+  address?: Cidr4 & { addr: number };
+  /** further addresses (`address` may be a list, like wg-quick's Address) */
+  moreAddresses?: (Cidr4 & { addr: number })[];
+  listenPort?: number;
+  privateKeyFile: string;
+  publicKey: string;
+  mtu?: number;
+  fwmark?: number;
+  peers: WgPeerIntent[];
+  source: SourcePos;
+  mesh: boolean;
+}
+
+export interface MeshNode {
+  hostname: string;
+  address: number;
+  tags: string[];
+  publicKey?: string;
+}
+
+export interface AclIntent {
+  action: "accept" | "deny";
+  src: string[];
+  dst: string[];
+  proto?: string;
+  source: SourcePos;
+}
+
+export interface AclTestIntent {
+  src: string;
+  proto: string;
+  accept: string[];
+  deny: string[];
+  source: SourcePos;
+}
+
+export interface MeshIntent {
+  ifname: string;
+  self: MeshNode;
+  peers: MeshNode[];
+  advertise: Cidr4[];
+  exitNode: boolean;
+  /** hostname of the peer that carries this node's default route */
+  useExitNode?: string;
+  magicDns: boolean;
+  acls: AclIntent[];
+  aclTests: AclTestIntent[];
+  source: SourcePos;
+}
+
+/** Policy routing for an exit node, like wg-quick: marks and tables clear of Kubernetes (0xC000), Cilium (0xF00) and Tailscale (0xff0000, table 52). */
+export const EXIT = { fwmark: 0x0b000000, mask: 0x0f000000, table: 20100, prioSuppress: 20000, prioDefault: 20001 };
+const MESH_CIDR = parseCidr4("100.64.0.0/10")!;
+
+type Obj = Record<string, unknown>;
+
+/** `[wireguard.*]` interfaces and the mesh node (whose interface is one of them). */
+export interface WireguardFragment {
+  interfaces: WgIntent[];
+  mesh?: MeshIntent;
+}
+
+export const WIREGUARD = fragmentKey<WireguardFragment>("wireguard", () => ({ interfaces: [] }));
+
+export const wireguardIntentHooks: IntentHooks = {
+  build(files, ctx): WireguardFragment {
+    const { wireguard, mesh } = wireguardIntent(files, ctx.diagnostics, { offline: ctx.opts.offline });
+    // `[[acl_tests]]` are evaluated offline; a failing assertion blocks apply like a config error.
+    if (mesh && !ctx.opts.skipAclTests) {
+      for (const f of runAclTests(mesh, mesh.self)) {
+        ctx.diagnostics.push({ severity: "error", message: `acl_test: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, the test expects ${f.expected === "accept" ? "accept" : "deny"}`, source: f.test.source });
+      }
+    }
+    return { interfaces: wireguard, mesh };
+  },
+};
+
+/** Reports an error; `missing` reports a key file that is not here (a warning when offline). */
+type Err = ((message: string, source: SourcePos, hint?: string) => void) & { missing?: (message: string, source: SourcePos) => void };
+
+/** Public key shown when the private key file is not readable where bolt runs offline. */
+export const UNKNOWN_KEY = "(known on the target host)";
+
+export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: { offline?: boolean } = {}): { wireguard: WgIntent[]; mesh?: MeshIntent } {
+  const err: Err = Object.assign((message: string, source: SourcePos, hint?: string) => void diags.push({ severity: "error", message, source, hint }), {
+    missing: (message: string, source: SourcePos) => void diags.push({ severity: opts.offline ? "warning" : "error", message, source }),
+  });
+  const wireguard: WgIntent[] = [];
+  let mesh: MeshIntent | undefined;
+  for (const f of files) {
+    const pos = (...p: (string | number)[]) => f.positions.value(pointer(p));
+    const keyPos = (...p: (string | number)[]) => f.positions.key(pointer(p));
+    if (f.kind === "boltfile") {
+      for (const [ifname, raw] of Object.entries((f.data.wireguard ?? {}) as Record<string, Obj>)) {
+        const w = wgInterface(f.path, ifname, raw, (...k) => pos("wireguard", ifname, ...k), keyPos("wireguard", ifname), err);
+        if (w) wireguard.push(w);
+      }
+    }
+    const meshData = f.kind === "mesh" ? (f.data.meshvpn ? (f.data.meshvpn as Obj) : f.data) : f.kind === "boltfile" && f.data.meshvpn ? (f.data.meshvpn as Obj) : undefined;
+    if (meshData) {
+      const base = f.kind === "mesh" && !f.data.meshvpn ? [] : ["meshvpn"];
+      const m = meshIntent(f.path, meshData, (...k) => pos(...base, ...k), (...k) => keyPos(...base, ...k), err, diags);
+      if (m) {
+        if (mesh) err("a second mesh configuration: bolt runs one mesh node per target", m.mesh.source);
+        else {
+          mesh = m.mesh;
+          wireguard.push(m.wg);
+        }
+      }
+    }
+  }
+  const names = new Map<string, WgIntent>();
+  for (const w of wireguard) {
+    const prev = names.get(w.ifname);
+    if (prev) err(`WireGuard interface "${w.ifname}" is defined twice (also ${prev.source.file}:${prev.source.line})`, w.source);
+    names.set(w.ifname, w);
+  }
+  return { wireguard, mesh };
+}
+
+function keyFile(configFile: string, path: string, kind: "private" | "preshared", at: SourcePos, err: Err): { path: string; publicKey?: string } | undefined {
+  const full = resolve(dirname(configFile), path);
+  const r = readKeyFile(full, kind);
+  if (!r.ok) {
+    if (r.missing && err.missing) {
+      err.missing(r.message, at);
+      return { path: full, publicKey: kind === "private" ? UNKNOWN_KEY : undefined };
+    }
+    err(r.message, at);
+    return undefined;
+  }
+  return { path: full, publicKey: r.publicKey };
+}
+
+function peerList(configFile: string, ifname: string, raws: Obj[], pos: (...k: (string | number)[]) => SourcePos, keyPos: (...k: (string | number)[]) => SourcePos, err: Err): WgPeerIntent[] {
+  const peers: WgPeerIntent[] = [];
+  raws.forEach((raw, i) => {
+    const at = (k: string) => pos("peers", i, k);
+    const pk = String(raw.public_key ?? "");
+    if (!isKey(pk)) return err(`${ifname}: peer ${i + 1}: public_key is not a WireGuard key (44 base64 characters)`, at("public_key"));
+    if (raw.preshared_key !== undefined) return err(`${ifname}: peer ${i + 1}: preshared_key must come from a file (preshared_key_file), never from the config`, at("preshared_key"));
+    const allowed: Cidr4[] = [];
+    for (const [j, a] of ((raw.allowed_ips ?? []) as string[]).entries()) {
+      const c = parseCidr4(a.includes("/") ? a : `${a}/32`);
+      if (!c || c.hostBits) err(`${ifname}: peer ${i + 1}: allowed_ips "${a}" is not an IPv4 CIDR without host bits`, pos("peers", i, "allowed_ips", j));
+      else allowed.push(c);
+    }
+    let pskFile: string | undefined;
+    if (raw.preshared_key_file !== undefined) pskFile = keyFile(configFile, String(raw.preshared_key_file), "preshared", at("preshared_key_file"), err)?.path;
+    const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
+    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint)) err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    peers.push({ publicKey: pk, allowedIps: allowed, endpoint, keepalive: raw.persistent_keepalive as number | undefined, pskFile, hostname: raw.hostname as string | undefined, source: keyPos("peers", i) });
+  });
+  peerChecks(ifname, peers, err);
+  return peers;
+}
+
+function peerChecks(ifname: string, peers: WgPeerIntent[], err: Err) {
+  const keys = new Map<string, WgPeerIntent>();
+  for (const p of peers) {
+    if (keys.has(p.publicKey)) err(`${ifname}: two peers have the public key ${p.publicKey}`, p.source);
+    keys.set(p.publicKey, p);
+  }
+  // WireGuard routes by allowed IPs (cryptokey routing): one address may belong to one peer only.
+  for (let i = 0; i < peers.length; i++) {
+    for (let j = 0; j < i; j++) {
+      for (const a of peers[i]!.allowedIps) {
+        const b = peers[j]!.allowedIps.find((x) => overlaps(a, x));
+        if (b && a.prefix !== 0 && b.prefix !== 0) err(`${ifname}: allowed IP ${formatCidr4(a)} overlaps ${formatCidr4(b)} of another peer (${peers[j]!.hostname ?? peers[j]!.publicKey})`, peers[i]!.source);
+      }
+    }
+  }
+}
+
+function wgInterface(configFile: string, ifname: string, raw: Obj, pos: (...k: (string | number)[]) => SourcePos, source: SourcePos, err: Err): WgIntent | undefined {
+  const p = ifnameProblem(ifname);
+  if (p) return void err(`wireguard: ${p}`, source);
+  if (raw.private_key !== undefined) return void err(`${ifname}: private_key must come from a file (private_key_file, mode 0600), never from the config`, pos("private_key"));
+  if (raw.private_key_file === undefined) return void err(`${ifname}: private_key_file is required`, source);
+  const key = keyFile(configFile, String(raw.private_key_file), "private", pos("private_key_file"), err);
+  // The schema documents one address or a list of them.
+  const list = Array.isArray(raw.address) ? raw.address.map(String) : [String(raw.address ?? "")];
+  const addrs: (Cidr4 & { addr: number })[] = [];
+  for (const [j, a] of list.entries()) {
+    const c = parseCidr4(a);
+    if (!c) return void err(`${ifname}: address "${a}" must be an IPv4 address with prefix, like 10.0.0.1/24`, Array.isArray(raw.address) ? pos("address", j) : pos("address"));
+    addrs.push(c);
+  }
+  const address = addrs[0];
+  if (!address) return void err(`${ifname}: address must be an IPv4 address with prefix, like 10.0.0.1/24`, pos("address"));
+  const peers = peerList(configFile, ifname, (raw.peers ?? []) as Obj[], pos, (...k) => pos(...k), err);
+  if (!key?.publicKey) return undefined;
+  if (peers.some((pp) => pp.publicKey === key.publicKey)) err(`${ifname}: a peer has this interface's own public key`, source);
+  return { ifname, address, moreAddresses: addrs.slice(1), listenPort: raw.listen_port as number | undefined, privateKeyFile: key.path, publicKey: key.publicKey, mtu: raw.mtu as number | undefined, peers, source, mesh: false };
+}
+
+function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)[]) => SourcePos, keyPos: (...k: (string | number)[]) => SourcePos, err: Err, diags: Diagnostic[]): { wg: WgIntent; mesh: MeshIntent } | undefined {
+  // ghostwire.toml has a [ghostwire] table; the Boltfile's [meshvpn] carries the same keys inline.
+  const gw = (data.ghostwire ?? data) as Obj;
+  const cs = gw.control_server === undefined ? "static" : String(gw.control_server);
+  if (cs !== "static") {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(cs)?.[1];
+    if (scheme === "https" || scheme === "http" || scheme === "etcd") diags.push({ severity: "warning", message: `accepted, not enforced: ghostwire.control_server "${cs}" — bolt reconciles the static [[peers]] list; a coordination server is not contacted`, source: pos("ghostwire", "control_server") });
+    else return void err(`ghostwire.control_server "${cs}": unsupported (use "static", or an https:// / etcd:// coordination server URL)`, pos("ghostwire", "control_server"));
+  }
+  if (data.node === undefined) {
+    diags.push({ severity: "warning", message: "accepted, not enforced: this mesh file has no [node] table (this host's interface and private_key_file), so there is nothing to set up here", source: keyPos() });
+    return undefined;
+  }
+  const node = data.node as Obj;
+  const features = (data.features ?? {}) as Obj;
+  const source = keyPos("node");
+  const ifname = String(node.interface ?? "gw0");
+  const p = ifnameProblem(ifname);
+  if (p) return void err(`mesh: ${p}`, pos("node", "interface"));
+  if (node.private_key !== undefined) return void err(`mesh: node.private_key must come from a file (private_key_file, mode 0600), never from the config`, pos("node", "private_key"));
+  if (node.private_key_file === undefined) return void err(`mesh: node.private_key_file is required`, source);
+  const key = keyFile(configFile, String(node.private_key_file), "private", pos("node", "private_key_file"), err);
+  if (!key?.publicKey) return undefined;
+  const hostname = String(node.hostname ?? "node");
+  let address: number | undefined;
+  if (node.address !== undefined) {
+    address = parseIp4(String(node.address).split("/")[0]!);
+    if (address === undefined) return void err(`mesh: node.address "${String(node.address)}" is not an IPv4 address`, pos("node", "address"));
+  } else address = allocateMeshAddress(key.publicKey);
+  const self: MeshNode = { hostname, address, tags: ((node.tags ?? []) as string[]).map(String), publicKey: key.publicKey };
+  const acceptRoutes = node.accept_routes === true;
+  const useExit = node.use_exit_node ? String(node.use_exit_node) : undefined;
+  const nodes: MeshNode[] = [];
+  const peers: WgPeerIntent[] = [];
+  ((data.peers ?? []) as Obj[]).forEach((raw, i) => {
+    const at = (k: string) => pos("peers", i, k);
+    const pk = String(raw.public_key ?? "");
+    if (!isKey(pk)) return err(`mesh: peer "${String(raw.hostname)}": public_key is not a WireGuard key (44 base64 characters)`, at("public_key"));
+    const a = parseIp4(String(raw.address ?? "").split("/")[0]!);
+    if (a === undefined) return err(`mesh: peer "${String(raw.hostname)}": address is required (its mesh address, e.g. 100.64.0.2)`, raw.address === undefined ? keyPos("peers", i) : at("address"));
+    const routes: Cidr4[] = [];
+    for (const [j, r] of ((raw.routes ?? []) as string[]).entries()) {
+      const c = parseCidr4(r);
+      if (!c || c.hostBits) err(`mesh: peer "${String(raw.hostname)}": route "${r}" is not an IPv4 CIDR without host bits`, pos("peers", i, "routes", j));
+      else routes.push(c);
+    }
+    const hn = String(raw.hostname);
+    nodes.push({ hostname: hn, address: a, tags: ((raw.tags ?? []) as string[]).map(String), publicKey: pk });
+    const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];
+    if (useExit === hn) allowed.push({ network: 0, prefix: 0 });
+    const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
+    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint)) err(`mesh: peer "${hn}": endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    peers.push({ publicKey: pk, allowedIps: allowed, endpoint, keepalive: (raw.persistent_keepalive as number | undefined) ?? 25, hostname: hn, source: keyPos("peers", i) });
+  });
+  peerChecks(ifname, peers, err);
+  const seenHost = new Map<string, MeshNode>([[self.hostname, self]]);
+  const seenAddr = new Map<number, MeshNode>([[self.address, self]]);
+  nodes.forEach((n, i) => {
+    if (seenHost.has(n.hostname)) err(`mesh: hostname "${n.hostname}" is used twice`, keyPos("peers", i));
+    if (seenAddr.has(n.address)) err(`mesh: address ${formatIp4(n.address)} of "${n.hostname}" is also "${seenAddr.get(n.address)!.hostname}"'s`, pos("peers", i, "address"));
+    if (n.publicKey === self.publicKey) err(`mesh: peer "${n.hostname}" has this node's own public key`, pos("peers", i, "public_key"));
+    seenHost.set(n.hostname, n);
+    seenAddr.set(n.address, n);
+  });
+  if (useExit && !nodes.some((n) => n.hostname === useExit)) err(`mesh: use_exit_node "${useExit}" is not one of the [[peers]] (${nodes.map((n) => n.hostname).join(", ") || "none"})`, pos("node", "use_exit_node"));
+  const advertise: Cidr4[] = [];
+  for (const [j, r] of ((node.advertise_routes ?? []) as string[]).entries()) {
+    const c = parseCidr4(r);
+    if (!c || c.hostBits) err(`mesh: advertise_routes "${r}" is not an IPv4 CIDR without host bits`, pos("node", "advertise_routes", j));
+    else advertise.push(c);
+  }
+  const allTags = new Set([...self.tags, ...nodes.flatMap((n) => n.tags)]);
+  const hosts = new Set([self.hostname, ...nodes.map((n) => n.hostname)]);
+  const acls: AclIntent[] = ((data.acls ?? []) as Obj[]).map((raw, i) => {
+    // The schema (and the seed's ACL example) spell the refusing action "drop".
+    const action = raw.action === "drop" || raw.action === "deny" ? "deny" : "accept";
+    const acl: AclIntent = { action, src: (raw.src as string[]).map(String), dst: (raw.dst as string[]).map(String), proto: raw.proto as string | undefined, source: keyPos("acls", i) };
+    acl.src.forEach((s, j) => checkAclName(s, false, allTags, hosts, pos("acls", i, "src", j), err));
+    acl.dst.forEach((s, j) => checkAclName(s, true, allTags, hosts, pos("acls", i, "dst", j), err));
+    // The nft rules match ports for tcp and udp only: anything else with ports would compile to
+    // a tcp/udp match that disagrees with what [[acl_tests]] evaluate.
+    if ((acl.proto === "icmp" || acl.proto === "sctp") && acl.dst.some((d) => !d.endsWith(":*"))) err(`ACL proto "${acl.proto}" with ports: ${acl.proto === "icmp" ? "ICMP has no ports" : "sctp ports are not supported"}; write the destinations as "<target>:*"`, pos("acls", i, "proto"));
+    return acl;
+  });
+  const aclTests: AclTestIntent[] = ((data.acl_tests ?? []) as Obj[]).map((raw, i) => {
+    const t: AclTestIntent = { src: String(raw.src), proto: String(raw.proto ?? "tcp"), accept: ((raw.accept ?? []) as string[]).map(String), deny: ((raw.deny ?? []) as string[]).map(String), source: keyPos("acl_tests", i) };
+    checkAclName(t.src, false, allTags, hosts, pos("acl_tests", i, "src"), err);
+    [...t.accept, ...t.deny].forEach((d) => checkAclName(d, true, allTags, hosts, t.source, err));
+    return t;
+  });
+  const wg: WgIntent = {
+    ifname,
+    address: { network: address, addr: address, prefix: 32 },
+    listenPort: (node.listen_port as number | undefined) ?? 41641,
+    privateKeyFile: key.path,
+    publicKey: key.publicKey,
+    fwmark: useExit ? EXIT.fwmark : undefined,
+    peers,
+    source,
+    mesh: true,
+  };
+  if (node.address === undefined) wg.address = undefined;
+  const mesh: MeshIntent = { ifname, self, peers: nodes, advertise, exitNode: node.exit_node === true, useExitNode: useExit, magicDns: features.magic_dns === true, acls, aclTests, source };
+  return { wg, mesh };
+}
+
+/** Deterministic CGNAT address from the node's public key (100.64.0.0/10, never .0 or .255). */
+export function allocateMeshAddress(publicKey: string): number {
+  const h = createHash("sha256").update(publicKey).digest().readUInt32BE(0);
+  const size = 2 ** (32 - MESH_CIDR.prefix);
+  let off = h % size;
+  if ((off & 255) === 0 || (off & 255) === 255) off = (off & ~255) | 1;
+  return MESH_CIDR.network + off;
+}
+
+/** ACL names: "*", "tag:T", a hostname, or a CIDR; destinations add ":port", ":N-M" or ":*". */
+function checkAclName(s: string, isDst: boolean, tags: Set<string>, hosts: Set<string>, at: SourcePos, err: Err) {
+  let name = s;
+  if (isDst) {
+    const i = s.lastIndexOf(":");
+    if (i <= 0 || (s.startsWith("tag:") && i === 3)) return err(`ACL destination "${s}" needs a port: "<target>:<port>", ":N-M" or ":*"`, at);
+    const port = s.slice(i + 1);
+    if (port !== "*" && !/^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/.test(port)) return err(`ACL destination "${s}": port "${port}" is not a port, a range or *`, at);
+    name = s.slice(0, i);
+  }
+  if (name === "*") return;
+  if (name.startsWith("tag:")) {
+    if (!tags.has(name.slice(4))) err(`ACL names unknown tag "${name}" (tags in this mesh: ${[...tags].join(", ") || "none"})`, at);
+    return;
+  }
+  if (parseCidr4(name.includes("/") ? name : `${name}/32`)) return;
+  if (!hosts.has(name)) err(`ACL names "${name}", which is neither a tag:, a known hostname, nor a CIDR`, at);
+}
