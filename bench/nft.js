@@ -103,11 +103,11 @@ try {
       const dir = mkdtempSync(join(tmp, "bl-"));
       writeFileSync(join(dir, "blocked.txt"), ips.join("\n") + "\n");
       const config = `[networks.bench]\nsubnet = "172.31.0.0/24"\ninternet = false\nisolated = false\n\n[firewall.ddos]\nblocklists = ["blocked.txt"]\n`;
-      const b = withNetns(`bolt-t-nftb-bl`, (ns) => boltRun(dir, ns, config));
+      const b = withNetns("bolt-t-nftb-bl", (ns) => boltRun(dir, ns, config));
       boltTimes.push(b.apply);
       plan = b.plan;
       const script = `table inet floor {\n\tset bl { type ipv4_addr; flags interval; elements = { ${ips.join(", ")} } }\n\tchain pre { type filter hook prerouting priority -300; policy accept; ip saddr @bl counter drop; }\n}\n`;
-      floorTimes.push(withNetns(`bolt-t-nftb-blf`, (ns) => sh(["ip", "netns", "exec", ns, "nft", "-f", "-"], script).ms));
+      floorTimes.push(withNetns("bolt-t-nftb-blf", (ns) => sh(["ip", "netns", "exec", ns, "nft", "-f", "-"], script).ms));
     }
     rows.push({ case: `${BLOCKLIST} blocklist elements`, bolt: median(boltTimes), floor: median(floorTimes), plan });
     log(`blocklist ${BLOCKLIST}: bolt ${median(boltTimes).toFixed(0)} ms, nft -f ${median(floorTimes).toFixed(0)} ms, no-op plan ${plan.toFixed(0)} ms`);

@@ -25,7 +25,7 @@ function args(argv) {
     else if (argv[i] === "--command") o.command = argv[++i];
     else if (argv[i] === "--top") o.top = Number(argv[++i]);
     else if (argv[i] === "--unbundled") o.unbundled = true;
-    else throw new Error(`usage: node bench/profile.js [--n 1000] [--command plan|apply|destroy] [--top 15] [--unbundled]`);
+    else throw new Error("usage: node bench/profile.js [--n 1000] [--command plan|apply|destroy] [--top 15] [--unbundled]");
   }
   if (!["plan", "apply", "destroy"].includes(o.command)) throw new Error("--command: plan, apply or destroy");
   return o;
@@ -61,7 +61,7 @@ function timeline(logFile, target, t0, t1) {
   });
   const groups = new Map();
   for (const p of procs) {
-    const g = groups.get(p.kind) ?? { kind: p.kind, count: 0, sumMs: 0, first: Infinity, last: 0, maxMs: 0 };
+    const g = groups.get(p.kind) ?? { kind: p.kind, count: 0, sumMs: 0, first: Number.POSITIVE_INFINITY, last: 0, maxMs: 0 };
     g.count++;
     g.sumMs += p.end - p.start;
     g.maxMs = Math.max(g.maxMs, p.end - p.start);

@@ -184,7 +184,7 @@ async function main() {
       const md = markdown(result);
       writeFileSync(join(RESULTS, "latest.md"), md);
       process.stdout.write("\n" + md + "\n");
-      log(`written: bench/results/latest.json, bench/results/latest.md`);
+      log("written: bench/results/latest.json, bench/results/latest.md");
     }
   }
 }

@@ -187,7 +187,7 @@ async function main() {
     const idle = await idleCpu(ns, dir, mkdtempSync(join(dir, "state-")), o.idle, o.resync);
     const perMin = (x) => (x * 60) / idle.seconds;
     const lines = [
-      `# bolt watch: save-to-kernel latency and idle cost`,
+      "# bolt watch: save-to-kernel latency and idle cost",
       "",
       `${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "?"} · Linux ${release()} · load ${loadavg().map((x) => x.toFixed(2)).join(" ")}`,
       "",

@@ -14,7 +14,7 @@ import { NFT } from "../nft/intent.js";
  * a DOCKER-USER chain (no Docker) it does nothing.
  */
 const CHAIN = "DOCKER-USER";
-const PRESENT = `docker-user:(chain)`;
+const PRESENT = "docker-user:(chain)";
 
 export const dockerUserReconciler: Reconciler = {
   kind: "docker-user",

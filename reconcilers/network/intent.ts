@@ -99,7 +99,7 @@ function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: 
     const e = parseIp4(String(range.end));
     if (s === undefined || e === undefined) fail(`network "${name}": ip_range start/end must be IPv4 addresses`, pos("ip_range"));
     else {
-      if (s > e) fail(`network "${name}": ip_range is reversed (${formatIp4(s)} > ${formatIp4(e)})`, pos("ip_range"), `swap start and end`);
+      if (s > e) fail(`network "${name}": ip_range is reversed (${formatIp4(s)} > ${formatIp4(e)})`, pos("ip_range"), "swap start and end");
       if (!contains(subnet, s) || !contains(subnet, e)) fail(`network "${name}": ip_range ${formatIp4(s)}–${formatIp4(e)} is not inside subnet ${formatCidr4(subnet)}`, pos("ip_range"));
       if (s === subnet.network || e === broadcastOf(subnet)) fail(`network "${name}": ip_range may not include the network or broadcast address`, pos("ip_range"));
       pool = { start: s, end: e };

@@ -27,7 +27,7 @@ const PROTOCOLS = ["tcp", "udp", "icmp", "all"];
 export function parsePolicy(text: string): Policy {
   const tokens: { t: string; col: number }[] = [];
   const re = /\S+/g;
-  for (let m; (m = re.exec(text)); ) tokens.push({ t: m[0], col: m.index });
+  for (let m: RegExpExecArray | null; (m = re.exec(text)); ) tokens.push({ t: m[0], col: m.index });
   const at = (i: number) => tokens[i] ?? { t: "", col: text.length };
   const [a, p, d, tg] = [at(0), at(1), at(2), at(3)];
   if (!ACTIONS.includes(a.t)) throw new PolicyError(`expected allow, deny or reject, found ${a.t ? `"${a.t}"` : "nothing"}`, a.col);

@@ -244,8 +244,8 @@ function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)
   const ifname = String(node.interface ?? "gw0");
   const p = ifnameProblem(ifname);
   if (p) return void err(`mesh: ${p}`, pos("node", "interface"));
-  if (node.private_key !== undefined) return void err(`mesh: node.private_key must come from a file (private_key_file, mode 0600), never from the config`, pos("node", "private_key"));
-  if (node.private_key_file === undefined) return void err(`mesh: node.private_key_file is required`, source);
+  if (node.private_key !== undefined) return void err("mesh: node.private_key must come from a file (private_key_file, mode 0600), never from the config", pos("node", "private_key"));
+  if (node.private_key_file === undefined) return void err("mesh: node.private_key_file is required", source);
   const key = keyFile(configFile, String(node.private_key_file), "private", pos("node", "private_key_file"), err);
   if (!key?.publicKey) return undefined;
   const hostname = String(node.hostname ?? "node");

@@ -23,7 +23,7 @@ export type KeyFileResult = { ok: true; publicKey?: string } | { ok: false; mess
 
 /** Reads a key file: must exist, be a file, mode without group/other bits, hold one key. */
 export function readKeyFile(path: string, kind: "private" | "preshared"): KeyFileResult {
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
   } catch (e) {

@@ -30,16 +30,16 @@ interface RawArgs {
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.OK;
   // yargs' inferred argument types do not survive shared builders; RawArgs is the contract.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: yargs' builder types do not survive shared builders
   const run = (fn: (o: GlobalOpts, a: RawArgs) => Promise<number>, needsFiles = true) => async (a: any) => {
     if (needsFiles && !a.file?.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable)");
     const log = await makeLogger(a["log-level"], a.json);
     const o: GlobalOpts = { file: a.file ?? [], netns: a.netns, stateDir: a["state-dir"], netnsPrefix: a["netns-prefix"], lockTimeout: a["lock-timeout"], json: a.json, log, out, err };
     code = await fn(o, a);
   };
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: yargs' builder types do not survive shared builders
   const files = (y: Argv<any>): Argv<any> => y.option("file", { alias: "f", type: "string", array: true, describe: "config file (bolt-network.toml, ghostwire.toml, volantd.yaml); repeatable" });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: yargs' builder types do not survive shared builders
   const parser = (yargs(argv) as Argv<any>)
     .scriptName("bolt")
     .usage("$0 <command> [options]\n\nDeclarative Linux networking: plan, apply and verify bridges, endpoints and sysctls against the kernel.")

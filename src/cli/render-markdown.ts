@@ -25,7 +25,10 @@ export function renderPlanMarkdown(plan: Plan, diags: Diagnostic[], opts: Markdo
   const errors = diags.filter((d) => d.severity === "error");
   const warnings = diags.filter((d) => d.severity === "warning");
   for (const d of [...errors, ...warnings]) out.push(`> **${d.severity === "error" ? "Error" : "Warning"}:** ${inline(d.source ? `${formatPos(d.source)}: ${d.message}` : d.message)}${d.hint ? ` (${inline(d.hint)})` : ""}`, ">");
-  if (errors.length + warnings.length) out.pop(), out.push("");
+  if (errors.length + warnings.length) {
+    out.pop();
+    out.push("");
+  }
   if (!plan.changes.length) {
     out.push(`**No changes.** ${where[0]!.toUpperCase()}${where.slice(1)} matches the configuration.`);
     return out.join("\n") + "\n";

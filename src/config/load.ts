@@ -32,7 +32,7 @@ export function detectKind(path: string, data: Record<string, unknown>): FileKin
 }
 
 export function readConfigText(path: string): string {
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
   } catch (e) {

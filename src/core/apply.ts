@@ -1,4 +1,4 @@
-import { BoltError, CommandError } from "./diagnostics.js";
+import { BoltError, type CommandError } from "./diagnostics.js";
 import { planWaves, sequentialBatches } from "./batches.js";
 import type { Batch } from "./batches.js";
 import { changedFields, diffResources } from "./diff.js";

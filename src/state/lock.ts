@@ -66,7 +66,7 @@ export class TargetLock {
     try {
       return Date.now() - statSync(this.path).mtimeMs;
     } catch {
-      return Infinity;
+      return Number.POSITIVE_INFINITY;
     }
   }
 

@@ -61,7 +61,7 @@ export interface Health {
 /** "127.0.0.1:9464", "[::1]:9464", ":9464" (all addresses). */
 export function parseListen(s: string): { host: string | undefined; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s.trim());
-  const port = m ? Number(m[3]) : NaN;
+  const port = m ? Number(m[3]) : Number.NaN;
   if (!m || port > 65535) throw new Error(`listen address "${s}" is not HOST:PORT (e.g. 127.0.0.1:9464)`);
   return { host: m[1] ?? (m[2] || undefined), port };
 }

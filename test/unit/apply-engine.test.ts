@@ -344,7 +344,7 @@ const EMPTY_LIVE = {
   [`ip -n ${T} -j -d link show`]: { stdout: '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK"],"mtu":65536,"operstate":"DOWN","link_type":"loopback"}]\n' },
   [`ip -n ${T} -j addr show`]: { stdout: '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK"],"mtu":65536,"addr_info":[]}]\n' },
   [`ip -n ${T} -j -4 route show table all`]: { stdout: "[]\n" },
-  [`ip -j netns list`]: { stdout: `[{"name":"${T}"}]\n` },
+  "ip -j netns list": { stdout: `[{"name":"${T}"}]\n` },
   [`ip netns exec ${T} sysctl net.ipv4.ip_forward`]: { stdout: "net.ipv4.ip_forward = 0\n" },
 };
 

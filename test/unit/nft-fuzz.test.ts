@@ -243,7 +243,7 @@ function attempt(field: Field, v: string): "error" | "ok" {
   const path = join(sub, ext === "yaml" ? "volantd.yaml" : "bolt-network.toml");
   writeFileSync(path, main);
   for (const [name, body] of Object.entries(files)) writeFileSync(join(sub, name), body);
-  let intent;
+  let intent: ReturnType<typeof loadIntent>["intent"];
   try {
     intent = loadIntent([path], "bolt-t-fuzz-").intent;
   } catch (e) {

@@ -22,7 +22,7 @@ function configFiles(dir: string): string[] {
 }
 
 function loadsCleanly(rel: string) {
-  let result;
+  let result: ReturnType<typeof loadIntent>;
   try {
     // `bolt validate` semantics: key files named by the seeds live on their hosts, not here.
     result = loadIntent([ROOT + rel], "bolt-t-seed-", { offline: true });

@@ -644,7 +644,7 @@ export class FakeKernel implements CommandRunner {
     } else if (is("netns")) {
       if (ns !== null && inBatch) return fail(this.unsupported(`ip -n ${ns} netns ${verb}`));
       const name = rest[0] ?? "";
-      if (verb === "add") return write(`mount --make-shared /run/netns failed: Operation not permitted`, () => this.netnsAdd(name));
+      if (verb === "add") return write("mount --make-shared /run/netns failed: Operation not permitted", () => this.netnsAdd(name));
       if (verb === "del" || verb === "delete") return write(`Cannot remove namespace file "/run/netns/${name}": Operation not permitted`, () => this.netnsDel(name));
     }
     return fail(this.unsupported(`ip ${a.join(" ")}`));
@@ -1298,7 +1298,7 @@ export class FakeKernel implements CommandRunner {
       const ifname = argv[2] ?? "";
       const what = argv[3] ?? "";
       const d = this.wgDevice(ns, ifname);
-      if (!d) return done("", `Unable to access interface: No such device\n`, 1);
+      if (!d) return done("", "Unable to access interface: No such device\n", 1);
       const w = d.link.wg!;
       const pub = w.privateKey ? publicKeyOf(w.privateKey) : "";
       if (what === "dump") {
@@ -1448,7 +1448,7 @@ export class FakeKernel implements CommandRunner {
     if (file !== undefined) {
       if (file !== "-" || rest.length) {
         this.unsupported(`nft -f ${file} ${rest.join(" ")}`);
-        return done("", `Error: Could not process rule: No such file or directory\n`, 1);
+        return done("", "Error: Could not process rule: No such file or directory\n", 1);
       }
       const script = stdin ?? "";
       if (check) {
@@ -1799,7 +1799,7 @@ export function publicKeyOf(privateB64: string): string {
 }
 
 function eui64(mac: string): string {
-  const b = mac.split(":").map((x) => parseInt(x, 16));
+  const b = mac.split(":").map((x) => Number.parseInt(x, 16));
   b[0] = b[0]! ^ 2;
   const h = (x: number, y: number) => ((x << 8) | y).toString(16);
   return `fe80::${h(b[0]!, b[1]!)}:${h(b[2]!, 0xff)}:${h(0xfe, b[3]!)}:${h(b[4]!, b[5]!)}`;

@@ -133,7 +133,7 @@ describe("endpoint", () => {
 // route through it cannot be replaced. Was a bug (fixed): the old address is now deleted first.
 describe("endpoint: an address change where new namespaces do not promote secondary addresses", () => {
   const noPromote = (k: FakeKernel) => void (k.state.netnsSysctl = { "net.ipv4.conf.all.promote_secondaries": "0", "net.ipv4.conf.default.promote_secondaries": "0" });
-  const before = async () => {
+  const baseline = async () => {
     const w = newWorld(T, noPromote);
     await converge(w, want(EPS)());
     return w;
@@ -141,12 +141,12 @@ describe("endpoint: an address change where new namespaces do not promote second
   const to = want(EPS.replace("10.81.0.10", "10.81.0.20"));
 
   it("the address change converges", async () => {
-    const w = await before();
+    const w = await baseline();
     await converge(w, to());
   });
 
   it("a failed address change rolls back exactly", async () => {
-    const w = await before();
+    const w = await baseline();
     const a = await attempt(w, to(), { fault: { at: 2 } });
     expect(a.error).toBeDefined();
     expect(a.diff).toEqual([]);
