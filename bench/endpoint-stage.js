@@ -18,7 +18,8 @@ const WAYS = {
   "node-ipn": (files) => pool(files, 8, (x) => must(["ip", "-n", x.ns, "-batch", x.file])),
   "node-nsenter": (files) => pool(files, 8, (x) => must(["nsenter", `--net=/run/netns/${x.ns}`, "ip", "-batch", x.file])),
   "xargs-ipn": (files) => must(["xargs", "-P", "8", "-L", "1", "ip"], { input: files.map((x) => `-n ${x.ns} -batch ${x.file}\n`).join("") }),
-  "xargs-nsenter": (files) => must(["xargs", "-P", "8", "-L", "1", "nsenter"], { input: files.map((x) => `--net=/run/netns/${x.ns} ip -batch ${x.file}\n`).join("") }),
+  "xargs-nsenter": (files) =>
+    must(["xargs", "-P", "8", "-L", "1", "nsenter"], { input: files.map((x) => `--net=/run/netns/${x.ns} ip -batch ${x.file}\n`).join("") }),
 };
 
 function args(argv) {
@@ -81,7 +82,10 @@ async function main() {
         process.stderr.write(`  run ${r + 1} ${w}: ${t.toFixed(0)} ms\n`);
       }
     }
-    for (const w of o.ways) process.stdout.write(`${w.padEnd(14)} N=${o.n}: endpoint-namespace stage ${median(ms[w]).toFixed(0)} ms (median of ${o.runs}: ${ms[w].map((x) => x.toFixed(0)).join(", ")})\n`);
+    for (const w of o.ways)
+      process.stdout.write(
+        `${w.padEnd(14)} N=${o.n}: endpoint-namespace stage ${median(ms[w]).toFixed(0)} ms (median of ${o.runs}: ${ms[w].map((x) => x.toFixed(0)).join(", ")})\n`,
+      );
   } finally {
     await deleteBenchNetns({ keepProbe: false, only: (name) => name === `${BENCH_PREFIX}probe` || name.startsWith(`${BENCH_PREFIX}stage-`) });
     rmSync(dir, { recursive: true, force: true });

@@ -42,11 +42,27 @@ function withNetns(name, fn) {
 /** The same N rules bolt compiles for the config below, written by hand. */
 function rulesConfig(n) {
   const rules = [];
-  for (let i = 0; i < n; i++) rules.push(`[[firewall.rules]]\nname = "r${i}"\naction = "allow"\nprotocol = "tcp"\ndest_ports = ${1024 + (i % 60000)}\nsource = "10.${(i >> 8) & 255}.${i & 255}.0/24"\n`);
+  for (let i = 0; i < n; i++)
+    rules.push(
+      `[[firewall.rules]]\nname = "r${i}"\naction = "allow"\nprotocol = "tcp"\ndest_ports = ${1024 + (i % 60000)}\nsource = "10.${(i >> 8) & 255}.${i & 255}.0/24"\n`,
+    );
   return `[networks.bench]\nsubnet = "172.31.0.0/24"\ninternet = false\nisolated = false\n\n${rules.join("\n")}`;
 }
 function rulesScript(n) {
-  const lines = ["table inet floor {", "\tchain input {", "\t\ttype filter hook input priority 0; policy accept;", "\t\tjump firewall", "\t}", "\tchain forward {", "\t\ttype filter hook forward priority 0; policy accept;", "\t\tct state established,related accept", "\t\tjump firewall", '\t\tiifname "bolt-bench" oifname != "bolt-bench" counter drop', "\t}", "\tchain firewall {"];
+  const lines = [
+    "table inet floor {",
+    "\tchain input {",
+    "\t\ttype filter hook input priority 0; policy accept;",
+    "\t\tjump firewall",
+    "\t}",
+    "\tchain forward {",
+    "\t\ttype filter hook forward priority 0; policy accept;",
+    "\t\tct state established,related accept",
+    "\t\tjump firewall",
+    '\t\tiifname "bolt-bench" oifname != "bolt-bench" counter drop',
+    "\t}",
+    "\tchain firewall {",
+  ];
   for (let i = 0; i < n; i++) lines.push(`\t\ttcp dport ${1024 + (i % 60000)} ip saddr 10.${(i >> 8) & 255}.${i & 255}.0/24 counter accept`);
   lines.push("\t}", "}");
   return lines.join("\n") + "\n";
@@ -119,7 +135,9 @@ try {
 const md = [
   `# bolt nftables benchmark — ${new Date().toISOString()}`,
   "",
-  `load average at end: ${loadavg().map((x) => x.toFixed(2)).join(" ")}; medians of ${RUNS} run(s); wall clock of whole processes.`,
+  `load average at end: ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")}; medians of ${RUNS} run(s); wall clock of whole processes.`,
   "",
   "| case | bolt apply ms | hand-written nft -f ms | bolt ÷ nft | bolt no-op plan ms |",
   "|---|---:|---:|---:|---:|",

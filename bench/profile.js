@@ -84,9 +84,17 @@ function timeline(logFile, target, t0, t1) {
   return {
     processes: procs.length,
     ipBusyMs: busy,
-    groups: [...groups.values()].sort((a, b) => a.first - b.first).map((g) => ({ ...g, startsAtMs: g.first - t0, endsAtMs: g.last - t0, first: undefined, last: undefined })),
-    outsideEndpointNs: procs.filter((p) => !p.kind.endsWith("in endpoint ns")).sort((a, b) => a.start - b.start).map((p) => ({ atMs: p.start - t0, ms: p.end - p.start, argv: p.argv.slice(0, 120) })),
-    slowest: [...procs].sort((a, b) => b.end - b.start - (a.end - a.start)).slice(0, 8).map((p) => ({ ms: p.end - p.start, atMs: p.start - t0, argv: p.argv.slice(0, 120) })),
+    groups: [...groups.values()]
+      .sort((a, b) => a.first - b.first)
+      .map((g) => ({ ...g, startsAtMs: g.first - t0, endsAtMs: g.last - t0, first: undefined, last: undefined })),
+    outsideEndpointNs: procs
+      .filter((p) => !p.kind.endsWith("in endpoint ns"))
+      .sort((a, b) => a.start - b.start)
+      .map((p) => ({ atMs: p.start - t0, ms: p.end - p.start, argv: p.argv.slice(0, 120) })),
+    slowest: [...procs]
+      .sort((a, b) => b.end - b.start - (a.end - a.start))
+      .slice(0, 8)
+      .map((p) => ({ ms: p.end - p.start, atMs: p.start - t0, argv: p.argv.slice(0, 120) })),
     firstIpAtMs: procs.length ? Math.min(...procs.map((p) => p.start)) - t0 : undefined,
     afterLastIpMs: procs.length ? t1 - Math.max(...procs.map((p) => p.end)) : undefined,
   };
@@ -127,7 +135,15 @@ async function main() {
     if (r.code !== 0) throw new Error(`bolt ${o.command} exited ${r.code}: ${r.stderr.slice(0, 2000)}`);
     const prof = summarizeProfile(join(profDir, readdirSync(profDir)[0]), o.top);
     const tl = timeline(wrap.logFile, target, t0, t1);
-    result = { n: o.n, command: o.command, unbundled: o.unbundled, wallMs: r.ms, log: r.stderr.trim().split("\n").filter(Boolean), ipTimeline: tl, cpuProfile: prof };
+    result = {
+      n: o.n,
+      command: o.command,
+      unbundled: o.unbundled,
+      wallMs: r.ms,
+      log: r.stderr.trim().split("\n").filter(Boolean),
+      ipTimeline: tl,
+      cpuProfile: prof,
+    };
     mkdirSync(RESULTS, { recursive: true });
     const out = join(RESULTS, `profile-${o.command}-${o.n}.json`);
     writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
@@ -144,9 +160,14 @@ async function main() {
 
 function print(r, top) {
   const f = (x) => (x === undefined ? "–" : x.toFixed(0).padStart(7));
-  const L = [`bolt ${r.command}${r.unbundled ? " (unbundled)" : ""}, N=${r.n}: ${r.wallMs.toFixed(0)} ms wall (with the ip wrapper: ≈ 3 ms of bash per ip process)`, ""];
+  const L = [
+    `bolt ${r.command}${r.unbundled ? " (unbundled)" : ""}, N=${r.n}: ${r.wallMs.toFixed(0)} ms wall (with the ip wrapper: ≈ 3 ms of bash per ip process)`,
+    "",
+  ];
   const tl = r.ipTimeline;
-  L.push(`ip processes: ${tl.processes}; some ip running for ${f(tl.ipBusyMs)} ms; first ip at ${f(tl.firstIpAtMs)} ms; after the last ip ${f(tl.afterLastIpMs)} ms`);
+  L.push(
+    `ip processes: ${tl.processes}; some ip running for ${f(tl.ipBusyMs)} ms; first ip at ${f(tl.firstIpAtMs)} ms; after the last ip ${f(tl.afterLastIpMs)} ms`,
+  );
   L.push("   count   sum ms   max ms  from ms    to ms  what");
   for (const g of tl.groups) L.push(`${String(g.count).padStart(8)} ${f(g.sumMs)}  ${f(g.maxMs)}  ${f(g.startsAtMs)}  ${f(g.endsAtMs)}  ${g.kind}`);
   L.push("slowest ip processes (ms, started at ms, argv):");

@@ -31,7 +31,9 @@ function parseArgs(argv) {
     else if (a.startsWith("--plans")) o.plans = Number(val());
     else if (a === "--no-breakdown") o.breakdown = false;
     else if (a === "-h" || a === "--help") {
-      process.stdout.write("usage: node bench/run.js [--sizes 10,100,1000] [--runs K] [--methods bolt,floor,floor-nsenter,perproc] [--plans K] [--no-breakdown]\n");
+      process.stdout.write(
+        "usage: node bench/run.js [--sizes 10,100,1000] [--runs K] [--methods bolt,floor,floor-nsenter,perproc] [--plans K] [--no-breakdown]\n",
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -119,13 +121,22 @@ async function measure(o, method, n, runIndex, probeMs, bigN) {
   }
   const plan = sample.planMs ? `, no-op plan ${sample.planMs.map(Math.round).join("/")} ms` : sample.equivalencePlanMs ? ", bolt sees no changes" : "";
   const td = sample.teardownMs !== undefined ? `, teardown ${Math.round(sample.teardownMs)} ms` : "";
-  log(`  N=${n} run ${runIndex + 1} ${method}: apply ${Math.round(sample.applyMs)} ms${plan}${td} (kernel settled ${(sample.settleAfterMs / 1000).toFixed(1)} s after)`);
+  log(
+    `  N=${n} run ${runIndex + 1} ${method}: apply ${Math.round(sample.applyMs)} ms${plan}${td} (kernel settled ${(sample.settleAfterMs / 1000).toFixed(1)} s after)`,
+  );
   return sample;
 }
 
 async function envInfo() {
   const v = await run(["ip", "-V"]);
-  return { date: new Date().toISOString(), kernel: `Linux ${release()}`, cpus: cpus().length, node: process.version, iproute2: v.stdout.trim().replace(/^ip utility, /, ""), loadStart: loadavg() };
+  return {
+    date: new Date().toISOString(),
+    kernel: `Linux ${release()}`,
+    cpus: cpus().length,
+    node: process.version,
+    iproute2: v.stdout.trim().replace(/^ip utility, /, ""),
+    loadStart: loadavg(),
+  };
 }
 
 function cleanupNow(code) {
@@ -145,7 +156,8 @@ function cleanupNow(code) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error("the benchmark creates network namespaces: run it as root");
-  if (!existsSync(fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url)))) throw new Error("dist/ is missing: run `npm run build` (npm run bench does)");
+  if (!existsSync(fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url))))
+    throw new Error("dist/ is missing: run `npm run build` (npm run bench does)");
   // A closed stdout (piped into `head`) must not kill the process before its cleanup ran.
   process.stdout.on("error", () => {});
   process.on("SIGINT", () => cleanupNow(130));
@@ -176,8 +188,11 @@ async function main() {
       const notes = [];
       if (!complete) notes.push("INCOMPLETE: the run stopped on an error; medians are over the samples taken.");
       const unsettled = samples.filter((s) => s.unsettled);
-      if (unsettled.length) notes.push(`${unsettled.length} measurement(s) started before the kernel looked idle (settle timed out): other work on the machine.`);
-      notes.push("Other engineers may run kernel tests on this machine at the same time: numbers are noisy; compare ratios within a run, rerun the big N when a ratio looks off.");
+      if (unsettled.length)
+        notes.push(`${unsettled.length} measurement(s) started before the kernel looked idle (settle timed out): other work on the machine.`);
+      notes.push(
+        "Other engineers may run kernel tests on this machine at the same time: numbers are noisy; compare ratios within a run, rerun the big N when a ratio looks off.",
+      );
       const result = { complete, env, options: o, rows, verdicts: verdicts(rows), breakdown, samples: samples.map(({ breakdown: _b, ...s }) => s), notes };
       mkdirSync(RESULTS, { recursive: true });
       writeFileSync(join(RESULTS, "latest.json"), JSON.stringify(result, null, 2) + "\n");

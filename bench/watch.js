@@ -78,14 +78,20 @@ function ticks(pid) {
 
 function childrenOf(pid) {
   try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+      readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number),
+    );
   } catch {
     return [];
   }
 }
 
 function startDaemon(ns, file, state, debounce, resync) {
-  const child = spawn(process.execPath, [BIN, "watch", "-f", file, "--netns", ns, "--netns-prefix", `${ns}-`, "--state-dir", state, "--debounce", debounce, "--resync", resync, "--json"], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(
+    process.execPath,
+    [BIN, "watch", "-f", file, "--netns", ns, "--netns-prefix", `${ns}-`, "--state-dir", state, "--debounce", debounce, "--resync", resync, "--json"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   let log = "";
   child.stderr.on("data", (d) => (log = (log + d.toString()).slice(-200_000)));
   return { child, log: () => log };
@@ -145,11 +151,18 @@ async function idleCpu(ns, dir, state, seconds, resync) {
       return { own, reaped, rss: Number(readFileSync(`/proc/${d.child.pid}/statm`, "utf8").split(" ")[1]) * 4096 };
     };
     const monitorsBefore = childrenOf(d.child.pid).length;
-    const passesBefore = d.log().split("\n").filter((l) => l.includes('"msg":"pass"')).length;
+    const passesBefore = d
+      .log()
+      .split("\n")
+      .filter((l) => l.includes('"msg":"pass"')).length;
     const a = sample();
     await sleep(seconds * 1000);
     const b = sample();
-    const passes = d.log().split("\n").filter((l) => l.includes('"msg":"pass"')).length - passesBefore;
+    const passes =
+      d
+        .log()
+        .split("\n")
+        .filter((l) => l.includes('"msg":"pass"')).length - passesBefore;
     return { cpuOwn: (b.own - a.own) / CLK_TCK, cpuReaped: (b.reaped - a.reaped) / CLK_TCK, seconds, rss: b.rss, monitors: monitorsBefore, passes };
   } finally {
     await stopDaemon(d);
@@ -189,7 +202,9 @@ async function main() {
     const lines = [
       "# bolt watch: save-to-kernel latency and idle cost",
       "",
-      `${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "?"} · Linux ${release()} · load ${loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+      `${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "?"} · Linux ${release()} · load ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}`,
       "",
       `Config: 2 networks, 1 veth endpoint; each save toggles one network's MTU (the bridge and the endpoint's veth pair change). Latency = rename of the new file → \`ip -j link show\` (polled every 5 ms) shows the new MTU. ${o.edits} saves per row.`,
       "",

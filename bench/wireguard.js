@@ -75,7 +75,8 @@ function peers(n) {
 
 function boltfile(ifname, keyFile, ps) {
   const out = [`[wireguard.${ifname}]`, `private_key_file = "${keyFile}"`, "listen_port = 51820", 'address = "10.99.0.1/16"', ""];
-  for (const p of ps) out.push(`[[wireguard.${ifname}.peers]]`, `public_key = "${p.pub}"`, `allowed_ips = ${JSON.stringify(p.allowed)}`, `endpoint = "${p.endpoint}"`, "");
+  for (const p of ps)
+    out.push(`[[wireguard.${ifname}.peers]]`, `public_key = "${p.pub}"`, `allowed_ips = ${JSON.stringify(p.allowed)}`, `endpoint = "${p.endpoint}"`, "");
   return out.join("\n");
 }
 
@@ -86,7 +87,10 @@ function wgConf(privateKey, ps) {
   return out.join("\n");
 }
 
-const peerLines = (ns, ifname) => sh(inNs(ns, ["wg", "show", ifname, "dump"])).stdout.trim().split("\n").length - 1;
+const peerLines = (ns, ifname) =>
+  sh(inNs(ns, ["wg", "show", ifname, "dump"]))
+    .stdout.trim()
+    .split("\n").length - 1;
 
 function boltRun(dir, n, ps, changed) {
   const ifname = `wb${TAG}${n}b`;
@@ -122,7 +126,10 @@ function wgRun(dir, n, ps, changed) {
   writeFileSync(conf2, wgConf(priv, changed), { mode: 0o600 });
   try {
     return withNetns(`bolt-t-wgb-${TAG}-${n}-wg`, ifname, (ns) => {
-      const dev = sh(inNs(ns, ["wireguard-go", ifname])).ms + sh(["ip", "-n", ns, "address", "add", "10.99.0.1/16", "dev", ifname]).ms + sh(["ip", "-n", ns, "link", "set", ifname, "mtu", "1420", "up"]).ms;
+      const dev =
+        sh(inNs(ns, ["wireguard-go", ifname])).ms +
+        sh(["ip", "-n", ns, "address", "add", "10.99.0.1/16", "dev", ifname]).ms +
+        sh(["ip", "-n", ns, "link", "set", ifname, "mtu", "1420", "up"]).ms;
       const setconf = sh(inNs(ns, ["wg", "setconf", ifname, conf])).ms;
       if (peerLines(ns, ifname) !== n) throw new Error(`wg setconf: expected ${n} peers`);
       const routes = sh(["ip", "-n", ns, "-batch", "-"], ps.map((p) => `route replace ${p.allowed[0]} dev ${ifname} proto 176`).join("\n") + "\n").ms;
@@ -130,7 +137,8 @@ function wgRun(dir, n, ps, changed) {
       const changeSet = sh(inNs(ns, ["wg", "setconf", ifname, conf2])).ms;
       sh(inNs(ns, ["wg", "setconf", ifname, conf]));
       const changeSync = sh(inNs(ns, ["wg", "syncconf", ifname, conf2])).ms;
-      if (!sh(inNs(ns, ["wg", "show", ifname, "allowed-ips"])).stdout.includes(changed[0].allowed[1])) throw new Error("wg syncconf: the change is not in the kernel");
+      if (!sh(inNs(ns, ["wg", "show", ifname, "allowed-ips"])).stdout.includes(changed[0].allowed[1]))
+        throw new Error("wg syncconf: the change is not in the kernel");
       return { setconf, full: dev + setconf + routes, changeSet, changeSync };
     });
   } finally {
@@ -154,9 +162,14 @@ try {
       for (const k of Object.keys(b)) b[k].push(bolt[k]);
       for (const k of Object.keys(w)) w[k].push(wg[k]);
     }
-    const row = { peers: n, ...Object.fromEntries([...Object.entries(b).map(([k, v]) => [`bolt_${k}`, median(v)]), ...Object.entries(w).map(([k, v]) => [`wg_${k}`, median(v)])]) };
+    const row = {
+      peers: n,
+      ...Object.fromEntries([...Object.entries(b).map(([k, v]) => [`bolt_${k}`, median(v)]), ...Object.entries(w).map(([k, v]) => [`wg_${k}`, median(v)])]),
+    };
     rows.push(row);
-    log(`${n} peers: bolt apply ${row.bolt_apply.toFixed(0)} ms (wg floor ${row.wg_full.toFixed(0)}, setconf ${row.wg_setconf.toFixed(0)}), one-peer change bolt ${row.bolt_change.toFixed(0)} ms (setconf ${row.wg_changeSet.toFixed(0)}, syncconf ${row.wg_changeSync.toFixed(0)}), no-op plan ${row.bolt_plan.toFixed(0)} ms`);
+    log(
+      `${n} peers: bolt apply ${row.bolt_apply.toFixed(0)} ms (wg floor ${row.wg_full.toFixed(0)}, setconf ${row.wg_setconf.toFixed(0)}), one-peer change bolt ${row.bolt_change.toFixed(0)} ms (setconf ${row.wg_changeSet.toFixed(0)}, syncconf ${row.wg_changeSync.toFixed(0)}), no-op plan ${row.bolt_plan.toFixed(0)} ms`,
+    );
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
@@ -166,11 +179,16 @@ const f = (x) => x.toFixed(0);
 const md = [
   `# bolt WireGuard benchmark — ${new Date().toISOString()}`,
   "",
-  `wireguard-go (userspace; no kernel module on this machine). Load average at end: ${loadavg().map((x) => x.toFixed(2)).join(" ")}; medians of ${RUNS} run(s); wall clock of whole processes, ms.`,
+  `wireguard-go (userspace; no kernel module on this machine). Load average at end: ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")}; medians of ${RUNS} run(s); wall clock of whole processes, ms.`,
   "",
   "| peers | bolt apply | wg floor (wireguard-go + addr + `wg setconf` + routes) | `wg setconf` alone | bolt one-peer change | `wg setconf`, one peer changed | `wg syncconf`, one peer changed | bolt no-op plan |",
   "|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ...rows.map((r) => `| ${r.peers} | ${f(r.bolt_apply)} | ${f(r.wg_full)} | ${f(r.wg_setconf)} | ${f(r.bolt_change)} | ${f(r.wg_changeSet)} | ${f(r.wg_changeSync)} | ${f(r.bolt_plan)} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.peers} | ${f(r.bolt_apply)} | ${f(r.wg_full)} | ${f(r.wg_setconf)} | ${f(r.bolt_change)} | ${f(r.wg_changeSet)} | ${f(r.wg_changeSync)} | ${f(r.bolt_plan)} |`,
+  ),
   "",
   "bolt apply = the whole CLI from a cold start: load + validate (the private key file is checked and its public key derived), read the namespace, plan, start `wireguard-go IF`, address and MTU, every peer in one `wg set IF peer … peer …`, one route per allowed IP (one `ip -batch`), verify by re-reading `wg show IF dump` and the routes, commit. The wg floor does the same kernel work by hand: `wireguard-go`, `ip address add`, `ip link set up`, `wg setconf` of a file with the same peers, one `ip -batch` of the same routes. The one-peer change gives the first peer a second allowed IP (bolt: one `wg set` clause and one route; `wg setconf` rewrites the whole peer list, which resets every session; `wg syncconf` changes only that peer but adds no route).",
 ].join("\n");

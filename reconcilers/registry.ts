@@ -16,6 +16,17 @@ import { hostsReconciler } from "./hosts/index.js";
  * folder + one line here. Evaluation and write order come from the kinds' own `uses` and
  * `phases`, compiled once (an inconsistent declaration fails here, at start-up).
  */
-export const RECONCILERS: Reconciler[] = [networkReconciler, endpointReconciler, sysctlReconciler, wireguardReconciler, wgPeerReconciler, routeReconciler, ruleReconciler, nftReconciler, dockerUserReconciler, hostsReconciler];
+export const RECONCILERS: Reconciler[] = [
+  networkReconciler,
+  endpointReconciler,
+  sysctlReconciler,
+  wireguardReconciler,
+  wgPeerReconciler,
+  routeReconciler,
+  ruleReconciler,
+  nftReconciler,
+  dockerUserReconciler,
+  hostsReconciler,
+];
 
 export const REGISTRY = compileRegistry(RECONCILERS);

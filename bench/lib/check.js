@@ -16,8 +16,10 @@ export async function checkApplied(ctx) {
   for (const t of ctx.items) {
     const br = byName.get(t.bridge);
     const v = byName.get(t.hostIf);
-    if (br?.linkinfo?.info_kind !== "bridge" || !br.flags.includes("UP") || !addrOf.get(t.bridge)?.includes(`${t.gw}/24`)) problems.push(`bridge ${t.bridge} missing, down or without ${t.gw}/24`);
-    if (v?.linkinfo?.info_kind !== "veth" || v.master !== t.bridge || !v.flags.includes("UP")) problems.push(`veth ${t.hostIf} missing, down or not on ${t.bridge}`);
+    if (br?.linkinfo?.info_kind !== "bridge" || !br.flags.includes("UP") || !addrOf.get(t.bridge)?.includes(`${t.gw}/24`))
+      problems.push(`bridge ${t.bridge} missing, down or without ${t.gw}/24`);
+    if (v?.linkinfo?.info_kind !== "veth" || v.master !== t.bridge || !v.flags.includes("UP"))
+      problems.push(`veth ${t.hostIf} missing, down or not on ${t.bridge}`);
     if (problems.length > 5) break;
   }
   const names = new Set(await listNetns());
@@ -29,7 +31,8 @@ export async function checkApplied(ctx) {
     const a = JSON.parse((await must(ip(t.netns, "-j", "addr", "show", "dev", "eth0"))).stdout)[0];
     const r = JSON.parse((await must(ip(t.netns, "-j", "-4", "route", "show", "default"))).stdout);
     const lo = JSON.parse((await must(ip(t.netns, "-j", "link", "show", "lo"))).stdout)[0];
-    if (!a?.flags.includes("UP") || !a.addr_info.some((x) => x.local === t.ip && x.prefixlen === 24)) problems.push(`${t.netns}: eth0 down or without ${t.ip}/24`);
+    if (!a?.flags.includes("UP") || !a.addr_info.some((x) => x.local === t.ip && x.prefixlen === 24))
+      problems.push(`${t.netns}: eth0 down or without ${t.ip}/24`);
     if (!r.some((x) => x.gateway === t.gw && x.dev === "eth0")) problems.push(`${t.netns}: no default route via ${t.gw}`);
     if (!lo?.flags.includes("UP")) problems.push(`${t.netns}: lo is down`);
   }

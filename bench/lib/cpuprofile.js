@@ -4,7 +4,12 @@ import { readFileSync } from "node:fs";
 function where(url) {
   if (!url) return "(native)";
   const nm = url.lastIndexOf("node_modules/");
-  if (nm >= 0) return url.slice(nm + 13).split("/").slice(0, url.slice(nm + 13).startsWith("@") ? 2 : 1).join("/");
+  if (nm >= 0)
+    return url
+      .slice(nm + 13)
+      .split("/")
+      .slice(0, url.slice(nm + 13).startsWith("@") ? 2 : 1)
+      .join("/");
   const d = url.indexOf("/dist/");
   if (d >= 0) return url.slice(d + 1);
   return url.replace(/^file:\/\//, "");
@@ -40,6 +45,10 @@ export function summarizeProfile(file, top = 25) {
       if (!seen.has(k)) add(incl, k, us), seen.add(k);
     }
   }
-  const topOf = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, us]) => ({ ms: us / 1000, what: k }));
+  const topOf = (m) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, us]) => ({ ms: us / 1000, what: k }));
   return { sampledMs: totalUs / 1000, byFile: topOf(byFile), selfByFunction: topOf(byFn), inclusive: topOf(incl) };
 }

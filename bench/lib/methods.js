@@ -32,7 +32,13 @@ export async function boltSeesNoChanges(ctx, stateDir) {
   const live = async (key) => (await must(["ip", "netns", "exec", ctx.target, "sysctl", "-n", key])).stdout.trim();
   const real = [];
   for (const c of plan.changes) if (!(c.kind === "sysctl" && c.action === "create" && c.after?.value === (await live(c.name)))) real.push(c);
-  if (real.length) throw new Error(`bolt sees changes in ${ctx.target} (${ctx.method} did not make bolt's objects): ${real.slice(0, 5).map((c) => `${c.action} ${c.address} [${c.changed.join(", ")}]`).join("; ")}`);
+  if (real.length)
+    throw new Error(
+      `bolt sees changes in ${ctx.target} (${ctx.method} did not make bolt's objects): ${real
+        .slice(0, 5)
+        .map((c) => `${c.action} ${c.address} [${c.changed.join(", ")}]`)
+        .join("; ")}`,
+    );
   return r.ms;
 }
 
@@ -71,8 +77,14 @@ export function writeFloorFiles(ctx) {
     target: write("target.batch", f.target),
     nft: ctx.reference.nft === null ? null : write("bolt.nft", [ctx.reference.nft]),
     // xargs argument lists, one namespace per line: `ip ARGS` / `nsenter ARGS`
-    insideIpn: write("inside-ipn.list", inside.map((x) => `-n ${x.ns} -batch ${x.file}`)),
-    insideNsenter: write("inside-nsenter.list", inside.map((x) => `--net=/run/netns/${x.ns} ip -batch ${x.file}`)),
+    insideIpn: write(
+      "inside-ipn.list",
+      inside.map((x) => `-n ${x.ns} -batch ${x.file}`),
+    ),
+    insideNsenter: write(
+      "inside-nsenter.list",
+      inside.map((x) => `--net=/run/netns/${x.ns} ip -batch ${x.file}`),
+    ),
     teardownTarget: write("teardown-target.batch", td.target),
     netnsDel: write("netns-del.batch", td.netnsDel),
   };
@@ -85,7 +97,11 @@ export function writeFloorFiles(ctx) {
  * the child has exec'd, ≈ 4–10 ms each on this VM, which caps a node-driven pool).
  */
 const ENTER = {
-  ipn: { ip: (ns, ...a) => ip(ns, ...a), exec: (ns, ...a) => ["ip", "netns", "exec", ns, ...a], each: (f) => ["xargs", "-P", String(CONCURRENCY), "-L", "1", "-a", f.insideIpn, "ip"] },
+  ipn: {
+    ip: (ns, ...a) => ip(ns, ...a),
+    exec: (ns, ...a) => ["ip", "netns", "exec", ns, ...a],
+    each: (f) => ["xargs", "-P", String(CONCURRENCY), "-L", "1", "-a", f.insideIpn, "ip"],
+  },
   nsenter: {
     ip: (ns, ...a) => ["nsenter", `--net=/run/netns/${ns}`, "ip", ...a],
     exec: (ns, ...a) => ["nsenter", `--net=/run/netns/${ns}`, ...a],

@@ -29,7 +29,13 @@ export async function deleteBenchNetns({ keepProbe = true, only } = {}) {
 /** Signal-handler cleanup: synchronous, deletes every bench namespace including the probe. */
 export function deleteAllBenchNetnsSync() {
   const r = runSync(["ip", "-j", "netns", "list"]);
-  const names = r.code === 0 && r.stdout.trim() ? benchNames(JSON.parse(r.stdout).map((n) => n.name), false) : [];
+  const names =
+    r.code === 0 && r.stdout.trim()
+      ? benchNames(
+          JSON.parse(r.stdout).map((n) => n.name),
+          false,
+        )
+      : [];
   for (const n of names) runSync(["ip", "netns", "del", n]);
   return names.length;
 }

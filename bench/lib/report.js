@@ -42,8 +42,18 @@ export function verdicts(rows) {
   const out = [];
   const bolt = rows.find((r) => r.n === TARGETS.atN && r.method === "bolt");
   if (!bolt) return out;
-  if (bolt.ratioToFloor !== undefined) out.push({ target: `apply ≤ ${TARGETS.applyRatioMax}× floor at N=${TARGETS.atN}`, value: `${fmt(bolt.ratioToFloor, 2)}×`, pass: bolt.ratioToFloor <= TARGETS.applyRatioMax });
-  if (bolt.noopPlanMs !== undefined) out.push({ target: `no-op plan < ${TARGETS.noopPlanMsMax} ms at N=${TARGETS.atN}`, value: `${fmt(bolt.noopPlanMs)} ms`, pass: bolt.noopPlanMs < TARGETS.noopPlanMsMax });
+  if (bolt.ratioToFloor !== undefined)
+    out.push({
+      target: `apply ≤ ${TARGETS.applyRatioMax}× floor at N=${TARGETS.atN}`,
+      value: `${fmt(bolt.ratioToFloor, 2)}×`,
+      pass: bolt.ratioToFloor <= TARGETS.applyRatioMax,
+    });
+  if (bolt.noopPlanMs !== undefined)
+    out.push({
+      target: `no-op plan < ${TARGETS.noopPlanMsMax} ms at N=${TARGETS.atN}`,
+      value: `${fmt(bolt.noopPlanMs)} ms`,
+      pass: bolt.noopPlanMs < TARGETS.noopPlanMsMax,
+    });
   return out;
 }
 
@@ -51,13 +61,22 @@ export function markdown(result) {
   const { rows, env, breakdown } = result;
   const L = [];
   L.push(`# bolt benchmark — ${env.date}`, "");
-  L.push(`${env.kernel}, ${env.cpus} vCPU, node ${env.node}, ${env.iproute2}; load average ${env.loadStart.map((x) => x.toFixed(2)).join(" ")} at start, ${env.loadEnd.map((x) => x.toFixed(2)).join(" ")} at end.`, "");
+  L.push(
+    `${env.kernel}, ${env.cpus} vCPU, node ${env.node}, ${env.iproute2}; load average ${env.loadStart.map((x) => x.toFixed(2)).join(" ")} at start, ${env.loadEnd.map((x) => x.toFixed(2)).join(" ")} at end.`,
+    "",
+  );
   L.push("| N | method | apply ms | no-op plan ms | teardown ms | apply ÷ floor | teardown ÷ floor | runs |");
   L.push("|---:|---|---:|---:|---:|---:|---:|---:|");
   for (const r of rows) {
-    L.push(`| ${r.n} | ${r.method} | ${fmt(r.applyMs)} | ${fmt(r.noopPlanMs)} | ${fmt(r.teardownMs)} | ${fmt(r.ratioToFloor, 2)} | ${fmt(r.teardownRatioToFloor, 2)} | ${r.runs} |`);
+    L.push(
+      `| ${r.n} | ${r.method} | ${fmt(r.applyMs)} | ${fmt(r.noopPlanMs)} | ${fmt(r.teardownMs)} | ${fmt(r.ratioToFloor, 2)} | ${fmt(r.teardownRatioToFloor, 2)} | ${r.runs} |`,
+    );
   }
-  L.push("", "Medians. apply and plan are wall clock of the whole CLI process (`node bin/bolt.js …`); teardown is `bolt destroy` for bolt and the batched deletes for the floor (perproc is torn down the floor's way, untimed).", "");
+  L.push(
+    "",
+    "Medians. apply and plan are wall clock of the whole CLI process (`node bin/bolt.js …`); teardown is `bolt destroy` for bolt and the batched deletes for the floor (perproc is torn down the floor's way, untimed).",
+    "",
+  );
   const v = verdicts(rows);
   if (v.length) {
     L.push("## Targets", "");
@@ -68,7 +87,10 @@ export function markdown(result) {
     const rf = breakdown.readFloor;
     L.push(`## Where a no-op plan's time goes (N=${breakdown.n})`, "");
     L.push("| read (in the target) | ms | JSON.parse ms | KiB |", "|---|---:|---:|---:|");
-    for (const r of Object.values(rf.reads)) L.push(`| \`${r.argv.replace(/^ip -n \S+ /, "ip ").replace(/^ip netns exec \S+ /, "ip netns exec T ")}\` | ${fmt(r.ms, 1)} | ${r.parseMs ? fmt(r.parseMs, 1) : "–"} | ${fmt(r.bytes / 1024)} |`);
+    for (const r of Object.values(rf.reads))
+      L.push(
+        `| \`${r.argv.replace(/^ip -n \S+ /, "ip ").replace(/^ip netns exec \S+ /, "ip netns exec T ")}\` | ${fmt(r.ms, 1)} | ${r.parseMs ? fmt(r.parseMs, 1) : "–"} | ${fmt(r.bytes / 1024)} |`,
+      );
     L.push(`| **link + addr, sequential incl. parse (the read floor)** | ${fmt(rf.linkPlusAddrSequentialMs, 1)} | | |`);
     L.push(`| link + addr, in parallel | ${fmt(rf.linkPlusAddrParallelMs, 1)} | | |`);
     L.push(`| all of the above in parallel | ${fmt(rf.allPlanReadsParallelMs, 1)} | | |`);

@@ -63,7 +63,12 @@ export function floorLines(items) {
   ]);
   const inside = items.map((t) => ({
     ns: t.netns,
-    lines: ["link set dev lo up", "link set dev eth0 addrgenmode none up", `address add ${t.ip}/24 dev eth0`, `route add default via ${t.gw} dev eth0 proto 176`],
+    lines: [
+      "link set dev lo up",
+      "link set dev eth0 addrgenmode none up",
+      `address add ${t.ip}/24 dev eth0`,
+      `route add default via ${t.gw} dev eth0 proto 176`,
+    ],
   }));
   return { netnsAdd, target: [...bridges, ...veths], inside };
 }
@@ -79,7 +84,10 @@ const DOOMED_GROUP = 4242;
  */
 export function floorTeardownLines(items) {
   return {
-    target: [...items.flatMap((t) => [`link set dev ${t.hostIf} group ${DOOMED_GROUP}`, `link set dev ${t.bridge} group ${DOOMED_GROUP}`]), `link del group ${DOOMED_GROUP}`],
+    target: [
+      ...items.flatMap((t) => [`link set dev ${t.hostIf} group ${DOOMED_GROUP}`, `link set dev ${t.bridge} group ${DOOMED_GROUP}`]),
+      `link del group ${DOOMED_GROUP}`,
+    ],
     netnsDel: items.map((t) => `netns del ${t.netns}`),
   };
 }

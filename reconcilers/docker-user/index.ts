@@ -25,16 +25,18 @@ export const dockerUserReconciler: Reconciler = {
 
   desired(ctx) {
     if (!fragment(ctx.intent, NFT)?.dockerResolution || !ctx.live.has(PRESENT)) return { resources: [], diagnostics: [] };
-    const resources = fragment(ctx.intent, NETWORKS).map((n): Resource => ({
-      kind: "docker-user",
-      name: n.bridge,
-      id: `docker-user:${n.bridge}`,
-      keys: [],
-      spec: { in: "accept", out: "accept" },
-      deps: [`network:${n.name}`],
-      owned: true,
-      source: n.source,
-    }));
+    const resources = fragment(ctx.intent, NETWORKS).map(
+      (n): Resource => ({
+        kind: "docker-user",
+        name: n.bridge,
+        id: `docker-user:${n.bridge}`,
+        keys: [],
+        spec: { in: "accept", out: "accept" },
+        deps: [`network:${n.name}`],
+        owned: true,
+        source: n.source,
+      }),
+    );
     return { resources, diagnostics: [] };
   },
 
@@ -49,7 +51,15 @@ export const dockerUserReconciler: Reconciler = {
       spec[m[1] === "-i" ? "in" : "out"] = "accept";
       rules.set(m[2]!, spec);
     }
-    const resources: Resource[] = [...rules].map(([br, spec]) => ({ kind: "docker-user", name: br, id: `docker-user:${br}`, keys: [], spec, deps: [], owned: true }));
+    const resources: Resource[] = [...rules].map(([br, spec]) => ({
+      kind: "docker-user",
+      name: br,
+      id: `docker-user:${br}`,
+      keys: [],
+      spec,
+      deps: [],
+      owned: true,
+    }));
     // Marks that the chain exists, so desired() knows the escape is available.
     resources.push({ kind: "docker-user", name: "(chain)", id: PRESENT, keys: [], spec: {}, deps: [], owned: false });
     return { resources, foreign: new Map() };

@@ -58,7 +58,13 @@ export const endpointReconciler: Reconciler = {
         deps: [`network:${n.name}`],
         owned: true,
         source: e.source,
-        fieldSources: { ...e.fieldSources, ip: e.fieldSources.ip ?? e.source, bridge: n.fieldSources.bridge ?? n.source, mtu: n.fieldSources.mtu ?? n.source, gateway: n.fieldSources.gateway ?? n.fieldSources.subnet ?? n.source },
+        fieldSources: {
+          ...e.fieldSources,
+          ip: e.fieldSources.ip ?? e.source,
+          bridge: n.fieldSources.bridge ?? n.source,
+          mtu: n.fieldSources.mtu ?? n.source,
+          gateway: n.fieldSources.gateway ?? n.fieldSources.subnet ?? n.source,
+        },
       });
     }
     return { resources, diagnostics };
@@ -175,12 +181,19 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
   const ops: RenderedOp[] = [];
   const op = (phase: "port" | "inside", fwd: OpLine, undo: OpLine[]) => ops.push({ ...fwd, phase, undo });
   // A port whose bridge was deleted has no master: its undo is `nomaster` (an empty name is no token).
-  if (changed.includes("bridge")) op("port", line(target, "link", "set", "dev", dev, "master", a.bridge!), [b.bridge ? line(target, "link", "set", "dev", dev, "master", b.bridge) : line(target, "link", "set", "dev", dev, "nomaster")]);
+  if (changed.includes("bridge"))
+    op("port", line(target, "link", "set", "dev", dev, "master", a.bridge!), [
+      b.bridge ? line(target, "link", "set", "dev", dev, "master", b.bridge) : line(target, "link", "set", "dev", dev, "nomaster"),
+    ]);
   if (changed.includes("mtu")) {
     op("port", line(target, "link", "set", "dev", dev, "mtu", a.mtu!), [line(target, "link", "set", "dev", dev, "mtu", b.mtu!)]);
-    if (a.type === "veth") op("inside", line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", a.mtu!), [line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", b.mtu!)]);
+    if (a.type === "veth")
+      op("inside", line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", a.mtu!), [line(ns, "link", "set", "dev", INNER_IFNAME, "mtu", b.mtu!)]);
   }
-  if (changed.includes("state")) op("port", line(target, "link", "set", "dev", dev, a.state === "up" ? "up" : "down"), [line(target, "link", "set", "dev", dev, b.state === "up" ? "up" : "down")]);
+  if (changed.includes("state"))
+    op("port", line(target, "link", "set", "dev", dev, a.state === "up" ? "up" : "down"), [
+      line(target, "link", "set", "dev", dev, b.state === "up" ? "up" : "down"),
+    ]);
   if (a.type === "veth" && (changed.includes("ip") || changed.includes("gateway"))) {
     const route = (gw: string) => line(ns, "route", "replace", "default", "via", gw, "dev", INNER_IFNAME, "proto", ROUTE_PROTO);
     const ipChanged = changed.includes("ip");
@@ -188,14 +201,18 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
     // deleting a primary address also deletes a new one added in the same subnet. Removing it
     // flushes the default route through it: its undo restores both.
     const oldIps = ipChanged && b.ip ? b.ip.split(", ") : [];
-    for (const old of oldIps) op("inside", line(ns, "address", "del", old, "dev", INNER_IFNAME), [line(ns, "address", "add", old, "dev", INNER_IFNAME), ...(b.gateway ? [route(b.gateway)] : [])]);
+    for (const old of oldIps)
+      op("inside", line(ns, "address", "del", old, "dev", INNER_IFNAME), [
+        line(ns, "address", "add", old, "dev", INNER_IFNAME),
+        ...(b.gateway ? [route(b.gateway)] : []),
+      ]);
     if (ipChanged && a.ip) op("inside", line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
     if (a.gateway) op("inside", route(a.gateway), oldIps.length || !b.gateway ? [] : [route(b.gateway)]);
   }
   if (["network", "ip", "gateway"].some((f) => changed.includes(f))) {
-    op("port", line(target, "link", "set", "dev", dev, "alias", aliasOf(after, nsCreated)), [line(target, "link", "set", "dev", dev, "alias", aliasOf(before, nsCreated))]);
+    op("port", line(target, "link", "set", "dev", dev, "alias", aliasOf(after, nsCreated)), [
+      line(target, "link", "set", "dev", dev, "alias", aliasOf(before, nsCreated)),
+    ]);
   }
   return ops;
 }
-
-

@@ -35,7 +35,13 @@ export const endpointIntent: IntentHooks = {
     for (const f of files) {
       if (f.kind !== "boltfile") continue;
       ((f.data.endpoints ?? []) as Obj[]).forEach((raw, i) => {
-        const e = endpoint(raw, (k) => f.positions.value(pointer(["endpoints", i, k])), f.positions.key(pointer(["endpoints", i])), ctx.opts.netnsPrefix ?? "", ctx.err);
+        const e = endpoint(
+          raw,
+          (k) => f.positions.value(pointer(["endpoints", i, k])),
+          f.positions.key(pointer(["endpoints", i])),
+          ctx.opts.netnsPrefix ?? "",
+          ctx.err,
+        );
         if (e) endpoints.push(e);
       });
     }
@@ -71,8 +77,20 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
 }
 
 function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], err: Err) {
-  duplicates(endpoints, (e) => e.name, (e) => `endpoint "${e.name}" is defined twice`, (e) => e.fieldSources.name ?? e.source, err);
-  duplicates(endpoints, (e) => e.netns, (e, f) => `endpoint "${e.name}": namespace "${e.netns}" already holds endpoint "${f.name}" (each veth endpoint gets its own eth0)`, (e) => e.fieldSources.netns ?? e.fieldSources.name ?? e.source, err);
+  duplicates(
+    endpoints,
+    (e) => e.name,
+    (e) => `endpoint "${e.name}" is defined twice`,
+    (e) => e.fieldSources.name ?? e.source,
+    err,
+  );
+  duplicates(
+    endpoints,
+    (e) => e.netns,
+    (e, f) => `endpoint "${e.name}": namespace "${e.netns}" already holds endpoint "${f.name}" (each veth endpoint gets its own eth0)`,
+    (e) => e.fieldSources.netns ?? e.fieldSources.name ?? e.source,
+    err,
+  );
   const byName = new Map(networks.map((n) => [n.name, n]));
   const hostIfs = new Map(networks.map((n) => [n.bridge, `network "${n.name}"`]));
   for (const e of endpoints) {
@@ -84,7 +102,15 @@ function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], 
     if (!n) {
       const names = [...byName.keys()];
       const guess = names.length ? closest(e.network, names) : undefined;
-      err(`endpoint "${e.name}": network "${e.network}" is not defined`, e.fieldSources.network ?? e.source, guess && distance(guess, e.network) <= 3 ? `did you mean "${guess}"?` : names.length ? `defined networks: ${names.join(", ")}` : "define it under [networks.NAME]");
+      err(
+        `endpoint "${e.name}": network "${e.network}" is not defined`,
+        e.fieldSources.network ?? e.source,
+        guess && distance(guess, e.network) <= 3
+          ? `did you mean "${guess}"?`
+          : names.length
+            ? `defined networks: ${names.join(", ")}`
+            : "define it under [networks.NAME]",
+      );
       continue;
     }
     if (e.ip !== undefined) {
@@ -93,7 +119,13 @@ function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], 
       }
     }
   }
-  duplicates(endpoints, (e) => (e.ip === undefined ? undefined : formatIp4(e.ip)), (e, f) => `endpoint "${e.name}": ip ${formatIp4(e.ip!)} is already used by endpoint "${f.name}"`, (e) => e.fieldSources.ip ?? e.source, err);
+  duplicates(
+    endpoints,
+    (e) => (e.ip === undefined ? undefined : formatIp4(e.ip)),
+    (e, f) => `endpoint "${e.name}": ip ${formatIp4(e.ip!)} is already used by endpoint "${f.name}"`,
+    (e) => e.fieldSources.ip ?? e.source,
+    err,
+  );
 }
 
 /** Host-side interface of an endpoint: bv-<name> for veth, bt-<name> for tap (hashed when long). */

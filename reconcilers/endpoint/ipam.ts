@@ -18,10 +18,11 @@ export function assignAddresses(
   const ips = new Map<string, number>();
   const used = new Map<string, Set<number>>(networks.map((n) => [n.name, new Set([n.gateway])]));
   const diagnostics: Diagnostic[] = [];
-  for (const e of endpoints) if (e.ip !== undefined && byNet.has(e.network)) {
-    ips.set(e.name, e.ip);
-    used.get(e.network)!.add(e.ip);
-  }
+  for (const e of endpoints)
+    if (e.ip !== undefined && byNet.has(e.network)) {
+      ips.set(e.name, e.ip);
+      used.get(e.network)!.add(e.ip);
+    }
   const inPool = (n: NetworkIntent, ip: number | undefined) => ip !== undefined && ip >= n.pool.start && ip <= n.pool.end && ip !== n.gateway;
   const dynamic = endpoints.filter((e) => e.ip === undefined && byNet.has(e.network));
   // First pass: keep existing leases so that a new endpoint never steals an old one's address.
@@ -44,7 +45,11 @@ export function assignAddresses(
     let ip = n.pool.start;
     while (ip <= n.pool.end && taken.has(ip)) ip++;
     if (ip > n.pool.end) {
-      diagnostics.push({ severity: "error", message: `endpoint "${e.name}": no free address left in network "${n.name}" (pool ${formatIp4(n.pool.start)}–${formatIp4(n.pool.end)})`, source: e.source });
+      diagnostics.push({
+        severity: "error",
+        message: `endpoint "${e.name}": no free address left in network "${n.name}" (pool ${formatIp4(n.pool.start)}–${formatIp4(n.pool.end)})`,
+        source: e.source,
+      });
       continue;
     }
     ips.set(e.name, ip);

@@ -62,7 +62,12 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
     /* namespace vanished between list and read: nothing inside */
   }
   const inner = addrs.find((a) => a.ifname === INNER_IFNAME);
-  r.spec.ip = inner?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort().join(", ") ?? "";
+  r.spec.ip =
+    inner?.addr_info
+      .filter((a) => a.family === "inet")
+      .map((a) => `${a.local}/${a.prefixlen}`)
+      .sort()
+      .join(", ") ?? "";
   r.spec.gateway = routes.find((rt) => rt.dev === INNER_IFNAME)?.gateway ?? "";
   // A configured MAC is compared with what eth0 really has (`ip -j addr` carries the link address).
   if (r.spec.mac !== undefined) r.spec.mac = (inner as (IpAddr & { address?: string }) | undefined)?.address ?? "";

@@ -41,18 +41,45 @@ export const hostsReconciler: Reconciler = {
     const wg = ctx.desired.find((r) => r.id === `wireguard:${m.ifname}`);
     const selfAddr = wg?.spec.address ? wg.spec.address.split("/")[0]! : formatIp4(m.self.address);
     const entries = [`${selfAddr} ${m.self.hostname}.mesh`, ...m.peers.map((p) => `${formatIp4(p.address)} ${p.hostname}.mesh`)];
-    const r: Resource = { kind: "hosts", name: "magic_dns", id: "hosts:magic_dns", keys: [], spec: { file: hostsPath(ctx.target), entries: entries.join("; ") }, deps: [`wireguard:${m.ifname}`], owned: true, source: m.source };
+    const r: Resource = {
+      kind: "hosts",
+      name: "magic_dns",
+      id: "hosts:magic_dns",
+      keys: [],
+      spec: { file: hostsPath(ctx.target), entries: entries.join("; ") },
+      deps: [`wireguard:${m.ifname}`],
+      owned: true,
+      source: m.source,
+    };
     return { resources: [r], diagnostics: [] };
   },
 
   async read(io) {
     const path = hostsPath(io.target);
-    const [file, base] = await Promise.all([io.exec(["cat", path], null), io.target === null ? Promise.resolve(undefined) : io.exec(["cat", "/etc/hosts"], null)]);
+    const [file, base] = await Promise.all([
+      io.exec(["cat", path], null),
+      io.target === null ? Promise.resolve(undefined) : io.exec(["cat", "/etc/hosts"], null),
+    ]);
     const exists = file.code === 0;
     const { block } = splitBlock(exists ? file.stdout : "");
     const data = { exists, text: exists ? file.stdout : "", base: base?.code === 0 ? base.stdout : "127.0.0.1 localhost\n" };
-    if (!block) return { resources: [{ kind: "hosts", name: "magic_dns", id: "hosts:magic_dns", keys: [], spec: {}, data, deps: [], owned: false }], foreign: new Map() };
-    return { resources: [{ kind: "hosts", name: "magic_dns", id: "hosts:magic_dns", keys: [], spec: { file: path, entries: block.filter(Boolean).join("; ") }, data, deps: [], owned: true }], foreign: new Map() };
+    if (!block)
+      return { resources: [{ kind: "hosts", name: "magic_dns", id: "hosts:magic_dns", keys: [], spec: {}, data, deps: [], owned: false }], foreign: new Map() };
+    return {
+      resources: [
+        {
+          kind: "hosts",
+          name: "magic_dns",
+          id: "hosts:magic_dns",
+          keys: [],
+          spec: { file: path, entries: block.filter(Boolean).join("; ") },
+          data,
+          deps: [],
+          owned: true,
+        },
+      ],
+      foreign: new Map(),
+    };
   },
 
   /** Only when a namespace hosts file is to be created: which of its directories exist already (so an undo removes only what bolt made). */
@@ -69,7 +96,9 @@ export const hostsReconciler: Reconciler = {
     const live = change.before ?? ctx.live.get("hosts:magic_dns");
     const exists = !!live?.data?.exists;
     const current = exists ? String(live!.data!.text) : "";
-    const restore: OpLine[] = exists ? [...(ctx.target !== null ? [mkdir(ctx.target)] : []), write(path, current)] : [{ tool: "exec", ns: null, args: ["rm", "-f", path] }];
+    const restore: OpLine[] = exists
+      ? [...(ctx.target !== null ? [mkdir(ctx.target)] : []), write(path, current)]
+      : [{ tool: "exec", ns: null, args: ["rm", "-f", path] }];
     if (change.action === "delete") {
       const { before, after, created } = splitBlock(current);
       const rest = [before, after].filter((x) => x.trim()).join("\n");

@@ -28,18 +28,20 @@ export const networkReconciler: Reconciler = {
   ],
 
   desired(ctx) {
-    const resources = fragment(ctx.intent, NETWORKS).map((n): Resource => ({
-      kind: "network",
-      name: n.name,
-      id: `network:${n.name}`,
-      keys: [`link:${n.bridge}`],
-      spec: { bridge: n.bridge, address: `${formatIp4(n.gateway)}/${n.subnet.prefix}`, mtu: String(n.mtu), state: "up" },
-      data: { subnet: formatCidr4(n.subnet) },
-      deps: [],
-      owned: true,
-      source: n.source,
-      fieldSources: n.fieldSources,
-    }));
+    const resources = fragment(ctx.intent, NETWORKS).map(
+      (n): Resource => ({
+        kind: "network",
+        name: n.name,
+        id: `network:${n.name}`,
+        keys: [`link:${n.bridge}`],
+        spec: { bridge: n.bridge, address: `${formatIp4(n.gateway)}/${n.subnet.prefix}`, mtu: String(n.mtu), state: "up" },
+        data: { subnet: formatCidr4(n.subnet) },
+        deps: [],
+        owned: true,
+        source: n.source,
+        fieldSources: n.fieldSources,
+      }),
+    );
     return { resources, diagnostics: [] };
   },
 
@@ -63,7 +65,13 @@ export const networkReconciler: Reconciler = {
     for (const r of desired) {
       const subnet = parseCidr4(String(r.data?.subnet));
       const rt = subnet && foreign.find(rangeOf(subnet).start, rangeOf(subnet).end);
-      if (subnet && rt) out.push({ severity: "error", message: `network "${r.name}": subnet ${formatCidr4(subnet)} overlaps the existing route ${rt.dst}${rt.dev ? ` dev ${rt.dev}` : ""}${rt.table && rt.table !== "main" ? ` table ${rt.table}` : ""}`, source: r.fieldSources?.subnet ?? r.source, hint: "pick a free subnet or remove that route" });
+      if (subnet && rt)
+        out.push({
+          severity: "error",
+          message: `network "${r.name}": subnet ${formatCidr4(subnet)} overlaps the existing route ${rt.dst}${rt.dev ? ` dev ${rt.dev}` : ""}${rt.table && rt.table !== "main" ? ` table ${rt.table}` : ""}`,
+          source: r.fieldSources?.subnet ?? r.source,
+          hint: "pick a free subnet or remove that route",
+        });
     }
     return out;
   },
@@ -130,12 +138,19 @@ function deleteOps(r: Resource, ns: Ns): RenderedOp[] {
 function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): RenderedOp[] {
   const br = after.spec.bridge!;
   const ops: RenderedOp[] = [];
-  if (changed.includes("mtu")) ops.push({ ...line(ns, "link", "set", "dev", br, "mtu", after.spec.mtu!), phase: "link", undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu!)] });
+  if (changed.includes("mtu"))
+    ops.push({
+      ...line(ns, "link", "set", "dev", br, "mtu", after.spec.mtu!),
+      phase: "link",
+      undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu!)],
+    });
   if (changed.includes("address")) {
     const want = new Set(addrList(after.spec));
     const have = new Set(addrList(before.spec));
-    for (const a of have) if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [line(ns, "address", "add", a, "dev", br)] });
-    for (const a of want) if (!have.has(a)) ops.push({ ...line(ns, "address", "add", a, "dev", br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
+    for (const a of have)
+      if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [line(ns, "address", "add", a, "dev", br)] });
+    for (const a of want)
+      if (!have.has(a)) ops.push({ ...line(ns, "address", "add", a, "dev", br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
   }
   if (changed.includes("state")) {
     const to = after.spec.state === "up" ? "up" : "down";
@@ -143,4 +158,3 @@ function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns)
   }
   return ops;
 }
-

@@ -57,7 +57,12 @@ export const networkIntent: IntentHooks = {
           ip_range: b.ip_range ? range : subnetGiven ? undefined : { start: VOLANT_DEFAULTS.start, end: VOLANT_DEFAULTS.end },
         };
         const at = (k: string) => {
-          const map: Record<string, (string | number)[]> = { bridge: ["networking", "bridge", "name"], subnet: ["networking", "bridge", "subnet"], gateway: ["networking", "bridge", "gateway"], ip_range: ["networking", "bridge", "ip_range"] };
+          const map: Record<string, (string | number)[]> = {
+            bridge: ["networking", "bridge", "name"],
+            subnet: ["networking", "bridge", "subnet"],
+            gateway: ["networking", "bridge", "gateway"],
+            ip_range: ["networking", "bridge", "ip_range"],
+          };
           return pos(...(map[k] ?? ["networking", "bridge"]));
         };
         const n = network("volant", raw, at, keyPos("networking", "bridge"), ctx.err);
@@ -77,7 +82,8 @@ function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: 
     err(m, s, h);
   };
   // The schema documents `name` as optional but equal to the table key; a different value is a typo, not a rename.
-  if (raw.name !== undefined && raw.name !== name) fail(`network "${name}": name "${String(raw.name)}" must equal the table key [networks.${name}]`, pos("name"));
+  if (raw.name !== undefined && raw.name !== name)
+    fail(`network "${name}": name "${String(raw.name)}" must equal the table key [networks.${name}]`, pos("name"));
   const bridge = typeof raw.bridge === "string" ? raw.bridge : deriveIfname("bolt-", name);
   const p = ifnameProblem(bridge);
   if (p) fail(`network "${name}": ${p}`, pos("bridge"));
@@ -100,13 +106,16 @@ function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: 
     if (s === undefined || e === undefined) fail(`network "${name}": ip_range start/end must be IPv4 addresses`, pos("ip_range"));
     else {
       if (s > e) fail(`network "${name}": ip_range is reversed (${formatIp4(s)} > ${formatIp4(e)})`, pos("ip_range"), "swap start and end");
-      if (!contains(subnet, s) || !contains(subnet, e)) fail(`network "${name}": ip_range ${formatIp4(s)}–${formatIp4(e)} is not inside subnet ${formatCidr4(subnet)}`, pos("ip_range"));
-      if (s === subnet.network || e === broadcastOf(subnet)) fail(`network "${name}": ip_range may not include the network or broadcast address`, pos("ip_range"));
+      if (!contains(subnet, s) || !contains(subnet, e))
+        fail(`network "${name}": ip_range ${formatIp4(s)}–${formatIp4(e)} is not inside subnet ${formatCidr4(subnet)}`, pos("ip_range"));
+      if (s === subnet.network || e === broadcastOf(subnet))
+        fail(`network "${name}": ip_range may not include the network or broadcast address`, pos("ip_range"));
       pool = { start: s, end: e };
     }
   }
   const mtu = typeof raw.mtu === "number" ? raw.mtu : 1500;
-  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) fail(`network "${name}": mtu ${mtu} is out of range (IPv4 needs at least 68; the kernel maximum is 65535)`, pos("mtu"));
+  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)
+    fail(`network "${name}": mtu ${mtu} is out of range (IPv4 needs at least 68; the kernel maximum is 65535)`, pos("mtu"));
   if (bad) return undefined;
   const fieldSources: Record<string, SourcePos> = {};
   for (const k of ["bridge", "subnet", "gateway", "ip_range", "mtu"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
@@ -149,8 +158,20 @@ export function checkHost(ip: number, subnet: Cidr4, what: string, at: SourcePos
 }
 
 function checkNetworks(networks: NetworkIntent[], err: Err) {
-  duplicates(networks, (n) => n.name, (n) => `network "${n.name}" is defined twice`, (n) => n.source, err);
-  duplicates(networks, (n) => n.bridge, (n, f) => `network "${n.name}": bridge "${n.bridge}" is already used by network "${f.name}"`, (n) => n.fieldSources.bridge ?? n.source, err);
+  duplicates(
+    networks,
+    (n) => n.name,
+    (n) => `network "${n.name}" is defined twice`,
+    (n) => n.source,
+    err,
+  );
+  duplicates(
+    networks,
+    (n) => n.bridge,
+    (n, f) => `network "${n.name}": bridge "${n.bridge}" is already used by network "${f.name}"`,
+    (n) => n.fieldSources.bridge ?? n.source,
+    err,
+  );
   // Sweep by start address (n log n, not every pair): a network overlaps the one reaching
   // furthest among those starting before it. The later one in the files gets the error.
   const order = new Map(networks.map((n, i) => [n, i]));
@@ -158,7 +179,10 @@ function checkNetworks(networks: NetworkIntent[], err: Err) {
   for (const n of [...networks].sort((x, y) => x.subnet.network - y.subnet.network || order.get(x)! - order.get(y)!)) {
     if (reach && n.subnet.network <= broadcastOf(reach.subnet)) {
       const [a, b] = order.get(n)! > order.get(reach)! ? [n, reach] : [reach, n];
-      err(`network "${a.name}": subnet ${formatCidr4(a.subnet)} overlaps network "${b.name}" (${formatCidr4(b.subnet)}, ${b.source.file}:${b.source.line})`, a.fieldSources.subnet ?? a.source);
+      err(
+        `network "${a.name}": subnet ${formatCidr4(a.subnet)} overlaps network "${b.name}" (${formatCidr4(b.subnet)}, ${b.source.file}:${b.source.line})`,
+        a.fieldSources.subnet ?? a.source,
+      );
     }
     if (!reach || broadcastOf(n.subnet) > broadcastOf(reach.subnet)) reach = n;
   }

@@ -26,7 +26,10 @@ export function parseNetworks(links: IpLink[], addrs: IpAddr[]): { resources: Re
 }
 
 function networkResource(name: string, l: IpLink, addrs: IpAddr["addr_info"], ports: string[]): Resource {
-  const v4 = addrs.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort();
+  const v4 = addrs
+    .filter((a) => a.family === "inet")
+    .map((a) => `${a.local}/${a.prefixlen}`)
+    .sort();
   return {
     kind: "network",
     name,

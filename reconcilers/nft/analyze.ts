@@ -26,7 +26,12 @@ export interface BoltFlows {
 }
 
 /** iptables-save text: FORWARD policy and DNAT'ed host ports per table. */
-export function parseIptablesSave(text: string): { forwardPolicy?: string; dnatPorts: { protocol: string; port: number; line: string }[]; dockerUser: boolean; boltAccepts: string[] } {
+export function parseIptablesSave(text: string): {
+  forwardPolicy?: string;
+  dnatPorts: { protocol: string; port: number; line: string }[];
+  dockerUser: boolean;
+  boltAccepts: string[];
+} {
   let table = "";
   let forwardPolicy: string | undefined;
   let dockerUser = false;
@@ -49,7 +54,11 @@ export function parseIptablesSave(text: string): { forwardPolicy?: string; dnatP
 }
 
 interface NftJson {
-  nftables: { table?: { family: string; name: string }; chain?: { family: string; table: string; name: string; hook?: string; policy?: string; prio?: number }; rule?: { family: string; table: string; chain: string; expr: Record<string, unknown>[] } }[];
+  nftables: {
+    table?: { family: string; name: string };
+    chain?: { family: string; table: string; name: string; hook?: string; policy?: string; prio?: number };
+    rule?: { family: string; table: string; chain: string; expr: Record<string, unknown>[] };
+  }[];
 }
 
 /** iptables-nft keeps its tables under these names; iptables-save already reports them. */
@@ -63,19 +72,32 @@ export function analyzeNftTable(json: NftJson): Finding[] {
     if (!c?.hook) continue;
     if (c.hook === "forward") forwardChains.add(c.name);
     if (c.hook === "forward" && c.policy === "drop") {
-      out.push({ severity: "conflict", code: "foreign-forward-drop", message: `table ${c.family} ${c.table}: base chain "${c.name}" on the forward hook has policy drop; in nftables every base chain votes, so it drops bolt's forwarded traffic whatever bolt's own table accepts`, fix: `add an accept for bolt's bridges to that tool's own configuration` });
+      out.push({
+        severity: "conflict",
+        code: "foreign-forward-drop",
+        message: `table ${c.family} ${c.table}: base chain "${c.name}" on the forward hook has policy drop; in nftables every base chain votes, so it drops bolt's forwarded traffic whatever bolt's own table accepts`,
+        fix: `add an accept for bolt's bridges to that tool's own configuration`,
+      });
     }
   }
   const drops = json.nftables.filter((i) => i.rule && forwardChains.has(i.rule.chain) && i.rule.expr.some((e) => "drop" in e)).length;
   const t = json.nftables.find((i) => i.table)?.table;
-  if (drops && t) out.push({ severity: "warning", code: "foreign-forward-drop-rules", message: `table ${t.family} ${t.name}: ${drops} drop rule(s) in forward-hook chains may drop traffic bolt forwards` });
+  if (drops && t)
+    out.push({
+      severity: "warning",
+      code: "foreign-forward-drop-rules",
+      message: `table ${t.family} ${t.name}: ${drops} drop rule(s) in forward-hook chains may drop traffic bolt forwards`,
+    });
   return out;
 }
 
 export async function analyzeForeign(runner: CommandRunner, target: Ns, flows: BoltFlows): Promise<Finding[]> {
   const run = (argv: string[]) => runner.run(inNetns(target, argv)).catch((e: Error) => ({ stdout: "", stderr: e.message, code: 127 }));
   const findings: Finding[] = [];
-  for (const [tool, label] of [["iptables-save", "iptables (nf_tables)"], ["iptables-legacy-save", "iptables-legacy"]] as const) {
+  for (const [tool, label] of [
+    ["iptables-save", "iptables (nf_tables)"],
+    ["iptables-legacy-save", "iptables-legacy"],
+  ] as const) {
     const r = await run([tool]);
     if (r.code !== 0 || !r.stdout.trim()) continue;
     const ipt = parseIptablesSave(r.stdout);
@@ -84,18 +106,28 @@ export async function analyzeForeign(runner: CommandRunner, target: Ns, flows: B
     // marked accepts are really in it.
     const bolted = flows.bridges.every((b) => ipt.boltAccepts.includes(`-i ${b}`) && ipt.boltAccepts.includes(`-o ${b}`));
     if (ipt.forwardPolicy === "DROP" && flows.forwards && flows.resolving && ipt.dockerUser && (tool === "iptables-save" || bolted)) {
-      findings.push({ severity: "info", code: "iptables-forward-drop-resolved", message: `${label}: the FORWARD chain's policy is DROP; bolt accepts its bridges in DOCKER-USER (docker_conflict_resolution = true)` });
+      findings.push({
+        severity: "info",
+        code: "iptables-forward-drop-resolved",
+        message: `${label}: the FORWARD chain's policy is DROP; bolt accepts its bridges in DOCKER-USER (docker_conflict_resolution = true)`,
+      });
     } else if (ipt.forwardPolicy === "DROP" && flows.forwards) {
       findings.push({
         severity: "conflict",
         code: "iptables-forward-drop",
         message: `${label}: the FORWARD chain's policy is DROP (Docker sets this); bolt's forwarded traffic for ${flows.bridges.join(", ") || "its bridges"} is dropped there unless accepted`,
-        fix: ipt.dockerUser ? `Docker's documented escape: accept bolt's bridges in DOCKER-USER, e.g. ${flows.bridges.map((b) => `${tool.replace(/-save$/, "")} -I DOCKER-USER -i ${b} -j ACCEPT; ${tool.replace(/-save$/, "")} -I DOCKER-USER -o ${b} -j ACCEPT`).join("; ")}` : `accept bolt's bridges in the FORWARD chain of that tool's configuration`,
+        fix: ipt.dockerUser
+          ? `Docker's documented escape: accept bolt's bridges in DOCKER-USER, e.g. ${flows.bridges.map((b) => `${tool.replace(/-save$/, "")} -I DOCKER-USER -i ${b} -j ACCEPT; ${tool.replace(/-save$/, "")} -I DOCKER-USER -o ${b} -j ACCEPT`).join("; ")}`
+          : `accept bolt's bridges in the FORWARD chain of that tool's configuration`,
       });
     }
     for (const d of ipt.dnatPorts) {
       if (flows.hostPorts.some((p) => p.protocol === d.protocol && p.port === d.port)) {
-        findings.push({ severity: "conflict", code: "port-clash", message: `${label}: ${d.protocol} port ${d.port} is already DNATed by another tool (${d.line}); a bolt port forward on the same port races with it` });
+        findings.push({
+          severity: "conflict",
+          code: "port-clash",
+          message: `${label}: ${d.protocol} port ${d.port} is already DNATed by another tool (${d.line}); a bolt port forward on the same port races with it`,
+        });
       }
     }
   }
@@ -107,7 +139,11 @@ export async function analyzeForeign(runner: CommandRunner, target: Ns, flows: B
       if ((t.family === "ip" || t.family === "ip6") && IPTABLES_TABLES.has(t.name)) continue;
       const r = await run(["nft", "-j", "list", "table", t.family, t.name]);
       if (r.code !== 0) {
-        findings.push({ severity: "info", code: "unreadable-table", message: `table ${t.family} ${t.name} could not be read by this nft (${r.stderr.trim().split("\n")[0]}); it was not analysed` });
+        findings.push({
+          severity: "info",
+          code: "unreadable-table",
+          message: `table ${t.family} ${t.name} could not be read by this nft (${r.stderr.trim().split("\n")[0]}); it was not analysed`,
+        });
         continue;
       }
       findings.push(...analyzeNftTable(JSON.parse(r.stdout) as NftJson));
@@ -120,7 +156,12 @@ export async function analyzeForeign(runner: CommandRunner, target: Ns, flows: B
       for (const a of l.addr_info.filter((x) => x.family === "inet")) {
         const c = parseCidr4(`${a.local}/${a.prefixlen}`);
         const hit = c && flows.subnets.find((s) => overlaps(s, c));
-        if (hit) findings.push({ severity: "conflict", code: "subnet-overlap", message: `${l.ifname} has ${a.local}/${a.prefixlen}, overlapping bolt's subnet ${formatCidr4(hit)}` });
+        if (hit)
+          findings.push({
+            severity: "conflict",
+            code: "subnet-overlap",
+            message: `${l.ifname} has ${a.local}/${a.prefixlen}, overlapping bolt's subnet ${formatCidr4(hit)}`,
+          });
       }
     }
   }

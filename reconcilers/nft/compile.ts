@@ -88,15 +88,27 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     });
     if (d.synFlood) {
       sets.push({ name: "ddos_syn", decl: DYN_SET, elements: [], dynamic: true });
-      ddos.rules.push({ key: "syn-flood", text: "tcp flags & (fin | syn | rst | ack) == syn update @ddos_syn { ip saddr limit rate over 50/second burst 100 packets } counter drop", source: d.source });
+      ddos.rules.push({
+        key: "syn-flood",
+        text: "tcp flags & (fin | syn | rst | ack) == syn update @ddos_syn { ip saddr limit rate over 50/second burst 100 packets } counter drop",
+        source: d.source,
+      });
     }
     if (d.connRate) {
       sets.push({ name: "ddos_conn", decl: DYN_SET, elements: [], dynamic: true });
-      ddos.rules.push({ key: "connection-rate", text: `ct state new update @ddos_conn { ip saddr limit rate over ${d.connRate}/second burst ${d.connRate} packets } counter drop`, source: d.source });
+      ddos.rules.push({
+        key: "connection-rate",
+        text: `ct state new update @ddos_conn { ip saddr limit rate over ${d.connRate}/second burst ${d.connRate} packets } counter drop`,
+        source: d.source,
+      });
     }
     if (d.pktRate) {
       sets.push({ name: "ddos_pkt", decl: DYN_SET, elements: [], dynamic: true });
-      ddos.rules.push({ key: "packet-rate", text: `update @ddos_pkt { ip saddr limit rate over ${d.pktRate}/second burst ${d.pktRate} packets } counter drop`, source: d.source });
+      ddos.rules.push({
+        key: "packet-rate",
+        text: `update @ddos_pkt { ip saddr limit rate over ${d.pktRate}/second burst ${d.pktRate} packets } counter drop`,
+        source: d.source,
+      });
     }
     if (ddos.rules.length) {
       input_.rules.push({ key: "ddos", text: "jump ddos" });
@@ -153,22 +165,44 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     const dnat = `dnat ip to ${formatIp4(to)}:${pf.toPort}`;
     natPre.rules.push({ key: `port-forward:${key}`, text: `${match} ${dnat}`, source: pf.source });
     natOut.rules.push({ key: `port-forward:${key}`, text: `${match} ${dnat}`, source: pf.source });
-    forward.rules.push({ key: `port-forward:${key}`, text: `ip daddr ${formatIp4(to)} ${pf.protocol} dport ${pf.toPort} ct status dnat accept`, source: pf.source });
+    forward.rules.push({
+      key: `port-forward:${key}`,
+      text: `ip daddr ${formatIp4(to)} ${pf.protocol} dport ${pf.toPort} ct status dnat accept`,
+      source: pf.source,
+    });
   }
-
 
   // Isolation, no-internet and NAT as a handful of rules over sets: the rule count (and the
   // cost of every read and write of the table) does not grow with the number of networks.
   // `iifname . oifname != @same_bridge` exempts traffic within one bridge (br_netfilter).
-  const named = (name: string, list: NetworkIntent[]) => ({ name, decl: ["type ifname"], elements: list.map((n) => nftIfname(n.bridge)).sort(), dynamic: false });
+  const named = (name: string, list: NetworkIntent[]) => ({
+    name,
+    decl: ["type ifname"],
+    elements: list.map((n) => nftIfname(n.bridge)).sort(),
+    dynamic: false,
+  });
   const isolated = networks.filter((n) => n.isolated);
   const noInternet = networks.filter((n) => !n.internet);
   const internet = networks.filter((n) => n.internet);
-  if (isolated.length || noInternet.length) sets.push({ name: "same_bridge", decl: ["type ifname . ifname"], elements: networks.map((n) => `${nftIfname(n.bridge)} . ${nftIfname(n.bridge)}`).sort(), dynamic: false });
+  if (isolated.length || noInternet.length)
+    sets.push({
+      name: "same_bridge",
+      decl: ["type ifname . ifname"],
+      elements: networks.map((n) => `${nftIfname(n.bridge)} . ${nftIfname(n.bridge)}`).sort(),
+      dynamic: false,
+    });
   if (isolated.length) {
     sets.push(named("isolated", isolated));
-    forward.rules.push({ key: "isolation-out", text: "iifname @isolated oifname @bridges iifname . oifname != @same_bridge counter drop", source: isolated[0]!.source });
-    forward.rules.push({ key: "isolation-in", text: "oifname @isolated iifname @bridges iifname . oifname != @same_bridge counter drop", source: isolated[0]!.source });
+    forward.rules.push({
+      key: "isolation-out",
+      text: "iifname @isolated oifname @bridges iifname . oifname != @same_bridge counter drop",
+      source: isolated[0]!.source,
+    });
+    forward.rules.push({
+      key: "isolation-in",
+      text: "oifname @isolated iifname @bridges iifname . oifname != @same_bridge counter drop",
+      source: isolated[0]!.source,
+    });
   }
   if (noInternet.length) {
     sets.push(named("no_internet", noInternet));
@@ -199,7 +233,11 @@ function aclRules(acls: CompiledAcl[], gw: string): NftRule[] {
       const proto = a.proto && a.proto !== "*" ? a.proto : undefined;
       if (d.ports !== "any") {
         const ports = d.ports.map(([lo, hi]) => (lo === hi ? String(lo) : `${lo}-${hi}`));
-        m.push(proto === "tcp" || proto === "udp" ? `${proto} dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}` : `meta l4proto { tcp, udp } th dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}`);
+        m.push(
+          proto === "tcp" || proto === "udp"
+            ? `${proto} dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}`
+            : `meta l4proto { tcp, udp } th dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}`,
+        );
       } else if (proto) m.push(`meta l4proto ${proto}`);
       rules.push({ key: `acl:${i}:${j}`, text: `${m.join(" ")} counter ${a.action === "accept" ? "accept" : "drop"}` });
     });
@@ -221,7 +259,10 @@ function firewallRules(r: FirewallRuleIntent, resolve: (a: AddrRef) => string | 
     if (r.sport) m.push(`${r.protocol} sport ${ports(r.sport)}`);
     if (r.dport) m.push(`${r.protocol} dport ${ports(r.dport)}`);
   } else if (r.protocol === "icmp") m.push("meta l4proto icmp");
-  for (const [ref, dir] of [[r.saddr, "saddr"], [r.daddr, "daddr"]] as const) {
+  for (const [ref, dir] of [
+    [r.saddr, "saddr"],
+    [r.daddr, "daddr"],
+  ] as const) {
     if (!ref) continue;
     const e = resolve(ref);
     if (e === undefined) return [];
@@ -299,7 +340,12 @@ function cidrText(c: Cidr4): string {
 }
 
 export function globMatch(glob: string, name: string): boolean {
-  const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  const re = new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+  );
   return re.test(name);
 }
 
@@ -322,6 +368,6 @@ function rangeText(lo: number, hi: number): string {
   if (lo === hi) return formatIp4(lo);
   const size = hi - lo + 1;
   const prefix = 32 - Math.log2(size);
-  if (Number.isInteger(prefix) && ((lo & maskOf(prefix)) >>> 0) === lo) return `${formatIp4(lo)}/${prefix}`;
+  if (Number.isInteger(prefix) && (lo & maskOf(prefix)) >>> 0 === lo) return `${formatIp4(lo)}/${prefix}`;
   return `${formatIp4(lo)}-${formatIp4(hi)}`;
 }

@@ -43,7 +43,19 @@ export const nftReconciler: Reconciler = {
     const { spec, display } = tableSpec(table);
     const first = networks[0]?.source ?? nft.portForwards[0]?.source ?? nft.rules[0]?.source ?? m?.source;
     const fieldSources = Object.fromEntries(table.chains.flatMap((c) => c.rules.filter((r) => r.source).map((r) => [`${c.name} ${r.key}`, r.source!])));
-    const resource: Resource = { kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec, display, data: { script: tableScript(table) }, deps: [], owned: true, source: first, fieldSources };
+    const resource: Resource = {
+      kind: "nft",
+      name: TABLE,
+      id: `nft:${TABLE}`,
+      keys: [`nft:${TABLE}`],
+      spec,
+      display,
+      data: { script: tableScript(table) },
+      deps: [],
+      owned: true,
+      source: first,
+      fieldSources,
+    };
     return { resources: [resource], diagnostics: [] };
   },
 
@@ -54,11 +66,16 @@ export const nftReconciler: Reconciler = {
       const nft = fragment(ctx.intent, NFT);
       const needed = !!nft && (fragment(ctx.intent, NETWORKS).length > 0 || nft.portForwards.length > 0 || nft.rules.length > 0);
       if (!needed && list.code === 127) return { resources: [], foreign: new Map() };
-      const diagnostics: Diagnostic[] = [{ severity: "error", message: `cannot read bolt's nft table: ${list.stderr.trim().split("\n")[0] || `nft exited ${list.code}`}` }];
+      const diagnostics: Diagnostic[] = [
+        { severity: "error", message: `cannot read bolt's nft table: ${list.stderr.trim().split("\n")[0] || `nft exited ${list.code}`}` },
+      ];
       return { resources: [], foreign: new Map(), diagnostics };
     }
     const live = parseTable(JSON.parse(list.stdout));
-    return { resources: [{ kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec: live.spec, counters: live.counters, deps: [], owned: true }], foreign: new Map() };
+    return {
+      resources: [{ kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec: live.spec, counters: live.counters, deps: [], owned: true }],
+      foreign: new Map(),
+    };
   },
 
   /**
@@ -101,7 +118,9 @@ function dropsTraffic(c: Change): "connectivity" | undefined {
   const after = c.after;
   if (!after || c.action === "delete") return undefined;
   const fields = c.action === "create" ? Object.keys(after.spec).filter((f) => f.startsWith("input ")) : c.changed;
-  const dropping = fields.some((f) => !/^(set|chain) /.test(f) && !f.endsWith(" order") && f in after.spec && /\b(drop|reject)\b/.test(after.display?.[f] ?? ""));
+  const dropping = fields.some(
+    (f) => !/^(set|chain) /.test(f) && !f.endsWith(" order") && f in after.spec && /\b(drop|reject)\b/.test(after.display?.[f] ?? ""),
+  );
   return dropping ? "connectivity" : undefined;
 }
 

@@ -109,7 +109,12 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
     const pos = (...parts: (string | number)[]) => f.positions.value(pointer(parts));
     const keyPos = (...parts: (string | number)[]) => f.positions.key(pointer(parts));
     if (f.kind === "boltfile") for (const s of (f.data.segments ?? []) as Obj[]) names.segments.add(String(s.name));
-    const pfs = f.kind === "boltfile" ? ((f.data.port_forwards ?? []) as Obj[]) : f.kind === "volantd" ? ((((f.data.networking ?? {}) as Obj).port_forwards ?? []) as Obj[]) : [];
+    const pfs =
+      f.kind === "boltfile"
+        ? ((f.data.port_forwards ?? []) as Obj[])
+        : f.kind === "volantd"
+          ? ((((f.data.networking ?? {}) as Obj).port_forwards ?? []) as Obj[])
+          : [];
     const pfBase = f.kind === "volantd" ? ["networking", "port_forwards"] : ["port_forwards"];
     pfs.forEach((raw, i) => {
       const pf = portForward(raw, (k) => pos(...pfBase, i, k), keyPos(...pfBase, i), names.endpoints, err);
@@ -128,7 +133,18 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
       if (r) out.rules.push(r);
     });
     if (fw.gaming_protection === true) {
-      for (const g of GAMING_PORTS) out.rules.push({ name: g.name, priority: 50, action: "allow", protocol: g.protocol, dport: g.ports, rate: { pps: g.pps, burst: g.pps }, log: false, preset: "gaming_protection", source: keyPos("firewall", "gaming_protection") });
+      for (const g of GAMING_PORTS)
+        out.rules.push({
+          name: g.name,
+          priority: 50,
+          action: "allow",
+          protocol: g.protocol,
+          dport: g.ports,
+          rate: { pps: g.pps, burst: g.pps },
+          log: false,
+          preset: "gaming_protection",
+          source: keyPos("firewall", "gaming_protection"),
+        });
     }
     const ddosRaw = fw.ddos as Obj | undefined;
     if (ddosRaw || fw.ddos_protection === true) {
@@ -155,7 +171,13 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
   return out;
 }
 
-function portForward(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, endpoints: Set<string>, err: (m: string, s: SourcePos, h?: string) => void): PortForwardIntent | undefined {
+function portForward(
+  raw: Obj,
+  pos: (k: string) => SourcePos,
+  source: SourcePos,
+  endpoints: Set<string>,
+  err: (m: string, s: SourcePos, h?: string) => void,
+): PortForwardIntent | undefined {
   const to = String(raw.to ?? "");
   const i = to.lastIndexOf(":");
   const target = to.slice(0, i);
@@ -169,13 +191,18 @@ function portForward(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos,
     pf.hostIp = parseIp4(String(raw.host_ip));
     if (pf.hostIp === undefined) return void err(`port forward: host_ip "${String(raw.host_ip)}" is not an IPv4 address`, pos("host_ip"));
   }
-  if (!Number.isInteger(pf.hostPort) || pf.hostPort < 1 || pf.hostPort > 65535) return void err(`port forward: host_port ${String(raw.host_port)} is out of range 1-65535`, pos("host_port"));
+  if (!Number.isInteger(pf.hostPort) || pf.hostPort < 1 || pf.hostPort > 65535)
+    return void err(`port forward: host_port ${String(raw.host_port)} is out of range 1-65535`, pos("host_port"));
   const ip = parseIp4(target);
   if (ip !== undefined) pf.toIp = ip;
   else if (endpoints.has(target)) pf.toEndpoint = target;
   else {
     const guess = endpoints.size ? closest(target, [...endpoints]) : undefined;
-    return void err(`port forward: "${target}" is neither an IPv4 address nor a defined endpoint`, pos("to"), guess && distance(guess, target) <= 3 ? `did you mean "${guess}"?` : undefined);
+    return void err(
+      `port forward: "${target}" is neither an IPv4 address nor a defined endpoint`,
+      pos("to"),
+      guess && distance(guess, target) <= 3 ? `did you mean "${guess}"?` : undefined,
+    );
   }
   return pf;
 }
@@ -199,12 +226,28 @@ function addrRef(v: unknown, names: { networks: Set<string>; endpoints: Set<stri
   return `"${s}" is not a CIDR, network, segment or endpoint${guess && distance(guess, s) <= 3 ? ` (did you mean "${guess}"?)` : ""}`;
 }
 
-function firewallRule(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, names: Parameters<typeof addrRef>[1], err: (m: string, s: SourcePos, h?: string) => void): FirewallRuleIntent | undefined {
+function firewallRule(
+  raw: Obj,
+  pos: (k: string) => SourcePos,
+  source: SourcePos,
+  names: Parameters<typeof addrRef>[1],
+  err: (m: string, s: SourcePos, h?: string) => void,
+): FirewallRuleIntent | undefined {
   const name = String(raw.name);
   const protocol = (raw.protocol ?? "all") as FirewallRuleIntent["protocol"];
-  const rule: FirewallRuleIntent = { name, priority: typeof raw.priority === "number" ? raw.priority : 1000, action: raw.action as FirewallRuleIntent["action"], protocol, log: raw.logging === true, source };
+  const rule: FirewallRuleIntent = {
+    name,
+    priority: typeof raw.priority === "number" ? raw.priority : 1000,
+    action: raw.action as FirewallRuleIntent["action"],
+    protocol,
+    log: raw.logging === true,
+    source,
+  };
   let bad = false;
-  for (const [key, field] of [["source_ports", "sport"], ["dest_ports", "dport"]] as const) {
+  for (const [key, field] of [
+    ["source_ports", "sport"],
+    ["dest_ports", "dport"],
+  ] as const) {
     if (raw[key] === undefined) continue;
     const r = portRange(String(raw[key]));
     if (!r) {
@@ -215,7 +258,10 @@ function firewallRule(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos
       bad = true;
     } else rule[field] = r;
   }
-  for (const [key, field] of [["source", "saddr"], ["destination", "daddr"]] as const) {
+  for (const [key, field] of [
+    ["source", "saddr"],
+    ["destination", "daddr"],
+  ] as const) {
     const r = addrRef(raw[key], names);
     if (typeof r === "string") {
       err(`firewall rule "${name}": ${key} ${r}`, pos(key));
@@ -227,7 +273,15 @@ function firewallRule(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos
   return bad ? undefined : rule;
 }
 
-function segment(raw: Obj, i: number, pos: (...p: (string | number)[]) => SourcePos, keyPos: (...p: (string | number)[]) => SourcePos, names: Parameters<typeof addrRef>[1], err: (m: string, s: SourcePos, h?: string) => void, diags: Diagnostic[]): SegmentIntent | undefined {
+function segment(
+  raw: Obj,
+  i: number,
+  pos: (...p: (string | number)[]) => SourcePos,
+  keyPos: (...p: (string | number)[]) => SourcePos,
+  names: Parameters<typeof addrRef>[1],
+  err: (m: string, s: SourcePos, h?: string) => void,
+  diags: Diagnostic[],
+): SegmentIntent | undefined {
   const name = String(raw.name);
   const members = [...((raw.members ?? []) as string[]), ...((raw.allowed_containers ?? []) as string[])];
   const s: SegmentIntent = { name, members, policies: [], source: keyPos("segments", i) };
@@ -243,13 +297,24 @@ function segment(raw: Obj, i: number, pos: (...p: (string | number)[]) => Source
         return;
       }
       const guess = known.length ? closest(glob, known) : undefined;
-      const hint = guess && distance(guess, glob) <= 3 ? `did you mean "${guess}"?` : known.length ? `networks and endpoints: ${known.slice(0, 8).join(", ")}${known.length > 8 ? ", …" : ""}` : "define the networks and endpoints it groups";
+      const hint =
+        guess && distance(guess, glob) <= 3
+          ? `did you mean "${guess}"?`
+          : known.length
+            ? `networks and endpoints: ${known.slice(0, 8).join(", ")}${known.length > 8 ? ", …" : ""}`
+            : "define the networks and endpoints it groups";
       const at = pos("segments", i, key, k);
-      if (/[*?]/.test(glob)) diags.push({ severity: "warning", message: `segment "${name}": member "${glob}" matches no network or endpoint yet`, source: at, hint });
+      if (/[*?]/.test(glob))
+        diags.push({ severity: "warning", message: `segment "${name}": member "${glob}" matches no network or endpoint yet`, source: at, hint });
       else err(`segment "${name}": member "${glob}" matches no network or endpoint`, at, hint);
     });
   }
-  if (!matched && !members.some((m) => !/[*?]/.test(m) && !known.includes(m))) err(`segment "${name}" matches no network or endpoint: its policies, and the rules that name it, would match nothing`, keyPos("segments", i), "list networks or endpoints (globs allowed) in members");
+  if (!matched && !members.some((m) => !/[*?]/.test(m) && !known.includes(m)))
+    err(
+      `segment "${name}" matches no network or endpoint: its policies, and the rules that name it, would match nothing`,
+      keyPos("segments", i),
+      "list networks or endpoints (globs allowed) in members",
+    );
   ((raw.network_policies ?? []) as string[]).forEach((text, j) => {
     const at = pos("segments", i, "network_policies", j);
     try {
@@ -271,7 +336,10 @@ function dupCheck(out: NftIntent, err: (m: string, s: SourcePos) => void) {
   for (const pf of out.portForwards) {
     const k = `${pf.protocol}/${pf.hostIp ?? "*"}/${pf.hostPort}`;
     const wild = `${pf.protocol}/*/${pf.hostPort}`;
-    const prev = seen.get(k) ?? seen.get(wild) ?? (pf.hostIp === undefined ? [...seen.entries()].find(([key]) => key.startsWith(`${pf.protocol}/`) && key.endsWith(`/${pf.hostPort}`))?.[1] : undefined);
+    const prev =
+      seen.get(k) ??
+      seen.get(wild) ??
+      (pf.hostIp === undefined ? [...seen.entries()].find(([key]) => key.startsWith(`${pf.protocol}/`) && key.endsWith(`/${pf.hostPort}`))?.[1] : undefined);
     if (prev) err(`port forward: ${pf.protocol} port ${pf.hostPort} is already forwarded (${prev.source.file}:${prev.source.line})`, pf.source);
     seen.set(k, pf);
   }
@@ -295,7 +363,11 @@ export function loadBlocklist(configFile: string, path: string, index: number, a
     if (statSync(full).isDirectory()) throw new Error("is a directory");
     text = readFileSync(full, "utf8");
   } catch (e) {
-    diags.push({ severity: "error", message: `blocklist ${path}: cannot read ${full}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, source: at });
+    diags.push({
+      severity: "error",
+      message: `blocklist ${path}: cannot read ${full}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      source: at,
+    });
     return undefined;
   }
   const cidrs: Cidr4[] = [];
@@ -306,7 +378,11 @@ export function loadBlocklist(configFile: string, path: string, index: number, a
     if (!body) continue;
     const c = parseCidr4(body.includes("/") ? body : `${body}/32`);
     if (!c || c.hostBits) {
-      diags.push({ severity: "error", message: `"${body}" is not an IPv4 address or CIDR${c?.hostBits ? " (host bits set)" : ""}`, source: { file: path, line: n + 1, col: raw.indexOf(body) + 1 } });
+      diags.push({
+        severity: "error",
+        message: `"${body}" is not an IPv4 address or CIDR${c?.hostBits ? " (host bits set)" : ""}`,
+        source: { file: path, line: n + 1, col: raw.indexOf(body) + 1 },
+      });
       if (diags.filter((d) => d.severity === "error").length > 20) break;
       continue;
     }

@@ -26,7 +26,11 @@ export function parseTable(json: { nftables: NftJsonItem[] }): LiveTable {
     } else if (item.set) {
       const s = item.set;
       const m = /^bolt:(d:)?([0-9a-f]{8})$/.exec(s.comment ?? "");
-      spec[`set ${s.name}`] = !m ? "foreign" : m[1] ? `dynamic ${m[2]}` : `${(s.elem ?? []).length} elements ${m[2]}${staticSetHash(s) === m[2] ? "" : " (elements changed)"}`;
+      spec[`set ${s.name}`] = !m
+        ? "foreign"
+        : m[1]
+          ? `dynamic ${m[2]}`
+          : `${(s.elem ?? []).length} elements ${m[2]}${staticSetHash(s) === m[2] ? "" : " (elements changed)"}`;
     } else if (item.rule) {
       const r = item.rule;
       const m = /^bolt:(.+)\|([0-9a-f]{8})$/.exec(r.comment ?? "");

@@ -28,7 +28,9 @@ export function tableSpec(t: NftTable): { spec: Record<string, string>; display:
   for (const s of t.sets) {
     const f = `set ${s.name}`;
     spec[f] = s.dynamic ? `dynamic ${setHash(s)}` : `${s.elements.length} elements ${setHash(s)}`;
-    display[f] = s.dynamic ? `{ ${s.decl.join("; ")} } (filled by traffic)` : `{ ${s.decl.join("; ")}; ${s.elements.length} elements${s.elements.length ? `: ${s.elements.slice(0, 3).join(", ")}${s.elements.length > 3 ? ", …" : ""}` : ""} }`;
+    display[f] = s.dynamic
+      ? `{ ${s.decl.join("; ")} } (filled by traffic)`
+      : `{ ${s.decl.join("; ")}; ${s.elements.length} elements${s.elements.length ? `: ${s.elements.slice(0, 3).join(", ")}${s.elements.length > 3 ? ", …" : ""}` : ""} }`;
   }
   for (const c of t.chains) {
     spec[`chain ${c.name}`] = chainHeader(c);

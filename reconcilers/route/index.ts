@@ -37,7 +37,9 @@ export const routeReconciler: Reconciler = {
 
   async read(io) {
     const routes = await io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"]);
-    const resources = routes.filter((r) => r.protocol === ROUTE_PROTO).map((r) => ({ ...route(normDst(r.dst), r.table ?? "main", r.dev ?? ""), spec: { dev: r.dev ?? "", via: r.gateway ?? "" } }));
+    const resources = routes
+      .filter((r) => r.protocol === ROUTE_PROTO)
+      .map((r) => ({ ...route(normDst(r.dst), r.table ?? "main", r.dev ?? ""), spec: { dev: r.dev ?? "", via: r.gateway ?? "" } }));
     return { resources, foreign: new Map() };
   },
 
@@ -46,8 +48,20 @@ export const routeReconciler: Reconciler = {
     const out: Diagnostic[] = [];
     for (const d of desired) {
       const table = String(d.data!.table);
-      const hit = routes.find((r) => r.protocol !== ROUTE_PROTO && (r.table ?? "main") === table && normDst(r.dst) === d.data!.dst && !(r.protocol === "kernel" && r.dev === d.spec.dev) && (!r.type || r.type === "unicast"));
-      if (hit) out.push({ severity: "error", message: `route ${d.data!.dst} (table ${table}) already exists and is not bolt's (dev ${hit.dev ?? "?"}, proto ${hit.protocol ?? "boot"}); bolt will not replace it`, source: d.source });
+      const hit = routes.find(
+        (r) =>
+          r.protocol !== ROUTE_PROTO &&
+          (r.table ?? "main") === table &&
+          normDst(r.dst) === d.data!.dst &&
+          !(r.protocol === "kernel" && r.dev === d.spec.dev) &&
+          (!r.type || r.type === "unicast"),
+      );
+      if (hit)
+        out.push({
+          severity: "error",
+          message: `route ${d.data!.dst} (table ${table}) already exists and is not bolt's (dev ${hit.dev ?? "?"}, proto ${hit.protocol ?? "boot"}); bolt will not replace it`,
+          source: d.source,
+        });
     }
     return out;
   },
@@ -68,7 +82,17 @@ function normDst(dst: string): string {
 }
 
 function route(dst: string, table: string, dev: string, source?: Resource["source"]): Resource {
-  return { kind: "route", name: `${table}/${dst}`, id: `route:${table}/${dst}`, keys: [], spec: { dev, via: "" }, data: { dst, table }, deps: dev ? [`wireguard:${dev}`] : [], owned: true, source };
+  return {
+    kind: "route",
+    name: `${table}/${dst}`,
+    id: `route:${table}/${dst}`,
+    keys: [],
+    spec: { dev, via: "" },
+    data: { dst, table },
+    deps: dev ? [`wireguard:${dev}`] : [],
+    owned: true,
+    source,
+  };
 }
 
 function replace(ns: Ns, r: Resource): OpLine {
@@ -79,5 +103,3 @@ function replace(ns: Ns, r: Resource): OpLine {
 function del(ns: Ns, r: Resource): OpLine {
   return { tool: "ip", ns, args: ["route", "del", String(r.data!.dst), "table", String(r.data!.table), "proto", ROUTE_PROTO] };
 }
-
-

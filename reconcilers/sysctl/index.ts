@@ -30,19 +30,26 @@ export const sysctlReconciler: Reconciler = {
         ? []
         : sysctls
             .filter((s) => !s.key.startsWith("net."))
-            .map((s) => ({ severity: "error" as const, message: `sysctl "${s.key}" is not per network namespace: written through netns ${ctx.target} it would change the whole host`, source: s.source, hint: "only net.* keys can be set with --netns; set host-wide keys without --netns" }));
+            .map((s) => ({
+              severity: "error" as const,
+              message: `sysctl "${s.key}" is not per network namespace: written through netns ${ctx.target} it would change the whole host`,
+              source: s.source,
+              hint: "only net.* keys can be set with --netns; set host-wide keys without --netns",
+            }));
     if (diagnostics.length) return { resources: [], diagnostics };
-    const resources = sysctls.map((s): Resource => ({
-      kind: "sysctl",
-      name: s.key,
-      id: `sysctl:${s.key}`,
-      keys: [],
-      spec: { value: normalizeValue(s.value) },
-      deps: [],
-      owned: true,
-      source: s.source,
-      fieldSources: { value: s.source },
-    }));
+    const resources = sysctls.map(
+      (s): Resource => ({
+        kind: "sysctl",
+        name: s.key,
+        id: `sysctl:${s.key}`,
+        keys: [],
+        spec: { value: normalizeValue(s.value) },
+        deps: [],
+        owned: true,
+        source: s.source,
+        fieldSources: { value: s.source },
+      }),
+    );
     return { resources, diagnostics };
   },
 
@@ -63,7 +70,16 @@ export const sysctlReconciler: Reconciler = {
         if (src) diagnostics.push({ severity: "error", message: `sysctl "${key}" does not exist in this kernel (or namespace)`, source: src });
         continue;
       }
-      resources.push({ kind: "sysctl", name: key, id: `sysctl:${key}`, keys: [], spec: { value }, ...(original === undefined ? {} : { restores: { value: original } }), deps: [], owned: original !== undefined });
+      resources.push({
+        kind: "sysctl",
+        name: key,
+        id: `sysctl:${key}`,
+        keys: [],
+        spec: { value },
+        ...(original === undefined ? {} : { restores: { value: original } }),
+        deps: [],
+        owned: original !== undefined,
+      });
     }
     return { resources, foreign: new Map(), diagnostics };
   },
@@ -82,7 +98,10 @@ export const sysctlReconciler: Reconciler = {
 
   // A sysctl the export did not read (the config names a new key): its current value is unknown
   // offline. Planned as an adoption of "unknown"; applying re-reads the real value first.
-  offlineLive: (intent: Intent) => fragment(intent, SYSCTLS).map((s): Resource => ({ kind: "sysctl", name: s.key, id: `sysctl:${s.key}`, keys: [], spec: { value: "unknown" }, data: {}, deps: [], owned: false })),
+  offlineLive: (intent: Intent) =>
+    fragment(intent, SYSCTLS).map(
+      (s): Resource => ({ kind: "sysctl", name: s.key, id: `sysctl:${s.key}`, keys: [], spec: { value: "unknown" }, data: {}, deps: [], owned: false }),
+    ),
 
   commit(change, store, target) {
     if (change.action === "delete") store.dropOriginal(target, change.name);

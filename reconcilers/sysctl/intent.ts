@@ -26,13 +26,21 @@ export const sysctlIntent: IntentHooks = {
     const sysctls: SysctlIntent[] = [];
     for (const f of files) {
       if (f.kind !== "boltfile") continue;
-      for (const [key, value] of Object.entries((f.data.sysctl ?? {}) as Record<string, unknown>)) sysctls.push({ key, value: String(value), source: f.positions.key(pointer(["sysctl", key])) });
+      for (const [key, value] of Object.entries((f.data.sysctl ?? {}) as Record<string, unknown>))
+        sysctls.push({ key, value: String(value), source: f.positions.key(pointer(["sysctl", key])) });
     }
-    duplicates(sysctls, (s) => s.key, (s) => `sysctl "${s.key}" is set twice`, (s) => s.source, ctx.err);
+    duplicates(
+      sysctls,
+      (s) => s.key,
+      (s) => `sysctl "${s.key}" is set twice`,
+      (s) => s.source,
+      ctx.err,
+    );
     const mesh = fragment(ctx.intent, WIREGUARD).mesh;
     impliedForwarding(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), mesh, sysctls, ctx.diagnostics);
     // Exit node in use: rp_filter must see the restored fwmark (see the nft mangle chains).
-    if (mesh?.useExitNode && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark")) sysctls.push({ key: "net.ipv4.conf.all.src_valid_mark", value: "1", source: mesh.source, implied: true });
+    if (mesh?.useExitNode && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark"))
+      sysctls.push({ key: "net.ipv4.conf.all.src_valid_mark", value: "1", source: mesh.source, implied: true });
     return sysctls;
   },
   describe: (f) => `${((f as SysctlIntent[] | undefined) ?? []).length} sysctl(s)`,
@@ -50,5 +58,10 @@ function impliedForwarding(networks: NetworkIntent[], nft: NftIntent | undefined
   const key = "net.ipv4.ip_forward";
   const explicit = sysctls.find((s) => s.key === key || s.key === "net.ipv4.conf.all.forwarding");
   if (!explicit) sysctls.push({ key, value: "1", source: needs.source, implied: true });
-  else if (explicit.value.trim() === "0") diags.push({ severity: "error", message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "hostPort" in needs ? "a port forward is declared" : "the mesh node routes subnets or is an exit node"}: both need IPv4 forwarding`, source: explicit.source });
+  else if (explicit.value.trim() === "0")
+    diags.push({
+      severity: "error",
+      message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "hostPort" in needs ? "a port forward is declared" : "the mesh node routes subnets or is an exit node"}: both need IPv4 forwarding`,
+      source: explicit.source,
+    });
 }

@@ -60,7 +60,12 @@ export const wgPeerReconciler: Reconciler = {
           name: `${l.ifname}/${p.publicKey}`,
           id: `wg-peer:${l.ifname}/${p.publicKey}`,
           keys: [],
-          spec: { allowed_ips: p.allowedIps.join(","), endpoint: p.endpoint, persistent_keepalive: p.keepalive ? String(p.keepalive) : "", preshared_key: p.psk },
+          spec: {
+            allowed_ips: p.allowedIps.join(","),
+            endpoint: p.endpoint,
+            persistent_keepalive: p.keepalive ? String(p.keepalive) : "",
+            preshared_key: p.psk,
+          },
           data: { ifname: l.ifname, publicKey: p.publicKey, latestHandshake: p.latestHandshake, rx: p.rx, tx: p.tx },
           deps: [`wireguard:${l.ifname}`],
           owned: true,
@@ -76,10 +81,32 @@ export const wgPeerReconciler: Reconciler = {
     const r = change.after ?? change.before!;
     const ifname = String(r.data!.ifname);
     const pub = String(r.data!.publicKey);
-    if (change.action === "delete") return [{ ...clause(ns, ifname, pub, ["remove"]), phase: "peer", undo: [clause(ns, ifname, pub, [...settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]), ...pskUndo(change.before!, ctx.leases, ifname, pub)])] }];
-    if (change.action === "create") return [{ ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])), phase: "peer", undo: [clause(ns, ifname, pub, ["remove"])] }];
+    if (change.action === "delete")
+      return [
+        {
+          ...clause(ns, ifname, pub, ["remove"]),
+          phase: "peer",
+          undo: [
+            clause(ns, ifname, pub, [
+              ...settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]),
+              ...pskUndo(change.before!, ctx.leases, ifname, pub),
+            ]),
+          ],
+        },
+      ];
+    if (change.action === "create")
+      return [
+        {
+          ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])),
+          phase: "peer",
+          undo: [clause(ns, ifname, pub, ["remove"])],
+        },
+      ];
     const fields = change.changed;
-    const undo = settings(change.before!, fields.filter((f) => f !== "preshared_key"));
+    const undo = settings(
+      change.before!,
+      fields.filter((f) => f !== "preshared_key"),
+    );
     const oldPsk = pskUndo(change.before!, ctx.leases, ifname, pub);
     if (fields.includes("preshared_key") && oldPsk.length && oldPsk[1] !== r.data?.pskFile) undo.push(...oldPsk);
     // A peer that had no preshared key gets it cleared again (wg's way: the all-zero key from /dev/null).
@@ -127,5 +154,3 @@ function settings(r: Resource, fields: string[]): string[] {
   if (fields.includes("preshared_key")) out.push("preshared-key", r.data?.pskFile ? String(r.data.pskFile) : "/dev/null");
   return out;
 }
-
-

@@ -93,17 +93,21 @@ export function runAclTests(mesh: MeshIntent, self: MeshNode): AclTestFailure[] 
   for (const t of mesh.aclTests) {
     const srcs = resolveNames(t.src, nodes);
     const srcIps = srcs === "any" ? [0] : srcs.map((c) => c.network);
-    for (const [expected, list] of [["accept", t.accept], ["deny", t.deny]] as const) {
+    for (const [expected, list] of [
+      ["accept", t.accept],
+      ["deny", t.deny],
+    ] as const) {
       for (const target of list) {
         const [name, port] = splitDst(target);
         const dsts = resolveNames(name, nodes);
         const dstIps = dsts === "any" ? [0] : dsts.map((c) => c.network);
         // ICMP has no ports: a test target's port means nothing for it (as in the nft rules).
         const p = port === "*" || t.proto === "icmp" ? undefined : Number(port.split(/[-,]/)[0]);
-        for (const s of srcIps) for (const d of dstIps) {
-          const got = evaluate(acls, s, d, p, t.proto);
-          if (got !== expected) failures.push({ test: t, target, expected, got });
-        }
+        for (const s of srcIps)
+          for (const d of dstIps) {
+            const got = evaluate(acls, s, d, p, t.proto);
+            if (got !== expected) failures.push({ test: t, target, expected, got });
+          }
       }
     }
   }

@@ -43,7 +43,17 @@ export const wireguardReconciler: Reconciler = {
         mtu: String(w.mtu ?? WG_MTU),
         state: "up",
       };
-      resources.push({ kind: "wireguard", name: w.ifname, id: `wireguard:${w.ifname}`, keys: [`link:${w.ifname}`], spec, data: { keyFile: w.privateKeyFile, mesh: w.mesh, addresses }, deps: [], owned: true, source: w.source });
+      resources.push({
+        kind: "wireguard",
+        name: w.ifname,
+        id: `wireguard:${w.ifname}`,
+        keys: [`link:${w.ifname}`],
+        spec,
+        data: { keyFile: w.privateKeyFile, mesh: w.mesh, addresses },
+        deps: [],
+        owned: true,
+        source: w.source,
+      });
     }
     return { resources, diagnostics: [] };
   },
@@ -67,7 +77,11 @@ export const wireguardReconciler: Reconciler = {
     for (const d of desired.filter((x) => !here.has(x.name))) {
       if ((await io.exec(["test", "-S", `/var/run/wireguard/${d.name}.sock`], null)).code !== 0) continue;
       if ((await io.exec(["timeout", "2", "wg", "show", d.name, "listen-port"], null)).code !== 0) continue;
-      out.push({ severity: "error", message: `WireGuard interface name "${d.name}" is already served by a wireguard-go in another network namespace (its control socket /var/run/wireguard/${d.name}.sock is shared by all namespaces): choose another interface name`, source: d.source });
+      out.push({
+        severity: "error",
+        message: `WireGuard interface name "${d.name}" is already served by a wireguard-go in another network namespace (its control socket /var/run/wireguard/${d.name}.sock is shared by all namespaces): choose another interface name`,
+        source: d.source,
+      });
     }
     return out;
   },
@@ -105,7 +119,10 @@ export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | u
 async function readInterface(io: LiveReader, l: IpLink, addrs: IpAddr[]): Promise<Resource> {
   const tag = decodeAlias(l.ifalias)!;
   const dump = await wgDump(io, l.ifname);
-  const v4 = (addrs.find((a) => a.ifname === l.ifname)?.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`).sort();
+  const v4 = (addrs.find((a) => a.ifname === l.ifname)?.addr_info ?? [])
+    .filter((a) => a.family === "inet")
+    .map((a) => `${a.local}/${a.prefixlen}`)
+    .sort();
   const spec: Record<string, string> = {
     // A tun device nobody serves (process gone) cannot be configured: replace it.
     type: dump ? (l.linkinfo?.info_kind === "wireguard" ? "kernel" : "userspace") : "dead",
@@ -116,7 +133,16 @@ async function readInterface(io: LiveReader, l: IpLink, addrs: IpAddr[]): Promis
     mtu: String(l.mtu),
     state: l.flags.includes("UP") ? "up" : "down",
   };
-  return { kind: "wireguard", name: l.ifname, id: `wireguard:${l.ifname}`, keys: [`link:${l.ifname}`], spec, data: { keyFile: tag.key, mesh: tag.mesh === "1" }, deps: [], owned: true };
+  return {
+    kind: "wireguard",
+    name: l.ifname,
+    id: `wireguard:${l.ifname}`,
+    keys: [`link:${l.ifname}`],
+    spec,
+    data: { keyFile: tag.key, mesh: tag.mesh === "1" },
+    deps: [],
+    owned: true,
+  };
 }
 
 const ipLine = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
@@ -138,7 +164,9 @@ function createLines(r: Resource, ns: Ns): OpLine[] {
   return [
     exec(ns, "wireguard-go", dev),
     ipLine(ns, "link", "set", "dev", dev, "alias", encodeAlias({ wg: dev, key: keyPathForAlias(r), mesh: r.data?.mesh ? "1" : undefined })),
-    ...((r.data?.addresses as string[] | undefined) ?? (r.spec.address ? r.spec.address.split(", ") : [])).map((a) => ipLine(ns, "address", "add", a, "dev", dev)),
+    ...((r.data?.addresses as string[] | undefined) ?? (r.spec.address ? r.spec.address.split(", ") : [])).map((a) =>
+      ipLine(ns, "address", "add", a, "dev", dev),
+    ),
     ipLine(ns, "link", "set", "dev", dev, "mtu", r.spec.mtu!, "up"),
     ...(conf.length ? [exec(ns, "wg", "set", dev, ...conf)] : []),
   ];
@@ -167,15 +195,23 @@ function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns)
   if (changed.includes("address")) {
     const want = new Set(after.spec.address ? after.spec.address.split(", ") : []);
     const have = new Set(before.spec.address ? before.spec.address.split(", ") : []);
-    for (const a of want) if (!have.has(a)) ops.push({ ...ipLine(ns, "address", "add", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "del", a, "dev", dev)] });
-    for (const a of have) if (!want.has(a)) ops.push({ ...ipLine(ns, "address", "del", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "add", a, "dev", dev)] });
+    for (const a of want)
+      if (!have.has(a)) ops.push({ ...ipLine(ns, "address", "add", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "del", a, "dev", dev)] });
+    for (const a of have)
+      if (!want.has(a)) ops.push({ ...ipLine(ns, "address", "del", a, "dev", dev), phase: "addr", undo: [ipLine(ns, "address", "add", a, "dev", dev)] });
   }
-  if (changed.includes("mtu") || changed.includes("state")) ops.push({ ...ipLine(ns, "link", "set", "dev", dev, "mtu", after.spec.mtu!, "up"), phase: "addr", undo: [ipLine(ns, "link", "set", "dev", dev, "mtu", before.spec.mtu!)] });
+  if (changed.includes("mtu") || changed.includes("state"))
+    ops.push({
+      ...ipLine(ns, "link", "set", "dev", dev, "mtu", after.spec.mtu!, "up"),
+      phase: "addr",
+      undo: [ipLine(ns, "link", "set", "dev", dev, "mtu", before.spec.mtu!)],
+    });
   const conf = wgSetArgs(after, changed);
   // The old private key is not kept anywhere (by design), so a key change cannot be undone.
-  const undoConf = wgSetArgs(before, changed.filter((f) => f !== "public_key"));
+  const undoConf = wgSetArgs(
+    before,
+    changed.filter((f) => f !== "public_key"),
+  );
   if (conf.length) ops.push({ ...exec(ns, "wg", "set", dev, ...conf), phase: "conf", undo: undoConf.length ? [exec(ns, "wg", "set", dev, ...undoConf)] : [] });
   return ops;
 }
-
-

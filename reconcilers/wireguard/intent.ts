@@ -99,7 +99,11 @@ export const wireguardIntentHooks: IntentHooks = {
     // `[[acl_tests]]` are evaluated offline; a failing assertion blocks apply like a config error.
     if (mesh && !ctx.opts.skipAclTests) {
       for (const f of runAclTests(mesh, mesh.self)) {
-        ctx.diagnostics.push({ severity: "error", message: `acl_test: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, the test expects ${f.expected === "accept" ? "accept" : "deny"}`, source: f.test.source });
+        ctx.diagnostics.push({
+          severity: "error",
+          message: `acl_test: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, the test expects ${f.expected === "accept" ? "accept" : "deny"}`,
+          source: f.test.source,
+        });
       }
     }
     return { interfaces: wireguard, mesh };
@@ -127,10 +131,18 @@ export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: 
         if (w) wireguard.push(w);
       }
     }
-    const meshData = f.kind === "mesh" ? (f.data.meshvpn ? (f.data.meshvpn as Obj) : f.data) : f.kind === "boltfile" && f.data.meshvpn ? (f.data.meshvpn as Obj) : undefined;
+    const meshData =
+      f.kind === "mesh" ? (f.data.meshvpn ? (f.data.meshvpn as Obj) : f.data) : f.kind === "boltfile" && f.data.meshvpn ? (f.data.meshvpn as Obj) : undefined;
     if (meshData) {
       const base = f.kind === "mesh" && !f.data.meshvpn ? [] : ["meshvpn"];
-      const m = meshIntent(f.path, meshData, (...k) => pos(...base, ...k), (...k) => keyPos(...base, ...k), err, diags);
+      const m = meshIntent(
+        f.path,
+        meshData,
+        (...k) => pos(...base, ...k),
+        (...k) => keyPos(...base, ...k),
+        err,
+        diags,
+      );
       if (m) {
         if (mesh) err("a second mesh configuration: bolt runs one mesh node per target", m.mesh.source);
         else {
@@ -163,13 +175,21 @@ function keyFile(configFile: string, path: string, kind: "private" | "preshared"
   return { path: full, publicKey: r.publicKey };
 }
 
-function peerList(configFile: string, ifname: string, raws: Obj[], pos: (...k: (string | number)[]) => SourcePos, keyPos: (...k: (string | number)[]) => SourcePos, err: Err): WgPeerIntent[] {
+function peerList(
+  configFile: string,
+  ifname: string,
+  raws: Obj[],
+  pos: (...k: (string | number)[]) => SourcePos,
+  keyPos: (...k: (string | number)[]) => SourcePos,
+  err: Err,
+): WgPeerIntent[] {
   const peers: WgPeerIntent[] = [];
   raws.forEach((raw, i) => {
     const at = (k: string) => pos("peers", i, k);
     const pk = String(raw.public_key ?? "");
     if (!isKey(pk)) return err(`${ifname}: peer ${i + 1}: public_key is not a WireGuard key (44 base64 characters)`, at("public_key"));
-    if (raw.preshared_key !== undefined) return err(`${ifname}: peer ${i + 1}: preshared_key must come from a file (preshared_key_file), never from the config`, at("preshared_key"));
+    if (raw.preshared_key !== undefined)
+      return err(`${ifname}: peer ${i + 1}: preshared_key must come from a file (preshared_key_file), never from the config`, at("preshared_key"));
     const allowed: Cidr4[] = [];
     for (const [j, a] of ((raw.allowed_ips ?? []) as string[]).entries()) {
       const c = parseCidr4(a.includes("/") ? a : `${a}/32`);
@@ -179,8 +199,17 @@ function peerList(configFile: string, ifname: string, raws: Obj[], pos: (...k: (
     let pskFile: string | undefined;
     if (raw.preshared_key_file !== undefined) pskFile = keyFile(configFile, String(raw.preshared_key_file), "preshared", at("preshared_key_file"), err)?.path;
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
-    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint)) err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}" must be host:port`, at("endpoint"));
-    peers.push({ publicKey: pk, allowedIps: allowed, endpoint, keepalive: raw.persistent_keepalive as number | undefined, pskFile, hostname: raw.hostname as string | undefined, source: keyPos("peers", i) });
+    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint))
+      err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    peers.push({
+      publicKey: pk,
+      allowedIps: allowed,
+      endpoint,
+      keepalive: raw.persistent_keepalive as number | undefined,
+      pskFile,
+      hostname: raw.hostname as string | undefined,
+      source: keyPos("peers", i),
+    });
   });
   peerChecks(ifname, peers, err);
   return peers;
@@ -197,16 +226,28 @@ function peerChecks(ifname: string, peers: WgPeerIntent[], err: Err) {
     for (let j = 0; j < i; j++) {
       for (const a of peers[i]!.allowedIps) {
         const b = peers[j]!.allowedIps.find((x) => overlaps(a, x));
-        if (b && a.prefix !== 0 && b.prefix !== 0) err(`${ifname}: allowed IP ${formatCidr4(a)} overlaps ${formatCidr4(b)} of another peer (${peers[j]!.hostname ?? peers[j]!.publicKey})`, peers[i]!.source);
+        if (b && a.prefix !== 0 && b.prefix !== 0)
+          err(
+            `${ifname}: allowed IP ${formatCidr4(a)} overlaps ${formatCidr4(b)} of another peer (${peers[j]!.hostname ?? peers[j]!.publicKey})`,
+            peers[i]!.source,
+          );
       }
     }
   }
 }
 
-function wgInterface(configFile: string, ifname: string, raw: Obj, pos: (...k: (string | number)[]) => SourcePos, source: SourcePos, err: Err): WgIntent | undefined {
+function wgInterface(
+  configFile: string,
+  ifname: string,
+  raw: Obj,
+  pos: (...k: (string | number)[]) => SourcePos,
+  source: SourcePos,
+  err: Err,
+): WgIntent | undefined {
   const p = ifnameProblem(ifname);
   if (p) return void err(`wireguard: ${p}`, source);
-  if (raw.private_key !== undefined) return void err(`${ifname}: private_key must come from a file (private_key_file, mode 0600), never from the config`, pos("private_key"));
+  if (raw.private_key !== undefined)
+    return void err(`${ifname}: private_key must come from a file (private_key_file, mode 0600), never from the config`, pos("private_key"));
   if (raw.private_key_file === undefined) return void err(`${ifname}: private_key_file is required`, source);
   const key = keyFile(configFile, String(raw.private_key_file), "private", pos("private_key_file"), err);
   // The schema documents one address or a list of them.
@@ -214,7 +255,11 @@ function wgInterface(configFile: string, ifname: string, raw: Obj, pos: (...k: (
   const addrs: (Cidr4 & { addr: number })[] = [];
   for (const [j, a] of list.entries()) {
     const c = parseCidr4(a);
-    if (!c) return void err(`${ifname}: address "${a}" must be an IPv4 address with prefix, like 10.0.0.1/24`, Array.isArray(raw.address) ? pos("address", j) : pos("address"));
+    if (!c)
+      return void err(
+        `${ifname}: address "${a}" must be an IPv4 address with prefix, like 10.0.0.1/24`,
+        Array.isArray(raw.address) ? pos("address", j) : pos("address"),
+      );
     addrs.push(c);
   }
   const address = addrs[0];
@@ -222,20 +267,51 @@ function wgInterface(configFile: string, ifname: string, raw: Obj, pos: (...k: (
   const peers = peerList(configFile, ifname, (raw.peers ?? []) as Obj[], pos, (...k) => pos(...k), err);
   if (!key?.publicKey) return undefined;
   if (peers.some((pp) => pp.publicKey === key.publicKey)) err(`${ifname}: a peer has this interface's own public key`, source);
-  return { ifname, address, moreAddresses: addrs.slice(1), listenPort: raw.listen_port as number | undefined, privateKeyFile: key.path, publicKey: key.publicKey, mtu: raw.mtu as number | undefined, peers, source, mesh: false };
+  return {
+    ifname,
+    address,
+    moreAddresses: addrs.slice(1),
+    listenPort: raw.listen_port as number | undefined,
+    privateKeyFile: key.path,
+    publicKey: key.publicKey,
+    mtu: raw.mtu as number | undefined,
+    peers,
+    source,
+    mesh: false,
+  };
 }
 
-function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)[]) => SourcePos, keyPos: (...k: (string | number)[]) => SourcePos, err: Err, diags: Diagnostic[]): { wg: WgIntent; mesh: MeshIntent } | undefined {
+function meshIntent(
+  configFile: string,
+  data: Obj,
+  pos: (...k: (string | number)[]) => SourcePos,
+  keyPos: (...k: (string | number)[]) => SourcePos,
+  err: Err,
+  diags: Diagnostic[],
+): { wg: WgIntent; mesh: MeshIntent } | undefined {
   // ghostwire.toml has a [ghostwire] table; the Boltfile's [meshvpn] carries the same keys inline.
   const gw = (data.ghostwire ?? data) as Obj;
   const cs = gw.control_server === undefined ? "static" : String(gw.control_server);
   if (cs !== "static") {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(cs)?.[1];
-    if (scheme === "https" || scheme === "http" || scheme === "etcd") diags.push({ severity: "warning", message: `accepted, not enforced: ghostwire.control_server "${cs}" — bolt reconciles the static [[peers]] list; a coordination server is not contacted`, source: pos("ghostwire", "control_server") });
-    else return void err(`ghostwire.control_server "${cs}": unsupported (use "static", or an https:// / etcd:// coordination server URL)`, pos("ghostwire", "control_server"));
+    if (scheme === "https" || scheme === "http" || scheme === "etcd")
+      diags.push({
+        severity: "warning",
+        message: `accepted, not enforced: ghostwire.control_server "${cs}" — bolt reconciles the static [[peers]] list; a coordination server is not contacted`,
+        source: pos("ghostwire", "control_server"),
+      });
+    else
+      return void err(
+        `ghostwire.control_server "${cs}": unsupported (use "static", or an https:// / etcd:// coordination server URL)`,
+        pos("ghostwire", "control_server"),
+      );
   }
   if (data.node === undefined) {
-    diags.push({ severity: "warning", message: "accepted, not enforced: this mesh file has no [node] table (this host's interface and private_key_file), so there is nothing to set up here", source: keyPos() });
+    diags.push({
+      severity: "warning",
+      message: "accepted, not enforced: this mesh file has no [node] table (this host's interface and private_key_file), so there is nothing to set up here",
+      source: keyPos(),
+    });
     return undefined;
   }
   const node = data.node as Obj;
@@ -244,7 +320,8 @@ function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)
   const ifname = String(node.interface ?? "gw0");
   const p = ifnameProblem(ifname);
   if (p) return void err(`mesh: ${p}`, pos("node", "interface"));
-  if (node.private_key !== undefined) return void err("mesh: node.private_key must come from a file (private_key_file, mode 0600), never from the config", pos("node", "private_key"));
+  if (node.private_key !== undefined)
+    return void err("mesh: node.private_key must come from a file (private_key_file, mode 0600), never from the config", pos("node", "private_key"));
   if (node.private_key_file === undefined) return void err("mesh: node.private_key_file is required", source);
   const key = keyFile(configFile, String(node.private_key_file), "private", pos("node", "private_key_file"), err);
   if (!key?.publicKey) return undefined;
@@ -264,7 +341,11 @@ function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)
     const pk = String(raw.public_key ?? "");
     if (!isKey(pk)) return err(`mesh: peer "${String(raw.hostname)}": public_key is not a WireGuard key (44 base64 characters)`, at("public_key"));
     const a = parseIp4(String(raw.address ?? "").split("/")[0]!);
-    if (a === undefined) return err(`mesh: peer "${String(raw.hostname)}": address is required (its mesh address, e.g. 100.64.0.2)`, raw.address === undefined ? keyPos("peers", i) : at("address"));
+    if (a === undefined)
+      return err(
+        `mesh: peer "${String(raw.hostname)}": address is required (its mesh address, e.g. 100.64.0.2)`,
+        raw.address === undefined ? keyPos("peers", i) : at("address"),
+      );
     const routes: Cidr4[] = [];
     for (const [j, r] of ((raw.routes ?? []) as string[]).entries()) {
       const c = parseCidr4(r);
@@ -276,20 +357,30 @@ function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)
     const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];
     if (useExit === hn) allowed.push({ network: 0, prefix: 0 });
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
-    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint)) err(`mesh: peer "${hn}": endpoint "${endpoint}" must be host:port`, at("endpoint"));
-    peers.push({ publicKey: pk, allowedIps: allowed, endpoint, keepalive: (raw.persistent_keepalive as number | undefined) ?? 25, hostname: hn, source: keyPos("peers", i) });
+    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint))
+      err(`mesh: peer "${hn}": endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    peers.push({
+      publicKey: pk,
+      allowedIps: allowed,
+      endpoint,
+      keepalive: (raw.persistent_keepalive as number | undefined) ?? 25,
+      hostname: hn,
+      source: keyPos("peers", i),
+    });
   });
   peerChecks(ifname, peers, err);
   const seenHost = new Map<string, MeshNode>([[self.hostname, self]]);
   const seenAddr = new Map<number, MeshNode>([[self.address, self]]);
   nodes.forEach((n, i) => {
     if (seenHost.has(n.hostname)) err(`mesh: hostname "${n.hostname}" is used twice`, keyPos("peers", i));
-    if (seenAddr.has(n.address)) err(`mesh: address ${formatIp4(n.address)} of "${n.hostname}" is also "${seenAddr.get(n.address)!.hostname}"'s`, pos("peers", i, "address"));
+    if (seenAddr.has(n.address))
+      err(`mesh: address ${formatIp4(n.address)} of "${n.hostname}" is also "${seenAddr.get(n.address)!.hostname}"'s`, pos("peers", i, "address"));
     if (n.publicKey === self.publicKey) err(`mesh: peer "${n.hostname}" has this node's own public key`, pos("peers", i, "public_key"));
     seenHost.set(n.hostname, n);
     seenAddr.set(n.address, n);
   });
-  if (useExit && !nodes.some((n) => n.hostname === useExit)) err(`mesh: use_exit_node "${useExit}" is not one of the [[peers]] (${nodes.map((n) => n.hostname).join(", ") || "none"})`, pos("node", "use_exit_node"));
+  if (useExit && !nodes.some((n) => n.hostname === useExit))
+    err(`mesh: use_exit_node "${useExit}" is not one of the [[peers]] (${nodes.map((n) => n.hostname).join(", ") || "none"})`, pos("node", "use_exit_node"));
   const advertise: Cidr4[] = [];
   for (const [j, r] of ((node.advertise_routes ?? []) as string[]).entries()) {
     const c = parseCidr4(r);
@@ -301,16 +392,32 @@ function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)
   const acls: AclIntent[] = ((data.acls ?? []) as Obj[]).map((raw, i) => {
     // The schema (and the seed's ACL example) spell the refusing action "drop".
     const action = raw.action === "drop" || raw.action === "deny" ? "deny" : "accept";
-    const acl: AclIntent = { action, src: (raw.src as string[]).map(String), dst: (raw.dst as string[]).map(String), proto: raw.proto as string | undefined, source: keyPos("acls", i) };
+    const acl: AclIntent = {
+      action,
+      src: (raw.src as string[]).map(String),
+      dst: (raw.dst as string[]).map(String),
+      proto: raw.proto as string | undefined,
+      source: keyPos("acls", i),
+    };
     acl.src.forEach((s, j) => checkAclName(s, false, allTags, hosts, pos("acls", i, "src", j), err));
     acl.dst.forEach((s, j) => checkAclName(s, true, allTags, hosts, pos("acls", i, "dst", j), err));
     // The nft rules match ports for tcp and udp only: anything else with ports would compile to
     // a tcp/udp match that disagrees with what [[acl_tests]] evaluate.
-    if ((acl.proto === "icmp" || acl.proto === "sctp") && acl.dst.some((d) => !d.endsWith(":*"))) err(`ACL proto "${acl.proto}" with ports: ${acl.proto === "icmp" ? "ICMP has no ports" : "sctp ports are not supported"}; write the destinations as "<target>:*"`, pos("acls", i, "proto"));
+    if ((acl.proto === "icmp" || acl.proto === "sctp") && acl.dst.some((d) => !d.endsWith(":*")))
+      err(
+        `ACL proto "${acl.proto}" with ports: ${acl.proto === "icmp" ? "ICMP has no ports" : "sctp ports are not supported"}; write the destinations as "<target>:*"`,
+        pos("acls", i, "proto"),
+      );
     return acl;
   });
   const aclTests: AclTestIntent[] = ((data.acl_tests ?? []) as Obj[]).map((raw, i) => {
-    const t: AclTestIntent = { src: String(raw.src), proto: String(raw.proto ?? "tcp"), accept: ((raw.accept ?? []) as string[]).map(String), deny: ((raw.deny ?? []) as string[]).map(String), source: keyPos("acl_tests", i) };
+    const t: AclTestIntent = {
+      src: String(raw.src),
+      proto: String(raw.proto ?? "tcp"),
+      accept: ((raw.accept ?? []) as string[]).map(String),
+      deny: ((raw.deny ?? []) as string[]).map(String),
+      source: keyPos("acl_tests", i),
+    };
     checkAclName(t.src, false, allTags, hosts, pos("acl_tests", i, "src"), err);
     [...t.accept, ...t.deny].forEach((d) => checkAclName(d, true, allTags, hosts, t.source, err));
     return t;
@@ -327,7 +434,18 @@ function meshIntent(configFile: string, data: Obj, pos: (...k: (string | number)
     mesh: true,
   };
   if (node.address === undefined) wg.address = undefined;
-  const mesh: MeshIntent = { ifname, self, peers: nodes, advertise, exitNode: node.exit_node === true, useExitNode: useExit, magicDns: features.magic_dns === true, acls, aclTests, source };
+  const mesh: MeshIntent = {
+    ifname,
+    self,
+    peers: nodes,
+    advertise,
+    exitNode: node.exit_node === true,
+    useExitNode: useExit,
+    magicDns: features.magic_dns === true,
+    acls,
+    aclTests,
+    source,
+  };
   return { wg, mesh };
 }
 
@@ -347,7 +465,8 @@ function checkAclName(s: string, isDst: boolean, tags: Set<string>, hosts: Set<s
     const i = s.lastIndexOf(":");
     if (i <= 0 || (s.startsWith("tag:") && i === 3)) return err(`ACL destination "${s}" needs a port: "<target>:<port>", ":N-M" or ":*"`, at);
     const port = s.slice(i + 1);
-    if (port !== "*" && !/^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/.test(port)) return err(`ACL destination "${s}": port "${port}" is not a port, a range or *`, at);
+    if (port !== "*" && !/^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/.test(port))
+      return err(`ACL destination "${s}": port "${port}" is not a port, a range or *`, at);
     name = s.slice(0, i);
   }
   if (name === "*") return;

@@ -31,7 +31,11 @@ export function readKeyFile(path: string, kind: "private" | "preshared"): KeyFil
     return { ok: false, missing, message: `${kind} key file ${path}: ${missing ? "does not exist" : (e as Error).message}` };
   }
   if (!st.isFile()) return { ok: false, message: `${kind} key file ${path} is not a regular file` };
-  if (st.mode & 0o077) return { ok: false, message: `${kind} key file ${path} has mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}: group and others must have no access (chmod 600 ${path})` };
+  if (st.mode & 0o077)
+    return {
+      ok: false,
+      message: `${kind} key file ${path} has mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}: group and others must have no access (chmod 600 ${path})`,
+    };
   let text: string;
   try {
     text = readFileSync(path, "utf8").trim();

@@ -14,12 +14,14 @@ import { targetName } from "./render-text.js";
 export async function cmdApplyPlan(o: GlobalOpts & { planFile: string; showCommands?: boolean; confirm?: ConfirmOptions }): Promise<number> {
   const saved = readSavedPlan(o.planFile);
   if (o.file.length) throw new BoltError(`apply ${o.planFile}: a saved plan carries its configuration; drop -f (or plan again with these files)`);
-  if (o.netns !== undefined && o.netns !== saved.target) throw new BoltError(`${o.planFile} was made for ${targetName(saved.target)}, not ${targetName(o.netns)}`);
+  if (o.netns !== undefined && o.netns !== saved.target)
+    throw new BoltError(`${o.planFile} was made for ${targetName(saved.target)}, not ${targetName(o.netns)}`);
   const t = saved.target;
   const command = `apply ${o.planFile}`;
   const show = planPrinter(o, o.showCommands);
   return withTarget(o, t, command, async ({ runner, store }) => {
-    const { plan, result } = await reconcile({ registry: REGISTRY,
+    const { plan, result } = await reconcile({
+      registry: REGISTRY,
       runner,
       target: t,
       store,

@@ -30,11 +30,34 @@ export function confirmOptions(o: GlobalOpts, timeoutMs: number): ConfirmOptions
     timeoutMs,
     arm(revision: number): string {
       opts.armed = revision;
-      const args = ["rollback", "--if-unconfirmed", String(revision), "--state-dir", resolve(o.stateDir), "--log-level", "info", ...(o.netns !== undefined ? ["--netns", o.netns] : [])];
+      const args = [
+        "rollback",
+        "--if-unconfirmed",
+        String(revision),
+        "--state-dir",
+        resolve(o.stateDir),
+        "--log-level",
+        "info",
+        ...(o.netns !== undefined ? ["--netns", o.netns] : []),
+      ];
       const mode = process.env.BOLT_CONFIRM_TIMER ?? "auto";
       if (mode === "systemd" || (mode === "auto" && existsSync("/run/systemd/system"))) {
         const unit = `bolt-confirm-${revision}-${process.pid}`;
-        const r = spawnSync("systemd-run", ["--unit", unit, "--collect", "--quiet", "--description", `bolt: roll back revision ${revision} unless confirmed`, process.execPath, BOLT_BIN, ...args], { stdio: "ignore" });
+        const r = spawnSync(
+          "systemd-run",
+          [
+            "--unit",
+            unit,
+            "--collect",
+            "--quiet",
+            "--description",
+            `bolt: roll back revision ${revision} unless confirmed`,
+            process.execPath,
+            BOLT_BIN,
+            ...args,
+          ],
+          { stdio: "ignore" },
+        );
         if (r.status === 0) return `unit:${unit}`;
         o.log.warn({ status: r.status, error: r.error?.message }, "systemd-run failed; using a detached process for the confirm timer");
       }
@@ -56,7 +79,8 @@ export async function cmdConfirm(o: GlobalOpts): Promise<number> {
     const pending = pendingRevisions(store, t);
     if (!pending.length) {
       const last = store.revisions(t).pop();
-      if (last?.status === "reverted") throw new BoltError(`too late: revision ${last.id} was not confirmed in time and has been rolled back (see \`bolt history\`)`);
+      if (last?.status === "reverted")
+        throw new BoltError(`too late: revision ${last.id} was not confirmed in time and has been rolled back (see \`bolt history\`)`);
       o.out(`Nothing to confirm in ${targetName(t)}.\n`);
       return EXIT.OK;
     }
@@ -76,7 +100,8 @@ export async function cmdRollbackTo(o: GlobalOpts & { to: number; showCommands?:
   const t = target(o);
   return withTarget(o, t, undefined, async ({ runner, store }) => {
     const state = revisionState(store, t, o.to);
-    const { plan, result } = await reconcile({ registry: REGISTRY,
+    const { plan, result } = await reconcile({
+      registry: REGISTRY,
       runner,
       target: t,
       store,
@@ -89,7 +114,12 @@ export async function cmdRollbackTo(o: GlobalOpts & { to: number; showCommands?:
       confirm: o.confirm,
       onPlan: planPrinter(o, o.showCommands),
     });
-    if (!o.json) o.out(result ? `\nRolled back to revision ${o.to}: ${summaryLine(plan.changes).replace(/^Plan: /, "")}\n` : `${targetName(t)} is already at revision ${o.to}.\n`);
+    if (!o.json)
+      o.out(
+        result
+          ? `\nRolled back to revision ${o.to}: ${summaryLine(plan.changes).replace(/^Plan: /, "")}\n`
+          : `${targetName(t)} is already at revision ${o.to}.\n`,
+      );
     return EXIT.OK;
   });
 }
@@ -128,9 +158,23 @@ export async function cmdRollbackIfUnconfirmed(o: GlobalOpts & { revision: numbe
       try {
         const runner = o.runner ?? new ProcessRunner();
         const what = previous ? `revision ${previous}` : "the state before bolt";
-        const { plan, result, recovered } = await reconcile({ registry: REGISTRY, runner, target: t, store, intent: state.intent, warnings: [], command: `rollback: revision ${rev} not confirmed, restored ${what}`, log: o.log, desired: state.desired, convergeAfterRecovery: true });
+        const { plan, result, recovered } = await reconcile({
+          registry: REGISTRY,
+          runner,
+          target: t,
+          store,
+          intent: state.intent,
+          warnings: [],
+          command: `rollback: revision ${rev} not confirmed, restored ${what}`,
+          log: o.log,
+          desired: state.desired,
+          convergeAfterRecovery: true,
+        });
         // Recorded even when undoing an interrupted apply was all it took (no new revision then).
-        const how = [recovered ? `undid the interrupted apply (${recovered.undone} op(s))` : "", result ? `${plan.changes.length} change(s)` : ""].filter(Boolean).join(", ") || "nothing to change";
+        const how =
+          [recovered ? `undid the interrupted apply (${recovered.undone} op(s))` : "", result ? `${plan.changes.length} change(s)` : ""]
+            .filter(Boolean)
+            .join(", ") || "nothing to change";
         store.addHistory(t, `rollback --if-unconfirmed ${rev}`, `revision ${rev} not confirmed by ${row.confirm_by}: restored ${what}: ${how}`, "applied");
         o.log.info({ revision: rev, previous, changes: plan.changes.length, recovered: !!recovered }, "confirm.timer.restored");
       } catch (e) {

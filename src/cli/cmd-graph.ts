@@ -16,7 +16,15 @@ export async function cmdGraph(o: GlobalOpts & { format: string; stateFile?: str
   const t = o.netns ?? null;
   const host = readHostState(o.stateFile ?? "none", t);
   const off = offlineInputs(host, o.netns ?? host.target, REGISTRY, intent);
-  const plan = await makePlan({ intent, runner: off.runner, target: o.netns ?? host.target, registry: REGISTRY, leases: off.leases, originals: off.originals, snapshot: off.snapshot });
+  const plan = await makePlan({
+    intent,
+    runner: off.runner,
+    target: o.netns ?? host.target,
+    registry: REGISTRY,
+    leases: off.leases,
+    originals: off.originals,
+    snapshot: off.snapshot,
+  });
   const g = desiredGraph(plan.desired);
   if (o.format === "dot") o.out(renderDot(g));
   else if (o.format === "mermaid") o.out(renderMermaid(g));

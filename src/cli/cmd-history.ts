@@ -14,7 +14,11 @@ export async function cmdHistory(o: GlobalOpts & { all?: boolean }): Promise<num
   try {
     store = StateStore.openReadOnly(o.stateDir);
   } catch {
-    o.out(o.json ? JSON.stringify({ format_version: "1.0", target: { netns: t }, revisions: [], events: [] }, null, 2) + "\n" : `No history for ${targetName(t)} yet.\n`);
+    o.out(
+      o.json
+        ? JSON.stringify({ format_version: "1.0", target: { netns: t }, revisions: [], events: [] }, null, 2) + "\n"
+        : `No history for ${targetName(t)} yet.\n`,
+    );
     return EXIT.OK;
   }
   try {
@@ -28,11 +32,23 @@ export async function cmdHistory(o: GlobalOpts & { all?: boolean }): Promise<num
       o.out(`No history for ${targetName(t)} yet.\n`);
       return EXIT.OK;
     }
-    const rows = revisions.map((r) => [String(r.id), local(r.at), r.user, r.command, r.status === "pending" && r.confirm_by ? `pending until ${local(r.confirm_by)}` : r.status, r.summary.replace(/^Plan: /, "")]);
+    const rows = revisions.map((r) => [
+      String(r.id),
+      local(r.at),
+      r.user,
+      r.command,
+      r.status === "pending" && r.confirm_by ? `pending until ${local(r.confirm_by)}` : r.status,
+      r.summary.replace(/^Plan: /, ""),
+    ]);
     o.out(table(["REV", "WHEN", "WHO", "COMMAND", "STATUS", "CHANGES"], rows));
     if (o.all) {
       o.out(`\nEvents in ${targetName(t)}:\n`);
-      o.out(table(["#", "WHEN", "WHO", "COMMAND", "OUTCOME", "SUMMARY"], events.map((e) => [String(e.id), local(e.at), e.user, e.command, e.outcome, e.summary.replace(/^Plan: /, "")])));
+      o.out(
+        table(
+          ["#", "WHEN", "WHO", "COMMAND", "OUTCOME", "SUMMARY"],
+          events.map((e) => [String(e.id), local(e.at), e.user, e.command, e.outcome, e.summary.replace(/^Plan: /, "")]),
+        ),
+      );
     }
     return EXIT.OK;
   } finally {
@@ -48,6 +64,10 @@ function local(iso: string): string {
 
 function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join("  ").trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(head), ...rows.map(line)].join("\n") + "\n";
 }

@@ -21,9 +21,22 @@ export async function cmdMeshTest(o: GlobalOpts): Promise<number> {
   if (!mesh) throw new BoltError("no mesh in these files: give a ghostwire.toml (or a Boltfile with [meshvpn]) with a [node] table");
   const failures = runAclTests(mesh, mesh.self);
   const total = mesh.aclTests.reduce((n, t) => n + t.accept.length + t.deny.length, 0);
-  if (o.json) o.out(JSON.stringify({ tests: total, failures: failures.map((f) => ({ src: f.test.src, target: f.target, proto: f.test.proto, expected: f.expected, got: f.got, source: f.test.source })) }, null, 2) + "\n");
+  if (o.json)
+    o.out(
+      JSON.stringify(
+        {
+          tests: total,
+          failures: failures.map((f) => ({ src: f.test.src, target: f.target, proto: f.test.proto, expected: f.expected, got: f.got, source: f.test.source })),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
   else {
-    for (const f of failures) o.out(`FAIL ${f.test.source.file}:${f.test.source.line}:${f.test.source.col}: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, expected ${f.expected}\n`);
+    for (const f of failures)
+      o.out(
+        `FAIL ${f.test.source.file}:${f.test.source.line}:${f.test.source.col}: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, expected ${f.expected}\n`,
+      );
     o.out(failures.length ? `${failures.length} of ${total} ACL assertion(s) fail.\n` : `All ${total} ACL assertion(s) pass.\n`);
   }
   return failures.length ? EXIT.ERROR : EXIT.OK;
@@ -65,7 +78,9 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
     o.out(`interface ${i.interface}${i.running ? "" : " (not running)"}: public key ${i.public_key ?? "-"}, port ${i.listen_port ?? "-"}\n`);
     for (const p of i.peers) {
       const hs = p.handshake_age_seconds === null ? "never" : `${p.handshake_age_seconds}s ago`;
-      o.out(`  peer ${p.public_key}\n    endpoint ${p.endpoint ?? "-"}  handshake ${hs}  rx ${p.rx_bytes} B  tx ${p.tx_bytes} B\n    allowed ips ${p.allowed_ips.join(", ") || "-"}\n`);
+      o.out(
+        `  peer ${p.public_key}\n    endpoint ${p.endpoint ?? "-"}  handshake ${hs}  rx ${p.rx_bytes} B  tx ${p.tx_bytes} B\n    allowed ips ${p.allowed_ips.join(", ") || "-"}\n`,
+      );
     }
     if (i.routes.length) o.out(`  routes: ${i.routes.join(", ")}\n`);
   }
@@ -91,5 +106,3 @@ export async function cmdKeygen(o: GlobalOpts & { path: string; force?: boolean 
   o.out(`${o.path} (private, 0600)\n${o.path}.pub: ${pub.stdout.trim()}\n`);
   return EXIT.OK;
 }
-
-

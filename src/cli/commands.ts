@@ -46,7 +46,9 @@ export function target(o: GlobalOpts): Ns {
 
 export async function checkTarget(runner: CommandRunner, t: Ns, reader?: LiveReader): Promise<void> {
   if (t === null) return;
-  const list = reader ? await reader.ipJson<{ name: string }[]>(["netns", "list"], null).catch(() => []) : await runner.run(["ip", "-j", "netns", "list"]).then((r) => (r.code === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as { name: string }[]) : []));
+  const list = reader
+    ? await reader.ipJson<{ name: string }[]>(["netns", "list"], null).catch(() => [])
+    : await runner.run(["ip", "-j", "netns", "list"]).then((r) => (r.code === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as { name: string }[]) : []));
   const names = list.map((n) => n.name);
   if (!names.includes(t)) throw new BoltError(`network namespace "${t}" does not exist (create it with \`ip netns add ${t}\`; bolt never creates its target)`);
 }
@@ -129,7 +131,17 @@ export async function cmdValidate(o: GlobalOpts): Promise<number> {
   return EXIT.OK;
 }
 
-export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep?: boolean; showCommands?: boolean; destroy?: boolean; format?: string; outFile?: string; stateFile?: string }): Promise<number> {
+export async function cmdPlan(
+  o: GlobalOpts & {
+    detailedExitcode?: boolean;
+    deep?: boolean;
+    showCommands?: boolean;
+    destroy?: boolean;
+    format?: string;
+    outFile?: string;
+    stateFile?: string;
+  },
+): Promise<number> {
   // The kernel reads depend on nothing in the config: start them before loading it.
   const reader = o.stateFile === undefined ? prefetch(o.runner ?? new ProcessRunner(), target(o)) : undefined;
   const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined });
@@ -141,21 +153,46 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
   if (!offline) await checkTarget(runner, t, reader);
   const state = offline ? { leases: offline.leases, originals: offline.originals, pendingJournal: false } : readState(o);
   if (!offline) warnings.push(...(await foreignWarnings(runner, t, intent)));
-  if (state.pendingJournal) warnings.push({ severity: "warning", message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first` });
-  const made = await makePlan({ intent, runner, target: t, registry: REGISTRY, leases: state.leases, originals: state.originals, deep: o.deep || state.pendingJournal, destroy: o.destroy, snapshot: offline?.snapshot, reader: offline ? undefined : reader });
+  if (state.pendingJournal)
+    warnings.push({
+      severity: "warning",
+      message: `an interrupted apply left a journal for ${targetName(t)}: the next \`bolt apply\` (or \`bolt rollback\`) repairs it first`,
+    });
+  const made = await makePlan({
+    intent,
+    runner,
+    target: t,
+    registry: REGISTRY,
+    leases: state.leases,
+    originals: state.originals,
+    deep: o.deep || state.pendingJournal,
+    destroy: o.destroy,
+    snapshot: offline?.snapshot,
+    reader: offline ? undefined : reader,
+  });
   const plan = offline ? dropDigestEqual(made) : made;
   const refused = o.destroy ? undefined : massDestroy(plan);
-  const diags = [...warnings, ...plan.diagnostics, ...(refused ? [{ severity: "warning" as const, message: `\`bolt apply\` will refuse this plan: ${refused}`, hint: MASS_DESTROY_HINT }] : [])];
+  const diags = [
+    ...warnings,
+    ...plan.diagnostics,
+    ...(refused ? [{ severity: "warning" as const, message: `\`bolt apply\` will refuse this plan: ${refused}`, hint: MASS_DESTROY_HINT }] : []),
+  ];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
-  if (o.outFile) writeSavedPlan(o.outFile, toSavedPlan(plan, o.destroy ? emptyIntent(intent.files) : intent, { deep: !!(o.deep || state.pendingJournal), destroy: !!o.destroy }));
+  if (o.outFile)
+    writeSavedPlan(
+      o.outFile,
+      toSavedPlan(plan, o.destroy ? emptyIntent(intent.files) : intent, { deep: !!(o.deep || state.pendingJournal), destroy: !!o.destroy }),
+    );
   const format = o.format ?? (o.json ? "json" : "text");
   if (format === "json") o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
-  else if (format === "markdown") o.out(renderPlanMarkdown(plan, diags, { showCommands: o.showCommands, state: host ? { host: host.host, exportedAt: host.exported_at } : undefined }));
+  else if (format === "markdown")
+    o.out(renderPlanMarkdown(plan, diags, { showCommands: o.showCommands, state: host ? { host: host.host, exportedAt: host.exported_at } : undefined }));
   else {
     printWarnings(o, diags);
     o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
   }
-  if (o.outFile && format === "text") o.out(`\nSaved the plan to ${o.outFile}: \`bolt apply ${o.outFile}\` applies exactly these changes, or refuses if ${targetName(t)} changed meanwhile.\n`);
+  if (o.outFile && format === "text")
+    o.out(`\nSaved the plan to ${o.outFile}: \`bolt apply ${o.outFile}\` applies exactly these changes, or refuses if ${targetName(t)} changed meanwhile.\n`);
   // A pending journal is work for the next apply (it rolls back first) even when the shallow diff is empty.
   return o.detailedExitcode && (plan.changes.length || state.pendingJournal) ? EXIT.CHANGES : EXIT.OK;
 }
@@ -164,7 +201,12 @@ export async function cmdPlan(o: GlobalOpts & { detailedExitcode?: boolean; deep
  * One writer per target: check it exists, open the store and hold the target's lock while
  * `fn` runs. A failure of `command` is recorded in the history (best effort).
  */
-export async function withTarget<T>(o: GlobalOpts, t: Ns, command: string | undefined, fn: (s: { runner: CommandRunner; store: StateStore }) => Promise<T>): Promise<T> {
+export async function withTarget<T>(
+  o: GlobalOpts,
+  t: Ns,
+  command: string | undefined,
+  fn: (s: { runner: CommandRunner; store: StateStore }) => Promise<T>,
+): Promise<T> {
   const runner = o.runner ?? new ProcessRunner();
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
@@ -200,11 +242,19 @@ export function planPrinter(o: GlobalOpts, showCommands?: boolean): (plan: Plan,
 
 /** "Resources: 2 added, 0 changed, 0 replaced, 1 destroyed." */
 export function resourcesLine(changes: Plan["changes"]): string {
-  return summaryLine(changes).replace(/^Plan: /, "Resources: ").replace(/ to /g, " ").replace("add", "added").replace("change,", "changed,").replace("replace,", "replaced,").replace("destroy.", "destroyed.");
+  return summaryLine(changes)
+    .replace(/^Plan: /, "Resources: ")
+    .replace(/ to /g, " ")
+    .replace("add", "added")
+    .replace("change,", "changed,")
+    .replace("replace,", "replaced,")
+    .replace("destroy.", "destroyed.");
 }
 
 /** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */
-export async function cmdApply(o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean }): Promise<number> {
+export async function cmdApply(
+  o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean },
+): Promise<number> {
   const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
   const t = target(o);
   const command = o.destroy ? "destroy" : "apply";
@@ -237,7 +287,18 @@ export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<numbe
   const state = readState(o);
   const snap = await readLive(runner, t, REGISTRY, { deep: !!o.deep, intent: EMPTY_INTENT, originals: state.originals });
   const owned = [...snap.live.values()].filter((r) => r.owned);
-  if (o.json) o.out(JSON.stringify({ format_version: "1.0", target: { netns: t }, resources: owned.map((r) => ({ address: r.id, kind: r.kind, name: r.name, spec: r.spec, ...(r.counters ? { counters: r.counters } : {}) })) }, null, 2) + "\n");
+  if (o.json)
+    o.out(
+      JSON.stringify(
+        {
+          format_version: "1.0",
+          target: { netns: t },
+          resources: owned.map((r) => ({ address: r.id, kind: r.kind, name: r.name, spec: r.spec, ...(r.counters ? { counters: r.counters } : {}) })),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
   else o.out(renderShow(owned, t));
   return EXIT.OK;
 }

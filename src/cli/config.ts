@@ -11,7 +11,11 @@ import { REGISTRY } from "../../reconcilers/registry.js";
  * `offline`: validating without the target host at hand (bolt validate, CI plans): key files
  * that are missing here are reported as warnings instead of errors.
  */
-export function loadIntent(files: string[], netnsPrefix: string | undefined, opts: { offline?: boolean; skipAclTests?: boolean } = {}): { intent: Intent; warnings: Diagnostic[] } {
+export function loadIntent(
+  files: string[],
+  netnsPrefix: string | undefined,
+  opts: { offline?: boolean; skipAclTests?: boolean } = {},
+): { intent: Intent; warnings: Diagnostic[] } {
   const diags: Diagnostic[] = [];
   const loaded = [];
   for (const f of files) {

@@ -30,15 +30,28 @@ interface RawArgs {
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.OK;
   // yargs' inferred argument types do not survive shared builders; RawArgs is the contract.
+  const run =
+    (fn: (o: GlobalOpts, a: RawArgs) => Promise<number>, needsFiles = true) =>
+    // biome-ignore lint/suspicious/noExplicitAny: yargs' builder types do not survive shared builders
+    async (a: any) => {
+      if (needsFiles && !a.file?.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable)");
+      const log = await makeLogger(a["log-level"], a.json);
+      const o: GlobalOpts = {
+        file: a.file ?? [],
+        netns: a.netns,
+        stateDir: a["state-dir"],
+        netnsPrefix: a["netns-prefix"],
+        lockTimeout: a["lock-timeout"],
+        json: a.json,
+        log,
+        out,
+        err,
+      };
+      code = await fn(o, a);
+    };
   // biome-ignore lint/suspicious/noExplicitAny: yargs' builder types do not survive shared builders
-  const run = (fn: (o: GlobalOpts, a: RawArgs) => Promise<number>, needsFiles = true) => async (a: any) => {
-    if (needsFiles && !a.file?.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable)");
-    const log = await makeLogger(a["log-level"], a.json);
-    const o: GlobalOpts = { file: a.file ?? [], netns: a.netns, stateDir: a["state-dir"], netnsPrefix: a["netns-prefix"], lockTimeout: a["lock-timeout"], json: a.json, log, out, err };
-    code = await fn(o, a);
-  };
-  // biome-ignore lint/suspicious/noExplicitAny: yargs' builder types do not survive shared builders
-  const files = (y: Argv<any>): Argv<any> => y.option("file", { alias: "f", type: "string", array: true, describe: "config file (bolt-network.toml, ghostwire.toml, volantd.yaml); repeatable" });
+  const files = (y: Argv<any>): Argv<any> =>
+    y.option("file", { alias: "f", type: "string", array: true, describe: "config file (bolt-network.toml, ghostwire.toml, volantd.yaml); repeatable" });
   // biome-ignore lint/suspicious/noExplicitAny: yargs' builder types do not survive shared builders
   const parser = (yargs(argv) as Argv<any>)
     .scriptName("bolt")
@@ -47,7 +60,11 @@ export async function main(argv: string[]): Promise<number> {
     .option("state-dir", { type: "string", default: process.env.BOLT_STATE_DIR ?? "/var/lib/bolt", describe: "leases, journal, history" })
     .option("netns-prefix", { type: "string", default: process.env.BOLT_NETNS_PREFIX, describe: "prefix for every endpoint namespace name" })
     .option("lock-timeout", { type: "number", default: 10, describe: "seconds to wait for another bolt working on the same target" })
-    .option("log-level", { type: "string", default: process.env.BOLT_LOG_LEVEL ?? "warn", choices: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] })
+    .option("log-level", {
+      type: "string",
+      default: process.env.BOLT_LOG_LEVEL ?? "warn",
+      choices: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
+    })
     .option("json", { type: "boolean", describe: "machine-readable output" })
     .command("validate", "check config files offline (schema, addresses, references)", files, run(cmdValidate))
     .command(
@@ -62,7 +79,20 @@ export async function main(argv: string[]): Promise<number> {
           .option("out", { type: "string", describe: "save the plan to this file; `bolt apply FILE` applies exactly it" })
           .option("state", { type: "string", describe: "plan against a state exported with `bolt state export` (no kernel, no root); `none` = an empty host" })
           .option("format", { type: "string", choices: ["text", "json", "markdown"], describe: "output format (markdown: for a pull-request comment)" }),
-      run((o, a) => cmdPlan({ ...o, detailedExitcode: a["detailed-exitcode"] as boolean, deep: a.deep as boolean, showCommands: a["show-commands"] as boolean, destroy: a.destroy as boolean, format: a.format as string | undefined, outFile: a.out as string | undefined, stateFile: a.state as string | undefined }), false),
+      run(
+        (o, a) =>
+          cmdPlan({
+            ...o,
+            detailedExitcode: a["detailed-exitcode"] as boolean,
+            deep: a.deep as boolean,
+            showCommands: a["show-commands"] as boolean,
+            destroy: a.destroy as boolean,
+            format: a.format as string | undefined,
+            outFile: a.out as string | undefined,
+            stateFile: a.state as string | undefined,
+          }),
+        false,
+      ),
     )
     .command(
       "apply [plan]",
@@ -73,36 +103,82 @@ export async function main(argv: string[]): Promise<number> {
           .option("show-commands", { type: "boolean" })
           .option("deep", { type: "boolean" })
           .option("allow-destroy", { type: "boolean", describe: "apply even if it deletes most of what bolt owns (an empty config deletes everything)" })
-          .option("confirm-timeout", { type: "string", describe: "keep the change only if `bolt confirm` runs within this time (e.g. 60s); otherwise restore the previous revision" }),
+          .option("confirm-timeout", {
+            type: "string",
+            describe: "keep the change only if `bolt confirm` runs within this time (e.g. 60s); otherwise restore the previous revision",
+          }),
       run(async (o, a) => {
         const timeout = a["confirm-timeout"] === undefined ? undefined : parseDuration(a["confirm-timeout"] as string, "--confirm-timeout");
         const confirm = timeout === undefined ? undefined : confirmOptions(o, timeout);
         if (!a.plan && !o.file.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable), or give a saved plan file");
-        const rc = a.plan ? await cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm }) : await cmdApply({ ...o, showCommands: a["show-commands"] as boolean, deep: a.deep as boolean, confirm, allowDestroy: a["allow-destroy"] as boolean });
+        const rc = a.plan
+          ? await cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm })
+          : await cmdApply({
+              ...o,
+              showCommands: a["show-commands"] as boolean,
+              deep: a.deep as boolean,
+              confirm,
+              allowDestroy: a["allow-destroy"] as boolean,
+            });
         // Only when something was applied (and so a rollback timer armed).
         if (confirm?.armed !== undefined && rc === 0 && !o.json) out(`\n${describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
         return rc;
       }, false),
     )
-    .command("destroy", "remove everything bolt owns in the target and restore recorded sysctls", (y) => files(y).option("show-commands", { type: "boolean" }), run((o, a) => cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean }), false))
-    .command("show", "what bolt owns right now, read from the kernel", (y) => y.option("deep", { type: "boolean" }), run((o, a) => cmdShow({ ...o, deep: a.deep as boolean }), false))
+    .command(
+      "destroy",
+      "remove everything bolt owns in the target and restore recorded sysctls",
+      (y) => files(y).option("show-commands", { type: "boolean" }),
+      run((o, a) => cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean }), false),
+    )
+    .command(
+      "show",
+      "what bolt owns right now, read from the kernel",
+      (y) => y.option("deep", { type: "boolean" }),
+      run((o, a) => cmdShow({ ...o, deep: a.deep as boolean }), false),
+    )
     .command(
       "rollback",
       "undo an apply that was interrupted (kill -9, power loss); with --to N, return to revision N (`bolt history`)",
       (y) =>
         y
           .option("to", { type: "number", describe: "revision to converge to (0: the state before bolt owned anything)" })
-          .option("if-unconfirmed", { type: "number", hidden: true, describe: "the confirm timer: restore the previous revision unless this one was confirmed" })
+          .option("if-unconfirmed", {
+            type: "number",
+            hidden: true,
+            describe: "the confirm timer: restore the previous revision unless this one was confirmed",
+          })
           .option("show-commands", { type: "boolean" }),
-      run((o, a) => (a["if-unconfirmed"] !== undefined ? cmdRollbackIfUnconfirmed({ ...o, revision: a["if-unconfirmed"] as number }) : a.to !== undefined ? cmdRollbackTo({ ...o, to: a.to as number, showCommands: a["show-commands"] as boolean }) : cmdRollback(o)), false),
+      run(
+        (o, a) =>
+          a["if-unconfirmed"] !== undefined
+            ? cmdRollbackIfUnconfirmed({ ...o, revision: a["if-unconfirmed"] as number })
+            : a.to !== undefined
+              ? cmdRollbackTo({ ...o, to: a.to as number, showCommands: a["show-commands"] as boolean })
+              : cmdRollback(o),
+        false,
+      ),
     )
     .command("confirm", "keep an apply made with --confirm-timeout (cancels its automatic rollback)", (y) => y, run(cmdConfirm, false))
-    .command("history", "applied revisions: who, when, what, status", (y) => y.option("all", { type: "boolean", describe: "also every event, failures included" }), run((o, a) => cmdHistory({ ...o, all: a.all as boolean }), false))
-    .command("state <action>", "`state export`: the owned live state as JSON, for `plan --state FILE` elsewhere", (y) => files(y).positional("action", { choices: ["export"] }), run(cmdStateExport, false))
+    .command(
+      "history",
+      "applied revisions: who, when, what, status",
+      (y) => y.option("all", { type: "boolean", describe: "also every event, failures included" }),
+      run((o, a) => cmdHistory({ ...o, all: a.all as boolean }), false),
+    )
+    .command(
+      "state <action>",
+      "`state export`: the owned live state as JSON, for `plan --state FILE` elsewhere",
+      (y) => files(y).positional("action", { choices: ["export"] }),
+      run(cmdStateExport, false),
+    )
     .command(
       "graph",
       "draw the desired-state graph (resources and dependencies); offline",
-      (y) => files(y).option("format", { type: "string", choices: ["dot", "mermaid"], default: "dot" }).option("state", { type: "string", describe: "an exported state to plan addresses against" }),
+      (y) =>
+        files(y)
+          .option("format", { type: "string", choices: ["dot", "mermaid"], default: "dot" })
+          .option("state", { type: "string", describe: "an exported state to plan addresses against" }),
       run((o, a) => cmdGraph({ ...o, format: a.format as string, stateFile: a.state as string | undefined })),
     )
     .command(
@@ -118,12 +194,34 @@ export async function main(argv: string[]): Promise<number> {
         const { cmdWatch } = await import("./cmd-watch.js");
         const explicitLevel = argv.some((x) => x === "--log-level" || x.startsWith("--log-level=")) || process.env.BOLT_LOG_LEVEL !== undefined;
         const log = explicitLevel ? o.log : await makeLogger("info", a.json as boolean | undefined);
-        return cmdWatch({ ...o, log, resyncMs: parseDuration(a.resync as string, "--resync"), debounceMs: parseDuration(a.debounce as string, "--debounce"), metricsListen: a["metrics-listen"] as string | undefined, allowDestroy: a["allow-destroy"] as boolean });
+        return cmdWatch({
+          ...o,
+          log,
+          resyncMs: parseDuration(a.resync as string, "--resync"),
+          debounceMs: parseDuration(a.debounce as string, "--debounce"),
+          metricsListen: a["metrics-listen"] as string | undefined,
+          allowDestroy: a["allow-destroy"] as boolean,
+        });
       }),
     )
-    .command("mesh <action>", "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline)", (y) => files(y).positional("action", { choices: ["status", "test"] }), run((o, a) => (a.action === "test" ? cmdMeshTest(o) : cmdMeshStatus(o)), false))
-    .command("keygen <path>", "write a WireGuard key pair: PATH (0600) and PATH.pub", (y) => y.positional("path", { type: "string" }).option("force", { type: "boolean" }), run((o, a) => cmdKeygen({ ...o, path: String(a.path), force: a.force as boolean }), false))
-    .command("firewall <action>", "firewall tools: `firewall analyze` reports other firewalls (Docker, iptables, nft tables) that would break bolt's traffic, read-only", (y) => files(y).positional("action", { choices: ["analyze"] }), run(cmdFirewallAnalyze, false))
+    .command(
+      "mesh <action>",
+      "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline)",
+      (y) => files(y).positional("action", { choices: ["status", "test"] }),
+      run((o, a) => (a.action === "test" ? cmdMeshTest(o) : cmdMeshStatus(o)), false),
+    )
+    .command(
+      "keygen <path>",
+      "write a WireGuard key pair: PATH (0600) and PATH.pub",
+      (y) => y.positional("path", { type: "string" }).option("force", { type: "boolean" }),
+      run((o, a) => cmdKeygen({ ...o, path: String(a.path), force: a.force as boolean }), false),
+    )
+    .command(
+      "firewall <action>",
+      "firewall tools: `firewall analyze` reports other firewalls (Docker, iptables, nft tables) that would break bolt's traffic, read-only",
+      (y) => files(y).positional("action", { choices: ["analyze"] }),
+      run(cmdFirewallAnalyze, false),
+    )
     .demandCommand(1, "name a command: validate, plan, apply, destroy, show, rollback, confirm, history, state export, graph, watch, firewall analyze")
     .strict()
     .help()
@@ -135,7 +233,9 @@ export async function main(argv: string[]): Promise<number> {
     });
   // yargs renders and caches the full help text whenever a command runs (~50 ms of a no-op
   // plan); bolt's fail handler never prints help after a command started, so skip it.
-  const usage = (parser as unknown as { getInternalMethods?: () => { getUsageInstance: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance();
+  const usage = (parser as unknown as { getInternalMethods?: () => { getUsageInstance: () => { cacheHelpMessage?: () => void } } })
+    .getInternalMethods?.()
+    .getUsageInstance();
   if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
   try {
     await parser.parseAsync();

@@ -20,11 +20,19 @@ const LABEL: Record<Change["action"], string> = { create: "+ create", update: "~
 export function renderPlanMarkdown(plan: Plan, diags: Diagnostic[], opts: MarkdownOptions = {}): string {
   const out: string[] = [];
   const where = targetName(plan.target);
-  const against = opts.state ? (opts.state.host ? ` — against the state of \`${opts.state.host}\` exported ${opts.state.exportedAt}` : " — against an empty state") : "";
+  const against = opts.state
+    ? opts.state.host
+      ? ` — against the state of \`${opts.state.host}\` exported ${opts.state.exportedAt}`
+      : " — against an empty state"
+    : "";
   out.push(`### bolt plan: ${where}${against}`, "");
   const errors = diags.filter((d) => d.severity === "error");
   const warnings = diags.filter((d) => d.severity === "warning");
-  for (const d of [...errors, ...warnings]) out.push(`> **${d.severity === "error" ? "Error" : "Warning"}:** ${inline(d.source ? `${formatPos(d.source)}: ${d.message}` : d.message)}${d.hint ? ` (${inline(d.hint)})` : ""}`, ">");
+  for (const d of [...errors, ...warnings])
+    out.push(
+      `> **${d.severity === "error" ? "Error" : "Warning"}:** ${inline(d.source ? `${formatPos(d.source)}: ${d.message}` : d.message)}${d.hint ? ` (${inline(d.hint)})` : ""}`,
+      ">",
+    );
   if (errors.length + warnings.length) {
     out.pop();
     out.push("");
@@ -36,8 +44,11 @@ export function renderPlanMarkdown(plan: Plan, diags: Diagnostic[], opts: Markdo
   out.push(`**${summaryLine(plan.changes)}**`, "");
   out.push("| action | resource | fields | config |", "| --- | --- | --- | --- |");
   for (const c of plan.changes) {
-    const fields = c.action === "create" || c.action === "delete" ? "" : c.changed.map((f) => (c.forcedBy.includes(f) ? `**${f}** (forces replacement)` : f)).join(", ");
-    out.push(`| \`${LABEL[c.action]}\` | \`${c.kind}.${cell(c.name)}\` | ${cell(fields)} | ${c.source ? `\`${cell(`${c.source.file}:${c.source.line}`)}\`` : ""} |`);
+    const fields =
+      c.action === "create" || c.action === "delete" ? "" : c.changed.map((f) => (c.forcedBy.includes(f) ? `**${f}** (forces replacement)` : f)).join(", ");
+    out.push(
+      `| \`${LABEL[c.action]}\` | \`${c.kind}.${cell(c.name)}\` | ${cell(fields)} | ${c.source ? `\`${cell(`${c.source.file}:${c.source.line}`)}\`` : ""} |`,
+    );
   }
   out.push("", "<details><summary>Details</summary>", "", "```diff");
   for (const step of plan.steps) {

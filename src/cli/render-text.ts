@@ -32,7 +32,8 @@ export function renderPlanText(plan: Plan, opts: TextOptions): string {
     const forced = ch.forcedBy.length ? c.red(` (${ch.forcedBy.join(", ")} forces replacement)`) : "";
     out.push(`  ${color(SYMBOL[ch.action].padStart(3))} ${ch.kind} "${ch.name}"${forced}${where}`);
     for (const l of fieldLines(ch)) out.push(`        ${l}`);
-    if (opts.showCommands) for (const op of step.ops) out.push(c.dim(`        $ ${op.ns === null ? "" : `[${op.ns}] `}${toolOf(op.tool).prefix}${op.args.join(" ")}`));
+    if (opts.showCommands)
+      for (const op of step.ops) out.push(c.dim(`        $ ${op.ns === null ? "" : `[${op.ns}] `}${toolOf(op.tool).prefix}${op.args.join(" ")}`));
     out.push("");
   });
   out.push(summaryLine(plan.changes));
@@ -72,8 +73,6 @@ function fieldLines(ch: Change): string[] {
   if (hidden > 0) lines.push(`(${hidden} unchanged field${hidden === 1 ? "" : "s"} hidden)`);
   return lines;
 }
-
-
 
 export function renderShow(resources: Resource[], target: Ns): string {
   if (!resources.length) return `bolt owns nothing in ${targetName(target)}.\n`;

@@ -21,7 +21,21 @@ export interface LoadedFile {
 /** Config files over this size are refused before parsing (a runaway generator, not a config). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
-const BOLTFILE_KEYS = ["networking", "networks", "endpoints", "port_forwards", "firewall", "segments", "wireguard", "routing", "sysctl", "load_balancers", "traffic", "ebpf", "vpn"];
+const BOLTFILE_KEYS = [
+  "networking",
+  "networks",
+  "endpoints",
+  "port_forwards",
+  "firewall",
+  "segments",
+  "wireguard",
+  "routing",
+  "sysctl",
+  "load_balancers",
+  "traffic",
+  "ebpf",
+  "vpn",
+];
 
 /** CONFIG.md: *.yaml → volantd; *.toml with [ghostwire]/[meshvpn]/[node] and no Boltfile table → mesh. */
 export function detectKind(path: string, data: Record<string, unknown>): FileKind {
@@ -36,10 +50,17 @@ export function readConfigText(path: string): string {
   try {
     st = statSync(path);
   } catch (e) {
-    throw new ConfigError([errorDiag(`cannot read config file: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`, { file: path, line: 1, col: 1 })]);
+    throw new ConfigError([
+      errorDiag(`cannot read config file: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`, {
+        file: path,
+        line: 1,
+        col: 1,
+      }),
+    ]);
   }
   if (st.isDirectory()) throw new ConfigError([errorDiag("is a directory, not a config file", { file: path, line: 1, col: 1 })]);
-  if (st.size > MAX_CONFIG_BYTES) throw new ConfigError([errorDiag(`config file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`, { file: path, line: 1, col: 1 })]);
+  if (st.size > MAX_CONFIG_BYTES)
+    throw new ConfigError([errorDiag(`config file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`, { file: path, line: 1, col: 1 })]);
   try {
     return readFileSync(path, "utf8");
   } catch (e) {

@@ -25,7 +25,10 @@ function load() {
   }
   if (!byKind) {
     const ajv = makeAjv();
-    byKind = Object.fromEntries((Object.keys(SCHEMA_FILES) as FileKind[]).map((k) => [k, ajv.getSchema(SCHEMA_FILES[k])!])) as Record<FileKind, ValidateFunction>;
+    byKind = Object.fromEntries((Object.keys(SCHEMA_FILES) as FileKind[]).map((k) => [k, ajv.getSchema(SCHEMA_FILES[k])!])) as Record<
+      FileKind,
+      ValidateFunction
+    >;
   }
   compiled = { byKind, raw };
   return compiled;
@@ -57,7 +60,12 @@ function toDiagnostic(file: LoadedFile, e: ErrorObject): Diagnostic {
     const ptr = `${e.instancePath}/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
     const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
     const guess = known.length ? closest(key, known) : undefined;
-    const hint = guess && distance(key, guess) <= Math.max(2, Math.floor(guess.length / 3)) ? `did you mean "${guess}"?` : known.length ? `known keys: ${known.join(", ")}` : undefined;
+    const hint =
+      guess && distance(key, guess) <= Math.max(2, Math.floor(guess.length / 3))
+        ? `did you mean "${guess}"?`
+        : known.length
+          ? `known keys: ${known.join(", ")}`
+          : undefined;
     return { severity: "error", message: `unknown key "${key}" in ${where}`, source: file.positions.key(ptr), path: ptr, hint };
   }
   if (e.keyword === "propertyNames") {
@@ -69,14 +77,23 @@ function toDiagnostic(file: LoadedFile, e: ErrorObject): Diagnostic {
     const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
     const v = String(e.data);
     const guess = closest(v, allowed.map(String));
-    return { severity: "error", message: `${where}: "${v}" is not one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`, source: file.positions.value(e.instancePath), path: e.instancePath, hint: guess && distance(v, guess) <= 2 ? `did you mean "${guess}"?` : undefined };
+    return {
+      severity: "error",
+      message: `${where}: "${v}" is not one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`,
+      source: file.positions.value(e.instancePath),
+      path: e.instancePath,
+      hint: guess && distance(v, guess) <= 2 ? `did you mean "${guess}"?` : undefined,
+    };
   }
   const desc = typeof e.parentSchema?.description === "string" ? e.parentSchema.description : undefined;
   let msg = `${where}: ${e.message ?? e.keyword}`;
   if (e.keyword === "maxLength" && /name|bridge|interface/i.test(where)) msg += " (Linux interface names are at most 15 characters)";
   if (e.keyword === "pattern" && desc) msg = `${where}: ${JSON.stringify(e.data)} is not valid: ${firstSentence(desc)}`;
   // Errors about a property *name* (inside propertyNames) belong at that key, not at the parent table.
-  const source = e.propertyName !== undefined ? file.positions.key(`${e.instancePath}/${e.propertyName.replace(/~/g, "~0").replace(/\//g, "~1")}`) : file.positions.value(e.instancePath);
+  const source =
+    e.propertyName !== undefined
+      ? file.positions.key(`${e.instancePath}/${e.propertyName.replace(/~/g, "~0").replace(/\//g, "~1")}`)
+      : file.positions.value(e.instancePath);
   return { severity: "error", message: msg, source, path: e.instancePath };
 }
 
@@ -130,7 +147,12 @@ function notEnforced(file: LoadedFile): Diagnostic[] {
     const [s, b] = resolve(schema, base);
     let found = typeof schema["x-not-enforced"] === "string" || typeof s?.["x-not-enforced"] === "string";
     if (!found && s) {
-      const kids = [...Object.values((s.properties ?? {}) as Record<string, Schema>), ...Object.values((s.patternProperties ?? {}) as Record<string, Schema>), ...(typeof s.additionalProperties === "object" ? [s.additionalProperties as Schema] : []), ...(s.items ? [s.items as Schema] : [])];
+      const kids = [
+        ...Object.values((s.properties ?? {}) as Record<string, Schema>),
+        ...Object.values((s.patternProperties ?? {}) as Record<string, Schema>),
+        ...(typeof s.additionalProperties === "object" ? [s.additionalProperties as Schema] : []),
+        ...(s.items ? [s.items as Schema] : []),
+      ];
       found = kids.some((k) => hasNotes(k, b, depth + 1));
     }
     notes.set(schema, found);
@@ -143,7 +165,12 @@ function notEnforced(file: LoadedFile): Diagnostic[] {
     // The annotation may sit beside a $ref (`{ "$ref": …, "x-not-enforced": … }`), which resolve() steps over.
     const note = schema?.["x-not-enforced"] ?? s["x-not-enforced"];
     if (typeof note === "string" && path) {
-      out.push({ severity: "warning", message: `accepted, not enforced: ${path.slice(1).replace(/\//g, ".")} — ${note}`, source: file.positions.key(path), path });
+      out.push({
+        severity: "warning",
+        message: `accepted, not enforced: ${path.slice(1).replace(/\//g, ".")} — ${note}`,
+        source: file.positions.key(path),
+        path,
+      });
       return;
     }
     if (Array.isArray(data)) {
@@ -153,7 +180,10 @@ function notEnforced(file: LoadedFile): Diagnostic[] {
       const props = (s.properties ?? {}) as Record<string, Schema>;
       const pats = Object.entries((s.patternProperties ?? {}) as Record<string, Schema>);
       for (const [k, v] of Object.entries(data)) {
-        const sub = props[k] ?? pats.find(([re]) => (regexes.get(re) ?? regexes.set(re, new RegExp(re)).get(re)!).test(k))?.[1] ?? (typeof s.additionalProperties === "object" ? (s.additionalProperties as Schema) : undefined);
+        const sub =
+          props[k] ??
+          pats.find(([re]) => (regexes.get(re) ?? regexes.set(re, new RegExp(re)).get(re)!).test(k))?.[1] ??
+          (typeof s.additionalProperties === "object" ? (s.additionalProperties as Schema) : undefined);
         walk(v, sub, b, `${path}/${k}`);
       }
     }

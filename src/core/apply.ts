@@ -100,8 +100,14 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       const step = failedOp?.step !== undefined ? plan.steps[failedOp.step] : undefined;
       // A tool that died or hung without saying where (a timeout): name the steps its batch held.
       const held = [...new Set(failure.batch.ops.map((o) => o.step).filter((s): s is number => s !== undefined))];
-      const what = step ? `step ${failedOp!.step! + 1}/${plan.steps.length} (${describeChange(step.change)})` : held.length ? `${held.length === 1 ? "step" : "steps"} ${held.map((s) => `${s + 1}`).join(", ")}/${plan.steps.length} (${held.map((s) => describeChange(plan.steps[s]!.change)).join(", ")})` : "a step";
-      const detail = failedOp ? `"${failedOp.args.join(" ")}"` : `${toolOf(failure.batch.tool).prefix.trim() || failure.batch.ops[0]?.args[0] || failure.batch.tool} batch of ${failure.batch.ops.length} line(s)`;
+      const what = step
+        ? `step ${failedOp!.step! + 1}/${plan.steps.length} (${describeChange(step.change)})`
+        : held.length
+          ? `${held.length === 1 ? "step" : "steps"} ${held.map((s) => `${s + 1}`).join(", ")}/${plan.steps.length} (${held.map((s) => describeChange(plan.steps[s]!.change)).join(", ")})`
+          : "a step";
+      const detail = failedOp
+        ? `"${failedOp.args.join(" ")}"`
+        : `${toolOf(failure.batch.tool).prefix.trim() || failure.batch.ops[0]?.args[0] || failure.batch.tool} batch of ${failure.batch.ops.length} line(s)`;
       log("apply.failed", { step: what, op: detail, stderr: failure.error.stderr.trim() });
       const problems = await rollback(done, plan, opts);
       throw new ApplyError(`apply failed at ${what}: ${detail}: ${firstLine(failure.error.stderr)}${rollbackSummary(problems)}`, true, problems);
@@ -143,18 +149,30 @@ async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknow
   for (let i = 0; i < attempts; i++) {
     if (i) await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
     // First attempt uses what the write batches read back; retries read everything afresh.
-    const snap = await readLive(opts.runner, plan.target, opts.registry, { deep: new Set(plan.touched), intent: opts.intent, originals }, i === 0 ? primed : undefined);
+    const snap = await readLive(
+      opts.runner,
+      plan.target,
+      opts.registry,
+      { deep: new Set(plan.touched), intent: opts.intent, originals },
+      i === 0 ? primed : undefined,
+    );
     leftover = diffResources(plan.desired, snap.live, opts.registry);
     if (!leftover.length) return [];
   }
-  return leftover.map((c) => `${describeChange(c)}${c.changed.length ? ` (${c.changed.map((f) => `${f}: want ${c.after?.spec[f] ?? "-"}, have ${c.before?.spec[f] ?? "-"}`).join(", ")})` : ""}`);
+  return leftover.map(
+    (c) =>
+      `${describeChange(c)}${c.changed.length ? ` (${c.changed.map((f) => `${f}: want ${c.after?.spec[f] ?? "-"}, have ${c.before?.spec[f] ?? "-"}`).join(", ")})` : ""}`,
+  );
 }
 
 /** Undo every op that took effect, newest first, batched; then compare with the state before. */
 async function rollback(done: Op[], plan: Plan, opts: ApplyOptions): Promise<string[]> {
   const log = opts.log ?? (() => {});
   log("rollback.start", { ops: done.length });
-  const undoErrors = await runUndo(opts.runner, [...done].reverse().flatMap((o) => o.undo));
+  const undoErrors = await runUndo(
+    opts.runner,
+    [...done].reverse().flatMap((o) => o.undo),
+  );
   // The kernel itself decides whether the rollback worked; failed undo lines are context.
   const left = await compareWithBefore(plan.before, plan.target, opts.runner, opts.registry, opts.originals);
   const problems = left.length ? [...left, ...undoErrors] : [];
@@ -191,7 +209,13 @@ export async function runUndo(runner: CommandRunner, lines: OpLine[]): Promise<s
 }
 
 /** What differs between the kernel now and the resources read before the apply. */
-export async function compareWithBefore(before: Resource[], target: Ns, runner: CommandRunner, registry: Registry, originals: Map<string, string>): Promise<string[]> {
+export async function compareWithBefore(
+  before: Resource[],
+  target: Ns,
+  runner: CommandRunner,
+  registry: Registry,
+  originals: Map<string, string>,
+): Promise<string[]> {
   // Read the same objects as before, even those only read because the config named them
   // (a sysctl's value is part of what must be restored).
   const snap = await readLive(runner, target, registry, { deep: false, intent: emptyIntent(), originals, also: new Set(before.map((b) => b.id)) });
@@ -214,9 +238,16 @@ export function describeChange(c: Change): string {
 }
 
 function firstLine(s: string): string {
-  return s.trim().split("\n").filter((l) => !/^Command failed/.test(l))[0] ?? s.trim();
+  return (
+    s
+      .trim()
+      .split("\n")
+      .filter((l) => !/^Command failed/.test(l))[0] ?? s.trim()
+  );
 }
 
 function rollbackSummary(problems: string[]): string {
-  return problems.length ? `; ROLLBACK INCOMPLETE: ${problems.join("; ")} (the journal is kept: run \`bolt rollback\`)` : "; rolled back, the kernel is as it was";
+  return problems.length
+    ? `; ROLLBACK INCOMPLETE: ${problems.join("; ")} (the journal is kept: run \`bolt rollback\`)`
+    : "; rolled back, the kernel is as it was";
 }

@@ -101,7 +101,9 @@ export function readHostState(path: string, target: Ns): HostState {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new BoltError(`cannot read state file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (export one on the host with \`bolt state export > ${path}\`, or use --state none)`);
+    throw new BoltError(
+      `cannot read state file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (export one on the host with \`bolt state export > ${path}\`, or use --state none)`,
+    );
   }
   if (!text.trim()) return emptyState(target);
   let v: Partial<HostState>;
@@ -110,8 +112,10 @@ export function readHostState(path: string, target: Ns): HostState {
   } catch (e) {
     throw new BoltError(`${path} is not a bolt state export: ${(e as Error).message}`);
   }
-  if (v?.format !== STATE_FORMAT) throw new BoltError(`${path} is not a bolt state export (no "format": "${STATE_FORMAT}"); make one with \`bolt state export\``);
-  if (v.format_version !== STATE_VERSION) throw new BoltError(`${path}: state format_version ${String(v.format_version)} is not supported (this bolt reads ${STATE_VERSION})`);
+  if (v?.format !== STATE_FORMAT)
+    throw new BoltError(`${path} is not a bolt state export (no "format": "${STATE_FORMAT}"); make one with \`bolt state export\``);
+  if (v.format_version !== STATE_VERSION)
+    throw new BoltError(`${path}: state format_version ${String(v.format_version)} is not supported (this bolt reads ${STATE_VERSION})`);
   return { ...emptyState(target), ...v } as HostState;
 }
 
@@ -143,7 +147,12 @@ function stripNetns(argv: string[]): string[] {
 }
 
 /** The planner's inputs from an exported state. */
-export function offlineInputs(state: HostState, target: Ns, registry: Registry, intent?: Intent): { snapshot: LiveSnapshot; runner: OfflineRunner; leases: Map<string, string>; originals: Map<string, string> } {
+export function offlineInputs(
+  state: HostState,
+  target: Ns,
+  registry: Registry,
+  intent?: Intent,
+): { snapshot: LiveSnapshot; runner: OfflineRunner; leases: Map<string, string>; originals: Map<string, string> } {
   const absent = new Map(registry.kinds.flatMap((k) => k.offlineReads ?? []).map((o) => [o.argv.join(" "), o.absent]));
   const runner = new OfflineRunner(state.reads, absent);
   const live = new Map(state.resources.map((r) => [r.id, r]));

@@ -43,12 +43,12 @@ export function broadcastOf(c: Cidr4): number {
 }
 
 export function contains(c: Cidr4, ip: number): boolean {
-  return ((ip & maskOf(c.prefix)) >>> 0) === c.network;
+  return (ip & maskOf(c.prefix)) >>> 0 === c.network;
 }
 
 export function overlaps(a: Cidr4, b: Cidr4): boolean {
   const p = Math.min(a.prefix, b.prefix);
-  return ((a.network & maskOf(p)) >>> 0) === ((b.network & maskOf(p)) >>> 0);
+  return (a.network & maskOf(p)) >>> 0 === (b.network & maskOf(p)) >>> 0;
 }
 
 export function formatCidr4(c: Cidr4): string {

@@ -36,7 +36,10 @@ export class LiveReader {
     const argv = inNetns(ns, ["ip", "-j", "-batch", "-"]);
     const r = await this.runner.run(argv, lines.join("\n") + "\n");
     if (r.code !== 0) throw new CommandError(argv, r.code, r.stderr);
-    return r.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+    return r.stdout
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as unknown);
   }
 
   /** Any command's result in `ns`, memoized. */

@@ -53,7 +53,14 @@ export interface LiveSnapshot {
   reader: LiveReader;
 }
 
-export async function readLive(runner: CommandRunner, target: Ns, registry: Registry, ctx: ReadContext, primed?: Map<string, unknown[]>, reader = new LiveReader(runner, target, primed)): Promise<LiveSnapshot> {
+export async function readLive(
+  runner: CommandRunner,
+  target: Ns,
+  registry: Registry,
+  ctx: ReadContext,
+  primed?: Map<string, unknown[]>,
+  reader = new LiveReader(runner, target, primed),
+): Promise<LiveSnapshot> {
   const [results, nsList] = await Promise.all([
     Promise.all(registry.kinds.map((r) => r.read(reader, ctx))),
     reader.ipJson<{ name: string }[]>(["netns", "list"], null),
@@ -73,14 +80,24 @@ export async function readLive(runner: CommandRunner, target: Ns, registry: Regi
 export async function makePlan(input: PlanInput): Promise<Plan> {
   const { registry, target } = input;
   const intent = input.destroy ? emptyIntent(input.intent.files) : input.intent;
-  const snap = input.snapshot ?? (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }, undefined, input.reader));
+  const snap =
+    input.snapshot ??
+    (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }, undefined, input.reader));
   const diagnostics = [...snap.diagnostics];
   const byKind = new Map<string, Resource[]>();
   if (input.desired && !input.destroy) for (const d of input.desired) byKind.set(d.kind, [...(byKind.get(d.kind) ?? []), d]);
   // Each kind sees the fragments and desired resources of the kinds it declared it uses, no more.
   const contextOf = (kind: string, prepared = new Map<string, Record<string, unknown>>()): PlanContext => {
     const uses = registry.byKind.get(kind)!.uses ?? [];
-    return { target, intent: intentFor(intent, [kind, ...uses]), live: snap.live, leases: input.leases, netns: snap.netns, desired: uses.flatMap((u) => byKind.get(u) ?? []), prepared };
+    return {
+      target,
+      intent: intentFor(intent, [kind, ...uses]),
+      live: snap.live,
+      leases: input.leases,
+      netns: snap.netns,
+      desired: uses.flatMap((u) => byKind.get(u) ?? []),
+      prepared,
+    };
   };
   if (!input.desired) {
     for (const r of registry.desiredOrder) {
@@ -92,16 +109,32 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const known = new Set(registry.kinds.map((r) => r.kind));
   const desired = [...registry.kinds.flatMap((r) => byKind.get(r.kind) ?? []), ...[...byKind].filter(([k]) => !known.has(k)).flatMap(([, v]) => v)];
   diagnostics.push(...collisions(desired, snap));
-  const conflictChecks = registry.kinds.filter((r) => r.conflicts).map((r) => r.conflicts!(desired.filter((d) => d.kind === r.kind), snap.reader));
+  const conflictChecks = registry.kinds
+    .filter((r) => r.conflicts)
+    .map((r) =>
+      r.conflicts!(
+        desired.filter((d) => d.kind === r.kind),
+        snap.reader,
+      ),
+    );
   for (const c of await Promise.all(conflictChecks)) diagnostics.push(...c);
   const changes = diffResources(desired, snap.live, registry);
   const prepared = new Map<string, Map<string, Record<string, unknown>>>();
   // Offline plans (a snapshot instead of a kernel) cannot fetch or check anything more: say so.
   if (input.snapshot) {
-    for (const r of registry.kinds) if (r.offlineUnchecked && changes.some((c) => c.kind === r.kind && c.after)) diagnostics.push({ severity: "warning", message: `offline plan: ${r.offlineUnchecked}` });
+    for (const r of registry.kinds)
+      if (r.offlineUnchecked && changes.some((c) => c.kind === r.kind && c.after))
+        diagnostics.push({ severity: "warning", message: `offline plan: ${r.offlineUnchecked}` });
   } else {
     const kinds = registry.kinds.filter((r) => r.prepare && changes.some((c) => c.kind === r.kind));
-    const results = await Promise.all(kinds.map((r) => r.prepare!(changes.filter((c) => c.kind === r.kind), snap.reader)));
+    const results = await Promise.all(
+      kinds.map((r) =>
+        r.prepare!(
+          changes.filter((c) => c.kind === r.kind),
+          snap.reader,
+        ),
+      ),
+    );
     results.forEach((res, i) => {
       diagnostics.push(...res.diagnostics);
       if (res.prepared) prepared.set(kinds[i]!.kind, res.prepared);
@@ -123,7 +156,13 @@ function collisions(desired: Resource[], snap: LiveSnapshot): Diagnostic[] {
   for (const d of desired) {
     for (const k of d.keys) {
       const f = snap.foreign.get(k);
-      if (f) out.push({ severity: "error", message: `${d.kind} "${d.name}": ${k.replace(/^link:/, "interface ")} already exists (${f}, not created by bolt); bolt will not take it over`, source: d.fieldSources?.bridge ?? d.fieldSources?.name ?? d.source, hint: "choose another name or remove that object" });
+      if (f)
+        out.push({
+          severity: "error",
+          message: `${d.kind} "${d.name}": ${k.replace(/^link:/, "interface ")} already exists (${f}, not created by bolt); bolt will not take it over`,
+          source: d.fieldSources?.bridge ?? d.fieldSources?.name ?? d.source,
+          hint: "choose another name or remove that object",
+        });
       const other = claimed.get(k);
       if (other) out.push({ severity: "error", message: `${d.kind} "${d.name}": ${k} is also wanted by ${other}`, source: d.source });
       claimed.set(k, `${d.kind} "${d.name}"`);
@@ -169,7 +208,8 @@ export function massDestroy(plan: Plan): string | undefined {
   const deletes = plan.changes.filter((c) => c.action === "delete").length;
   if (!deletes) return undefined;
   const where = plan.target === null ? "the host namespace" : `netns ${plan.target}`;
-  if (!plan.desired.length) return `the configuration declares nothing (an empty or truncated file?): applying it would delete all ${deletes} object(s) bolt owns in ${where}`;
+  if (!plan.desired.length)
+    return `the configuration declares nothing (an empty or truncated file?): applying it would delete all ${deletes} object(s) bolt owns in ${where}`;
   if (owned >= MASS_DESTROY_MIN && deletes * 2 > owned) return `applying this would delete ${deletes} of the ${owned} objects bolt owns in ${where}`;
   return undefined;
 }

@@ -67,18 +67,32 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   const { store, runner, target: t } = o;
   const recovered = await recoverJournal(store, runner, o.registry, t);
   if (recovered) {
-    if (recovered.problems.length && !o.convergeAfterRecovery) throw new BoltError(`an interrupted apply (pid ${recovered.pid}, ${recovered.startedAt}) could not be rolled back: ${recovered.problems.join("; ")}`);
+    if (recovered.problems.length && !o.convergeAfterRecovery)
+      throw new BoltError(`an interrupted apply (pid ${recovered.pid}, ${recovered.startedAt}) could not be rolled back: ${recovered.problems.join("; ")}`);
     if (recovered.problems.length) {
       // The undo ran; the kernel differs from the journal's "before" because someone else changed
       // it meanwhile. A level-triggered caller plans from what is there now, so the journal has
       // served its purpose: drop it rather than refuse every pass from now on.
       store.clearJournal(t);
-      o.log.warn({ pid: recovered.pid, startedAt: recovered.startedAt, problems: recovered.problems }, "an interrupted apply was undone, but the kernel also changed meanwhile; converging from the current state");
+      o.log.warn(
+        { pid: recovered.pid, startedAt: recovered.startedAt, problems: recovered.problems },
+        "an interrupted apply was undone, but the kernel also changed meanwhile; converging from the current state",
+      );
     } else o.log.warn({ pid: recovered.pid, startedAt: recovered.startedAt, undone: recovered.undone }, "rolled back an interrupted apply before continuing");
   }
   const originals = store.originals(t);
   const warnings = [...o.warnings, ...((await o.extraWarnings?.()) ?? [])];
-  const plan = await makePlan({ intent: o.intent, runner, target: t, registry: o.registry, leases: store.leases(t), originals, destroy: o.destroy, deep: o.deep, desired: o.desired });
+  const plan = await makePlan({
+    intent: o.intent,
+    runner,
+    target: t,
+    registry: o.registry,
+    leases: store.leases(t),
+    originals,
+    destroy: o.destroy,
+    deep: o.deep,
+    desired: o.desired,
+  });
   const diags = [...warnings, ...plan.diagnostics];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);
   // A plan made from the files (not a reviewed saved plan, a revision or `destroy`) that would
@@ -95,12 +109,28 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
     // timer still fires, its rollback replays the journal and then restores `previous`.
     const previous = headRevision(store, t)?.id ?? 0;
     for (const p of pendingRevisions(store, t)) store.transitionRevision(p.id, "pending", "superseded");
-    pending = store.addRevision({ target: t, command: o.command, summary: summaryLine(plan.changes), ...blob, status: "pending", previous, confirmBy: new Date(Date.now() + o.confirm.timeoutMs).toISOString() });
+    pending = store.addRevision({
+      target: t,
+      command: o.command,
+      summary: summaryLine(plan.changes),
+      ...blob,
+      status: "pending",
+      previous,
+      confirmBy: new Date(Date.now() + o.confirm.timeoutMs).toISOString(),
+    });
     store.updateRevision(pending, { timer: o.confirm.arm(pending) });
   }
   let result: ApplyResult;
   try {
-    result = await applyPlan(plan, { runner, registry: o.registry, journal: store, intent: o.intent, originals, signal: o.signal, log: (event, fields) => o.log.info(fields, event) });
+    result = await applyPlan(plan, {
+      runner,
+      registry: o.registry,
+      journal: store,
+      intent: o.intent,
+      originals,
+      signal: o.signal,
+      log: (event, fields) => o.log.info(fields, event),
+    });
   } catch (e) {
     if (pending !== undefined) store.updateRevision(pending, { status: "failed" });
     throw e;

@@ -40,7 +40,8 @@ export function compileRegistry(kinds: Reconciler[], opts: { partial?: boolean }
     if (byKind.has(k.kind)) throw new RegistryError(`kind "${k.kind}" is registered twice`);
     byKind.set(k.kind, k);
   }
-  for (const k of kinds) for (const u of k.uses ?? []) if (!byKind.has(u) && !opts.partial) throw new RegistryError(`kind "${k.kind}" uses "${u}", which is not registered`);
+  for (const k of kinds)
+    for (const u of k.uses ?? []) if (!byKind.has(u) && !opts.partial) throw new RegistryError(`kind "${k.kind}" uses "${u}", which is not registered`);
   const desiredOrder = order(
     kinds.map((k, i) => ({ id: k.kind, rank: [i], after: (k.uses ?? []).filter((u) => byKind.has(u)) })),
     (cycle) => `kinds use each other in a cycle: ${cycle.join(" → ")}`,
@@ -57,7 +58,8 @@ export function compileRegistry(kinds: Reconciler[], opts: { partial?: boolean }
         const other = byKind.get(kind);
         // Ordering against a kind that is not registered (a registry of some kinds, in tests) is moot.
         if (!other) continue;
-        if (!(phase in other.phases)) throw new RegistryError(`phase "${k.kind}.${p}" is ordered after "${kind}.${phase}", which kind "${kind}" does not declare`);
+        if (!(phase in other.phases))
+          throw new RegistryError(`phase "${k.kind}.${p}" is ordered after "${kind}.${phase}", which kind "${kind}" does not declare`);
         after.push(`${kind}.${phase}`);
       }
       nodes.push({ id: `${k.kind}.${p}`, rank: [i, j], after });

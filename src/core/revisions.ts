@@ -23,7 +23,8 @@ export function encodeRevision(desired: Resource[], intent: Intent): { hash: str
 export function revisionState(store: StateStore, target: Ns, id: number): RevisionState {
   if (id === 0) return { desired: [], intent: emptyIntent() };
   const row = store.revision(id);
-  if (!row || row.target !== (target ?? "")) throw new BoltError(`no revision ${id} for ${target === null ? "the host namespace" : `netns ${target}`} (see \`bolt history\`)`);
+  if (!row || row.target !== (target ?? ""))
+    throw new BoltError(`no revision ${id} for ${target === null ? "the host namespace" : `netns ${target}`} (see \`bolt history\`)`);
   return { desired: JSON.parse(row.desired) as Resource[], intent: upgradeIntent(JSON.parse(row.intent)) };
 }
 

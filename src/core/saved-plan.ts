@@ -44,9 +44,7 @@ export interface SavedPlan {
  * other `data` are not state. Sensitive values enter as digests (an exported state has no other form).
  */
 export function liveEntries(before: Resource[]): LiveEntry[] {
-  return before
-    .map((r) => ({ id: r.id, owned: r.owned, spec: sortedSpec(digestSensitive(r)) }))
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return before.map((r) => ({ id: r.id, owned: r.owned, spec: sortedSpec(digestSensitive(r)) })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 export function fingerprint(entries: LiveEntry[]): string {
@@ -66,7 +64,11 @@ function digestSensitive(r: Resource): Record<string, string> {
 }
 
 function sortedSpec(spec: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.keys(spec).sort().map((k) => [k, spec[k]!]));
+  return Object.fromEntries(
+    Object.keys(spec)
+      .sort()
+      .map((k) => [k, spec[k]!]),
+  );
 }
 
 export function toSavedPlan(plan: Plan, intent: Intent, opts: { deep: boolean; destroy: boolean }): SavedPlan {
@@ -105,9 +107,14 @@ export function readSavedPlan(path: string): SavedPlan {
   } catch (e) {
     throw new BoltError(`${path} is not a saved plan: ${(e as Error).message} (write one with \`bolt plan --out ${path}\`)`);
   }
-  if (v?.format !== SAVED_PLAN_FORMAT) throw new BoltError(`${path} is not a saved plan (no "format": "${SAVED_PLAN_FORMAT}"); write one with \`bolt plan --out ${path}\``);
-  if (v.format_version !== SAVED_PLAN_VERSION) throw new BoltError(`${path}: saved plan format_version ${String(v.format_version)} is not supported by this bolt (it reads ${SAVED_PLAN_VERSION}); plan again with this version`);
-  for (const k of ["fingerprint", "live", "changes", "desired", "intent"] as const) if (v[k] === undefined) throw new BoltError(`${path}: saved plan has no "${k}"`);
+  if (v?.format !== SAVED_PLAN_FORMAT)
+    throw new BoltError(`${path} is not a saved plan (no "format": "${SAVED_PLAN_FORMAT}"); write one with \`bolt plan --out ${path}\``);
+  if (v.format_version !== SAVED_PLAN_VERSION)
+    throw new BoltError(
+      `${path}: saved plan format_version ${String(v.format_version)} is not supported by this bolt (it reads ${SAVED_PLAN_VERSION}); plan again with this version`,
+    );
+  for (const k of ["fingerprint", "live", "changes", "desired", "intent"] as const)
+    if (v[k] === undefined) throw new BoltError(`${path}: saved plan has no "${k}"`);
   return { ...v, intent: upgradeIntent(v.intent) } as SavedPlan;
 }
 

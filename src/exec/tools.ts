@@ -66,7 +66,15 @@ export function toolName(argv: string[]): string {
 }
 
 /** One process with the tool's limit; a timeout or an abort becomes a clear stderr line. */
-async function runLimited(runner: CommandRunner, argv: string[], stdin: string | undefined, what: string, ns: Ns, lines: number, signal?: AbortSignal): Promise<RunResult> {
+async function runLimited(
+  runner: CommandRunner,
+  argv: string[],
+  stdin: string | undefined,
+  what: string,
+  ns: Ns,
+  lines: number,
+  signal?: AbortSignal,
+): Promise<RunResult> {
   const limit = timeoutMs(what, lines);
   const r = await runner.run(argv, stdin, { timeoutMs: limit, signal });
   if (r.timedOut) return { ...r, code: r.code || 124, stderr: `${what} in ${nsName(ns)} did not finish within ${limit / 1000} s and was killed\n${r.stderr}` };
@@ -100,7 +108,10 @@ const ipBatch: Tool = {
     const r = await runLimited(runner, argv, stdin, "ip", batch.ns, batch.ops.length + readBack.length, o.signal);
     if (r.code === 0) {
       if (!readBack.length) return { done: batch.ops.length };
-      const reads = r.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+      const reads = r.stdout
+        .split("\n")
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as unknown);
       return { done: batch.ops.length, reads: reads.length === readBack.length ? reads : undefined };
     }
     const m = /Command failed -:(\d+)/.exec(r.stderr);

@@ -19,7 +19,9 @@ export class TargetLock {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw new BoltError(`cannot create the lock directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (changing the kernel needs root; BOLT_LOCK_DIR chooses another directory)`);
+      throw new BoltError(
+        `cannot create the lock directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (changing the kernel needs root; BOLT_LOCK_DIR chooses another directory)`,
+      );
     }
     this.path = join(dir, `${target || "_host"}.lock`);
   }
@@ -45,7 +47,9 @@ export class TargetLock {
         continue;
       }
       if (Date.now() >= deadline) {
-        throw new BoltError(`another bolt (pid ${holder ?? "?"}) is changing this target; waited ${Math.round(waitMs / 1000)}s for its lock ${this.path} (use --lock-timeout to wait longer)`);
+        throw new BoltError(
+          `another bolt (pid ${holder ?? "?"}) is changing this target; waited ${Math.round(waitMs / 1000)}s for its lock ${this.path} (use --lock-timeout to wait longer)`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -74,7 +74,6 @@ export const whoAmI = (): string => {
   }
 };
 
-
 export const targetKey = (t: Ns): string => t ?? "";
 
 export class StateStore implements CommitStore {
@@ -111,7 +110,11 @@ export class StateStore implements CommitStore {
   }
 
   setLease(target: Ns, network: string, endpoint: string, ip: string): void {
-    this.db.prepare("INSERT INTO leases (target, endpoint, network, ip, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, endpoint) DO UPDATE SET network = excluded.network, ip = excluded.ip, updated_at = excluded.updated_at").run(targetKey(target), endpoint, network, ip, new Date().toISOString());
+    this.db
+      .prepare(
+        "INSERT INTO leases (target, endpoint, network, ip, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, endpoint) DO UPDATE SET network = excluded.network, ip = excluded.ip, updated_at = excluded.updated_at",
+      )
+      .run(targetKey(target), endpoint, network, ip, new Date().toISOString());
   }
 
   releaseLease(target: Ns, endpoint: string): void {
@@ -133,12 +136,16 @@ export class StateStore implements CommitStore {
   }
 
   journal(target: Ns): JournalRow | undefined {
-    const r = this.db.prepare("SELECT target, pid, started_at AS startedAt, payload FROM journal WHERE target = ?").get(targetKey(target)) as JournalRow | undefined;
+    const r = this.db.prepare("SELECT target, pid, started_at AS startedAt, payload FROM journal WHERE target = ?").get(targetKey(target)) as
+      | JournalRow
+      | undefined;
     return r;
   }
 
   writeJournal(target: Ns, payload: string): void {
-    this.db.prepare("INSERT INTO journal (target, pid, started_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET payload = excluded.payload").run(targetKey(target), process.pid, new Date().toISOString(), payload);
+    this.db
+      .prepare("INSERT INTO journal (target, pid, started_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET payload = excluded.payload")
+      .run(targetKey(target), process.pid, new Date().toISOString(), payload);
   }
 
   clearJournal(target: Ns): void {
@@ -146,10 +153,22 @@ export class StateStore implements CommitStore {
   }
 
   addHistory(target: Ns, command: string, summary: string, outcome: string): void {
-    this.db.prepare("INSERT INTO history (target, at, user, command, summary, outcome) VALUES (?, ?, ?, ?, ?, ?)").run(targetKey(target), new Date().toISOString(), whoAmI(), command, summary, outcome);
+    this.db
+      .prepare("INSERT INTO history (target, at, user, command, summary, outcome) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(targetKey(target), new Date().toISOString(), whoAmI(), command, summary, outcome);
   }
 
-  addRevision(r: { target: Ns; command: string; summary: string; hash: string; desired: string; intent: string; status: string; previous?: number | null; confirmBy?: string | null }): number {
+  addRevision(r: {
+    target: Ns;
+    command: string;
+    summary: string;
+    hash: string;
+    desired: string;
+    intent: string;
+    status: string;
+    previous?: number | null;
+    confirmBy?: string | null;
+  }): number {
     this.db.prepare("INSERT OR IGNORE INTO revision_blobs (hash, desired, intent) VALUES (?, ?, ?)").run(r.hash, r.desired, r.intent);
     const info = this.db
       .prepare("INSERT INTO revisions (target, at, user, command, summary, blob, status, previous, confirm_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -158,7 +177,9 @@ export class StateStore implements CommitStore {
   }
 
   revision(id: number): (RevisionRow & { desired: string; intent: string }) | undefined {
-    return this.db.prepare("SELECT r.*, b.desired, b.intent FROM revisions r JOIN revision_blobs b ON b.hash = r.blob WHERE r.id = ?").get(id) as (RevisionRow & { desired: string; intent: string }) | undefined;
+    return this.db.prepare("SELECT r.*, b.desired, b.intent FROM revisions r JOIN revision_blobs b ON b.hash = r.blob WHERE r.id = ?").get(id) as
+      | (RevisionRow & { desired: string; intent: string })
+      | undefined;
   }
 
   revisions(target: Ns): RevisionRow[] {

@@ -120,7 +120,9 @@ export class WatchController {
         status: !this.lastPass ? "starting" : healthy ? "ok" : "failing",
         target: this.o.target,
         files: this.o.files,
-        config: this.configError ? { valid: false, error: this.configError, applying: this.good ? "the last good configuration" : "nothing" } : { valid: !!this.good },
+        config: this.configError
+          ? { valid: false, error: this.configError, applying: this.good ? "the last good configuration" : "nothing" }
+          : { valid: !!this.good },
         last_pass: this.lastPass ?? null,
         last_success_at: this.lastSuccessAt ?? null,
         passes: this.passes,
@@ -212,7 +214,10 @@ export class WatchController {
           const fight = this.fights.repaired(signature, this.now());
           if (fight) {
             metrics.fightsDetected.inc();
-            log.warn({ fight: fightJson(fight) }, `another writer keeps undoing bolt's changes (${fight.drift}): repaired ${fight.repairs} times; leaving it alone until ${new Date(fight.until).toISOString()}`);
+            log.warn(
+              { fight: fightJson(fight) },
+              `another writer keeps undoing bolt's changes (${fight.drift}): repaired ${fight.repairs} times; leaving it alone until ${new Date(fight.until).toISOString()}`,
+            );
           }
         }
         this.appliedDigest = good.digest;
@@ -260,7 +265,18 @@ export class WatchController {
       metrics.duration.observe(report.duration_ms / 1000);
       metrics.fighting.set(this.fights.fights(this.now()).some((f) => f.until > this.now()) ? 1 : 0);
       const level = report.outcome === "failed" || report.outcome === "invalid_config" ? "error" : report.outcome === "backoff" ? "warn" : "info";
-      log[level]({ trigger: report.trigger, outcome: report.outcome, changes: report.changes, drift: report.drift, duration_ms: report.duration_ms, ...(report.revision ? { revision: report.revision } : {}), ...(report.error ? { error: report.error } : {}) }, "pass");
+      log[level](
+        {
+          trigger: report.trigger,
+          outcome: report.outcome,
+          changes: report.changes,
+          drift: report.drift,
+          duration_ms: report.duration_ms,
+          ...(report.revision ? { revision: report.revision } : {}),
+          ...(report.error ? { error: report.error } : {}),
+        },
+        "pass",
+      );
     }
   }
 
@@ -276,7 +292,10 @@ export class WatchController {
       this.configError = errors.length ? errors.map(formatDiagnostic).join("\n") : e.message;
       metrics.failures.inc({ reason: "config" });
       metrics.configValid.set(0);
-      log.error({ diagnostics: errors.map(formatDiagnostic), kept: this.good ? "last good configuration" : "nothing applied yet" }, `config rejected, the kernel is left as it is: ${this.configError.split("\n")[0]}`);
+      log.error(
+        { diagnostics: errors.map(formatDiagnostic), kept: this.good ? "last good configuration" : "nothing applied yet" },
+        `config rejected, the kernel is left as it is: ${this.configError.split("\n")[0]}`,
+      );
       // Still watch what the last good config referenced, and the files themselves.
       this.o.onFiles?.([...this.o.files, ...(this.good ? referencedFiles(this.good.intent) : [])]);
       return false;

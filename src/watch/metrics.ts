@@ -8,19 +8,73 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
  */
 export class WatchMetrics {
   readonly registry = new Registry();
-  readonly passes = new Counter({ name: "bolt_passes_total", help: "Reconcile passes by outcome (applied, noop, invalid_config, failed, backoff).", labelNames: ["outcome"], registers: [this.registry] });
-  readonly changesApplied = new Counter({ name: "bolt_changes_applied_total", help: "Resource changes applied (create, update, replace, delete).", registers: [this.registry] });
-  readonly driftRepairs = new Counter({ name: "bolt_drift_repairs_total", help: "Passes that changed the kernel while the configuration had not changed: drift repaired.", registers: [this.registry] });
-  readonly failures = new Counter({ name: "bolt_failures_total", help: "Failed passes by reason (config: the files do not validate; apply: reading or changing the kernel failed).", labelNames: ["reason"], registers: [this.registry] });
-  readonly duration = new Histogram({ name: "bolt_pass_duration_seconds", help: "Duration of a reconcile pass (read, plan, apply, verify).", buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
-  readonly lastSuccess = new Gauge({ name: "bolt_last_success_timestamp_seconds", help: "Unix time of the last pass that left the kernel converged.", registers: [this.registry] });
-  readonly resources = new Gauge({ name: "bolt_resources", help: "Desired resources by kind at the last successful pass.", labelNames: ["kind"], registers: [this.registry] });
-  readonly fighting = new Gauge({ name: "bolt_fight_backoff", help: "1 while bolt has stopped repairing a drift that another writer keeps re-creating (see /healthz).", registers: [this.registry] });
-  readonly fightsDetected = new Counter({ name: "bolt_fights_detected_total", help: "Times a repaired drift came back often enough to back off.", registers: [this.registry] });
-  readonly configValid = new Gauge({ name: "bolt_config_valid", help: "1 when the configuration files validate; 0 while the last good configuration is kept.", registers: [this.registry] });
+  readonly passes = new Counter({
+    name: "bolt_passes_total",
+    help: "Reconcile passes by outcome (applied, noop, invalid_config, failed, backoff).",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly changesApplied = new Counter({
+    name: "bolt_changes_applied_total",
+    help: "Resource changes applied (create, update, replace, delete).",
+    registers: [this.registry],
+  });
+  readonly driftRepairs = new Counter({
+    name: "bolt_drift_repairs_total",
+    help: "Passes that changed the kernel while the configuration had not changed: drift repaired.",
+    registers: [this.registry],
+  });
+  readonly failures = new Counter({
+    name: "bolt_failures_total",
+    help: "Failed passes by reason (config: the files do not validate; apply: reading or changing the kernel failed).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly duration = new Histogram({
+    name: "bolt_pass_duration_seconds",
+    help: "Duration of a reconcile pass (read, plan, apply, verify).",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly lastSuccess = new Gauge({
+    name: "bolt_last_success_timestamp_seconds",
+    help: "Unix time of the last pass that left the kernel converged.",
+    registers: [this.registry],
+  });
+  readonly resources = new Gauge({
+    name: "bolt_resources",
+    help: "Desired resources by kind at the last successful pass.",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  readonly fighting = new Gauge({
+    name: "bolt_fight_backoff",
+    help: "1 while bolt has stopped repairing a drift that another writer keeps re-creating (see /healthz).",
+    registers: [this.registry],
+  });
+  readonly fightsDetected = new Counter({
+    name: "bolt_fights_detected_total",
+    help: "Times a repaired drift came back often enough to back off.",
+    registers: [this.registry],
+  });
+  readonly configValid = new Gauge({
+    name: "bolt_config_valid",
+    help: "1 when the configuration files validate; 0 while the last good configuration is kept.",
+    registers: [this.registry],
+  });
   /** [monitoring] enable_detailed_metrics: bolt's nft rule counters, read each pass. */
-  readonly nftPackets = new Gauge({ name: "bolt_nft_rule_packets", help: "Packets counted by a rule of bolt's nft table (enable_detailed_metrics).", labelNames: ["rule"], registers: [this.registry] });
-  readonly nftBytes = new Gauge({ name: "bolt_nft_rule_bytes", help: "Bytes counted by a rule of bolt's nft table (enable_detailed_metrics).", labelNames: ["rule"], registers: [this.registry] });
+  readonly nftPackets = new Gauge({
+    name: "bolt_nft_rule_packets",
+    help: "Packets counted by a rule of bolt's nft table (enable_detailed_metrics).",
+    labelNames: ["rule"],
+    registers: [this.registry],
+  });
+  readonly nftBytes = new Gauge({
+    name: "bolt_nft_rule_bytes",
+    help: "Bytes counted by a rule of bolt's nft table (enable_detailed_metrics).",
+    labelNames: ["rule"],
+    registers: [this.registry],
+  });
 
   private defaults = false;
 

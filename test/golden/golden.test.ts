@@ -85,11 +85,12 @@ function renderUndo(plan: Plan, hasErrors: boolean): string {
 async function render(dir: string): Promise<{ text: string; json: string; undo: string }> {
   keyModes(dir);
   const opts: CaseOptions = existsSync(join(dir, "case.json")) ? JSON.parse(read(dir, "case.json")) : {};
-  const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => /\.(toml|ya?ml)$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
   // Like the CLI: destroy plans against an empty intent and never reads the config.
-  const { intent, warnings }: { intent: Intent; warnings: Diagnostic[] } = opts.destroy
-    ? { intent: emptyIntent(), warnings: [] }
-    : loadIntent(files, PREFIX);
+  const { intent, warnings }: { intent: Intent; warnings: Diagnostic[] } = opts.destroy ? { intent: emptyIntent(), warnings: [] } : loadIntent(files, PREFIX);
   const runner = new ReplayRunner(JSON.parse(read(dir, "live.json")) as Record<string, RecordedOutput>);
   const plan = await makePlan({
     intent,
@@ -110,11 +111,19 @@ async function render(dir: string): Promise<{ text: string; json: string; undo: 
   return {
     text: rel(parts.join("\n")),
     json: rel(JSON.stringify(planJson(plan, diags), null, 2) + "\n"),
-    undo: rel(renderUndo(plan, diags.some((d) => d.severity === "error"))),
+    undo: rel(
+      renderUndo(
+        plan,
+        diags.some((d) => d.severity === "error"),
+      ),
+    ),
   };
 }
 
-const cases = readdirSync(CASES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const cases = readdirSync(CASES, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
 
 describe("golden plan cases", () => {
   it("has cases", () => expect(cases.length).toBeGreaterThan(0));

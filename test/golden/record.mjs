@@ -17,7 +17,10 @@ const TARGET = "bolt-t-golden";
 const PREFIX = "bolt-t-golden-";
 const dir = resolve(process.argv[2] ?? "");
 const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(dir, "case.json"), "utf8").replaceAll("@CASE@", dir)) : {};
-const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
+const files = readdirSync(dir)
+  .filter((f) => /\.(toml|ya?ml)$/.test(f))
+  .sort()
+  .map((f) => join(dir, f));
 const intent = opts.destroy ? emptyIntent() : loadIntent(files, PREFIX).intent;
 
 const real = new ProcessRunner();

@@ -103,7 +103,9 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
     const host = sb.write("host.json", exp.stdout);
     const state = JSON.parse(exp.stdout);
     expect(state.format).toBe("bolt-state");
-    expect(state.resources.map((r: Json) => r.id)).toEqual(expect.arrayContaining(["network:a", "network:b", "endpoint:web", "endpoint:api", "nft:inet bolt", "sysctl:net.ipv4.ip_forward"]));
+    expect(state.resources.map((r: Json) => r.id)).toEqual(
+      expect.arrayContaining(["network:a", "network:b", "endpoint:web", "endpoint:api", "nft:inet bolt", "sysctl:net.ipv4.ip_forward"]),
+    );
     // A change for the pull request: v1 again (destroys b and api, MTU back).
     const live = await sb.bolt(["plan", "-f", f1, "--json"]);
     expect(live.code, live.stderr).toBe(0);
@@ -112,7 +114,16 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
     expect(off.code, off.stderr).toBe(0);
     expect(calls()).toEqual([]);
     expect(JSON.parse(off.stdout).changes).toEqual(JSON.parse(live.stdout).changes);
-    expect(plannedOf(off.stdout)).toEqual(["delete endpoint:api", "delete network:b", "delete sysctl:net.ipv4.conf.all.forwarding", "update network:a", "update endpoint:web", "update nft:inet bolt"].sort());
+    expect(plannedOf(off.stdout)).toEqual(
+      [
+        "delete endpoint:api",
+        "delete network:b",
+        "delete sysctl:net.ipv4.conf.all.forwarding",
+        "update network:a",
+        "update endpoint:web",
+        "update nft:inet bolt",
+      ].sort(),
+    );
     // Same exit codes for gating: 2 = changes.
     const gate = await sb.bolt(["plan", "-f", f1, "--state", host, "--detailed-exitcode", "--format", "markdown"], { env });
     expect(gate.code).toBe(2);
@@ -131,13 +142,33 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
     const pub = mkdtempSync(join(tmpdir(), "bolt-ci-"));
     try {
       chmodSync(pub, 0o755);
-      for (const [from, to] of [[f1, "v1.toml"], [host, "host.json"]] as const) {
+      for (const [from, to] of [
+        [f1, "v1.toml"],
+        [host, "host.json"],
+      ] as const) {
         copyFileSync(from, join(pub, to));
         chmodSync(join(pub, to), 0o644);
       }
-      const asNobody = await run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "node", BOLT_BIN, "plan", "-f", join(pub, "v1.toml"), "--state", join(pub, "host.json"), "--netns-prefix", sb.prefix, "--json"]);
+      const asNobody = await run([
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "node",
+        BOLT_BIN,
+        "plan",
+        "-f",
+        join(pub, "v1.toml"),
+        "--state",
+        join(pub, "host.json"),
+        "--netns-prefix",
+        sb.prefix,
+        "--json",
+      ]);
       expect(asNobody.code, asNobody.stderr).toBe(0);
-      expect(JSON.parse(asNobody.stdout).changes.map((c: Json) => `${c.action} ${c.address}`)).toEqual(JSON.parse(live.stdout).changes.map((c: Json) => `${c.action} ${c.address}`));
+      expect(JSON.parse(asNobody.stdout).changes.map((c: Json) => `${c.action} ${c.address}`)).toEqual(
+        JSON.parse(live.stdout).changes.map((c: Json) => `${c.action} ${c.address}`),
+      );
     } finally {
       rmSync(pub, { recursive: true, force: true });
     }

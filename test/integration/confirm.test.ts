@@ -62,7 +62,15 @@ describe.skipIf(!!SKIP_REASON)("apply --confirm-timeout, confirm, history, rollb
   });
   afterAll(async () => {
     // The detached timer's own log, for a failure's post-mortem.
-    if (process.env.BOLT_TEST_DAEMON_LOG) await sb.bolt(["history", "--all"]).then((h) => writeFileSync(process.env.BOLT_TEST_DAEMON_LOG!, `${h.stdout}\n${existsSync(`${sb.stateDir}/confirm-timer.log`) ? readFileSync(`${sb.stateDir}/confirm-timer.log`, "utf8") : ""}`));
+    if (process.env.BOLT_TEST_DAEMON_LOG)
+      await sb
+        .bolt(["history", "--all"])
+        .then((h) =>
+          writeFileSync(
+            process.env.BOLT_TEST_DAEMON_LOG!,
+            `${h.stdout}\n${existsSync(`${sb.stateDir}/confirm-timer.log`) ? readFileSync(`${sb.stateDir}/confirm-timer.log`, "utf8") : ""}`,
+          ),
+        );
     await sb.cleanup();
   });
 
@@ -99,7 +107,11 @@ describe.skipIf(!!SKIP_REASON)("apply --confirm-timeout, confirm, history, rollb
     const pending = (await history()).at(-1);
     expect(pending.status).toBe("pending");
     const events = async () => JSON.parse((await sb.bolt(["history", "--all", "--json"])).stdout).events as Json[];
-    const restored = await waitFor("the timer's restore", async () => (await events()).find((e) => e.command === `rollback --if-unconfirmed ${pending.id}`), 30_000);
+    const restored = await waitFor(
+      "the timer's restore",
+      async () => (await events()).find((e) => e.command === `rollback --if-unconfirmed ${pending.id}`),
+      30_000,
+    );
     expect(restored.outcome).toBe("applied");
     // previous = the head before it: the restore recorded by the first test (the same state as revision 1).
     expect(restored.summary).toMatch(/not confirmed by .*: restored revision \d+: undid the interrupted apply/);

@@ -43,7 +43,9 @@ function alive(pid: number): boolean {
  */
 async function killMidApply(sb: Sandbox, file: string, marker: string): Promise<void> {
   const signal = join(sb.dir, `reached-${Math.random().toString(36).slice(2)}`);
-  const child = sb.spawnBolt(["apply", "-f", file], { env: sb.fakeEnv(["ip"], { BOLT_HANG_PATTERN: marker, BOLT_HANG_SIGNAL: signal, BOLT_HANG_SECONDS: "30" }) });
+  const child = sb.spawnBolt(["apply", "-f", file], {
+    env: sb.fakeEnv(["ip"], { BOLT_HANG_PATTERN: marker, BOLT_HANG_SIGNAL: signal, BOLT_HANG_SECONDS: "30" }),
+  });
   await waitForFile(signal, 60_000, () => child.exitCode === null);
   const [wrapper, sleeper] = readFileSync(signal, "utf8").trim().split(" ").map(Number);
   process.kill(child.pid!, "SIGKILL");
@@ -124,7 +126,10 @@ describe.skipIf(!!SKIP_REASON)("kill -9 mid-update, then the next apply repairs 
     expect(r.stderr).toContain("rolled back an interrupted apply before continuing");
     // It planned from the repaired kernel: the same work as before the killed apply.
     expect(plannedOf(r.stdout)).toEqual(planned);
-    for (const [name, ip] of [["web", "10.72.0.2/24"], ["api", "10.72.0.3/24"]] as const) {
+    for (const [name, ip] of [
+      ["web", "10.72.0.2/24"],
+      ["api", "10.72.0.3/24"],
+    ] as const) {
       await expectVeth(sb.target, { name, hostIf: `bv-${name}`, bridge: "bolt-front", netns: sb.ns(name), ip, gateway: "10.72.0.1", mtu: 1500 });
     }
     expect(await ping(sb.ns("web"), "10.72.0.3")).toBe(true);

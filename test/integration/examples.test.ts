@@ -55,7 +55,15 @@ function isMeshNode(file: string): boolean {
 // Globbed when the suite is collected: the folder is written by others and grows.
 const TOP = exampleFiles();
 const MESH_DIR = join(REPO, "examples", "mesh");
-const MESH_FILES = [...TOP.filter(isMeshNode), ...(existsSync(MESH_DIR) ? readdirSync(MESH_DIR).filter((f) => f.endsWith(".toml")).sort().map((f) => join(MESH_DIR, f)) : [])];
+const MESH_FILES = [
+  ...TOP.filter(isMeshNode),
+  ...(existsSync(MESH_DIR)
+    ? readdirSync(MESH_DIR)
+        .filter((f) => f.endsWith(".toml"))
+        .sort()
+        .map((f) => join(MESH_DIR, f))
+    : []),
+];
 const SINGLE = TOP.filter((f) => !isMeshNode(f));
 
 /** Kinds whose kernel check ran, and how many scenarios got that far (for the coverage test). */
@@ -69,7 +77,9 @@ describe.skipIf(!!SKIP_REASON)("examples/", () => {
   });
 
   it("covers every config file in examples/ and its subfolders (examples/ci/ holds CI workflows, not configs)", () => {
-    const all = (readdirSync(join(REPO, "examples"), { recursive: true }) as string[]).filter((f) => /\.(toml|ya?ml)$/.test(f) && !f.startsWith("ci/")).map((f) => join(REPO, "examples", f));
+    const all = (readdirSync(join(REPO, "examples"), { recursive: true }) as string[])
+      .filter((f) => /\.(toml|ya?ml)$/.test(f) && !f.startsWith("ci/"))
+      .map((f) => join(REPO, "examples", f));
     expect(all.sort()).toEqual([...SINGLE, ...MESH_FILES].sort());
   });
 
@@ -104,7 +114,10 @@ describe.skipIf(!!SKIP_REASON)("examples/", () => {
         expect(p.code, p.stderr).toBe(0);
         changes = (JSON.parse(p.stdout) as Json).changes;
         expect(changes.length, "the example plans something").toBeGreaterThan(0);
-        expect(changes.filter((c) => c.action !== "create").map((c) => `${c.action} ${c.address}`), "a fresh namespace plans creates only").toEqual([]);
+        expect(
+          changes.filter((c) => c.action !== "create").map((c) => `${c.action} ${c.address}`),
+          "a fresh namespace plans creates only",
+        ).toEqual([]);
         for (const c of changes) if (c.kind === "sysctl") sysctlsBefore.set(c.name, await sysctlGet(sb.target, c.name));
 
         const r = await sb.bolt(["apply", "-f", file]);
@@ -179,7 +192,8 @@ describe.skipIf(!!SKIP_REASON)("examples/", () => {
           const cfg = meshData(readConfig(src));
           const peers = (cfg.peers ?? []) as Json[];
           expect(peers.map((p) => p.hostname).sort(), `${rel(src)}: the peers`).toEqual(HOSTS.filter((x) => x !== h).map(hostname));
-          for (const p of peers) expect(String(p.endpoint).split(":")[0], `${rel(src)}: ${p.hostname}'s endpoint is its address on the underlay`).toBe(UNDERLAY[hostOf(p.hostname)]);
+          for (const p of peers)
+            expect(String(p.endpoint).split(":")[0], `${rel(src)}: ${p.hostname}'s endpoint is its address on the underlay`).toBe(UNDERLAY[hostOf(p.hostname)]);
           hosts.set(h, { src, cfg, file: lab.sb.write(`${h}.toml`, meshCopy(src, cfg, h, lab)) });
         }
       });
@@ -190,7 +204,10 @@ describe.skipIf(!!SKIP_REASON)("examples/", () => {
           const p = await lab.bolt(h, ["plan", "--json", "-f", file]);
           expect(p.code, p.stderr).toBe(0);
           const changes = (JSON.parse(p.stdout) as Json).changes as Json[];
-          expect(changes.filter((c) => c.action !== "create").map((c) => `${c.action} ${c.address}`), `${h}: a fresh namespace plans creates only`).toEqual([]);
+          expect(
+            changes.filter((c) => c.action !== "create").map((c) => `${c.action} ${c.address}`),
+            `${h}: a fresh namespace plans creates only`,
+          ).toEqual([]);
           expect(changes.find((c) => c.kind === "wireguard")?.after.public_key, `${h}: the interface has the key generated for this run`).toBe(lab.pub[h]);
           const sys = new Map<string, string>();
           for (const c of changes) if (c.kind === "sysctl") sys.set(c.name, await sysctlGet(lab.ns(h), c.name));
@@ -221,7 +238,8 @@ describe.skipIf(!!SKIP_REASON)("examples/", () => {
             // An ICMP echo inside WireGuard is at least 84 + 32 bytes of transport data each way.
             expect((await transfer(lab, from, to)).tx - sent.tx, `${from} sent to ${to} through the tunnel`).toBeGreaterThanOrEqual(116);
             expect((await transfer(lab, to, from)).rx - got.rx, `${to} received from ${from} through the tunnel`).toBeGreaterThanOrEqual(116);
-            if (hosts.get(from)!.cfg.features?.magic_dns) expect(await pingUntil(lab.ns(from), `${hostname(to)}.mesh`, 2), `${from} → ${hostname(to)}.mesh`).toBe(true);
+            if (hosts.get(from)!.cfg.features?.magic_dns)
+              expect(await pingUntil(lab.ns(from), `${hostname(to)}.mesh`, 2), `${from} → ${hostname(to)}.mesh`).toBe(true);
           }
         }
       });
@@ -303,7 +321,8 @@ interface Target {
 
 /** From a Boltfile's [wireguard.DEV] peers; GhostWire peers have no preshared key. */
 function pskOf(cfg: Json): Target["psk"] {
-  return (dev, pub) => ((cfg.wireguard?.[dev]?.peers ?? []) as Json[]).some((p) => p.public_key === pub && (p.preshared_key_file ?? p.preshared_key) !== undefined);
+  return (dev, pub) =>
+    ((cfg.wireguard?.[dev]?.peers ?? []) as Json[]).some((p) => p.public_key === pub && (p.preshared_key_file ?? p.preshared_key) !== undefined);
 }
 
 type Check = (t: Target, c: Json) => Promise<void>;
@@ -332,7 +351,11 @@ const flagsState = (flags: string[]) => (flags.includes("UP") ? "up" : "down");
 
 async function v4(ns: string, dev: string): Promise<string> {
   const a = (await ipJson(ns, ["addr", "show", "dev", dev]))[0];
-  return ((a?.addr_info ?? []) as Json[]).filter((x) => x.family === "inet").map((x) => `${x.local}/${x.prefixlen}`).sort().join(", ");
+  return ((a?.addr_info ?? []) as Json[])
+    .filter((x) => x.family === "inet")
+    .map((x) => `${x.local}/${x.prefixlen}`)
+    .sort()
+    .join(", ");
 }
 
 /** The bridge: kind, alias naming the network, MTU, state, exactly the planned address(es). */
@@ -385,11 +408,13 @@ interface KeyedRule {
 
 /** The rules of bolt's table with their `bolt:<key>|<hash>` comments; a rule without one fails. */
 function keyedRules(items: Json[]): KeyedRule[] {
-  return items.filter((i) => i.rule).map((i) => {
-    const m = /^bolt:(.+)\|([0-9a-f]{8})$/.exec(i.rule.comment ?? "");
-    expect(m, `rule in chain ${i.rule.chain} without bolt's comment: ${JSON.stringify(i.rule.expr)}`).toBeTruthy();
-    return { chain: i.rule.chain, key: m![1]!, hash: m![2]!, rule: i.rule };
-  });
+  return items
+    .filter((i) => i.rule)
+    .map((i) => {
+      const m = /^bolt:(.+)\|([0-9a-f]{8})$/.exec(i.rule.comment ?? "");
+      expect(m, `rule in chain ${i.rule.chain} without bolt's comment: ${JSON.stringify(i.rule.expr)}`).toBeTruthy();
+      return { chain: i.rule.chain, key: m![1]!, hash: m![2]!, rule: i.rule };
+    });
 }
 
 /**
@@ -435,7 +460,10 @@ async function checkNft(t: Target, c: Json): Promise<void> {
       expect(hash8(keys.join("\n")), `${field}: kernel order ${keys.join(", ")}`).toBe(value);
     } else if ((m = /^(\S+) (\S+)$/.exec(field))) {
       const hits = rules.filter((r) => r.chain === m![1] && r.key === m![2]);
-      expect(hits.map((r) => r.hash), field).toEqual([value]);
+      expect(
+        hits.map((r) => r.hash),
+        field,
+      ).toEqual([value]);
       planned.rules.push(field);
     } else expect.fail(`nft field "${field}" is not understood by this check`);
   }
@@ -502,7 +530,17 @@ interface WgPeer {
 /** The peers of `wg show IF dump` (the interface line, which holds the private key, is dropped unread). */
 async function wgPeers(ns: string, dev: string): Promise<WgPeer[]> {
   const lines = (await wg(ns, dev, "dump")).split("\n").slice(1).filter(Boolean);
-  return lines.map((l) => l.split("\t")).map((f) => ({ publicKey: f[0]!, psk: f[1] === "(none)" ? "none" : "set", endpoint: f[2]!, allowedIps: f[3]!, rx: Number(f[5]), tx: Number(f[6]), keepalive: f[7]! }));
+  return lines
+    .map((l) => l.split("\t"))
+    .map((f) => ({
+      publicKey: f[0]!,
+      psk: f[1] === "(none)" ? "none" : "set",
+      endpoint: f[2]!,
+      allowedIps: f[3]!,
+      rx: Number(f[5]),
+      tx: Number(f[6]),
+      keepalive: f[7]!,
+    }));
 }
 
 /** The WireGuard interface: link (tun served by wireguard-go, or kernel wireguard), alias, MTU, state, addresses; key, port and fwmark from `wg show`; its wireguard-go runs in this namespace. */
@@ -565,7 +603,10 @@ async function dockerUserRules(ns: string): Promise<{ bolt: string[]; firstForei
   const r = await run(["ip", "netns", "exec", ns, "iptables", "-v", "-S", "DOCKER-USER"]);
   if (r.code !== 0) return undefined;
   const lines = r.stdout.split("\n").filter((l) => l.startsWith("-A DOCKER-USER "));
-  const bolt = lines.map((l) => /^-A DOCKER-USER (-i|-o) (\S+) -m comment --comment "?bolt:(\S+?)"? -c \d+ \d+ -j ACCEPT$/.exec(l)).filter((m) => m && m[2] === m[3]).map((m) => `${m![1] === "-i" ? "in" : "out"} ${m![2]}`);
+  const bolt = lines
+    .map((l) => /^-A DOCKER-USER (-i|-o) (\S+) -m comment --comment "?bolt:(\S+?)"? -c \d+ \d+ -j ACCEPT$/.exec(l))
+    .filter((m) => m && m[2] === m[3])
+    .map((m) => `${m![1] === "-i" ? "in" : "out"} ${m![2]}`);
   const firstForeign = lines.findIndex((l) => !/--comment "?bolt:/.test(l));
   return { bolt, firstForeign: firstForeign < 0 ? lines.length : firstForeign, lines };
 }
@@ -585,22 +626,46 @@ async function checkDockerUser(t: Target, c: Json): Promise<void> {
 async function expectNothingUnplanned(t: Target): Promise<void> {
   const planned = (k: string) => t.changes.filter((c) => c.kind === k);
   const links = (await ipJson(t.ns, ["link", "show"])) as Json[];
-  expect(links.filter((l) => String(l.ifalias ?? "").startsWith("bolt1,")).map((l) => l.ifname).sort(), "links with bolt's alias").toEqual(
+  expect(
+    links
+      .filter((l) => String(l.ifalias ?? "").startsWith("bolt1,"))
+      .map((l) => l.ifname)
+      .sort(),
+    "links with bolt's alias",
+  ).toEqual(
     [...planned("network").map((c) => c.after.bridge), ...planned("endpoint").map((c) => c.after.host_if), ...planned("wireguard").map((c) => c.name)].sort(),
   );
   const routes = ((await ipJson(t.ns, ["-4", "route", "show", "table", "all"])) as Json[]).filter((r) => String(r.protocol) === "176");
-  expect(routes.map((r) => `${r.table ?? "main"}/${normDst(r.dst)}`).sort(), "routes with protocol 176").toEqual(planned("route").map((c) => c.name).sort());
+  expect(routes.map((r) => `${r.table ?? "main"}/${normDst(r.dst)}`).sort(), "routes with protocol 176").toEqual(
+    planned("route")
+      .map((c) => c.name)
+      .sort(),
+  );
   const rules = ((await ipJson(t.ns, ["rule", "show"])) as Json[]).filter((r) => String(r.protocol) === "176");
-  expect(rules.map((r) => String(r.priority)).sort(), "rules with protocol 176").toEqual(planned("rule").map((c) => c.name).sort());
+  expect(rules.map((r) => String(r.priority)).sort(), "rules with protocol 176").toEqual(
+    planned("rule")
+      .map((c) => c.name)
+      .sort(),
+  );
   for (const w of planned("wireguard")) {
     const peers = (await wgPeers(t.ns, w.name)).map((p) => `${w.name}/${p.publicKey}`).sort();
-    expect(peers, `peers of ${w.name}`).toEqual(planned("wg-peer").filter((c) => c.name.startsWith(`${w.name}/`)).map((c) => c.name).sort());
+    expect(peers, `peers of ${w.name}`).toEqual(
+      planned("wg-peer")
+        .filter((c) => c.name.startsWith(`${w.name}/`))
+        .map((c) => c.name)
+        .sort(),
+    );
   }
   if (!planned("nft").length) expect(await nftTable(t.ns), "no nft table inet bolt").toBeUndefined();
   const hostsFile = `/etc/netns/${t.ns}/hosts`;
   if (!planned("hosts").length && existsSync(hostsFile)) expect(readFileSync(hostsFile, "utf8")).not.toContain(HOSTS_BEGIN);
   const d = await dockerUserRules(t.ns);
-  if (d) expect(d.bolt.sort(), "bolt's DOCKER-USER rules").toEqual(planned("docker-user").flatMap((c) => (["in", "out"] as const).filter((dir) => c.after[dir] === "accept").map((dir) => `${dir} ${c.name}`)).sort());
+  if (d)
+    expect(d.bolt.sort(), "bolt's DOCKER-USER rules").toEqual(
+      planned("docker-user")
+        .flatMap((c) => (["in", "out"] as const).filter((dir) => c.after[dir] === "accept").map((dir) => `${dir} ${c.name}`))
+        .sort(),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -633,7 +698,9 @@ interface Ep {
 }
 
 function veths(changes: Json[]): Ep[] {
-  return changes.filter((c) => c.kind === "endpoint" && c.after.type === "veth").map((c) => ({ name: c.name, network: c.after.network, netns: c.after.netns, addr: String(c.after.ip).split("/")[0]!, gateway: c.after.gateway }));
+  return changes
+    .filter((c) => c.kind === "endpoint" && c.after.type === "veth")
+    .map((c) => ({ name: c.name, network: c.after.network, netns: c.after.netns, addr: String(c.after.ip).split("/")[0]!, gateway: c.after.gateway }));
 }
 
 /** Same network: ping. Different networks, one of them isolated (the default): nothing. Internet (the default): the outside answers through NAT; without: nothing. */
@@ -787,7 +854,8 @@ function meshCopy(src: string, cfg: Json, h: HostId, lab: MeshLab): string {
   expect(node.private_key_file, `${rel(src)}: [node] names its private_key_file`).toBeTypeOf("string");
   once(new RegExp(`^(\\s*interface\\s*=\\s*)"${reEscape(node.interface)}"`, "m"), JSON.stringify(lab.ifname(h)), "the interface");
   once(new RegExp(`^(\\s*private_key_file\\s*=\\s*)"${reEscape(node.private_key_file)}"`, "m"), JSON.stringify(lab.keyFile(h)), "the private_key_file");
-  for (const p of cfg.peers as Json[]) once(new RegExp(`"${reEscape(p.public_key)}"`), JSON.stringify(lab.pub[hostOf(p.hostname)]), `the public key of ${p.hostname}`);
+  for (const p of cfg.peers as Json[])
+    once(new RegExp(`"${reEscape(p.public_key)}"`), JSON.stringify(lab.pub[hostOf(p.hostname)]), `the public key of ${p.hostname}`);
   return text;
 }
 

@@ -96,7 +96,10 @@ describe.skipIf(!!SKIP_REASON)("foreign objects are never touched", () => {
   it("applies next to them, plugging into the existing namespace", async () => {
     const r = await sb.bolt(["apply", "-f", file]);
     expect(r.code, r.stderr).toBe(0);
-    for (const [name, ip] of [["web", "10.61.0.2/24"], ["api", "10.61.0.3/24"]] as const) {
+    for (const [name, ip] of [
+      ["web", "10.61.0.2/24"],
+      ["api", "10.61.0.3/24"],
+    ] as const) {
       await expectVeth(sb.target, { name, hostIf: `bv-${name}`, bridge: "bolt-front", netns: sb.ns(name), ip, gateway: "10.61.0.1", mtu: 1500 });
     }
     expect(await ping(webNs, "10.61.0.3")).toBe(true);

@@ -23,14 +23,19 @@ function hasIp(): boolean {
 
 /** Why the suite cannot run here, or undefined. Network namespaces need root and iproute2. */
 export const SKIP_REASON: string | undefined =
-  process.getuid?.() !== 0 ? "integration tests need root (they create network namespaces)" : !hasIp() ? "integration tests need `ip` (iproute2) on PATH" : undefined;
+  process.getuid?.() !== 0
+    ? "integration tests need root (they create network namespaces)"
+    : !hasIp()
+      ? "integration tests need `ip` (iproute2) on PATH"
+      : undefined;
 if (SKIP_REASON) console.warn(`[integration] SKIPPED: ${SKIP_REASON}`);
 
 /** The suite runs the compiled CLI: a missing build is an error, never a silent skip. */
 export function requireBuild(): void {
   // Whatever bin/bolt.js loads from dist/ must exist (the launcher names it).
   const target = /from\s+["'](\.\.\/dist\/[^"']+)["']/.exec(readFileSync(BOLT_BIN, "utf8"))?.[1] ?? "../dist/src/cli/main.js";
-  if (!existsSync(join(REPO, "bin", target))) throw new Error(`${join("bin", target)} is missing: run \`npm run build\` (npm test does) before the integration tests`);
+  if (!existsSync(join(REPO, "bin", target)))
+    throw new Error(`${join("bin", target)} is missing: run \`npm run build\` (npm test does) before the integration tests`);
 }
 
 export interface RunOut {
@@ -129,7 +134,13 @@ const NFT_VOLATILE = new Set(["handle", "packets", "bytes"]);
 
 function scrubNft(v: Json): Json {
   if (Array.isArray(v)) return v.map(scrubNft);
-  if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().filter((k) => !NFT_VOLATILE.has(k)).map((k) => [k, scrubNft(v[k])]));
+  if (v && typeof v === "object")
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .filter((k) => !NFT_VOLATILE.has(k))
+        .map((k) => [k, scrubNft(v[k])]),
+    );
   return v;
 }
 
@@ -137,7 +148,10 @@ async function nftRuleset(ns: string): Promise<Json[] | null> {
   if (!HAS_NFT) return null;
   const out = await must(["ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset"]);
   const items = (out.trim() ? (JSON.parse(out) as Json).nftables : []) as Json[];
-  return items.filter((i) => !i.metainfo).map(scrubNft).sort(byJson);
+  return items
+    .filter((i) => !i.metainfo)
+    .map(scrubNft)
+    .sort(byJson);
 }
 
 /**
@@ -226,7 +240,15 @@ export class Sandbox {
   }
 
   private common(lockTimeout?: number): string[] {
-    return ["--netns", this.target, "--netns-prefix", this.prefix, "--state-dir", this.stateDir, ...(lockTimeout === undefined ? [] : ["--lock-timeout", String(lockTimeout)])];
+    return [
+      "--netns",
+      this.target,
+      "--netns-prefix",
+      this.prefix,
+      "--state-dir",
+      this.stateDir,
+      ...(lockTimeout === undefined ? [] : ["--lock-timeout", String(lockTimeout)]),
+    ];
   }
 
   /** What `plan --json` would do, as sorted "action address" lines (kinds added later included). */
@@ -286,7 +308,12 @@ export function posOf(text: string, needle: string): { line: number; col: number
 /** Example configs, found at run time. */
 export function exampleFiles(): string[] {
   const dir = join(REPO, "examples");
-  return existsSync(dir) ? readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f)) : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /\.(toml|ya?ml)$/.test(f))
+        .sort()
+        .map((f) => join(dir, f))
+    : [];
 }
 
 export async function waitForFile(path: string, timeoutMs: number, alive?: () => boolean): Promise<void> {

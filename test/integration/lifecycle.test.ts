@@ -82,7 +82,14 @@ describe.skipIf(!!SKIP_REASON)("lifecycle: apply, change, destroy", () => {
     expect(plan.code, plan.stderr).toBe(2);
     const planned = await sb.planned(file);
     // Later kinds (nft for NAT/isolation) may add their own creates: only creates, though.
-    expect(planned).toEqual(expect.arrayContaining(["create network:front", "create network:back", ...["web", "api", "db", "vm1"].map((e) => `create endpoint:${e}`), "create sysctl:net.ipv4.ip_forward"]));
+    expect(planned).toEqual(
+      expect.arrayContaining([
+        "create network:front",
+        "create network:back",
+        ...["web", "api", "db", "vm1"].map((e) => `create endpoint:${e}`),
+        "create sysctl:net.ipv4.ip_forward",
+      ]),
+    );
     expect(planned.filter((p) => !p.startsWith("create "))).toEqual([]);
     const r = await sb.bolt(["apply", "-f", file]);
     expect(r.code, r.stderr).toBe(0);

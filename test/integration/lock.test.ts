@@ -38,7 +38,12 @@ describe.skipIf(!!SKIP_REASON)("one writer per target", () => {
     const release = join(sb.dir, "slow-release");
     // The slow apply stops inside its first write batch until the test releases it.
     const slow = sb.spawnBolt(["apply", "-f", first], {
-      env: sb.fakeEnv(["ip"], { BOLT_HANG_PATTERN: "link set dev bolt-front up", BOLT_HANG_SIGNAL: signal, BOLT_HANG_RELEASE: release, BOLT_HANG_SECONDS: "90" }),
+      env: sb.fakeEnv(["ip"], {
+        BOLT_HANG_PATTERN: "link set dev bolt-front up",
+        BOLT_HANG_SIGNAL: signal,
+        BOLT_HANG_RELEASE: release,
+        BOLT_HANG_SECONDS: "90",
+      }),
     });
     await waitForFile(signal, 60_000, () => slow.exitCode === null);
     const during = await snapshot(sb.target);
@@ -71,8 +76,24 @@ describe.skipIf(!!SKIP_REASON)("one writer per target", () => {
     expect(p.stdout).toContain("Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy.");
 
     await expectNetwork(sb.target, { name: "front", bridge: "bolt-front", address: "10.61.0.1/24", mtu: 1500 });
-    await expectVeth(sb.target, { name: "web", hostIf: "bv-web", bridge: "bolt-front", netns: sb.ns("web"), ip: "10.61.0.2/24", gateway: "10.61.0.1", mtu: 1500 });
-    await expectVeth(sb.target, { name: "api", hostIf: "bv-api", bridge: "bolt-front", netns: sb.ns("api"), ip: "10.61.0.3/24", gateway: "10.61.0.1", mtu: 1500 });
+    await expectVeth(sb.target, {
+      name: "web",
+      hostIf: "bv-web",
+      bridge: "bolt-front",
+      netns: sb.ns("web"),
+      ip: "10.61.0.2/24",
+      gateway: "10.61.0.1",
+      mtu: 1500,
+    });
+    await expectVeth(sb.target, {
+      name: "api",
+      hostIf: "bv-api",
+      bridge: "bolt-front",
+      netns: sb.ns("api"),
+      ip: "10.61.0.3/24",
+      gateway: "10.61.0.1",
+      mtu: 1500,
+    });
     expect((await sb.planExit(second, ["--deep"])).code).toBe(0);
   });
 });

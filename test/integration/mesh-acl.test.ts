@@ -108,7 +108,8 @@ describe.skipIf(!!SKIP_REASON)("mesh ACLs: compiled to nft, proven with traffic,
   it("with ACLs: B→A udp/27015 arrives; udp/27016 and tcp/22 are dropped on A's mesh interface", async () => {
     for (const h of HOSTS) await lab.apply(h, lab.meshFile(h, { world: WORLD, extra: ACLS + TESTS, name: `${h}-acl.toml` }));
     const rules = await nftRules("a");
-    const deny = () => nftRules("a").then((rs) => rs.find((x) => JSON.stringify(x.expr).includes('"drop"') && JSON.stringify(x.expr).includes(lab.ifname("a"))));
+    const deny = () =>
+      nftRules("a").then((rs) => rs.find((x) => JSON.stringify(x.expr).includes('"drop"') && JSON.stringify(x.expr).includes(lab.ifname("a"))));
     expect(rules.length).toBeGreaterThan(2);
     const dropsBefore = (await deny())?.expr.find((e: Json) => e.counter)?.counter.packets ?? -1;
     expect(dropsBefore).toBeGreaterThanOrEqual(0);

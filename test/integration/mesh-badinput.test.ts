@@ -75,7 +75,9 @@ describe.skipIf(!!SKIP_REASON)("mesh bad input through the CLI: file:line:col, e
     const r = await lab.bolt("b", ["apply", "-f", file]);
     expect(r.code).toBe(1);
     const at = posOf(text, "[node]");
-    expect(r.stderr).toContain(`${file}:${at.line}:${at.col}: error: WireGuard interface name "${lab.ifname("a")}" is already served by a wireguard-go in another network namespace`);
+    expect(r.stderr).toContain(
+      `${file}:${at.line}:${at.col}: error: WireGuard interface name "${lab.ifname("a")}" is already served by a wireguard-go in another network namespace`,
+    );
     expect(await snapshot(lab.ns("b"))).toEqual(beforeB);
     expect(await lab.wgPids(lab.ifname("a"))).toHaveLength(1);
     // a itself is unaffected: its own device is no conflict, its re-plan stays empty

@@ -47,7 +47,11 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
       const addrs = ((await ipJson(ns, ["-4", "addr", "show", "dev", dev])) as Json[])[0].addr_info.map((a: Json) => `${a.local}/${a.prefixlen}`);
       expect(addrs).toEqual([`${MESH_IP[h]}/32`]);
       const routes = ((await ipJson(ns, ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`).sort();
-      expect(routes).toEqual(HOSTS.filter((p) => p !== h).map((p) => `${MESH_IP[p]} ${dev}`).sort());
+      expect(routes).toEqual(
+        HOSTS.filter((p) => p !== h)
+          .map((p) => `${MESH_IP[p]} ${dev}`)
+          .sort(),
+      );
     }
     // Every machine-readable view of the state, at debug log level (scanned for keys at the end).
     for (const h of HOSTS) {

@@ -39,7 +39,12 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
     expect(plannedOf(plan.stdout)).toEqual([`create route:main/${ROUTE}`, `update wg-peer:${gwa()}/${lab.pub.b}`]);
     await lab.apply("a", file);
 
-    const allowed = new Map((await lab.wg("a", "allowed-ips")).trim().split("\n").map((l) => l.split("\t") as [string, string]));
+    const allowed = new Map(
+      (await lab.wg("a", "allowed-ips"))
+        .trim()
+        .split("\n")
+        .map((l) => l.split("\t") as [string, string]),
+    );
     expect(allowed.get(lab.pub.b)!.split(" ").sort()).toEqual([`${MESH_IP.b}/32`, ROUTE].sort());
     expect(allowed.get(lab.pub.c)).toBe(`${MESH_IP.c}/32`);
     const routes = ((await ipJson(lab.ns("a"), ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`);

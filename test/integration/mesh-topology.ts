@@ -221,13 +221,23 @@ export class MeshLab {
   /** Host h's peers as "public-key psk endpoint allowed-ips" lines from `wg show dump`, the psk column as set/none. */
   async peers(h: HostId): Promise<string[]> {
     const lines = (await this.wg(h, "dump")).trim().split("\n").slice(1);
-    return lines.map((l) => l.split("\t")).map((f) => [f[0], f[1] === "(none)" ? "psk:none" : "psk:set", f[2], f[3]].join(" ")).sort();
+    return lines
+      .map((l) => l.split("\t"))
+      .map((f) => [f[0], f[1] === "(none)" ? "psk:none" : "psk:set", f[2], f[3]].join(" "))
+      .sort();
   }
 
   /** latest-handshake epoch seconds per peer public key. */
   async handshakes(h: HostId): Promise<Map<string, number>> {
     const out = await this.wg(h, "latest-handshakes");
-    return new Map(out.trim().split("\n").filter(Boolean).map((l) => l.split("\t") as [string, string]).map(([k, t]) => [k, Number(t)]));
+    return new Map(
+      out
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.split("\t") as [string, string])
+        .map(([k, t]) => [k, Number(t)]),
+    );
   }
 
   /** PIDs of `wireguard-go IF` (exactly that command line). */
@@ -292,7 +302,10 @@ export class MeshLab {
         const dir = this.stateDir(h);
         if (!existsSync(dir)) continue;
         const files = (readdirSync(dir, { recursive: true, withFileTypes: true }) as Dirent[]).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-        expect(files.some((f) => f.endsWith("bolt.db")), `state of ${h} has bolt.db`).toBe(true);
+        expect(
+          files.some((f) => f.endsWith("bolt.db")),
+          `state of ${h} has bolt.db`,
+        ).toBe(true);
         for (const f of files) {
           const text = await must(["strings", "-n", "8", f]);
           expect(text.includes(s), `key material in ${f}`).toBe(false);
@@ -309,13 +322,14 @@ export class MeshLab {
    * sockets and the /etc/netns/NAME dirs of our namespaces, then the namespaces.
    */
   async cleanup(ifnames: string[] = this.hosts.map((h) => this.ifname(h))): Promise<void> {
-    for (const p of this.procs) if (p.pid !== undefined) {
-      try {
-        process.kill(p.pid, "SIGKILL");
-      } catch {
-        /* gone */
+    for (const p of this.procs)
+      if (p.pid !== undefined) {
+        try {
+          process.kill(p.pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
       }
-    }
     const mine = await this.sb.mine();
     for (const ns of mine) for (const i of ifnames) await run(["ip", "-n", ns, "link", "del", i]);
     for (const i of ifnames) {

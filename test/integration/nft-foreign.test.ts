@@ -108,7 +108,10 @@ describe.skipIf(!!SKIP_REASON)("nft: foreign nft tables and iptables rules are n
   it("another nft table's forward policy drop is reported, and does drop bolt's traffic", async () => {
     const file = sb.write("a.toml", config());
     await applyConverged(sb, [file]);
-    await must(["ip", "netns", "exec", topo.host, "nft", "-f", "-"], "table ip strict {\n\tchain gate {\n\t\ttype filter hook forward priority 0; policy drop;\n\t}\n}\n");
+    await must(
+      ["ip", "netns", "exec", topo.host, "nft", "-f", "-"],
+      "table ip strict {\n\tchain gate {\n\t\ttype filter hook forward priority 0; policy drop;\n\t}\n}\n",
+    );
     try {
       const r = await sb.bolt(["firewall", "analyze", "-f", file]);
       expect(r.code, r.stderr).toBe(0);

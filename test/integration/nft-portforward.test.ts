@@ -58,7 +58,9 @@ describe.skipIf(!!SKIP_REASON)("nft: port forwards", () => {
   it("a forward to ip:port and a udp forward work side by side", async () => {
     await topo.serveTcp(topo.ns("web"), 81, "web-81");
     await topo.serveUdp(topo.ns("web"), 53, "web-udp-53");
-    const file = sb.write("pf2.toml", boltfile(`${WEB_80}
+    const file = sb.write(
+      "pf2.toml",
+      boltfile(`${WEB_80}
 [[port_forwards]]
 host_port = 9090
 to = "10.71.0.10:81"
@@ -67,7 +69,8 @@ to = "10.71.0.10:81"
 host_port = 5353
 protocol = "udp"
 to = "web:53"
-`));
+`),
+    );
     expect(await topo.udp(topo.outside, UPLINK.host, 5353)).toBeUndefined();
     await applyConverged(sb, [file]);
     expect(await topo.tcp(topo.outside, UPLINK.host, 8080)).toBe("web-80");

@@ -35,7 +35,9 @@ blocklists = ["blocked.txt"]
 `;
 
 // B changes every part of the table and adds a sysctl (written after the table).
-const B = A.replace("dest_ports = 23", "dest_ports = \"23-25\"\nlogging = true").replace("host_port = 8080", "host_port = 9090") + `
+const B =
+  A.replace("dest_ports = 23", 'dest_ports = "23-25"\nlogging = true').replace("host_port = 8080", "host_port = 9090") +
+  `
 [[firewall.rules]]
 name = "icmp-budget"
 action = "allow"
@@ -110,7 +112,7 @@ describe.skipIf(!!SKIP_REASON)("nft: rollback after a failure later than the nft
     await applyConverged(sb, [b]);
     const before = (await boltTable(topo.host, true))!;
     const iptBefore = await ipt("-S");
-    const c = sb.write("c.toml", B.replace("dest_ports = \"23-25\"", "dest_ports = \"23-26\"") + "\n[firewall]\ndocker_conflict_resolution = true\n");
+    const c = sb.write("c.toml", B.replace('dest_ports = "23-25"', 'dest_ports = "23-26"') + "\n[firewall]\ndocker_conflict_resolution = true\n");
     const dump = join(sb.dir, "dump-docker");
     const r = await sb.bolt(["apply", "-f", c], { env: failingToolEnv(sb, "iptables", "-I", dump) });
     expect(r.code).toBe(1);

@@ -38,7 +38,13 @@ export class Topology {
     await must(["ip", "-n", this.host, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", this.outside]);
     await must(["ip", "-n", this.host, "address", "add", `${UPLINK.host}/${UPLINK.prefix}`, "dev", "up0"]);
     await must(["ip", "-n", this.outside, "address", "add", `${UPLINK.outside}/${UPLINK.prefix}`, "dev", "eth0"]);
-    for (const [ns, dev] of [[this.host, "up0"], [this.outside, "eth0"], [this.host, "lo"], [this.outside, "lo"]] as const) await must(["ip", "-n", ns, "link", "set", dev, "up"]);
+    for (const [ns, dev] of [
+      [this.host, "up0"],
+      [this.outside, "eth0"],
+      [this.host, "lo"],
+      [this.outside, "lo"],
+    ] as const)
+      await must(["ip", "-n", ns, "link", "set", dev, "up"]);
     await must(["ip", "-n", this.host, "route", "add", "default", "via", UPLINK.outside]);
     // The premise every NAT test rests on: the outside knows nothing of 10.0.0.0/8.
     const routes = JSON.parse(await must(["ip", "-n", this.outside, "-j", "-4", "route", "show"])) as Json[];
@@ -50,12 +56,22 @@ export class Topology {
    * execs node, so the child's pid is the server's own and cleanup kills exactly it.
    */
   serveTcp(ns: string, port: number, banner: string): Promise<void> {
-    return this.serve(ns, port, banner, `require("net").createServer((s)=>{s.on("error",()=>{});s.end(process.argv[2]+"\\n")}).listen(Number(process.argv[1]),"0.0.0.0",()=>console.log("ready"))`);
+    return this.serve(
+      ns,
+      port,
+      banner,
+      `require("net").createServer((s)=>{s.on("error",()=>{});s.end(process.argv[2]+"\\n")}).listen(Number(process.argv[1]),"0.0.0.0",()=>console.log("ready"))`,
+    );
   }
 
   /** A UDP server in NS that answers every datagram with `banner`. */
   serveUdp(ns: string, port: number, banner: string): Promise<void> {
-    return this.serve(ns, port, banner, `const s=require("dgram").createSocket("udp4");s.on("message",(m,r)=>s.send(process.argv[2]+"\\n",r.port,r.address));s.bind(Number(process.argv[1]),"0.0.0.0",()=>console.log("ready"))`);
+    return this.serve(
+      ns,
+      port,
+      banner,
+      `const s=require("dgram").createSocket("udp4");s.on("message",(m,r)=>s.send(process.argv[2]+"\\n",r.port,r.address));s.bind(Number(process.argv[1]),"0.0.0.0",()=>console.log("ready"))`,
+    );
   }
 
   private async serve(ns: string, port: number, banner: string, script: string): Promise<void> {

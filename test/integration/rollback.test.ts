@@ -78,7 +78,15 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
   it("the same apply without the fault then succeeds", async () => {
     const r = await sb.bolt(["apply", "-f", file]);
     expect(r.code, r.stderr).toBe(0);
-    await expectVeth(sb.target, { name: "api", hostIf: "bv-api", bridge: "bolt-front", netns: sb.ns("api"), ip: "10.61.0.3/24", gateway: "10.61.0.1", mtu: 1500 });
+    await expectVeth(sb.target, {
+      name: "api",
+      hostIf: "bv-api",
+      bridge: "bolt-front",
+      netns: sb.ns("api"),
+      ip: "10.61.0.3/24",
+      gateway: "10.61.0.1",
+      mtu: 1500,
+    });
     expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
     expect((await sb.planExit(file)).code).toBe(0);
   });
@@ -104,7 +112,15 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
     expect(planned).toEqual(expect.arrayContaining(["update network:front", "update endpoint:web", "update endpoint:api"]));
     const ok = await sb.bolt(["apply", "-f", file]);
     expect(ok.code, ok.stderr).toBe(0);
-    await expectVeth(sb.target, { name: "api", hostIf: "bv-api", bridge: "bolt-front", netns: sb.ns("api"), ip: "10.72.0.3/24", gateway: "10.72.0.1", mtu: 1500 });
+    await expectVeth(sb.target, {
+      name: "api",
+      hostIf: "bv-api",
+      bridge: "bolt-front",
+      netns: sb.ns("api"),
+      ip: "10.72.0.3/24",
+      gateway: "10.72.0.1",
+      mtu: 1500,
+    });
     expect(await ping(sb.ns("web"), "10.72.0.3")).toBe(true);
     expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
   });
@@ -217,12 +233,19 @@ describe.skipIf(!!SKIP_REASON)("a hung tool fails its step and the apply rolls b
 
   it("names the tool, the namespace and the time waited", async () => {
     const signal = join(sb.dir, "hang");
-    const env = sb.fakeEnv(["ip"], { BOLT_HANG_PATTERN: "address add 10.61.0.3/24 dev eth0", BOLT_HANG_SIGNAL: signal, BOLT_HANG_SECONDS: "60", BOLT_TOOL_TIMEOUT: "2" });
+    const env = sb.fakeEnv(["ip"], {
+      BOLT_HANG_PATTERN: "address add 10.61.0.3/24 dev eth0",
+      BOLT_HANG_SIGNAL: signal,
+      BOLT_HANG_SECONDS: "60",
+      BOLT_TOOL_TIMEOUT: "2",
+    });
     const t0 = Date.now();
     const r = await sb.bolt(["apply", "-f", file], { env });
     expect(existsSync(signal), "the hang never started").toBe(true);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`apply failed at step \\d+/\\d+ \\(create endpoint "api"\\).*ip in netns ${sb.ns("api")} did not finish within 2 s and was killed`));
+    expect(r.stderr).toMatch(
+      new RegExp(`apply failed at step \\d+/\\d+ \\(create endpoint "api"\\).*ip in netns ${sb.ns("api")} did not finish within 2 s and was killed`),
+    );
     expect(r.stderr).toContain("rolled back, the kernel is as it was");
     expect(Date.now() - t0).toBeLessThan(50_000);
     expect(await world(sb)).toEqual(pristine);

@@ -31,7 +31,9 @@ describe.skipIf(!!SKIP_REASON)("no silent mass destroy", () => {
     expect(plan.stderr).toContain("`bolt apply` will refuse this plan: the configuration declares nothing (an empty or truncated file?)");
     const r = await sb.bolt(["apply", "-f", file]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: refusing to apply: the configuration declares nothing \(an empty or truncated file\?\): applying it would delete all \d+ object\(s\) bolt owns in netns \S+; nothing was changed \(if that is what you want, run `bolt destroy`, or apply with --allow-destroy\)$/);
+    expect(r.stderr).toMatch(
+      /^error: refusing to apply: the configuration declares nothing \(an empty or truncated file\?\): applying it would delete all \d+ object\(s\) bolt owns in netns \S+; nothing was changed \(if that is what you want, run `bolt destroy`, or apply with --allow-destroy\)$/,
+    );
     expect(await snapshot(sb.target)).toEqual(applied);
     expect((await sb.mine()).length).toBe(9);
   });

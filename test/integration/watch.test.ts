@@ -199,10 +199,14 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: [monitoring] from the config, resync
   });
 
   async function monitoringChecks(base: string) {
-    const text = await waitFor("nft rule counters", async () => {
-      const m = (await httpGet(`${base}/metrics`)).body;
-      return /^bolt_nft_rule_packets\{rule="[^"]+"\} \d+$/m.test(m) && m;
-    }, 30_000);
+    const text = await waitFor(
+      "nft rule counters",
+      async () => {
+        const m = (await httpGet(`${base}/metrics`)).body;
+        return /^bolt_nft_rule_packets\{rule="[^"]+"\} \d+$/m.test(m) && m;
+      },
+      30_000,
+    );
     expect(text).toMatch(/^bolt_nft_rule_bytes\{rule="forward isolation-out"\} \d+$/m);
     expect(metric(text, "bolt_config_valid")).toBe(1);
     // Periodic resync passes happen without any event.
@@ -217,11 +221,15 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: [monitoring] from the config, resync
       // The repair pass is over (applied and verified) before the next deletion.
       await waitFor(`repair ${i + 1}`, async () => (await repairs()) > n && hasFront(), 30_000, 50);
     }
-    const h = await waitFor("healthz to report the fight", async () => {
-      const r = await httpGet(`${base}/healthz`);
-      const body = JSON.parse(r.body);
-      return r.status === 503 && body.fighting.length === 1 && body;
-    }, 10_000);
+    const h = await waitFor(
+      "healthz to report the fight",
+      async () => {
+        const r = await httpGet(`${base}/healthz`);
+        const body = JSON.parse(r.body);
+        return r.status === 503 && body.fighting.length === 1 && body;
+      },
+      10_000,
+    );
     expect(h.fighting[0].drift).toContain("create network:front");
     await must(["ip", "-n", sb.target, "link", "del", "bolt-front"]);
     await sleep(4000);

@@ -47,7 +47,16 @@ describe.skipIf(!!SKIP_REASON)("[wireguard.NAME] point-to-point between two name
           'preshared_key_file = "keys/ab.psk"',
           ...(h === "b" ? [`endpoint = "${UNDERLAY.a}:${PORT}"`, "persistent_keepalive = 5"] : []),
         ].join("\n");
-    const text = [`[wireguard.${dev}]`, `private_key_file = "keys/${h}.key"`, `listen_port = ${PORT}`, `address = ${JSON.stringify(h === "a" ? `${ADDR.a}/24` : [`${ADDR.b}/24`, B_SECOND])}`, "", peer, o.extraPeer ?? ""].join("\n") + "\n";
+    const text =
+      [
+        `[wireguard.${dev}]`,
+        `private_key_file = "keys/${h}.key"`,
+        `listen_port = ${PORT}`,
+        `address = ${JSON.stringify(h === "a" ? `${ADDR.a}/24` : [`${ADDR.b}/24`, B_SECOND])}`,
+        "",
+        peer,
+        o.extraPeer ?? "",
+      ].join("\n") + "\n";
     return lab.sb.write(`${h}-bolt-network.toml`, text);
   };
 
@@ -55,7 +64,9 @@ describe.skipIf(!!SKIP_REASON)("[wireguard.NAME] point-to-point between two name
     await lab.apply("a", boltfile("a"));
     await lab.apply("b", boltfile("b"));
     const wa = lab.ifname("a");
-    const bAddrs = ((await ipJson(lab.ns("b"), ["-4", "addr", "show", "dev", lab.ifname("b")])) as Json[])[0].addr_info.map((x: Json) => `${x.local}/${x.prefixlen}`);
+    const bAddrs = ((await ipJson(lab.ns("b"), ["-4", "addr", "show", "dev", lab.ifname("b")])) as Json[])[0].addr_info.map(
+      (x: Json) => `${x.local}/${x.prefixlen}`,
+    );
     expect(bAddrs.sort()).toEqual([`${ADDR.b}/24`, B_SECOND].sort());
     const routes = ((await ipJson(lab.ns("a"), ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`).sort();
     expect(routes).toEqual([`${ADDR.b} ${wa}`, `${BEHIND_B.subnet} ${wa}`]);
@@ -116,7 +127,10 @@ describe.skipIf(!!SKIP_REASON)("[wireguard.NAME] point-to-point between two name
   it("a failed apply that removed a peer puts it back with its preshared key", async () => {
     const peersBefore = await lab.peers("a");
     const x = (await must(["sh", "-c", "wg genkey | wg pubkey"])).trim();
-    const file = boltfile("a", { noPeer: true, extraPeer: [`[[wireguard.${lab.ifname("a")}.peers]]`, `public_key = "${x}"`, 'allowed_ips = ["10.0.9.51/32"]'].join("\n") });
+    const file = boltfile("a", {
+      noPeer: true,
+      extraPeer: [`[[wireguard.${lab.ifname("a")}.peers]]`, `public_key = "${x}"`, 'allowed_ips = ["10.0.9.51/32"]'].join("\n"),
+    });
     const env = { PATH: `${FAKES}:${process.env.PATH}`, BOLT_FAULT_PATTERN: "10.0.9.51", BOLT_FAULT_HIT: join(lab.sb.dir, "fault-hit-2") };
     const r = await lab.bolt("a", ["apply", "-f", file], { env });
     expect(r.code, r.stdout + r.stderr).toBe(1);

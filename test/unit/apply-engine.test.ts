@@ -23,7 +23,10 @@ import { compileRegistry } from "../../src/core/registry.js";
 
 // The engine under test is kind-agnostic; the other kinds (nft, WireGuard, routes, rules…) have
 // their own tests, and leaving them out keeps this fake kernel to `ip` and `sysctl`.
-const RECONCILERS = compileRegistry(ALL_RECONCILERS.filter((r) => ["network", "endpoint", "sysctl"].includes(r.kind)), { partial: true });
+const RECONCILERS = compileRegistry(
+  ALL_RECONCILERS.filter((r) => ["network", "endpoint", "sysctl"].includes(r.kind)),
+  { partial: true },
+);
 import { StateStore } from "../../src/state/store.js";
 
 const T = "bolt-t-ae";
@@ -117,16 +120,22 @@ class FakeKernel {
   };
 
   snapshot(): unknown {
-    return [...this.ns].sort(([x], [y]) => x.localeCompare(y)).map(([name, s]) => ({
-      name,
-      links: [...s.links].sort(([x], [y]) => x.localeCompare(y)).map(([n, l]) => ({ n, ...l, ifindex: undefined, addrs: [...l.addrs].sort() })),
-      routes: s.routes,
-      sysctl: [...s.sysctl],
-    }));
+    return [...this.ns]
+      .sort(([x], [y]) => x.localeCompare(y))
+      .map(([name, s]) => ({
+        name,
+        links: [...s.links].sort(([x], [y]) => x.localeCompare(y)).map(([n, l]) => ({ n, ...l, ifindex: undefined, addrs: [...l.addrs].sort() })),
+        routes: s.routes,
+        sysctl: [...s.sysctl],
+      }));
   }
 
   private addNs(name: string) {
-    this.ns.set(name, { links: new Map([["lo", { ifindex: 1, kind: "loopback", mtu: 65536, up: false, addrs: [] }]]), routes: [], sysctl: new Map([["net.ipv4.ip_forward", "0"]]) });
+    this.ns.set(name, {
+      links: new Map([["lo", { ifindex: 1, kind: "loopback", mtu: 65536, up: false, addrs: [] }]]),
+      routes: [],
+      sysctl: new Map([["net.ipv4.ip_forward", "0"]]),
+    });
   }
 
   /** `ip -j WHAT` (also a line of an `ip -j -batch`, which prints one JSON document per read) */
@@ -136,17 +145,27 @@ class FakeKernel {
     if (!s) return { stdout: "", stderr: `Cannot open network namespace "${ns}": No such file or directory\n`, code: 1 };
     const links = [...s.links];
     if (what === "-d link show")
-      return json(links.map(([ifname, l]) => ({
-        ifindex: l.ifindex,
-        ifname,
-        flags: l.kind === "loopback" ? ["LOOPBACK", ...(l.up ? ["UP"] : [])] : ["BROADCAST", "MULTICAST", ...(l.up ? ["UP", "LOWER_UP"] : [])],
-        mtu: l.mtu,
-        ...(l.master ? { master: l.master } : {}),
-        ...(l.alias ? { ifalias: l.alias } : {}),
-        ...(l.kind === "loopback" ? {} : { linkinfo: { info_kind: l.kind } }),
-      })));
-    if (what === "addr show") return json(links.map(([ifname, l]) => ({ ifindex: l.ifindex, ifname, addr_info: l.addrs.map((a) => ({ family: "inet", local: a.split("/")[0], prefixlen: Number(a.split("/")[1]) })) })));
-    if (["-4 route show table all", "-4 route show default", "route show default"].includes(what)) return json(s.routes.map((r) => ({ dst: "default", gateway: r.gateway, dev: r.dev, protocol: "176" })));
+      return json(
+        links.map(([ifname, l]) => ({
+          ifindex: l.ifindex,
+          ifname,
+          flags: l.kind === "loopback" ? ["LOOPBACK", ...(l.up ? ["UP"] : [])] : ["BROADCAST", "MULTICAST", ...(l.up ? ["UP", "LOWER_UP"] : [])],
+          mtu: l.mtu,
+          ...(l.master ? { master: l.master } : {}),
+          ...(l.alias ? { ifalias: l.alias } : {}),
+          ...(l.kind === "loopback" ? {} : { linkinfo: { info_kind: l.kind } }),
+        })),
+      );
+    if (what === "addr show")
+      return json(
+        links.map(([ifname, l]) => ({
+          ifindex: l.ifindex,
+          ifname,
+          addr_info: l.addrs.map((a) => ({ family: "inet", local: a.split("/")[0], prefixlen: Number(a.split("/")[1]) })),
+        })),
+      );
+    if (["-4 route show table all", "-4 route show default", "route show default"].includes(what))
+      return json(s.routes.map((r) => ({ dst: "default", gateway: r.gateway, dev: r.dev, protocol: "176" })));
     throw new Error(`fake kernel: unexpected read: ip ${what}`);
   }
 
@@ -161,7 +180,14 @@ class FakeKernel {
     if (!args.includes("-w")) {
       this.readSinceWrite();
       const keys = args.slice(1);
-      return { stdout: keys.filter((k) => s.sysctl.has(k)).map((k) => `${k} = ${s.sysctl.get(k)}\n`).join(""), stderr: "", code: 0 };
+      return {
+        stdout: keys
+          .filter((k) => s.sysctl.has(k))
+          .map((k) => `${k} = ${s.sysctl.get(k)}\n`)
+          .join(""),
+        stderr: "",
+        code: 0,
+      };
     }
     this.timeline.push({ t: "write", forced: null, rollback: this.rollingBack, keys: [key({ ns, args })] });
     const err = this.write({ ns, args });
@@ -170,7 +196,10 @@ class FakeKernel {
 
   /** `ip [-j] [-force] -batch -`: writes, optionally followed by reads (apply reads back in the same process). */
   private batch(ns: string | null, force: boolean, stdin: string): RunResult {
-    const lines = stdin.split("\n").filter(Boolean).map((l) => ({ ns, args: l.split(" ") }));
+    const lines = stdin
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => ({ ns, args: l.split(" ") }));
     const isRead = (l: Line) => l.args.includes("show") || l.args.join(" ") === "netns list";
     const writeLines = lines.filter((l) => !isRead(l));
     if (!writeLines.length) this.readSinceWrite();
@@ -248,7 +277,14 @@ class FakeKernel {
         const peerName = a[a.indexOf("peer") + 2]!;
         if (!peerNs) return `Invalid "netns" value`;
         if (peerNs.links.has(peerName)) return exists;
-        peerNs.links.set(peerName, { ifindex: this.nextIndex++, kind: "veth", mtu: Number(a[a.lastIndexOf("mtu") + 1]), up: false, addrs: [], peer: { ns, name } });
+        peerNs.links.set(peerName, {
+          ifindex: this.nextIndex++,
+          kind: "veth",
+          mtu: Number(a[a.lastIndexOf("mtu") + 1]),
+          up: false,
+          addrs: [],
+          peer: { ns, name },
+        });
         link.peer = { ns: a[a.indexOf("netns") + 1]!, name: peerName };
       }
       s.links.set(name, link);
@@ -274,8 +310,8 @@ class FakeKernel {
       for (let i = 4; i < a.length; i++) {
         const [k, v] = [a[i]!, a[i + 1]];
         if (k === "up" || k === "down") l.up = k === "up";
-        else if (k === "mtu") l.mtu = Number(v), i++;
-        else if (k === "alias") l.alias = v, i++;
+        else if (k === "mtu") (l.mtu = Number(v)), i++;
+        else if (k === "alias") (l.alias = v), i++;
         else if (k === "addrgenmode") i++;
         else if (k === "master") {
           if (dev(v!)?.kind !== "bridge") return noDev(v!);
@@ -365,7 +401,14 @@ function setup(fault?: FakeKernel["fault"]) {
   return { kernel, before, runner, journal };
 }
 
-const applyOpts = (s: ReturnType<typeof setup>) => ({ runner: s.runner, registry: RECONCILERS, journal: s.journal, intent, originals: new Map<string, string>(), verifyAttempts: 1 });
+const applyOpts = (s: ReturnType<typeof setup>) => ({
+  runner: s.runner,
+  registry: RECONCILERS,
+  journal: s.journal,
+  intent,
+  originals: new Map<string, string>(),
+  verifyAttempts: 1,
+});
 
 /** What an exact rollback writes: the undo of every op that took effect, newest first. */
 function expectedUndo(p: Plan, applied: Line[]): string[] {
@@ -412,8 +455,23 @@ const ROLLBACK: Record<number, string[]> = {
   2: [`${T}|link del dev bolt-front`, `-|netns del ${PREFIX}api`, `-|netns del ${PREFIX}web`],
   3: [],
   4: [`-|netns del ${PREFIX}web`],
-  5: [`${T}|link del dev bv-api`, `${T}|link del dev bv-web`, `${T}|link del dev bolt-lab`, `${T}|link del dev bolt-front`, `-|netns del ${PREFIX}api`, `-|netns del ${PREFIX}web`],
-  6: [`${T}|link del dev bt-vm`, `${T}|link del dev bv-api`, `${T}|link del dev bv-web`, `${T}|link del dev bolt-lab`, `${T}|link del dev bolt-front`, `-|netns del ${PREFIX}api`, `-|netns del ${PREFIX}web`],
+  5: [
+    `${T}|link del dev bv-api`,
+    `${T}|link del dev bv-web`,
+    `${T}|link del dev bolt-lab`,
+    `${T}|link del dev bolt-front`,
+    `-|netns del ${PREFIX}api`,
+    `-|netns del ${PREFIX}web`,
+  ],
+  6: [
+    `${T}|link del dev bt-vm`,
+    `${T}|link del dev bv-api`,
+    `${T}|link del dev bv-web`,
+    `${T}|link del dev bolt-lab`,
+    `${T}|link del dev bolt-front`,
+    `-|netns del ${PREFIX}api`,
+    `-|netns del ${PREFIX}web`,
+  ],
 };
 
 describe("a failure at step N rolls back exactly what ran before it", () => {
@@ -449,7 +507,12 @@ describe("a failure at step N rolls back exactly what ran before it", () => {
     const applied = new Set(s.kernel.applied.map(key));
     const sent = forward.flatMap((e) => e.keys);
     expect(sent.filter((k) => !applied.has(k))).toEqual(failingBatch.keys.slice(failingBatch.keys.indexOf(key(failing))));
-    const laterStages = new Set(p.steps.flatMap((st) => st.ops).filter((o) => o.stage > failing.stage).map(key));
+    const laterStages = new Set(
+      p.steps
+        .flatMap((st) => st.ops)
+        .filter((o) => o.stage > failing.stage)
+        .map(key),
+    );
     expect(sent.filter((k) => laterStages.has(k))).toEqual([]);
 
     expect(s.kernel.snapshot()).toEqual(s.before);
@@ -500,7 +563,14 @@ describe("journal", () => {
     expect(s.journal.current).toBeUndefined();
 
     // The apply converged: a fresh plan over the same kernel is empty.
-    const again = await makePlan({ intent, runner: s.runner, target: T, registry: RECONCILERS, leases: new Map([["api", "10.81.0.2"]]), originals: new Map([["net.ipv4.ip_forward", "0"]]) });
+    const again = await makePlan({
+      intent,
+      runner: s.runner,
+      target: T,
+      registry: RECONCILERS,
+      leases: new Map([["api", "10.81.0.2"]]),
+      originals: new Map([["net.ipv4.ip_forward", "0"]]),
+    });
     expect(again.changes.map((c) => c.id)).toEqual([]);
     expect(s.kernel.ns.get(`${PREFIX}web`)!.links.get("eth0")!.addrs).toEqual(["10.81.0.10/24"]);
   });

@@ -37,34 +37,114 @@ interface Case {
 
 const cases: Record<string, Case> = {
   "TOML syntax error (second `=`)": { file: "toml-syntax.toml", line: 3, col: 7, message: /^TOML syntax error: Unexpected token/ },
-  "YAML syntax error (two keys on one line)": { file: "yaml-syntax.yaml", line: 5, col: 13, message: /^YAML syntax error: Nested mappings are not allowed in compact mappings/ },
+  "YAML syntax error (two keys on one line)": {
+    file: "yaml-syntax.yaml",
+    line: 5,
+    col: 13,
+    message: /^YAML syntax error: Nested mappings are not allowed in compact mappings/,
+  },
   "YAML duplicate key": { file: "yaml-duplicate-key.yaml", line: 5, col: 3, message: /^YAML syntax error: Map keys must be unique/ },
   "unknown top-level table": { file: "unknown-key-top.toml", line: 2, col: 1, message: /^unknown key "netwrks" in \/$/, hint: /^did you mean "networks"\?$/ },
-  "unknown nested key (indented)": { file: "unknown-key-nested.toml", line: 2, col: 3, message: /^unknown key "subnt" in \/networks\/web$/, hint: /^did you mean "subnet"\?$/ },
-  "unknown nested key in volantd.yaml": { file: "unknown-key-yaml.yaml", line: 5, col: 5, message: /^unknown key "gatway" in \/networking\/bridge$/, hint: /^did you mean "gateway"\?$/ },
+  "unknown nested key (indented)": {
+    file: "unknown-key-nested.toml",
+    line: 2,
+    col: 3,
+    message: /^unknown key "subnt" in \/networks\/web$/,
+    hint: /^did you mean "subnet"\?$/,
+  },
+  "unknown nested key in volantd.yaml": {
+    file: "unknown-key-yaml.yaml",
+    line: 5,
+    col: 5,
+    message: /^unknown key "gatway" in \/networking\/bridge$/,
+    hint: /^did you mean "gateway"\?$/,
+  },
   "bad CIDR (octet 300)": { file: "bad-cidr.toml", line: 2, col: 10, message: /subnet "10\.1\.300\.0\/24" is not an IPv4 CIDR/ },
-  "host bits set": { file: "host-bits.toml", line: 2, col: 11, message: /subnet "10\.1\.0\.5\/24" has host bits set/, hint: /did you mean "10\.1\.0\.0\/24"\?/ },
+  "host bits set": {
+    file: "host-bits.toml",
+    line: 2,
+    col: 11,
+    message: /subnet "10\.1\.0\.5\/24" has host bits set/,
+    hint: /did you mean "10\.1\.0\.0\/24"\?/,
+  },
   "gateway not an address": { file: "gateway-not-ip.toml", line: 3, col: 11, message: /gateway "10\.1\.0\.256" is not an IPv4 address/ },
-  "gateway outside subnet": { file: "gateway-outside.toml", line: 3, col: 11, message: /^network "web": gateway 10\.2\.0\.1 is outside subnet 10\.1\.0\.0\/24$/ },
+  "gateway outside subnet": {
+    file: "gateway-outside.toml",
+    line: 3,
+    col: 11,
+    message: /^network "web": gateway 10\.2\.0\.1 is outside subnet 10\.1\.0\.0\/24$/,
+  },
   "gateway = network address": { file: "gateway-network.toml", line: 3, col: 11, message: /gateway 10\.1\.0\.0 is the network address of 10\.1\.0\.0\/24/ },
-  "gateway = broadcast address": { file: "gateway-broadcast.toml", line: 3, col: 11, message: /gateway 10\.1\.0\.255 is the broadcast address of 10\.1\.0\.0\/24/ },
-  "gateway outside subnet (volantd.yaml)": { file: "volantd-gateway-outside.yaml", line: 5, col: 14, message: /gateway 10\.201\.0\.1 is outside subnet 10\.200\.0\.0\/16/ },
-  "overlapping subnets between two networks": { file: "overlap.toml", line: 5, col: 10, message: /^network "small": subnet 10\.1\.5\.0\/24 overlaps network "big" \(10\.1\.0\.0\/16, .*overlap\.toml:1\)$/ },
-  "dangling endpoint network": { file: "dangling-network.toml", line: 6, col: 11, message: /^endpoint "a": network "wbe" is not defined$/, hint: /^did you mean "web"\?$/ },
+  "gateway = broadcast address": {
+    file: "gateway-broadcast.toml",
+    line: 3,
+    col: 11,
+    message: /gateway 10\.1\.0\.255 is the broadcast address of 10\.1\.0\.0\/24/,
+  },
+  "gateway outside subnet (volantd.yaml)": {
+    file: "volantd-gateway-outside.yaml",
+    line: 5,
+    col: 14,
+    message: /gateway 10\.201\.0\.1 is outside subnet 10\.200\.0\.0\/16/,
+  },
+  "overlapping subnets between two networks": {
+    file: "overlap.toml",
+    line: 5,
+    col: 10,
+    message: /^network "small": subnet 10\.1\.5\.0\/24 overlaps network "big" \(10\.1\.0\.0\/16, .*overlap\.toml:1\)$/,
+  },
+  "dangling endpoint network": {
+    file: "dangling-network.toml",
+    line: 6,
+    col: 11,
+    message: /^endpoint "a": network "wbe" is not defined$/,
+    hint: /^did you mean "web"\?$/,
+  },
   "duplicate endpoint names": { file: "duplicate-endpoint.toml", line: 10, col: 8, message: /^endpoint "a" is defined twice$/ },
   "duplicate static ips": { file: "duplicate-ip.toml", line: 12, col: 8, message: /^endpoint "b": ip 10\.1\.0\.7 is already used by endpoint "a"$/ },
   "duplicate bridge names": { file: "duplicate-bridge.toml", line: 7, col: 10, message: /^network "api": bridge "br0" is already used by network "web"$/ },
-  "network name differs from its table key": { file: "network-name-mismatch.toml", line: 2, col: 8, message: /name "wbe" must equal the table key \[networks\.web\]/ },
-  "bridge name over 15 chars": { file: "bridge-too-long.toml", line: 2, col: 10, message: /bridge: must NOT have more than 15 characters \(Linux interface names are at most 15 characters\)/ },
+  "network name differs from its table key": {
+    file: "network-name-mismatch.toml",
+    line: 2,
+    col: 8,
+    message: /name "wbe" must equal the table key \[networks\.web\]/,
+  },
+  "bridge name over 15 chars": {
+    file: "bridge-too-long.toml",
+    line: 2,
+    col: 10,
+    message: /bridge: must NOT have more than 15 characters \(Linux interface names are at most 15 characters\)/,
+  },
   "bridge name with a semicolon": { file: "bridge-bad-chars.toml", line: 3, col: 10, message: /"br;x" is not valid: A kernel interface name: letters, digits/ },
   "bridge name with a space": { file: "bridge-space.toml", line: 3, col: 10, message: /"br x" is not valid: A kernel interface name/ },
-  "reversed ip_range": { file: "range-reversed.toml", line: 3, col: 12, message: /ip_range is reversed \(10\.1\.0\.200 > 10\.1\.0\.100\)/, hint: /swap start and end/ },
-  "ip_range outside subnet (sub-table header)": { file: "range-outside.toml", line: 4, col: 1, message: /ip_range 10\.1\.0\.100–10\.1\.1\.20 is not inside subnet 10\.1\.0\.0\/24/ },
+  "reversed ip_range": {
+    file: "range-reversed.toml",
+    line: 3,
+    col: 12,
+    message: /ip_range is reversed \(10\.1\.0\.200 > 10\.1\.0\.100\)/,
+    hint: /swap start and end/,
+  },
+  "ip_range outside subnet (sub-table header)": {
+    file: "range-outside.toml",
+    line: 4,
+    col: 1,
+    message: /ip_range 10\.1\.0\.100–10\.1\.1\.20 is not inside subnet 10\.1\.0\.0\/24/,
+  },
   "MTU 0": { file: "mtu-zero.toml", line: 3, col: 7, message: /\/networks\/web\/mtu: must be >= 68/ },
   "MTU 70000": { file: "mtu-too-big.toml", line: 3, col: 10, message: /\/networks\/web\/mtu: must be <= 65535/ },
   "endpoint ip = gateway": { file: "endpoint-ip-gateway.toml", line: 7, col: 6, message: /^endpoint "a": ip 10\.1\.0\.1 is the gateway of network "web"$/ },
-  "endpoint ip outside subnet": { file: "endpoint-ip-outside.toml", line: 7, col: 6, message: /^endpoint "a": ip 10\.9\.0\.5 is outside subnet 10\.1\.0\.0\/24$/ },
-  "sysctl key in path form": { file: "sysctl-bad-key.toml", line: 3, col: 1, message: /"net\/ipv4\/conf\/all\/forwarding" is not valid: A sysctl key in dotted form, e\.g\. "net\.ipv4\.ip_forward"/ },
+  "endpoint ip outside subnet": {
+    file: "endpoint-ip-outside.toml",
+    line: 7,
+    col: 6,
+    message: /^endpoint "a": ip 10\.9\.0\.5 is outside subnet 10\.1\.0\.0\/24$/,
+  },
+  "sysctl key in path form": {
+    file: "sysctl-bad-key.toml",
+    line: 3,
+    col: 1,
+    message: /"net\/ipv4\/conf\/all\/forwarding" is not valid: A sysctl key in dotted form, e\.g\. "net\.ipv4\.ip_forward"/,
+  },
 };
 
 describe("each bad input class: ConfigError at the exact file:line:col", () => {
@@ -131,12 +211,14 @@ describe("files that cannot be read", () => {
     const line = "# " + "x".repeat(1021) + "\n";
     writeFileSync(file, line.repeat(4096) + "a = 1\n");
     const { errors } = configError([file]);
-    expect(errors).toEqual([{ severity: "error", message: `config file is ${4096 * 1024 + 6} bytes; the limit is 4194304`, source: { file, line: 1, col: 1 } }]);
+    expect(errors).toEqual([
+      { severity: "error", message: `config file is ${4096 * 1024 + 6} bytes; the limit is 4194304`, source: { file, line: 1, col: 1 } },
+    ]);
   });
 
   it("a file of exactly 4 MiB is still read", () => {
     const file = join(tmp, "edge.toml");
-    const body = "[networks.web]\nsubnet = \"10.1.0.0/24\"\n";
+    const body = '[networks.web]\nsubnet = "10.1.0.0/24"\n';
     writeFileSync(file, body + "#".repeat(MAX_CONFIG_BYTES - body.length - 1) + "\n");
     expect(kinds(loadIntent([file], "").intent).networks).toHaveLength(1);
   });

@@ -46,7 +46,10 @@ describe("toposort", () => {
 const net = (name: string, spec: Partial<Record<string, string>> = {}, opts: Partial<Resource> = {}) =>
   resource("network", name, { bridge: `bolt-${name}`, address: "10.1.0.1/24", mtu: "1500", state: "up", ...spec } as Record<string, string>, opts);
 const ep = (name: string, netName: string, spec: Partial<Record<string, string>> = {}, opts: Partial<Resource> = {}) =>
-  resource("endpoint", name, { type: "veth", host_if: `bv-${name}`, network: netName, ip: "10.1.0.2/24", ...spec } as Record<string, string>, { deps: [`network:${netName}`], ...opts });
+  resource("endpoint", name, { type: "veth", host_if: `bv-${name}`, network: netName, ip: "10.1.0.2/24", ...spec } as Record<string, string>, {
+    deps: [`network:${netName}`],
+    ...opts,
+  });
 const sysctl = (key: string, value: string, opts: Partial<Resource> = {}) => resource("sysctl", key, { value }, opts);
 const liveMap = (...rs: Resource[]) => new Map(rs.map((r) => [r.id, r]));
 const summary = (cs: { action: string; id: string }[]) => cs.map((c) => `${c.action} ${c.id}`);
@@ -73,7 +76,11 @@ describe("diffResources", () => {
   });
 
   it("replace when a field that cannot change in place differs (bridge rename, endpoint netns)", () => {
-    const changes = diffResources([net("web", { bridge: "br-new", mtu: "1400" }), ep("a", "web", { netns: "other" })], liveMap(net("web"), ep("a", "web", { netns: "a" })), REGISTRY);
+    const changes = diffResources(
+      [net("web", { bridge: "br-new", mtu: "1400" }), ep("a", "web", { netns: "other" })],
+      liveMap(net("web"), ep("a", "web", { netns: "a" })),
+      REGISTRY,
+    );
     expect(changes.map((c) => [c.action, c.id, c.forcedBy, c.changed])).toEqual([
       ["replace", "network:web", ["bridge"], ["bridge", "mtu"]],
       ["replace", "endpoint:a", ["netns"], ["netns"]],
@@ -81,14 +88,30 @@ describe("diffResources", () => {
   });
 
   it("deletes come first, in reverse dependency order (endpoints before their network, sysctls restored first)", () => {
-    const live = liveMap(net("old"), ep("e1", "old"), ep("e2", "old"), sysctl("net.ipv4.ip_forward", "1", { owned: true, restores: { value: "0" } }), net("web"));
+    const live = liveMap(
+      net("old"),
+      ep("e1", "old"),
+      ep("e2", "old"),
+      sysctl("net.ipv4.ip_forward", "1", { owned: true, restores: { value: "0" } }),
+      net("web"),
+    );
     const changes = diffResources([net("web"), ep("new", "web")], live, REGISTRY);
-    expect(summary(changes)).toEqual(["delete sysctl:net.ipv4.ip_forward", "delete endpoint:e2", "delete endpoint:e1", "delete network:old", "create endpoint:new"]);
+    expect(summary(changes)).toEqual([
+      "delete sysctl:net.ipv4.ip_forward",
+      "delete endpoint:e2",
+      "delete endpoint:e1",
+      "delete network:old",
+      "create endpoint:new",
+    ]);
   });
 
   it("never deletes or updates what bolt does not own", () => {
     const foreignNet = net("web", { mtu: "9000" }, { owned: false });
-    const changes = diffResources([net("web")], liveMap(foreignNet, net("theirs", {}, { owned: false }), sysctl("net.ipv4.conf.all.rp_filter", "1", { owned: false })), REGISTRY);
+    const changes = diffResources(
+      [net("web")],
+      liveMap(foreignNet, net("theirs", {}, { owned: false }), sysctl("net.ipv4.conf.all.rp_filter", "1", { owned: false })),
+      REGISTRY,
+    );
     // A network id held by an unowned object is not adopted: create (the planner reports the name clash).
     expect(changes.map((c) => [c.action, c.id, c.before])).toEqual([["create", "network:web", undefined]]);
   });
@@ -146,7 +169,15 @@ describe("planWaves", () => {
 describe("sequentialBatches (undo lines: order is everything)", () => {
   it("merges only consecutive lines with the same tool and namespace", () => {
     const line = (label: string, tool: OpLine["tool"], ns: string | null): OpLine => ({ tool, ns, args: [label] });
-    const batches = sequentialBatches([line("a", "ip", "x"), line("b", "ip", "x"), line("c", "exec", "x"), line("d", "ip", "x"), line("e", "ip", "y"), line("f", "ip", null), line("g", "ip", null)]);
+    const batches = sequentialBatches([
+      line("a", "ip", "x"),
+      line("b", "ip", "x"),
+      line("c", "exec", "x"),
+      line("d", "ip", "x"),
+      line("e", "ip", "y"),
+      line("f", "ip", null),
+      line("g", "ip", null),
+    ]);
     expect(batches.map((b) => `${b.tool}@${b.ns}:${labels(b.ops).join("")}`)).toEqual(["ip@x:ab", "exec@x:c", "ip@x:d", "ip@y:e", "ip@null:fg"]);
     expect(sequentialBatches([])).toEqual([]);
   });
@@ -169,7 +200,15 @@ describe("assignAddresses (IPAM)", () => {
   });
 
   it("keeps a lease (store first, else what the kernel shows after the state dir was lost)", () => {
-    const r = assignAddresses([web], [endpoint("a", "web"), endpoint("b", "web")], new Map([["a", "10.1.0.50"]]), new Map([["b", "10.1.0.60"], ["a", "10.1.0.99"]]));
+    const r = assignAddresses(
+      [web],
+      [endpoint("a", "web"), endpoint("b", "web")],
+      new Map([["a", "10.1.0.50"]]),
+      new Map([
+        ["b", "10.1.0.60"],
+        ["a", "10.1.0.99"],
+      ]),
+    );
     expect(result(r)).toEqual({ a: "10.1.0.50", b: "10.1.0.60" });
   });
 
@@ -180,12 +219,30 @@ describe("assignAddresses (IPAM)", () => {
 
   it("a lease outside the (changed) pool is reallocated to the first free address of the new pool", () => {
     const moved = network("web", "10.1.0.0/24", { pool: ["10.1.0.100", "10.1.0.200"] });
-    const r = assignAddresses([moved], [endpoint("a", "web"), endpoint("b", "web")], new Map([["a", "10.1.0.50"], ["b", "10.1.0.150"]]), new Map());
+    const r = assignAddresses(
+      [moved],
+      [endpoint("a", "web"), endpoint("b", "web")],
+      new Map([
+        ["a", "10.1.0.50"],
+        ["b", "10.1.0.150"],
+      ]),
+      new Map(),
+    );
     expect(result(r)).toEqual({ b: "10.1.0.150", a: "10.1.0.100" });
   });
 
   it("a lease equal to the gateway or unparsable is not kept; two endpoints claiming one lease: the first keeps it", () => {
-    const r = assignAddresses([network("n", "10.3.0.0/24", { pool: ["10.3.0.1", "10.3.0.9"] })], [endpoint("gw", "n"), endpoint("junk", "n"), endpoint("x", "n"), endpoint("y", "n")], new Map([["gw", "10.3.0.1"], ["junk", "not-an-ip"], ["x", "10.3.0.5"], ["y", "10.3.0.5"]]), new Map());
+    const r = assignAddresses(
+      [network("n", "10.3.0.0/24", { pool: ["10.3.0.1", "10.3.0.9"] })],
+      [endpoint("gw", "n"), endpoint("junk", "n"), endpoint("x", "n"), endpoint("y", "n")],
+      new Map([
+        ["gw", "10.3.0.1"],
+        ["junk", "not-an-ip"],
+        ["x", "10.3.0.5"],
+        ["y", "10.3.0.5"],
+      ]),
+      new Map(),
+    );
     expect(result(r)).toEqual({ x: "10.3.0.5", gw: "10.3.0.2", junk: "10.3.0.3", y: "10.3.0.4" });
   });
 
@@ -193,7 +250,9 @@ describe("assignAddresses (IPAM)", () => {
     const tiny = network("tiny", "10.4.0.0/24", { pool: ["10.4.0.10", "10.4.0.11"] });
     const r = assignAddresses([tiny], [endpoint("a", "tiny"), endpoint("b", "tiny"), endpoint("c", "tiny", { line: 17 })], new Map(), new Map());
     expect(result(r)).toEqual({ a: "10.4.0.10", b: "10.4.0.11" });
-    expect(r.diagnostics).toEqual([{ severity: "error", message: 'endpoint "c": no free address left in network "tiny" (pool 10.4.0.10–10.4.0.11)', source: at(17) }]);
+    expect(r.diagnostics).toEqual([
+      { severity: "error", message: 'endpoint "c": no free address left in network "tiny" (pool 10.4.0.10–10.4.0.11)', source: at(17) },
+    ]);
   });
 
   it("is deterministic and per network; endpoints of unknown networks are skipped (reported by validation)", () => {

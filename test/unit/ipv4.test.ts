@@ -55,7 +55,19 @@ describe("parseCidr4", () => {
     expect(parseCidr4("10.0.0.129/25")).toMatchObject({ prefix: 25, hostBits: true });
   });
 
-  it.each(["10.0.0.0/33", "10.0.0.0/024", "10.0.0.0/08", "10.0.0.0/", "10.0.0.0", "10.0.0/8", "010.0.0.0/8", "10.0.0.0/8/8", "10.0.0.0/-1", "10.0.0.0 /8", "10.0.0.0/100"])("refuses %j", (s) => {
+  it.each([
+    "10.0.0.0/33",
+    "10.0.0.0/024",
+    "10.0.0.0/08",
+    "10.0.0.0/",
+    "10.0.0.0",
+    "10.0.0/8",
+    "010.0.0.0/8",
+    "10.0.0.0/8/8",
+    "10.0.0.0/-1",
+    "10.0.0.0 /8",
+    "10.0.0.0/100",
+  ])("refuses %j", (s) => {
     expect(parseCidr4(s)).toBeUndefined();
   });
 
@@ -112,9 +124,12 @@ describe("ifnameProblem (IFNAMSIZ = 16 with the NUL)", () => {
     expect(ifnameProblem("x".repeat(16))).toBe(`interface name "${"x".repeat(16)}" is 16 characters; Linux allows at most 15`);
   });
 
-  it.each(["br;x", "br x", "br/x", "br:x", "-br", ".br", "", "br\tx", 'br"x', "br{x}", "brü"])("refuses %j (characters ip, nft or the kernel choke on)", (n) => {
-    expect(ifnameProblem(n)).toMatch(/may only contain letters, digits/);
-  });
+  it.each(["br;x", "br x", "br/x", "br:x", "-br", ".br", "", "br\tx", 'br"x', "br{x}", "brü"])(
+    "refuses %j (characters ip, nft or the kernel choke on)",
+    (n) => {
+      expect(ifnameProblem(n)).toMatch(/may only contain letters, digits/);
+    },
+  );
 
   it("refuses the names /proc/sys/net/*/conf reserves", () => {
     expect(ifnameProblem("all")).toMatch(/reserved by the kernel/);
@@ -145,7 +160,19 @@ describe("deriveIfname", () => {
   });
 
   it("every derived name is a valid interface name, for any logical name and bolt's prefixes", () => {
-    const names = ["a", "web", "x".repeat(12), "x".repeat(13), "x".repeat(32), "a b c", "net;rm -rf", "ü-net", "...", "____________________", "9-lives-of-a-very-long-name"];
+    const names = [
+      "a",
+      "web",
+      "x".repeat(12),
+      "x".repeat(13),
+      "x".repeat(32),
+      "a b c",
+      "net;rm -rf",
+      "ü-net",
+      "...",
+      "____________________",
+      "9-lives-of-a-very-long-name",
+    ];
     for (const prefix of ["bolt-", "bv-", "bt-"]) {
       for (const n of names) {
         const d = deriveIfname(prefix, n);

@@ -71,7 +71,8 @@ describe("layering", () => {
         for (const target of imports(f)) {
           const to = layerOf(target);
           if (to === `kind:${dir}`) continue;
-          if (to.startsWith("kind:") && !uses.get(dir)!.has(to.slice(5))) bad.push(`${relative(ROOT, f)} imports ${relative(ROOT, target)} but kind "${dir}" does not declare uses: ["${to.slice(5)}"]`);
+          if (to.startsWith("kind:") && !uses.get(dir)!.has(to.slice(5)))
+            bad.push(`${relative(ROOT, f)} imports ${relative(ROOT, target)} but kind "${dir}" does not declare uses: ["${to.slice(5)}"]`);
           if (to === "cli" || to === "watch") bad.push(`${relative(ROOT, f)} imports ${relative(ROOT, target)} (a kind never imports the ${to})`);
         }
       }

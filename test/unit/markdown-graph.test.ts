@@ -22,7 +22,16 @@ const changes: Change[] = [
   { id: web.id, kind: "endpoint", name: "web", action: "update", before: webOld, after: web, changed: ["mtu"], forcedBy: [] },
   { id: wg.id, kind: "wgpeer", name: "a", action: "create", after: wg, changed: ["preshared_key"], forcedBy: [] },
 ];
-const plan: Plan = { target: "prod", changes, steps: changes.map((change) => ({ change, ops: [] })), diagnostics: [], desired: [front, web], before: [], touched: [], readBack: new Map() };
+const plan: Plan = {
+  target: "prod",
+  changes,
+  steps: changes.map((change) => ({ change, ops: [] })),
+  diagnostics: [],
+  desired: [front, web],
+  before: [],
+  touched: [],
+  readBack: new Map(),
+};
 
 describe("markdown plan", () => {
   const md = renderPlanMarkdown(plan, [{ severity: "warning", message: "ip_forward is off", source: { file: "bolt-network.toml", line: 9, col: 1 } }]);

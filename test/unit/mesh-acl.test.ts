@@ -23,9 +23,20 @@ const B = node("host-b", "100.64.0.2", ["client"]);
 const C = node("host-c", "100.64.0.3", ["client", "admin"]);
 
 function mesh(acls: Omit<AclIntent, "source">[], tests: Omit<AclTestIntent, "source">[] = []): MeshIntent {
-  return { ifname: "gw0", self: A, peers: [B, C], advertise: [], exitNode: false, magicDns: false, acls: acls.map((a) => ({ ...a, source: at })), aclTests: tests.map((t) => ({ ...t, source: at })), source: at };
+  return {
+    ifname: "gw0",
+    self: A,
+    peers: [B, C],
+    advertise: [],
+    exitNode: false,
+    magicDns: false,
+    acls: acls.map((a) => ({ ...a, source: at })),
+    aclTests: tests.map((t) => ({ ...t, source: at })),
+    source: at,
+  };
 }
-const verdict = (m: MeshIntent, src: string, dst: string, port: number | undefined, proto: string) => evaluate(compileAcls(m, m.self), ip(src), ip(dst), port, proto);
+const verdict = (m: MeshIntent, src: string, dst: string, port: number | undefined, proto: string) =>
+  evaluate(compileAcls(m, m.self), ip(src), ip(dst), port, proto);
 
 describe("resolveNames and parsePorts", () => {
   const nodes = [A, B, C];
@@ -40,7 +51,11 @@ describe("resolveNames and parsePorts", () => {
   it("ports: single, range, list, *", () => {
     expect(parsePorts("22")).toEqual([[22, 22]]);
     expect(parsePorts("27015-27030")).toEqual([[27015, 27030]]);
-    expect(parsePorts("80,443,8000-8080")).toEqual([[80, 80], [443, 443], [8000, 8080]]);
+    expect(parsePorts("80,443,8000-8080")).toEqual([
+      [80, 80],
+      [443, 443],
+      [8000, 8080],
+    ]);
     expect(parsePorts("*")).toBe("any");
   });
 });
@@ -91,7 +106,10 @@ describe("runAclTests", () => {
     expect(u.map((x) => [x.target, x.expected, x.got])).toEqual([["host-a:27015", "deny", "accept"]]);
   });
   it("a tag source checks every member (one failing member is a failure)", () => {
-    const m = mesh([{ action: "accept", src: ["host-b"], dst: ["host-a:443"], proto: "tcp" }], [{ src: "tag:client", proto: "tcp", accept: ["host-a:443"], deny: [] }]);
+    const m = mesh(
+      [{ action: "accept", src: ["host-b"], dst: ["host-a:443"], proto: "tcp" }],
+      [{ src: "tag:client", proto: "tcp", accept: ["host-a:443"], deny: [] }],
+    );
     const f = runAclTests(m, A);
     expect(f).toHaveLength(1);
     expect(f[0]!.got).toBe("deny");
@@ -104,7 +122,12 @@ describe("compiled to nft on the mesh interface", () => {
     { action: "deny", src: ["host-c"], dst: ["host-a:22"], proto: "tcp" },
     { action: "accept", src: ["*"], dst: ["*:*"], proto: "icmp" },
   ]);
-  const table = compileTable({ nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false }, networks: [], endpointIps: new Map(), mesh: { intent: m, self: A } })!;
+  const table = compileTable({
+    nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+    networks: [],
+    endpointIps: new Map(),
+    mesh: { intent: m, self: A },
+  })!;
   const chain = (name: string) => table.chains.find((c) => c.name === name);
 
   it("mesh_acl: established first, the ACLs in order, then drop everything else from the mesh", () => {
@@ -122,7 +145,12 @@ describe("compiled to nft on the mesh interface", () => {
   });
 
   it("a mesh without ACLs, routes or exit node needs no nft table at all", () => {
-    const none = compileTable({ nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false }, networks: [], endpointIps: new Map(), mesh: { intent: mesh([]), self: A } });
+    const none = compileTable({
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      networks: [],
+      endpointIps: new Map(),
+      mesh: { intent: mesh([]), self: A },
+    });
     expect(none).toBeUndefined();
   });
 });
@@ -130,7 +158,8 @@ describe("compiled to nft on the mesh interface", () => {
 describe("ACLs as written in ghostwire.toml", () => {
   const dir = mkdtempSync(join(tmpdir(), "bolt-mesh-acl-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") => Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
+  const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") =>
+    Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
   const self = generateKeyPairSync("x25519");
   const peerKey = b64(generateKeyPairSync("x25519").publicKey, "x");
   const keyFile = join(dir, "self.key");
@@ -143,13 +172,20 @@ describe("ACLs as written in ghostwire.toml", () => {
     return { file, text, load: () => loadIntent([file], "") };
   };
 
-  it('action = "drop" (the schema\'s and the seed\'s spelling) denies — it must never compile to accept', () => {
-    const { intent } = load(`[[acls]]\naction = "drop"\nsrc = ["host-b"]\ndst = ["host-a:22"]\nproto = "tcp"\n\n[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\n`).load();
+  it("action = \"drop\" (the schema's and the seed's spelling) denies — it must never compile to accept", () => {
+    const { intent } = load(
+      `[[acls]]\naction = "drop"\nsrc = ["host-b"]\ndst = ["host-a:22"]\nproto = "tcp"\n\n[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\n`,
+    ).load();
     const m = kinds(intent).mesh!;
     expect(m.acls.map((a) => a.action)).toEqual(["deny", "accept"]);
     expect(verdict(m, "100.64.0.2", "100.64.0.1", 22, "tcp")).toBe("deny");
     expect(verdict(m, "100.64.0.2", "100.64.0.1", 80, "tcp")).toBe("accept");
-    const t = compileTable({ nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false }, networks: [], endpointIps: new Map(), mesh: { intent: m, self: m.self } })!;
+    const t = compileTable({
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      networks: [],
+      endpointIps: new Map(),
+      mesh: { intent: m, self: m.self },
+    })!;
     expect(t.chains.find((c) => c.name === "mesh_acl")!.rules[1]!.text).toBe("ip saddr 100.64.0.2 ip daddr 100.64.0.1 tcp dport 22 counter drop");
   });
 
@@ -157,7 +193,12 @@ describe("ACLs as written in ghostwire.toml", () => {
     const { intent } = load(`[[acls]]\naction = "accept"\nsrc = ["host-b"]\ndst = ["host-a:*"]\nproto = "all"\n`).load();
     const m = kinds(intent).mesh!;
     for (const p of ["tcp", "udp", "icmp", "sctp"]) expect(verdict(m, "100.64.0.2", "100.64.0.1", 443, p)).toBe("accept");
-    const t = compileTable({ nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false }, networks: [], endpointIps: new Map(), mesh: { intent: m, self: m.self } })!;
+    const t = compileTable({
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      networks: [],
+      endpointIps: new Map(),
+      mesh: { intent: m, self: m.self },
+    })!;
     expect(t.chains.find((c) => c.name === "mesh_acl")!.rules[1]!.text).toBe("ip saddr 100.64.0.2 ip daddr 100.64.0.1 counter accept");
   });
 
@@ -180,7 +221,9 @@ describe("ACLs as written in ghostwire.toml", () => {
   });
 
   it("an icmp acl_test ignores the port of its target, like the kernel", () => {
-    const { intent } = load(`[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\nproto = "icmp"\n\n[[acl_tests]]\nsrc = "host-b"\nproto = "icmp"\naccept = ["host-a:*", "host-a:22"]\n`).load();
+    const { intent } = load(
+      `[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\nproto = "icmp"\n\n[[acl_tests]]\nsrc = "host-b"\nproto = "icmp"\naccept = ["host-a:*", "host-a:22"]\n`,
+    ).load();
     expect(runAclTests(kinds(intent).mesh!, kinds(intent).mesh!.self)).toEqual([]);
   });
 });

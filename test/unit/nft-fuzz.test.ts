@@ -41,8 +41,68 @@ function rng(seed: number): () => number {
 }
 
 const SAFE = "abcxyzABCXYZ0189_.-";
-const NASTY = ['"', "'", "\\", "{", "}", ";", "#", "\n", "\r", "\t", " ", "@", "$", "*", "?", ":", "/", ",", "[", "]", "(", ")", "=", "|", "&", "!", "<", ">", "`", "é", "ß", "🙂", "\u2028", "\u0000", "\u007f", "\u202e", "ℌ", "％", "Ａ"];
-const PAYLOADS = ['x" drop; #', 'a" ; flush ruleset ; "', "a } chain x { accept", "a\nflush ruleset", "X\n}\ntable ip evil {", "$(reboot)", "@bridges", "{ 0.0.0.0/0 }", "A;B", "A#B", "Ab\\", "A b", "ACCEPT", "Drop", "x\u0000y", "\ufeffBOM", "A".repeat(33), "A".repeat(64), "B".repeat(300)];
+const NASTY = [
+  '"',
+  "'",
+  "\\",
+  "{",
+  "}",
+  ";",
+  "#",
+  "\n",
+  "\r",
+  "\t",
+  " ",
+  "@",
+  "$",
+  "*",
+  "?",
+  ":",
+  "/",
+  ",",
+  "[",
+  "]",
+  "(",
+  ")",
+  "=",
+  "|",
+  "&",
+  "!",
+  "<",
+  ">",
+  "`",
+  "é",
+  "ß",
+  "🙂",
+  "\u2028",
+  "\u0000",
+  "\u007f",
+  "\u202e",
+  "ℌ",
+  "％",
+  "Ａ",
+];
+const PAYLOADS = [
+  'x" drop; #',
+  'a" ; flush ruleset ; "',
+  "a } chain x { accept",
+  "a\nflush ruleset",
+  "X\n}\ntable ip evil {",
+  "$(reboot)",
+  "@bridges",
+  "{ 0.0.0.0/0 }",
+  "A;B",
+  "A#B",
+  "Ab\\",
+  "A b",
+  "ACCEPT",
+  "Drop",
+  "x\u0000y",
+  "\ufeffBOM",
+  "A".repeat(33),
+  "A".repeat(64),
+  "B".repeat(300),
+];
 
 function gen(r: () => number, base = "", structured = false): string {
   const pick = <T>(xs: readonly T[] | string): T => xs[Math.floor(r() * xs.length)] as T;
@@ -51,15 +111,18 @@ function gen(r: () => number, base = "", structured = false): string {
   // random text would almost never get past the parser to the compiler.
   const k = structured && r() < 0.6 ? 1 : r();
   let s: string;
-  if (k < 0.3) s = `${pick<string>("ABXYZ")}${safe(Math.floor(r() * 10))}`; // mostly valid, with a capital
-  else if (k < 0.55) s = safe(1 + Math.floor(r() * 8)) + Array.from({ length: 1 + Math.floor(r() * 3) }, () => pick(NASTY) + safe(Math.floor(r() * 3))).join("");
+  if (k < 0.3)
+    s = `${pick<string>("ABXYZ")}${safe(Math.floor(r() * 10))}`; // mostly valid, with a capital
+  else if (k < 0.55)
+    s = safe(1 + Math.floor(r() * 8)) + Array.from({ length: 1 + Math.floor(r() * 3) }, () => pick(NASTY) + safe(Math.floor(r() * 3))).join("");
   else if (k < 0.7) s = Array.from({ length: Math.floor(r() * 40) }, () => (r() < 0.5 ? pick(NASTY) : pick<string>(SAFE))).join("");
   else if (k < 0.8) s = pick(PAYLOADS);
   else if (k < 0.9) s = `Q${safe(40 + Math.floor(r() * 300))}`;
   else {
     // a valid value with a few characters inserted or replaced
     const chars = [...(base || "Web-1")];
-    for (let i = 0, n = 1 + Math.floor(r() * 3); i < n; i++) chars.splice(Math.floor(r() * (chars.length + 1)), r() < 0.5 ? 0 : 1, r() < 0.4 ? pick(NASTY) : pick<string>("ABZabz019:-./ *"));
+    for (let i = 0, n = 1 + Math.floor(r() * 3); i < n; i++)
+      chars.splice(Math.floor(r() * (chars.length + 1)), r() < 0.5 ? 0 : 1, r() < 0.4 ? pick(NASTY) : pick<string>("ABZabz019:-./ *"));
     s = chars.join("");
   }
   return s;
@@ -98,17 +161,23 @@ const FIELDS: Record<string, Field> = {
   "rule name (comment, log prefix)": {
     base: "Allow-Web",
     quotedOnly: true,
-    make: (v) => ({ main: `${NETS}\n[[firewall.rules]]\nname = ${t(v)}\naction = "allow"\nprotocol = "tcp"\ndest_ports = 80\nlogging = true\nrate_limit = { packets_per_second = 5 }\n` }),
+    make: (v) => ({
+      main: `${NETS}\n[[firewall.rules]]\nname = ${t(v)}\naction = "allow"\nprotocol = "tcp"\ndest_ports = 80\nlogging = true\nrate_limit = { packets_per_second = 5 }\n`,
+    }),
   },
   "segment name (comment keys, rule reference)": {
     base: "Game-Seg",
     quotedOnly: true,
-    make: (v) => ({ main: `${NETS}\n[[segments]]\nname = ${t(v)}\nmembers = ["front"]\nnetwork_policies = ["deny all from external", "allow tcp:80 from lobby"]\n\n[[firewall.rules]]\nname = "r"\naction = "deny"\nsource = ${t(v)}\n` }),
+    make: (v) => ({
+      main: `${NETS}\n[[segments]]\nname = ${t(v)}\nmembers = ["front"]\nnetwork_policies = ["deny all from external", "allow tcp:80 from lobby"]\n\n[[firewall.rules]]\nname = "r"\naction = "deny"\nsource = ${t(v)}\n`,
+    }),
   },
   "network name (table key, keys, derived bridge)": {
     base: "Net-B",
     quotedOnly: true,
-    make: (v) => ({ main: `${NETS}\n[networks.${t(v)}]\nsubnet = "10.80.0.0/24"\nisolated = true\ninternet = false\n\n[[endpoints]]\nname = "ep2"\nnetwork = ${t(v)}\n\n[[firewall.rules]]\nname = "r"\naction = "deny"\ndestination = ${t(v)}\n` }),
+    make: (v) => ({
+      main: `${NETS}\n[networks.${t(v)}]\nsubnet = "10.80.0.0/24"\nisolated = true\ninternet = false\n\n[[endpoints]]\nname = "ep2"\nnetwork = ${t(v)}\n\n[[firewall.rules]]\nname = "r"\naction = "deny"\ndestination = ${t(v)}\n`,
+    }),
   },
   "bridge name": {
     base: "Br-X",
@@ -118,7 +187,9 @@ const FIELDS: Record<string, Field> = {
   "endpoint name (port forward, rule reference)": {
     base: "Db-1",
     quotedOnly: true,
-    make: (v) => ({ main: `${NETS}\n[[endpoints]]\nname = ${t(v)}\nnetwork = "lobby"\n\n[[port_forwards]]\nhost_port = 8080\nto = ${t(`${v}:80`)}\n\n[[firewall.rules]]\nname = "r"\naction = "deny"\ndestination = ${t(v)}\n` }),
+    make: (v) => ({
+      main: `${NETS}\n[[endpoints]]\nname = ${t(v)}\nnetwork = "lobby"\n\n[[port_forwards]]\nhost_port = 8080\nto = ${t(`${v}:80`)}\n\n[[firewall.rules]]\nname = "r"\naction = "deny"\ndestination = ${t(v)}\n`,
+    }),
   },
   "policy string": {
     structured: true,
@@ -165,7 +236,10 @@ const FIELDS: Record<string, Field> = {
     structured: true,
     base: "192.0.2.0/24",
     quotedOnly: false,
-    make: (v) => ({ main: `${NETS}\n[firewall.ddos]\nblocklists = ["bl.txt"]\n`, files: { "bl.txt": `# list\n${v}\n198.51.100.0/24\n${v} # again, with a comment\n` } }),
+    make: (v) => ({
+      main: `${NETS}\n[firewall.ddos]\nblocklists = ["bl.txt"]\n`,
+      files: { "bl.txt": `# list\n${v}\n198.51.100.0/24\n${v} # again, with a comment\n` },
+    }),
   },
   "blocklist path": {
     structured: true,
@@ -176,13 +250,19 @@ const FIELDS: Record<string, Field> = {
   "volantd bridge name": {
     base: "Volant0",
     quotedOnly: true,
-    make: (v) => ({ ext: "yaml", main: `networking:\n  mode: bridge\n  bridge:\n    name: ${t(v)}\n    subnet: 10.90.0.0/24\n  port_forwards:\n    - { host_port: 8080, to: "10.90.0.100:80" }\n` }),
+    make: (v) => ({
+      ext: "yaml",
+      main: `networking:\n  mode: bridge\n  bridge:\n    name: ${t(v)}\n    subnet: 10.90.0.0/24\n  port_forwards:\n    - { host_port: 8080, to: "10.90.0.100:80" }\n`,
+    }),
   },
   "volantd port forward target": {
     structured: true,
     base: "10.90.0.100:80",
     quotedOnly: false,
-    make: (v) => ({ ext: "yaml", main: `networking:\n  bridge:\n    name: volant0\n    subnet: 10.90.0.0/24\n  port_forwards:\n    - { host_port: 8080, to: ${t(v)}, protocol: udp }\n` }),
+    make: (v) => ({
+      ext: "yaml",
+      main: `networking:\n  bridge:\n    name: volant0\n    subnet: 10.90.0.0/24\n  port_forwards:\n    - { host_port: 8080, to: ${t(v)}, protocol: udp }\n`,
+    }),
   },
 };
 
@@ -276,28 +356,35 @@ function attemptClean(field: Field, v: string): "error" | "ok" {
 
 describe("nft fuzz: user strings never escape into nft syntax", () => {
   for (const [name, field] of Object.entries(FIELDS)) {
-    it(name, () => {
-      const r = rng(SEED + name.length * 7919 + name.charCodeAt(0));
-      const outcome = { error: 0, ok: 0 };
-      // The valid base value first: the harness itself must be able to say "ok".
-      expect(attemptClean(field, field.base), `base value ${field.base}`).toBe("ok");
-      for (let i = 0; i < N; i++) {
-        const v = field.grammar && r() < 0.35 ? field.grammar(r) : gen(r, field.base, field.structured);
-        try {
-          outcome[attemptClean(field, v)]++;
-        } catch (e) {
-          throw new Error(`seed ${SEED}, field "${name}", value ${JSON.stringify(v)}: ${(e as Error).message}`);
+    it(
+      name,
+      () => {
+        const r = rng(SEED + name.length * 7919 + name.charCodeAt(0));
+        const outcome = { error: 0, ok: 0 };
+        // The valid base value first: the harness itself must be able to say "ok".
+        expect(attemptClean(field, field.base), `base value ${field.base}`).toBe("ok");
+        for (let i = 0; i < N; i++) {
+          const v = field.grammar && r() < 0.35 ? field.grammar(r) : gen(r, field.base, field.structured);
+          try {
+            outcome[attemptClean(field, v)]++;
+          } catch (e) {
+            throw new Error(`seed ${SEED}, field "${name}", value ${JSON.stringify(v)}: ${(e as Error).message}`);
+          }
         }
-      }
-      // Both outcomes must occur, or the generator is not exercising this field.
-      expect(outcome.error, JSON.stringify(outcome)).toBeGreaterThan(N / 10);
-      expect(outcome.ok, JSON.stringify(outcome)).toBeGreaterThan(0);
-    }, 30_000 + N * 100);
+        // Both outcomes must occur, or the generator is not exercising this field.
+        expect(outcome.error, JSON.stringify(outcome)).toBeGreaterThan(N / 10);
+        expect(outcome.ok, JSON.stringify(outcome)).toBeGreaterThan(0);
+      },
+      30_000 + N * 100,
+    );
   }
 });
 
 describe("the script checker itself catches escapes", () => {
-  const table: NftTable = { sets: [], chains: [{ name: "forward", base: { type: "filter", hook: "forward", prio: 0 }, rules: [{ key: "k", text: "accept" }] }] };
+  const table: NftTable = {
+    sets: [],
+    chains: [{ name: "forward", base: { type: "filter", hook: "forward", prio: 0 }, rules: [{ key: "k", text: "accept" }] }],
+  };
   const good = tableScript(table);
   it("accepts what tableScript writes", () => {
     expect(() => checkScript(good, table, ["Web"], true)).not.toThrow();

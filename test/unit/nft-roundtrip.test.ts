@@ -33,7 +33,26 @@ describe("nft round trip: parseTable(recorded kernel listing) = tableSpec(compil
     expect(live.spec).toEqual(want);
     // Nothing trivial: all features are in there.
     const keys = Object.keys(want);
-    for (const k of ["set blocklist0", "set ddos_syn", "set ddos_conn", "set ddos_pkt", "raw_pre blocklist:0", "ddos syn-flood", "firewall rule:dns-budget:over-rate", "firewall rule:gaming-minecraft", "segments segment:game-seg:4", "nat_pre port-forward:tcp:198.51.100.1:2222", "nat_post masquerade", "forward no-internet", "forward isolation-out", "set isolated", "set no_internet", "set internet_nets", "set same_bridge"]) expect(keys).toContain(k);
+    for (const k of [
+      "set blocklist0",
+      "set ddos_syn",
+      "set ddos_conn",
+      "set ddos_pkt",
+      "raw_pre blocklist:0",
+      "ddos syn-flood",
+      "firewall rule:dns-budget:over-rate",
+      "firewall rule:gaming-minecraft",
+      "segments segment:game-seg:4",
+      "nat_pre port-forward:tcp:198.51.100.1:2222",
+      "nat_post masquerade",
+      "forward no-internet",
+      "forward isolation-out",
+      "set isolated",
+      "set no_internet",
+      "set internet_nets",
+      "set same_bridge",
+    ])
+      expect(keys).toContain(k);
     // Per-network behaviour lives in set membership, not in per-network rules.
     const t = compiled();
     const elems = (name: string) => t.sets.find((x) => x.name === name)!.elements;
@@ -63,7 +82,9 @@ describe("nft round trip: parseTable(recorded kernel listing) = tableSpec(compil
     // …and a rule deleted by hand is missing from the order.
     j.nftables = j.nftables.filter((i: Json) => !i.rule?.comment?.startsWith("bolt:masquerade|"));
     const live = parseTable(j).spec;
-    const diff = Object.keys({ ...want, ...live }).filter((k) => want[k] !== live[k]).sort();
+    const diff = Object.keys({ ...want, ...live })
+      .filter((k) => want[k] !== live[k])
+      .sort();
     expect(diff).toEqual(["firewall rule:no-telnet", "forward order", "forward unmanaged#999", "nat_post masquerade", "nat_post order"]);
     expect(live["forward unmanaged#999"]).toBe("unmanaged");
   });
@@ -103,7 +124,17 @@ describe("nft round trip: parseTable(recorded kernel listing) = tableSpec(compil
 
   it("blocklist entries are merged into disjoint elements", () => {
     const c = (s: string) => parseCidr4(s)!;
-    expect(mergeCidrs([c("203.0.113.0/24"), c("203.0.113.128/25"), c("192.0.2.0/25"), c("192.0.2.128/25"), c("198.18.0.1/32"), c("198.18.0.2/32"), c("198.18.0.3/32")])).toEqual(["192.0.2.0/24", "198.18.0.1-198.18.0.3", "203.0.113.0/24"]);
+    expect(
+      mergeCidrs([
+        c("203.0.113.0/24"),
+        c("203.0.113.128/25"),
+        c("192.0.2.0/25"),
+        c("192.0.2.128/25"),
+        c("198.18.0.1/32"),
+        c("198.18.0.2/32"),
+        c("198.18.0.3/32"),
+      ]),
+    ).toEqual(["192.0.2.0/24", "198.18.0.1-198.18.0.3", "203.0.113.0/24"]);
     expect(mergeCidrs([c("0.0.0.0/0"), c("10.0.0.0/8")])).toEqual(["0.0.0.0/0"]);
     expect(mergeCidrs([c("255.255.255.255/32"), c("255.255.255.254/32")])).toEqual(["255.255.255.254/31"]);
   });

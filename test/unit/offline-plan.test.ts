@@ -20,7 +20,10 @@ import { emptyIntent } from "../../src/core/intent.js";
 const TARGET = "bolt-t-golden";
 const PREFIX = "bolt-t-golden-";
 const CASES = fileURLToPath(new URL("../golden/cases/", import.meta.url));
-const cases = readdirSync(CASES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const cases = readdirSync(CASES, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
 
 /** The recorded kernel; a read the case did not record answers as a failed command. */
 function recorded(dir: string): CommandRunner {
@@ -30,12 +33,24 @@ function recorded(dir: string): CommandRunner {
 
 function caseInput(dir: string) {
   const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(dir, "case.json"), "utf8")) : {};
-  const files = readdirSync(dir).filter((f) => /\.(toml|ya?ml)$/.test(f)).sort().map((f) => join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => /\.(toml|ya?ml)$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
   const intent: Intent = opts.destroy ? emptyIntent() : loadIntent(files, PREFIX).intent;
-  return { intent, destroy: !!opts.destroy, leases: new Map<string, string>(Object.entries(opts.leases ?? {})), originals: new Map<string, string>(Object.entries(opts.originals ?? {})) };
+  return {
+    intent,
+    destroy: !!opts.destroy,
+    leases: new Map<string, string>(Object.entries(opts.leases ?? {})),
+    originals: new Map<string, string>(Object.entries(opts.originals ?? {})),
+  };
 }
 
-const comparable = (j: ReturnType<typeof planJson>) => ({ summary: j.summary, changes: j.changes, errors: j.diagnostics.filter((d) => d.severity === "error").map((d) => d.message) });
+const comparable = (j: ReturnType<typeof planJson>) => ({
+  summary: j.summary,
+  changes: j.changes,
+  errors: j.diagnostics.filter((d) => d.severity === "error").map((d) => d.message),
+});
 
 describe("offline plan from an exported state", () => {
   it.each(cases)("%s: equals the live plan", async (name) => {
@@ -45,7 +60,9 @@ describe("offline plan from an exported state", () => {
     const { state } = await exportState(recorded(dir), TARGET, REGISTRY, c.intent, c);
     // Through JSON, as the file travels to the CI runner.
     const off = offlineInputs(JSON.parse(JSON.stringify(state)), TARGET, REGISTRY);
-    const offline = dropDigestEqual(await makePlan({ ...c, runner: off.runner, leases: off.leases, originals: off.originals, target: TARGET, registry: REGISTRY, snapshot: off.snapshot }));
+    const offline = dropDigestEqual(
+      await makePlan({ ...c, runner: off.runner, leases: off.leases, originals: off.originals, target: TARGET, registry: REGISTRY, snapshot: off.snapshot }),
+    );
     expect(comparable(planJson(offline, offline.diagnostics))).toEqual(comparable(planJson(live, live.diagnostics)));
   });
 
@@ -53,7 +70,15 @@ describe("offline plan from an exported state", () => {
     const dir = join(CASES, "noop");
     const c = caseInput(dir);
     const off = offlineInputs(emptyState(TARGET), TARGET, REGISTRY, c.intent);
-    const plan = await makePlan({ ...c, runner: off.runner, leases: new Map(), originals: new Map(), target: TARGET, registry: REGISTRY, snapshot: off.snapshot });
+    const plan = await makePlan({
+      ...c,
+      runner: off.runner,
+      leases: new Map(),
+      originals: new Map(),
+      target: TARGET,
+      registry: REGISTRY,
+      snapshot: off.snapshot,
+    });
     expect(plan.changes.length).toBeGreaterThan(0);
     expect(plan.changes.every((x) => x.action === "create")).toBe(true);
     expect(plan.changes.map((x) => x.id).sort()).toEqual(plan.desired.map((d) => d.id).sort());
@@ -75,7 +100,23 @@ describe("offline plan from an exported state", () => {
         phases: { write: {} },
         replaceOn: [],
         desired: () => ({ resources: [], diagnostics: [] }),
-        read: async () => ({ resources: [{ kind: "secretish", name: "a", id: "secretish:a", keys: [], spec: { psk: "hunter2", port: "1" }, sensitive: ["psk"], counters: { x: "1 packets, 2 bytes" }, data: { keep: 1 }, deps: [], owned: true }], foreign: new Map() }),
+        read: async () => ({
+          resources: [
+            {
+              kind: "secretish",
+              name: "a",
+              id: "secretish:a",
+              keys: [],
+              spec: { psk: "hunter2", port: "1" },
+              sensitive: ["psk"],
+              counters: { x: "1 packets, 2 bytes" },
+              data: { keep: 1 },
+              deps: [],
+              owned: true,
+            },
+          ],
+          foreign: new Map(),
+        }),
         render: () => [],
       },
     ]);

@@ -25,14 +25,34 @@ describe("parseNetworks (ip -j -d link show + ip -j addr show)", () => {
 
   it("returns exactly the bridges carrying bolt1,net=NAME, with their kernel state", () => {
     expect(resources).toEqual([
-      { kind: "network", name: "web", id: "network:web", keys: ["link:bolt-web"], spec: { bridge: "bolt-web", address: "10.77.0.1/24", mtu: "1400", state: "up" }, data: { ports: ["bt-vm1", "bv-a"] }, deps: [], owned: true },
-      { kind: "network", name: "db", id: "network:db", keys: ["link:bolt-dbnet"], spec: { bridge: "bolt-dbnet", address: "10.78.0.254/24", mtu: "1500", state: "up" }, data: { ports: ["bv-b"] }, deps: [], owned: true },
+      {
+        kind: "network",
+        name: "web",
+        id: "network:web",
+        keys: ["link:bolt-web"],
+        spec: { bridge: "bolt-web", address: "10.77.0.1/24", mtu: "1400", state: "up" },
+        data: { ports: ["bt-vm1", "bv-a"] },
+        deps: [],
+        owned: true,
+      },
+      {
+        kind: "network",
+        name: "db",
+        id: "network:db",
+        keys: ["link:bolt-dbnet"],
+        spec: { bridge: "bolt-dbnet", address: "10.78.0.254/24", mtu: "1500", state: "up" },
+        data: { ports: ["bv-b"] },
+        deps: [],
+        owned: true,
+      },
     ]);
   });
 
   it("remembers each bridge's ports, so undoing its deletion attaches them again", () => {
     const web = resources.find((r) => r.name === "web")!;
-    const [del] = networkReconciler.render({ id: web.id, kind: "network", name: "web", action: "delete", before: web, changed: [], forcedBy: [] }, { target: FX_NS } as PlanContext);
+    const [del] = networkReconciler.render({ id: web.id, kind: "network", name: "web", action: "delete", before: web, changed: [], forcedBy: [] }, {
+      target: FX_NS,
+    } as PlanContext);
     expect(del!.undo.map((u) => u.args.join(" ")).slice(-2)).toEqual(["link set dev bt-vm1 master bolt-web", "link set dev bv-a master bolt-web"]);
   });
 
@@ -77,9 +97,25 @@ describe("parseEndpoints (host side of veths and taps)", () => {
 
   it("a veth endpoint: recorded inside state, bridge from master, namespace created by bolt", () => {
     const a = eps.find((r) => r.name === "a")!;
-    expect(a.spec).toEqual({ type: "veth", host_if: "bv-a", network: "web", bridge: "bolt-web", netns: "bolt-t-fx-a", ip: "10.77.0.10/24", gateway: "10.77.0.1", mtu: "1400", state: "up" });
+    expect(a.spec).toEqual({
+      type: "veth",
+      host_if: "bv-a",
+      network: "web",
+      bridge: "bolt-web",
+      netns: "bolt-t-fx-a",
+      ip: "10.77.0.10/24",
+      gateway: "10.77.0.1",
+      mtu: "1400",
+      state: "up",
+    });
     expect(a).toMatchObject({ keys: ["link:bv-a"], deps: ["network:web"], owned: true, data: { nsCreated: true } });
-    expect(eps.find((r) => r.name === "b")!.spec).toMatchObject({ bridge: "bolt-dbnet", netns: "bolt-t-fx-b", ip: "10.78.0.10/24", gateway: "10.78.0.254", mtu: "1500" });
+    expect(eps.find((r) => r.name === "b")!.spec).toMatchObject({
+      bridge: "bolt-dbnet",
+      netns: "bolt-t-fx-b",
+      ip: "10.78.0.10/24",
+      gateway: "10.78.0.254",
+      mtu: "1500",
+    });
   });
 
   it("a tap (info_kind tun) has no namespace or gateway; NO-CARRIER does not make it down", () => {
@@ -105,7 +141,10 @@ describe("reading inside an endpoint namespace", () => {
   });
 
   it("the single-command recordings agree with the batch recording", () => {
-    const [addr, route] = fixtureText("endpoint-a-inside-batch.jsonl").trim().split("\n").map((l) => JSON.parse(l) as { ifname?: string; addr_info?: unknown; dst?: string }[]);
+    const [addr, route] = fixtureText("endpoint-a-inside-batch.jsonl")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { ifname?: string; addr_info?: unknown; dst?: string }[]);
     const single = fixtureJson<IpAddr[]>("endpoint-a-addr-show.json");
     expect(addr!.find((x) => x.ifname === "eth0")!.addr_info).toEqual(single.find((x) => x.ifname === "eth0")!.addr_info);
     expect(route).toEqual(fixtureJson("endpoint-a-route4-default.json"));
@@ -134,11 +173,17 @@ describe("reading inside an endpoint namespace", () => {
 
 describe("network conflicts with routes already in the namespace", () => {
   const runner = () =>
-    new ScriptedRunner([serve(`ip -n ${FX_NS} -j -4 route show table all`, "route4-show-table-all.json"), serve(`ip -n ${FX_NS} -j -d link show`, "link-show-detailed.json")]);
+    new ScriptedRunner([
+      serve(`ip -n ${FX_NS} -j -4 route show table all`, "route4-show-table-all.json"),
+      serve(`ip -n ${FX_NS} -j -d link show`, "link-show-detailed.json"),
+    ]);
   const desired = (name: string, subnet: string): Resource => resource("network", name, {}, { data: { subnet }, source: at(3, 10) });
 
   it("a subnet overlapping a foreign route is an error at the subnet; bolt's own and free subnets are fine", async () => {
-    const out = await networkReconciler.conflicts!([desired("x", "172.31.5.0/24"), desired("y", "10.77.0.0/24"), desired("z", "10.200.0.0/24"), desired("t", "10.123.0.0/16")], new LiveReader(runner(), FX_NS));
+    const out = await networkReconciler.conflicts!(
+      [desired("x", "172.31.5.0/24"), desired("y", "10.77.0.0/24"), desired("z", "10.200.0.0/24"), desired("t", "10.123.0.0/16")],
+      new LiveReader(runner(), FX_NS),
+    );
     expect(out.map((d) => d.message)).toEqual([
       'network "x": subnet 172.31.5.0/24 overlaps the existing route 172.31.0.0/16 dev br-foreign',
       'network "t": subnet 10.123.0.0/16 overlaps the existing route 10.123.0.0/24 dev vf0 table 100',
@@ -149,7 +194,12 @@ describe("network conflicts with routes already in the namespace", () => {
 
 describe("sysctl text output", () => {
   it("parses `sysctl KEY…` lines into key → value", () => {
-    expect(parseSysctl(fixtureText("sysctl-forwarding.txt"))).toEqual(new Map([["net.ipv4.ip_forward", "1"], ["net.ipv4.conf.all.forwarding", "1"]]));
+    expect(parseSysctl(fixtureText("sysctl-forwarding.txt"))).toEqual(
+      new Map([
+        ["net.ipv4.ip_forward", "1"],
+        ["net.ipv4.conf.all.forwarding", "1"],
+      ]),
+    );
   });
 
   it("normalizes tab-separated multi-value keys to single spaces", () => {
@@ -166,13 +216,29 @@ describe("sysctl text output", () => {
 
   it("reads all keys in one process inside the target; owned only with a recorded original; missing key → error at its line", async () => {
     const runner = new ScriptedRunner([
-      (c) => (c.argv.join(" ") === `ip netns exec ${FX_NS} sysctl net.ipv4.conf.all.forwarding net.ipv4.ip_forward net.ipv4.nope` ? { stdout: fixtureText("sysctl-forwarding.txt"), stderr: "sysctl: cannot stat /proc/sys/net/ipv4/nope: No such file or directory\n", code: 255 } : undefined),
+      (c) =>
+        c.argv.join(" ") === `ip netns exec ${FX_NS} sysctl net.ipv4.conf.all.forwarding net.ipv4.ip_forward net.ipv4.nope`
+          ? { stdout: fixtureText("sysctl-forwarding.txt"), stderr: "sysctl: cannot stat /proc/sys/net/ipv4/nope: No such file or directory\n", code: 255 }
+          : undefined,
     ]);
     const sysctls = ["net.ipv4.ip_forward", "net.ipv4.nope"].map((key, i) => ({ key, value: "1", source: at(2 + i) }));
-    const res = await sysctlReconciler.read(new LiveReader(runner, FX_NS), { deep: false, intent: intent({ sysctls }), originals: new Map([["net.ipv4.conf.all.forwarding", "0"]]) });
+    const res = await sysctlReconciler.read(new LiveReader(runner, FX_NS), {
+      deep: false,
+      intent: intent({ sysctls }),
+      originals: new Map([["net.ipv4.conf.all.forwarding", "0"]]),
+    });
     expect(runner.calls).toHaveLength(1);
     expect(res.resources).toEqual([
-      { kind: "sysctl", name: "net.ipv4.conf.all.forwarding", id: "sysctl:net.ipv4.conf.all.forwarding", keys: [], spec: { value: "1" }, restores: { value: "0" }, deps: [], owned: true },
+      {
+        kind: "sysctl",
+        name: "net.ipv4.conf.all.forwarding",
+        id: "sysctl:net.ipv4.conf.all.forwarding",
+        keys: [],
+        spec: { value: "1" },
+        restores: { value: "0" },
+        deps: [],
+        owned: true,
+      },
       { kind: "sysctl", name: "net.ipv4.ip_forward", id: "sysctl:net.ipv4.ip_forward", keys: [], spec: { value: "1" }, deps: [], owned: false },
     ]);
     expect(res.diagnostics).toEqual([{ severity: "error", message: 'sysctl "net.ipv4.nope" does not exist in this kernel (or namespace)', source: at(3) }]);
@@ -228,8 +294,19 @@ describe("LiveReader", () => {
   it("keeps different namespaces and commands apart; null means bolt's own namespace", async () => {
     const runner = new ScriptedRunner([(c) => ok(c.argv.includes("sysctl") ? "x = 1\n" : "[]")]);
     const io = new LiveReader(runner, FX_NS);
-    await Promise.all([io.ipJson(["addr", "show"]), io.ipJson(["addr", "show"], null), io.ipJson(["addr", "show"], "bolt-t-fx-a"), io.exec(["sysctl", "x"]), io.exec(["sysctl", "x"])]);
-    expect(runner.calls.map((c) => c.argv.join(" ")).sort()).toEqual(["ip -j addr show", "ip -n bolt-t-fx -j addr show", "ip -n bolt-t-fx-a -j addr show", "ip netns exec bolt-t-fx sysctl x"]);
+    await Promise.all([
+      io.ipJson(["addr", "show"]),
+      io.ipJson(["addr", "show"], null),
+      io.ipJson(["addr", "show"], "bolt-t-fx-a"),
+      io.exec(["sysctl", "x"]),
+      io.exec(["sysctl", "x"]),
+    ]);
+    expect(runner.calls.map((c) => c.argv.join(" ")).sort()).toEqual([
+      "ip -j addr show",
+      "ip -n bolt-t-fx -j addr show",
+      "ip -n bolt-t-fx-a -j addr show",
+      "ip netns exec bolt-t-fx sysctl x",
+    ]);
   });
 
   it("an empty dump parses as an empty list", async () => {
@@ -240,7 +317,9 @@ describe("LiveReader", () => {
   it('retries a dump the kernel interrupted ("Dump was interrupted and may be inconsistent")', async () => {
     for (const code of [0, 2]) {
       let n = 0;
-      const runner = new ScriptedRunner([() => (n++ < 2 ? { stdout: "[]", stderr: "Dump was interrupted and may be inconsistent.\n", code } : ok(fixtureText("addr-show.json")))]);
+      const runner = new ScriptedRunner([
+        () => (n++ < 2 ? { stdout: "[]", stderr: "Dump was interrupted and may be inconsistent.\n", code } : ok(fixtureText("addr-show.json"))),
+      ]);
       const got = await new LiveReader(runner, FX_NS).ipJson<IpAddr[]>(["addr", "show"]);
       expect(runner.calls).toHaveLength(3);
       expect(got).toHaveLength(addrs.length);

@@ -51,7 +51,16 @@ describe("saved plan fingerprint", () => {
 
 describe("saved plan file", () => {
   const dir = mkdtempSync(join(tmpdir(), "bolt-saved-"));
-  const plan: Plan = { target: "t", changes: [{ id: "network:web", kind: "network", name: "web", action: "create", after: net, changed: [], forcedBy: [] }], steps: [], diagnostics: [], desired: [net], before: [sys], touched: [], readBack: new Map() };
+  const plan: Plan = {
+    target: "t",
+    changes: [{ id: "network:web", kind: "network", name: "web", action: "create", after: net, changed: [], forcedBy: [] }],
+    steps: [],
+    diagnostics: [],
+    desired: [net],
+    before: [sys],
+    touched: [],
+    readBack: new Map(),
+  };
 
   it("round-trips", () => {
     const p = join(dir, "plan.json");

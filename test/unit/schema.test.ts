@@ -24,9 +24,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const KINDS: Kind[] = ["bolt-network", "ghostwire", "volantd"];
 const BASE = "https://bolt.dev/schema/";
 
-const schemas = Object.fromEntries(
-  KINDS.map((k) => [k, JSON.parse(readFileSync(`${root}schema/${k}.schema.json`, "utf8"))]),
-) as Record<Kind, Json>;
+const schemas = Object.fromEntries(KINDS.map((k) => [k, JSON.parse(readFileSync(`${root}schema/${k}.schema.json`, "utf8"))])) as Record<Kind, Json>;
 
 function makeAjv() {
   const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
@@ -38,17 +36,14 @@ function makeAjv() {
 }
 
 const ajv = makeAjv();
-const validators = Object.fromEntries(
-  KINDS.map((k) => [k, ajv.getSchema(`${BASE}${k}.schema.json`) as ValidateFunction]),
-) as Record<Kind, ValidateFunction>;
+const validators = Object.fromEntries(KINDS.map((k) => [k, ajv.getSchema(`${BASE}${k}.schema.json`) as ValidateFunction])) as Record<Kind, ValidateFunction>;
 
 function validate(kind: Kind, doc: unknown): ErrorObject[] {
   const v = validators[kind];
   return v(doc) ? [] : [...(v.errors ?? [])];
 }
 
-const fmt = (errs: ErrorObject[]) =>
-  errs.map((e) => `${e.instancePath || "/"} ${e.keyword} ${e.message} ${JSON.stringify(e.params)}`).join("\n");
+const fmt = (errs: ErrorObject[]) => errs.map((e) => `${e.instancePath || "/"} ${e.keyword} ${e.message} ${JSON.stringify(e.params)}`).join("\n");
 
 // --- fixtures -------------------------------------------------------------------------
 
@@ -110,9 +105,7 @@ describe("seed fixtures validate", () => {
   it("classifies fixtures as expected", () => {
     expect(kindOf("advanced-networking-ghostwire.toml", load("advanced-networking-ghostwire.toml"))).toBe("ghostwire");
     expect(kindOf("full-ghostwire.toml", load("full-ghostwire.toml"))).toBe("ghostwire");
-    expect(kindOf("advanced-networking-complete-gaming.toml", load("advanced-networking-complete-gaming.toml"))).toBe(
-      "bolt-network",
-    );
+    expect(kindOf("advanced-networking-complete-gaming.toml", load("advanced-networking-complete-gaming.toml"))).toBe("bolt-network");
     expect(kindOf("full-config.toml", load("full-config.toml"))).toBe("bolt-network");
   });
 
@@ -149,12 +142,7 @@ describe("rejects", () => {
 
   it("unknown nested keys", () => {
     expectError("bolt-network", net({ subnett: "10.0.0.0/8" }), "additionalProperties", "/networks/n1");
-    expectError(
-      "bolt-network",
-      { endpoints: [{ name: "web", network: "n1", ipaddr: "10.1.0.5" }] },
-      "additionalProperties",
-      "/endpoints/0",
-    );
+    expectError("bolt-network", { endpoints: [{ name: "web", network: "n1", ipaddr: "10.1.0.5" }] }, "additionalProperties", "/endpoints/0");
     expectError("bolt-network", { firewall: { ddos: { syn_flood: true } } }, "additionalProperties", "/firewall/ddos");
     expectError(
       "bolt-network",
@@ -191,7 +179,7 @@ describe("rejects", () => {
     expectError("bolt-network", { endpoints: [{ name: "x".repeat(33), network: "n1" }] }, "maxLength", "/endpoints/0/name");
     expectError("bolt-network", { endpoints: [{ name: "web", network: "n1", netns: "a b" }] }, "pattern", "/endpoints/0/netns");
     expectError("bolt-network", { endpoints: [{ name: "web", network: "n1", netns: "n".repeat(65) }] }, "maxLength", "/endpoints/0/netns");
-    expectError("bolt-network", { segments: [{ name: "seg\"x" }] }, "pattern", "/segments/0/name");
+    expectError("bolt-network", { segments: [{ name: 'seg"x' }] }, "pattern", "/segments/0/name");
     expectError("volantd", { networking: { bridge: { name: "volant 0" } } }, "pattern", "/networking/bridge/name");
   });
 
@@ -327,7 +315,9 @@ const IMPLEMENTED: Record<Kind, string[]> = {
 
 const NOT_YET = "not implemented in this version yet";
 function implemented(kind: Kind, path: string): boolean {
-  return IMPLEMENTED[kind].some((p) => (p.endsWith("/**") ? path === p.slice(0, -3) || path.startsWith(p.slice(0, -3) + ".") || path.startsWith(p.slice(0, -3) + "[]") : path === p));
+  return IMPLEMENTED[kind].some((p) =>
+    p.endsWith("/**") ? path === p.slice(0, -3) || path.startsWith(p.slice(0, -3) + ".") || path.startsWith(p.slice(0, -3) + "[]") : path === p,
+  );
 }
 
 describe("schema rules", () => {
@@ -359,7 +349,8 @@ describe("schema rules", () => {
     // Annotated exactly when not implemented yet, or when the kernel cannot honour the key (own text).
     const own = new Map(keys.map((k) => [k.path, k.own]));
     // A key is covered by its own text or by an ancestor's kernel-impossible text.
-    const impossible = (path: string) => [...own].some(([p, t]) => t !== undefined && t !== NOT_YET && (path === p || path.startsWith(p + ".") || path.startsWith(p + "[]")));
+    const impossible = (path: string) =>
+      [...own].some(([p, t]) => t !== undefined && t !== NOT_YET && (path === p || path.startsWith(p + ".") || path.startsWith(p + "[]")));
     const wrong = keys
       .filter((k) => k.annotated !== (!implemented(kind, k.path) || impossible(k.path)))
       .map((k) => `${k.path} (${k.annotated ? "annotated but implemented" : "implemented? not annotated"})`);
@@ -415,7 +406,10 @@ describe("schema rules", () => {
   });
 
   it("x-bolt-kind names the resource kinds", () => {
-    const kinds = (k: Kind) => Object.values<Json>(schemas[k].$defs).map((d) => d["x-bolt-kind"]).filter(Boolean);
+    const kinds = (k: Kind) =>
+      Object.values<Json>(schemas[k].$defs)
+        .map((d) => d["x-bolt-kind"])
+        .filter(Boolean);
     expect(kinds("bolt-network")).toEqual(
       expect.arrayContaining([
         "network",

@@ -14,11 +14,13 @@ const CONFIG_RE = /\.(toml|ya?ml)$/i;
 
 function configFiles(dir: string): string[] {
   if (!existsSync(ROOT + dir)) return [];
-  return (readdirSync(ROOT + dir, { recursive: true }) as string[])
-    // examples/ci/ holds CI workflows that run bolt, not bolt configs
-    .filter((f) => CONFIG_RE.test(f) && !f.startsWith("ci/"))
-    .map((f) => `${dir}/${f}`)
-    .sort();
+  return (
+    (readdirSync(ROOT + dir, { recursive: true }) as string[])
+      // examples/ci/ holds CI workflows that run bolt, not bolt configs
+      .filter((f) => CONFIG_RE.test(f) && !f.startsWith("ci/"))
+      .map((f) => `${dir}/${f}`)
+      .sort()
+  );
 }
 
 function loadsCleanly(rel: string) {

@@ -16,7 +16,14 @@ function kernel(values: Record<string, string>) {
       if (a.includes("sysctl")) {
         const keys = c.argv.slice(c.argv.indexOf("sysctl") + 1);
         const known = keys.filter((k) => k in values);
-        return { stdout: known.map((k) => `${k} = ${values[k]}`).join("\n") + "\n", stderr: keys.filter((k) => !(k in values)).map((k) => `sysctl: cannot stat /proc/sys/${k.replaceAll(".", "/")}: No such file or directory`).join("\n"), code: known.length === keys.length ? 0 : 255 };
+        return {
+          stdout: known.map((k) => `${k} = ${values[k]}`).join("\n") + "\n",
+          stderr: keys
+            .filter((k) => !(k in values))
+            .map((k) => `sysctl: cannot stat /proc/sys/${k.replaceAll(".", "/")}: No such file or directory`)
+            .join("\n"),
+          code: known.length === keys.length ? 0 : 255,
+        };
       }
       return { stdout: "", stderr: "No such file or directory", code: 1 };
     },
@@ -28,7 +35,9 @@ describe("sysctl keys and the target", () => {
     const [file] = writeConfigs({ "bolt-network.toml": '[sysctl]\n"net.ipv4.ip_forward" = 1\n"kernel.pid_max" = 4194304\n' });
     const plan = await planIntent(intentOf([file!]), kernel({ "net.ipv4.ip_forward": "0", "kernel.pid_max": "32768" }), { target: "bolt-t-sys" });
     const errors = plan.diagnostics.filter((d) => d.severity === "error");
-    expect(errors.map((d) => d.message)).toEqual(['sysctl "kernel.pid_max" is not per network namespace: written through netns bolt-t-sys it would change the whole host']);
+    expect(errors.map((d) => d.message)).toEqual([
+      'sysctl "kernel.pid_max" is not per network namespace: written through netns bolt-t-sys it would change the whole host',
+    ]);
     expect(errors[0]!.source).toMatchObject({ file, line: 3, col: 1 });
   });
 

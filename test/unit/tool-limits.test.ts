@@ -69,8 +69,27 @@ describe("tool registry", () => {
 
   it("knows how each tool batches and describes itself", () => {
     expect(toolName(["ip", "netns", "exec", "ns1", "nft", "-f", "-"])).toBe("nft");
-    expect(toolOf("ip").processes({ tool: "ip", ns: null, ops: [{ tool: "ip", ns: null, args: ["a"] }, { tool: "ip", ns: null, args: ["b"] }] })).toBe(1);
-    expect(toolOf("wg").processes({ tool: "wg", ns: null, ops: [{ tool: "wg", ns: null, args: ["gw0"] }, { tool: "wg", ns: null, args: ["gw0"] }, { tool: "wg", ns: null, args: ["gw1"] }] })).toBe(2);
+    expect(
+      toolOf("ip").processes({
+        tool: "ip",
+        ns: null,
+        ops: [
+          { tool: "ip", ns: null, args: ["a"] },
+          { tool: "ip", ns: null, args: ["b"] },
+        ],
+      }),
+    ).toBe(1);
+    expect(
+      toolOf("wg").processes({
+        tool: "wg",
+        ns: null,
+        ops: [
+          { tool: "wg", ns: null, args: ["gw0"] },
+          { tool: "wg", ns: null, args: ["gw0"] },
+          { tool: "wg", ns: null, args: ["gw1"] },
+        ],
+      }),
+    ).toBe(2);
     expect(toolOf("wg").prefix).toBe("wg set ");
     expect(() => toolOf("nope")).toThrow(/no tool "nope"/);
   });

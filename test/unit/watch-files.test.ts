@@ -13,7 +13,14 @@ describe("referencedFiles", () => {
       sysctls: [],
       files: ["/etc/bolt/main.toml", "/srv/extra/fw.toml"],
       nft: { ddos: { blocklists: [{ name: "a", path: "lists/bad.txt", cidrs: [], source: at("/srv/extra/fw.toml") }], source: at("/srv/extra/fw.toml") } },
-      wireguard: [{ ifname: "wg0", privateKeyFile: "/etc/bolt/keys/wg0.key", peers: [{ presharedKeyFile: "psk/a.psk", source: at("/etc/bolt/main.toml") }], source: at("/etc/bolt/main.toml") }],
+      wireguard: [
+        {
+          ifname: "wg0",
+          privateKeyFile: "/etc/bolt/keys/wg0.key",
+          peers: [{ presharedKeyFile: "psk/a.psk", source: at("/etc/bolt/main.toml") }],
+          source: at("/etc/bolt/main.toml"),
+        },
+      ],
     } as unknown as Intent;
     expect(referencedFiles(intent)).toEqual(["/etc/bolt/keys/wg0.key", "/etc/bolt/psk/a.psk", "/srv/extra/lists/bad.txt"]);
   });

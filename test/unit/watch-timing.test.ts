@@ -113,7 +113,17 @@ describe("FightDetector", () => {
   });
 
   it("the drift signature ignores order", () => {
-    expect(driftSignature([{ action: "create", id: "b" }, { action: "delete", id: "a" }])).toBe(driftSignature([{ action: "delete", id: "a" }, { action: "create", id: "b" }]));
+    expect(
+      driftSignature([
+        { action: "create", id: "b" },
+        { action: "delete", id: "a" },
+      ]),
+    ).toBe(
+      driftSignature([
+        { action: "delete", id: "a" },
+        { action: "create", id: "b" },
+      ]),
+    );
   });
 });
 

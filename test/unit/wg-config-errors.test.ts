@@ -19,7 +19,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** An X25519 key pair as `wg genkey` / `wg pubkey` print them (node's crypto: no wg needed). */
 function keyPair(): { priv: string; pub: string } {
   const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") => Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
+  const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") =>
+    Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
   return { priv: b64(privateKey, "d"), pub: b64(publicKey, "x") };
 }
 
@@ -165,13 +166,26 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
   });
 
   it("duplicate addresses: two peers, or a peer with the node's own address", () => {
-    expectError(mesh("", peer("host-b", P1.pub, "100.64.0.2") + peer("host-c", P2.pub, "100.64.0.2")), /address 100\.64\.0\.2 of "host-c" is also "host-b"'s/, '"100.64.0.2"', 2);
+    expectError(
+      mesh("", peer("host-b", P1.pub, "100.64.0.2") + peer("host-c", P2.pub, "100.64.0.2")),
+      /address 100\.64\.0\.2 of "host-c" is also "host-b"'s/,
+      '"100.64.0.2"',
+      2,
+    );
     expectError(mesh("", peer("host-b", P1.pub, "100.64.0.1")), /address 100\.64\.0\.1 of "host-b" is also "host-a"'s/, '"100.64.0.1"', 2);
   });
 
   it("allowed IPs overlapping between peers ([wireguard] allowed_ips, mesh routes with accept_routes)", () => {
-    expectError(wg(wgPeer(P1.pub, ["10.0.0.0/24"]) + wgPeer(P2.pub, ["10.0.0.5/32"])), /allowed IP 10\.0\.0\.5\/32 overlaps 10\.0\.0\.0\/24/, "[[wireguard.wg0.peers]]", 2);
-    const text = mesh("accept_routes = true", peer("host-b", P1.pub, "100.64.0.2", 'routes = ["192.168.0.0/16"]') + peer("host-c", P2.pub, "100.64.0.3", 'routes = ["192.168.7.0/24"]'));
+    expectError(
+      wg(wgPeer(P1.pub, ["10.0.0.0/24"]) + wgPeer(P2.pub, ["10.0.0.5/32"])),
+      /allowed IP 10\.0\.0\.5\/32 overlaps 10\.0\.0\.0\/24/,
+      "[[wireguard.wg0.peers]]",
+      2,
+    );
+    const text = mesh(
+      "accept_routes = true",
+      peer("host-b", P1.pub, "100.64.0.2", 'routes = ["192.168.0.0/16"]') + peer("host-c", P2.pub, "100.64.0.3", 'routes = ["192.168.7.0/24"]'),
+    );
     expectError(text, /allowed IP 192\.168\.7\.0\/24 overlaps 192\.168\.0\.0\/16/, "[[peers]]", 2);
   });
 
@@ -179,13 +193,19 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
     const file = join(dir, `list${n++}.toml`);
     writeFileSync(file, wg(wgPeer(P1.pub, ["10.0.0.2/32"])).replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "10.0.1.1/24"]'));
     const w = kinds(loadIntent([file], "").intent).wireguard![0]!;
-    expect([w.address, ...(w.moreAddresses ?? [])].map((a) => `${a!.addr >>> 24}.${(a!.addr >>> 16) & 255}.${(a!.addr >>> 8) & 255}.${a!.addr & 255}/${a!.prefix}`)).toEqual(["10.0.0.1/24", "10.0.1.1/24"]);
+    expect(
+      [w.address, ...(w.moreAddresses ?? [])].map((a) => `${a!.addr >>> 24}.${(a!.addr >>> 16) & 255}.${(a!.addr >>> 8) & 255}.${a!.addr & 255}/${a!.prefix}`),
+    ).toEqual(["10.0.0.1/24", "10.0.1.1/24"]);
     const text = wg(wgPeer(P1.pub, ["10.0.0.2/32"])).replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "10.0.1.999/24"]');
     expectError(text, /address "10\.0\.1\.999\/24" must be an IPv4 address with prefix/, '"10.0.1.999/24"');
   });
 
   it("an exit node that is not one of the peers", () => {
-    expectError(mesh('use_exit_node = "host-z"', peer("host-b", P1.pub, "100.64.0.2")), /use_exit_node "host-z" is not one of the \[\[peers\]\] \(host-b\)/, '"host-z"');
+    expectError(
+      mesh('use_exit_node = "host-z"', peer("host-b", P1.pub, "100.64.0.2")),
+      /use_exit_node "host-z" is not one of the \[\[peers\]\] \(host-b\)/,
+      '"host-z"',
+    );
   });
 
   it("ACLs naming unknown tags (src and dst), and a destination without a port", () => {
@@ -217,7 +237,11 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
 
   it("a failing [[acl_tests]] assertion is a config error at the test (it blocks apply)", () => {
     const rest = `[[acls]]\naction = "accept"\nsrc = ["tag:client"]\ndst = ["tag:server:27015"]\nproto = "udp"\n\n[[acl_tests]]\nsrc = "host-b"\nproto = "tcp"\naccept = ["host-a:22"]\n`;
-    expectError(mesh("", peer("host-b", P1.pub, "100.64.0.2"), rest), /acl_test: host-b → host-a:22 \(tcp\) is denied, the test expects accept/, "[[acl_tests]]");
+    expectError(
+      mesh("", peer("host-b", P1.pub, "100.64.0.2"), rest),
+      /acl_test: host-b → host-a:22 \(tcp\) is denied, the test expects accept/,
+      "[[acl_tests]]",
+    );
   });
 
   it("all errors of a file are reported at once", () => {

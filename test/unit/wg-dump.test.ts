@@ -40,7 +40,16 @@ describe("parseWgDump", () => {
       tx: 528,
       keepalive: 25,
     });
-    expect(d.peers[1]).toEqual({ publicKey: "R4lVQaHCk4mbSV1jFgX6r7IiqP2EQ4fB46Ctowo60VY=", psk: "", endpoint: "", allowedIps: [], latestHandshake: 0, rx: 0, tx: 0, keepalive: 0 });
+    expect(d.peers[1]).toEqual({
+      publicKey: "R4lVQaHCk4mbSV1jFgX6r7IiqP2EQ4fB46Ctowo60VY=",
+      psk: "",
+      endpoint: "",
+      allowedIps: [],
+      latestHandshake: 0,
+      rx: 0,
+      tx: 0,
+      keepalive: 0,
+    });
     expect(d.peers[2]).toMatchObject({ endpoint: "203.0.113.9:41641", allowedIps: ["0.0.0.0/0"], psk: "" });
   });
 

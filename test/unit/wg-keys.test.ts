@@ -25,14 +25,19 @@ const b64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
 /** An X25519 key pair in WireGuard's encoding, from node's crypto (independent of bolt's code). */
 function keyPair(): { priv: string; pub: string } {
   const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const raw = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") => Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
+  const raw = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") =>
+    Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
   return { priv: raw(privateKey, "d"), pub: raw(publicKey, "x") };
 }
 
 describe("publicKeyOf", () => {
   it("RFC 7748 §6.1 test vectors (Alice and Bob)", () => {
-    expect(publicKeyOf(b64("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))).toBe(b64("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"));
-    expect(publicKeyOf(b64("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"))).toBe(b64("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"));
+    expect(publicKeyOf(b64("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))).toBe(
+      b64("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"),
+    );
+    expect(publicKeyOf(b64("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"))).toBe(
+      b64("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"),
+    );
   });
 
   it("an unclamped scalar gives the same key as its clamped form (wg genkey clamps, users may not)", () => {
@@ -95,7 +100,9 @@ describe("readKeyFile", () => {
       const p = write(`m${mode.toString(8)}.key`, priv, mode);
       const r = readKeyFile(p, "private");
       expect(r.ok).toBe(false);
-      expect(!r.ok && r.message).toBe(`private key file ${p} has mode ${mode.toString(8).padStart(4, "0")}: group and others must have no access (chmod 600 ${p})`);
+      expect(!r.ok && r.message).toBe(
+        `private key file ${p} has mode ${mode.toString(8).padStart(4, "0")}: group and others must have no access (chmod 600 ${p})`,
+      );
     }
   });
 
@@ -105,7 +112,10 @@ describe("readKeyFile", () => {
     const d = join(dir, "adir");
     mkdirSync(d, { mode: 0o700 });
     expect(readKeyFile(d, "private")).toMatchObject({ ok: false, message: expect.stringContaining("is not a regular file") });
-    expect(readKeyFile(write("junk.key", "hello", 0o600), "private")).toMatchObject({ ok: false, message: expect.stringContaining("does not hold a WireGuard key") });
+    expect(readKeyFile(write("junk.key", "hello", 0o600), "private")).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("does not hold a WireGuard key"),
+    });
     const two = `${keyPair().priv}\n${keyPair().priv}\n`;
     expect(readKeyFile(write("two.key", two, 0o600), "private").ok).toBe(false);
   });

@@ -28,7 +28,16 @@ export function network(name: string, subnet: string, opts: { gateway?: string; 
   if (!c || c.hostBits) throw new Error(`bad test subnet ${subnet}`);
   const gateway = opts.gateway ? ip(opts.gateway) : c.network + 1;
   const pool = opts.pool ? { start: ip(opts.pool[0]), end: ip(opts.pool[1]) } : { start: c.network + 1, end: c.network + 2 ** (32 - c.prefix) - 2 };
-  return { name, bridge: `bolt-${name}`, subnet: { network: c.network, prefix: c.prefix }, gateway, pool, mtu: opts.mtu ?? 1500, source: at(1), fieldSources: {} };
+  return {
+    name,
+    bridge: `bolt-${name}`,
+    subnet: { network: c.network, prefix: c.prefix },
+    gateway,
+    pool,
+    mtu: opts.mtu ?? 1500,
+    source: at(1),
+    fieldSources: {},
+  };
 }
 
 export function endpoint(name: string, net: string, opts: { ip?: string; line?: number } = {}): EndpointIntent {
@@ -47,7 +56,14 @@ export function intent(parts: { networks?: NetworkIntent[]; endpoints?: Endpoint
 /** The fragments of an intent by their old names, for assertions. */
 export function kinds(i: Intent) {
   const wg = fragment(i, WIREGUARD);
-  return { networks: fragment(i, NETWORKS), endpoints: fragment(i, ENDPOINTS), sysctls: fragment(i, SYSCTLS), nft: fragment(i, NFT), wireguard: wg.interfaces, mesh: wg.mesh };
+  return {
+    networks: fragment(i, NETWORKS),
+    endpoints: fragment(i, ENDPOINTS),
+    sysctls: fragment(i, SYSCTLS),
+    nft: fragment(i, NFT),
+    wireguard: wg.interfaces,
+    mesh: wg.mesh,
+  };
 }
 
 export function resource(kind: string, name: string, spec: Record<string, string>, opts: Partial<Resource> = {}): Resource {

@@ -305,7 +305,7 @@ function parsePrefix(s: string, defaultLen = 32): { addr: number; len: number } 
 }
 
 function inSubnet(ip: number, net: number, len: number): boolean {
-  return ((ip & mask(len)) >>> 0) === ((net & mask(len)) >>> 0);
+  return (ip & mask(len)) >>> 0 === (net & mask(len)) >>> 0;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -467,7 +467,8 @@ export class FakeKernel implements CommandRunner {
     if (!this.expectations.length) return undefined;
     const line = argv.join(" ");
     const matches = (e: Expectation) =>
-      (typeof e.argv === "string" ? e.argv === line : e.argv.test(line)) && (e.stdin === undefined || (typeof e.stdin === "string" ? e.stdin === stdin : e.stdin.test(stdin ?? "")));
+      (typeof e.argv === "string" ? e.argv === line : e.argv.test(line)) &&
+      (e.stdin === undefined || (typeof e.stdin === "string" ? e.stdin === stdin : e.stdin.test(stdin ?? "")));
     if (this.ordered) {
       const next = this.expectations.find((e) => !e.used);
       if (!next) return undefined;
@@ -523,7 +524,14 @@ export class FakeKernel implements CommandRunner {
   }
 
   /** Records a write op, applies the fault, else runs `apply` (which returns an error message or nothing). */
-  private write(tool: WriteOp["tool"], ns: NsName, args: string[], stdin: string | undefined, failMsg: string, apply: () => string | undefined): string | undefined {
+  private write(
+    tool: WriteOp["tool"],
+    ns: NsName,
+    args: string[],
+    stdin: string | undefined,
+    failMsg: string,
+    apply: () => string | undefined,
+  ): string | undefined {
     const rec: WriteOp = { seq: this.writes.length + 1, phase: this.phase, tool, ns, args: [...args], ...(stdin !== undefined ? { stdin } : {}), ok: false };
     this.writes.push(rec);
     if (this.phase === "forward") {
@@ -619,7 +627,14 @@ export class FakeKernel implements CommandRunner {
       if (is("address", "addr", "a")) return this.addrShow(ns, rest);
       if (is("route", "r", "ro")) return this.routeShow(ns, rest);
       if (is("rule", "ru")) return ok(JSON.stringify(this.ruleJson(ns)) + "\n");
-      if (is("netns") && ns === null) return ok(JSON.stringify(Object.keys(this.state.netns).reverse().map((name) => ({ name }))) + "\n");
+      if (is("netns") && ns === null)
+        return ok(
+          JSON.stringify(
+            Object.keys(this.state.netns)
+              .reverse()
+              .map((name) => ({ name })),
+          ) + "\n",
+        );
       return fail(this.unsupported(`ip ${a.join(" ")}`));
     }
     const args = a;
@@ -645,7 +660,8 @@ export class FakeKernel implements CommandRunner {
       if (ns !== null && inBatch) return fail(this.unsupported(`ip -n ${ns} netns ${verb}`));
       const name = rest[0] ?? "";
       if (verb === "add") return write("mount --make-shared /run/netns failed: Operation not permitted", () => this.netnsAdd(name));
-      if (verb === "del" || verb === "delete") return write(`Cannot remove namespace file "/run/netns/${name}": Operation not permitted`, () => this.netnsDel(name));
+      if (verb === "del" || verb === "delete")
+        return write(`Cannot remove namespace file "/run/netns/${name}": Operation not permitted`, () => this.netnsDel(name));
     }
     return fail(this.unsupported(`ip ${a.join(" ")}`));
   }
@@ -672,7 +688,18 @@ export class FakeKernel implements CommandRunner {
   }
 
   private newLink(name: string, kind: LinkKind, mtu: number, extra: Partial<LinkState> = {}): LinkState {
-    return { ifindex: this.state.nextIfindex++, name, kind, mtu, up: false, addrgenmode: "eui64", mac: kind === "tun" && extra.tunType === "tun" ? "" : this.newMac(), macSet: false, addrs: [], ...extra };
+    return {
+      ifindex: this.state.nextIfindex++,
+      name,
+      kind,
+      mtu,
+      up: false,
+      addrgenmode: "eui64",
+      mac: kind === "tun" && extra.tunType === "tun" ? "" : this.newMac(),
+      macSet: false,
+      addrs: [],
+      ...extra,
+    };
   }
 
   private linkAdd(ns: NsName, a: string[]): string | undefined {
@@ -694,7 +721,7 @@ export class FakeKernel implements CommandRunner {
       else if (cur === peer && peer.name === undefined) peer.name = t;
       else return this.unsupported(`ip link add … ${t}`);
     }
-    if (!main.name) return "Not enough information: \"dev\" argument is required.";
+    if (!main.name) return 'Not enough information: "dev" argument is required.';
     if (kind !== "bridge" && kind !== "veth" && kind !== "dummy") return this.unsupported(`ip link add type ${kind}`);
     for (const at of [main, peer]) {
       if (at.mtu !== undefined && (!Number.isInteger(at.mtu) || at.mtu < 68 || at.mtu > 65535)) return `Error: mtu ${at.mtu} is out of range.`;
@@ -941,14 +968,23 @@ export class FakeKernel implements CommandRunner {
     }
     const p = dstTok === "default" ? { addr: 0, len: 0 } : parsePrefix(dstTok);
     if (!p) return `Error: any valid prefix is expected rather than "${dstTok}".`;
-    if (((p.addr & mask(p.len)) >>> 0) !== p.addr) return "Error: Invalid prefix for given prefix length.";
+    if ((p.addr & mask(p.len)) >>> 0 !== p.addr) return "Error: Invalid prefix for given prefix length.";
     const dst = `${fmt4(p.addr)}/${p.len}`;
     const table = this.tableOf(o.table);
     if (table === undefined) return `Error: argument "${o.table}" is wrong: "table" value is invalid`;
     const metric = Number(o.metric ?? 0);
     const protocol = o.proto === undefined ? "boot" : o.proto === "3" ? "boot" : o.proto;
     if (verb === "del" || verb === "delete") {
-      const idx = s.routes.findIndex((r) => r.dst === dst && r.table === table && (o.metric === undefined || r.metric === metric) && (o.proto === undefined || r.protocol === protocol) && (o.dev === undefined || r.dev === o.dev) && (o.via === undefined || r.gateway === o.via) && (type === "unicast" || r.type === type));
+      const idx = s.routes.findIndex(
+        (r) =>
+          r.dst === dst &&
+          r.table === table &&
+          (o.metric === undefined || r.metric === metric) &&
+          (o.proto === undefined || r.protocol === protocol) &&
+          (o.dev === undefined || r.dev === o.dev) &&
+          (o.via === undefined || r.gateway === o.via) &&
+          (type === "unicast" || r.type === type),
+      );
       if (idx < 0) return "RTNETLINK answers: No such process";
       s.routes.splice(idx, 1);
       return undefined;
@@ -962,7 +998,13 @@ export class FakeKernel implements CommandRunner {
     if (o.via !== undefined) {
       const gw = ip4(o.via);
       if (gw === undefined) return `Error: inet address is expected rather than "${o.via}".`;
-      const hit = this.kernelRoutes(s).find((r) => r.table === 254 && r.type === "unicast" && (dev === undefined || r.dev === dev) && inSubnet(gw, ip4(r.dst.split("/")[0]!)!, Number(r.dst.split("/")[1])));
+      const hit = this.kernelRoutes(s).find(
+        (r) =>
+          r.table === 254 &&
+          r.type === "unicast" &&
+          (dev === undefined || r.dev === dev) &&
+          inSubnet(gw, ip4(r.dst.split("/")[0]!)!, Number(r.dst.split("/")[1])),
+      );
       if (!hit) return "Error: Nexthop has invalid gateway.";
       dev ??= hit.dev;
     }
@@ -1013,8 +1055,11 @@ export class FakeKernel implements CommandRunner {
     const s = this.ns(ns);
     const all = [...s.routes, ...this.kernelRoutes(s)]
       .filter((r) => (table === "all" ? true : r.table === table) && (!onlyDefault || r.dst === "0.0.0.0/0"))
-      .sort((x, y) => x.table - y.table || ip4(x.dst.split("/")[0]!)! - ip4(y.dst.split("/")[0]!)! || Number(x.dst.split("/")[1]) - Number(y.dst.split("/")[1]));
-    const shown = table === "all" ? all.map((r) => this.routeJson(r)) : all.map((r) => ({ ...this.routeJson(r), table: undefined })).map(({ table: _t, ...r }) => r);
+      .sort(
+        (x, y) => x.table - y.table || ip4(x.dst.split("/")[0]!)! - ip4(y.dst.split("/")[0]!)! || Number(x.dst.split("/")[1]) - Number(y.dst.split("/")[1]),
+      );
+    const shown =
+      table === "all" ? all.map((r) => this.routeJson(r)) : all.map((r) => ({ ...this.routeJson(r), table: undefined })).map(({ table: _t, ...r }) => r);
     return ok(JSON.stringify(shown) + "\n");
   }
 
@@ -1053,14 +1098,28 @@ export class FakeKernel implements CommandRunner {
     }
     if (add) {
       const rule: RuleState = {
-        priority: want.priority ?? Math.max(0, (s.rules.filter((r) => r.priority > 0).map((r) => r.priority).sort((x, y) => x - y)[0] ?? 32766) - 1),
+        priority:
+          want.priority ??
+          Math.max(
+            0,
+            (s.rules
+              .filter((r) => r.priority > 0)
+              .map((r) => r.priority)
+              .sort((x, y) => x - y)[0] ?? 32766) - 1,
+          ),
         not: !!want.not,
         ...(want.fwmark !== undefined ? { fwmark: want.fwmark, fwmask: want.fwmask } : {}),
         table: want.table ?? 254,
         ...(want.suppressPrefixlen !== undefined ? { suppressPrefixlen: want.suppressPrefixlen } : {}),
         protocol: want.protocol ?? "boot",
       };
-      const same = (r: RuleState) => r.priority === rule.priority && r.not === rule.not && r.fwmark === rule.fwmark && r.fwmask === rule.fwmask && r.table === rule.table && r.suppressPrefixlen === rule.suppressPrefixlen;
+      const same = (r: RuleState) =>
+        r.priority === rule.priority &&
+        r.not === rule.not &&
+        r.fwmark === rule.fwmark &&
+        r.fwmask === rule.fwmask &&
+        r.table === rule.table &&
+        r.suppressPrefixlen === rule.suppressPrefixlen;
       if (s.rules.some(same)) return "RTNETLINK answers: File exists";
       // Kept ordered by priority; a new rule goes after the others of the same priority.
       const at = s.rules.findIndex((r) => r.priority > rule.priority);
@@ -1087,7 +1146,9 @@ export class FakeKernel implements CommandRunner {
       priority: r.priority,
       ...(r.not ? { not: null } : {}),
       src: "all",
-      ...(r.fwmark !== undefined || r.fwmask !== undefined ? { fwmark: `0x${(r.fwmark ?? 0).toString(16)}`, ...(r.fwmask !== 0xffffffff ? { fwmask: `0x${(r.fwmask ?? 0).toString(16)}` } : {}) } : {}),
+      ...(r.fwmark !== undefined || r.fwmask !== undefined
+        ? { fwmark: `0x${(r.fwmark ?? 0).toString(16)}`, ...(r.fwmask !== 0xffffffff ? { fwmask: `0x${(r.fwmask ?? 0).toString(16)}` } : {}) }
+        : {}),
       table: TABLE_NAMES[r.table] ?? String(r.table),
       ...(r.suppressPrefixlen !== undefined ? { suppress_prefixlen: r.suppressPrefixlen } : {}),
       ...(r.protocol !== "kernel" && r.protocol !== "boot" ? { protocol: r.protocol } : {}),
@@ -1120,7 +1181,8 @@ export class FakeKernel implements CommandRunner {
   private linkBase(ns: NsName, l: LinkState): Record<string, unknown> {
     const flags = this.flags(ns, l);
     const portless = l.kind === "bridge" && !this.ns(ns).links.some((p) => p.master === l.name);
-    const operstate = l.kind === "loopback" || (l.kind === "tun" && l.tunType === "tun") || portless ? (l.up ? "UNKNOWN" : "DOWN") : flags.includes("LOWER_UP") ? "UP" : "DOWN";
+    const operstate =
+      l.kind === "loopback" || (l.kind === "tun" && l.tunType === "tun") || portless ? (l.up ? "UNKNOWN" : "DOWN") : flags.includes("LOWER_UP") ? "UP" : "DOWN";
     const peer = l.peer ? this.nsOr(l.peer.ns)?.links.find((x) => x.name === l.peer!.name) : undefined;
     return {
       ifindex: l.ifindex,
@@ -1157,7 +1219,9 @@ export class FakeKernel implements CommandRunner {
                 ? {
                     linkinfo: {
                       info_kind: l.kind,
-                      ...(l.kind === "tun" ? { info_data: { type: l.tunType, pi: l.tunType === "tun", vnet_hdr: false, multi_queue: false, persist: l.tunType === "tap" } } : {}),
+                      ...(l.kind === "tun"
+                        ? { info_data: { type: l.tunType, pi: l.tunType === "tun", vnet_hdr: false, multi_queue: false, persist: l.tunType === "tap" } }
+                        : {}),
                       ...(l.master ? { info_slave_kind: "bridge" } : {}),
                     },
                   }
@@ -1182,7 +1246,16 @@ export class FakeKernel implements CommandRunner {
           const [ipS, lenS] = addr.split("/");
           const len = Number(lenS);
           // no "broadcast": bolt adds addresses without `broadcast +`, and then the kernel keeps none
-          return { family: "inet", local: ipS, prefixlen: len, scope: l.kind === "loopback" ? "host" : "global", ...(this.isPrimary(l, addr) ? {} : { secondary: true }), label: l.name, valid_life_time: 4294967295, preferred_life_time: 4294967295 };
+          return {
+            family: "inet",
+            local: ipS,
+            prefixlen: len,
+            scope: l.kind === "loopback" ? "host" : "global",
+            ...(this.isPrimary(l, addr) ? {} : { secondary: true }),
+            label: l.name,
+            valid_life_time: 4294967295,
+            preferred_life_time: 4294967295,
+          };
         });
         const v6 =
           l.up && l.kind === "loopback"
@@ -1190,8 +1263,39 @@ export class FakeKernel implements CommandRunner {
             : l.up && l.addrgenmode === "eui64" && l.mac
               ? [{ family: "inet6", local: eui64(l.mac), prefixlen: 64, scope: "link", valid_life_time: 4294967295, preferred_life_time: 4294967295 }]
               : [];
-        const { ifindex, ifname, flags, mtu, qdisc, master, operstate, group, txqlen, link_type, address, broadcast, link_netnsid, link: peerName, link_index } = this.linkBase(ns, l);
-        return { ifindex, ...(peerName ? { link: peerName } : link_index ? { link_index } : {}), ifname, flags, mtu, qdisc, ...(master ? { master } : {}), operstate, group, txqlen, link_type, ...(address ? { address, broadcast } : {}), ...(link_netnsid !== undefined ? { link_netnsid } : {}), addr_info: [...v4, ...v6] };
+        const {
+          ifindex,
+          ifname,
+          flags,
+          mtu,
+          qdisc,
+          master,
+          operstate,
+          group,
+          txqlen,
+          link_type,
+          address,
+          broadcast,
+          link_netnsid,
+          link: peerName,
+          link_index,
+        } = this.linkBase(ns, l);
+        return {
+          ifindex,
+          ...(peerName ? { link: peerName } : link_index ? { link_index } : {}),
+          ifname,
+          flags,
+          mtu,
+          qdisc,
+          ...(master ? { master } : {}),
+          operstate,
+          group,
+          txqlen,
+          link_type,
+          ...(address ? { address, broadcast } : {}),
+          ...(link_netnsid !== undefined ? { link_netnsid } : {}),
+          addr_info: [...v4, ...v6],
+        };
       });
     return ok(JSON.stringify(out) + "\n");
   }
@@ -1230,7 +1334,11 @@ export class FakeKernel implements CommandRunner {
         continue;
       }
       const key = k.slice(0, eq);
-      const value = k.slice(eq + 1).trim().split(/\s+/).join("\t");
+      const value = k
+        .slice(eq + 1)
+        .trim()
+        .split(/\s+/)
+        .join("\t");
       const err = this.write("exec", ns, ["sysctl", ...a], undefined, `sysctl: permission denied on key "${key}"`, () => {
         if (s.sysctl[key] === undefined) return missing(key);
         if (!/^-?\d+(\t-?\d+)*$/.test(value)) return `sysctl: setting key "${key}": Invalid argument`;
@@ -1303,7 +1411,9 @@ export class FakeKernel implements CommandRunner {
       const pub = w.privateKey ? publicKeyOf(w.privateKey) : "";
       if (what === "dump") {
         const head = `${w.privateKey || "(none)"}\t${pub || "(none)"}\t${w.listenPort}\t${w.fwmark ? `0x${w.fwmark.toString(16)}` : "off"}`;
-        const peers = w.peers.map((p) => `${p.publicKey}\t${p.psk || "(none)"}\t${p.endpoint || "(none)"}\t${p.allowedIps.join(",") || "(none)"}\t0\t0\t0\t${p.keepalive || "off"}`);
+        const peers = w.peers.map(
+          (p) => `${p.publicKey}\t${p.psk || "(none)"}\t${p.endpoint || "(none)"}\t${p.allowedIps.join(",") || "(none)"}\t0\t0\t0\t${p.keepalive || "off"}`,
+        );
         return done([head, ...peers].join("\n") + "\n");
       }
       if (what === "listen-port") return done(`${w.listenPort}\n`);
@@ -1375,7 +1485,10 @@ export class FakeKernel implements CommandRunner {
           sets.push((p) => void (p.keepalive = n));
         } else if (t === "allowed-ips") {
           const list: string[] = [];
-          for (const part of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+          for (const part of v
+            .split(",")
+            .map((x) => x.trim())
+            .filter(Boolean)) {
             const p = parsePrefix(part);
             if (!p) return bad(`Unable to parse IP address: \`${part}'`);
             const c = `${fmt4((p.addr & mask(p.len)) >>> 0)}/${p.len}`;
@@ -1469,15 +1582,23 @@ export class FakeKernel implements CommandRunner {
     }
     if (rest[0] === "list" && rest[1] === "table" && rest.length === 4) {
       const t = s.nft.find((x) => x.family === rest[2] && x.name === rest[3]);
-      if (!t) return done("", `Error: No such file or directory\nlist table ${rest[2]} ${rest[3]}\n${" ".repeat(11 + rest[2]!.length)}${"^".repeat(rest[3]!.length)}\n`, 1);
+      if (!t)
+        return done(
+          "",
+          `Error: No such file or directory\nlist table ${rest[2]} ${rest[3]}\n${" ".repeat(11 + rest[2]!.length)}${"^".repeat(rest[3]!.length)}\n`,
+          1,
+        );
       return done(json ? JSON.stringify({ nftables: [NFT_META, ...nftJson(t)] }) + "\n" : nftText(t, stateless));
     }
     if (rest[0] === "list" && rest[1] === "tables" && rest.length === 2) {
-      if (json) return done(JSON.stringify({ nftables: [NFT_META, ...s.nft.map((t, k) => ({ table: { family: t.family, name: t.name, handle: k + 1 } }))] }) + "\n");
+      if (json)
+        return done(JSON.stringify({ nftables: [NFT_META, ...s.nft.map((t, k) => ({ table: { family: t.family, name: t.name, handle: k + 1 } }))] }) + "\n");
       return done(s.nft.map((t) => `table ${t.family} ${t.name}\n`).join(""));
     }
     if (rest[0] === "list" && rest[1] === "ruleset" && rest.length === 2) {
-      return done(json ? JSON.stringify({ nftables: [NFT_META, ...s.nft.flatMap((t) => nftJson(t))] }) + "\n" : s.nft.map((t) => nftText(t, stateless)).join(""));
+      return done(
+        json ? JSON.stringify({ nftables: [NFT_META, ...s.nft.flatMap((t) => nftJson(t))] }) + "\n" : s.nft.map((t) => nftText(t, stateless)).join(""),
+      );
     }
     this.unsupported(`nft ${a.join(" ")}`);
     return done("", "Error: syntax error\n", 1);
@@ -1553,7 +1674,8 @@ export class FakeKernel implements CommandRunner {
         return undefined;
       }
       const target = /-j (\S+)/.exec(text)?.[1];
-      if (target && !["ACCEPT", "DROP", "RETURN", "REJECT", "LOG", "MASQUERADE", "DNAT", "SNAT"].includes(target) && !s.iptables.some((c) => c.name === target)) return "iptables: No chain/target/match by that name.";
+      if (target && !["ACCEPT", "DROP", "RETURN", "REJECT", "LOG", "MASQUERADE", "DNAT", "SNAT"].includes(target) && !s.iptables.some((c) => c.name === target))
+        return "iptables: No chain/target/match by that name.";
       if (op === "-A") chain.rules.push(text);
       else chain.rules.splice(Math.min((pos ?? 1) - 1, chain.rules.length), 0, text);
       return undefined;
@@ -1620,7 +1742,14 @@ export class FakeKernel implements CommandRunner {
         return done("", "", 2);
       }
       const path = this.resolvePath(ns, p!);
-      const yes = flag === "-S" ? this.socketExists(path) : flag === "-d" ? isDir(path) : flag === "-f" ? path in fs.files : path in fs.files || isDir(path) || this.socketExists(path);
+      const yes =
+        flag === "-S"
+          ? this.socketExists(path)
+          : flag === "-d"
+            ? isDir(path)
+            : flag === "-f"
+              ? path in fs.files
+              : path in fs.files || isDir(path) || this.socketExists(path);
       return done("", "", yes ? 0 : 1);
     }
     const fail1 = (msg: string) => done("", msg + "\n", 1);
@@ -1683,7 +1812,8 @@ export class FakeKernel implements CommandRunner {
         return fail1("rmdir: unsupported");
       }
       const err = this.write("exec", ns, argv, undefined, `rmdir: failed to remove '${target}': Permission denied`, () => {
-        if (!isDir(target)) return target in fs.files ? `rmdir: failed to remove '${target}': Not a directory` : `rmdir: failed to remove '${target}': No such file or directory`;
+        if (!isDir(target))
+          return target in fs.files ? `rmdir: failed to remove '${target}': Not a directory` : `rmdir: failed to remove '${target}': No such file or directory`;
         const inside = Object.keys(fs.files).some((f) => f.startsWith(target + "/")) || fs.dirs.some((d) => d.startsWith(target + "/"));
         if (inside) return ignore ? undefined : `rmdir: failed to remove '${target}': Directory not empty`;
         fs.dirs = fs.dirs.filter((d) => d !== target);
@@ -1720,17 +1850,53 @@ export class FakeKernel implements CommandRunner {
                     publicKey: l.wg.privateKey ? publicKeyOf(l.wg.privateKey) : undefined,
                     listenPort: l.wg.listenPort,
                     fwmark: l.wg.fwmark,
-                    peers: [...l.wg.peers].sort((x, y) => (x.publicKey < y.publicKey ? -1 : 1)).map((p) => clean({ publicKey: p.publicKey, psk: p.psk || undefined, endpoint: p.endpoint || undefined, allowedIps: [...p.allowedIps].sort(), keepalive: p.keepalive || undefined })),
+                    peers: [...l.wg.peers]
+                      .sort((x, y) => (x.publicKey < y.publicKey ? -1 : 1))
+                      .map((p) =>
+                        clean({
+                          publicKey: p.publicKey,
+                          psk: p.psk || undefined,
+                          endpoint: p.endpoint || undefined,
+                          allowedIps: [...p.allowedIps].sort(),
+                          keepalive: p.keepalive || undefined,
+                        }),
+                      ),
                   })
                 : undefined,
             }),
           ]),
       ),
-      routes: s.routes.map((r) => `${r.type === "unicast" ? "" : r.type + " "}${r.dst}${r.gateway ? ` via ${r.gateway}` : ""} dev ${r.dev} table ${r.table} proto ${r.protocol}${r.metric ? ` metric ${r.metric}` : ""}`).sort(),
-      rules: s.rules.map((r) => `${r.priority}:${r.not ? " not" : ""}${r.fwmark !== undefined ? ` fwmark 0x${r.fwmark.toString(16)}/0x${(r.fwmask ?? 0xffffffff).toString(16)}` : ""} lookup ${r.table}${r.suppressPrefixlen !== undefined ? ` suppress_prefixlength ${r.suppressPrefixlen}` : ""} proto ${r.protocol}`).sort(),
+      routes: s.routes
+        .map(
+          (r) =>
+            `${r.type === "unicast" ? "" : r.type + " "}${r.dst}${r.gateway ? ` via ${r.gateway}` : ""} dev ${r.dev} table ${r.table} proto ${r.protocol}${r.metric ? ` metric ${r.metric}` : ""}`,
+        )
+        .sort(),
+      rules: s.rules
+        .map(
+          (r) =>
+            `${r.priority}:${r.not ? " not" : ""}${r.fwmark !== undefined ? ` fwmark 0x${r.fwmark.toString(16)}/0x${(r.fwmask ?? 0xffffffff).toString(16)}` : ""} lookup ${r.table}${r.suppressPrefixlen !== undefined ? ` suppress_prefixlength ${r.suppressPrefixlen}` : ""} proto ${r.protocol}`,
+        )
+        .sort(),
       sysctl: Object.fromEntries(Object.entries(s.sysctl).sort(([x], [y]) => (x < y ? -1 : 1))),
-      nft: Object.fromEntries([...s.nft].map((t) => [`${t.family} ${t.name}`, { sets: t.sets.map((x) => clean({ name: x.name, decl: [...x.decl], comment: x.comment, elements: [...x.elements] })), chains: t.chains.map((c) => clean({ name: c.name, base: c.base ? { ...c.base } : undefined, rules: c.rules.map((r) => clean({ text: r.text, comment: r.comment })) })) }]).sort(([x], [y]) => ((x as string) < (y as string) ? -1 : 1))),
-      iptables: s.iptables ? Object.fromEntries(s.iptables.map((c) => [c.name, { policy: c.policy, rules: [...c.rules] }]).sort(([x], [y]) => ((x as string) < (y as string) ? -1 : 1))) : null,
+      nft: Object.fromEntries(
+        [...s.nft]
+          .map((t) => [
+            `${t.family} ${t.name}`,
+            {
+              sets: t.sets.map((x) => clean({ name: x.name, decl: [...x.decl], comment: x.comment, elements: [...x.elements] })),
+              chains: t.chains.map((c) =>
+                clean({ name: c.name, base: c.base ? { ...c.base } : undefined, rules: c.rules.map((r) => clean({ text: r.text, comment: r.comment })) }),
+              ),
+            },
+          ])
+          .sort(([x], [y]) => ((x as string) < (y as string) ? -1 : 1)),
+      ),
+      iptables: s.iptables
+        ? Object.fromEntries(
+            s.iptables.map((c) => [c.name, { policy: c.policy, rules: [...c.rules] }]).sort(([x], [y]) => ((x as string) < (y as string) ? -1 : 1)),
+          )
+        : null,
     });
     const names = Object.keys(this.state.netns).sort();
     return {
@@ -1778,7 +1944,11 @@ export function diffSnapshots(a: unknown, b: unknown, path = ""): string[] {
 
 /** JSON with object keys sorted: equal for equal values whatever order keys were set in. */
 export function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) => (typeof x === "object" && x !== null && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([p], [q]) => (p < q ? -1 : p > q ? 1 : 0))) : x));
+  return JSON.stringify(v, (_k, x: unknown) =>
+    typeof x === "object" && x !== null && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([p], [q]) => (p < q ? -1 : p > q ? 1 : 0)))
+      : x,
+  );
 }
 
 function clean<T extends Record<string, unknown>>(o: T): T {
@@ -1820,7 +1990,10 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
   let set: NftSetState | undefined;
   let chain: NftChainState | undefined;
   let elements: { set: NftSetState; text: string } | undefined;
-  const err = (n: number, msg: string, unsupported = false): NftResult => ({ error: `/dev/stdin:${n + 1}:1-${(lines[n] ?? "").length}: Error: ${msg}\n${lines[n] ?? ""}\n`, unsupported });
+  const err = (n: number, msg: string, unsupported = false): NftResult => ({
+    error: `/dev/stdin:${n + 1}:1-${(lines[n] ?? "").length}: Error: ${msg}\n${lines[n] ?? ""}\n`,
+    unsupported,
+  });
   const find = (family: string, name: string) => tables.find((t) => t.family === family && t.name === name);
   for (const [n, raw] of lines.entries()) {
     let line = raw.trim();
@@ -1828,7 +2001,10 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
       elements.text += " " + line;
       if (!line.includes("}")) continue;
       const body = elements.text.slice(0, elements.text.lastIndexOf("}"));
-      elements.set.elements = body.split(",").map((e) => e.trim()).filter(Boolean);
+      elements.set.elements = body
+        .split(",")
+        .map((e) => e.trim())
+        .filter(Boolean);
       elements = undefined;
       continue;
     }
@@ -1840,7 +2016,11 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
       else if (/^elements\s*=\s*\{/.test(line)) {
         elements = { set, text: line.slice(line.indexOf("{") + 1) };
         if (line.includes("}")) {
-          set.elements = elements.text.slice(0, elements.text.lastIndexOf("}")).split(",").map((e) => e.trim()).filter(Boolean);
+          set.elements = elements.text
+            .slice(0, elements.text.lastIndexOf("}"))
+            .split(",")
+            .map((e) => e.trim())
+            .filter(Boolean);
           elements = undefined;
         }
       } else if (/^(type|flags|size|timeout|policy|auto-merge|gc-interval)\b/.test(line)) set.decl.push(line);
@@ -1906,8 +2086,10 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
   for (const t of tables) {
     for (const c of t.chains) {
       for (const r of c.rules) {
-        for (const m of r.text.matchAll(/@([A-Za-z0-9_.-]+)/g)) if (!t.sets.some((s) => s.name === m[1])) return { error: `Error: No such file or directory; did you mean set ‘${m[1]}’?\n${r.text}\n` };
-        for (const m of r.text.matchAll(/\b(?:jump|goto)\s+([A-Za-z0-9_.-]+)/g)) if (!t.chains.some((x) => x.name === m[1])) return { error: `Error: Could not process rule: No such file or directory\n${r.text}\n` };
+        for (const m of r.text.matchAll(/@([A-Za-z0-9_.-]+)/g))
+          if (!t.sets.some((s) => s.name === m[1])) return { error: `Error: No such file or directory; did you mean set ‘${m[1]}’?\n${r.text}\n` };
+        for (const m of r.text.matchAll(/\b(?:jump|goto)\s+([A-Za-z0-9_.-]+)/g))
+          if (!t.chains.some((x) => x.name === m[1])) return { error: `Error: Could not process rule: No such file or directory\n${r.text}\n` };
       }
     }
   }
@@ -1985,7 +2167,14 @@ export function nftJson(t: NftTableState): Record<string, unknown>[] {
         type: type.includes(" . ") ? type.split(" . ").map((x) => x.trim()) : type,
         handle: handle++,
         // nft 1.0.6 does not list "dynamic" among a set's JSON flags
-        ...(decl("flags") ? { flags: decl("flags")!.split(",").map((x) => x.trim()).filter((f) => f !== "dynamic") } : {}),
+        ...(decl("flags")
+          ? {
+              flags: decl("flags")!
+                .split(",")
+                .map((x) => x.trim())
+                .filter((f) => f !== "dynamic"),
+            }
+          : {}),
         ...(decl("size") ? { size: Number(decl("size")) } : {}),
         ...(decl("timeout") ? { timeout: nftDuration(decl("timeout")!) } : {}),
         ...(s.comment !== undefined ? { comment: s.comment } : {}),
@@ -1994,7 +2183,9 @@ export function nftJson(t: NftTableState): Record<string, unknown>[] {
     });
   }
   for (const c of t.chains) {
-    out.push({ chain: { ...base, name: c.name, handle: handle++, ...(c.base ? { type: c.base.type, hook: c.base.hook, prio: c.base.prio, policy: c.base.policy } : {}) } });
+    out.push({
+      chain: { ...base, name: c.name, handle: handle++, ...(c.base ? { type: c.base.type, hook: c.base.hook, prio: c.base.prio, policy: c.base.policy } : {}) },
+    });
   }
   for (const c of t.chains) {
     for (const r of c.rules) {

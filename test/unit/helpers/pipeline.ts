@@ -38,7 +38,8 @@ export function writeConfigs(files: Record<string, string>): string[] {
 /** An X25519 key pair as `wg genkey` / `wg pubkey` print them. */
 export function wgKeyPair(): { priv: string; pub: string } {
   const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") => Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
+  const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") =>
+    Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
   return { priv: b64(privateKey, "d"), pub: b64(publicKey, "x") };
 }
 
@@ -71,7 +72,16 @@ export interface PlanOptions {
 const registryOf = (kinds: Reconciler[] = RECONCILERS) => compileRegistry(kinds, { partial: kinds !== RECONCILERS });
 
 export async function planIntent(intent: Intent, runner: CommandRunner, o: PlanOptions & { registry?: Reconciler[] }): Promise<Plan> {
-  return makePlan({ intent, runner, target: o.target, registry: registryOf(o.registry), leases: o.leases ?? new Map(), originals: o.originals ?? new Map(), destroy: o.destroy, deep: o.deep });
+  return makePlan({
+    intent,
+    runner,
+    target: o.target,
+    registry: registryOf(o.registry),
+    leases: o.leases ?? new Map(),
+    originals: o.originals ?? new Map(),
+    destroy: o.destroy,
+    deep: o.deep,
+  });
 }
 
 export const memoryJournal = (): JournalSink & { payloads: string[] } => {
@@ -88,7 +98,15 @@ export interface ApplyIntentOptions {
 }
 
 export async function applyIntent(plan: Plan, intent: Intent, runner: CommandRunner, o: ApplyIntentOptions = {}): Promise<ApplyResult> {
-  return applyPlan(plan, { runner, registry: registryOf(o.registry), journal: o.journal ?? memoryJournal(), intent, originals: o.originals ?? new Map(), verifyAttempts: 1, log: o.log });
+  return applyPlan(plan, {
+    runner,
+    registry: registryOf(o.registry),
+    journal: o.journal ?? memoryJournal(),
+    intent,
+    originals: o.originals ?? new Map(),
+    verifyAttempts: 1,
+    log: o.log,
+  });
 }
 
 /**
@@ -97,7 +115,10 @@ export async function applyIntent(plan: Plan, intent: Intent, runner: CommandRun
  */
 export async function recoverFrom(journalPayload: string, runner: CommandRunner, target: Ns, registry?: Reconciler[]): Promise<{ problems: string[] }> {
   let cleared = false;
-  const store = { journal: () => (cleared ? undefined : { target, pid: 0, startedAt: "", payload: journalPayload }), clearJournal: () => void (cleared = true) };
+  const store = {
+    journal: () => (cleared ? undefined : { target, pid: 0, startedAt: "", payload: journalPayload }),
+    clearJournal: () => void (cleared = true),
+  };
   const r = await recoverJournal(store as unknown as Parameters<typeof recoverJournal>[0], runner, registryOf(registry), target);
   return { problems: r?.problems ?? [] };
 }
@@ -106,12 +127,16 @@ export async function recoverFrom(journalPayload: string, runner: CommandRunner,
 export const ROLLBACK_EVENT = "rollback.start";
 
 /** The journal payload format (what started, with its undo), for the expected-undo check. */
-export function journalStarted(payload: string): { tool: string; ns: Ns; args: string[]; stdin?: string; undo: { tool: string; ns: Ns; args: string[]; stdin?: string }[] }[] {
+export function journalStarted(
+  payload: string,
+): { tool: string; ns: Ns; args: string[]; stdin?: string; undo: { tool: string; ns: Ns; args: string[]; stdin?: string }[] }[] {
   return (JSON.parse(payload) as JournalPayload).started;
 }
 
 /** Every write op of a plan, in plan order. */
-export function planOps(plan: Plan): { tool: string; ns: Ns; args: string[]; stdin?: string; undo: { tool: string; ns: Ns; args: string[]; stdin?: string }[] }[] {
+export function planOps(
+  plan: Plan,
+): { tool: string; ns: Ns; args: string[]; stdin?: string; undo: { tool: string; ns: Ns; args: string[]; stdin?: string }[] }[] {
   return plan.steps.flatMap((s) => s.ops);
 }
 
@@ -236,7 +261,12 @@ export async function attempt(w: World, want: Desired, o: { fault?: Fault; regis
   const journal = memoryJournal();
   let error: unknown;
   try {
-    await applyIntent(plan, want.intent, k, { originals: world.store.originals, journal, registry: o.registry, log: (e) => e === ROLLBACK_EVENT && k.markRollback() });
+    await applyIntent(plan, want.intent, k, {
+      originals: world.store.originals,
+      journal,
+      registry: o.registry,
+      log: (e) => e === ROLLBACK_EVENT && k.markRollback(),
+    });
   } catch (e) {
     error = e;
   }
@@ -250,7 +280,16 @@ export async function attempt(w: World, want: Desired, o: { fault?: Fault; regis
     undoExpected = [...journalStarted(payload)].reverse().flatMap((op) => op.undo.map((u) => opKey(u)));
   }
   if (!snapshots.has(w.kernel)) snapshots.set(w.kernel, w.kernel.snapshot());
-  return { plan, error, world, total: planOps(plan).length, undoRan: k.rollbackWrites().map(opKey), undoExpected, diff: diffSnapshots(snapshots.get(w.kernel), k.snapshot()), recovery };
+  return {
+    plan,
+    error,
+    world,
+    total: planOps(plan).length,
+    undoRan: k.rollbackWrites().map(opKey),
+    undoExpected,
+    diff: diffSnapshots(snapshots.get(w.kernel), k.snapshot()),
+    recovery,
+  };
 }
 
 /**
@@ -338,7 +377,10 @@ export function describeTransition(title: string, spec: TransitionSpec): void {
     const plan = await planOn(world, want);
     expect(errorsOf(plan)).toEqual([]);
     if (spec.changes) expect(planChanges(plan)).toEqual(spec.changes);
-    expect(plan.changes.some((c) => c.kind === spec.kind), `the plan changes no ${spec.kind}`).toBe(true);
+    expect(
+      plan.changes.some((c) => c.kind === spec.kind),
+      `the plan changes no ${spec.kind}`,
+    ).toBe(true);
     await applyIntent(plan, want.intent, world.kernel, { originals: world.store.originals });
     // every op of the plan reached the kernel as exactly one write op, and none failed
     expect(world.kernel.forwardWrites().map(opKey).sort()).toEqual(planOps(plan).map(opKey).sort());
@@ -382,12 +424,14 @@ export function describeTransition(title: string, spec: TransitionSpec): void {
       else if (a.recovery?.problems.length) p.push(`${point}: the recovery reports problems: ${a.recovery.problems.join("; ")}`);
     } else if (e?.name !== "ApplyError") p.push(`${point}: no ApplyError (${String(e)})`);
     if (a.diff.length) p.push(`${point}: the kernel differs after rollback: ${a.diff.join("; ")}`);
-    if (!undoMatches(a)) p.push(`${point}: undo ran ${JSON.stringify(a.undoRan)}, expected ${JSON.stringify(a.undoExpected)} (then retries of lines that failed)`);
+    if (!undoMatches(a))
+      p.push(`${point}: undo ran ${JSON.stringify(a.undoRan)}, expected ${JSON.stringify(a.undoExpected)} (then retries of lines that failed)`);
     if (a.world.kernel.unknown.length) p.push(`${point}: the fake did not understand: ${a.world.kernel.unknown.join("; ")}`);
     // the fault hit op N itself, after ops 1..N-1 went through
     const n = Number(point.split("@")[1]);
     const fw = a.world.kernel.forwardWrites();
-    if (fw[n - 1]?.injected !== point.split("@")[0] || fw.slice(0, n - 1).some((x) => !x.ok)) p.push(`${point}: the fault did not hit write op ${n} after ${n - 1} successful ones`);
+    if (fw[n - 1]?.injected !== point.split("@")[0] || fw.slice(0, n - 1).some((x) => !x.ok))
+      p.push(`${point}: the fault did not hit write op ${n} after ${n - 1} successful ones`);
     return p;
   };
   const bad = spec.knownBad ?? {};
@@ -397,7 +441,13 @@ export function describeTransition(title: string, spec: TransitionSpec): void {
     expect(attempts.filter((x) => !(x.point in bad)).flatMap(problemsOf)).toEqual([]);
     // Known reconciler bugs are pinned: exactly those points leave the kernel changed.
     const knownHere = Object.keys(bad).filter((k) => k.startsWith(effect + "@"));
-    if (knownHere.length) expect(attempts.filter((x) => x.a.diff.length).map((x) => x.point).sort()).toEqual(knownHere.sort());
+    if (knownHere.length)
+      expect(
+        attempts
+          .filter((x) => x.a.diff.length)
+          .map((x) => x.point)
+          .sort(),
+      ).toEqual(knownHere.sort());
   };
 
   it(`${title}: a failure at each write op rolls back exactly`, () => check("fail"));
@@ -418,6 +468,9 @@ export function describeTransition(title: string, spec: TransitionSpec): void {
     const changed = (a: Attempt) => a.diff.length > 0;
     let attempts = await each("fail", registry, changed);
     if (!attempts.some((x) => changed(x.a))) attempts = await each("ignore", registry, changed);
-    expect(attempts.some((x) => changed(x.a)), "no failure point needs this kind's undo").toBe(true);
+    expect(
+      attempts.some((x) => changed(x.a)),
+      "no failure point needs this kind's undo",
+    ).toBe(true);
   });
 }

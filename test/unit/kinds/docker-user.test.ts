@@ -33,7 +33,8 @@ const from = (text: string) => async () => {
 const REORDERED = "the undo (iptables -I, position 1) puts the deleted ACCEPT back at the top of DOCKER-USER, not where it was";
 const DUPLICATED = "the -D did not take effect, and its undo (iptables -I) inserts a duplicate of the rule still there";
 const RECOVERED = "the recovery undoes every started -D with an -I: a rule never deleted is duplicated, a deleted one comes back at the top";
-const dockerUser = (w: { ns(n: string): { iptables: { name: string; rules: string[] }[] | null } }) => w.ns(T).iptables!.find((c) => c.name === "DOCKER-USER")!.rules;
+const dockerUser = (w: { ns(n: string): { iptables: { name: string; rules: string[] }[] | null } }) =>
+  w.ns(T).iptables!.find((c) => c.name === "DOCKER-USER")!.rules;
 
 describe("docker-user", () => {
   describeTransition("create: ACCEPTs for two bridges", {
@@ -63,7 +64,15 @@ describe("docker-user", () => {
     to: want(ONE),
     // run order: -D -i bolt-lab, -D -o bolt-lab, link del bolt-lab, nft
     knownBad: {
-      ...{ "fail@2": REORDERED, "fail@3": REORDERED, "fail@4": REORDERED, "ignore@1": DUPLICATED, "ignore@2": DUPLICATED, "ignore@3": REORDERED, "ignore@4": REORDERED },
+      ...{
+        "fail@2": REORDERED,
+        "fail@3": REORDERED,
+        "fail@4": REORDERED,
+        "ignore@1": DUPLICATED,
+        "ignore@2": DUPLICATED,
+        "ignore@3": REORDERED,
+        "ignore@4": REORDERED,
+      },
       ...Object.fromEntries([1, 2, 3, 4].map((n) => [`kill@${n}`, RECOVERED])),
     },
     after: (k) => expect(dockerUser(k).filter((r) => r.includes("bolt-lab"))).toEqual([]),

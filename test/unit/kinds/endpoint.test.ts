@@ -36,7 +36,6 @@ network = "front"
 `;
 const jobNamespaces = (k: FakeKernel) => void k.addNetns(`${P}job`).addNetns(`${P}job2`);
 
-
 const want = (text: string) => (): Desired => ({ intent: intentOf(writeConfigs({ "bolt-network.toml": text }), { netnsPrefix: P }) });
 const from = (text: string, setup?: Parameters<typeof newWorld>[1]) => async () => {
   const w = newWorld(T, setup);
@@ -54,7 +53,9 @@ describe("endpoint", () => {
       expect(k.link(T, "bv-web")).toMatchObject({ kind: "veth", up: true, master: "bolt-front", addrgenmode: "none", peer: { ns: `${P}web`, name: "eth0" } });
       expect(k.link(`${P}web`, "eth0")).toMatchObject({ up: true, addrs: ["10.81.0.10/24"], mtu: 1500 });
       expect(k.link(`${P}web`, "lo")).toMatchObject({ up: true });
-      expect(k.ns(`${P}web`).routes).toEqual([{ dst: "0.0.0.0/0", gateway: "10.81.0.1", dev: "eth0", table: 254, protocol: "176", type: "unicast", metric: 0 }]);
+      expect(k.ns(`${P}web`).routes).toEqual([
+        { dst: "0.0.0.0/0", gateway: "10.81.0.1", dev: "eth0", table: 254, protocol: "176", type: "unicast", metric: 0 },
+      ]);
       expect(k.link(T, "bt-vm")).toMatchObject({ kind: "tun", tunType: "tap", up: true, master: "bolt-front" });
     },
   });
@@ -88,7 +89,13 @@ describe("endpoint", () => {
     to: want(EPS.replace("internet = false", "internet = false\nmtu = 1400")),
     changes: ["update network:front", "update endpoint:web", "update endpoint:vm"],
     after: (k) => {
-      for (const [ns, dev] of [[T, "bolt-front"], [T, "bv-web"], [`${P}web`, "eth0"], [T, "bt-vm"]] as const) expect(k.link(ns, dev)!.mtu, dev).toBe(1400);
+      for (const [ns, dev] of [
+        [T, "bolt-front"],
+        [T, "bv-web"],
+        [`${P}web`, "eth0"],
+        [T, "bt-vm"],
+      ] as const)
+        expect(k.link(ns, dev)!.mtu, dev).toBe(1400);
     },
   });
 
@@ -110,7 +117,12 @@ describe("endpoint", () => {
     changes: ["delete endpoint:vm", "delete endpoint:web"],
     after: (k) => {
       expect(k.hasNetns(`${P}web`)).toBe(false);
-      expect(k.ns(T).links.map((l) => l.name).sort()).toEqual(["bolt-front", "lo"]);
+      expect(
+        k
+          .ns(T)
+          .links.map((l) => l.name)
+          .sort(),
+      ).toEqual(["bolt-front", "lo"]);
     },
   });
 
@@ -132,7 +144,8 @@ describe("endpoint", () => {
 // added next to the old one in the same subnet, vanishes with the old one, and the default
 // route through it cannot be replaced. Was a bug (fixed): the old address is now deleted first.
 describe("endpoint: an address change where new namespaces do not promote secondary addresses", () => {
-  const noPromote = (k: FakeKernel) => void (k.state.netnsSysctl = { "net.ipv4.conf.all.promote_secondaries": "0", "net.ipv4.conf.default.promote_secondaries": "0" });
+  const noPromote = (k: FakeKernel) =>
+    void (k.state.netnsSysctl = { "net.ipv4.conf.all.promote_secondaries": "0", "net.ipv4.conf.default.promote_secondaries": "0" });
   const baseline = async () => {
     const w = newWorld(T, noPromote);
     await converge(w, want(EPS)());

@@ -80,7 +80,10 @@ tap = true
     other_ns: l.link_netnsid !== undefined,
   });
   const byName = (a: Json[]) => [...a].sort((x, y) => (x.ifname < y.ifname ? -1 : 1));
-  const addrView = (l: Json) => ({ ifname: l.ifname, addr_info: l.addr_info.map((a: Json) => ({ ...a, local: a.family === "inet6" && a.scope === "link" ? "fe80::(eui64)" : a.local })) });
+  const addrView = (l: Json) => ({
+    ifname: l.ifname,
+    addr_info: l.addr_info.map((a: Json) => ({ ...a, local: a.family === "inet6" && a.scope === "link" ? "fe80::(eui64)" : a.local })),
+  });
 
   it("ip -j -d link show", async () => {
     const k = await topology();
@@ -101,8 +104,14 @@ tap = true
 
   it("ip -j netns list, and an endpoint's inside (addr show + route show default in one batch)", async () => {
     const k = await topology();
-    const names = json((await run(k, "ip -j netns list")).stdout).map((n: Json) => n.name).sort();
-    expect(names).toEqual(fixtureJson<Json[]>("netns-list.json").map((n) => n.name).sort());
+    const names = json((await run(k, "ip -j netns list")).stdout)
+      .map((n: Json) => n.name)
+      .sort();
+    expect(names).toEqual(
+      fixtureJson<Json[]>("netns-list.json")
+        .map((n) => n.name)
+        .sort(),
+    );
     const r = await run(k, `ip -n ${FX}-a -j -batch -`, "addr show\nroute show default\n");
     const [fa, fr] = r.stdout.trim().split("\n").map(json);
     const [ra, rr] = fixtureText("endpoint-a-inside-batch.jsonl").trim().split("\n").map(json);
@@ -113,9 +122,15 @@ tap = true
   it("sysctl KEY… prints `key = value`, multi-value keys tab-separated", async () => {
     const k = await topology();
     expect((await run(k, `ip netns exec ${FX} sysctl net.ipv4.ip_forward net.ipv4.conf.all.forwarding`)).stdout).toBe(fixtureText("sysctl-forwarding.txt"));
-    expect((await run(k, `ip netns exec ${FX} sysctl net.ipv4.ip_local_port_range net.ipv4.conf.all.rp_filter`)).stdout).toBe(fixtureText("sysctl-port-range.txt"));
+    expect((await run(k, `ip netns exec ${FX} sysctl net.ipv4.ip_local_port_range net.ipv4.conf.all.rp_filter`)).stdout).toBe(
+      fixtureText("sysctl-port-range.txt"),
+    );
     const missing = await run(k, `ip netns exec ${FX} sysctl net.ipv4.nope net.ipv4.ip_forward`);
-    expect(missing).toEqual({ stdout: "net.ipv4.ip_forward = 1\n", stderr: "sysctl: cannot stat /proc/sys/net/ipv4/nope: No such file or directory\n", code: 255 });
+    expect(missing).toEqual({
+      stdout: "net.ipv4.ip_forward = 1\n",
+      stderr: "sysctl: cannot stat /proc/sys/net/ipv4/nope: No such file or directory\n",
+      code: 255,
+    });
   });
 
   it("nft -j list table: bolt's own table, as nft 1.0.6 lists it (fixtures/nft)", async () => {
@@ -141,7 +156,8 @@ tap = true
 
   it("nft -s list table gives text that `nft -f -` turns back into the same table", async () => {
     const k = new FakeKernel();
-    const script = "table inet bolt\ndelete table inet bolt\ntable inet bolt {\n\tset s {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tcomment \"bolt:00000000\"\n\t\telements = { 10.0.0.0/24,\n\t\t\t10.1.0.0-10.1.0.9 }\n\t}\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tip saddr @s counter drop comment \"bolt:x|00000000\"\n\t}\n}\n";
+    const script =
+      'table inet bolt\ndelete table inet bolt\ntable inet bolt {\n\tset s {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tcomment "bolt:00000000"\n\t\telements = { 10.0.0.0/24,\n\t\t\t10.1.0.0-10.1.0.9 }\n\t}\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tip saddr @s counter drop comment "bolt:x|00000000"\n\t}\n}\n';
     expect((await k.run(["nft", "-f", "-"], script)).code).toBe(0);
     const before = k.snapshot();
     const text = (await run(k, "nft -s list table inet bolt")).stdout;
@@ -163,7 +179,10 @@ tap = true
   it("wg show IF dump, in the format parseWgDump reads (fixtures/wg)", async () => {
     const recorded = parseWgDump(readFileSync(fileURLToPath(new URL("../../../fixtures/wg/wg-show-dump.txt", import.meta.url)), "utf8"))!;
     const k = new FakeKernel();
-    k.writeFile("/etc/wg/wg0.key", "cHJpdmF0ZS1rZXktZmFrZS1mb3ItdGhlLXRlc3RzISE=\n").writeFile("/etc/wg/p1.psk", "cHJlc2hhcmVkLWZha2UtZm9yLXRoZS10ZXN0cy0xMjM=\n");
+    k.writeFile("/etc/wg/wg0.key", "cHJpdmF0ZS1rZXktZmFrZS1mb3ItdGhlLXRlc3RzISE=\n").writeFile(
+      "/etc/wg/p1.psk",
+      "cHJlc2hhcmVkLWZha2UtZm9yLXRoZS10ZXN0cy0xMjM=\n",
+    );
     expect((await run(k, "wireguard-go wg0")).code).toBe(0);
     const [p1, p2, p3] = recorded.peers;
     const set = `wg set wg0 private-key /etc/wg/wg0.key listen-port 51820 fwmark 0xb000000 peer ${p1!.publicKey} preshared-key /etc/wg/p1.psk endpoint ${p1!.endpoint} allowed-ips ${p1!.allowedIps.join(",")} persistent-keepalive 25 peer ${p2!.publicKey} peer ${p3!.publicKey} endpoint ${p3!.endpoint} allowed-ips 0.0.0.0/0`;
@@ -173,7 +192,13 @@ tap = true
     const counters = (d: typeof recorded) => ({ ...d, publicKey: undefined, peers: d.peers.map((p) => ({ ...p, latestHandshake: 0, rx: 0, tx: 0 })) });
     expect(counters(fake)).toEqual(counters(recorded));
     expect(fake.publicKey).toBe(publicKeyOf("cHJpdmF0ZS1rZXktZmFrZS1mb3ItdGhlLXRlc3RzISE="));
-    expect(k.writes.map((w) => `${w.tool} ${w.args.slice(0, 3).join(" ")}`)).toEqual(["exec wireguard-go wg0", "exec wg set wg0", `wg wg0 peer ${p1!.publicKey}`, `wg wg0 peer ${p2!.publicKey}`, `wg wg0 peer ${p3!.publicKey}`]);
+    expect(k.writes.map((w) => `${w.tool} ${w.args.slice(0, 3).join(" ")}`)).toEqual([
+      "exec wireguard-go wg0",
+      "exec wg set wg0",
+      `wg wg0 peer ${p1!.publicKey}`,
+      `wg wg0 peer ${p2!.publicKey}`,
+      `wg wg0 peer ${p3!.publicKey}`,
+    ]);
     // the control socket is machine-wide: another namespace sees it, and cannot start the same name
     expect((await run(k, "test -S /var/run/wireguard/wg0.sock")).code).toBe(0);
     k.addNetns("other");
@@ -202,22 +227,36 @@ describe("fake kernel: tool semantics", () => {
     const r = await k.run(["ip", "-force", "-batch", "-"], "link add name b0 type bridge\nlink set dev b0 master nope\nlink add name b1 type bridge\n");
     expect(r).toEqual({ stdout: "", stderr: 'Error: argument "nope" is wrong: Device does not exist\n', code: 255 });
     expect(k.ns(null).links.map((l) => l.name)).toEqual(["lo", "b0"]);
-    expect(k.writes.map((w) => [w.ok, !!w.fatal])).toEqual([[true, false], [false, true]]);
+    expect(k.writes.map((w) => [w.ok, !!w.fatal])).toEqual([
+      [true, false],
+      [false, true],
+    ]);
   });
 
   it("a fault fails exactly the K-th write op, like the tool: ip lines, wg clauses, exec'd commands", async () => {
     const k = new FakeKernel().failAt(3);
-    const r = await k.run(["ip", "-batch", "-"], "link add name b0 type bridge\nlink add name b1 type bridge\nlink add name b2 type bridge\nlink add name b3 type bridge\n");
+    const r = await k.run(
+      ["ip", "-batch", "-"],
+      "link add name b0 type bridge\nlink add name b1 type bridge\nlink add name b2 type bridge\nlink add name b3 type bridge\n",
+    );
     expect(r.stderr).toBe("RTNETLINK answers: Operation not permitted\nCommand failed -:3\n");
     expect(k.ns(null).links.map((l) => l.name)).toEqual(["lo", "b0", "b1"]);
-    expect(k.forwardWrites().map((w) => [w.index, w.ok, w.injected])).toEqual([[1, true, undefined], [2, true, undefined], [3, false, "fail"]]);
+    expect(k.forwardWrites().map((w) => [w.index, w.ok, w.injected])).toEqual([
+      [1, true, undefined],
+      [2, true, undefined],
+      [3, false, "fail"],
+    ]);
 
     // wg set: the clauses before the failing one are applied (the interface part is one clause)
     const w = new FakeKernel();
     w.writeFile("/k", "cHJpdmF0ZS1rZXktZmFrZS1mb3ItdGhlLXRlc3RzISE=");
     await run(w, "wireguard-go wg0");
     w.failAt(4);
-    const pubs = ["zjloEVd2BHHisXcpJjopJ5Gd9SLPk9g5LgkuF8TsQWU=", "R4lVQaHCk4mbSV1jFgX6r7IiqP2EQ4fB46Ctowo60VY=", "3/6PSlfp4viSRwZPYzKqJ/J/g8+rEoRTRIbBFYJhggw="];
+    const pubs = [
+      "zjloEVd2BHHisXcpJjopJ5Gd9SLPk9g5LgkuF8TsQWU=",
+      "R4lVQaHCk4mbSV1jFgX6r7IiqP2EQ4fB46Ctowo60VY=",
+      "3/6PSlfp4viSRwZPYzKqJ/J/g8+rEoRTRIbBFYJhggw=",
+    ];
     const ws = await run(w, `wg set wg0 listen-port 1 peer ${pubs[0]} allowed-ips 10.0.0.1/32 peer ${pubs[1]} peer ${pubs[2]}`);
     expect(ws.code).toBe(1);
     expect(w.link(null, "wg0")!.wg!.peers.map((p) => p.publicKey)).toEqual([pubs[0]]);
@@ -236,7 +275,9 @@ describe("fake kernel: tool semantics", () => {
 
   it("a kill: run() throws at the K-th write op, which (and what follows in that process) never happens", async () => {
     const k = new FakeKernel().setFault({ at: 2, effect: "kill" });
-    await expect(k.run(["ip", "-batch", "-"], "link add name b0 type bridge\nlink add name b1 type bridge\nlink add name b2 type bridge\n")).rejects.toThrow(FakeKernelKilled);
+    await expect(k.run(["ip", "-batch", "-"], "link add name b0 type bridge\nlink add name b1 type bridge\nlink add name b2 type bridge\n")).rejects.toThrow(
+      FakeKernelKilled,
+    );
     expect(k.ns(null).links.map((l) => l.name)).toEqual(["lo", "b0"]);
   });
 
@@ -309,8 +350,10 @@ describe("fake kernel: tool semantics", () => {
     await k.run(rule("-I", "-i"));
     await k.run(rule("-I", "-o"));
     const save = (await run(k, "iptables-save -t filter")).stdout;
-    expect(save).toContain(':DOCKER-USER - [0:0]\n');
-    expect(save).toContain('-A DOCKER-USER -o br0 -m comment --comment "bolt:br0" -j ACCEPT\n-A DOCKER-USER -i br0 -m comment --comment "bolt:br0" -j ACCEPT\n-A DOCKER-USER -j RETURN\n');
+    expect(save).toContain(":DOCKER-USER - [0:0]\n");
+    expect(save).toContain(
+      '-A DOCKER-USER -o br0 -m comment --comment "bolt:br0" -j ACCEPT\n-A DOCKER-USER -i br0 -m comment --comment "bolt:br0" -j ACCEPT\n-A DOCKER-USER -j RETURN\n',
+    );
     await k.run(rule("-D", "-i"));
     expect((await k.run(rule("-D", "-i"))).stderr).toBe("iptables: Bad rule (does a matching rule exist in that chain?).\n");
     expect(new FakeKernel().ns(null).iptables).toBeNull();
@@ -359,7 +402,9 @@ describe("fake kernel: tool semantics", () => {
   });
 
   it("scripted expectations: canned answers, order, assertDone", async () => {
-    const k = new FakeKernel().expect([{ argv: "ip -j netns list", respond: { stdout: '[{"name":"x"}]\n', stderr: "", code: 0 } }, { argv: /^sysctl / }], { ordered: true });
+    const k = new FakeKernel().expect([{ argv: "ip -j netns list", respond: { stdout: '[{"name":"x"}]\n', stderr: "", code: 0 } }, { argv: /^sysctl / }], {
+      ordered: true,
+    });
     expect((await run(k, "ip -j netns list")).stdout).toBe('[{"name":"x"}]\n');
     expect(() => k.assertDone()).toThrow(/never came: \/\^sysctl \//);
     await expect(run(k, "ip -j link show")).rejects.toThrow(/out of order/);

@@ -39,14 +39,17 @@ const OFF = MESH(false, peer("host-b", B.pub, "100.64.0.2"));
 // a sysctl changes with the hosts file, so that a failure can come after the file's first write
 const ttl = (v: number) => `[sysctl]\n"net.ipv4.ip_default_ttl" = ${v}\n`;
 
-const want = (text: string, boltfile?: string) => (): Desired => ({ intent: intentOf(writeConfigs({ "ghostwire.toml": text, ...(boltfile ? { "bolt-network.toml": boltfile } : {}) })) });
+const want = (text: string, boltfile?: string) => (): Desired => ({
+  intent: intentOf(writeConfigs({ "ghostwire.toml": text, ...(boltfile ? { "bolt-network.toml": boltfile } : {}) })),
+});
 const from = (target: Ns, text: string, boltfile?: string) => async () => {
   const w = newWorld(target);
   await converge(w, want(text, boltfile)());
   return w;
 };
 const HOST_BASE = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-const block = (created: boolean, entries: string[]) => `# BEGIN bolt magic_dns (managed by bolt; edits here are overwritten)${created ? " [file created by bolt]" : ""}\n${entries.join("\n")}\n# END bolt magic_dns\n`;
+const block = (created: boolean, entries: string[]) =>
+  `# BEGIN bolt magic_dns (managed by bolt; edits here are overwritten)${created ? " [file created by bolt]" : ""}\n${entries.join("\n")}\n# END bolt magic_dns\n`;
 
 // Was a bug (fixed): the `mkdir -p /etc/netns/NAME` before a namespace's first hosts file had no
 // undo; it now removes the directories it made (checked before, in prepare), innermost first.

@@ -45,7 +45,14 @@ describe("network", () => {
     to: want(A),
     changes: ["create network:front", "create network:lab", "create sysctl:net.ipv4.ip_forward", "create nft:inet bolt"],
     after: (k) => {
-      expect(k.link(T, "bolt-front")).toMatchObject({ kind: "bridge", mtu: 1500, up: true, addrgenmode: "none", alias: "bolt1,net=front", addrs: ["10.81.0.1/24"] });
+      expect(k.link(T, "bolt-front")).toMatchObject({
+        kind: "bridge",
+        mtu: 1500,
+        up: true,
+        addrgenmode: "none",
+        alias: "bolt1,net=front",
+        addrs: ["10.81.0.1/24"],
+      });
       expect(k.link(T, "bolt-lab")).toMatchObject({ kind: "bridge", mtu: 9000, up: true, alias: "bolt1,net=lab", addrs: ["10.82.0.1/24"] });
       expect(k.ns(T).sysctl["net.ipv4.ip_forward"]).toBe("1");
       expect(k.nftTable(T, "inet", "bolt")!.sets.find((s) => s.name === "bridges")!.elements).toEqual(['"bolt-front"', '"bolt-lab"']);

@@ -28,7 +28,9 @@ const A = iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P1.pub, ["10.0.0.
 // P1's 10.20.0.0/16 becomes 10.21.0.0/16, P2 also gets 10.30.0.0/16
 const B = iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P1.pub, ["10.0.0.2/32", "10.21.0.0/16"]) + peer("wg0", P2.pub, ["10.0.0.3/32", "10.30.0.0/16"]));
 // 10.20.0.0/16 moves to a peer of a second interface
-const MOVED = iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P1.pub, ["10.0.0.2/32"]) + peer("wg0", P2.pub, ["10.0.0.3/32"])) + iface("wg1", KEY1, "10.1.0.1/24", 51821, peer("wg1", P1.pub, ["10.1.0.2/32", "10.20.0.0/16"]));
+const MOVED =
+  iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P1.pub, ["10.0.0.2/32"]) + peer("wg0", P2.pub, ["10.0.0.3/32"])) +
+  iface("wg1", KEY1, "10.1.0.1/24", 51821, peer("wg1", P1.pub, ["10.1.0.2/32", "10.20.0.0/16"]));
 
 const want = (text: string) => (): Desired => ({ intent: intentOf(writeConfigs({ "bolt-network.toml": text })) });
 const from = (text: string) => async () => {
@@ -36,7 +38,11 @@ const from = (text: string) => async () => {
   await converge(w, want(text)());
   return w;
 };
-const routes = (k: { ns(n: string): { routes: { dst: string; dev: string; table: number; protocol: string }[] } }) => k.ns(T).routes.map((r) => `${r.dst} ${r.dev} ${r.table} ${r.protocol}`).sort();
+const routes = (k: { ns(n: string): { routes: { dst: string; dev: string; table: number; protocol: string }[] } }) =>
+  k
+    .ns(T)
+    .routes.map((r) => `${r.dst} ${r.dev} ${r.table} ${r.protocol}`)
+    .sort();
 
 describe("route", () => {
   describeTransition("create: routes for the peers' allowed IPs", {
@@ -50,7 +56,14 @@ describe("route", () => {
     kind: "route",
     before: from(A + TTL(63)),
     to: want(B + TTL(62)),
-    changes: ["delete route:main/10.20.0.0/16", "update sysctl:net.ipv4.ip_default_ttl", `update wg-peer:wg0/${P1.pub}`, `update wg-peer:wg0/${P2.pub}`, "create route:main/10.21.0.0/16", "create route:main/10.30.0.0/16"],
+    changes: [
+      "delete route:main/10.20.0.0/16",
+      "update sysctl:net.ipv4.ip_default_ttl",
+      `update wg-peer:wg0/${P1.pub}`,
+      `update wg-peer:wg0/${P2.pub}`,
+      "create route:main/10.21.0.0/16",
+      "create route:main/10.30.0.0/16",
+    ],
     after: (k) => expect(routes(k)).toEqual(["10.0.0.2/32 wg0 254 176", "10.0.0.3/32 wg0 254 176", "10.21.0.0/16 wg0 254 176", "10.30.0.0/16 wg0 254 176"]),
   });
 

@@ -37,7 +37,9 @@ address = "100.64.0.3"
 `;
 const USING = MESH('use_exit_node = "exit-1"');
 
-const want = (text: string, boltfile?: string) => (): Desired => ({ intent: intentOf(writeConfigs({ "ghostwire.toml": text, ...(boltfile ? { "bolt-network.toml": boltfile } : {}) })) });
+const want = (text: string, boltfile?: string) => (): Desired => ({
+  intent: intentOf(writeConfigs({ "ghostwire.toml": text, ...(boltfile ? { "bolt-network.toml": boltfile } : {}) })),
+});
 const TTL = '[sysctl]\n"net.ipv4.ip_default_ttl" = 63\n';
 const from = (text: string) => async () => {
   const w = newWorld(T);

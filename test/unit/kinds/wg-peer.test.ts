@@ -28,7 +28,10 @@ ${extra}`;
 const P1_CONF = `endpoint = "198.18.0.9:51820"\npersistent_keepalive = 25\npreshared_key_file = "${PSK1}"`;
 const PEERS = IFACE + peer(P1.pub, ["10.0.0.2/32"], P1_CONF) + peer(P2.pub, ["10.0.0.3/32"]);
 // P1: new endpoint, keepalive, allowed IPs and preshared key
-const CHANGED = IFACE + peer(P1.pub, ["10.0.0.2/32", "10.0.5.0/24"], `endpoint = "198.18.0.10:51821"\npersistent_keepalive = 10\npreshared_key_file = "${PSK2}"`) + peer(P2.pub, ["10.0.0.3/32"]);
+const CHANGED =
+  IFACE +
+  peer(P1.pub, ["10.0.0.2/32", "10.0.5.0/24"], `endpoint = "198.18.0.10:51821"\npersistent_keepalive = 10\npreshared_key_file = "${PSK2}"`) +
+  peer(P2.pub, ["10.0.0.3/32"]);
 // P2 (a dial-in peer, no endpoint) gets an endpoint to dial
 const P2_DIALS = IFACE + peer(P1.pub, ["10.0.0.2/32"], P1_CONF) + peer(P2.pub, ["10.0.0.3/32"], 'endpoint = "198.18.0.11:51820"');
 const NO_PSK = IFACE + peer(P1.pub, ["10.0.0.2/32"], 'endpoint = "198.18.0.9:51820"\npersistent_keepalive = 25') + peer(P2.pub, ["10.0.0.3/32"]);
@@ -36,7 +39,9 @@ const TTL = (v: number) => `\n[sysctl]\n"net.ipv4.ip_default_ttl" = ${v}\n`;
 
 const ENDPOINT_SET = "the undo of giving a dial-in peer an endpoint is empty (wg set cannot clear an endpoint)";
 
-const want = (text: string, file = "bolt-network.toml") => (): Desired => ({ intent: intentOf(writeConfigs({ [file]: text })) });
+const want =
+  (text: string, file = "bolt-network.toml") =>
+  (): Desired => ({ intent: intentOf(writeConfigs({ [file]: text })) });
 const from = (text: string, file?: string) => async () => {
   const w = newWorld(T);
   await converge(w, want(text, file)());
@@ -80,7 +85,8 @@ describe("wg-peer", () => {
     before: from(PEERS),
     to: want(CHANGED),
     changes: [`update wg-peer:wg0/${P1.pub}`, "create route:main/10.0.5.0/24"],
-    after: (k) => expect(peersOf(k)[0]).toEqual({ publicKey: P1.pub, psk: psk2, endpoint: "198.18.0.10:51821", allowedIps: ["10.0.0.2/32", "10.0.5.0/24"], keepalive: 10 }),
+    after: (k) =>
+      expect(peersOf(k)[0]).toEqual({ publicKey: P1.pub, psk: psk2, endpoint: "198.18.0.10:51821", allowedIps: ["10.0.0.2/32", "10.0.5.0/24"], keepalive: 10 }),
   });
 
   describeTransition("update: preshared key removed (a sysctl is written after it)", {

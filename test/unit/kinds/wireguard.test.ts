@@ -34,7 +34,10 @@ allowed_ips = ["10.0.0.3/32", "10.9.0.0/16"]
 `;
 const WITH_PEERS = IFACE + PEERS;
 // port, MTU and a second address change in place
-const CHANGED = IFACE.replace("listen_port = 51820", "listen_port = 51821\nmtu = 1380").replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "10.0.1.1/24"]');
+const CHANGED = IFACE.replace("listen_port = 51820", "listen_port = 51821\nmtu = 1380").replace(
+  'address = "10.0.0.1/24"',
+  'address = ["10.0.0.1/24", "10.0.1.1/24"]',
+);
 const NET = '\n[networks.front]\nsubnet = "10.81.0.0/24"\n';
 const TTL = '\n[sysctl]\n"net.ipv4.ip_default_ttl" = 63\n';
 
@@ -63,7 +66,14 @@ describe("wireguard", () => {
     kind: "wireguard",
     before: () => newWorld(T),
     to: want(WITH_PEERS),
-    changes: ["create wireguard:wg0", `create wg-peer:wg0/${P1.pub}`, `create wg-peer:wg0/${P2.pub}`, "create route:main/10.0.0.2/32", "create route:main/10.0.0.3/32", "create route:main/10.9.0.0/16"],
+    changes: [
+      "create wireguard:wg0",
+      `create wg-peer:wg0/${P1.pub}`,
+      `create wg-peer:wg0/${P2.pub}`,
+      "create route:main/10.0.0.2/32",
+      "create route:main/10.0.0.3/32",
+      "create route:main/10.9.0.0/16",
+    ],
   });
 
   describeTransition("update: listen port, MTU, addresses", {
