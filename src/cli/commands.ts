@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
@@ -75,11 +77,10 @@ export function printWarnings(o: GlobalOpts, diags: Diagnostic[]) {
 /** Opens the store read-only for planning: a plan never writes, not even a new state dir. */
 export function readState(o: GlobalOpts): { leases: Map<string, string>; originals: Map<string, string>; pendingJournal: boolean } {
   let store: StateStore | undefined;
-  try {
-    store = StateStore.openReadOnly(o.stateDir);
-  } catch {
-    return { leases: new Map(), originals: new Map(), pendingJournal: false };
-  }
+  // No store yet: nothing leased, nothing recorded. A damaged one is an error (planning without
+  // its leases would move addresses).
+  if (!existsSync(join(o.stateDir, "bolt.db"))) return { leases: new Map(), originals: new Map(), pendingJournal: false };
+  store = StateStore.openReadOnly(o.stateDir);
   try {
     const t = target(o);
     return { leases: store.leases(t), originals: store.originals(t), pendingJournal: !!store.journal(t) };

@@ -251,6 +251,35 @@ function report(e: unknown): number {
     err((lines.length ? lines.join("\n") : `error: ${e.message}`) + "\n");
     return e.exitCode;
   }
+  // The environment, not bolt: a file or directory that is missing, unwritable or full.
+  const env = environmentFault(e);
+  if (env) {
+    err(`error: ${env}\n`);
+    return EXIT.ERROR;
+  }
   err(`error: internal: ${(e as Error)?.stack ?? String(e)}\n`);
   return EXIT.ERROR;
+}
+
+const ERRNO: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on device",
+  EROFS: "read-only file system",
+  EEXIST: "already exists",
+  ENOTDIR: "a path component is not a directory",
+  EISDIR: "is a directory",
+  EMFILE: "too many open files",
+  EDQUOT: "disk quota exceeded",
+};
+
+/** One line for an operating-system error (errno code with a syscall or path), or a SQLite one. */
+function environmentFault(e: unknown): string | undefined {
+  const x = e as { code?: unknown; syscall?: unknown; path?: unknown; message?: unknown; name?: unknown };
+  if (typeof x?.code !== "string") return undefined;
+  if (x.name === "SqliteError") return `state store: ${String(x.message)} (${x.code})`;
+  if (!/^E[A-Z]+$/.test(x.code) || (x.syscall === undefined && x.path === undefined)) return undefined;
+  const what = ERRNO[x.code] ?? x.code;
+  return `cannot ${typeof x.syscall === "string" ? x.syscall : "use"}${typeof x.path === "string" ? ` ${x.path}` : ""}: ${what}`;
 }

@@ -59,6 +59,15 @@ export function readConfigText(path: string): string {
     ]);
   }
   if (st.isDirectory()) throw new ConfigError([errorDiag("is a directory, not a config file", { file: path, line: 1, col: 1 })]);
+  // /dev/zero reads until memory runs out, a FIFO blocks until someone writes: only regular files.
+  if (!st.isFile())
+    throw new ConfigError([
+      errorDiag(
+        `is not a regular file (${st.isFIFO() ? "a FIFO or pipe" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a file"}): bolt reads config files only`,
+        { file: path, line: 1, col: 1 },
+        { hint: "write the config to a file first" },
+      ),
+    ]);
   if (st.size > MAX_CONFIG_BYTES)
     throw new ConfigError([errorDiag(`config file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`, { file: path, line: 1, col: 1 })]);
   try {

@@ -81,7 +81,21 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
 
   for (const [waveNo, wave] of waves.entries()) {
     started.push(...wave.flatMap((b) => b.ops));
-    journal();
+    try {
+      journal();
+    } catch (e) {
+      // The journal is on disk before its wave, or the wave does not start (disk full, store
+      // gone read-only): what earlier waves did is undone like any other failure.
+      started.splice(started.length - wave.reduce((n, b) => n + b.ops.length, 0));
+      const why = (e as Error)?.message ?? String(e);
+      log("apply.failed", { step: `journal before wave ${waveNo + 1}`, error: why });
+      const problems = done.length ? await rollback(done, plan, opts) : [];
+      throw new ApplyError(
+        `apply stopped before wave ${waveNo + 1}/${waves.length}: the journal could not be written (${why.split("\n")[0]})${done.length ? rollbackSummary(problems) : "; nothing was changed"}`,
+        true,
+        problems,
+      );
+    }
     const readBackOf = (b: Batch) => (readsBack(b) && lastWave.get(b.ns!) === waveNo ? (plan.readBack.get(b.ns!) ?? []) : []);
     const results = await pool(wave, opts.concurrency ?? 8, (b) => runBatch(opts.runner, b, { readBack: readBackOf(b), signal: opts.signal }));
     wave.forEach((b, i) => {
@@ -176,7 +190,13 @@ async function rollback(done: Op[], plan: Plan, opts: ApplyOptions): Promise<str
   // The kernel itself decides whether the rollback worked; failed undo lines are context.
   const left = await compareWithBefore(plan.before, plan.target, opts.runner, opts.registry, opts.originals);
   const problems = left.length ? [...left, ...undoErrors] : [];
-  if (!problems.length) opts.journal.clearJournal(plan.target);
+  if (!problems.length) {
+    try {
+      opts.journal.clearJournal(plan.target);
+    } catch {
+      /* a store that broke mid-apply: the kernel is as it was; a stale journal is undone again harmlessly */
+    }
+  }
   log("rollback.done", { problems });
   return problems;
 }

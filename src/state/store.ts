@@ -1,4 +1,6 @@
-import { mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { BoltError } from "../base/diagnostics.js";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -83,25 +85,50 @@ export class StateStore implements CommitStore {
     readonly dir: string,
     readonly = false,
   ) {
-    if (readonly) {
-      this.db = new Database(join(dir, "bolt.db"), { readonly: true, fileMustExist: true });
-    } else {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.db = new Database(join(dir, "bolt.db"));
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = FULL");
-      this.db.exec(SCHEMA);
+    try {
+      if (readonly) {
+        this.db = new Database(join(dir, "bolt.db"), { readonly: true, fileMustExist: true });
+      } else {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        this.db = new Database(join(dir, "bolt.db"));
+        this.db.pragma("journal_mode = WAL");
+        this.db.pragma("synchronous = FULL");
+        this.db.exec(SCHEMA);
+      }
+      this.db.pragma("busy_timeout = 10000");
+      // A file that is no SQLite database fails on its first read, not on open.
+      this.db.prepare("SELECT count(*) FROM sqlite_master").get();
+    } catch (e) {
+      throw storeError(e, dir);
     }
-    this.db.pragma("busy_timeout = 10000");
   }
 
-  /** For planning: fails when there is no store yet (nothing leased, nothing recorded). */
+  /**
+   * For planning: fails when there is no store yet (nothing leased, nothing recorded). A store
+   * in a directory this process cannot write (a read-only mount, another user's) cannot be
+   * opened in place (SQLite's WAL needs its -shm file): it is read from a private copy.
+   */
   static openReadOnly(dir: string): StateStore {
-    return new StateStore(dir, true);
+    try {
+      const s = new StateStore(dir, true);
+      s.leases(null);
+      return s;
+    } catch (e) {
+      if (!existsSync(join(dir, "bolt.db")) || !/cannot be written/.test((e as Error).message)) throw e;
+      const copy = mkdtempSync(join(tmpdir(), "bolt-state-"));
+      for (const f of ["bolt.db", "bolt.db-wal"]) if (existsSync(join(dir, f))) copyFileSync(join(dir, f), join(copy, f));
+      const s = new StateStore(copy, true);
+      s.scratch = copy;
+      return s;
+    }
   }
+
+  /** a private copy this store reads from (removed on close) */
+  private scratch: string | undefined;
 
   close(): void {
     this.db.close();
+    if (this.scratch) rmSync(this.scratch, { recursive: true, force: true });
   }
 
   leases(target: Ns): Map<string, string> {
@@ -205,4 +232,25 @@ export class StateStore implements CommitStore {
   transaction(fn: () => void): void {
     this.db.transaction(fn)();
   }
+}
+
+/** An environmental fault of the store as one line that says what to do (never a stack trace). */
+export function storeError(e: unknown, dir: string): Error {
+  if (e instanceof BoltError) return e;
+  const code = String((e as { code?: string }).code ?? "");
+  const msg = (e as Error)?.message ?? String(e);
+  const db = join(dir, "bolt.db");
+  if (code === "EEXIST" || code === "ENOTDIR")
+    return new BoltError(`the state dir ${dir} is not a directory: move that file away, or choose another with --state-dir`);
+  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT")
+    return new BoltError(
+      `the state store ${db} is damaged (${msg}): move it away (mv ${db} ${db}.broken); bolt starts a new one and recognises what it owns from the kernel`,
+    );
+  if (/READONLY|EACCES|EROFS|EPERM/.test(code) || code === "SQLITE_CANTOPEN")
+    return new BoltError(
+      `the state store ${db} cannot be written (${msg}): apply records its journal there before writing anything; fix the permissions or mount, or choose another --state-dir`,
+    );
+  if (code === "SQLITE_FULL" || code === "ENOSPC")
+    return new BoltError(`the state store ${db} is on a full disk (${msg}): free space, then run the command again`);
+  return new BoltError(`the state store ${db}: ${msg}`);
 }

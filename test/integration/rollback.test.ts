@@ -96,9 +96,9 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
     const show = (await sb.bolt(["show", "--json"])).stdout;
     sb.write("bolt-network.toml", config("10.72.0"));
     const planned = await sb.planned(file);
-    // By now the bridge has its new address, web is moved and api has its new address next
-    // to the old one (the line before the fault): all of it must go back.
-    const r = await faultyApply("address del 10.61.0.3/24 dev eth0");
+    // By now the bridge has its new address, web is moved and api has lost its old address
+    // (the line before the fault; the old one goes first): all of it must go back.
+    const r = await faultyApply("address add 10.72.0.3/24 dev eth0");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(update endpoint "api"\)/);
     expect(r.stderr).toContain("rolled back, the kernel is as it was");

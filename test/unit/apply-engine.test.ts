@@ -545,6 +545,33 @@ describe("verify", () => {
   });
 });
 
+describe("a journal that cannot be written (disk full, store gone read-only)", () => {
+  it.each([1, 2, 3])("before wave %i: that wave never starts, earlier waves are undone, the kernel is as it was", async (k) => {
+    const p = await plan();
+    const s = setup();
+    let writes = 0;
+    const real = s.journal.writeJournal.bind(s.journal);
+    s.journal.writeJournal = (t, payload) => {
+      if (++writes === k) throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+      real(t, payload);
+    };
+    const err = await applyPlan(p, applyOpts(s)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApplyError);
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^apply stopped before wave ${k}/\\d+: the journal could not be written \\(database or disk is full\\); ${k === 1 ? "nothing was changed" : "rolled back, the kernel is as it was"}$`,
+      ),
+    );
+    expect(s.kernel.snapshot()).toEqual(s.before);
+    // Nothing of the refused wave reached the kernel.
+    const wavesRun = s.kernel.timeline.filter((e) => e.t === "write" && !e.rollback).length;
+    if (k === 1) expect(wavesRun).toBe(0);
+  });
+});
+
 describe("journal", () => {
   it("is written before each wave, covers every op the wave sends, and is cleared on success", async () => {
     const p = await plan();

@@ -1,6 +1,7 @@
 // Bad input (issue 2): every class of mistake gives a ConfigError whose first error names
 // the exact file:line:col of the offending key or value, with a message (and hint) a user
 // can act on. Positions below were counted by hand from the files in fixtures/bad/.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -202,6 +203,20 @@ describe("files that cannot be read", () => {
     mkdirSync(dir);
     const { errors } = configError([dir]);
     expect(errors).toEqual([{ severity: "error", message: "is a directory, not a config file", source: { file: dir, line: 1, col: 1 } }]);
+  });
+
+  it("/dev/zero and a FIFO are refused without reading (one would exhaust memory, the other block forever)", () => {
+    expect(configError(["/dev/zero"]).errors).toEqual([
+      {
+        severity: "error",
+        message: "is not a regular file (a character device): bolt reads config files only",
+        source: { file: "/dev/zero", line: 1, col: 1 },
+        hint: "write the config to a file first",
+      },
+    ]);
+    const fifo = join(tmp, "fifo.toml");
+    execFileSync("mkfifo", [fifo]);
+    expect(configError([fifo]).errors.map((e) => e.message)).toEqual(["is not a regular file (a FIFO or pipe): bolt reads config files only"]);
   });
 
   it("a file over 4 MiB is refused before parsing", () => {

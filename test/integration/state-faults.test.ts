@@ -1,0 +1,97 @@
+// Hardening, the state store under faults: a state dir that is a regular file, a damaged
+// SQLite header, a read-only state dir, a key written into a missing directory — each a
+// one-line error that says what to do (never `error: internal:` with a stack trace), the
+// kernel untouched; plan still works from a read-only store.
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox, SKIP_REASON, bolt, must, requireBuild, snapshot } from "./harness.js";
+import type { Snapshot } from "./harness.js";
+
+const CONFIG = `[networks.front]\nsubnet = "10.94.0.0/24"\n\n[[endpoints]]\nname = "web"\nnetwork = "front"\n`;
+
+describe.skipIf(!!SKIP_REASON)("the state store under faults", () => {
+  const sb = new Sandbox();
+  let file: string;
+  let applied: Snapshot;
+  const withState = (args: string[], stateDir: string) => bolt([...args, "--netns", sb.target, "--netns-prefix", sb.prefix, "--state-dir", stateDir]);
+  const oneLine = (stderr: string) => {
+    expect(stderr).not.toContain("internal");
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stderr.trim().split("\n")).toHaveLength(1);
+  };
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    file = sb.write("bolt-network.toml", CONFIG);
+    const r = await sb.bolt(["apply", "-f", file]);
+    expect(r.code, r.stderr).toBe(0);
+    applied = await snapshot(sb.target);
+  });
+  afterAll(async () => {
+    await must(["sh", "-c", `umount ${join(sb.dir, "ro-state")} 2>/dev/null || true`]);
+    await sb.cleanup();
+  });
+
+  it("a state dir that is a regular file", async () => {
+    const f = join(sb.dir, "not-a-dir");
+    writeFileSync(f, "x");
+    const r = await withState(["apply", "-f", file], f);
+    expect(r.code).toBe(1);
+    oneLine(r.stderr);
+    expect(r.stderr).toContain(`the state dir ${f} is not a directory`);
+    expect(await snapshot(sb.target)).toEqual(applied);
+  });
+
+  it("a damaged store: plan and apply say to move it away; after that bolt goes on from the kernel", async () => {
+    const dir = join(sb.dir, "damaged");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "bolt.db"), Buffer.alloc(4096, 0x5a));
+    for (const cmd of ["plan", "apply"]) {
+      const r = await withState([cmd, "-f", file], dir);
+      expect(r.code, cmd).toBe(1);
+      oneLine(r.stderr);
+      expect(r.stderr).toContain(`the state store ${join(dir, "bolt.db")} is damaged`);
+      expect(r.stderr).toContain(`mv ${join(dir, "bolt.db")}`);
+    }
+    expect(await snapshot(sb.target)).toEqual(applied);
+    await must(["mv", join(dir, "bolt.db"), join(dir, "bolt.db.broken")]);
+    // What bolt owns is recognised from the kernel (aliases): only the sysctl, whose value from
+    // before bolt lived in the store, is taken over again.
+    const p = await withState(["plan", "-f", file], dir);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toContain('+ sysctl "net.ipv4.ip_forward"');
+    expect(p.stdout).toContain("Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy.");
+  });
+
+  it("a read-only state dir: plan reads it, apply refuses before writing anything", async () => {
+    const dir = join(sb.dir, "ro-state");
+    mkdirSync(dir);
+    for (const f of ["bolt.db", "bolt.db-wal"]) {
+      try {
+        copyFileSync(join(sb.stateDir, f), join(dir, f));
+      } catch {
+        /* no WAL file */
+      }
+    }
+    await must(["mount", "--bind", dir, dir]);
+    await must(["mount", "-o", "remount,bind,ro", dir]);
+    const p = await withState(["plan", "-f", file, "--detailed-exitcode"], dir);
+    expect(p.code, p.stdout + p.stderr).toBe(0);
+    sb.write("bolt-network.toml", CONFIG.replace("10.94.0.0/24", "10.95.0.0/24"));
+    const r = await withState(["apply", "-f", file], dir);
+    expect(r.code).toBe(1);
+    oneLine(r.stderr);
+    expect(r.stderr).toMatch(/cannot be written|read-only/);
+    expect(await snapshot(sb.target)).toEqual(applied);
+    sb.write("bolt-network.toml", CONFIG);
+  });
+
+  it("a key written into a missing directory", async () => {
+    const r = await bolt(["keygen", join(sb.dir, "no", "such", "dir", "gw0.key")]);
+    expect(r.code).toBe(1);
+    oneLine(r.stderr);
+    expect(r.stderr).toMatch(/^error: cannot open .*gw0\.key: no such file or directory/);
+  });
+});
