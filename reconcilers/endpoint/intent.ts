@@ -71,6 +71,22 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
     err(`endpoint "${name}": namespace name "${netns}" must be at most 64 letters, digits, "_", "." or "-"`, pos(raw.netns ? "netns" : "name"));
     return undefined;
   }
+  if (typeof raw.mac === "string") {
+    // The kernel refuses a multicast MAC on an interface (the low bit of the first octet) and an all-zero one.
+    const first = Number.parseInt(raw.mac.slice(0, 2), 16);
+    if (/^(00:){5}00$/.test(raw.mac)) {
+      err(`endpoint "${name}": mac ${raw.mac} is all zeros`, pos("mac"), "use a locally administered address such as 02:00:00:00:00:01");
+      return undefined;
+    }
+    if (first & 1) {
+      err(
+        `endpoint "${name}": mac ${raw.mac} is a multicast address (its first octet is odd)`,
+        pos("mac"),
+        "use a unicast, locally administered address: first octet 02, 06, 0a, …",
+      );
+      return undefined;
+    }
+  }
   const fieldSources: Record<string, SourcePos> = {};
   for (const k of ["name", "network", "ip", "tap", "netns", "mac"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
   return { name, network: String(raw.network), type, netns, ip, mac: raw.mac as string | undefined, source, fieldSources };

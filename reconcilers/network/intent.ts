@@ -1,5 +1,5 @@
 import type { SourcePos } from "../../src/core/diagnostics.js";
-import { broadcastOf, contains, formatCidr4, formatIp4, parseCidr4, parseIp4 } from "../../src/core/ipv4.js";
+import { broadcastOf, contains, formatCidr4, formatIp4, overlaps, parseCidr4, parseIp4 } from "../../src/core/ipv4.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
 import { fragmentKey } from "../../src/core/intent.js";
 import type { IntentContext, IntentHooks } from "../../src/core/resource.js";
@@ -123,6 +123,15 @@ function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: 
   return { name, bridge, subnet, gateway, pool, mtu, internet: raw.internet !== false, isolated: raw.isolated !== false, source, fieldSources };
 }
 
+/** Special-purpose IPv4 ranges (RFC 6890) that a network cannot use. */
+const SPECIAL = [
+  { cidr: parseCidr4("0.0.0.0/8")!, what: '"this network" (0.0.0.0/8)' },
+  { cidr: parseCidr4("127.0.0.0/8")!, what: "loopback" },
+  { cidr: parseCidr4("169.254.0.0/16")!, what: "link-local" },
+  { cidr: parseCidr4("224.0.0.0/4")!, what: "multicast" },
+  { cidr: parseCidr4("240.0.0.0/4")!, what: "reserved (class E) and broadcast" },
+];
+
 function parseSubnet(s: string, what: string, at: SourcePos, err: Err): Cidr4 | undefined {
   const c = parseCidr4(s);
   if (!c) {
@@ -135,6 +144,15 @@ function parseSubnet(s: string, what: string, at: SourcePos, err: Err): Cidr4 | 
   }
   if (c.prefix > 30) {
     err(`${what}: subnet "${s}" is too small for a gateway and an endpoint (use /30 or larger)`, at);
+    return undefined;
+  }
+  const special = SPECIAL.find((x) => overlaps(x.cidr, c));
+  if (special) {
+    err(
+      `${what}: subnet "${s}" is ${special.what} (${formatCidr4(special.cidr)}): it cannot carry a bridge's traffic`,
+      at,
+      "use a private range: 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+    );
     return undefined;
   }
   return c;

@@ -5,6 +5,7 @@ import type { Change, OpLine, Reconciler, Resource } from "../../src/core/resour
 import { NETWORKS } from "../network/intent.js";
 import { WIREGUARD } from "../wireguard/intent.js";
 import { NFT, nftIntentHooks } from "./intent.js";
+import { parseToolJson } from "../../src/core/live-reader.js";
 import type { LiveReader } from "../../src/core/live-reader.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { compileTable } from "./compile.js";
@@ -71,7 +72,7 @@ export const nftReconciler: Reconciler = {
       ];
       return { resources: [], foreign: new Map(), diagnostics };
     }
-    const live = parseTable(JSON.parse(list.stdout));
+    const live = parseTable(parseToolJson(["nft", "-j", "list", "table", "inet", "bolt"], list.stdout) as Parameters<typeof parseTable>[0]);
     return {
       resources: [{ kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec: live.spec, counters: live.counters, deps: [], owned: true }],
       foreign: new Map(),

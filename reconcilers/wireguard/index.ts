@@ -25,6 +25,8 @@ export const wireguardReconciler: Reconciler = {
   phases: { dev: {}, addr: { after: ["dev"] }, conf: { after: ["addr"] } },
   intent: wireguardIntentHooks,
   replaceOn: ["type"],
+  // No listen_port in the config (documented optional): the port wireguard-go picked is fine.
+  kernelChosen: ["listen_port"],
   readScope: [{ ip: ["-d", "link", "show"] }, { ip: ["addr", "show"] }],
 
   desired(ctx) {

@@ -201,6 +201,7 @@ function peerList(
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
     if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint))
       err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    else if (endpoint !== undefined && !validPort(endpoint)) err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}": port must be 1-65535`, at("endpoint"));
     peers.push({
       publicKey: pk,
       allowedIps: allowed,
@@ -359,6 +360,7 @@ function meshIntent(
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
     if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint))
       err(`mesh: peer "${hn}": endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    else if (endpoint !== undefined && !validPort(endpoint)) err(`mesh: peer "${hn}": endpoint "${endpoint}": port must be 1-65535`, at("endpoint"));
     peers.push({
       publicKey: pk,
       allowedIps: allowed,
@@ -476,4 +478,10 @@ function checkAclName(s: string, isDst: boolean, tags: Set<string>, hosts: Set<s
   }
   if (parseCidr4(name.includes("/") ? name : `${name}/32`)) return;
   if (!hosts.has(name)) err(`ACL names "${name}", which is neither a tag:, a known hostname, nor a CIDR`, at);
+}
+
+/** host:port with a port the kernel can use (five digits would otherwise pass the pattern: 99999 wraps silently). */
+function validPort(endpoint: string): boolean {
+  const port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
+  return Number.isInteger(port) && port >= 1 && port <= 65535;
 }

@@ -20,7 +20,8 @@ export function diffResources(desired: Resource[], live: Map<string, Resource>, 
       forward.push({ ...base, action: "create", before: l && rec.get(d.kind)!.adopts ? l : undefined, changed: Object.keys(d.spec), forcedBy: [] });
       continue;
     }
-    const changed = changedFields(l.spec, d.spec);
+    const free = rec.get(d.kind)!.kernelChosen ?? [];
+    const changed = changedFields(l.spec, d.spec).filter((f) => !(free.includes(f) && (d.spec[f] ?? "") === ""));
     if (!changed.length) continue;
     const forcedBy = changed.filter((f) => rec.get(d.kind)!.replaceOn.includes(f));
     const fieldSource = changed.map((f) => d.fieldSources?.[f]).find(Boolean);

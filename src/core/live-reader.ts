@@ -1,4 +1,4 @@
-import { CommandError } from "./diagnostics.js";
+import { BoltError, CommandError } from "./diagnostics.js";
 import { inNetns } from "../exec/runner.js";
 import type { CommandRunner, Ns, RunResult } from "../exec/runner.js";
 
@@ -39,7 +39,7 @@ export class LiveReader {
     return r.stdout
       .split("\n")
       .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as unknown);
+      .map((l) => parseToolJson(argv, l));
   }
 
   /** Any command's result in `ns`, memoized. */
@@ -57,9 +57,21 @@ export class LiveReader {
     for (let attempt = 0; ; attempt++) {
       const r = await this.runner.run(argv);
       // A dump racing with changes can end early ("Dump was interrupted and may be inconsistent"): read again.
-      if (r.code === 0 && !/Dump was interrupted/i.test(r.stderr)) return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+      if (r.code === 0 && !/Dump was interrupted/i.test(r.stderr)) return parseToolJson(argv, r.stdout);
       if (attempt >= 3 || !/Dump was interrupted/i.test(r.stderr)) throw new CommandError(argv, r.code, r.stderr);
     }
+  }
+}
+
+/** A tool that exits 0 with output that is not JSON (truncated, a wrapper's banner) is a one-line error naming it. */
+export function parseToolJson(argv: string[], text: string): unknown {
+  if (!text.trim()) return [];
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new BoltError(
+      `\`${argv.join(" ")}\` exited 0 but printed no valid JSON (${(e as Error).message}; ${text.length} bytes): is the tool on PATH the real one?`,
+    );
   }
 }
 

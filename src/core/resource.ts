@@ -153,6 +153,8 @@ export interface Reconciler {
   intent?: IntentHooks;
   /** spec fields whose change cannot be done in place */
   replaceOn: string[];
+  /** spec fields the config may leave empty: whatever the kernel chose then matches (a WireGuard listen port) */
+  kernelChosen?: string[];
   /** whether an unowned live object with the desired id is taken over (sysctl) instead of a conflict */
   adopts?: boolean;
   desired(ctx: PlanContext): { resources: Resource[]; diagnostics: Diagnostic[] };

@@ -60,6 +60,16 @@ const cases: Record<string, Case> = {
     message: /^unknown key "gatway" in \/networking\/bridge$/,
     hint: /^did you mean "gateway"\?$/,
   },
+  "loopback subnet": {
+    file: "subnet-loopback.toml",
+    line: 2,
+    col: 10,
+    message: /subnet "127\.10\.0\.0\/24" is loopback \(127\.0\.0\.0\/8\)/,
+    hint: /private range/,
+  },
+  "multicast subnet": { file: "subnet-multicast.toml", line: 2, col: 10, message: /subnet "239\.1\.0\.0\/24" is multicast \(224\.0\.0\.0\/4\)/ },
+  "multicast MAC": { file: "mac-multicast.toml", line: 7, col: 7, message: /mac 01:00:5e:00:00:01 is a multicast address/ },
+  "all-zero MAC": { file: "mac-zero.toml", line: 7, col: 7, message: /mac 00:00:00:00:00:00 is all zeros/ },
   "bad CIDR (octet 300)": { file: "bad-cidr.toml", line: 2, col: 10, message: /subnet "10\.1\.300\.0\/24" is not an IPv4 CIDR/ },
   "host bits set": {
     file: "host-bits.toml",

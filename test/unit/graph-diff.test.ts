@@ -123,6 +123,17 @@ describe("diffResources", () => {
     expect(c!.before).toBe(live);
   });
 
+  it("a field the config leaves to the kernel (a WireGuard listen port) matches whatever the kernel chose", () => {
+    const spec = { type: "userspace", address: "10.0.9.1/24", public_key: "K", fwmark: "", mtu: "1420", state: "up" };
+    const want = resource("wireguard", "wg0", { ...spec, listen_port: "" });
+    expect(diffResources([want], liveMap(resource("wireguard", "wg0", { ...spec, listen_port: "43117" })), REGISTRY)).toEqual([]);
+    // A configured port is still compared.
+    const fixed = resource("wireguard", "wg0", { ...spec, listen_port: "51820" });
+    expect(diffResources([fixed], liveMap(resource("wireguard", "wg0", { ...spec, listen_port: "43117" })), REGISTRY).map((c) => c.changed)).toEqual([
+      ["listen_port"],
+    ]);
+  });
+
   it("changedFields treats a missing field as empty", () => {
     expect(changedFields({ a: "1", b: "" }, { a: "1", c: "x" })).toEqual(["c"]);
     expect(changedFields({ a: "1" }, { a: "2", b: "" })).toEqual(["a"]);

@@ -124,6 +124,19 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
     expectError(wg(wgPeer(short, ["10.0.0.2/32"])), /public_key|WireGuard/, `"${short}"`);
   });
 
+  it("an endpoint port over 65535 (five digits pass the host:port pattern) is refused, not wrapped", () => {
+    expectError(
+      wg(wgPeer(P1.pub, ["10.0.0.2/32"], 'endpoint = "198.18.0.9:99999"')),
+      /endpoint "198\.18\.0\.9:99999": port must be 1-65535/,
+      '"198.18.0.9:99999"',
+    );
+    expectError(
+      mesh("", peer("host-b", P1.pub, "100.64.0.2").replace("198.18.0.9:41641", "198.18.0.9:70000")),
+      /endpoint "198\.18\.0\.9:70000": port must be 1-65535/,
+      '"198.18.0.9:70000"',
+    );
+  });
+
   it("a private key file whose content is not a key", () => {
     const f = keyFile("garbage.key", "hello, this is not a key");
     const text = mesh("", peer("host-b", P1.pub, "100.64.0.2")).replace(SELF_KEY, f);
