@@ -136,7 +136,10 @@ function parseYaml(path: string, text: string): { data: Record<string, unknown>;
   const { LineCounter, parseDocument, isMap, isSeq, isScalar, isPair } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
-  const err = doc.errors[0];
+  // A tag the schema does not know (`!custom`, `!!binary`) would turn into a silent string or a
+  // Buffer: refused where it stands, like any other error.
+  const unresolved = doc.warnings.find((w) => /tag/i.test(w.message));
+  const err = doc.errors[0] ?? unresolved;
   if (err) {
     // linePos is only filled in with prettyErrors; map the offset through our LineCounter.
     const lp = err.linePos?.[0] ?? lc.linePos(err.pos[0]);
@@ -169,7 +172,13 @@ function parseYaml(path: string, text: string): { data: Record<string, unknown>;
     }
   };
   walk([], doc.contents);
-  const data = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    // yaml refuses aliases that expand past its limit (a "billion laughs" file): a config error.
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    throw new ConfigError([errorDiag(`YAML aliases expand too far (${(e as Error).message}): bolt refuses the file`, { file: path, line: 1, col: 1 })]);
+  }
   if (typeof data !== "object" || Array.isArray(data)) {
     throw new ConfigError([errorDiag("a volantd config must be a YAML mapping at the top level", { file: path, line: 1, col: 1 })]);
   }

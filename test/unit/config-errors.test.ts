@@ -229,6 +229,24 @@ describe("files that cannot be read", () => {
     expect(configError([fifo]).errors.map((e) => e.message)).toEqual(["is not a regular file (a FIFO or pipe): bolt reads config files only"]);
   });
 
+  it("YAML: an alias bomb, !!binary and an unknown tag are config errors (not a crash, not a silent string)", () => {
+    const levels = [
+      "a: &a [x, x, x, x, x, x, x, x, x, x]",
+      ...["b", "c", "d", "e", "f", "g"].map((k, i) => `${k}: &${k} [${Array(10).fill(`*${"abcdef"[i]}`).join(", ")}]`),
+    ];
+    const bomb = join(tmp, "bomb.yaml");
+    writeFileSync(bomb, `${levels.join("\n")}\nnetworking:\n  mode: bridge\n`);
+    expect(configError([bomb]).errors[0]!.message).toMatch(/^YAML aliases expand too far/);
+    const binary = join(tmp, "binary.yaml");
+    writeFileSync(binary, "networking:\n  bridge:\n    name: !!binary aGVsbG8=\n");
+    expect(configError([binary]).errors.length).toBeGreaterThan(0);
+    const custom = join(tmp, "custom.yaml");
+    writeFileSync(custom, "networking:\n  bridge:\n    name: !custom volant1\n");
+    const e = configError([custom]).errors[0]!;
+    expect(e.message).toMatch(/^YAML syntax error: .*tag/i);
+    expect(e.source).toMatchObject({ file: custom, line: 3 });
+  });
+
   it("a file over 4 MiB is refused before parsing", () => {
     expect(MAX_CONFIG_BYTES).toBe(4 * 1024 * 1024);
     const file = join(tmp, "huge.toml");
