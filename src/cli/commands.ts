@@ -318,3 +318,21 @@ export async function cmdRollback(o: GlobalOpts): Promise<number> {
     return EXIT.OK;
   });
 }
+
+/** `bolt rollback --discard-journal`: an unreadable journal is dropped (recorded in the history); the kernel is left as it is. */
+export async function cmdDiscardJournal(o: GlobalOpts): Promise<number> {
+  const t = target(o);
+  return withTarget(o, t, undefined, async ({ store }) => {
+    const row = store.journal(t);
+    if (!row) {
+      o.out(`No journal to discard in ${targetName(t)}.\n`);
+      return EXIT.OK;
+    }
+    store.clearJournal(t);
+    store.addHistory(t, "rollback --discard-journal", `dropped the journal of the apply started ${row.startedAt} by pid ${row.pid}`, "applied");
+    o.out(
+      `Dropped the journal of the apply started ${row.startedAt} (pid ${row.pid}); nothing was undone. \`bolt plan\` shows what ${targetName(t)} has now.\n`,
+    );
+    return EXIT.OK;
+  });
+}

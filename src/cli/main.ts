@@ -1,7 +1,7 @@
 import yargs from "yargs";
 import type { Argv } from "yargs";
 import { BoltError, EXIT, formatDiagnostic } from "../core/diagnostics.js";
-import { cmdApply, cmdFirewallAnalyze, cmdPlan, cmdRollback, cmdShow, cmdValidate } from "./commands.js";
+import { cmdApply, cmdDiscardJournal, cmdFirewallAnalyze, cmdPlan, cmdRollback, cmdShow, cmdValidate } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
 import { cmdKeygen, cmdMeshStatus, cmdMeshTest } from "./cmd-mesh.js";
@@ -143,6 +143,10 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .option("to", { type: "number", describe: "revision to converge to (0: the state before bolt owned anything)" })
+          .option("discard-journal", {
+            type: "boolean",
+            describe: "drop an interrupted apply's journal without undoing it (when it is unreadable); plan then shows what the kernel has",
+          })
           .option("if-unconfirmed", {
             type: "number",
             hidden: true,
@@ -151,11 +155,13 @@ export async function main(argv: string[]): Promise<number> {
           .option("show-commands", { type: "boolean" }),
       run(
         (o, a) =>
-          a["if-unconfirmed"] !== undefined
-            ? cmdRollbackIfUnconfirmed({ ...o, revision: a["if-unconfirmed"] as number })
-            : a.to !== undefined
-              ? cmdRollbackTo({ ...o, to: a.to as number, showCommands: a["show-commands"] as boolean })
-              : cmdRollback(o),
+          a["discard-journal"]
+            ? cmdDiscardJournal(o)
+            : a["if-unconfirmed"] !== undefined
+              ? cmdRollbackIfUnconfirmed({ ...o, revision: a["if-unconfirmed"] as number })
+              : a.to !== undefined
+                ? cmdRollbackTo({ ...o, to: a.to as number, showCommands: a["show-commands"] as boolean })
+                : cmdRollback(o),
         false,
       ),
     )

@@ -1,5 +1,6 @@
 import { compareWithBefore, runUndo } from "./apply.js";
 import type { JournalPayload } from "./apply.js";
+import { BoltError } from "./diagnostics.js";
 import type { Registry } from "./registry.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import type { StateStore } from "../state/store.js";
@@ -19,7 +20,16 @@ export interface Recovery {
 export async function recoverJournal(store: StateStore, runner: CommandRunner, registry: Registry, target: Ns): Promise<Recovery | undefined> {
   const row = store.journal(target);
   if (!row) return undefined;
-  const payload = JSON.parse(row.payload) as JournalPayload;
+  let payload: JournalPayload;
+  try {
+    payload = JSON.parse(row.payload) as JournalPayload;
+    if (payload?.version !== 1 || !Array.isArray(payload.started) || !Array.isArray(payload.before)) throw new Error("not a bolt journal");
+  } catch (e) {
+    // No dead end: what the kernel has is still readable, only the undo list is lost.
+    throw new BoltError(
+      `the journal of the interrupted apply (pid ${row.pid}, ${row.startedAt}) is unreadable (${(e as Error).message}): \`bolt rollback --discard-journal\` drops it, then \`bolt plan\` shows what the kernel has`,
+    );
+  }
   const undo = [...payload.started].reverse().flatMap((o) => o.undo);
   const problems = await runUndo(runner, undo);
   const left = await compareWithBefore(payload.before, target, runner, registry, new Map(payload.originals));

@@ -4,6 +4,7 @@
 // kernel untouched; plan still works from a read-only store.
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, SKIP_REASON, bolt, must, requireBuild, snapshot } from "./harness.js";
 import type { Snapshot } from "./harness.js";
@@ -86,6 +87,31 @@ describe.skipIf(!!SKIP_REASON)("the state store under faults", () => {
     expect(r.stderr).toMatch(/cannot be written|read-only/);
     expect(await snapshot(sb.target)).toEqual(applied);
     sb.write("bolt-network.toml", CONFIG);
+  });
+
+  it("a corrupted journal payload: one line naming the way out, and --discard-journal takes it", async () => {
+    const dir = join(sb.dir, "bad-journal");
+    mkdirSync(dir);
+    copyFileSync(join(sb.stateDir, "bolt.db"), join(dir, "bolt.db"));
+    const db = new Database(join(dir, "bolt.db"));
+    db.prepare("INSERT OR REPLACE INTO journal (target, pid, started_at, payload) VALUES (?, ?, ?, ?)").run(
+      sb.target,
+      4242,
+      "2026-12-01T00:00:00Z",
+      '{"version":1,"started":[{"args"',
+    );
+    db.close();
+    const r = await withState(["apply", "-f", file], dir);
+    expect(r.code).toBe(1);
+    oneLine(r.stderr);
+    expect(r.stderr).toContain("the journal of the interrupted apply (pid 4242, 2026-12-01T00:00:00Z) is unreadable");
+    expect(r.stderr).toContain("bolt rollback --discard-journal");
+    expect(await snapshot(sb.target)).toEqual(applied);
+    const d = await withState(["rollback", "--discard-journal"], dir);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain("Dropped the journal of the apply started 2026-12-01T00:00:00Z (pid 4242)");
+    const p = await withState(["plan", "-f", file, "--detailed-exitcode"], dir);
+    expect(p.code, p.stdout + p.stderr).toBe(0);
   });
 
   it("a key written into a missing directory", async () => {
