@@ -60,6 +60,7 @@ export const endpointReconciler: Reconciler = {
         source: e.source,
         fieldSources: {
           ...e.fieldSources,
+          host_if: e.fieldSources.name ?? e.source,
           ip: e.fieldSources.ip ?? e.source,
           bridge: n.fieldSources.bridge ?? n.source,
           mtu: n.fieldSources.mtu ?? n.source,

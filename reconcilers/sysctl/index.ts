@@ -36,6 +36,19 @@ export const sysctlReconciler: Reconciler = {
               source: s.source,
               hint: "only net.* keys can be set with --netns; set host-wide keys without --netns",
             }));
+    // A value of the wrong shape (a word where the kernel keeps a number, one number where it
+    // keeps a range) fails only at write time, mid-apply: refuse it here, at the key.
+    for (const s of sysctls) {
+      const now = ctx.live.get(`sysctl:${s.key}`)?.spec.value;
+      const shape = (v: string) => (/^-?\d+( -?\d+)*$/.test(v) ? `${v.split(" ").length} integer(s)` : "text");
+      const want = normalizeValue(s.value);
+      if (now !== undefined && now !== "unknown" && shape(now) !== "text" && shape(want) !== shape(now))
+        diagnostics.push({
+          severity: "error",
+          message: `sysctl "${s.key}" = "${s.value}": the kernel keeps ${shape(now)} here (now "${now}")`,
+          source: s.source,
+        });
+    }
     if (diagnostics.length) return { resources: [], diagnostics };
     const resources = sysctls.map(
       (s): Resource => ({

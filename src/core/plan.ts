@@ -150,6 +150,13 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
 }
 
 /** A desired object may not take a kernel name held by an object bolt does not own. */
+/** Where the config names a kernel identity: the field whose value is the key's name (a bridge, a host interface), else the object. */
+function keySource(d: Resource, key: string): Resource["source"] {
+  const name = key.slice(key.indexOf(":") + 1);
+  const field = Object.keys(d.spec).find((f) => d.spec[f] === name && d.fieldSources?.[f]);
+  return (field ? d.fieldSources![field] : undefined) ?? d.source;
+}
+
 function collisions(desired: Resource[], snap: LiveSnapshot): Diagnostic[] {
   const out: Diagnostic[] = [];
   const claimed = new Map<string, string>();
@@ -160,7 +167,7 @@ function collisions(desired: Resource[], snap: LiveSnapshot): Diagnostic[] {
         out.push({
           severity: "error",
           message: `${d.kind} "${d.name}": ${k.replace(/^link:/, "interface ")} already exists (${f}, not created by bolt); bolt will not take it over`,
-          source: d.fieldSources?.bridge ?? d.fieldSources?.name ?? d.source,
+          source: keySource(d, k),
           hint: "choose another name or remove that object",
         });
       const other = claimed.get(k);

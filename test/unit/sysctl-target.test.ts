@@ -55,4 +55,21 @@ describe("sysctl keys and the target", () => {
     expect(errors.map((d) => d.message)).toEqual(['sysctl "net.ipv4.no_such_key" does not exist in this kernel (or namespace)']);
     expect(errors[0]!.source).toMatchObject({ file, line: 3, col: 1 });
   });
+
+  it("a value of the wrong shape is an error at its key (a word for a number, one number for a range)", async () => {
+    const [file] = writeConfigs({
+      "bolt-network.toml": '[sysctl]\n"net.ipv4.ip_forward" = "yes"\n"net.ipv4.ip_local_port_range" = 1024\n"net.ipv4.ip_default_ttl" = 64\n',
+    });
+    const plan = await planIntent(
+      intentOf([file!]),
+      kernel({ "net.ipv4.ip_forward": "0", "net.ipv4.ip_local_port_range": "32768\t60999", "net.ipv4.ip_default_ttl": "64" }),
+      { target: "bolt-t-sys" },
+    );
+    const errors = plan.diagnostics.filter((d) => d.severity === "error");
+    expect(errors.map((d) => d.message)).toEqual([
+      'sysctl "net.ipv4.ip_forward" = "yes": the kernel keeps 1 integer(s) here (now "0")',
+      'sysctl "net.ipv4.ip_local_port_range" = "1024": the kernel keeps 2 integer(s) here (now "32768 60999")',
+    ]);
+    expect(errors.map((d) => d.source?.line)).toEqual([2, 3]);
+  });
 });
