@@ -1,9 +1,10 @@
 import { formatIp4 } from "../../src/core/ipv4.js";
-import { encodeAlias } from "../../src/core/ownership.js";
+import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import { INNER_IFNAME, ROUTE_PROTO } from "../../src/core/conventions.js";
 import { fragment } from "../../src/core/intent.js";
 import type { OpLine, PlanContext, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
-import type { IpLink } from "../../src/core/live-reader.js";
+import type { IpLink, IpRoute } from "../../src/core/live-reader.js";
+import type { Diagnostic } from "../../src/core/diagnostics.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { connectivityImpact } from "../network/index.js";
 import { NETWORKS } from "../network/intent.js";
@@ -69,6 +70,40 @@ export const endpointReconciler: Reconciler = {
       });
     }
     return { resources, diagnostics };
+  },
+
+  /**
+   * A veth endpoint into a namespace that already exists (a job's, a container's) gets its
+   * `eth0` and default route: a namespace that has either already is refused at plan time
+   * (the kernel would say "File exists" mid-apply).
+   */
+  async conflicts(desired, io) {
+    const veths = desired.filter((d) => d.spec.type === "veth" && d.spec.netns);
+    if (!veths.length) return [];
+    const [nsList, links] = await Promise.all([io.ipJson<{ name: string }[]>(["netns", "list"], null), io.ipJson<IpLink[]>(["-d", "link", "show"])]);
+    const existing = new Set(nsList.map((n) => n.name));
+    const live = new Set(links.map((l) => decodeAlias(l.ifalias)?.ep).filter(Boolean));
+    const out: Diagnostic[] = [];
+    await Promise.all(
+      veths
+        .filter((d) => existing.has(d.spec.netns!) && !live.has(d.name))
+        .map(async (d) => {
+          const [inner = [], defaults = []] = (await io.ipJsonBatch(["link show", "route show default"], d.spec.netns!)) as [IpLink[], IpRoute[]];
+          const what = inner.some((l) => l.ifname === INNER_IFNAME)
+            ? `an ${INNER_IFNAME}`
+            : defaults.length
+              ? `a default route (${defaults[0]!.gateway ? `via ${defaults[0]!.gateway}` : `dev ${defaults[0]!.dev ?? "?"}`})`
+              : undefined;
+          if (what)
+            out.push({
+              severity: "error",
+              message: `endpoint "${d.name}": namespace "${d.spec.netns}" already has ${what} that bolt did not make; the endpoint would plug in its own`,
+              source: d.fieldSources?.netns ?? d.source,
+              hint: "give the endpoint its own namespace (netns = …), or remove that interface or route",
+            });
+        }),
+    );
+    return out;
   },
 
   async read(io, ctx) {
