@@ -19,12 +19,27 @@ export function hostsPath(target: Ns): string {
   return target === null ? "/etc/hosts" : `/etc/netns/${target}/hosts`;
 }
 
-export function splitBlock(text: string): { before: string; block: string[] | undefined; after: string; created: boolean } {
-  const lines = text.split("\n");
-  const b = lines.findIndex((l) => l.startsWith(BEGIN));
-  const e = lines.indexOf(END);
-  if (b < 0 || e < b) return { before: text, block: undefined, after: "", created: false };
-  return { before: lines.slice(0, b).join("\n"), block: lines.slice(b + 1, e), after: lines.slice(e + 1).join("\n"), created: lines[b]!.endsWith(CREATED) };
+/** Marks a block after which bolt had to add a newline the file did not end with (removed again on delete). */
+const NEWLINE_ADDED = " [newline added by bolt]";
+
+/**
+ * The text before and after bolt's block, cut at exact byte positions (the file's own blank
+ * lines, final newline or lack of one are kept as they were), and the block's entries.
+ */
+export function splitBlock(text: string): { before: string; block: string[] | undefined; after: string; created: boolean; newlineAdded: boolean } {
+  const b = text.startsWith(BEGIN) ? 0 : text.indexOf(`\n${BEGIN}`) + 1;
+  const endAt = b > 0 || text.startsWith(BEGIN) ? text.indexOf(`\n${END}`, b) : -1;
+  if ((b === 0 && !text.startsWith(BEGIN)) || endAt < 0) return { before: text, block: undefined, after: "", created: false, newlineAdded: false };
+  const beginLine = text.slice(b, text.indexOf("\n", b));
+  let e = endAt + 1 + END.length;
+  if (text[e] === "\n") e++;
+  return {
+    before: text.slice(0, b),
+    block: text.slice(text.indexOf("\n", b) + 1, endAt).split("\n"),
+    after: text.slice(e),
+    created: beginLine.includes(CREATED),
+    newlineAdded: beginLine.includes(NEWLINE_ADDED),
+  };
 }
 
 export const hostsReconciler: Reconciler = {
@@ -100,8 +115,7 @@ export const hostsReconciler: Reconciler = {
       ? [...(ctx.target !== null ? [mkdir(ctx.target)] : []), write(path, current)]
       : [{ tool: "exec", ns: null, args: ["rm", "-f", path] }];
     if (change.action === "delete") {
-      const { before, after, created } = splitBlock(current);
-      const rest = [before, after].filter((x) => x.trim()).join("\n");
+      const { before, after, created, newlineAdded } = splitBlock(current);
       if (created) {
         // rmdir only succeeds when bolt's file was all there was in /etc/netns/NAME.
         return [
@@ -109,13 +123,18 @@ export const hostsReconciler: Reconciler = {
           { tool: "exec", ns: null, args: ["rmdir", "--ignore-fail-on-non-empty", `/etc/netns/${ctx.target}`], phase: "dir", undo: [] },
         ];
       }
-      return [{ ...write(path, rest.endsWith("\n") ? rest : rest + "\n"), phase: "file", undo: restore }];
+      // Byte for byte what was there before bolt's block (its newline, if bolt added one, goes too).
+      const rest = newlineAdded && !after && before.endsWith("\n") ? before.slice(0, -1) + after : before + after;
+      return [{ ...write(path, rest), phase: "file", undo: restore }];
     }
     const base = exists ? current : String(live?.data?.base ?? "127.0.0.1 localhost\n");
-    const { before, after } = splitBlock(base);
+    const split = splitBlock(base);
     const created = ctx.target !== null && (!exists || splitBlock(current).created);
-    const block = [BEGIN + (created ? CREATED : ""), ...change.after!.spec.entries!.split("; "), END].join("\n");
-    const text = [before.replace(/\n*$/, ""), block, after.replace(/^\n*/, "")].filter(Boolean).join("\n") + "\n";
+    // A file that does not end with a newline gets one before the block (and loses it with it).
+    const newlineAdded = split.block ? split.newlineAdded : split.before !== "" && !split.before.endsWith("\n");
+    const flags = (created ? CREATED : "") + (newlineAdded ? NEWLINE_ADDED : "");
+    const block = [BEGIN + flags, ...change.after!.spec.entries!.split("; "), END].join("\n");
+    const text = (split.block ? split.before : split.before + (newlineAdded ? "\n" : "")) + block + "\n" + split.after;
     const mk: OpLine[] = ctx.target !== null && !exists ? [mkdir(ctx.target)] : [];
     // Undo removes the directories mkdir made (innermost first); offline nothing is known: none.
     const made = (ctx.prepared.get(change.id)?.made as string[] | undefined) ?? [];
