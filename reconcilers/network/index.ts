@@ -34,7 +34,7 @@ export const networkReconciler: Reconciler = {
         name: n.name,
         id: `network:${n.name}`,
         keys: [`link:${n.bridge}`],
-        spec: { bridge: n.bridge, address: `${formatIp4(n.gateway)}/${n.subnet.prefix}`, mtu: String(n.mtu), state: "up" },
+        spec: { bridge: n.bridge, address: `${formatIp4(n.gateway)}/${n.subnet.prefix}`, mtu: String(n.mtu), state: "up" } satisfies NetworkSpec,
         data: { subnet: formatCidr4(n.subnet) },
         deps: [],
         owned: true,
@@ -78,7 +78,9 @@ export const networkReconciler: Reconciler = {
 
   render(change, ctx) {
     const ns = ctx.target;
-    const { before, after } = change;
+    // This kind's resources (desired and read) carry its spec type.
+    const before = change.before as Net | undefined;
+    const after = change.after as Net | undefined;
     if (change.action === "create") return createOps(after!, ns);
     if (change.action === "delete") return deleteOps(before!, ns);
     return updateOps(before!, after!, change.changed, ns);
@@ -103,46 +105,50 @@ function minimalLinks(stdout: string): string {
 
 const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
 
-function aliasOf(r: Resource): string {
+/** A network's comparable state: what `ip -d link` and `ip addr` show of its bridge. */
+export type NetworkSpec = { bridge: string; address: string; mtu: string; state: string };
+type Net = Resource<NetworkSpec>;
+
+function aliasOf(r: Net): string {
   return encodeAlias({ net: r.name });
 }
 
-function addrList(spec: Record<string, string>): string[] {
+function addrList(spec: NetworkSpec): string[] {
   return spec.address ? spec.address.split(", ").filter(Boolean) : [];
 }
 
-function createLines(r: Resource, ns: Ns): OpLine[] {
-  const br = r.spec.bridge!;
+function createLines(r: Net, ns: Ns): OpLine[] {
+  const br = r.spec.bridge;
   return [
-    line(ns, "link", "add", "name", br, "mtu", r.spec.mtu!, "type", "bridge"),
+    line(ns, "link", "add", "name", br, "mtu", r.spec.mtu, "type", "bridge"),
     line(ns, "link", "set", "dev", br, "alias", aliasOf(r), "addrgenmode", "none"),
     ...addrList(r.spec).map((a) => line(ns, "address", "add", a, "dev", br)),
     ...(r.spec.state === "up" ? [line(ns, "link", "set", "dev", br, "up")] : []),
   ];
 }
 
-function createOps(r: Resource, ns: Ns): RenderedOp[] {
-  const br = r.spec.bridge!;
+function createOps(r: Net, ns: Ns): RenderedOp[] {
+  const br = r.spec.bridge;
   const [add, ...rest] = createLines(r, ns);
   // Undo of the first line removes everything later lines add, so they need no undo of their own.
   return [{ ...add!, phase: "link", undo: [line(ns, "link", "del", "dev", br)] }, ...rest.map((l) => ({ ...l, phase: "link", undo: [] }))];
 }
 
-function deleteOps(r: Resource, ns: Ns): RenderedOp[] {
-  const br = r.spec.bridge!;
+function deleteOps(r: Net, ns: Ns): RenderedOp[] {
+  const br = r.spec.bridge;
   // The ports the bridge had (endpoints kept across a replace) lose their master with it.
   const reattach = ((r.data?.ports as string[] | undefined) ?? []).map((p) => line(ns, "link", "set", "dev", p, "master", br));
   return [{ ...line(ns, "link", "del", "dev", br), phase: "link", undo: [...createLines(r, ns), ...reattach] }];
 }
 
-function updateOps(before: Resource, after: Resource, changed: string[], ns: Ns): RenderedOp[] {
-  const br = after.spec.bridge!;
+function updateOps(before: Net, after: Net, changed: string[], ns: Ns): RenderedOp[] {
+  const br = after.spec.bridge;
   const ops: RenderedOp[] = [];
   if (changed.includes("mtu"))
     ops.push({
-      ...line(ns, "link", "set", "dev", br, "mtu", after.spec.mtu!),
+      ...line(ns, "link", "set", "dev", br, "mtu", after.spec.mtu),
       phase: "link",
-      undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu!)],
+      undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu)],
     });
   if (changed.includes("address")) {
     const want = new Set(addrList(after.spec));

@@ -100,13 +100,14 @@ export const sysctlReconciler: Reconciler = {
   render(change, ctx) {
     const key = change.name;
     const ns = ctx.target;
+    const was = change.before as Resource<SysctlSpec> | undefined;
     if (change.action === "delete") {
-      const original = change.before!.restores?.value ?? change.before!.spec.value!;
-      return [{ ...write(ns, key, original), phase: "write", undo: [write(ns, key, change.before!.spec.value!)] }];
+      const original = was!.restores?.value ?? was!.spec.value;
+      return [{ ...write(ns, key, original), phase: "write", undo: [write(ns, key, was!.spec.value)] }];
     }
     // No value before: the key does not exist here (reported by read); nothing to restore.
-    const before = change.before?.spec.value;
-    return [{ ...write(ns, key, change.after!.spec.value!), phase: "write", undo: before === undefined ? [] : [write(ns, key, before)] }];
+    const want = (change.after as Resource<SysctlSpec>).spec.value;
+    return [{ ...write(ns, key, want), phase: "write", undo: was === undefined ? [] : [write(ns, key, was.spec.value)] }];
   },
 
   // A sysctl the export did not read (the config names a new key): its current value is unknown
@@ -118,9 +119,12 @@ export const sysctlReconciler: Reconciler = {
 
   commit(change, store, target) {
     if (change.action === "delete") store.dropOriginal(target, change.name);
-    else if (change.action === "create") store.setOriginal(target, change.name, change.before!.spec.value!);
+    else if (change.action === "create") store.setOriginal(target, change.name, (change.before as Resource<SysctlSpec>).spec.value);
   },
 };
+
+/** A sysctl's comparable state: its value, whitespace normalised. */
+type SysctlSpec = { value: string };
 
 function write(ns: Ns, key: string, value: string): OpLine {
   return { tool: "exec", ns, args: ["sysctl", "-q", "-w", `${key}=${value}`] };
