@@ -2,8 +2,8 @@ import { formatIp4 } from "../../src/core/ipv4.js";
 import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import { INNER_IFNAME, ROUTE_PROTO } from "../../src/core/conventions.js";
 import { fragment } from "../../src/core/intent.js";
-import type { OpLine, PlanContext, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
-import type { IpLink, IpRoute } from "../../src/core/live-reader.js";
+import type { OpLine, PlanContext, ReadContext, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
+import type { IpLink, IpRoute, LiveReader } from "../../src/core/live-reader.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { connectivityImpact } from "../network/index.js";
@@ -20,7 +20,9 @@ import { INSIDE_READ, parseEndpoints, readInside } from "./read.js";
 export const endpointReconciler: Reconciler = {
   kind: "endpoint",
   // The namespace exists before its veth end is moved into it; the host end joins a bridge.
-  phases: { netns: {}, port: { after: ["netns", "network.link"] }, inside: { after: ["port"] } },
+  // A namespace bolt creates is marked (its lo's alias) before anything goes into it, so it is
+  // recognised from the kernel alone even if bolt dies before the veth (and the state dir is lost).
+  phases: { netns: {}, mark: { after: ["netns"] }, port: { after: ["mark", "network.link"] }, inside: { after: ["port"] } },
   uses: ["network"],
   intent: endpointIntent,
   replaceOn: ["type", "host_if", "netns", "mac"],
@@ -109,6 +111,7 @@ export const endpointReconciler: Reconciler = {
   async read(io, ctx) {
     const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
     const resources = parseEndpoints(links);
+    resources.push(...(await orphans(io, ctx, resources)));
     if (ctx.deep) {
       const wanted = resources.filter((r) => ctx.deep === true || (ctx.deep as Set<string>).has(r.id));
       if (wanted.length) {
@@ -192,7 +195,10 @@ function createOps(r: Resource, ctx: PlanContext, replacing?: Resource): Rendere
   const { host, inside } = buildLines(r, ctx.target, createNs);
   const [add, ...restHost] = host;
   const ops: RenderedOp[] = [];
-  if (createNs) ops.push({ ...line(null, "netns", "add", ns!), phase: "netns", undo: [line(null, "netns", "del", ns!)] });
+  if (createNs) {
+    ops.push({ ...line(null, "netns", "add", ns!), phase: "netns", undo: [line(null, "netns", "del", ns!)] });
+    ops.push({ ...markLine(r, ctx.target), phase: "mark", undo: [] });
+  }
   // Deleting the host link removes its peer and everything configured on it.
   ops.push({ ...add!, phase: "port", undo: [line(ctx.target, "link", "del", "dev", r.spec.host_if!)] });
   for (const l of restHost) ops.push({ ...l, phase: "port", undo: [] });
@@ -203,8 +209,10 @@ function createOps(r: Resource, ctx: PlanContext, replacing?: Resource): Rendere
 function deleteOps(r: Resource, target: Ns): RenderedOp[] {
   const nsCreated = nsCreatedOf(r);
   const { host, inside } = buildLines(r, target, nsCreated);
-  const ops: RenderedOp[] = [{ ...line(target, "link", "del", "dev", r.spec.host_if!), phase: "port", undo: [...host, ...inside] }];
-  if (nsCreated && r.spec.netns) ops.push({ ...line(null, "netns", "del", r.spec.netns), phase: "netns", undo: [line(null, "netns", "add", r.spec.netns)] });
+  // An orphan (its namespace is all that is left) has no host link to delete.
+  const ops: RenderedOp[] = r.spec.host_if ? [{ ...line(target, "link", "del", "dev", r.spec.host_if), phase: "port", undo: [...host, ...inside] }] : [];
+  if (nsCreated && r.spec.netns)
+    ops.push({ ...line(null, "netns", "del", r.spec.netns), phase: "netns", undo: [line(null, "netns", "add", r.spec.netns), markLine(r, target)] });
   return ops;
 }
 
@@ -251,4 +259,35 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
     ]);
   }
   return ops;
+}
+
+/** The mark on a namespace bolt created for endpoint `r` of `target`: its lo's alias. */
+function markLine(r: Resource, target: Ns): OpLine {
+  return line(r.spec.netns!, "link", "set", "dev", "lo", "alias", encodeAlias({ ep: r.name, nsc: "1", t: target ?? undefined }));
+}
+
+/**
+ * Namespaces bolt created whose endpoint's host link is gone (bolt killed between `netns add`
+ * and the veth, then its state dir lost): found by the mark on their lo, read as endpoints with
+ * nothing but the namespace, so a destroy deletes them and an apply replaces them. Only the
+ * namespaces the config names are looked at (or, with an empty intent — destroy, show — every
+ * namespace no endpoint accounts for): one read each.
+ */
+async function orphans(io: LiveReader, ctx: ReadContext, live: Resource[]): Promise<Resource[]> {
+  const referenced = new Set(live.map((r) => r.spec.netns).filter(Boolean));
+  const everything = Object.keys(ctx.intent.kinds).length === 0;
+  const named = new Set(fragment(ctx.intent, ENDPOINTS).flatMap((e) => (e.netns ? [e.netns] : [])));
+  if (!everything && !named.size) return [];
+  const list = (await io.ipJson<{ name: string }[]>(["netns", "list"], null)).map((n) => n.name);
+  const candidates = list.filter((n) => n !== io.target && !referenced.has(n) && (everything || named.has(n)));
+  const found = await Promise.all(
+    candidates.map(async (ns) => {
+      const [lo = []] = (await io.ipJsonBatch(["link show dev lo"], ns).catch(() => [[]])) as [IpLink[]];
+      const tag = decodeAlias(lo[0]?.ifalias);
+      if (!tag?.ep || tag.nsc !== "1" || (tag.t ?? null) !== io.target) return undefined;
+      const spec: Record<string, string> = { type: "veth", host_if: "", network: "", bridge: "", netns: ns, ip: "", gateway: "", mtu: "", state: "orphan" };
+      return { kind: "endpoint", name: tag.ep, id: `endpoint:${tag.ep}`, keys: [], spec, data: { nsCreated: true }, deps: [], owned: true } satisfies Resource;
+    }),
+  );
+  return found.filter((r): r is NonNullable<typeof r> => !!r);
 }

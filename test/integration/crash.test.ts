@@ -2,7 +2,7 @@
 // signals, and sleeps; the test kills bolt (and that fake, its own child) at that moment.
 // The journal written before each wave lets `bolt rollback` — or simply the next
 // `bolt apply` — put the kernel back exactly as it was before the killed apply.
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, SKIP_REASON, ping, plannedOf, requireBuild, snapshot, waitForFile } from "./harness.js";
@@ -136,5 +136,39 @@ describe.skipIf(!!SKIP_REASON)("kill -9 mid-update, then the next apply repairs 
     const plan = await sb.planExit(file, ["--deep"]);
     expect(plan.code, plan.stdout).toBe(0);
     expect(plan.stderr).toBe("");
+  });
+});
+
+describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the veth, and the state dir lost", () => {
+  const sb = new Sandbox();
+  let file: string;
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    file = sb.write("bolt-network.toml", config("10.61.0"));
+  });
+  afterAll(() => sb.cleanup());
+
+  it("the namespaces bolt created are recognised from their mark: destroy removes them", async () => {
+    await killMidApply(sb, file, "link add name bv-web");
+    // bolt made the endpoint namespaces (and marked them), but no veth points at them yet.
+    expect(await sb.mine()).toContain(sb.ns("web"));
+    rmSync(sb.stateDir, { recursive: true, force: true });
+    const d = await sb.bolt(["destroy"]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/- endpoint "web"/);
+    expect(await sb.mine()).toEqual([sb.target]);
+  });
+
+  it("an apply after the same loss replaces the orphans and converges", async () => {
+    await killMidApply(sb, file, "link add name bv-web");
+    rmSync(sb.stateDir, { recursive: true, force: true });
+    const r = await sb.bolt(["apply", "-f", file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
+    const d = await sb.bolt(["destroy"]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(await sb.mine()).toEqual([sb.target]);
   });
 });

@@ -584,8 +584,8 @@ describe("journal", () => {
       if (e.t === "journal") (latest = e.started), journals++;
       if (e.t === "write") for (const k of e.keys) expect(latest?.has(k), `${k} written before the journal named it`).toBe(true);
     }
-    // netns, link, port, inside, sysctl: one wave each, one journal write each
-    expect(journals).toBe(5);
+    // netns, link, mark, port, inside, sysctl: one wave each, one journal write each
+    expect(journals).toBe(6);
     expect(s.kernel.timeline.at(-1)).toEqual({ t: "clear" });
     expect(s.journal.current).toBeUndefined();
 

@@ -53,6 +53,7 @@ describe("compileRegistry", () => {
     expect(order).toEqual([
       "endpoint.netns",
       "network.link",
+      "endpoint.mark",
       "endpoint.port",
       "endpoint.inside",
       "wireguard.dev",
