@@ -15,6 +15,7 @@ import { ProcessRunner } from "../exec/process-runner.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 import { TargetLock } from "../state/lock.js";
+import { readRunOriginals } from "../state/run-copy.js";
 import { StateStore, targetKey } from "../state/store.js";
 import { loadIntent } from "./config.js";
 import { reconcile } from "../core/reconcile.js";
@@ -79,7 +80,7 @@ export function readState(o: GlobalOpts): { leases: Map<string, string>; origina
   let store: StateStore | undefined;
   // No store yet: nothing leased, nothing recorded. A damaged one is an error (planning without
   // its leases would move addresses).
-  if (!existsSync(join(o.stateDir, "bolt.db"))) return { leases: new Map(), originals: new Map(), pendingJournal: false };
+  if (!existsSync(join(o.stateDir, "bolt.db"))) return { leases: new Map(), originals: readRunOriginals(targetKey(target(o))), pendingJournal: false };
   store = StateStore.openReadOnly(o.stateDir);
   try {
     const t = target(o);

@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { BoltError } from "../base/diagnostics.js";
+import { RUN_DIR } from "./run-copy.js";
 
 /**
  * One writer per target: an O_EXCL lock file holding the owner's pid. A lock whose pid is
@@ -9,7 +10,7 @@ import { BoltError } from "../base/diagnostics.js";
  * different --state-dir on one target must still wait for each other. It lives in
  * /run/bolt/locks (tmpfs: no stale lock survives a reboot); BOLT_LOCK_DIR moves it.
  */
-export const LOCK_DIR = () => process.env.BOLT_LOCK_DIR || "/run/bolt/locks";
+export const LOCK_DIR = () => process.env.BOLT_LOCK_DIR || join(RUN_DIR(), "locks");
 
 export class TargetLock {
   private fd: number | undefined;

@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { BoltError } from "../base/diagnostics.js";
+import { readRunOriginals, writeRunOriginals } from "./run-copy.js";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -148,18 +149,25 @@ export class StateStore implements CommitStore {
     this.db.prepare("DELETE FROM leases WHERE target = ? AND endpoint = ?").run(targetKey(target), endpoint);
   }
 
+  /** The recorded originals; the /run copy fills in what a new (lost and recreated) store lacks. */
   originals(target: Ns): Map<string, string> {
     const rows = this.db.prepare("SELECT key, value FROM sysctl_originals WHERE target = ?").all(targetKey(target)) as { key: string; value: string }[];
-    return new Map(rows.map((r) => [r.key, r.value]));
+    const out = readRunOriginals(targetKey(target));
+    for (const r of rows) out.set(r.key, r.value);
+    return out;
   }
 
   setOriginal(target: Ns, key: string, value: string): void {
     // The first recorded value is the one to restore: never overwrite it.
     this.db.prepare("INSERT OR IGNORE INTO sysctl_originals (target, key, value) VALUES (?, ?, ?)").run(targetKey(target), key, value);
+    const copy = readRunOriginals(targetKey(target));
+    if (!copy.has(key)) writeRunOriginals(targetKey(target), copy.set(key, value));
   }
 
   dropOriginal(target: Ns, key: string): void {
     this.db.prepare("DELETE FROM sysctl_originals WHERE target = ? AND key = ?").run(targetKey(target), key);
+    const copy = readRunOriginals(targetKey(target));
+    if (copy.delete(key)) writeRunOriginals(targetKey(target), copy);
   }
 
   journal(target: Ns): JournalRow | undefined {
