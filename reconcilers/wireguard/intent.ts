@@ -108,6 +108,12 @@ export const wireguardIntentHooks: IntentHooks = {
     }
     return { interfaces: wireguard, mesh };
   },
+  // Only when there are any: a Boltfile without WireGuard keeps its one-line summary.
+  describe: (f) => {
+    const w = f as WireguardFragment | undefined;
+    const n = w?.interfaces.length ?? 0;
+    return n ? `${n} WireGuard interface(s)${w?.mesh ? ` (mesh node "${w.mesh.self.hostname}" with ${w.mesh.peers.length} peer(s))` : ""}` : "";
+  },
 };
 
 /** Reports an error; `missing` reports a key file that is not here (a warning when offline). */

@@ -127,7 +127,7 @@ export async function cmdValidate(o: GlobalOpts): Promise<number> {
   if (o.json) o.out(JSON.stringify({ valid: true, files: intent.files, diagnostics: warnings }, null, 2) + "\n");
   else {
     printWarnings(o, warnings);
-    const counts = REGISTRY.kinds.flatMap((k) => (k.intent?.describe ? [k.intent.describe(intent.kinds[k.kind])] : []));
+    const counts = REGISTRY.kinds.flatMap((k) => (k.intent?.describe ? [k.intent.describe(intent.kinds[k.kind])] : [])).filter(Boolean);
     o.out(`Configuration is valid: ${counts.join(", ")} in ${intent.files.join(", ")}.\n`);
   }
   return EXIT.OK;
