@@ -90,7 +90,7 @@ export const endpointReconciler: Reconciler = {
       veths
         .filter((d) => existing.has(d.spec.netns!) && !live.has(d.name))
         .map(async (d) => {
-          const [inner = [], defaults = []] = (await io.ipJsonBatch(["link show", "route show default"], d.spec.netns!)) as [IpLink[], IpRoute[]];
+          const [inner = [], defaults = []] = (await io.ipJsonBatch(NS_PROBE, d.spec.netns!)) as [IpLink[], IpRoute[]];
           const what = inner.some((l) => l.ifname === INNER_IFNAME)
             ? `an ${INNER_IFNAME}`
             : defaults.length
@@ -261,6 +261,9 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
   return ops;
 }
 
+/** What bolt asks an existing namespace (its mark on lo, an eth0, a default route): one process, shared by read and conflicts. */
+const NS_PROBE = ["link show", "route show default"];
+
 /** The mark on a namespace bolt created for endpoint `r` of `target`: its lo's alias. */
 function markLine(r: Resource, target: Ns): OpLine {
   return line(r.spec.netns!, "link", "set", "dev", "lo", "alias", encodeAlias({ ep: r.name, nsc: "1", t: target ?? undefined }));
@@ -282,8 +285,8 @@ async function orphans(io: LiveReader, ctx: ReadContext, live: Resource[]): Prom
   const candidates = list.filter((n) => n !== io.target && !referenced.has(n) && (everything || named.has(n)));
   const found = await Promise.all(
     candidates.map(async (ns) => {
-      const [lo = []] = (await io.ipJsonBatch(["link show dev lo"], ns).catch(() => [[]])) as [IpLink[]];
-      const tag = decodeAlias(lo[0]?.ifalias);
+      const [inner = []] = (await io.ipJsonBatch(NS_PROBE, ns).catch(() => [[]])) as [IpLink[]];
+      const tag = decodeAlias(inner.find((l) => l.ifname === "lo")?.ifalias);
       if (!tag?.ep || tag.nsc !== "1" || (tag.t ?? null) !== io.target) return undefined;
       const spec: Record<string, string> = { type: "veth", host_if: "", network: "", bridge: "", netns: ns, ip: "", gateway: "", mtu: "", state: "orphan" };
       return { kind: "endpoint", name: tag.ep, id: `endpoint:${tag.ep}`, keys: [], spec, data: { nsCreated: true }, deps: [], owned: true } satisfies Resource;

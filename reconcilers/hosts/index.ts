@@ -27,9 +27,10 @@ const NEWLINE_ADDED = " [newline added by bolt]";
  * lines, final newline or lack of one are kept as they were), and the block's entries.
  */
 export function splitBlock(text: string): { before: string; block: string[] | undefined; after: string; created: boolean; newlineAdded: boolean } {
-  const b = text.startsWith(BEGIN) ? 0 : text.indexOf(`\n${BEGIN}`) + 1;
-  const endAt = b > 0 || text.startsWith(BEGIN) ? text.indexOf(`\n${END}`, b) : -1;
-  if ((b === 0 && !text.startsWith(BEGIN)) || endAt < 0) return { before: text, block: undefined, after: "", created: false, newlineAdded: false };
+  // The BEGIN line starts the text or follows a newline; END is a later line of its own.
+  const b = text.startsWith(BEGIN) ? 0 : text.indexOf(`\n${BEGIN}`) + 1 || -1;
+  const endAt = b < 0 ? -1 : text.indexOf(`\n${END}`, b);
+  if (endAt < 0) return { before: text, block: undefined, after: "", created: false, newlineAdded: false };
   const beginLine = text.slice(b, text.indexOf("\n", b));
   let e = endAt + 1 + END.length;
   if (text[e] === "\n") e++;

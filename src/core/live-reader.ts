@@ -30,9 +30,20 @@ export class LiveReader {
    * Several reads in one process: `ip -j -batch -` prints one JSON document per line, so
    * reading inside many namespaces costs one process per namespace, not one per query.
    */
-  async ipJsonBatch(lines: string[], ns: Ns = this.target): Promise<unknown[]> {
-    const primed = this.primed.get(batchKey(ns, lines));
-    if (primed) return primed;
+  ipJsonBatch(lines: string[], ns: Ns = this.target): Promise<unknown[]> {
+    const key = batchKey(ns, lines);
+    const primed = this.primed.get(key);
+    if (primed) return Promise.resolve(primed);
+    // Memoized like single reads: kinds asking the same namespace the same questions share a process.
+    let p = this.memo.get(`batch\0${key}`) as Promise<unknown[]> | undefined;
+    if (!p) {
+      p = this.readBatch(lines, ns);
+      this.memo.set(`batch\0${key}`, p);
+    }
+    return p;
+  }
+
+  private async readBatch(lines: string[], ns: Ns): Promise<unknown[]> {
     const argv = inNetns(ns, ["ip", "-j", "-batch", "-"]);
     const r = await this.runner.run(argv, lines.join("\n") + "\n");
     if (r.code !== 0) throw new CommandError(argv, r.code, r.stderr);

@@ -119,7 +119,9 @@ function order(nodes: { id: string; rank: number[]; after: string[] }[], cycleMe
       seen.push(cur.id);
       cur = byId.get(cur.after.find((a) => indeg.get(a)! > 0)!)!;
     }
-    throw new RegistryError(cycleMessage([...seen.slice(seen.indexOf(cur.id)).reverse(), cur.id]));
+    // Walked along "after" edges: reversed, it reads in the order the cycle demands (x before y …).
+    const cycle = seen.slice(seen.indexOf(cur.id)).reverse();
+    throw new RegistryError(cycleMessage([...cycle, cycle[0]!]));
   }
   return out;
 }

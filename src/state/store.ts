@@ -111,9 +111,8 @@ export class StateStore implements CommitStore {
    */
   static openReadOnly(dir: string): StateStore {
     try {
-      const s = new StateStore(dir, true);
-      s.leases(null);
-      return s;
+      // The constructor's first read fails here when the dir cannot be written (WAL's -shm file).
+      return new StateStore(dir, true);
     } catch (e) {
       if (!existsSync(join(dir, "bolt.db")) || !/cannot be written/.test((e as Error).message)) throw e;
       const copy = mkdtempSync(join(tmpdir(), "bolt-state-"));
