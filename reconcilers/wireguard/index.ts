@@ -10,19 +10,21 @@ import type { WgDump } from "./dump.js";
 import { WIREGUARD, wireguardIntentHooks } from "./intent.js";
 
 /**
- * `[wireguard.NAME]` and the mesh node's interface. This machine class has no WireGuard kernel
- * module, so the userspace implementation is first class: `wireguard-go IF` creates the tun
- * device and serves its control socket; deleting the link stops the process. A bolt interface
- * whose process died has lost its tun device, so it simply shows as missing and is created
- * again. Note: wireguard-go's control socket is /var/run/wireguard/IF.sock on the host, shared
- * by all namespaces, so userspace interface names must be unique across namespaces.
+ * `[wireguard.NAME]` and the mesh node's interface. Where the kernel has WireGuard (the module
+ * is loaded, built in or loadable) a device is `ip link add … type wireguard`; elsewhere (this
+ * machine class) `wireguard-go IF` creates a tun device and serves its control socket, and
+ * deleting the link stops the process. A bolt interface whose process died has lost its tun
+ * device, so it shows as missing (or "dead") and is created again. In a named namespace both
+ * run with the target's private /var/run/wireguard (src/exec/wg-runtime.ts), so every
+ * namespace can have its own `gw0`.
  */
 export const WG_MTU = 1420;
 
 export const wireguardReconciler: Reconciler = {
   kind: "wireguard",
-  // wireguard-go creates the device; addresses and the MTU go on it; then its keys and port.
-  phases: { dev: {}, addr: { after: ["dev"] }, conf: { after: ["addr"] } },
+  // The target's control-socket directory; wireguard-go creates the device; addresses and the
+  // MTU go on it; then its keys and port. (Deletes run backwards: the runtime goes last.)
+  phases: { rt: {}, dev: { after: ["rt"] }, addr: { after: ["dev"] }, conf: { after: ["addr"] } },
   intent: wireguardIntentHooks,
   replaceOn: ["type"],
   // No listen_port in the config (documented optional): the port wireguard-go picked is fine.
@@ -31,13 +33,16 @@ export const wireguardReconciler: Reconciler = {
 
   desired(ctx) {
     const resources: Resource[] = [];
+    const kernel = ctx.facts.get("wireguard.kernel") === "yes";
     for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
       // Compared sorted, like the live read lists them; added in the config's order (data.addresses):
       // the first is the source address the kernel picks for the allowed-IP routes, as with wg-quick.
       const addresses = w.address ? [w.address, ...(w.moreAddresses ?? [])].map((a) => `${formatIp4(a.addr)}/${a.prefix}`) : [meshAddress(ctx, w.ifname)];
       const address = [...addresses].sort().join(", ");
+      // A working device keeps its implementation; a new (or dead) one gets what this host has.
+      const liveType = ctx.live.get(`wireguard:${w.ifname}`)?.spec.type;
       const spec: Record<string, string> = {
-        type: "userspace",
+        type: liveType === "kernel" || liveType === "userspace" ? liveType : kernel ? "kernel" : "userspace",
         address,
         listen_port: w.listenPort ? String(w.listenPort) : "",
         public_key: w.publicKey,
@@ -60,28 +65,32 @@ export const wireguardReconciler: Reconciler = {
     return { resources, diagnostics: [] };
   },
 
-  async read(io) {
+  async read(io, ctx) {
     const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
     const mine = links.filter((l) => decodeAlias(l.ifalias)?.wg);
-    if (!mine.length) return { resources: [], foreign: new Map() };
+    const facts: Record<string, string> = fragment(ctx.intent, WIREGUARD).interfaces.length
+      ? { "wireguard.kernel": (await kernelHasWireguard(io)) ? "yes" : "no" }
+      : {};
+    if (!mine.length) return { resources: [], foreign: new Map(), facts };
     const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
     const resources = await Promise.all(mine.map((l) => readInterface(io, l, addrs)));
-    return { resources, foreign: new Map() };
+    return { resources, foreign: new Map(), facts };
   },
 
-  // wireguard-go's control socket (/var/run/wireguard/IF.sock) is machine-wide: a live one for a
-  // name this namespace does not have means another namespace runs it, and wireguard-go would
-  // refuse to start ("unix socket in use") in the middle of an apply.
+  // In the host namespace wireguard-go's control socket is /var/run/wireguard/IF.sock, where a
+  // wireguard-go started in another namespace by something else (wg-quick under `ip netns exec`)
+  // also puts its socket: a live one for a name this namespace does not have would make
+  // wireguard-go refuse to start ("unix socket in use") in the middle of an apply.
   async conflicts(desired, io) {
-    if (!desired.length) return [];
+    if (!desired.length || io.target !== null) return [];
     const here = new Set((await io.ipJson<IpLink[]>(["link", "show"])).map((l) => l.ifname));
     const out: Diagnostic[] = [];
     for (const d of desired.filter((x) => !here.has(x.name))) {
       if ((await io.exec(["test", "-S", `/var/run/wireguard/${d.name}.sock`], null)).code !== 0) continue;
-      if ((await io.exec(["timeout", "2", "wg", "show", d.name, "listen-port"], null)).code !== 0) continue;
+      if ((await io.exec(["wg", "show", d.name, "listen-port"], null, { timeoutMs: 2000 })).code !== 0) continue;
       out.push({
         severity: "error",
-        message: `WireGuard interface name "${d.name}" is already served by a wireguard-go in another network namespace (its control socket /var/run/wireguard/${d.name}.sock is shared by all namespaces): choose another interface name`,
+        message: `WireGuard interface name "${d.name}" is already served by a wireguard-go that was started in another network namespace without its own /var/run/wireguard (its control socket /var/run/wireguard/${d.name}.sock is the host's): choose another interface name`,
         source: d.source,
       });
     }
@@ -91,7 +100,12 @@ export const wireguardReconciler: Reconciler = {
   render(change, ctx) {
     const ns = ctx.target;
     if (change.action === "create") return createOps(change.after!, ns);
-    if (change.action === "delete") return [{ ...ipLine(ns, "link", "del", "dev", change.name), phase: "dev", undo: createLines(change.before!, ns) }];
+    if (change.action === "delete") {
+      const del: RenderedOp = { ...ipLine(ns, "link", "del", "dev", change.name), phase: "dev", undo: createLines(change.before!, ns) };
+      // The last interface of a namespace takes its control-socket directory with it.
+      const last = ns !== null && !fragment(ctx.intent, WIREGUARD).interfaces.length;
+      return last ? [del, { ...runtime(ns, "release"), phase: "rt", undo: [runtime(ns, "ensure")] }] : [del];
+    }
     return updateOps(change.before!, change.after!, change.changed, ns);
   },
 
@@ -114,8 +128,17 @@ function meshAddress(ctx: PlanContext, ifname: string): string {
 export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | undefined> {
   // `wg` waits on the control socket without a timeout: a hung (stopped, deadlocked)
   // wireguard-go would hang every plan. Bounded, such a device reads as not running.
-  const r = await io.exec(["timeout", "5", "wg", "show", ifname, "dump"]);
+  const r = await io.exec(["wg", "show", ifname, "dump"], undefined, { timeoutMs: 5000 });
   return r.code === 0 ? parseWgDump(r.stdout) : undefined;
+}
+
+/**
+ * Whether devices can be `ip link add … type wireguard`: the module is loaded or built in
+ * (/sys/module/wireguard), or modprobe could load it. Read-only: no probe device is made.
+ */
+async function kernelHasWireguard(io: LiveReader): Promise<boolean> {
+  if ((await io.exec(["test", "-d", "/sys/module/wireguard"], null)).code === 0) return true;
+  return (await io.exec(["modprobe", "-n", "-q", "wireguard"], null)).code === 0;
 }
 
 async function readInterface(io: LiveReader, l: IpLink, addrs: IpAddr[]): Promise<Resource> {
@@ -149,6 +172,7 @@ async function readInterface(io: LiveReader, l: IpLink, addrs: IpAddr[]): Promis
 
 const ipLine = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
 const exec = (ns: Ns, ...args: string[]): OpLine => ({ tool: "exec", ns, args });
+const runtime = (ns: Ns, what: "ensure" | "release"): OpLine => ({ tool: "wgrt", ns, args: [what] });
 
 function wgSetArgs(r: Resource, fields: string[]): string[] {
   const s = r.spec;
@@ -164,7 +188,8 @@ function createLines(r: Resource, ns: Ns): OpLine[] {
   const dev = r.name;
   const conf = wgSetArgs(r, ["public_key", "listen_port", "fwmark"]);
   return [
-    exec(ns, "wireguard-go", dev),
+    ...(ns !== null ? [runtime(ns, "ensure")] : []),
+    r.spec.type === "kernel" ? ipLine(ns, "link", "add", "dev", dev, "type", "wireguard") : exec(ns, "wireguard-go", dev),
     ipLine(ns, "link", "set", "dev", dev, "alias", encodeAlias({ wg: dev, key: keyPathForAlias(r), mesh: r.data?.mesh ? "1" : undefined })),
     ...((r.data?.addresses as string[] | undefined) ?? (r.spec.address ? r.spec.address.split(", ") : [])).map((a) =>
       ipLine(ns, "address", "add", a, "dev", dev),
@@ -181,9 +206,13 @@ function keyPathForAlias(r: Resource): string | undefined {
 }
 
 function createOps(r: Resource, ns: Ns): RenderedOp[] {
-  const [start, alias, ...rest] = createLines(r, ns);
+  const lines = createLines(r, ns);
+  // Left in place on undo: other devices may use it, and it holds nothing of this one's.
+  const rt: RenderedOp[] = lines[0]!.tool === "wgrt" ? [{ ...lines.shift()!, phase: "rt", undo: [] }] : [];
+  const [start, alias, ...rest] = lines;
   const phaseOf = (l: OpLine) => (l.tool === "ip" ? "addr" : "conf");
   return [
+    ...rt,
     // Deleting the link ends wireguard-go and everything configured on the device.
     { ...start!, phase: "dev", undo: [ipLine(ns, "link", "del", "dev", r.name)] },
     { ...alias!, phase: "addr", undo: [] },

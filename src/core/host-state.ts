@@ -35,6 +35,8 @@ export interface HostState {
   originals: Record<string, string>;
   /** raw read outputs for conflict checks, keyed by argv outside any namespace ("ip -j -4 route show table all") */
   reads: Record<string, RunResult>;
+  /** host facts the reads learned (the kernel has WireGuard); older exports have none */
+  facts?: Record<string, string>;
 }
 
 export async function exportState(
@@ -66,6 +68,7 @@ export async function exportState(
     leases: Object.fromEntries(store.leases),
     originals: Object.fromEntries(store.originals),
     reads,
+    facts: Object.fromEntries(snap.facts),
   };
   return { state, diagnostics: snap.diagnostics };
 }
@@ -162,6 +165,7 @@ export function offlineInputs(
     live,
     foreign: new Map(Object.entries(state.foreign)),
     netns: new Set(state.netns),
+    facts: new Map(Object.entries(state.facts ?? {})),
     diagnostics: [],
     reader: new LiveReader(runner, target),
   };

@@ -1,6 +1,6 @@
 import { BoltError, CommandError } from "./diagnostics.js";
 import { inNetns } from "../exec/runner.js";
-import type { CommandRunner, Ns, RunResult } from "../exec/runner.js";
+import type { CommandRunner, Ns, RunOptions, RunResult } from "../exec/runner.js";
 
 /**
  * Reads live kernel state once per pass: identical reads requested by different
@@ -53,12 +53,12 @@ export class LiveReader {
       .map((l) => parseToolJson(argv, l));
   }
 
-  /** Any command's result in `ns`, memoized. */
-  exec(argv: string[], ns: Ns = this.target): Promise<RunResult> {
+  /** Any command's result in `ns`, memoized (`opts`: a time limit shorter than the runner's). */
+  exec(argv: string[], ns: Ns = this.target, opts?: RunOptions): Promise<RunResult> {
     const key = `${ns ?? ""}\0exec\0${argv.join("\0")}`;
     let p = this.memo.get(key);
     if (!p) {
-      p = this.runner.run(inNetns(ns, argv));
+      p = this.runner.run(inNetns(ns, argv), undefined, opts);
       this.memo.set(key, p);
     }
     return p as Promise<RunResult>;

@@ -49,6 +49,8 @@ export interface LiveSnapshot {
   live: Map<string, Resource>;
   foreign: Map<string, string>;
   netns: Set<string>;
+  /** host facts the reads learned (ReadResult.facts) */
+  facts: Map<string, string>;
   diagnostics: Diagnostic[];
   reader: LiveReader;
 }
@@ -68,12 +70,14 @@ export async function readLive(
   const live = new Map<string, Resource>();
   const foreign = new Map<string, string>();
   const diagnostics: Diagnostic[] = [];
+  const facts = new Map<string, string>();
   for (const res of results) {
     for (const r of res.resources) live.set(r.id, r);
     for (const [k, v] of res.foreign) foreign.set(k, v);
+    for (const [k, v] of Object.entries(res.facts ?? {})) facts.set(k, v);
     diagnostics.push(...(res.diagnostics ?? []));
   }
-  return { live, foreign, netns: new Set(nsList.map((n) => n.name)), diagnostics, reader };
+  return { live, foreign, netns: new Set(nsList.map((n) => n.name)), facts, diagnostics, reader };
 }
 
 /** read → desired → conflicts → diff → ordered steps. Writes nothing. */
@@ -95,6 +99,7 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
       live: snap.live,
       leases: input.leases,
       netns: snap.netns,
+      facts: snap.facts,
       desired: uses.flatMap((u) => byKind.get(u) ?? []),
       prepared,
     };

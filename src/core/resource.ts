@@ -80,6 +80,8 @@ export interface PlanContext {
   leases: Map<string, string>;
   /** namespaces that exist now (names) */
   netns: Set<string>;
+  /** what the kinds' reads learned of the host ("wireguard.kernel" → "yes") */
+  facts: Map<string, string>;
   /** desired resources of the kinds this kind `uses` (e.g. endpoint addresses for NAT) */
   desired: Resource[];
   /** what this kind's `prepare` fetched, by change id */
@@ -101,6 +103,8 @@ export interface ReadResult {
   /** kernel objects bolt does not own that desired objects must not collide with, key → description */
   foreign: Map<string, string>;
   diagnostics?: Diagnostic[];
+  /** host capabilities the kind's `desired` depends on, named `KIND.FACT` (a kernel module present) */
+  facts?: Record<string, string>;
 }
 
 export interface OfflineRead {

@@ -2,6 +2,7 @@ import { CommandError } from "../base/diagnostics.js";
 import type { Batch, OpLine } from "./command.js";
 import { inNetns, nsName } from "./runner.js";
 import type { CommandRunner, Ns, RunResult } from "./runner.js";
+import { ensureRuntime, releaseRuntime } from "./wg-runtime.js";
 
 /**
  * The tools bolt writes with, each knowing how it batches: `ip -batch -` (one process per
@@ -62,6 +63,7 @@ export function timeoutMs(what: string, lines = 1): number {
 /** The tool a command line runs, for limits and messages: `ip netns exec NS nft -f -` is nft. */
 export function toolName(argv: string[]): string {
   if (argv[0] === "ip" && argv[1] === "netns" && argv[2] === "exec") return argv[4] ?? "ip";
+  if (argv[0] === "nsenter") return argv[argv.indexOf("--") + 1] ?? "nsenter";
   return argv[0] ?? "";
 }
 
@@ -170,7 +172,34 @@ const plainExec: Tool = {
   },
 };
 
-export const TOOLS: Record<string, Tool> = { ip: ipBatch, wg: wgSet, exec: plainExec };
+/**
+ * A target's private /var/run/wireguard (wg-runtime.ts): `ensure` before its first WireGuard
+ * device, `release` after its last. Both are idempotent, so a batch runs each at most once.
+ */
+const wgRuntime: Tool = {
+  name: "wgrt",
+  prefix: "wireguard runtime ",
+  processes: (b) => (b.ns === null ? 0 : new Set(b.ops.map((o) => o.args[0])).size * 2),
+  async run(runner, batch, o) {
+    if (batch.ns === null) return { done: batch.ops.length };
+    let done = 0;
+    let error: CommandError | undefined;
+    const ran = new Map<string, CommandError | undefined>();
+    for (const op of batch.ops) {
+      const what = op.args[0]!;
+      if (!ran.has(what)) ran.set(what, await (what === "ensure" ? ensureRuntime : releaseRuntime)(runner, batch.ns, o.signal));
+      const e = ran.get(what);
+      if (e) {
+        error ??= e;
+        if (!o.force) return { done, error };
+      }
+      done++;
+    }
+    return { done, error };
+  },
+};
+
+export const TOOLS: Record<string, Tool> = { ip: ipBatch, wg: wgSet, exec: plainExec, wgrt: wgRuntime };
 
 export function toolOf(name: string): Tool {
   const t = TOOLS[name];

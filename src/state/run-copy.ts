@@ -1,12 +1,14 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-/**
- * Machine-local runtime files (tmpfs: gone on reboot, like the namespaces and sysctl values
- * they describe): the target locks and a copy of each managed sysctl's value from before bolt,
- * so that losing the state dir does not lose what a destroy must restore. BOLT_RUN_DIR moves it.
+import { RUN_DIR } from "../exec/run-dir.js";
+
+export { RUN_DIR };
+
+/*
+ * A copy of each managed sysctl's value from before bolt, in the run dir (tmpfs), so that losing
+ * the state dir does not lose what a destroy must restore.
  */
-export const RUN_DIR = () => process.env.BOLT_RUN_DIR || "/run/bolt";
 
 function originalsFile(target: string): string {
   return join(RUN_DIR(), "sysctl", `${target || "_host"}.json`);

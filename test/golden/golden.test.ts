@@ -16,6 +16,8 @@ import type { Plan } from "../../src/core/plan.js";
 import type { OpLine } from "../../src/core/resource.js";
 import type { Intent } from "../../src/core/intent.js";
 import { ReplayRunner } from "../../src/exec/replay-runner.js";
+import { RUN_DIR } from "../../src/exec/run-dir.js";
+import { toolOf } from "../../src/exec/tools.js";
 import type { RecordedOutput } from "../../src/exec/replay-runner.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 import { emptyIntent } from "../../src/core/intent.js";
@@ -32,8 +34,8 @@ interface CaseOptions {
   originals?: Record<string, string>;
 }
 
-/** Recorded files name the case folder `@CASE@` (record.mjs), so a case replays from any checkout. */
-const read = (dir: string, f: string) => readFileSync(join(dir, f), "utf8").replaceAll("@CASE@", dir);
+/** Recorded files name the case folder `@CASE@` (record.mjs) and bolt's run dir `@RUN@`, so a case replays from any checkout. */
+const read = (dir: string, f: string) => readFileSync(join(dir, f), "utf8").replaceAll("@CASE@", dir).replaceAll("@RUN@", RUN_DIR());
 
 /**
  * Key files (`*.key`, `*.psk`, anywhere in the case folder) must be 0600 or the loader refuses
@@ -50,7 +52,7 @@ const word = (a: string) => (a === "" || /[\s"'\\]/.test(a) ? JSON.stringify(a) 
 
 /** An op line as plan.txt prints it, with the namespace always named. */
 function commandLine(l: OpLine): string {
-  const tool = l.tool === "ip" ? ["ip"] : l.tool === "wg" ? ["wg", "set"] : [];
+  const tool = toolOf(l.tool).prefix.split(" ").filter(Boolean);
   return `[${l.ns ?? "host"}] ${[...tool, ...l.args.map(word)].join(" ")}`;
 }
 

@@ -10,6 +10,7 @@ import { loadIntent } from "../../dist/src/cli/config.js";
 import { makePlan } from "../../dist/src/core/plan.js";
 import { ProcessRunner } from "../../dist/src/exec/process-runner.js";
 import { ReplayRunner } from "../../dist/src/exec/replay-runner.js";
+import { RUN_DIR } from "../../dist/src/exec/run-dir.js";
 import { REGISTRY } from "../../dist/reconcilers/registry.js";
 import { emptyIntent } from "../../dist/src/core/intent.js";
 
@@ -48,5 +49,5 @@ await makePlan({
   destroy: !!opts.destroy,
 });
 const sorted = Object.fromEntries(Object.entries(recorded).sort(([a], [b]) => a.localeCompare(b)));
-writeFileSync(join(dir, "live.json"), (JSON.stringify(sorted, null, 2) + "\n").replaceAll(dir, "@CASE@"));
+writeFileSync(join(dir, "live.json"), (JSON.stringify(sorted, null, 2) + "\n").replaceAll(dir, "@CASE@").replaceAll(RUN_DIR(), "@RUN@"));
 console.log(`recorded ${Object.keys(sorted).length} reads into ${join(dir, "live.json")}`);

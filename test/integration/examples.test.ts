@@ -26,7 +26,8 @@ import { basename, join, relative } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO, SKIP_REASON, bolt, exampleFiles, ipJson, must, ping, requireBuild, run, snapshot, sysctlGet } from "./harness.js";
+import { REPO, SKIP_REASON, bolt, exampleFiles, ipJson, must, ping, requireBuild, run, snapshot, sysctlGet, wgIn, wgPidsIn } from "./harness.js";
+import { wgSocketDir } from "../../src/exec/run-dir.js";
 import type { Json, Snapshot } from "./harness.js";
 import { expectTap, expectVeth, link } from "./checks.js";
 import { Topology, UPLINK } from "./nft-topology.js";
@@ -288,8 +289,8 @@ describe.skipIf(!!SKIP_REASON)("examples/", () => {
         }
         for (const h of HOSTS) {
           expect(await snapshot(lab.ns(h)), `namespace of ${h} after destroy`).toEqual(before.get(h));
-          expect(await lab.wgPids(lab.ifname(h))).toEqual([]);
-          expect(existsSync(`/var/run/wireguard/${lab.ifname(h)}.sock`)).toBe(false);
+          expect(await lab.wgPids(h)).toEqual([]);
+          expect(existsSync(lab.socket(h))).toBe(false);
           expect(existsSync(`/etc/netns/${lab.ns(h)}`), `${h}: the /etc/netns dir bolt made for the hosts file is gone`).toBe(false);
           for (const [key, value] of sysctlsBefore.get(h) ?? []) expect(await sysctlGet(lab.ns(h), key), `${h}: ${key}`).toBe(value);
           expect((await lab.bolt(h, ["plan", "-f", hosts.get(h)!.file, "--detailed-exitcode"])).code).toBe(2);
@@ -514,7 +515,7 @@ async function checkRule(t: Target, c: Json): Promise<void> {
 }
 
 async function wg(ns: string, dev: string, what: string): Promise<string> {
-  return (await must(["ip", "netns", "exec", ns, "wg", "show", dev, what])).trim();
+  return (await must(wgIn(ns, ["show", dev, what]))).trim();
 }
 
 interface WgPeer {
@@ -557,9 +558,10 @@ async function checkWireguard(t: Target, c: Json): Promise<void> {
   expect(await wg(t.ns, dev, "listen-port"), `${dev}: listen port`).toBe(a.listen_port || "0");
   expect(await wg(t.ns, dev, "fwmark"), `${dev}: fwmark`).toBe(a.fwmark || "off");
   if (a.type === "userspace") {
-    const pids = (await run(["pgrep", "-f", `^wireguard-go ${dev}$`])).stdout.trim().split("\n").filter(Boolean);
-    expect(pids.length, `one wireguard-go ${dev}`).toBe(1);
-    expect((await must(["ip", "netns", "identify", pids[0]!])).trim(), `wireguard-go ${dev} lives in ${t.ns}`).toBe(t.ns);
+    // Other namespaces (other tests running now) have their own `gw0`: counted in this one.
+    const pids = await wgPidsIn(t.ns, dev);
+    expect(pids.length, `one wireguard-go ${dev} in ${t.ns}`).toBe(1);
+    expect(existsSync(join(wgSocketDir(t.ns), `${dev}.sock`)), `${dev}: its control socket is ${t.ns}'s own`).toBe(true);
   }
 }
 

@@ -8,6 +8,7 @@ import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, execaSync } from "execa";
 import type { ResultPromise } from "execa";
+import { wgMountFile, wgSocketDir } from "../../src/exec/run-dir.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const BOLT_BIN = join(REPO, "bin", "bolt.js");
@@ -287,9 +288,48 @@ export class Sandbox {
         }
       }
     }
-    for (const n of await this.mine()) await run(["ip", "netns", "del", n]);
+    for (const n of await this.mine()) {
+      await releaseWgRuntime(n);
+      await run(["ip", "netns", "del", n]);
+    }
     if (this.tmp) for (const d of [this.tmp.dir, this.tmp.state]) rmSync(d, { recursive: true, force: true });
   }
+}
+
+/** `wg ARGS` as bolt runs it for namespace NS: inside NS and NS's private /var/run/wireguard. */
+export function wgIn(ns: string, args: string[]): string[] {
+  return ["nsenter", `--net=/run/netns/${ns}`, `--mount=${wgMountFile(ns)}`, "--", "wg", ...args];
+}
+
+/** `wireguard-go IF` processes living in namespace NS (`ip netns pids`: by their network namespace). */
+export async function wgPidsIn(ns: string, ifname: string): Promise<number[]> {
+  const here = new Set((await run(["ip", "netns", "pids", ns])).stdout.split("\n").filter(Boolean).map(Number));
+  const r = await run(["pgrep", "-f", `^wireguard-go ${ifname}$`]);
+  return r.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map(Number)
+    .filter((p) => here.has(p));
+}
+
+/**
+ * Teardown of one of our namespaces' WireGuard: its wireguard-go processes (in our namespace,
+ * so ours) killed by PID, its private /var/run/wireguard unmounted and removed.
+ */
+export async function releaseWgRuntime(ns: string): Promise<void> {
+  const pids = (await run(["ip", "netns", "pids", ns])).stdout.split("\n").filter(Boolean).map(Number);
+  for (const pid of pids) {
+    const cmd = existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, "utf8") : "";
+    if (!cmd.startsWith("wireguard-go\0")) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  if (readFileSync("/proc/self/mountinfo", "utf8").includes(` ${wgMountFile(ns)} `)) await run(["umount", wgMountFile(ns)]);
+  rmSync(wgMountFile(ns), { force: true });
+  rmSync(wgSocketDir(ns), { recursive: true, force: true });
 }
 
 /** The "action address" lines of a plan printed as JSON (`plan --json`, `apply --json`). */

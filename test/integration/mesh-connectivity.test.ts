@@ -43,7 +43,7 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
       expect(l.ifalias).toMatch(/^bolt1,/);
       expect(l.flags).toContain("UP");
       expect(l.mtu).toBe(1420);
-      expect(await lab.wgPids(dev)).toHaveLength(1);
+      expect(await lab.wgPids(h)).toHaveLength(1);
       const addrs = ((await ipJson(ns, ["-4", "addr", "show", "dev", dev])) as Json[])[0].addr_info.map((a: Json) => `${a.local}/${a.prefixlen}`);
       expect(addrs).toEqual([`${MESH_IP[h]}/32`]);
       const routes = ((await ipJson(ns, ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`).sort();
@@ -155,8 +155,8 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
     }
     for (const h of HOSTS) {
       expect(await snapshot(lab.ns(h)), `namespace of ${h} after destroy`).toEqual(before.get(h));
-      expect(await lab.wgPids(lab.ifname(h))).toEqual([]);
-      expect(existsSync(`/var/run/wireguard/${lab.ifname(h)}.sock`)).toBe(false);
+      expect(await lab.wgPids(h)).toEqual([]);
+      expect(existsSync(lab.socket(h))).toBe(false);
       // bolt removes the /etc/netns dir it created; C's own hosts file is back to what it was.
       if (h === "c") expect(readFileSync(cHosts(), "utf8")).toBe(USER_HOSTS);
       else expect(existsSync(`/etc/netns/${lab.ns(h)}`)).toBe(false);

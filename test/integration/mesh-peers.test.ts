@@ -86,12 +86,12 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
 
   it("a wireguard-go found dead is started again by the next apply, and traffic flows", async () => {
     const dev = lab.ifname("b");
-    const [pid] = await lab.wgPids(dev);
+    const [pid] = await lab.wgPids("b");
     expect(pid).toBeGreaterThan(0);
     // We started it (through bolt, in our namespace, with our unique interface name).
     process.kill(pid!, "SIGKILL");
-    for (let i = 0; i < 50 && (await lab.wgPids(dev)).length; i++) await sleep(100);
-    expect(await lab.wgPids(dev)).toEqual([]);
+    for (let i = 0; i < 50 && (await lab.wgPids("b")).length; i++) await sleep(100);
+    expect(await lab.wgPids("b")).toEqual([]);
     // The tun device died with its process.
     expect(((await ipJson(lab.ns("b"), ["link", "show"])) as Json[]).map((l) => l.ifname)).not.toContain(dev);
     expect(await pingUntil(lab.ns("b"), MESH_IP.a, 1)).toBe(false);
@@ -101,7 +101,7 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
     expect(st.interfaces).toEqual([]);
 
     await lab.apply("b", lab.meshFile("b"));
-    const pids = await lab.wgPids(dev);
+    const pids = await lab.wgPids("b");
     expect(pids).toHaveLength(1);
     expect(pids[0]).not.toBe(pid);
     expect(await pingUntil(lab.ns("b"), MESH_IP.a)).toBe(true);
@@ -111,15 +111,15 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
 
   it("a wireguard-go whose control socket was deleted is brought back", async () => {
     const dev = lab.ifname("c");
-    const [pid] = await lab.wgPids(dev);
+    const [pid] = await lab.wgPids("c");
     // wireguard-go watches its socket (inotify) and shuts down when it is deleted; until it has,
     // `wg` cannot reach the device and bolt replaces it. Either way the next apply brings it back.
-    await run(["rm", "-f", `/var/run/wireguard/${dev}.sock`]);
+    await run(["rm", "-f", lab.socket("c")]);
     const plan = await lab.bolt("c", ["plan", "--json", "-f", lab.meshFile("c")]);
     expect(plannedOf(plan.stdout).filter((l) => l.endsWith(`wireguard:${dev}`))).toHaveLength(1);
     expect(plannedOf(plan.stdout).find((l) => l.endsWith(`wireguard:${dev}`))).toMatch(/^(create|replace) /);
     await lab.apply("c", lab.meshFile("c"));
-    const pids = await lab.wgPids(dev);
+    const pids = await lab.wgPids("c");
     expect(pids).toHaveLength(1);
     expect(pids[0]).not.toBe(pid);
     expect(await pingUntil(lab.ns("c"), MESH_IP.a)).toBe(true);
@@ -127,7 +127,7 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
 
   it("a hung wireguard-go (stopped) does not hang plan or status: its device reads as not running", async () => {
     const dev = lab.ifname("c");
-    const [pid] = await lab.wgPids(dev);
+    const [pid] = await lab.wgPids("c");
     // Ours (started through bolt in our namespace); continued right after, whatever happens.
     process.kill(pid!, "SIGSTOP");
     try {
@@ -146,7 +146,7 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
 
   it("destroy stops every wireguard-go; no key material anywhere", async () => {
     for (const h of HOSTS) expect((await lab.bolt(h, ["destroy"])).code).toBe(0);
-    for (const h of HOSTS) expect(await lab.wgPids(lab.ifname(h))).toEqual([]);
+    for (const h of HOSTS) expect(await lab.wgPids(h)).toEqual([]);
     await lab.expectNoSecrets();
   });
 });

@@ -153,7 +153,7 @@ describe.skipIf(!!SKIP_REASON)("[wireguard.NAME] point-to-point between two name
       const r = await lab.bolt(h, ["destroy"]);
       expect(r.code, r.stderr).toBe(0);
       expect(await snapshot(lab.ns(h))).toEqual(before.get(h));
-      expect(await lab.wgPids(lab.ifname(h))).toEqual([]);
+      expect(await lab.wgPids(h)).toEqual([]);
     }
   });
 

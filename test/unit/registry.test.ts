@@ -58,6 +58,7 @@ describe("compileRegistry", () => {
       "endpoint.mark",
       "endpoint.port",
       "endpoint.inside",
+      "wireguard.rt",
       "wireguard.dev",
       "wireguard.addr",
       "wireguard.conf",

@@ -35,7 +35,12 @@
 //   iptables-save [-t filter]
 //   cat PATH | tee [-a] PATH (stdin) | rm -f PATH | mkdir -p DIR | rmdir [--ignore-fail-on-non-empty] DIR |
 //     test -S|-e|-f|-d PATH (sockets: /var/run/wireguard/IF.sock and /run/wireguard/IF.sock while IF exists)
-//   timeout N CMD…
+//   timeout N CMD… | modprobe -n -q MODULE (no module is loadable)
+//   WireGuard's per-target control sockets (src/exec/wg-runtime.ts), kept apart from the
+//   compared state (they are bolt's runtime, not network state): cat /proc/self/mountinfo,
+//   mkdir/rmdir/rm/touch under the run dir, unshare --mount=F … mount --bind D /run/wireguard,
+//   umount F, and `nsenter --net=/run/netns/NS --mount=F -- CMD…` (wg and wireguard-go there
+//   see only the devices started through F; everywhere else they share the host's sockets)
 //
 // A write op is one `ip -batch` line (or one non-batch ip write), one `wg set` clause (the
 // interface part counts as one, each `peer …` as one) or one other exec'd write. Faults: the K-th
@@ -62,6 +67,7 @@
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { CommandRunner, RunResult } from "../../../src/exec/runner.js";
+import { WG_DIR } from "../../../src/exec/run-dir.js";
 
 export type NsName = string | null;
 
@@ -80,6 +86,8 @@ export interface WgDeviceState {
   listenPort: number;
   fwmark: number;
   peers: WgPeerState[];
+  /** the mount namespace file whose /run/wireguard serves it (started under `nsenter --mount=F`); none: the host's */
+  socketScope?: string;
 }
 
 export interface LinkState {
@@ -322,6 +330,10 @@ export class FakeKernel implements CommandRunner {
   private forwardCount = 0;
   private expectations: (Expectation & { used?: boolean })[] = [];
   private ordered = false;
+  /** mount namespace files made by `unshare --mount=F` (bolt's WireGuard runtime) */
+  readonly wgMounts = new Set<string>();
+  /** the mount namespace a command runs in (`nsenter --mount=F`), undefined: the host's */
+  private scope?: string;
 
   constructor(opts: FakeKernelOptions = {}, state?: KernelState) {
     this.mode = opts.mode ?? "strict";
@@ -353,7 +365,9 @@ export class FakeKernel implements CommandRunner {
 
   /** A new fake with a deep copy of this one's state (no calls, writes, fault or expectations). */
   clone(): FakeKernel {
-    return new FakeKernel({ mode: this.mode }, structuredClone(this.state));
+    const k = new FakeKernel({ mode: this.mode }, structuredClone(this.state));
+    for (const m of this.wgMounts) k.wgMounts.add(m);
+    return k;
   }
 
   // ---- setup and inspection -------------------------------------------------------------
@@ -511,7 +525,17 @@ export class FakeKernel implements CommandRunner {
       case "mkdir":
       case "rmdir":
       case "test":
+        if (this.isRuntimePath(argv)) return this.runtimeCmd(argv);
         return this.fileCmd(ns, argv, stdin);
+      case "nsenter":
+        return this.nsenter(argv, stdin);
+      case "unshare":
+      case "mount":
+      case "umount":
+      case "touch":
+        return this.runtimeCmd(argv);
+      case "modprobe":
+        return done("", "", 1);
       case "timeout": {
         let i = 0;
         while (a[i]?.startsWith("-")) i += a[i] === "-k" || a[i] === "-s" ? 2 : 1;
@@ -1357,14 +1381,78 @@ export class FakeKernel implements CommandRunner {
     return done(stdout, stderr, stderr ? 255 : 0);
   }
 
+  // ---- WireGuard's per-target runtime (mount namespaces) ------------------------------------
+
+  private isRuntimePath(argv: string[]): boolean {
+    const paths = argv.slice(1).filter((a) => !a.startsWith("-"));
+    const dir = WG_DIR();
+    return (
+      paths.length > 0 &&
+      paths.every((p) => p === "/proc/self/mountinfo" || p === "/run/wireguard" || p === dir || p.startsWith(`${dir}/`) || p === `${dir}.setup`)
+    );
+  }
+
+  private runtimeCmd(argv: string[]): RunResult {
+    const [cmd, ...a] = argv;
+    if (cmd === "cat") {
+      // The root mount is private here (a container); a systemd host's is shared.
+      const lines = [
+        "21 1 254:0 / / rw,relatime - ext4 /dev/vda rw",
+        ...[...this.wgMounts].map((f, i) => `${100 + i} 21 0:4 mnt:[4026532${i}] ${f} rw - nsfs nsfs rw`),
+      ];
+      return done(lines.join("\n") + "\n");
+    }
+    if (cmd === "unshare") {
+      const f = /^--mount=(.+)$/.exec(a[0] ?? "")?.[1];
+      if (!f || a[1] !== "--propagation" || a[2] !== "private" || a[3] !== "mount" || a[4] !== "--bind" || a[6] !== "/run/wireguard") {
+        this.unsupported(argv.join(" "));
+        return done("", "unshare: unsupported\n", 1);
+      }
+      this.wgMounts.add(f);
+      return done();
+    }
+    if (cmd === "umount") {
+      if (!this.wgMounts.delete(a[0] ?? "")) return done("", `umount: ${a[0]}: not mounted.\n`, 32);
+      return done();
+    }
+    if (cmd === "mount") {
+      this.unsupported(argv.join(" "));
+      return done("", "mount: unsupported\n", 1);
+    }
+    return done(); // mkdir -p, rmdir, rm -f, touch of the runtime's own paths
+  }
+
+  /** `nsenter --net=/run/netns/NS --mount=F -- CMD…`: CMD in NS, seeing the devices started through F. */
+  private nsenter(argv: string[], stdin?: string): RunResult {
+    const net = /^--net=\/run\/netns\/(.+)$/.exec(argv[1] ?? "")?.[1];
+    const mnt = /^--mount=(.+)$/.exec(argv[2] ?? "")?.[1];
+    if (!net || !mnt || argv[3] !== "--") {
+      this.unsupported(argv.join(" "));
+      return done("", "nsenter: unsupported\n", 1);
+    }
+    if (!this.state.netns[net]) return done("", `nsenter: cannot open /run/netns/${net}: No such file or directory\n`, 1);
+    if (!this.wgMounts.has(mnt)) return done("", "nsenter: reassociate to namespace 'ns/mnt' failed: Invalid argument\n", 1);
+    const outer = this.scope;
+    this.scope = mnt;
+    try {
+      return this.exec(net, argv.slice(4), stdin);
+    } finally {
+      this.scope = outer;
+    }
+  }
+
   // ---- WireGuard --------------------------------------------------------------------------
 
-  /** The device behind /var/run/wireguard/IF.sock: the control socket is machine-wide. */
+  /**
+   * The device behind /var/run/wireguard/IF.sock of the mount namespace the command runs in:
+   * the host's is shared by every network namespace entered without bolt's runtime.
+   */
   private wgDevice(ns: NsName, ifname: string): { ns: NsName; link: LinkState } | undefined {
-    const here = this.nsOr(ns)?.links.find((l) => l.name === ifname && l.wg);
+    const mine = (l: LinkState) => l.name === ifname && !!l.wg && l.wg.socketScope === this.scope;
+    const here = this.nsOr(ns)?.links.find(mine);
     if (here) return { ns, link: here };
     for (const [name, s] of [[null, this.state.host] as const, ...Object.entries(this.state.netns)]) {
-      const l = s.links.find((x) => x.name === ifname && x.wg);
+      const l = s.links.find(mine);
       if (l) return { ns: name, link: l };
     }
     return undefined;
@@ -1381,7 +1469,8 @@ export class FakeKernel implements CommandRunner {
       if (this.wgDevice(ns, ifname)) return `ERROR: (${ifname}) UAPI listen error: unix /var/run/wireguard/${ifname}.sock: address already in use`;
       const s = this.ns(ns);
       if (s.links.some((l) => l.name === ifname)) return `ERROR: (${ifname}) Failed to create TUN device: device or resource busy`;
-      s.links.push(this.newLink(ifname, "tun", 1420, { tunType: "tun", mac: "", wg: { privateKey: "", listenPort: 0, fwmark: 0, peers: [] } }));
+      const wg: WgDeviceState = { privateKey: "", listenPort: 0, fwmark: 0, peers: [], ...(this.scope ? { socketScope: this.scope } : {}) };
+      s.links.push(this.newLink(ifname, "tun", 1420, { tunType: "tun", mac: "", wg }));
       return undefined;
     });
     return err ? done("", err + "\n", 1) : done();

@@ -127,17 +127,23 @@ export async function recoverFrom(journalPayload: string, runner: CommandRunner,
 export const ROLLBACK_EVENT = "rollback.start";
 
 /** The journal payload format (what started, with its undo), for the expected-undo check. */
-export function journalStarted(
-  payload: string,
-): { tool: string; ns: Ns; args: string[]; stdin?: string; undo: { tool: string; ns: Ns; args: string[]; stdin?: string }[] }[] {
-  return (JSON.parse(payload) as JournalPayload).started;
+type Line = { tool: string; ns: Ns; args: string[]; stdin?: string };
+
+/**
+ * WireGuard's runtime ops (`wgrt`: the per-target control-socket directory) are bolt's own
+ * bookkeeping, idempotent and not network state: the fake keeps them apart, so the write
+ * accounting leaves them out.
+ */
+const kernelOnly = <T extends Line & { undo: Line[] }>(ops: T[]): T[] =>
+  ops.filter((o) => o.tool !== "wgrt").map((o) => ({ ...o, undo: o.undo.filter((u) => u.tool !== "wgrt") }));
+
+export function journalStarted(payload: string): (Line & { undo: Line[] })[] {
+  return kernelOnly((JSON.parse(payload) as JournalPayload).started);
 }
 
-/** Every write op of a plan, in plan order. */
-export function planOps(
-  plan: Plan,
-): { tool: string; ns: Ns; args: string[]; stdin?: string; undo: { tool: string; ns: Ns; args: string[]; stdin?: string }[] }[] {
-  return plan.steps.flatMap((s) => s.ops);
+/** Every kernel write op of a plan, in plan order. */
+export function planOps(plan: Plan): (Line & { undo: Line[] })[] {
+  return kernelOnly(plan.steps.flatMap((s) => s.ops));
 }
 
 /** "action id" of each change, in plan order. */

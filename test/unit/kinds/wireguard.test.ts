@@ -3,6 +3,7 @@
 // update (port, MTU, addresses), key change, delete (with its peers and routes), destroy.
 import { describe, expect } from "vitest";
 import { publicKeyOf } from "../helpers/fake-kernel.js";
+import { wgMountFile } from "../../../src/exec/run-dir.js";
 import { converge, describeTransition, intentOf, newWorld, wgKeyPair, wgPsk, writeConfigs, writeKeyFile } from "../helpers/pipeline.js";
 import type { Desired } from "../helpers/pipeline.js";
 
@@ -57,8 +58,10 @@ describe("wireguard", () => {
     after: (k) => {
       const l = k.link(T, "wg0")!;
       expect(l).toMatchObject({ kind: "tun", tunType: "tun", mtu: 1420, up: true, addrs: ["10.0.0.1/24"], alias: `bolt1,wg=wg0,key=${KEY}` });
-      expect(l.wg).toEqual({ privateKey: self.priv, listenPort: 51820, fwmark: 0, peers: [] });
+      // Served through the target's own /var/run/wireguard (its mount namespace), not the host's.
+      expect(l.wg).toEqual({ privateKey: self.priv, listenPort: 51820, fwmark: 0, peers: [], socketScope: wgMountFile(T) });
       expect(publicKeyOf(l.wg!.privateKey)).toBe(self.pub);
+      expect(k.wgMounts.has(wgMountFile(T))).toBe(true);
     },
   });
 
