@@ -19,6 +19,9 @@ export const wgPeerReconciler: Reconciler = {
   phases: { peer: { after: ["wireguard.conf"] } },
   uses: ["wireguard"],
   replaceOn: [],
+  // A peer without a configured endpoint dials in: WireGuard learns (and follows) its address
+  // from authenticated packets, so whatever the kernel has then is right, never drift.
+  kernelChosen: ["endpoint"],
 
   desired(ctx) {
     const resources: Resource[] = [];
@@ -32,13 +35,11 @@ export const wgPeerReconciler: Reconciler = {
           keys: [],
           spec: {
             allowed_ips: p.allowedIps.map(formatCidr4).sort().join(","),
-            // No endpoint in the config: the peer dials in and WireGuard learns (and follows) its
-            // address from authenticated packets (roaming). That is not drift to undo.
-            endpoint: p.endpoint ?? ctx.live.get(id)?.spec.endpoint ?? "",
+            endpoint: endpointOf(p.endpoint, ctx.live.get(id), ctx.leases.get(endpointLeaseKey(w.ifname, p.publicKey))),
             persistent_keepalive: p.keepalive ? String(p.keepalive) : "",
             preshared_key: p.pskFile ? pskOf(p.pskFile) : "",
           },
-          data: { ifname: w.ifname, publicKey: p.publicKey, pskFile: p.pskFile, hostname: p.hostname },
+          data: { ifname: w.ifname, publicKey: p.publicKey, pskFile: p.pskFile, hostname: p.hostname, configuredEndpoint: p.endpoint },
           deps: [`wireguard:${w.ifname}`],
           owned: true,
           source: p.source,
@@ -115,16 +116,44 @@ export const wgPeerReconciler: Reconciler = {
   },
 
   // The preshared key file of each peer is remembered (its path, never its content): the live
-  // peer only shows a digest, and undoing a peer's removal must put its key back.
+  // peer only shows a digest, and undoing a peer's removal must put its key back. A configured
+  // endpoint is remembered with the time it was set, so a later roam can be told from drift.
   commit(change, store, target) {
     const r = change.after ?? change.before!;
-    const key = pskLeaseKey(String(r.data!.ifname), String(r.data!.publicKey));
+    const ifname = String(r.data!.ifname);
+    const pub = String(r.data!.publicKey);
+    const key = pskLeaseKey(ifname, pub);
     if (change.action !== "delete" && change.after?.data?.pskFile) store.setLease(target, "wg-psk", key, String(change.after.data.pskFile));
     else store.releaseLease(target, key);
+    const configured = change.action !== "delete" ? change.after?.data?.configuredEndpoint : undefined;
+    const epKey = endpointLeaseKey(ifname, pub);
+    // Only an endpoint this apply wrote restarts the clock (a kept roam is not written).
+    if (typeof configured === "string" && configured) {
+      if (change.changed.includes("endpoint") && change.after!.spec.endpoint === configured)
+        store.setLease(target, "wg-endpoint", epKey, `${configured}@${Math.floor(Date.now() / 1000)}`);
+    } else store.releaseLease(target, epKey);
   },
 };
 
 const pskLeaseKey = (ifname: string, pub: string) => `wg-psk:${ifname}/${pub}`;
+const endpointLeaseKey = (ifname: string, pub: string) => `wg-endpoint:${ifname}/${pub}`;
+
+/**
+ * Roaming, as WireGuard means it: a configured endpoint is where to start, not a constraint.
+ * When the peer has since spoken from another address (NAT rebinding, a new port) — a handshake
+ * newer than the time bolt set the endpoint — the learned endpoint is kept; resetting it would
+ * break the tunnel until the peer speaks again. A changed `endpoint` in the config is applied.
+ * No configured endpoint: "" (kernelChosen: whatever the peer dialled in from).
+ */
+function endpointOf(configured: string | undefined, live: Resource | undefined, lease: string | undefined): string {
+  if (!configured) return "";
+  const liveEp = live?.owned ? (live.spec.endpoint ?? "") : "";
+  if (!lease || !liveEp || liveEp === configured) return configured;
+  const at = lease.lastIndexOf("@");
+  const [setTo, setAt] = [lease.slice(0, at), Number(lease.slice(at + 1))];
+  const handshake = Number(live?.data?.latestHandshake ?? 0);
+  return setTo === configured && handshake > setAt ? liveEp : configured;
+}
 
 /** `preshared-key FILE` that restores a live peer's key, when bolt set it from a file it remembers. */
 function pskUndo(before: Resource, leases: Map<string, string>, ifname: string, pub: string): string[] {

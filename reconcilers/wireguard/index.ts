@@ -3,11 +3,12 @@ import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
 import type { OpLine, PlanContext, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
-import type { IpAddr, IpLink, LiveReader } from "../../src/core/live-reader.js";
+import type { IpAddr, IpLink, IpRoute, LiveReader } from "../../src/core/live-reader.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { parseWgDump } from "./dump.js";
 import type { WgDump } from "./dump.js";
 import { WIREGUARD, wireguardIntentHooks } from "./intent.js";
+import type { WgIntent } from "./intent.js";
 
 /**
  * `[wireguard.NAME]` and the mesh node's interface. Where the kernel has WireGuard (the module
@@ -47,7 +48,7 @@ export const wireguardReconciler: Reconciler = {
         listen_port: w.listenPort ? String(w.listenPort) : "",
         public_key: w.publicKey,
         fwmark: w.fwmark ? `0x${w.fwmark.toString(16)}` : "",
-        mtu: String(w.mtu ?? WG_MTU),
+        mtu: String(w.mtu ?? ctx.facts.get(`wireguard.mtu:${w.ifname}`) ?? WG_MTU),
         state: "up",
       };
       resources.push({
@@ -68,9 +69,12 @@ export const wireguardReconciler: Reconciler = {
   async read(io, ctx) {
     const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
     const mine = links.filter((l) => decodeAlias(l.ifalias)?.wg);
-    const facts: Record<string, string> = fragment(ctx.intent, WIREGUARD).interfaces.length
-      ? { "wireguard.kernel": (await kernelHasWireguard(io)) ? "yes" : "no" }
-      : {};
+    const wanted = fragment(ctx.intent, WIREGUARD).interfaces;
+    const facts: Record<string, string> = {};
+    if (wanted.length) {
+      facts["wireguard.kernel"] = (await kernelHasWireguard(io)) ? "yes" : "no";
+      for (const w of wanted.filter((x) => x.mtu === undefined)) facts[`wireguard.mtu:${w.ifname}`] = String(await wgQuickMtu(io, w, links));
+    }
     if (!mine.length) return { resources: [], foreign: new Map(), facts };
     const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
     const resources = await Promise.all(mine.map((l) => readInterface(io, l, addrs)));
@@ -130,6 +134,67 @@ export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | u
   // wireguard-go would hang every plan. Bounded, such a device reads as not running.
   const r = await io.exec(["wg", "show", ifname, "dump"], undefined, { timeoutMs: 5000 });
   return r.code === 0 ? parseWgDump(r.stdout) : undefined;
+}
+
+/** The address of an `IP:PORT` or `[IPv6]:PORT` endpoint; undefined for a host name. */
+export function endpointAddress(endpoint: string): string | undefined {
+  const v6 = /^\[([0-9a-fA-F:.]+)\]:\d+$/.exec(endpoint);
+  if (v6) return v6[1];
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(endpoint);
+  return v4?.[1];
+}
+
+/**
+ * The MTU wg-quick gives an interface without `MTU =`: the largest path MTU towards its peers'
+ * endpoints (the route's `mtu` metric, else its device's MTU), or the default route's device
+ * MTU when no peer has an endpoint, else 1500; minus 80 (the IPv6 + UDP + WireGuard overhead).
+ * A 1400 underlay gets 1320, so full-size packets are not fragmented. The endpoint's route is
+ * asked with the interface's fwmark, as its own packets are routed (a full tunnel would send
+ * the question into the tunnel itself); an answer through the interface itself is ignored.
+ */
+async function wgQuickMtu(io: LiveReader, w: WgIntent, links: IpLink[]): Promise<number> {
+  const mtuOf = (dev?: string) => links.find((l) => l.ifname === dev)?.mtu;
+  const mark = w.fwmark ? ["mark", `0x${w.fwmark.toString(16)}`] : [];
+  const addrs = [...new Set(w.peers.map((p) => (p.endpoint ? endpointAddress(p.endpoint) : undefined)).filter((a): a is string => !!a))];
+  let best = 0;
+  if (addrs.length) {
+    const answers = await routeGets(
+      io,
+      addrs.map((a) => ["route", "get", a, ...mark].join(" ")),
+    );
+    for (const r of answers) {
+      if (!r || r.dev === w.ifname) continue;
+      const m = r.metrics?.find((x) => x.mtu)?.mtu ?? mtuOf(r.dev);
+      if (m && m > best) best = m;
+    }
+  }
+  if (!best && !addrs.length) {
+    const def = (await io.ipJson<IpRoute[]>(["route", "show", "default"]).catch(() => [] as IpRoute[])).find((r) => r.dev !== w.ifname);
+    best = mtuOf(def?.dev) ?? 0;
+  }
+  return (best || 1500) - 80;
+}
+
+type RouteAnswer = IpRoute & { metrics?: { mtu?: number }[] };
+
+/** `ip -j route get` for each line, one process; an unreachable address answers undefined. */
+async function routeGets(io: LiveReader, lines: string[]): Promise<(RouteAnswer | undefined)[]> {
+  try {
+    const out = await io.ipJsonBatch(lines);
+    if (out.length === lines.length) return out.map((o) => (o as RouteAnswer[])[0]);
+  } catch {
+    // An unreachable address fails the batch ("Network is unreachable"): ask one at a time.
+  }
+  return Promise.all(
+    lines.map(async (l) => {
+      const r = await io.exec(["ip", "-j", ...l.split(" ")]);
+      try {
+        return r.code === 0 ? (JSON.parse(r.stdout) as RouteAnswer[])[0] : undefined;
+      } catch {
+        return undefined;
+      }
+    }),
+  );
 }
 
 /**

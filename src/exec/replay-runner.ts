@@ -33,7 +33,27 @@ export class ReplayRunner implements CommandRunner {
     return i >= 0 && argv.slice(i + 1).includes("-w");
   }
 
+  /** `ip … -j -batch -` whose every line is a read (`show`, `list`, `get`): answered line by line. */
+  static isReadBatch(argv: string[], stdin?: string): boolean {
+    if (!argv.includes("-batch") || !argv.includes("-j") || stdin === undefined) return false;
+    return stdin
+      .split("\n")
+      .filter((l) => l.trim())
+      .every((l) => /^\S+ (show|list|get)\b/.test(l));
+  }
+
   async run(argv: string[], stdin?: string): Promise<RunResult> {
+    if (ReplayRunner.isReadBatch(argv, stdin)) {
+      // Each line as the single read `ip [-n NS] -j LINE` that was recorded.
+      const head = argv.slice(0, argv.indexOf("-batch")).filter((a) => a !== "-force");
+      const out: string[] = [];
+      for (const line of stdin!.split("\n").filter((l) => l.trim())) {
+        const r = await this.run([...head, ...line.split(" ")]);
+        if (r.code !== 0) return { stdout: out.join(""), stderr: `${r.stderr}Command failed -:${out.length + 1}\n`, code: 1 };
+        out.push(r.stdout.endsWith("\n") ? r.stdout : `${r.stdout}\n`);
+      }
+      return { stdout: out.join(""), stderr: "", code: 0 };
+    }
     if (ReplayRunner.isWrite(argv)) {
       this.writes.push(stdin === undefined ? { argv } : { argv, stdin });
       return { stdout: "", stderr: "", code: 0 };

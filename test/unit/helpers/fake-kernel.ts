@@ -24,6 +24,7 @@
 //          route show [table T|all] [default]
 //     rule add|del [priority P] [not] [fwmark M[/MASK]] [table|lookup T] [suppress_prefixlength N]
 //          [protocol P] | rule show
+//     route get ADDR [mark M] (longest match in table main) |
 //     netns add|del|delete NAME (outside any namespace) | netns list
 //   sysctl [-q] [-n] KEY… (read, "key = value") | sysctl [-q] -w KEY=VALUE…
 //   wireguard-go IF | wg set IF [private-key F] [listen-port N] [fwmark M|off]
@@ -645,6 +646,10 @@ export class FakeKernel implements CommandRunner {
     const rest = a.slice(2);
     const is = (...names: string[]) => names.includes(obj);
     const isRead = ["show", "list", "lst"].includes(verb);
+    if (is("route", "r", "ro") && verb === "get") {
+      if (!o.json) return fail(this.unsupported(`ip ${a.join(" ")} without -j`));
+      return this.routeGet(ns, rest);
+    }
     if (isRead) {
       if (!o.json) return fail(this.unsupported(`ip ${a.join(" ")} without -j`));
       if (is("link", "l")) return this.linkShow(ns, rest, o.details);
@@ -1085,6 +1090,24 @@ export class FakeKernel implements CommandRunner {
     const shown =
       table === "all" ? all.map((r) => this.routeJson(r)) : all.map((r) => ({ ...this.routeJson(r), table: undefined })).map(({ table: _t, ...r }) => r);
     return ok(JSON.stringify(shown) + "\n");
+  }
+
+  /** `route get ADDR [mark M]`: the longest match in table main (policy rules are not consulted). */
+  private routeGet(ns: NsName, a: string[]): Res {
+    const addr = ip4(a[0] ?? "");
+    if (addr === undefined || (a.length !== 1 && !(a.length === 3 && a[1] === "mark"))) return fail(this.unsupported(`ip route get ${a.join(" ")}`));
+    const s = this.ns(ns);
+    const hit = [...s.routes, ...this.kernelRoutes(s)]
+      .filter((r) => r.table === 254 && r.type === "unicast")
+      .filter((r) => {
+        const [net, len] = r.dst.split("/");
+        const bits = Number(len);
+        const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+        return (addr & mask) >>> 0 === (ip4(net!)! & mask) >>> 0;
+      })
+      .sort((x, y) => Number(y.dst.split("/")[1]) - Number(x.dst.split("/")[1]))[0];
+    if (!hit) return fail("RTNETLINK answers: Network is unreachable");
+    return ok(JSON.stringify([{ dst: a[0], ...(hit.gateway ? { gateway: hit.gateway } : {}), dev: hit.dev, flags: [], uid: 0, cache: [] }]) + "\n");
   }
 
   private ruleChange(ns: NsName, add: boolean, a: string[]): string | undefined {
