@@ -49,6 +49,8 @@ export interface CompileInput {
   endpointIps: Map<string, number>;
   /** the mesh node, with its effective address (given, leased or derived) */
   mesh?: { intent: MeshIntent; self: MeshNode };
+  /** the WireGuard interface that carries the default route, with its addresses (wireguard/intent.ts fullTunnel) */
+  fullTunnel?: { ifname: string; addresses: number[]; source: SourcePos };
 }
 
 const DYN_SET = ["type ipv4_addr", "size 65535", "flags dynamic,timeout", "timeout 1m"];
@@ -57,7 +59,8 @@ export function compileTable(input: CompileInput): NftTable | undefined {
   const { nft, networks } = input;
   const mesh = input.mesh;
   const meshNeedsNft = !!mesh && (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || mesh.intent.exitNode || !!mesh.intent.useExitNode);
-  const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || meshNeedsNft;
+  const full = input.fullTunnel;
+  const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || meshNeedsNft || full;
   if (!hasAnything) return undefined;
   const sets: NftSet[] = [];
   const chain = (name: string, base?: NftChain["base"]): NftChain => ({ name, base, rules: [] });
@@ -142,14 +145,24 @@ export function compileTable(input: CompileInput): NftTable | undefined {
       forward.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} accept`, source: m.source });
       natPost.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} oifname != ${gw} masquerade`, source: m.source });
     }
-    if (m.useExitNode) {
-      // wg-quick's answer to strict reverse-path filtering with a default route in the tunnel:
-      // WireGuard's own (marked) UDP packets save their mark in conntrack, replies get it back
-      // before routing, and net.ipv4.conf.all.src_valid_mark=1 lets rp_filter use it.
-      const mark = `0x${EXIT.fwmark.toString(16)}`;
-      manglePre.rules.push({ key: "mesh-exit-restore-mark", text: "meta l4proto udp meta mark set ct mark", source: m.source });
-      manglePost.rules.push({ key: "mesh-exit-save-mark", text: `meta l4proto udp meta mark ${mark} ct mark set meta mark`, source: m.source });
-    }
+  }
+  if (full) {
+    // wg-quick's answer to strict reverse-path filtering with a default route in the tunnel:
+    // WireGuard's own (marked) UDP packets save their mark in conntrack, replies get it back
+    // before routing, and net.ipv4.conf.all.src_valid_mark=1 lets rp_filter use it.
+    const mark = `0x${EXIT.fwmark.toString(16)}`;
+    const key = mesh?.intent.ifname === full.ifname ? "mesh-exit" : "full-tunnel";
+    manglePre.rules.push({ key: `${key}-restore-mark`, text: "meta l4proto udp meta mark set ct mark", source: full.source });
+    manglePost.rules.push({ key: `${key}-save-mark`, text: `meta l4proto udp meta mark ${mark} ct mark set meta mark`, source: full.source });
+    // wg-quick's anti-spoofing (CVE-2019-14899): a packet for the tunnel's address that arrives
+    // on another interface from a source that is not this host's is dropped before conntrack.
+    const dev = nftIfname(full.ifname);
+    for (const a of full.addresses)
+      rawPre.rules.push({
+        key: `${key}-antispoof:${formatIp4(a)}`,
+        text: `iifname != ${dev} ip daddr ${formatIp4(a)} fib saddr type != local drop`,
+        source: full.source,
+      });
   }
 
   // Segment policies before port-forward accepts: "deny all from external" also covers a

@@ -3,7 +3,7 @@ import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
 import type { Change, OpLine, Reconciler, Resource } from "../../src/core/resource.js";
 import { NETWORKS } from "../network/intent.js";
-import { WIREGUARD } from "../wireguard/intent.js";
+import { WIREGUARD, fullTunnel } from "../wireguard/intent.js";
 import { NFT, nftIntentHooks } from "./intent.js";
 import { parseToolJson } from "../../src/core/live-reader.js";
 import type { LiveReader } from "../../src/core/live-reader.js";
@@ -39,10 +39,20 @@ export const nftReconciler: Reconciler = {
     const m = fragment(ctx.intent, WIREGUARD).mesh;
     const wg = m ? ctx.desired.find((r) => r.id === `wireguard:${m.ifname}`) : undefined;
     const self = m ? { ...m.self, address: wg?.spec.address ? parseIp4(wg.spec.address.split("/")[0]!)! : m.self.address } : undefined;
-    const table = compileTable({ nft, networks, endpointIps, mesh: m && self ? { intent: m, self } : undefined });
+    const full = fullTunnel(fragment(ctx.intent, WIREGUARD));
+    const fullDev = full ? ctx.desired.find((r) => r.id === `wireguard:${full.ifname}`) : undefined;
+    const fullTunnelInput = full && {
+      ifname: full.ifname,
+      addresses: (fullDev?.spec.address ?? "")
+        .split(", ")
+        .filter(Boolean)
+        .map((a) => parseIp4(a.split("/")[0]!)!),
+      source: full.mesh && m ? m.source : full.source,
+    };
+    const table = compileTable({ nft, networks, endpointIps, mesh: m && self ? { intent: m, self } : undefined, fullTunnel: fullTunnelInput });
     if (!table) return { resources: [], diagnostics: [] };
     const { spec, display } = tableSpec(table);
-    const first = networks[0]?.source ?? nft.portForwards[0]?.source ?? nft.rules[0]?.source ?? m?.source;
+    const first = networks[0]?.source ?? nft.portForwards[0]?.source ?? nft.rules[0]?.source ?? m?.source ?? fullTunnelInput?.source;
     const fieldSources = Object.fromEntries(table.chains.flatMap((c) => c.rules.filter((r) => r.source).map((r) => [`${c.name} ${r.key}`, r.source!])));
     const resource: Resource = {
       kind: "nft",

@@ -1,4 +1,5 @@
-import { formatCidr4 } from "../../src/core/ipv4.js";
+import { contains, formatCidr4 } from "../../src/core/ipv4.js";
+import type { Cidr4 } from "../../src/core/ipv4.js";
 import { ROUTE_PROTO } from "../../src/core/conventions.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
@@ -23,8 +24,12 @@ export const routeReconciler: Reconciler = {
   desired(ctx) {
     const resources: Resource[] = [];
     for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
+      // Like wg-quick: no route for an allowed IP the interface's own prefix already routes
+      // there (10.0.9.2/32 on a 10.0.9.1/24 interface: the kernel's connected route covers it).
+      const own = w.address ? [w.address, ...(w.moreAddresses ?? [])] : [];
+      const covered = (c: Cidr4) => c.prefix > 0 && own.some((a) => a.prefix <= c.prefix && contains(a, c.network));
       for (const p of w.peers) {
-        for (const c of p.allowedIps) {
+        for (const c of p.allowedIps.filter((x) => !covered(x))) {
           const table = c.prefix === 0 ? String(EXIT.table) : "main";
           const dst = c.prefix === 0 ? "default" : formatCidr4(c);
           resources.push(route(dst, table, w.ifname, p.source));

@@ -2,7 +2,7 @@ import { ROUTE_PROTO } from "../../src/core/conventions.js";
 import { fragment } from "../../src/core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
 import type { Ns } from "../../src/exec/runner.js";
-import { EXIT, WIREGUARD } from "../wireguard/intent.js";
+import { EXIT, WIREGUARD, fullTunnel } from "../wireguard/intent.js";
 
 /**
  * Policy routing rules (exit node, wg-quick's scheme): first `lookup main suppress_prefixlength 0`
@@ -32,10 +32,12 @@ export const ruleReconciler: Reconciler = {
   desired(ctx) {
     const resources: Resource[] = [];
     const wg = fragment(ctx.intent, WIREGUARD);
-    const w = wg.interfaces.find((x) => x.fwmark === EXIT.fwmark);
-    if (wg.mesh?.useExitNode && w) {
-      resources.push(rule(EXIT.prioSuppress, "suppress_prefixlength 0", "main", wg.mesh.source));
-      resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), wg.mesh.source));
+    // A full tunnel (a [wireguard.X] peer with 0.0.0.0/0, or the mesh's exit node), as wg-quick does it.
+    const w = fullTunnel(wg);
+    if (w) {
+      const source = w.mesh && wg.mesh ? wg.mesh.source : w.source;
+      resources.push(rule(EXIT.prioSuppress, "suppress_prefixlength 0", "main", source));
+      resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), source));
     }
     return { resources, diagnostics: [] };
   },

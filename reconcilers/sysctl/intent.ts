@@ -8,7 +8,7 @@ import { NETWORKS } from "../network/intent.js";
 import type { NetworkIntent } from "../network/intent.js";
 import { NFT } from "../nft/intent.js";
 import type { NftIntent } from "../nft/intent.js";
-import { WIREGUARD } from "../wireguard/intent.js";
+import { WIREGUARD, fullTunnel } from "../wireguard/intent.js";
 import type { MeshIntent } from "../wireguard/intent.js";
 
 export interface SysctlIntent {
@@ -38,9 +38,10 @@ export const sysctlIntent: IntentHooks = {
     );
     const mesh = fragment(ctx.intent, WIREGUARD).mesh;
     impliedForwarding(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), mesh, sysctls, ctx.diagnostics);
-    // Exit node in use: rp_filter must see the restored fwmark (see the nft mangle chains).
-    if (mesh?.useExitNode && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark"))
-      sysctls.push({ key: "net.ipv4.conf.all.src_valid_mark", value: "1", source: mesh.source, implied: true });
+    // A full tunnel (exit node in use): rp_filter must see the restored fwmark (see the nft mangle chains).
+    const full = fullTunnel(fragment(ctx.intent, WIREGUARD));
+    if (full && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark"))
+      sysctls.push({ key: "net.ipv4.conf.all.src_valid_mark", value: "1", source: full.mesh && mesh ? mesh.source : full.source, implied: true });
     return sysctls;
   },
   describe: (f) => `${((f as SysctlIntent[] | undefined) ?? []).length} sysctl(s)`,

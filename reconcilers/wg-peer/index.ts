@@ -98,7 +98,13 @@ export const wgPeerReconciler: Reconciler = {
     if (change.action === "create")
       return [
         {
-          ...clause(ns, ifname, pub, settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", "preshared_key"])),
+          // A new peer has no preshared key: only a configured one is set (no `preshared-key /dev/null`).
+          ...clause(
+            ns,
+            ifname,
+            pub,
+            settings(change.after!, ["allowed_ips", "endpoint", "persistent_keepalive", ...(r.data?.pskFile ? ["preshared_key"] : [])]),
+          ),
           phase: "peer",
           undo: [clause(ns, ifname, pub, ["remove"])],
         },

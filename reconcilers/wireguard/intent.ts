@@ -164,6 +164,13 @@ export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: 
     if (prev) err(`WireGuard interface "${w.ifname}" is defined twice (also ${prev.source.file}:${prev.source.line})`, w.source);
     names.set(w.ifname, w);
   }
+  // One default route per host: a second full tunnel would fight the first for it.
+  const full = wireguard.filter((w) => w.peers.some((p) => p.allowedIps.some((c) => c.prefix === 0)));
+  for (const w of full.slice(1))
+    err(
+      `${w.ifname}: a peer has allowed_ips 0.0.0.0/0 (a full tunnel), but ${full[0]!.ifname} (${full[0]!.source.file}:${full[0]!.source.line}) already carries the default route: one full tunnel per host`,
+      w.peers.find((p) => p.allowedIps.some((c) => c.prefix === 0))!.source,
+    );
   return { wireguard, mesh };
 }
 
@@ -282,10 +289,23 @@ function wgInterface(
     privateKeyFile: key.path,
     publicKey: key.publicKey,
     mtu: raw.mtu as number | undefined,
+    // A peer with 0.0.0.0/0 makes this a full tunnel: like wg-quick, the interface's own
+    // packets carry a mark so policy routing keeps them off the tunnel (see fullTunnel).
+    fwmark: peers.some((pp) => pp.allowedIps.some((c) => c.prefix === 0)) ? EXIT.fwmark : undefined,
     peers,
     source,
     mesh: false,
   };
+}
+
+/**
+ * The interface that carries the default route (a peer with 0.0.0.0/0, or the mesh's exit
+ * node), if any. It gets what wg-quick gives a full tunnel: its default route in bolt's table
+ * (EXIT.table), `suppress_prefixlength 0` and `not fwmark` rules, conntrack mark save/restore
+ * with src_valid_mark for rp_filter, and wg-quick's anti-spoofing rule for its addresses.
+ */
+export function fullTunnel(f: WireguardFragment): WgIntent | undefined {
+  return f.interfaces.find((w) => w.fwmark === EXIT.fwmark && w.peers.some((p) => p.allowedIps.some((c) => c.prefix === 0)));
 }
 
 function meshIntent(

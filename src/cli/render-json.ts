@@ -19,7 +19,8 @@ export function impactOf(c: Change): Impact {
 function spec(r: Resource | undefined): Record<string, string> | null {
   if (!r) return null;
   const out = { ...r.spec };
-  for (const k of r.sensitive ?? []) if (k in out) out[k] = "(sensitive)";
+  // An empty value (no preshared key) hides nothing: it stays "".
+  for (const k of r.sensitive ?? []) if (out[k]) out[k] = "(sensitive)";
   return out;
 }
 

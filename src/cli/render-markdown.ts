@@ -63,7 +63,7 @@ export function renderPlanMarkdown(plan: Plan, diags: Diagnostic[], opts: Markdo
 
 function value(r: Resource | undefined, k: string): string {
   if (!r) return "-";
-  if (r.sensitive?.includes(k)) return "(sensitive)";
+  if (r.sensitive?.includes(k) && r.spec[k]) return "(sensitive)"; // no value (no PSK) tells nothing
   const v = r.display?.[k] ?? r.spec[k];
   return v === undefined || v === "" ? "-" : JSON.stringify(v);
 }

@@ -43,7 +43,7 @@ export function renderPlanText(plan: Plan, opts: TextOptions): string {
 function fieldLines(ch: Change): string[] {
   const show = (r: Resource | undefined, k: string) => {
     if (!r) return "-";
-    if (r.sensitive?.includes(k)) return "(sensitive)";
+    if (r.sensitive?.includes(k) && r.spec[k]) return "(sensitive)"; // no value (no PSK) tells nothing
     const v = r.display?.[k] ?? r.spec[k];
     return v === undefined || v === "" ? "-" : JSON.stringify(v);
   };
@@ -82,7 +82,7 @@ export function renderShow(resources: Resource[], target: Ns): string {
     const counters = r.counters ?? {};
     for (const [k, v] of Object.entries(r.spec)) {
       const c = counters[k] ? `  [${counters[k]}]` : "";
-      out.push(`      ${k} = ${r.sensitive?.includes(k) ? "(sensitive)" : v === "" ? "-" : v}${c}`);
+      out.push(`      ${k} = ${r.sensitive?.includes(k) && v ? "(sensitive)" : v === "" ? "-" : v}${c}`);
     }
   }
   return out.join("\n") + "\n";

@@ -316,7 +316,7 @@ interface Target {
   ns: string;
   /** the whole plan of this namespace */
   changes: Json[];
-  /** the config: whether peer PUB of interface DEV has a preshared key (the plan prints every PSK field as "(sensitive)", set or not) */
+  /** the config: whether peer PUB of interface DEV has a preshared key (the plan prints a set PSK as "(sensitive)") */
   psk: (dev: string, pub: string) => boolean;
 }
 
@@ -573,7 +573,8 @@ async function checkWgPeer(t: Target, c: Json): Promise<void> {
   const p = (await wgPeers(t.ns, dev)).find((x) => x.publicKey === pub);
   expect(p, `peer ${pub} on ${dev}`).toBeDefined();
   expect(p!.allowedIps === "(none)" ? "" : p!.allowedIps.split(",").sort().join(","), `${c.name}: allowed IPs`).toBe(a.allowed_ips);
-  expect(p!.endpoint, `${c.name}: endpoint`).toBe(a.endpoint || "(none)");
+  // No endpoint in the config: the peer dials in, and whatever it dialled from is right.
+  if (a.endpoint) expect(p!.endpoint, `${c.name}: endpoint`).toBe(a.endpoint);
   expect(p!.keepalive, `${c.name}: persistent keepalive`).toBe(a.persistent_keepalive || "off");
   const psk = a.preshared_key === "(sensitive)" ? t.psk(dev, pub) : !!a.preshared_key;
   expect(p!.psk, `${c.name}: preshared key`).toBe(psk ? "set" : "none");

@@ -24,12 +24,12 @@ public_key = "${pub}"
 allowed_ips = ${JSON.stringify(allowed)}
 `;
 const TTL = (v: number) => `\n[sysctl]\n"net.ipv4.ip_default_ttl" = ${v}\n`;
-const A = iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P1.pub, ["10.0.0.2/32", "10.20.0.0/16"]) + peer("wg0", P2.pub, ["10.0.0.3/32"]));
+const A = iface("wg0", KEY0, "10.0.0.1/32", 51820, peer("wg0", P1.pub, ["10.0.0.2/32", "10.20.0.0/16"]) + peer("wg0", P2.pub, ["10.0.0.3/32"]));
 // P1's 10.20.0.0/16 becomes 10.21.0.0/16, P2 also gets 10.30.0.0/16
-const B = iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P1.pub, ["10.0.0.2/32", "10.21.0.0/16"]) + peer("wg0", P2.pub, ["10.0.0.3/32", "10.30.0.0/16"]));
+const B = iface("wg0", KEY0, "10.0.0.1/32", 51820, peer("wg0", P1.pub, ["10.0.0.2/32", "10.21.0.0/16"]) + peer("wg0", P2.pub, ["10.0.0.3/32", "10.30.0.0/16"]));
 // 10.20.0.0/16 moves to a peer of a second interface
 const MOVED =
-  iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P1.pub, ["10.0.0.2/32"]) + peer("wg0", P2.pub, ["10.0.0.3/32"])) +
+  iface("wg0", KEY0, "10.0.0.1/32", 51820, peer("wg0", P1.pub, ["10.0.0.2/32"]) + peer("wg0", P2.pub, ["10.0.0.3/32"])) +
   iface("wg1", KEY1, "10.1.0.1/24", 51821, peer("wg1", P1.pub, ["10.1.0.2/32", "10.20.0.0/16"]));
 
 const want = (text: string) => (): Desired => ({ intent: intentOf(writeConfigs({ "bolt-network.toml": text })) });
@@ -47,7 +47,7 @@ const routes = (k: { ns(n: string): { routes: { dst: string; dev: string; table:
 describe("route", () => {
   describeTransition("create: routes for the peers' allowed IPs", {
     kind: "route",
-    before: from(iface("wg0", KEY0, "10.0.0.1/24", 51820, "") + TTL(64)),
+    before: from(iface("wg0", KEY0, "10.0.0.1/32", 51820, "") + TTL(64)),
     to: want(A + TTL(63)),
     after: (k) => expect(routes(k)).toEqual(["10.0.0.2/32 wg0 254 176", "10.0.0.3/32 wg0 254 176", "10.20.0.0/16 wg0 254 176"]),
   });
@@ -77,7 +77,7 @@ describe("route", () => {
   describeTransition("delete: a peer and its routes removed", {
     kind: "route",
     before: from(A + TTL(63)),
-    to: want(iface("wg0", KEY0, "10.0.0.1/24", 51820, peer("wg0", P2.pub, ["10.0.0.3/32"])) + TTL(62)),
+    to: want(iface("wg0", KEY0, "10.0.0.1/32", 51820, peer("wg0", P2.pub, ["10.0.0.3/32"])) + TTL(62)),
     changes: ["delete route:main/10.20.0.0/16", "delete route:main/10.0.0.2/32", `delete wg-peer:wg0/${P1.pub}`, "update sysctl:net.ipv4.ip_default_ttl"],
     after: (k) => expect(routes(k)).toEqual(["10.0.0.3/32 wg0 254 176"]),
   });

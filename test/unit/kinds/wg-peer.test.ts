@@ -18,7 +18,7 @@ const IFACE = `
 [wireguard.wg0]
 private_key_file = "${KEY}"
 listen_port = 51820
-address = "10.0.0.1/24"
+address = "10.0.0.1/32"
 `;
 const peer = (pub: string, allowed: string[], extra = "") => `
 [[wireguard.wg0.peers]]
