@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import type { Diagnostic, SourcePos } from "../../src/core/diagnostics.js";
 import { formatCidr4, formatIp4, overlaps, parseCidr4, parseIp4 } from "../../src/core/ipv4.js";
@@ -212,8 +213,8 @@ function peerList(
     let pskFile: string | undefined;
     if (raw.preshared_key_file !== undefined) pskFile = keyFile(configFile, String(raw.preshared_key_file), "preshared", at("preshared_key_file"), err)?.path;
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
-    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint))
-      err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    if (endpoint !== undefined && !ENDPOINT.test(endpoint))
+      err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}" must be host:port or [IPv6]:port`, at("endpoint"));
     else if (endpoint !== undefined && !validPort(endpoint)) err(`${ifname}: peer ${i + 1}: endpoint "${endpoint}": port must be 1-65535`, at("endpoint"));
     peers.push({
       publicKey: pk,
@@ -384,8 +385,7 @@ function meshIntent(
     const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];
     if (useExit === hn) allowed.push({ network: 0, prefix: 0 });
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
-    if (endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(endpoint))
-      err(`mesh: peer "${hn}": endpoint "${endpoint}" must be host:port`, at("endpoint"));
+    if (endpoint !== undefined && !ENDPOINT.test(endpoint)) err(`mesh: peer "${hn}": endpoint "${endpoint}" must be host:port or [IPv6]:port`, at("endpoint"));
     else if (endpoint !== undefined && !validPort(endpoint)) err(`mesh: peer "${hn}": endpoint "${endpoint}": port must be 1-65535`, at("endpoint"));
     peers.push({
       publicKey: pk,
@@ -507,6 +507,15 @@ function checkAclName(s: string, isDst: boolean, tags: Set<string>, hosts: Set<s
 }
 
 /** host:port with a port the kernel can use (five digits would otherwise pass the pattern: 99999 wraps silently). */
+/** `host:port`, `a.b.c.d:port` or `[IPv6]:port` (as wg and wg-quick write it; the address is checked by `isIP`). */
+const ENDPOINT = {
+  test(e: string): boolean {
+    const v6 = /^\[([0-9A-Fa-f:.]+)\]:\d{1,5}$/.exec(e);
+    if (v6) return isIP(v6[1]!) === 6;
+    return /^[A-Za-z0-9.-]+:\d{1,5}$/.test(e);
+  },
+};
+
 function validPort(endpoint: string): boolean {
   const port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
   return Number.isInteger(port) && port >= 1 && port <= 65535;
