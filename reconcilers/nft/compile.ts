@@ -6,7 +6,7 @@ import type { AddrRef, FirewallRuleIntent, NftIntent, SegmentIntent } from "./in
 import { nftIfname, nftName } from "./grammar.js";
 import { EXIT } from "../wireguard/intent.js";
 import type { MeshIntent, MeshNode } from "../wireguard/intent.js";
-import { addrSet, compileAcls } from "../wireguard/acl.js";
+import { PORTED, addrSet, compileAcls } from "../wireguard/acl.js";
 import type { CompiledAcl } from "../wireguard/acl.js";
 
 /**
@@ -233,30 +233,53 @@ export function compileTable(input: CompileInput): NftTable | undefined {
   return { sets, chains };
 }
 
-/** ACLs on the mesh interface: first match wins, then everything else is dropped. */
+/**
+ * ACLs on the mesh interface: first match wins, then everything else is dropped. Each rule
+ * and destination becomes the nft rules that match exactly what acl.ts `matches` says: an
+ * accept rule's ICMP by addresses alone, ports only for the ported protocols, the rule's
+ * other protocols (its own or Tailscale's default tcp/udp/icmp) by protocol.
+ */
 function aclRules(acls: CompiledAcl[], gw: string): NftRule[] {
   const rules: NftRule[] = [{ key: "established", text: "ct state established,related accept" }];
+  const set = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(", ")} }`);
   acls.forEach((a, i) => {
     if (a.src !== "any" && !a.src.length) return;
+    const verdict = a.action === "accept" ? "accept" : "drop";
     a.dst.forEach((d, j) => {
       if (d.addrs !== "any" && !d.addrs.length) return;
       const m: string[] = [];
       if (a.src !== "any") m.push(`ip saddr ${addrSet(a.src)}`);
       if (d.addrs !== "any") m.push(`ip daddr ${addrSet(d.addrs)}`);
-      const proto = a.proto && a.proto !== "*" ? a.proto : undefined;
-      if (d.ports !== "any") {
-        const ports = d.ports.map(([lo, hi]) => (lo === hi ? String(lo) : `${lo}-${hi}`));
-        m.push(
-          proto === "tcp" || proto === "udp"
-            ? `${proto} dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}`
-            : `meta l4proto { tcp, udp } th dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(", ")} }`}`,
-        );
-      } else if (proto) m.push(`meta l4proto ${proto}`);
-      rules.push({ key: `acl:${i}:${j}`, text: `${m.join(" ")} counter ${a.action === "accept" ? "accept" : "drop"}` });
+      const base = m.length ? `${m.join(" ")} ` : "";
+      const key = `acl:${i}:${j}`;
+      const icmpByAddr = a.action === "accept";
+      if (icmpByAddr) rules.push({ key: `${key}:icmp`, text: `${base}meta l4proto icmp counter accept` });
+      if (a.protos === "any") {
+        if (d.ports === "any") rules.push({ key, text: `${base}counter ${verdict}` });
+        else {
+          rules.push({ key, text: `${base}meta l4proto ${set(PORTED)} th dport ${portSet(d.ports)} counter ${verdict}` });
+          rules.push({ key: `${key}:other`, text: `${base}meta l4proto != ${set(PORTED)} counter ${verdict}` });
+        }
+        return;
+      }
+      const protos = a.protos.filter((p) => !(icmpByAddr && p === "icmp"));
+      const ported = protos.filter((p) => PORTED.includes(p));
+      const other = protos.filter((p) => !PORTED.includes(p));
+      if (d.ports === "any" && protos.length) rules.push({ key, text: `${base}meta l4proto ${set(protos)} counter ${verdict}` });
+      else {
+        if (ported.length) rules.push({ key, text: `${base}meta l4proto ${set(ported)} th dport ${portSet(d.ports)} counter ${verdict}` });
+        if (other.length) rules.push({ key: `${key}:other`, text: `${base}meta l4proto ${set(other)} counter ${verdict}` });
+      }
     });
   });
   rules.push({ key: "default-deny", text: `iifname ${gw} counter drop` });
   return rules;
+}
+
+function portSet(ports: [number, number][] | "any"): string {
+  if (ports === "any") return "0-65535";
+  const txt = ports.map(([lo, hi]) => (lo === hi ? String(lo) : `${lo}-${hi}`));
+  return txt.length === 1 ? txt[0]! : `{ ${txt.join(", ")} }`;
 }
 
 function verdict(action: FirewallRuleIntent["action"], protocol: string): string {

@@ -5,8 +5,12 @@ import type { AclTestIntent, MeshIntent, MeshNode } from "./intent.js";
 /**
  * Tailscale-shaped ACLs for the mesh: `src` and `dst` name "*", "tag:T", hostnames or CIDRs,
  * destinations with ":port", ":N-M", ":N,M" or ":*". First match wins; with any ACL present,
- * everything else arriving on the mesh interface is denied. The same model compiles to nft and
- * evaluates `[[acl_tests]]` offline.
+ * everything else arriving on the mesh interface is denied; with none, nothing is filtered
+ * (Tailscale's default policy allows all). Protocols as Tailscale's client filters them: a
+ * rule without `proto` covers TCP, UDP and ICMP; ports apply to TCP, UDP and SCTP only; an
+ * ICMP echo is accepted by any accept rule whose source and destination cover it, whatever its
+ * ports or protocols. The same model (`matches`) compiles to nft (nft/compile.ts aclRules)
+ * and evaluates `[[acl_tests]]` and `bolt mesh test`.
  */
 export type Ports = [number, number][] | "any";
 
@@ -14,7 +18,38 @@ export interface CompiledAcl {
   action: "accept" | "deny";
   src: Cidr4[] | "any";
   dst: { addrs: Cidr4[] | "any"; ports: Ports }[];
-  proto?: string;
+  /** the IP protocols the rule covers (nft names), or every protocol (`proto = "all"`) */
+  protos: string[] | "any";
+}
+
+/** A rule without `proto` (Tailscale's default). */
+export const DEFAULT_PROTOS = ["tcp", "udp", "icmp"];
+/** Protocols with ports: the only ones a destination's port list restricts. */
+export const PORTED = ["tcp", "udp", "sctp"];
+
+/** Tailscale's protocol names (and IANA numbers) to the names nft matches. */
+const PROTO_NAMES: Record<string, string> = {
+  tcp: "tcp",
+  "6": "tcp",
+  udp: "udp",
+  "17": "udp",
+  icmp: "icmp",
+  "1": "icmp",
+  sctp: "sctp",
+  "132": "sctp",
+  gre: "gre",
+  "47": "gre",
+  esp: "esp",
+  "50": "esp",
+  ah: "ah",
+  "51": "ah",
+  igmp: "igmp",
+  "2": "igmp",
+};
+
+/** The nft name of a protocol as a rule or a test names it; undefined: not one bolt knows. */
+export function protoName(p: string): string | undefined {
+  return PROTO_NAMES[p.toLowerCase()];
 }
 
 function nodesOf(mesh: MeshIntent, self: MeshNode): MeshNode[] {
@@ -55,9 +90,29 @@ export function compileAcls(mesh: MeshIntent, self: MeshNode): CompiledAcl[] {
         return { addrs: resolveNames(name, nodes), ports: parsePorts(port) };
       }),
       // "all" (schema) is no protocol match at all.
-      proto: a.proto === "all" ? undefined : a.proto,
+      protos: a.proto === "all" || a.proto === "*" ? "any" : a.proto ? [protoName(a.proto) ?? a.proto] : DEFAULT_PROTOS,
     };
   });
+}
+
+export interface Packet {
+  src: number;
+  dst: number;
+  proto: string;
+  /** destination port (tcp, udp, sctp) */
+  port?: number;
+}
+
+/** Whether one rule decides this packet (the model nft/compile.ts aclRules compiles). */
+export function matches(a: CompiledAcl, p: Packet): boolean {
+  if (!inAddrs(a.src, p.src)) return false;
+  const dsts = a.dst.filter((d) => inAddrs(d.addrs, p.dst));
+  if (!dsts.length) return false;
+  // Tailscale lets a node ping whatever some rule lets it reach, on any port or protocol.
+  if (a.action === "accept" && p.proto === "icmp") return true;
+  if (a.protos !== "any" && !a.protos.includes(p.proto)) return false;
+  if (!PORTED.includes(p.proto)) return true;
+  return dsts.some((d) => inPorts(d.ports, p.port));
 }
 
 function inAddrs(addrs: Cidr4[] | "any", ip: number): boolean {
@@ -68,14 +123,11 @@ function inPorts(ports: Ports, port: number | undefined): boolean {
   return ports === "any" || (port !== undefined && ports.some(([lo, hi]) => port >= lo && port <= hi));
 }
 
-/** The verdict the compiled rules give a packet from `src` to `dst:port`. */
+/** The verdict the compiled rules give a packet: the first rule that matches; none: deny; no rules at all: accept (no filter). */
 export function evaluate(acls: CompiledAcl[], src: number, dst: number, port: number | undefined, proto: string): "accept" | "deny" {
-  for (const a of acls) {
-    if (a.proto && a.proto !== proto) continue;
-    if (!inAddrs(a.src, src)) continue;
-    if (a.dst.some((d) => inAddrs(d.addrs, dst) && inPorts(d.ports, port))) return a.action;
-  }
-  return "deny";
+  if (!acls.length) return "accept";
+  const p: Packet = { src, dst, proto: protoName(proto) ?? proto, port };
+  return acls.find((a) => matches(a, p))?.action ?? "deny";
 }
 
 export interface AclTestFailure {
@@ -101,8 +153,8 @@ export function runAclTests(mesh: MeshIntent, self: MeshNode): AclTestFailure[] 
         const [name, port] = splitDst(target);
         const dsts = resolveNames(name, nodes);
         const dstIps = dsts === "any" ? [0] : dsts.map((c) => c.network);
-        // ICMP has no ports: a test target's port means nothing for it (as in the nft rules).
-        const p = port === "*" || t.proto === "icmp" ? undefined : Number(port.split(/[-,]/)[0]);
+        // One port (intent.ts refuses anything else); ICMP has none.
+        const p = PORTED.includes(protoName(t.proto) ?? t.proto) ? Number(port) : undefined;
         for (const s of srcIps)
           for (const d of dstIps) {
             const got = evaluate(acls, s, d, p, t.proto);

@@ -8,7 +8,7 @@ import type { LoadedFile } from "../../src/config/load.js";
 import { ifnameProblem } from "../../src/config/names.js";
 import { pointer } from "../../src/config/positions.js";
 import { isKey, readKeyFile } from "./keys.js";
-import { runAclTests } from "./acl.js";
+import { PORTED, protoName, runAclTests } from "./acl.js";
 import { fragmentKey } from "../../src/core/intent.js";
 import type { IntentHooks } from "../../src/core/resource.js";
 
@@ -359,7 +359,7 @@ function meshIntent(
     address = parseIp4(String(node.address).split("/")[0]!);
     if (address === undefined) return void err(`mesh: node.address "${String(node.address)}" is not an IPv4 address`, pos("node", "address"));
   } else address = allocateMeshAddress(key.publicKey);
-  const self: MeshNode = { hostname, address, tags: ((node.tags ?? []) as string[]).map(String), publicKey: key.publicKey };
+  const self: MeshNode = { hostname, address, tags: tagsOf(node.tags), publicKey: key.publicKey };
   const acceptRoutes = node.accept_routes === true;
   const useExit = node.use_exit_node ? String(node.use_exit_node) : undefined;
   const nodes: MeshNode[] = [];
@@ -381,7 +381,7 @@ function meshIntent(
       else routes.push(c);
     }
     const hn = String(raw.hostname);
-    nodes.push({ hostname: hn, address: a, tags: ((raw.tags ?? []) as string[]).map(String), publicKey: pk });
+    nodes.push({ hostname: hn, address: a, tags: tagsOf(raw.tags), publicKey: pk });
     const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];
     if (useExit === hn) allowed.push({ network: 0, prefix: 0 });
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
@@ -429,11 +429,13 @@ function meshIntent(
     };
     acl.src.forEach((s, j) => checkAclName(s, false, allTags, hosts, pos("acls", i, "src", j), err));
     acl.dst.forEach((s, j) => checkAclName(s, true, allTags, hosts, pos("acls", i, "dst", j), err));
-    // The nft rules match ports for tcp and udp only: anything else with ports would compile to
-    // a tcp/udp match that disagrees with what [[acl_tests]] evaluate.
-    if ((acl.proto === "icmp" || acl.proto === "sctp") && acl.dst.some((d) => !d.endsWith(":*")))
+    // Ports belong to TCP, UDP and SCTP; Tailscale refuses them for any other protocol.
+    const proto = acl.proto === undefined || acl.proto === "all" || acl.proto === "*" ? undefined : protoName(acl.proto);
+    if (acl.proto !== undefined && acl.proto !== "all" && acl.proto !== "*" && !proto)
+      err(`ACL proto "${acl.proto}" is not a protocol bolt knows (tcp, udp, icmp, sctp, gre, esp, ah, igmp, or their IANA numbers)`, pos("acls", i, "proto"));
+    else if (proto && !PORTED.includes(proto) && acl.dst.some((d) => !d.endsWith(":*")))
       err(
-        `ACL proto "${acl.proto}" with ports: ${acl.proto === "icmp" ? "ICMP has no ports" : "sctp ports are not supported"}; write the destinations as "<target>:*"`,
+        `ACL proto "${acl.proto}" with ports: ${proto} has no ports (only tcp, udp and sctp do); write the destinations as "<target>:*"`,
         pos("acls", i, "proto"),
       );
     return acl;
@@ -447,7 +449,14 @@ function meshIntent(
       source: keyPos("acl_tests", i),
     };
     checkAclName(t.src, false, allTags, hosts, pos("acl_tests", i, "src"), err);
-    [...t.accept, ...t.deny].forEach((d) => checkAclName(d, true, allTags, hosts, t.source, err));
+    if (!protoName(t.proto)) err(`acl_test proto "${t.proto}" is not a protocol bolt knows`, pos("acl_tests", i, "proto"));
+    for (const key of ["accept", "deny"] as const)
+      t[key].forEach((d, j) => {
+        const at = pos("acl_tests", i, key, j);
+        const problem = testDestinationProblem(d);
+        if (problem) err(`acl_test destination "${d}": ${problem}`, at);
+        else checkAclName(d, true, allTags, hosts, at, err);
+      });
     return t;
   });
   const wg: WgIntent = {
@@ -487,6 +496,27 @@ export function allocateMeshAddress(publicKey: string): number {
 }
 
 /** ACL names: "*", "tag:T", a hostname, or a CIDR; destinations add ":port", ":N-M" or ":*". */
+/** Tags are written `tag:NAME` in ACLs; a node may list them either way. */
+function tagsOf(raw: unknown): string[] {
+  return ((raw ?? []) as unknown[]).map((t) => String(t).replace(/^tag:/, ""));
+}
+
+/**
+ * Like Tailscale's policy tests: a test destination is one host (a hostname, a tag, one
+ * address) and one port, so the assertion means one thing; ranges, lists, CIDRs and "*" are
+ * errors, not "the first port".
+ */
+function testDestinationProblem(d: string): string | undefined {
+  const i = d.lastIndexOf(":");
+  if (i <= 0) return 'needs one host and one port, "<host>:<port>"';
+  const [host, port] = [d.slice(0, i), d.slice(i + 1)];
+  if (host === "*") return 'a test destination is one host, not "*"';
+  if (host.includes("/")) return "a test destination is one host, not a CIDR";
+  if (!/^\d+$/.test(port)) return `a test destination has one port, not "${port}"`;
+  if (Number(port) < 0 || Number(port) > 65535) return `port ${port} is not 0-65535`;
+  return undefined;
+}
+
 function checkAclName(s: string, isDst: boolean, tags: Set<string>, hosts: Set<string>, at: SourcePos, err: Err) {
   let name = s;
   if (isDst) {
@@ -506,7 +536,6 @@ function checkAclName(s: string, isDst: boolean, tags: Set<string>, hosts: Set<s
   if (!hosts.has(name)) err(`ACL names "${name}", which is neither a tag:, a known hostname, nor a CIDR`, at);
 }
 
-/** host:port with a port the kernel can use (five digits would otherwise pass the pattern: 99999 wraps silently). */
 /** `host:port`, `a.b.c.d:port` or `[IPv6]:port` (as wg and wg-quick write it; the address is checked by `isIP`). */
 const ENDPOINT = {
   test(e: string): boolean {
@@ -516,6 +545,7 @@ const ENDPOINT = {
   },
 };
 
+/** host:port with a port the kernel can use (five digits would otherwise pass the pattern: 99999 wraps silently). */
 function validPort(endpoint: string): boolean {
   const port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
   return Number.isInteger(port) && port >= 1 && port <= 65535;

@@ -80,10 +80,22 @@ describe("evaluate: first match wins, default deny", () => {
     expect(verdict(m, "100.64.0.3", "100.64.0.2", 85, "tcp")).toBe("accept");
     expect(verdict(m, "100.64.0.3", "100.64.0.2", 91, "tcp")).toBe("deny");
   });
-  it("a rule without proto covers tcp and udp alike; portless traffic only matches :*", () => {
+  it("a rule without proto covers tcp, udp and icmp (Tailscale's default), not other protocols", () => {
     expect(verdict(m, "100.64.0.3", "100.64.0.2", 80, "udp")).toBe("accept");
     expect(verdict(m, "100.64.0.2", "100.64.0.3", undefined, "icmp")).toBe("accept");
-    expect(verdict(mesh([{ action: "accept", src: ["*"], dst: ["*:22"] }]), "100.64.0.2", "100.64.0.1", undefined, "icmp")).toBe("deny");
+    const only22 = mesh([{ action: "accept", src: ["*"], dst: ["*:22"] }]);
+    expect(verdict(only22, "100.64.0.2", "100.64.0.1", 22, "sctp")).toBe("deny");
+    expect(verdict(only22, "100.64.0.2", "100.64.0.1", undefined, "gre")).toBe("deny");
+  });
+  it("an ICMP echo is accepted by any accept rule covering source and destination, whatever its ports or protocol (Tailscale)", () => {
+    expect(verdict(mesh([{ action: "accept", src: ["*"], dst: ["*:22"] }]), "100.64.0.2", "100.64.0.1", undefined, "icmp")).toBe("accept");
+    expect(verdict(mesh([{ action: "accept", src: ["*"], dst: ["*:22"], proto: "tcp" }]), "100.64.0.2", "100.64.0.1", undefined, "icmp")).toBe("accept");
+    // …but a tcp-only drop rule does not drop it, and a rule for other hosts does not cover it.
+    expect(verdict(mesh([{ action: "deny", src: ["*"], dst: ["*:*"], proto: "tcp" }]), "100.64.0.2", "100.64.0.1", undefined, "icmp")).toBe("deny");
+    expect(verdict(mesh([{ action: "accept", src: ["*"], dst: ["host-b:22"] }]), "100.64.0.3", "100.64.0.1", undefined, "icmp")).toBe("deny");
+  });
+  it("no ACLs at all: nothing is filtered, and the model says so (it does not deny)", () => {
+    expect(verdict(mesh([]), "100.64.0.2", "100.64.0.1", 22, "tcp")).toBe("accept");
   });
   it("a source outside every rule (not a mesh node) is denied", () => {
     expect(verdict(m, "10.9.9.9", "100.64.0.1", 27015, "udp")).toBe("deny");
@@ -133,8 +145,10 @@ describe("compiled to nft on the mesh interface", () => {
   it("mesh_acl: established first, the ACLs in order, then drop everything else from the mesh", () => {
     expect(chain("mesh_acl")!.rules.map((r) => r.text)).toEqual([
       "ct state established,related accept",
-      "ip saddr { 100.64.0.2, 100.64.0.3 } ip daddr 100.64.0.1 udp dport 27015 counter accept",
-      "ip saddr 100.64.0.3 ip daddr 100.64.0.1 tcp dport 22 counter drop",
+      // an accept rule lets ICMP echo through to what it covers (Tailscale)
+      "ip saddr { 100.64.0.2, 100.64.0.3 } ip daddr 100.64.0.1 meta l4proto icmp counter accept",
+      "ip saddr { 100.64.0.2, 100.64.0.3 } ip daddr 100.64.0.1 meta l4proto udp th dport 27015 counter accept",
+      "ip saddr 100.64.0.3 ip daddr 100.64.0.1 meta l4proto tcp th dport 22 counter drop",
       "meta l4proto icmp counter accept",
       'iifname "gw0" counter drop',
     ]);
@@ -165,9 +179,9 @@ describe("ACLs as written in ghostwire.toml", () => {
   const keyFile = join(dir, "self.key");
   writeFileSync(keyFile, b64(self.privateKey, "d") + "\n", { mode: 0o600 });
   let n = 0;
-  const load = (acls: string) => {
+  const load = (acls: string, o: { selfTags?: string; peerTags?: string } = {}) => {
     const file = join(dir, `g${n++}.toml`);
-    const text = `[ghostwire]\ncontrol_server = "static"\n\n[node]\nhostname = "host-a"\ninterface = "gw0"\naddress = "100.64.0.1"\nprivate_key_file = "${keyFile}"\ntags = ["server"]\n\n[[peers]]\nhostname = "host-b"\npublic_key = "${peerKey}"\naddress = "100.64.0.2"\ntags = ["client"]\n\n${acls}`;
+    const text = `[ghostwire]\ncontrol_server = "static"\n\n[node]\nhostname = "host-a"\ninterface = "gw0"\naddress = "100.64.0.1"\nprivate_key_file = "${keyFile}"\ntags = ${o.selfTags ?? '["server"]'}\n\n[[peers]]\nhostname = "host-b"\npublic_key = "${peerKey}"\naddress = "100.64.0.2"\ntags = ${o.peerTags ?? '["client"]'}\n\n${acls}`;
     writeFileSync(file, text);
     return { file, text, load: () => loadIntent([file], "") };
   };
@@ -186,7 +200,9 @@ describe("ACLs as written in ghostwire.toml", () => {
       endpointIps: new Map(),
       mesh: { intent: m, self: m.self },
     })!;
-    expect(t.chains.find((c) => c.name === "mesh_acl")!.rules[1]!.text).toBe("ip saddr 100.64.0.2 ip daddr 100.64.0.1 tcp dport 22 counter drop");
+    expect(t.chains.find((c) => c.name === "mesh_acl")!.rules[1]!.text).toBe(
+      "ip saddr 100.64.0.2 ip daddr 100.64.0.1 meta l4proto tcp th dport 22 counter drop",
+    );
   });
 
   it('proto = "all" matches every protocol (and compiles without a protocol match)', () => {
@@ -199,11 +215,13 @@ describe("ACLs as written in ghostwire.toml", () => {
       endpointIps: new Map(),
       mesh: { intent: m, self: m.self },
     })!;
-    expect(t.chains.find((c) => c.name === "mesh_acl")!.rules[1]!.text).toBe("ip saddr 100.64.0.2 ip daddr 100.64.0.1 counter accept");
+    expect(t.chains.find((c) => c.name === "mesh_acl")!.rules.map((r) => r.text)).toContain("ip saddr 100.64.0.2 ip daddr 100.64.0.1 counter accept");
   });
 
-  it("icmp or sctp with ports is refused at the proto (the nft match would be tcp/udp ports)", () => {
-    for (const proto of ["icmp", "sctp"]) {
+  it("ports with a protocol that has none (icmp, gre) are refused at the proto; sctp has ports", () => {
+    const { load: sctp } = load(`[[acls]]\naction = "accept"\nsrc = ["host-b"]\ndst = ["host-a:22"]\nproto = "sctp"\n`);
+    expect(verdict(kinds(sctp().intent).mesh!, "100.64.0.2", "100.64.0.1", 22, "sctp")).toBe("accept");
+    for (const proto of ["icmp", "gre"]) {
       const { file, text, load: l } = load(`[[acls]]\naction = "accept"\nsrc = ["host-b"]\ndst = ["host-a:22"]\nproto = "${proto}"\n`);
       let err: unknown;
       try {
@@ -222,8 +240,45 @@ describe("ACLs as written in ghostwire.toml", () => {
 
   it("an icmp acl_test ignores the port of its target, like the kernel", () => {
     const { intent } = load(
-      `[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\nproto = "icmp"\n\n[[acl_tests]]\nsrc = "host-b"\nproto = "icmp"\naccept = ["host-a:*", "host-a:22"]\n`,
+      `[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\nproto = "icmp"\n\n[[acl_tests]]\nsrc = "host-b"\nproto = "icmp"\naccept = ["host-a:0", "host-a:22"]\n`,
     ).load();
     expect(runAclTests(kinds(intent).mesh!, kinds(intent).mesh!.self)).toEqual([]);
+  });
+
+  it("an acl_test destination is one host and one port: ranges, lists, *, CIDRs and port 99999 are errors at their position", () => {
+    for (const [dst, why] of [
+      ["host-a:20-30", 'one port, not "20-30"'],
+      ["host-a:22,80", 'one port, not "22,80"'],
+      ["host-a:*", 'one port, not "*"'],
+      ["*:22", 'one host, not "*"'],
+      ["100.64.0.0/24:22", "not a CIDR"],
+      ["host-a:99999", "port 99999 is not 0-65535"],
+    ]) {
+      const {
+        file,
+        text,
+        load: l,
+      } = load(`[[acls]]\naction = "accept"\nsrc = ["*"]\ndst = ["*:*"]\n\n[[acl_tests]]\nsrc = "host-b"\naccept = ["host-a:22", ${JSON.stringify(dst)}]\n`);
+      let err: unknown;
+      try {
+        l();
+      } catch (e) {
+        err = e;
+      }
+      expect(err, dst).toBeInstanceOf(ConfigError);
+      const d = (err as ConfigError).diagnostics.find((x) => x.severity === "error" && x.message.includes("acl_test destination"));
+      expect(d?.message, dst).toContain(why);
+      const i = text.indexOf(JSON.stringify(dst));
+      const lines = text.slice(0, i).split("\n");
+      expect(d!.source, dst).toEqual({ file, line: lines.length, col: lines[lines.length - 1]!.length + 1 });
+    }
+  });
+
+  it('a node\'s tags may be written "tag:NAME" (as Tailscale writes them) or bare: ACLs naming tag:NAME match either', () => {
+    const { intent } = load(`[[acls]]\naction = "accept"\nsrc = ["tag:ops"]\ndst = ["tag:server:22"]\n`, {
+      selfTags: '["tag:server"]',
+      peerTags: '["ops"]',
+    }).load();
+    expect(verdict(kinds(intent).mesh!, "100.64.0.2", "100.64.0.1", 22, "tcp")).toBe("accept");
   });
 });
