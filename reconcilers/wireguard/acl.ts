@@ -1,6 +1,6 @@
 import { contains, formatCidr4, parseCidr4 } from "../../src/core/ipv4.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
-import type { AclTestIntent, MeshIntent, MeshNode } from "./intent.js";
+import type { AclAliases, AclTestIntent, MeshIntent, MeshNode } from "./intent.js";
 
 /**
  * Tailscale-shaped ACLs for the mesh: `src` and `dst` name "*", "tag:T", hostnames or CIDRs,
@@ -56,11 +56,63 @@ function nodesOf(mesh: MeshIntent, self: MeshNode): MeshNode[] {
   return [self, ...mesh.peers];
 }
 
-export function resolveNames(name: string, nodes: MeshNode[]): Cidr4[] | "any" {
+/** What names resolve against: the mesh's nodes and the policy's groups and hosts aliases. */
+export interface NameContext {
+  nodes: MeshNode[];
+  aliases?: AclAliases;
+}
+
+const host32 = (n: MeshNode): Cidr4 => ({ network: n.address, prefix: 32 });
+
+/** The users a name stands for: a user, or a group's members (groups may name groups). */
+function usersOf(name: string, aliases: AclAliases | undefined, seen = new Set<string>()): string[] {
+  if (!name.startsWith("group:")) return [name];
+  if (seen.has(name)) return [];
+  seen.add(name);
+  return (aliases?.groups[name] ?? []).flatMap((m) => usersOf(m, aliases, seen));
+}
+
+/** A user's nodes: untagged nodes it owns ("alice@" also matches "alice@example.com"), as in Tailscale. */
+function nodesOfUser(user: string, nodes: MeshNode[]): MeshNode[] {
+  return nodes.filter((n) => !n.tags.length && n.user !== undefined && (n.user === user || (user.endsWith("@") && n.user.startsWith(user))));
+}
+
+/**
+ * autogroup:internet: the public IPv4 space (what an exit node carries), i.e. everything but
+ * this-network, RFC 1918, CGNAT (the mesh), loopback, link-local, multicast and reserved.
+ */
+const NOT_INTERNET = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/3"];
+export const INTERNET: Cidr4[] = complement(NOT_INTERNET.map((c) => parseCidr4(c)!));
+
+function complement(holes: Cidr4[]): Cidr4[] {
+  const out: Cidr4[] = [];
+  const walk = (c: Cidr4) => {
+    const lo = c.network;
+    const hi = lo + 2 ** (32 - c.prefix) - 1;
+    const inside = holes.some((h) => h.prefix <= c.prefix && contains(h, lo));
+    if (inside) return;
+    const overlaps = holes.some((h) => h.prefix > c.prefix && h.network >= lo && h.network <= hi);
+    if (!overlaps) return void out.push(c);
+    const half = 2 ** (31 - c.prefix);
+    walk({ network: lo, prefix: c.prefix + 1 });
+    walk({ network: lo + half, prefix: c.prefix + 1 });
+  };
+  walk({ network: 0, prefix: 0 });
+  return out;
+}
+
+export function resolveNames(name: string, ctx: NameContext | MeshNode[]): Cidr4[] | "any" {
+  const { nodes, aliases } = Array.isArray(ctx) ? { nodes: ctx, aliases: undefined } : ctx;
   if (name === "*") return "any";
-  if (name.startsWith("tag:")) return nodes.filter((n) => n.tags.includes(name.slice(4))).map((n) => ({ network: n.address, prefix: 32 }));
+  if (name.startsWith("tag:")) return nodes.filter((n) => n.tags.includes(name.slice(4))).map(host32);
+  if (name === "autogroup:member") return nodes.filter((n) => !n.tags.length).map(host32);
+  if (name === "autogroup:tagged") return nodes.filter((n) => n.tags.length).map(host32);
+  if (name === "autogroup:internet") return INTERNET;
+  if (name.startsWith("group:") || name.includes("@")) return usersOf(name, aliases).flatMap((u) => nodesOfUser(u, nodes).map(host32));
+  const alias = aliases?.hosts[name];
+  if (alias !== undefined) name = alias;
   const host = nodes.find((n) => n.hostname === name);
-  if (host) return [{ network: host.address, prefix: 32 }];
+  if (host) return [host32(host)];
   const c = parseCidr4(name.includes("/") ? name : `${name}/32`);
   return c ? [{ network: c.network, prefix: c.prefix }] : [];
 }
@@ -78,20 +130,32 @@ function splitDst(d: string): [string, string] {
   return [d.slice(0, i), d.slice(i + 1)];
 }
 
+/**
+ * The mesh's ACLs as address/port/protocol rules. A destination `autogroup:self` means "the
+ * source's own devices": the rule is expanded per user, each user's nodes among the sources
+ * reaching that user's nodes (Tailscale's meaning), in place, so first-match order holds.
+ */
 export function compileAcls(mesh: MeshIntent, self: MeshNode): CompiledAcl[] {
   const nodes = nodesOf(mesh, self);
-  return mesh.acls.map((a) => {
-    const srcs = a.src.map((s) => resolveNames(s, nodes));
-    return {
-      action: a.action,
-      src: srcs.includes("any") ? "any" : (srcs as Cidr4[][]).flat(),
-      dst: a.dst.map((d) => {
-        const [name, port] = splitDst(d);
-        return { addrs: resolveNames(name, nodes), ports: parsePorts(port) };
-      }),
-      // "all" (schema) is no protocol match at all.
-      protos: a.proto === "all" || a.proto === "*" ? "any" : a.proto ? [protoName(a.proto) ?? a.proto] : DEFAULT_PROTOS,
-    };
+  const ctx: NameContext = { nodes, aliases: mesh.aliases };
+  return mesh.acls.flatMap((a) => {
+    const srcs = a.src.map((s) => resolveNames(s, ctx));
+    const src: Cidr4[] | "any" = srcs.includes("any") ? "any" : (srcs as Cidr4[][]).flat();
+    const protos: CompiledAcl["protos"] = a.proto === "all" || a.proto === "*" ? "any" : a.proto ? [protoName(a.proto) ?? a.proto] : DEFAULT_PROTOS;
+    const dsts = a.dst.map((d) => splitDst(d));
+    const plain = dsts.filter(([name]) => name !== "autogroup:self").map(([name, port]) => ({ addrs: resolveNames(name, ctx), ports: parsePorts(port) }));
+    const selfPorts = dsts.filter(([name]) => name === "autogroup:self").map(([, port]) => parsePorts(port));
+    const out: CompiledAcl[] = [];
+    if (selfPorts.length) {
+      const users = [...new Set(nodes.filter((n) => !n.tags.length && n.user).map((n) => n.user!))].sort();
+      for (const u of users) {
+        const own = nodesOfUser(u, nodes).map(host32);
+        const from = src === "any" ? own : own.filter((o) => src.some((c) => contains(c, o.network)));
+        if (from.length) out.push({ action: a.action, src: from, dst: selfPorts.map((ports) => ({ addrs: own, ports })), protos });
+      }
+    }
+    if (plain.length) out.push({ action: a.action, src, dst: plain, protos });
+    return out;
   });
 }
 
@@ -140,10 +204,11 @@ export interface AclTestFailure {
 /** Tailscale-style policy tests: every source address of `src` must get the expected verdict. */
 export function runAclTests(mesh: MeshIntent, self: MeshNode): AclTestFailure[] {
   const nodes = nodesOf(mesh, self);
+  const ctx: NameContext = { nodes, aliases: mesh.aliases };
   const acls = compileAcls(mesh, self);
   const failures: AclTestFailure[] = [];
   for (const t of mesh.aclTests) {
-    const srcs = resolveNames(t.src, nodes);
+    const srcs = resolveNames(t.src, ctx);
     const srcIps = srcs === "any" ? [0] : srcs.map((c) => c.network);
     for (const [expected, list] of [
       ["accept", t.accept],
@@ -151,7 +216,7 @@ export function runAclTests(mesh: MeshIntent, self: MeshNode): AclTestFailure[] 
     ] as const) {
       for (const target of list) {
         const [name, port] = splitDst(target);
-        const dsts = resolveNames(name, nodes);
+        const dsts = resolveNames(name, ctx);
         const dstIps = dsts === "any" ? [0] : dsts.map((c) => c.network);
         // One port (intent.ts refuses anything else); ICMP has none.
         const p = PORTED.includes(protoName(t.proto) ?? t.proto) ? Number(port) : undefined;

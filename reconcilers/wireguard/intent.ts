@@ -9,6 +9,7 @@ import { ifnameProblem } from "../../src/config/names.js";
 import { pointer } from "../../src/config/positions.js";
 import { isKey, readKeyFile } from "./keys.js";
 import { PORTED, protoName, runAclTests } from "./acl.js";
+import { loadPolicyFile } from "./policy-file.js";
 import { fragmentKey } from "../../src/core/intent.js";
 import type { IntentHooks } from "../../src/core/resource.js";
 
@@ -48,6 +49,8 @@ export interface MeshNode {
   address: number;
   tags: string[];
   publicKey?: string;
+  /** its owner (Tailscale's user, "alice@example.com"); a tagged node belongs to its tags */
+  user?: string;
 }
 
 export interface AclIntent {
@@ -56,6 +59,10 @@ export interface AclIntent {
   dst: string[];
   proto?: string;
   source: SourcePos;
+  /** where src[j], dst[j] and proto are written (the Boltfile or the policy file) */
+  srcAt?: (j: number) => SourcePos;
+  dstAt?: (j: number) => SourcePos;
+  protoAt?: SourcePos;
 }
 
 export interface AclTestIntent {
@@ -64,6 +71,14 @@ export interface AclTestIntent {
   accept: string[];
   deny: string[];
   source: SourcePos;
+  srcAt?: SourcePos;
+  targetAt?: (key: "accept" | "deny", j: number) => SourcePos;
+}
+
+/** What ACL names can refer to besides nodes: the policy file's groups and hosts aliases. */
+export interface AclAliases {
+  groups: Record<string, string[]>;
+  hosts: Record<string, string>;
 }
 
 export interface MeshIntent {
@@ -77,6 +92,7 @@ export interface MeshIntent {
   magicDns: boolean;
   acls: AclIntent[];
   aclTests: AclTestIntent[];
+  aliases: AclAliases;
   source: SourcePos;
 }
 
@@ -359,7 +375,13 @@ function meshIntent(
     address = parseIp4(String(node.address).split("/")[0]!);
     if (address === undefined) return void err(`mesh: node.address "${String(node.address)}" is not an IPv4 address`, pos("node", "address"));
   } else address = allocateMeshAddress(key.publicKey);
-  const self: MeshNode = { hostname, address, tags: tagsOf(node.tags), publicKey: key.publicKey };
+  const self: MeshNode = {
+    hostname,
+    address,
+    tags: tagsOf(node.tags),
+    publicKey: key.publicKey,
+    user: node.user === undefined ? undefined : String(node.user),
+  };
   const acceptRoutes = node.accept_routes === true;
   const useExit = node.use_exit_node ? String(node.use_exit_node) : undefined;
   const nodes: MeshNode[] = [];
@@ -381,7 +403,7 @@ function meshIntent(
       else routes.push(c);
     }
     const hn = String(raw.hostname);
-    nodes.push({ hostname: hn, address: a, tags: tagsOf(raw.tags), publicKey: pk });
+    nodes.push({ hostname: hn, address: a, tags: tagsOf(raw.tags), publicKey: pk, user: raw.user === undefined ? undefined : String(raw.user) });
     const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];
     if (useExit === hn) allowed.push({ network: 0, prefix: 0 });
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
@@ -415,50 +437,74 @@ function meshIntent(
     if (!c || c.hostBits) err(`mesh: advertise_routes "${r}" is not an IPv4 CIDR without host bits`, pos("node", "advertise_routes", j));
     else advertise.push(c);
   }
-  const allTags = new Set([...self.tags, ...nodes.flatMap((n) => n.tags)]);
-  const hosts = new Set([self.hostname, ...nodes.map((n) => n.hostname)]);
-  const acls: AclIntent[] = ((data.acls ?? []) as Obj[]).map((raw, i) => {
-    // The schema (and the seed's ACL example) spell the refusing action "drop".
-    const action = raw.action === "drop" || raw.action === "deny" ? "deny" : "accept";
-    const acl: AclIntent = {
-      action,
+  // The ACLs: [[acls]]/[[acl_tests]] in this file, or a Tailscale policy file (not both).
+  const policyPath = gw.policy_file === undefined ? undefined : String(gw.policy_file);
+  if (policyPath && (data.acls !== undefined || data.acl_tests !== undefined))
+    err("policy_file and [[acls]]/[[acl_tests]] in the same mesh: keep the ACLs in one place", pos("ghostwire", "policy_file"));
+  const policy = policyPath ? loadPolicyFile(configFile, policyPath, pos("ghostwire", "policy_file"), err, diags) : undefined;
+  const tomlAcls = ((data.acls ?? []) as Obj[]).map(
+    (raw, i): AclIntent => ({
+      // The schema (and the seed's ACL example) spell the refusing action "drop".
+      action: raw.action === "drop" || raw.action === "deny" ? "deny" : "accept",
       src: (raw.src as string[]).map(String),
       dst: (raw.dst as string[]).map(String),
       proto: raw.proto as string | undefined,
       source: keyPos("acls", i),
-    };
-    acl.src.forEach((s, j) => checkAclName(s, false, allTags, hosts, pos("acls", i, "src", j), err));
-    acl.dst.forEach((s, j) => checkAclName(s, true, allTags, hosts, pos("acls", i, "dst", j), err));
-    // Ports belong to TCP, UDP and SCTP; Tailscale refuses them for any other protocol.
-    const proto = acl.proto === undefined || acl.proto === "all" || acl.proto === "*" ? undefined : protoName(acl.proto);
-    if (acl.proto !== undefined && acl.proto !== "all" && acl.proto !== "*" && !proto)
-      err(`ACL proto "${acl.proto}" is not a protocol bolt knows (tcp, udp, icmp, sctp, gre, esp, ah, igmp, or their IANA numbers)`, pos("acls", i, "proto"));
-    else if (proto && !PORTED.includes(proto) && acl.dst.some((d) => !d.endsWith(":*")))
-      err(
-        `ACL proto "${acl.proto}" with ports: ${proto} has no ports (only tcp, udp and sctp do); write the destinations as "<target>:*"`,
-        pos("acls", i, "proto"),
-      );
-    return acl;
-  });
-  const aclTests: AclTestIntent[] = ((data.acl_tests ?? []) as Obj[]).map((raw, i) => {
-    const t: AclTestIntent = {
+      srcAt: (j) => pos("acls", i, "src", j),
+      dstAt: (j) => pos("acls", i, "dst", j),
+      protoAt: pos("acls", i, "proto"),
+    }),
+  );
+  const tomlTests = ((data.acl_tests ?? []) as Obj[]).map(
+    (raw, i): AclTestIntent => ({
       src: String(raw.src),
       proto: String(raw.proto ?? "tcp"),
       accept: ((raw.accept ?? []) as string[]).map(String),
       deny: ((raw.deny ?? []) as string[]).map(String),
       source: keyPos("acl_tests", i),
-    };
-    checkAclName(t.src, false, allTags, hosts, pos("acl_tests", i, "src"), err);
-    if (!protoName(t.proto)) err(`acl_test proto "${t.proto}" is not a protocol bolt knows`, pos("acl_tests", i, "proto"));
+      srcAt: pos("acl_tests", i, "src"),
+      targetAt: (key, j) => pos("acl_tests", i, key, j),
+    }),
+  );
+  // nodeAttrs in the policy give tags to nodes named by hostname or address.
+  for (const n of [self, ...nodes]) {
+    const extra = [...(policy?.nodeTags[n.hostname] ?? []), ...(policy?.nodeTags[formatIp4(n.address)] ?? [])];
+    for (const t of extra) if (!n.tags.includes(t)) n.tags.push(t);
+  }
+  const acls = policy?.acls ?? tomlAcls;
+  const aclTests = policy?.tests ?? tomlTests;
+  const aliases: AclAliases = { groups: policy?.groups ?? {}, hosts: policy?.hosts ?? {} };
+  const names: AclNames = {
+    tags: new Set([...self.tags, ...nodes.flatMap((n) => n.tags), ...(policy?.tagOwners ?? [])]),
+    hosts: new Set([self.hostname, ...nodes.map((n) => n.hostname)]),
+    users: new Set([self, ...nodes].map((n) => n.user).filter((u): u is string => !!u)),
+    aliases,
+  };
+  acls.forEach((acl) => {
+    const at = (f: ((j: number) => SourcePos) | undefined, j: number) => f?.(j) ?? acl.source;
+    acl.src.forEach((s, j) => checkAclName(s, false, names, at(acl.srcAt, j), err));
+    acl.dst.forEach((s, j) => checkAclName(s, true, names, at(acl.dstAt, j), err));
+    // Ports belong to TCP, UDP and SCTP; Tailscale refuses them for any other protocol.
+    const proto = acl.proto === undefined || acl.proto === "all" || acl.proto === "*" ? undefined : protoName(acl.proto);
+    if (acl.proto !== undefined && acl.proto !== "all" && acl.proto !== "*" && !proto)
+      err(`ACL proto "${acl.proto}" is not a protocol bolt knows (tcp, udp, icmp, sctp, gre, esp, ah, igmp, or their IANA numbers)`, acl.protoAt ?? acl.source);
+    else if (proto && !PORTED.includes(proto) && acl.dst.some((d) => !d.endsWith(":*")))
+      err(
+        `ACL proto "${acl.proto}" with ports: ${proto} has no ports (only tcp, udp and sctp do); write the destinations as "<target>:*"`,
+        acl.protoAt ?? acl.source,
+      );
+  });
+  for (const t of aclTests) {
+    checkAclName(t.src, false, names, t.srcAt ?? t.source, err);
+    if (!protoName(t.proto)) err(`acl_test proto "${t.proto}" is not a protocol bolt knows`, t.source);
     for (const key of ["accept", "deny"] as const)
       t[key].forEach((d, j) => {
-        const at = pos("acl_tests", i, key, j);
+        const at = t.targetAt?.(key, j) ?? t.source;
         const problem = testDestinationProblem(d);
         if (problem) err(`acl_test destination "${d}": ${problem}`, at);
-        else checkAclName(d, true, allTags, hosts, at, err);
+        else checkAclName(d, true, names, at, err);
       });
-    return t;
-  });
+  }
   const wg: WgIntent = {
     ifname,
     address: { network: address, addr: address, prefix: 32 },
@@ -481,6 +527,7 @@ function meshIntent(
     magicDns: features.magic_dns === true,
     acls,
     aclTests,
+    aliases,
     source,
   };
   return { wg, mesh };
@@ -517,23 +564,46 @@ function testDestinationProblem(d: string): string | undefined {
   return undefined;
 }
 
-function checkAclName(s: string, isDst: boolean, tags: Set<string>, hosts: Set<string>, at: SourcePos, err: Err) {
+interface AclNames {
+  tags: Set<string>;
+  hosts: Set<string>;
+  users: Set<string>;
+  aliases: AclAliases;
+}
+
+const AUTOGROUPS = ["autogroup:member", "autogroup:tagged", "autogroup:self", "autogroup:internet"];
+
+function checkAclName(s: string, isDst: boolean, n: AclNames, at: SourcePos, err: Err) {
   let name = s;
   if (isDst) {
     const i = s.lastIndexOf(":");
-    if (i <= 0 || (s.startsWith("tag:") && i === 3)) return err(`ACL destination "${s}" needs a port: "<target>:<port>", ":N-M" or ":*"`, at);
+    if (i <= 0 || ((s.startsWith("tag:") || s.startsWith("group:") || s.startsWith("autogroup:")) && s.indexOf(":") === i))
+      return err(`ACL destination "${s}" needs a port: "<target>:<port>", ":N-M" or ":*"`, at);
     const port = s.slice(i + 1);
     if (port !== "*" && !/^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/.test(port))
       return err(`ACL destination "${s}": port "${port}" is not a port, a range or *`, at);
+    if (port !== "*" && port.split(/[-,]/).some((p) => Number(p) > 65535)) return err(`ACL destination "${s}": port ${port} is not 0-65535`, at);
     name = s.slice(0, i);
   }
   if (name === "*") return;
   if (name.startsWith("tag:")) {
-    if (!tags.has(name.slice(4))) err(`ACL names unknown tag "${name}" (tags in this mesh: ${[...tags].join(", ") || "none"})`, at);
+    if (!n.tags.has(name.slice(4))) err(`ACL names unknown tag "${name}" (tags in this mesh: ${[...n.tags].join(", ") || "none"})`, at);
     return;
   }
+  if (name.startsWith("autogroup:")) {
+    if (!AUTOGROUPS.includes(name)) return err(`ACL names unknown autogroup "${name}" (bolt knows ${AUTOGROUPS.join(", ")})`, at);
+    if (!isDst && (name === "autogroup:self" || name === "autogroup:internet")) err(`"${name}" is a destination only (as in Tailscale)`, at);
+    return;
+  }
+  if (name.startsWith("group:")) {
+    if (!(name in n.aliases.groups)) err(`ACL names unknown group "${name}" (groups: ${Object.keys(n.aliases.groups).join(", ") || "none"})`, at);
+    return;
+  }
+  if (name.includes("@")) return; // a user: matches that user's untagged nodes (none is not an error, as in Tailscale)
+  if (name in n.aliases.hosts) return;
+  if (name.includes(":")) return void err(`ACL names "${name}", an IPv6 address; the mesh is IPv4`, at);
   if (parseCidr4(name.includes("/") ? name : `${name}/32`)) return;
-  if (!hosts.has(name)) err(`ACL names "${name}", which is neither a tag:, a known hostname, nor a CIDR`, at);
+  if (!n.hosts.has(name)) err(`ACL names "${name}", which is neither a tag:, a group:, a user, a hosts alias, a known hostname, nor a CIDR`, at);
 }
 
 /** `host:port`, `a.b.c.d:port` or `[IPv6]:port` (as wg and wg-quick write it; the address is checked by `isIP`). */

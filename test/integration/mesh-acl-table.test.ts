@@ -52,7 +52,7 @@ const TABLE: Row[] = [
 ];
 
 /** Each row as an [[acl_tests]] entry expecting the table's answer. */
-const TESTS = TABLE.map((r) => [`[[acl_tests]]`, `src = "host-${r.from}"`, `proto = "${r.proto}"`, `${r.expect} = ["host-a:${r.port}"]`].join("\n")).join(
+const TESTS = TABLE.map((r) => ["[[acl_tests]]", `src = "host-${r.from}"`, `proto = "${r.proto}"`, `${r.expect} = ["host-a:${r.port}"]`].join("\n")).join(
   "\n\n",
 );
 
@@ -86,6 +86,30 @@ describe.skipIf(!!SKIP_REASON)("mesh ACLs: one table through `bolt mesh test` an
     expect(out.failures).toEqual([]);
     expect(out.tests).toBe(TABLE.length);
     expect(r.code).toBe(0);
+  });
+
+  it("the same policy as a Tailscale policy file (HuJSON): the same answers, the same nft rules", async () => {
+    const acls = [
+      { action: "accept", src: ["tag:client"], dst: ["tag:server:8080"], proto: "tcp" },
+      { action: "drop", src: ["host-c"], dst: ["host-a:5353"], proto: "udp" },
+      { action: "drop", src: ["host-b"], dst: ["host-a:9000"] },
+      { action: "accept", src: ["host-b"], dst: ["host-a:9000-9001"] },
+    ];
+    const tests = TABLE.map((r) => ({ src: `host-${r.from}`, proto: r.proto, [r.expect]: [`host-a:${r.port}`] }));
+    const hujson = `// the table's policy, as Tailscale writes it\n{\n  "acls": ${JSON.stringify(acls, null, 2)},\n  "tests": ${JSON.stringify(tests)},\n}\n`;
+    lab.sb.write("table.hujson", hujson);
+    const withFile = lab.meshText("a", { world: WORLD }).replace('control_server = "static"', 'control_server = "static"\npolicy_file = "table.hujson"');
+    const file = lab.sb.write("a-policy-file.toml", withFile);
+    const t = await lab.bolt("a", ["mesh", "test", "--json", "-f", file]);
+    expect(JSON.parse(t.stdout)).toEqual({ tests: TABLE.length, failures: [] });
+    const nftOf = async (f: string) => {
+      const r = await lab.bolt("a", ["plan", "--json", "-f", f]);
+      const nft = (JSON.parse(r.stdout).changes as Json[]).find((c) => c.kind === "nft");
+      return Object.fromEntries(Object.entries(nft.after as Record<string, string>).filter(([k]) => k.startsWith("mesh_acl")));
+    };
+    const fromPolicy = await nftOf(file);
+    expect(Object.keys(fromPolicy).length, "the mesh_acl chain's rules").toBeGreaterThan(5);
+    expect(fromPolicy).toEqual(await nftOf(lab.meshFile("a", { world: WORLD, extra: ACLS, name: "a-toml-acls.toml" })));
   });
 
   it("the kernel gives every row the same answer (traffic into A's mesh interface)", async () => {

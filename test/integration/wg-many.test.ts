@@ -55,20 +55,20 @@ describe.skipIf(!!SKIP_REASON)("many namespaces, each with gw0", () => {
       await must(["ip", "-n", ns(h), "link", "set", "lo", "up"]);
       pub[h] = await keypair(join(sb.dir, "keys"), h);
     }
-    const hubPeers = spokes.map((i) => [`[[wireguard.gw0.peers]]`, `public_key = "${pub[`s${i}`]}"`, `allowed_ips = ["${MESH(i)}/32"]`].join("\n"));
+    const hubPeers = spokes.map((i) => ["[[wireguard.gw0.peers]]", `public_key = "${pub[`s${i}`]}"`, `allowed_ips = ["${MESH(i)}/32"]`].join("\n"));
     files.hub = sb.write(
       "hub.toml",
-      [`[wireguard.gw0]`, `private_key_file = "keys/hub.key"`, `listen_port = ${PORT}`, `address = "${HUB}/24"`, "", ...hubPeers].join("\n") + "\n",
+      ["[wireguard.gw0]", `private_key_file = "keys/hub.key"`, `listen_port = ${PORT}`, `address = "${HUB}/24"`, "", ...hubPeers].join("\n") + "\n",
     );
     for (const i of spokes)
       files[`s${i}`] = sb.write(
         `s${i}.toml`,
         [
-          `[wireguard.gw0]`,
+          "[wireguard.gw0]",
           `private_key_file = "keys/s${i}.key"`,
           `address = "${MESH(i)}/24"`,
           "",
-          `[[wireguard.gw0.peers]]`,
+          "[[wireguard.gw0.peers]]",
           `public_key = "${pub.hub}"`,
           `endpoint = "${HUB_UL}:${PORT}"`,
           `allowed_ips = ["${HUB}/32"]`,

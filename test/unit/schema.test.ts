@@ -303,7 +303,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "monitoring.listen",
     "monitoring.enable_detailed_metrics",
   ],
-  ghostwire: ["ghostwire", "ghostwire.control_server", "meshvpn/**", "features/**", "node/**", "peers/**", "acls/**", "acl_tests/**"],
+  ghostwire: ["ghostwire", "ghostwire.control_server", "ghostwire.policy_file", "meshvpn/**", "features/**", "node/**", "peers/**", "acls/**", "acl_tests/**"],
   volantd: [
     "networking",
     "networking.mode",
