@@ -53,6 +53,8 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
     const dump = await wgDump(io, l.ifname);
     interfaces.push({
       interface: l.ifname,
+      // the kernel's WireGuard (a "wireguard" link) or wireguard-go serving a tun device
+      implementation: l.linkinfo?.info_kind === "wireguard" ? "kernel" : "wireguard-go",
       public_key: dump?.publicKey ?? null,
       listen_port: dump?.listenPort ?? null,
       running: !!dump,
@@ -75,7 +77,9 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
   }
   if (!interfaces.length) o.out("bolt has no WireGuard interface here.\n");
   for (const i of interfaces) {
-    o.out(`interface ${i.interface}${i.running ? "" : " (not running)"}: public key ${i.public_key ?? "-"}, port ${i.listen_port ?? "-"}\n`);
+    o.out(
+      `interface ${i.interface} (${i.implementation})${i.running ? "" : " (not running)"}: public key ${i.public_key ?? "-"}, port ${i.listen_port ?? "-"}\n`,
+    );
     for (const p of i.peers) {
       const hs = p.handshake_age_seconds === null ? "never" : `${p.handshake_age_seconds}s ago`;
       o.out(

@@ -18,8 +18,8 @@
 //   examples/ and in examples/mesh/ is one host of the three-host underlay of mesh-topology.ts,
 //   by its hostname (host-a, host-b, host-c). The examples hold no key material: each host gets a
 //   copy of its file with a key pair generated now (`bolt keygen`, 0600), the other hosts' fresh
-//   public keys in place of the placeholders, and an interface name unique on this machine
-//   (wireguard-go's control socket is machine-wide). Nothing else in the file is changed.
+//   public keys in place of the placeholders, and its interface name (gw0 on every host: each
+//   namespace has its own wireguard-go control sockets). Nothing else in the file is changed.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { basename, join, relative } from "node:path";

@@ -59,6 +59,10 @@ describe.skipIf(!!SKIP_REASON)("mesh: connectivity, subnet routes, exit node, ma
       expect(show.code, show.stderr).toBe(0);
       expect(show.stdout).toContain(lab.ifname(h));
       expect(show.stdout).toContain(lab.pub[HOSTS.find((x) => x !== h)!]);
+      // Which implementation runs: no kernel module on this machine class, so wireguard-go.
+      const wgRes = (JSON.parse(show.stdout).resources as Json[]).find((r) => r.kind === "wireguard");
+      expect(wgRes.spec.type).toBe("userspace");
+      expect(((await lab.status(h)).interfaces as Json[])[0].implementation).toBe("wireguard-go");
       const plan = await lab.bolt(h, ["plan", "--json", "--show-commands", "-f", lab.meshFile(h)]);
       expect(plan.code, plan.stderr).toBe(0);
     }

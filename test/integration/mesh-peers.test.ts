@@ -88,7 +88,7 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
     const dev = lab.ifname("b");
     const [pid] = await lab.wgPids("b");
     expect(pid).toBeGreaterThan(0);
-    // We started it (through bolt, in our namespace, with our unique interface name).
+    // We started it (through bolt, in our namespace: wgPids counts that namespace's only).
     process.kill(pid!, "SIGKILL");
     for (let i = 0; i < 50 && (await lab.wgPids("b")).length; i++) await sleep(100);
     expect(await lab.wgPids("b")).toEqual([]);
