@@ -383,7 +383,18 @@ function meshIntent(
     user: node.user === undefined ? undefined : String(node.user),
   };
   const acceptRoutes = node.accept_routes === true;
-  const useExit = node.use_exit_node ? String(node.use_exit_node) : undefined;
+  // [features] switch whole capabilities off: what the node asks for is then accepted, not enforced.
+  const off = (feature: string, key: string, what: string) => {
+    diags.push({
+      severity: "warning",
+      message: `accepted, not enforced: node.${key} — [features] ${feature} = false turns ${what} off`,
+      source: pos("node", key),
+    });
+  };
+  if (features.exit_nodes === false && node.use_exit_node) off("exit_nodes", "use_exit_node", "exit nodes");
+  if (features.exit_nodes === false && node.exit_node === true) off("exit_nodes", "exit_node", "exit nodes");
+  if (features.subnet_routing === false && ((node.advertise_routes ?? []) as unknown[]).length) off("subnet_routing", "advertise_routes", "subnet routes");
+  const useExit = node.use_exit_node && features.exit_nodes !== false ? String(node.use_exit_node) : undefined;
   const nodes: MeshNode[] = [];
   const peers: WgPeerIntent[] = [];
   ((data.peers ?? []) as Obj[]).forEach((raw, i) => {
@@ -435,7 +446,7 @@ function meshIntent(
   for (const [j, r] of ((node.advertise_routes ?? []) as string[]).entries()) {
     const c = parseCidr4(r);
     if (!c || c.hostBits) err(`mesh: advertise_routes "${r}" is not an IPv4 CIDR without host bits`, pos("node", "advertise_routes", j));
-    else advertise.push(c);
+    else if (features.subnet_routing !== false) advertise.push(c);
   }
   // The ACLs: [[acls]]/[[acl_tests]] in this file, or a Tailscale policy file (not both).
   const policyPath = gw.policy_file === undefined ? undefined : String(gw.policy_file);
@@ -522,7 +533,7 @@ function meshIntent(
     self,
     peers: nodes,
     advertise,
-    exitNode: node.exit_node === true,
+    exitNode: node.exit_node === true && features.exit_nodes !== false,
     useExitNode: useExit,
     magicDns: features.magic_dns === true,
     acls,

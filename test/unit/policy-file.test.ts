@@ -214,3 +214,23 @@ describe("policy_file: Tailscale's policy as the mesh's ACLs", () => {
     expect(errs[0]?.source?.file).toBe(missing.policyFile);
   });
 });
+
+describe("[features] switches", () => {
+  it("subnet_routing = false and exit_nodes = false: what the node asks for is a warning at its key, and nothing of it is compiled", () => {
+    const k = n++;
+    const file = join(dir, `f-${k}.toml`);
+    const text = `[ghostwire]\ncontrol_server = "static"\n\n[features]\nsubnet_routing = false\nexit_nodes = false\n\n[node]\nhostname = "web"\ninterface = "gw0"\naddress = "100.64.0.1"\nprivate_key_file = "${keyFile}"\nadvertise_routes = ["192.168.50.0/24"]\nexit_node = true\nuse_exit_node = "gw"\n\n[[peers]]\nhostname = "gw"\npublic_key = "${pub()}"\naddress = "100.64.0.9"\nroutes = ["10.9.0.0/16"]\n`;
+    writeFileSync(file, text);
+    const r = loadIntent([file], "");
+    const m = meshOf(r);
+    expect(m.advertise).toEqual([]);
+    expect(m.exitNode).toBe(false);
+    expect(m.useExitNode).toBeUndefined();
+    expect(kinds(r.intent).wireguard[0]!.peers[0]!.allowedIps.map((c) => c.prefix)).toEqual([32]);
+    const w = r.warnings.map((d) => `${d.source?.line}: ${d.message}`);
+    for (const key of ["advertise_routes", "exit_node", "use_exit_node"])
+      expect(w).toContain(
+        `${at(text, `${key} =`).line}: accepted, not enforced: node.${key} — [features] ${key === "advertise_routes" ? "subnet_routing" : "exit_nodes"} = false turns ${key === "advertise_routes" ? "subnet routes" : "exit nodes"} off`,
+      );
+  });
+});

@@ -1,10 +1,10 @@
 // wireguard: a userspace WireGuard interface — `wireguard-go IF` makes the tun device, ip gives
 // it its alias (ownership), addresses, MTU and up, `wg set` its key, port and fwmark. Create,
 // update (port, MTU, addresses), key change, delete (with its peers and routes), destroy.
-import { describe, expect } from "vitest";
+import { describe, expect, it } from "vitest";
 import { publicKeyOf } from "../helpers/fake-kernel.js";
 import { wgMountFile } from "../../../src/exec/run-dir.js";
-import { converge, describeTransition, intentOf, newWorld, wgKeyPair, wgPsk, writeConfigs, writeKeyFile } from "../helpers/pipeline.js";
+import { converge, describeTransition, intentOf, newWorld, planOn, wgKeyPair, wgPsk, writeConfigs, writeKeyFile } from "../helpers/pipeline.js";
 import type { Desired } from "../helpers/pipeline.js";
 
 const T = "bolt-t-kinds";
@@ -122,5 +122,21 @@ describe("wireguard", () => {
     before: from(WITH_PEERS + NET),
     to: () => ({ ...want(WITH_PEERS + NET)(), destroy: true }),
     after: (k) => expect(k.ns(T).links.map((l) => l.name)).toEqual(["lo"]),
+  });
+});
+
+describe("wireguard: the kernel module where the host has it", () => {
+  // Read-only detection (/sys/module/wireguard, else `modprobe -n`): no probe device is made.
+  it("a new device is `ip link add … type wireguard` when the module is loaded; wireguard-go otherwise", async () => {
+    const withModule = newWorld(T, (k) => k.state.dirs.push("/sys/module/wireguard"));
+    const plan = await planOn(withModule, want(IFACE)());
+    const dev = plan.steps.find((s) => s.change.id === "wireguard:wg0")!;
+    expect(dev.change.after!.spec.type).toBe("kernel");
+    expect(dev.ops.map((o) => `${o.tool} ${o.args.join(" ")}`)).toContain("ip link add dev wg0 type wireguard");
+    expect(dev.ops.some((o) => o.args[0] === "wireguard-go")).toBe(false);
+    const plain = await planOn(newWorld(T), want(IFACE)());
+    const dev2 = plain.steps.find((s) => s.change.id === "wireguard:wg0")!;
+    expect(dev2.change.after!.spec.type).toBe("userspace");
+    expect(dev2.ops.map((o) => `${o.tool} ${o.args.join(" ")}`)).toContain("exec wireguard-go wg0");
   });
 });
