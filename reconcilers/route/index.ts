@@ -1,10 +1,12 @@
 import { contains, formatCidr4 } from "../../src/core/ipv4.js";
+import { contains6, formatCidr6, parseCidr6 } from "../../src/core/ipv6.js";
+import type { Cidr6 } from "../../src/core/ipv6.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
 import { ROUTE_PROTO } from "../../src/core/conventions.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
-import type { IpRoute } from "../../src/core/live-reader.js";
+import type { IpRoute, LiveReader } from "../../src/core/live-reader.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { EXIT, WIREGUARD } from "../wireguard/intent.js";
 
@@ -19,7 +21,7 @@ export const routeReconciler: Reconciler = {
   phases: { route: { after: ["wireguard.addr", "wg-peer.peer"] } },
   uses: ["wireguard"],
   replaceOn: [],
-  readScope: [{ ip: ["-4", "route", "show", "table", "all"] }],
+  readScope: [{ ip: ["-4", "route", "show", "table", "all"] }, { ip: ["-6", "route", "show", "table", "all"] }],
 
   desired(ctx) {
     const resources: Resource[] = [];
@@ -28,12 +30,16 @@ export const routeReconciler: Reconciler = {
       // there (10.0.9.2/32 on a 10.0.9.1/24 interface: the kernel's connected route covers it).
       const own = w.address ? [w.address, ...(w.moreAddresses ?? [])] : [];
       const covered = (c: Cidr4) => c.prefix > 0 && own.some((a) => a.prefix <= c.prefix && contains(a, c.network));
+      const own6 = (w.addresses6 ?? []).map((a) => parseCidr6(a)!);
+      const covered6 = (c: Cidr6) => own6.some((a) => a.prefix <= c.prefix && contains6(a, c.network));
       for (const p of w.peers) {
         for (const c of p.allowedIps.filter((x) => !covered(x))) {
           const table = c.prefix === 0 ? String(EXIT.table) : "main";
           const dst = c.prefix === 0 ? "default" : formatCidr4(c);
           resources.push(route(dst, table, w.ifname, p.source));
         }
+        for (const c of (p.allowedIps6 ?? []).map((x) => parseCidr6(x)!).filter((x) => !covered6(x)))
+          resources.push(route(formatCidr6(c), "main", w.ifname, p.source));
       }
     }
     const seen = new Set<string>();
@@ -41,7 +47,7 @@ export const routeReconciler: Reconciler = {
   },
 
   async read(io) {
-    const routes = await io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"]);
+    const routes = await allRoutes(io);
     const resources = routes
       .filter((r) => r.protocol === ROUTE_PROTO)
       .map((r) => ({ ...route(normDst(r.dst), r.table ?? "main", r.dev ?? ""), spec: { dev: r.dev ?? "", via: r.gateway ?? "" } }));
@@ -49,7 +55,7 @@ export const routeReconciler: Reconciler = {
   },
 
   async conflicts(desired, io) {
-    const routes = await io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"]);
+    const routes = await allRoutes(io);
     const out: Diagnostic[] = [];
     for (const d of desired) {
       const table = String(d.data!.table);
@@ -82,8 +88,19 @@ export const routeReconciler: Reconciler = {
 };
 
 /** ip prints host routes without "/32". */
+/** ip prints a host route without its length: /32, or /128 for IPv6. */
 function normDst(dst: string): string {
-  return dst === "default" || dst.includes("/") ? dst : `${dst}/32`;
+  return dst === "default" || dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`;
+}
+
+/** Both families' routes (bolt's IPv6 ones are the peers' IPv6 allowed IPs). */
+async function allRoutes(io: LiveReader): Promise<IpRoute[]> {
+  const [v4, v6] = await Promise.all([
+    io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"]),
+    io.ipJson<IpRoute[]>(["-6", "route", "show", "table", "all"]),
+  ]);
+  // An IPv6 default route is "default" too: keep it apart from IPv4's.
+  return [...v4, ...v6.map((r) => (r.dst === "default" ? { ...r, dst: "::/0" } : r))];
 }
 
 function route(dst: string, table: string, dev: string, source?: Resource["source"]): Resource {

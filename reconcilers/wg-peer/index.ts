@@ -34,7 +34,8 @@ export const wgPeerReconciler: Reconciler = {
           id,
           keys: [],
           spec: {
-            allowed_ips: p.allowedIps.map(formatCidr4).sort().join(","),
+            // Sorted as parseWgDump sorts what `wg show dump` prints (both families, inet_ntop text).
+            allowed_ips: [...p.allowedIps.map(formatCidr4), ...(p.allowedIps6 ?? [])].sort().join(","),
             endpoint: endpointOf(p.endpoint, ctx.live.get(id), ctx.leases.get(endpointLeaseKey(w.ifname, p.publicKey))),
             persistent_keepalive: p.keepalive ? String(p.keepalive) : "",
             preshared_key: p.pskFile ? pskOf(p.pskFile) : "",

@@ -38,7 +38,13 @@ export const wireguardReconciler: Reconciler = {
     for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
       // Compared sorted, like the live read lists them; added in the config's order (data.addresses):
       // the first is the source address the kernel picks for the allowed-IP routes, as with wg-quick.
-      const addresses = w.address ? [w.address, ...(w.moreAddresses ?? [])].map((a) => `${formatIp4(a.addr)}/${a.prefix}`) : [meshAddress(ctx, w.ifname)];
+      const v6 = w.addresses6 ?? [];
+      const v4 = w.address
+        ? [w.address, ...(w.moreAddresses ?? [])].map((a) => `${formatIp4(a.addr)}/${a.prefix}`)
+        : w.mesh
+          ? [meshAddress(ctx, w.ifname)]
+          : [];
+      const addresses = [...v4, ...v6];
       const address = [...addresses].sort().join(", ");
       // A working device keeps its implementation; a new (or dead) one gets what this host has.
       const liveType = ctx.live.get(`wireguard:${w.ifname}`)?.spec.type;
@@ -209,8 +215,9 @@ async function kernelHasWireguard(io: LiveReader): Promise<boolean> {
 async function readInterface(io: LiveReader, l: IpLink, addrs: IpAddr[]): Promise<Resource> {
   const tag = decodeAlias(l.ifalias)!;
   const dump = await wgDump(io, l.ifname);
+  // IPv4 and global IPv6 addresses (a link-local fe80:: is the kernel's, never bolt's).
   const v4 = (addrs.find((a) => a.ifname === l.ifname)?.addr_info ?? [])
-    .filter((a) => a.family === "inet")
+    .filter((a) => a.family === "inet" || (a.family === "inet6" && a.scope !== "link"))
     .map((a) => `${a.local}/${a.prefixlen}`)
     .sort();
   const spec: Record<string, string> = {

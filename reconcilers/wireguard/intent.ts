@@ -6,6 +6,7 @@ import { formatCidr4, formatIp4, overlaps, parseCidr4, parseIp4 } from "../../sr
 import type { Cidr4 } from "../../src/core/ipv4.js";
 import type { LoadedFile } from "../../src/config/load.js";
 import { ifnameProblem } from "../../src/config/names.js";
+import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
 import { pointer } from "../../src/config/positions.js";
 import { isKey, readKeyFile } from "./keys.js";
 import { PORTED, protoName, runAclTests } from "./acl.js";
@@ -21,6 +22,8 @@ import type { IntentHooks } from "../../src/core/resource.js";
 export interface WgPeerIntent {
   publicKey: string;
   allowedIps: Cidr4[];
+  /** IPv6 allowed IPs as canonical text ("fd00:77::/64"; the intent is stored as JSON); no ::/0 full tunnel yet */
+  allowedIps6?: string[];
   endpoint?: string;
   keepalive?: number;
   pskFile?: string;
@@ -34,6 +37,8 @@ export interface WgIntent {
   address?: Cidr4 & { addr: number };
   /** further addresses (`address` may be a list, like wg-quick's Address) */
   moreAddresses?: (Cidr4 & { addr: number })[];
+  /** IPv6 addresses of the interface as canonical text with their prefix ("fd00:8::1/64") */
+  addresses6?: string[];
   listenPort?: number;
   privateKeyFile: string;
   publicKey: string;
@@ -221,9 +226,19 @@ function peerList(
     if (raw.preshared_key !== undefined)
       return err(`${ifname}: peer ${i + 1}: preshared_key must come from a file (preshared_key_file), never from the config`, at("preshared_key"));
     const allowed: Cidr4[] = [];
+    const allowed6: string[] = [];
     for (const [j, a] of ((raw.allowed_ips ?? []) as string[]).entries()) {
+      const at6 = pos("peers", i, "allowed_ips", j);
+      if (a.includes(":")) {
+        const c = parseCidr6(a);
+        if (!c || c.hostBits) err(`${ifname}: peer ${i + 1}: allowed_ips "${a}" is not an IPv6 CIDR without host bits`, at6);
+        else if (c.prefix === 0)
+          err(`${ifname}: peer ${i + 1}: allowed_ips "::/0" (an IPv6 full tunnel) is not supported yet; IPv6 prefixes are, and 0.0.0.0/0 is`, at6);
+        else allowed6.push(formatCidr6(c));
+        continue;
+      }
       const c = parseCidr4(a.includes("/") ? a : `${a}/32`);
-      if (!c || c.hostBits) err(`${ifname}: peer ${i + 1}: allowed_ips "${a}" is not an IPv4 CIDR without host bits`, pos("peers", i, "allowed_ips", j));
+      if (!c || c.hostBits) err(`${ifname}: peer ${i + 1}: allowed_ips "${a}" is not an IPv4 or IPv6 CIDR without host bits`, at6);
       else allowed.push(c);
     }
     let pskFile: string | undefined;
@@ -235,6 +250,7 @@ function peerList(
     peers.push({
       publicKey: pk,
       allowedIps: allowed,
+      ...(allowed6.length ? { allowedIps6: allowed6 } : {}),
       endpoint,
       keepalive: raw.persistent_keepalive as number | undefined,
       pskFile,
@@ -284,17 +300,20 @@ function wgInterface(
   // The schema documents one address or a list of them.
   const list = Array.isArray(raw.address) ? raw.address.map(String) : [String(raw.address ?? "")];
   const addrs: (Cidr4 & { addr: number })[] = [];
+  const addrs6: string[] = [];
   for (const [j, a] of list.entries()) {
+    const at = Array.isArray(raw.address) ? pos("address", j) : pos("address");
+    const c6 = a.includes(":") ? parseCidr6(a) : undefined;
+    if (c6 && a.includes("/")) {
+      addrs6.push(`${formatIp6(c6.addr)}/${c6.prefix}`);
+      continue;
+    }
     const c = parseCidr4(a);
-    if (!c)
-      return void err(
-        `${ifname}: address "${a}" must be an IPv4 address with prefix, like 10.0.0.1/24`,
-        Array.isArray(raw.address) ? pos("address", j) : pos("address"),
-      );
+    if (!c) return void err(`${ifname}: address "${a}" must be an address with prefix, like 10.0.0.1/24 or fd00::1/64`, at);
     addrs.push(c);
   }
   const address = addrs[0];
-  if (!address) return void err(`${ifname}: address must be an IPv4 address with prefix, like 10.0.0.1/24`, pos("address"));
+  if (!address && !addrs6.length) return void err(`${ifname}: address must be an address with prefix, like 10.0.0.1/24 or fd00::1/64`, pos("address"));
   const peers = peerList(configFile, ifname, (raw.peers ?? []) as Obj[], pos, (...k) => pos(...k), err);
   if (!key?.publicKey) return undefined;
   if (peers.some((pp) => pp.publicKey === key.publicKey)) err(`${ifname}: a peer has this interface's own public key`, source);
@@ -302,6 +321,7 @@ function wgInterface(
     ifname,
     address,
     moreAddresses: addrs.slice(1),
+    ...(addrs6.length ? { addresses6: addrs6 } : {}),
     listenPort: raw.listen_port as number | undefined,
     privateKeyFile: key.path,
     publicKey: key.publicKey,

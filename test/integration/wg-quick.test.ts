@@ -320,11 +320,55 @@ describe.skipIf(!!SKIP_REASON)("bolt and wg-quick side by side", () => {
     expect((await boltOn("srv", ["destroy"])).code).toBe(0);
   }, 120_000);
 
-  it("an IPv6 underlay endpoint: [2001:db8:2::1]:51820", async () => {
-    await apply("srv", serverFile());
-    await apply("cli", clientFile({ full: false, endpoint: `[${UL6.srv}]:${PORT}` }));
+  it("an IPv6 underlay endpoint ([2001:db8:2::1]:51820), IPv6 tunnel addresses and IPv6 allowed IPs", async () => {
+    // srv: 10.0.8.1/24 + fd00:8::1/64; its peer cli also owns fd00:77::/64 (an address on cli's lo).
+    const srv = sb.write(
+      "srv-v6.toml",
+      [
+        "[wireguard.gw0]",
+        `private_key_file = "${keyFile("srv")}"`,
+        `address = ["${TUN.srv}/24", "fd00:8::1/64"]`,
+        `listen_port = ${PORT}`,
+        "",
+        "[[wireguard.gw0.peers]]",
+        `public_key = "${pub.cli}"`,
+        `allowed_ips = ["${TUN.cli}/32", "fd00:8::2/128", "fd00:77::/64"]`,
+      ].join("\n") + "\n",
+    );
+    const cli = sb.write(
+      "cli-v6.toml",
+      [
+        "[wireguard.gw0]",
+        `private_key_file = "${keyFile("cli")}"`,
+        `address = ["${TUN.cli}/24", "fd00:8::2/64"]`,
+        "",
+        "[[wireguard.gw0.peers]]",
+        `public_key = "${pub.srv}"`,
+        `endpoint = "[${UL6.srv}]:${PORT}"`,
+        'allowed_ips = ["10.0.8.0/24", "fd00:8::/64"]',
+        "persistent_keepalive = 5",
+      ].join("\n") + "\n",
+    );
+    await must(["ip", "-n", ns("cli"), "address", "add", "fd00:77::1/128", "dev", "lo"]);
+    await apply("srv", srv);
+    await apply("cli", cli);
     expect(await pingUntil(ns("cli"), TUN.srv)).toBe(true);
     expect(await wgShow("cli", "gw0", "endpoints")).toContain(`[${UL6.srv}]:${PORT}`);
+    // DAD makes a new IPv6 address tentative for a moment: retry.
+    let ok6 = false;
+    for (let i = 0; i < 10 && !ok6; i++)
+      ok6 = (await run(["ip", "netns", "exec", ns("srv"), "ping", "-6", "-n", "-c", "1", "-W", "1", "fd00:8::2"])).code === 0;
+    expect(ok6, "srv → cli over IPv6 inside the tunnel").toBe(true);
+    expect((await run(["ip", "netns", "exec", ns("srv"), "ping", "-6", "-n", "-c", "1", "-W", "2", "fd00:77::1"])).code, "the IPv6 allowed IP's route").toBe(0);
+    // Routes as wg-quick makes them: fd00:77::/64 (outside the interface's own prefix) only.
+    const r6 = ((await ipJson(ns("srv"), ["-6", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`);
+    expect(r6).toEqual(["fd00:77::/64 gw0"]);
+    expect(((await ipJson(ns("cli"), ["-6", "route", "show", "proto", "176"])) as Json[]).length).toBe(0);
+    expect((await wgShow("srv", "gw0", "allowed-ips")).trim().split("\t")[1]!.split(" ").sort()).toEqual(["10.0.8.2/32", "fd00:77::/64", "fd00:8::2/128"]);
+    // Back to IPv4 only: the IPv6 addresses, allowed IPs and route go; the re-plan is empty.
+    await apply("srv", serverFile());
+    expect(((await ipJson(ns("srv"), ["-6", "route", "show", "proto", "176"])) as Json[]).length).toBe(0);
+    expect(((await ipJson(ns("srv"), ["-6", "addr", "show", "dev", "gw0", "scope", "global"])) as Json[])[0]?.addr_info ?? []).toEqual([]);
     expect((await boltOn("cli", ["destroy"])).code).toBe(0);
     expect((await boltOn("srv", ["destroy"])).code).toBe(0);
   }, 120_000);

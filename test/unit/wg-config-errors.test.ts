@@ -202,6 +202,19 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
     expectError(text, /allowed IP 192\.168\.7\.0\/24 overlaps 192\.168\.0\.0\/16/, "[[peers]]", 2);
   });
 
+  it("IPv6: addresses and allowed IPs load in canonical form; ::/0 and host bits are errors at the element", () => {
+    const file = join(dir, `v6-${n++}.toml`);
+    writeFileSync(
+      file,
+      wg(wgPeer(P1.pub, ["10.0.0.2/32", "FD00:0077:0:0::/64"])).replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "fd00:8:0::1/64"]'),
+    );
+    const w = kinds(loadIntent([file], "").intent).wireguard![0]!;
+    expect(w.addresses6).toEqual(["fd00:8::1/64"]);
+    expect(w.peers[0]!.allowedIps6).toEqual(["fd00:77::/64"]);
+    expectError(wg(wgPeer(P1.pub, ["10.0.0.2/32", "::/0"])), /allowed_ips "::\/0" \(an IPv6 full tunnel\) is not supported yet/, '"::/0"');
+    expectError(wg(wgPeer(P1.pub, ["fd00::1/64"])), /allowed_ips "fd00::1\/64" is not an IPv6 CIDR without host bits/, '"fd00::1/64"');
+  });
+
   it("address may be a list (as the schema documents); a bad element is reported at that element", () => {
     const file = join(dir, `list${n++}.toml`);
     writeFileSync(file, wg(wgPeer(P1.pub, ["10.0.0.2/32"])).replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "10.0.1.1/24"]'));
@@ -210,7 +223,7 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
       [w.address, ...(w.moreAddresses ?? [])].map((a) => `${a!.addr >>> 24}.${(a!.addr >>> 16) & 255}.${(a!.addr >>> 8) & 255}.${a!.addr & 255}/${a!.prefix}`),
     ).toEqual(["10.0.0.1/24", "10.0.1.1/24"]);
     const text = wg(wgPeer(P1.pub, ["10.0.0.2/32"])).replace('address = "10.0.0.1/24"', 'address = ["10.0.0.1/24", "10.0.1.999/24"]');
-    expectError(text, /address "10\.0\.1\.999\/24" must be an IPv4 address with prefix/, '"10.0.1.999/24"');
+    expectError(text, /address "10\.0\.1\.999\/24" must be an address with prefix, like 10.0.0.1\/24 or fd00::1\/64/, '"10.0.1.999/24"');
   });
 
   it("an exit node that is not one of the peers", () => {

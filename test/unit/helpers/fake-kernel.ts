@@ -601,7 +601,12 @@ export class FakeKernel implements CommandRunner {
       else if (f === "-j" || f === "-json") o.json = true;
       else if (f === "-d" || f === "-details") o.details = true;
       else if (f === "-4") continue;
-      else if (f === "-force") o.force = true;
+      else if (f === "-6") {
+        // IPv4-only model: the IPv6 route table is empty (link-local routes are the kernel's own).
+        if (a.slice(i + 1).join(" ") === "route show table all" || a.slice(i + 1).join(" ") === "route show") return done(o.json ? "[]\n" : "");
+        this.unsupported(`ip -6 ${a.slice(i + 1).join(" ")}`);
+        return done("", "fake kernel: IPv4 only\n", 2);
+      } else if (f === "-force") o.force = true;
       else if (f === "-batch" || f === "-b") o.batch = a[++i];
       else {
         this.unsupported(`ip option ${f}`);
