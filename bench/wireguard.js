@@ -33,6 +33,9 @@ function sh(argv, input) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const inNs = (ns, argv) => ["ip", "netns", "exec", ns, ...argv];
+/** `wg` for a device bolt made in NS: its control socket is in NS's own /var/run/wireguard (bolt's run dir). */
+const WG_RUN = `${process.env.BOLT_RUN_DIR || "/run/bolt"}/wg`;
+const inBoltNs = (ns, argv) => ["nsenter", `--net=/run/netns/${ns}`, `--mount=${WG_RUN}/${ns}.mnt`, "--", ...argv];
 
 /** PIDs of `wireguard-go IF` (this run's names carry TAG: they are ours). */
 function wgPids(ifname) {
@@ -60,6 +63,10 @@ function withNetns(name, ifname, fn) {
       }
     }
     rmSync(`/var/run/wireguard/${ifname}.sock`, { force: true });
+    // bolt's private /var/run/wireguard for this namespace (made by its apply)
+    spawnSync("umount", [`${WG_RUN}/${name}.mnt`]);
+    rmSync(`${WG_RUN}/${name}.mnt`, { force: true });
+    rmSync(`${WG_RUN}/${name}`, { recursive: true, force: true });
     spawnSync("ip", ["netns", "del", name]);
   }
 }
@@ -87,8 +94,8 @@ function wgConf(privateKey, ps) {
   return out.join("\n");
 }
 
-const peerLines = (ns, ifname) =>
-  sh(inNs(ns, ["wg", "show", ifname, "dump"]))
+const peerLines = (ns, ifname, via = inBoltNs) =>
+  sh(via(ns, ["wg", "show", ifname, "dump"]))
     .stdout.trim()
     .split("\n").length - 1;
 
@@ -109,7 +116,7 @@ function boltRun(dir, n, ps, changed) {
     if (noop.code !== 0) throw new Error("no-op plan after apply was not empty");
     writeFileSync(file, boltfile(ifname, keyFile, changed));
     const change = sh(bolt("apply"));
-    const allowed = sh(inNs(ns, ["wg", "show", ifname, "allowed-ips"])).stdout;
+    const allowed = sh(inBoltNs(ns, ["wg", "show", ifname, "allowed-ips"])).stdout;
     if (!allowed.includes(changed[0].allowed[1])) throw new Error("bolt: the one-peer change is not in the kernel");
     if (sh(bolt("plan", "--detailed-exitcode")).code !== 0) throw new Error("plan after the one-peer change was not empty");
     return { apply: apply.ms, change: change.ms, plan: noop.ms };
@@ -131,7 +138,7 @@ function wgRun(dir, n, ps, changed) {
         sh(["ip", "-n", ns, "address", "add", "10.99.0.1/16", "dev", ifname]).ms +
         sh(["ip", "-n", ns, "link", "set", ifname, "mtu", "1420", "up"]).ms;
       const setconf = sh(inNs(ns, ["wg", "setconf", ifname, conf])).ms;
-      if (peerLines(ns, ifname) !== n) throw new Error(`wg setconf: expected ${n} peers`);
+      if (peerLines(ns, ifname, inNs) !== n) throw new Error(`wg setconf: expected ${n} peers`);
       const routes = sh(["ip", "-n", ns, "-batch", "-"], ps.map((p) => `route replace ${p.allowed[0]} dev ${ifname} proto 176`).join("\n") + "\n").ms;
       // One peer changed: setconf (replaces the whole peer list) and syncconf (touches only the difference).
       const changeSet = sh(inNs(ns, ["wg", "setconf", ifname, conf2])).ms;
