@@ -11,6 +11,7 @@ import { WIREGUARD } from "../../reconcilers/wireguard/intent.js";
 import { fragment } from "../core/intent.js";
 import { ROUTE_PROTO } from "../core/conventions.js";
 import { loadIntent } from "./config.js";
+import { readState } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 
 /** `bolt mesh test`: the file's [[acl_tests]] against its [[acls]], offline; exit 1 on a failure. */
@@ -42,12 +43,17 @@ export async function cmdMeshTest(o: GlobalOpts): Promise<number> {
   return failures.length ? EXIT.ERROR : EXIT.OK;
 }
 
+const roamedFrom = (set: string | null, live: string): string | null => (set && live && set !== live ? set : null);
+
 /** `bolt mesh status`: every bolt WireGuard interface with its peers, read from `wg show … dump`. */
 export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
   const runner = o.runner ?? new ProcessRunner();
   const io = new LiveReader(runner, o.netns ?? null);
   const [links, routes] = await Promise.all([io.ipJson<IpLink[]>(["-d", "link", "show"]), io.ipJson<IpRoute[]>(["-4", "route", "show", "table", "all"])]);
   const now = Math.floor(Date.now() / 1000);
+  // The endpoint bolt last set for each peer (a lease "ENDPOINT@TIME"): a live one that differs is a roam.
+  const leases = readState(o).leases;
+  const configured = (ifname: string, pub: string) => leases.get(`wg-endpoint:${ifname}/${pub}`)?.replace(/@\d+$/, "") ?? null;
   const interfaces = [];
   for (const l of links.filter((x) => decodeAlias(x.ifalias)?.wg)) {
     const dump = await wgDump(io, l.ifname);
@@ -61,6 +67,8 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
       peers: (dump?.peers ?? []).map((p) => ({
         public_key: p.publicKey,
         endpoint: p.endpoint || null,
+        // set when the peer now speaks from elsewhere than where bolt pointed it (kept, not reset)
+        roamed_from: roamedFrom(configured(l.ifname, p.publicKey), p.endpoint),
         allowed_ips: p.allowedIps,
         latest_handshake: p.latestHandshake || null,
         handshake_age_seconds: p.latestHandshake ? now - p.latestHandshake : null,
@@ -83,7 +91,7 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
     for (const p of i.peers) {
       const hs = p.handshake_age_seconds === null ? "never" : `${p.handshake_age_seconds}s ago`;
       o.out(
-        `  peer ${p.public_key}\n    endpoint ${p.endpoint ?? "-"}  handshake ${hs}  rx ${p.rx_bytes} B  tx ${p.tx_bytes} B\n    allowed ips ${p.allowed_ips.join(", ") || "-"}\n`,
+        `  peer ${p.public_key}\n    endpoint ${p.endpoint ?? "-"}${p.roamed_from ? ` (roamed; configured ${p.roamed_from})` : ""}  handshake ${hs}  rx ${p.rx_bytes} B  tx ${p.tx_bytes} B\n    allowed ips ${p.allowed_ips.join(", ") || "-"}\n`,
       );
     }
     if (i.routes.length) o.out(`  routes: ${i.routes.join(", ")}\n`);

@@ -311,6 +311,11 @@ describe.skipIf(!!SKIP_REASON)("bolt and wg-quick side by side", () => {
     expect(ep, "the server follows the client (WireGuard roaming)").toBe(`${UL.cli}:51822`);
     const plan = await boltOn("srv", ["plan", "-f", serverFile(`${UL.cli}:51821`), "--detailed-exitcode"]);
     expect(plan.code, `a roam is not drift:\n${plan.stdout}`).toBe(0);
+    // mesh status says where the peer is and where bolt had pointed it.
+    const st = JSON.parse((await boltOn("srv", ["mesh", "status", "--json"])).stdout) as Json;
+    const peer = (st.interfaces[0].peers as Json[]).find((p) => p.public_key === pub.cli);
+    expect(peer).toMatchObject({ endpoint: `${UL.cli}:51822`, roamed_from: `${UL.cli}:51821` });
+    expect((await boltOn("srv", ["mesh", "status"])).stdout).toContain(`endpoint ${UL.cli}:51822 (roamed; configured ${UL.cli}:51821)`);
     expect(await pingUntil(ns("srv"), TUN.cli)).toBe(true);
     // A new endpoint in the config is applied (the config changed, not the peer).
     const moved = await boltOn("srv", ["plan", "-f", serverFile(`${UL.cli}:51899`), "--detailed-exitcode"]);
