@@ -159,49 +159,21 @@ export function endpointAddress(endpoint: string): string | undefined {
  * the question into the tunnel itself); an answer through the interface itself is ignored.
  */
 async function wgQuickMtu(io: LiveReader, w: WgIntent, links: IpLink[]): Promise<number> {
-  const mtuOf = (dev?: string) => links.find((l) => l.ifname === dev)?.mtu;
+  const mtuOf = (r?: RouteAnswer) => r?.metrics?.find((x) => x.mtu)?.mtu ?? links.find((l) => l.ifname === r?.dev)?.mtu ?? 0;
   const mark = w.fwmark ? ["mark", `0x${w.fwmark.toString(16)}`] : [];
   const addrs = [...new Set(w.peers.map((p) => (p.endpoint ? endpointAddress(p.endpoint) : undefined)).filter((a): a is string => !!a))];
   let best = 0;
   if (addrs.length) {
-    const answers = await routeGets(
-      io,
-      addrs.map((a) => ["route", "get", a, ...mark].join(" ")),
-    );
-    for (const r of answers) {
-      if (!r || r.dev === w.ifname) continue;
-      const m = r.metrics?.find((x) => x.mtu)?.mtu ?? mtuOf(r.dev);
-      if (m && m > best) best = m;
-    }
+    // One process for every endpoint; an unreachable one just has no answer (wg-quick skips it).
+    const answers = (await io.ipJsonBatchLoose(addrs.map((a) => ["route", "get", a, ...mark].join(" ")))) as RouteAnswer[][];
+    for (const r of answers.flat()) if (r.dev !== w.ifname) best = Math.max(best, mtuOf(r));
   }
-  if (!best && !addrs.length) {
-    const def = (await io.ipJson<IpRoute[]>(["route", "show", "default"]).catch(() => [] as IpRoute[])).find((r) => r.dev !== w.ifname);
-    best = mtuOf(def?.dev) ?? 0;
-  }
+  // No endpoint route told anything: the default route's device, as wg-quick falls back to.
+  if (!best) best = mtuOf((await io.ipJson<RouteAnswer[]>(["route", "show", "default"]).catch(() => [] as RouteAnswer[])).find((r) => r.dev !== w.ifname));
   return (best || 1500) - 80;
 }
 
 type RouteAnswer = IpRoute & { metrics?: { mtu?: number }[] };
-
-/** `ip -j route get` for each line, one process; an unreachable address answers undefined. */
-async function routeGets(io: LiveReader, lines: string[]): Promise<(RouteAnswer | undefined)[]> {
-  try {
-    const out = await io.ipJsonBatch(lines);
-    if (out.length === lines.length) return out.map((o) => (o as RouteAnswer[])[0]);
-  } catch {
-    // An unreachable address fails the batch ("Network is unreachable"): ask one at a time.
-  }
-  return Promise.all(
-    lines.map(async (l) => {
-      const r = await io.exec(["ip", "-j", ...l.split(" ")]);
-      try {
-        return r.code === 0 ? (JSON.parse(r.stdout) as RouteAnswer[])[0] : undefined;
-      } catch {
-        return undefined;
-      }
-    }),
-  );
-}
 
 /**
  * Whether devices can be `ip link add … type wireguard`: the module is loaded or built in

@@ -43,6 +43,20 @@ export class LiveReader {
     return p;
   }
 
+  /**
+   * `ip -j -force -batch -`: every line runs even where some fail (a `route get` for an
+   * unreachable address); the answers of the lines that succeeded, in order, unaligned.
+   */
+  async ipJsonBatchLoose(lines: string[], ns: Ns = this.target): Promise<unknown[]> {
+    const argv = inNetns(ns, ["ip", "-j", "-force", "-batch", "-"]);
+    const r = await this.runner.run(argv, lines.join("\n") + "\n");
+    if (r.code !== 0 && !/Command failed -:\d+/.test(r.stderr)) throw new CommandError(argv, r.code, r.stderr);
+    return r.stdout
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => parseToolJson(argv, l));
+  }
+
   private async readBatch(lines: string[], ns: Ns): Promise<unknown[]> {
     const argv = inNetns(ns, ["ip", "-j", "-batch", "-"]);
     const r = await this.runner.run(argv, lines.join("\n") + "\n");

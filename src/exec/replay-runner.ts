@@ -45,14 +45,20 @@ export class ReplayRunner implements CommandRunner {
   async run(argv: string[], stdin?: string): Promise<RunResult> {
     if (ReplayRunner.isReadBatch(argv, stdin)) {
       // Each line as the single read `ip [-n NS] -j LINE` that was recorded.
+      const force = argv.includes("-force");
       const head = argv.slice(0, argv.indexOf("-batch")).filter((a) => a !== "-force");
       const out: string[] = [];
-      for (const line of stdin!.split("\n").filter((l) => l.trim())) {
+      let stderr = "";
+      for (const [k, line] of stdin!.split("\n").filter((l) => l.trim()).entries()) {
         const r = await this.run([...head, ...line.split(" ")]);
-        if (r.code !== 0) return { stdout: out.join(""), stderr: `${r.stderr}Command failed -:${out.length + 1}\n`, code: 1 };
+        if (r.code !== 0) {
+          stderr += `${r.stderr}Command failed -:${k + 1}\n`;
+          if (!force) return { stdout: out.join(""), stderr, code: 1 };
+          continue;
+        }
         out.push(r.stdout.endsWith("\n") ? r.stdout : `${r.stdout}\n`);
       }
-      return { stdout: out.join(""), stderr: "", code: 0 };
+      return { stdout: out.join(""), stderr, code: stderr ? 1 : 0 };
     }
     if (ReplayRunner.isWrite(argv)) {
       this.writes.push(stdin === undefined ? { argv } : { argv, stdin });
