@@ -49,7 +49,10 @@ export class ReplayRunner implements CommandRunner {
       const head = argv.slice(0, argv.indexOf("-batch")).filter((a) => a !== "-force");
       const out: string[] = [];
       let stderr = "";
-      for (const [k, line] of stdin!.split("\n").filter((l) => l.trim()).entries()) {
+      for (const [k, line] of stdin!
+        .split("\n")
+        .filter((l) => l.trim())
+        .entries()) {
         const r = await this.run([...head, ...line.split(" ")]);
         if (r.code !== 0) {
           stderr += `${r.stderr}Command failed -:${k + 1}\n`;
