@@ -11,7 +11,7 @@ await build({
   target: "node20",
   // native addon: loaded from node_modules at run time,
   // and what is loaded on demand with require() (schema compiler fallback, YAML, pretty logs)
-  external: ["better-sqlite3", "ajv", "ajv-formats", "yaml", "pino-pretty"],
+  external: ["better-sqlite3", "ajv", "ajv-formats", "yaml", "pino-pretty", "etcd3"],
   // bundled CommonJS dependencies call require(); give them one
   banner: { js: "import { createRequire as __boltCreateRequire } from 'node:module'; const require = __boltCreateRequire(import.meta.url);" },
   logLevel: "warning",

@@ -3,7 +3,7 @@
 # Idempotent: apt runs only when a package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(iproute2 nftables iptables wireguard-tools wireguard-go bpftool clang iputils-ping netcat-openbsd python3 make g++ ca-certificates)
+pkgs=(iproute2 nftables iptables wireguard-tools wireguard-go bpftool clang iputils-ping netcat-openbsd python3 make g++ ca-certificates etcd-server etcd-client)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

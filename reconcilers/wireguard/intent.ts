@@ -361,7 +361,7 @@ function meshIntent(
     if (scheme === "https" || scheme === "http" || scheme === "etcd")
       diags.push({
         severity: "warning",
-        message: `accepted, not enforced: ghostwire.control_server "${cs}" — bolt reconciles the static [[peers]] list; a coordination server is not contacted`,
+        message: `accepted, not enforced: ghostwire.control_server "${cs}" — bolt reconciles the static [[peers]] list; hosts do not read the store yet (\`bolt mesh init/enroll/approve/revoke/list\` manage an etcd store)`,
         source: pos("ghostwire", "control_server"),
       });
     else

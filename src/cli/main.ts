@@ -5,6 +5,7 @@ import { cmdApply, cmdDiscardJournal, cmdFirewallAnalyze, cmdPlan, cmdRollback, 
 import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
 import { cmdKeygen, cmdMeshStatus, cmdMeshTest } from "./cmd-mesh.js";
+import { cmdMeshAdmin } from "./cmd-mesh-admin.js";
 import { cmdApplyPlan } from "./cmd-apply-plan.js";
 import { cmdConfirm, cmdRollbackIfUnconfirmed, cmdRollbackTo, confirmOptions, describeDeadline } from "./cmd-confirm.js";
 import { cmdGraph } from "./cmd-graph.js";
@@ -211,10 +212,41 @@ export async function main(argv: string[]): Promise<number> {
       }),
     )
     .command(
-      "mesh <action>",
-      "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline)",
-      (y) => files(y).positional("action", { choices: ["status", "test"] }),
-      run((o, a) => (a.action === "test" ? cmdMeshTest(o) : cmdMeshStatus(o)), false),
+      "mesh <action> [name]",
+      "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline); on an etcd store: `mesh init`, `enroll NAME`, `approve NAME`, `revoke NAME`, `expire NAME`, `remove NAME`, `list`",
+      (y) =>
+        files(y)
+          .positional("action", { choices: ["status", "test", "init", "enroll", "approve", "revoke", "expire", "remove", "list"] })
+          .positional("name", { type: "string", describe: "the node (enroll, approve, revoke, expire, remove)" })
+          .option("control-server", { type: "string", describe: "the mesh's store: etcd://HOST:PORT[,HOST:PORT…] (env BOLT_CONTROL_SERVER)" })
+          .option("mesh", { type: "string", describe: "the mesh's name in the store (env BOLT_MESH; default: default)" })
+          .option("cidr", { type: "string", describe: "init: the mesh's IPv4 prefix (default 100.64.0.0/10)" })
+          .option("tags", { type: "string", array: true, describe: "enroll: the node's tags (comma-separated or repeated)" })
+          .option("routes", { type: "string", array: true, describe: "enroll: subnet routes it may advertise" })
+          .option("exit-node", { type: "boolean", describe: "enroll: it may be an exit node" })
+          .option("auto-approve", { type: "boolean", describe: "enroll: approved at once; the node's own key is taken" })
+          .option("expires", { type: "string", describe: "enroll/expire: valid for this long (e.g. 180d); expire without it: now" })
+          .option("release", { type: "boolean", describe: "remove: also free its address" })
+          .option("key", { type: "string", describe: "approve: pin this public key" }),
+      run((o, a) => {
+        if (a.action === "test") return cmdMeshTest(o);
+        if (a.action === "status") return cmdMeshStatus(o);
+        return cmdMeshAdmin({
+          ...o,
+          action: String(a.action),
+          name: a.name as string | undefined,
+          controlServer: a["control-server"] as string | undefined,
+          mesh: a.mesh as string | undefined,
+          cidr: a.cidr as string | undefined,
+          tags: a.tags as string[] | undefined,
+          routes: a.routes as string[] | undefined,
+          exitNode: a["exit-node"] as boolean | undefined,
+          autoApprove: a["auto-approve"] as boolean | undefined,
+          expires: a.expires as string | undefined,
+          release: a.release as boolean | undefined,
+          key: a.key as string | undefined,
+        });
+      }, false),
     )
     .command(
       "keygen <path>",

@@ -1,0 +1,93 @@
+import { BoltError, EXIT } from "../core/diagnostics.js";
+import { parseDuration } from "../core/duration.js";
+import { MeshStore } from "../../reconcilers/wireguard/store.js";
+import type { NodeRecord } from "../../reconcilers/wireguard/store.js";
+import type { GlobalOpts } from "./commands.js";
+
+/**
+ * The admin side of the mesh's etcd store: `bolt mesh init | enroll | approve | revoke |
+ * expire | remove | list`, short-lived CLI writes (no bolt server). The store is named by
+ * `--control-server etcd://…` and `--mesh` (or BOLT_CONTROL_SERVER / BOLT_MESH).
+ */
+export interface MeshAdminOpts extends GlobalOpts {
+  action: string;
+  name?: string;
+  controlServer?: string;
+  mesh?: string;
+  cidr?: string;
+  tags?: string[];
+  routes?: string[];
+  exitNode?: boolean;
+  autoApprove?: boolean;
+  expires?: string;
+  release?: boolean;
+  key?: string;
+}
+
+const list = (v: string[] | undefined) => (v ?? []).flatMap((x) => String(x).split(",")).filter(Boolean);
+
+export async function cmdMeshAdmin(o: MeshAdminOpts): Promise<number> {
+  const url = o.controlServer ?? process.env.BOLT_CONTROL_SERVER;
+  if (!url) throw new BoltError(`mesh ${o.action}: give the store with --control-server etcd://HOST:PORT[,…] (or BOLT_CONTROL_SERVER)`);
+  const mesh = o.mesh ?? process.env.BOLT_MESH ?? "default";
+  const need = (): string => {
+    if (!o.name) throw new BoltError(`mesh ${o.action}: name the node (bolt mesh ${o.action} NAME)`);
+    return o.name;
+  };
+  const store = MeshStore.open(url, mesh);
+  try {
+    switch (o.action) {
+      case "init": {
+        const m = await store.init(o.cidr ?? "100.64.0.0/10");
+        o.out(o.json ? `${JSON.stringify(m, null, 2)}\n` : `Created mesh "${mesh}" (${m.cidr4}, mesh_id ${m.mesh_id}) on ${url}.\n`);
+        return EXIT.OK;
+      }
+      case "enroll": {
+        const expiresAt = o.expires ? new Date(Date.now() + parseDuration(o.expires, "--expires")).toISOString() : undefined;
+        const rec = await store.enroll(need(), { tags: list(o.tags), routes: list(o.routes), exitNode: o.exitNode, autoApprove: o.autoApprove, expiresAt });
+        const meta = (await store.meta())!;
+        // The enrollment bundle (stdout, for `> NAME.boltkey`): where the store is and who this node is.
+        const bundle = { v: 1, control_server: url, mesh, mesh_id: meta.mesh_id, node: rec.name, mesh_ip4: rec.mesh_ip4 };
+        o.out(`${JSON.stringify(bundle, null, 2)}\n`);
+        o.err(`Enrolled "${rec.name}" as ${rec.mesh_ip4} (${rec.state}${rec.state === "pending" ? `; \`bolt mesh approve ${rec.name}\` admits it` : ""}).\n`);
+        return EXIT.OK;
+      }
+      case "approve":
+        return report(o, await store.approve(need(), o.key), "approved");
+      case "revoke":
+        return report(o, await store.revoke(need()), "revoked (its address stays reserved)");
+      case "expire": {
+        const at = o.expires ? new Date(Date.now() + parseDuration(o.expires, "--expires")).toISOString() : new Date().toISOString();
+        return report(o, await store.expire(need(), at), `expires ${at}`);
+      }
+      case "remove":
+        await store.remove(need(), !!o.release);
+        o.out(`Removed "${o.name}"${o.release ? " and released its address" : " (its address stays reserved; --release frees it)"}.\n`);
+        return EXIT.OK;
+      case "list": {
+        const snap = await store.snapshot();
+        if (o.json) {
+          o.out(
+            `${JSON.stringify({ format_version: "1.0", mesh, mesh_id: snap.meta.mesh_id, revision: snap.revision, cidr4: snap.meta.cidr4, nodes: snap.nodes }, null, 2)}\n`,
+          );
+          return EXIT.OK;
+        }
+        if (!snap.nodes.length) o.out(`Mesh "${mesh}" (${snap.meta.cidr4}) has no nodes yet.\n`);
+        for (const n of snap.nodes)
+          o.out(
+            `${n.name.padEnd(20)} ${n.state.padEnd(9)} ${n.mesh_ip4.padEnd(15)} ${n.tags.length ? n.tags.map((t) => `tag:${t}`).join(",") : "-"}  routes ${n.routes_allowed.join(",") || "-"}${n.exit_node_allowed ? "  exit-node" : ""}${n.expires_at ? `  expires ${n.expires_at}` : ""}\n`,
+          );
+        return EXIT.OK;
+      }
+      default:
+        throw new BoltError(`mesh ${o.action}: unknown action`);
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function report(o: MeshAdminOpts, rec: NodeRecord, what: string): number {
+  o.out(o.json ? `${JSON.stringify(rec, null, 2)}\n` : `"${rec.name}" (${rec.mesh_ip4}) ${what}.\n`);
+  return EXIT.OK;
+}
