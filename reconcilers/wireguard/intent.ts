@@ -505,37 +505,7 @@ function meshIntent(
   const acls = policy?.acls ?? tomlAcls;
   const aclTests = policy?.tests ?? tomlTests;
   const aliases: AclAliases = { groups: policy?.groups ?? {}, hosts: policy?.hosts ?? {} };
-  const names: AclNames = {
-    tags: new Set([...self.tags, ...nodes.flatMap((n) => n.tags), ...(policy?.tagOwners ?? [])]),
-    hosts: new Set([self.hostname, ...nodes.map((n) => n.hostname)]),
-    users: new Set([self, ...nodes].map((n) => n.user).filter((u): u is string => !!u)),
-    aliases,
-  };
-  acls.forEach((acl) => {
-    const at = (f: ((j: number) => SourcePos) | undefined, j: number) => f?.(j) ?? acl.source;
-    acl.src.forEach((s, j) => checkAclName(s, false, names, at(acl.srcAt, j), err));
-    acl.dst.forEach((s, j) => checkAclName(s, true, names, at(acl.dstAt, j), err));
-    // Ports belong to TCP, UDP and SCTP; Tailscale refuses them for any other protocol.
-    const proto = acl.proto === undefined || acl.proto === "all" || acl.proto === "*" ? undefined : protoName(acl.proto);
-    if (acl.proto !== undefined && acl.proto !== "all" && acl.proto !== "*" && !proto)
-      err(`ACL proto "${acl.proto}" is not a protocol bolt knows (tcp, udp, icmp, sctp, gre, esp, ah, igmp, or their IANA numbers)`, acl.protoAt ?? acl.source);
-    else if (proto && !PORTED.includes(proto) && acl.dst.some((d) => !d.endsWith(":*")))
-      err(
-        `ACL proto "${acl.proto}" with ports: ${proto} has no ports (only tcp, udp and sctp do); write the destinations as "<target>:*"`,
-        acl.protoAt ?? acl.source,
-      );
-  });
-  for (const t of aclTests) {
-    checkAclName(t.src, false, names, t.srcAt ?? t.source, err);
-    if (!protoName(t.proto)) err(`acl_test proto "${t.proto}" is not a protocol bolt knows`, t.source);
-    for (const key of ["accept", "deny"] as const)
-      t[key].forEach((d, j) => {
-        const at = t.targetAt?.(key, j) ?? t.source;
-        const problem = testDestinationProblem(d);
-        if (problem) err(`acl_test destination "${d}": ${problem}`, at);
-        else checkAclName(d, true, names, at, err);
-      });
-  }
+  checkAcls(acls, aclTests, [self, ...nodes], aliases, policy?.tagOwners ?? [], err);
   const wg: WgIntent = {
     ifname,
     address: { network: address, addr: address, prefix: 32 },
@@ -593,6 +563,45 @@ function testDestinationProblem(d: string): string | undefined {
   if (!/^\d+$/.test(port)) return `a test destination has one port, not "${port}"`;
   if (Number(port) < 0 || Number(port) > 65535) return `port ${port} is not 0-65535`;
   return undefined;
+}
+
+/**
+ * Every name an ACL or test uses must mean something (a tag, group, user, alias, node or CIDR),
+ * protocols must be known and ports only where they apply, and test destinations must be one
+ * host and one port; each error at its own position (the Boltfile or the policy file).
+ */
+export function checkAcls(acls: AclIntent[], aclTests: AclTestIntent[], all: MeshNode[], aliases: AclAliases, tagOwners: string[], err: Err): void {
+  const names: AclNames = {
+    tags: new Set([...all.flatMap((n) => n.tags), ...tagOwners]),
+    hosts: new Set(all.map((n) => n.hostname)),
+    users: new Set(all.map((n) => n.user).filter((u): u is string => !!u)),
+    aliases,
+  };
+  acls.forEach((acl) => {
+    const at = (f: ((j: number) => SourcePos) | undefined, j: number) => f?.(j) ?? acl.source;
+    acl.src.forEach((s, j) => checkAclName(s, false, names, at(acl.srcAt, j), err));
+    acl.dst.forEach((s, j) => checkAclName(s, true, names, at(acl.dstAt, j), err));
+    // Ports belong to TCP, UDP and SCTP; Tailscale refuses them for any other protocol.
+    const proto = acl.proto === undefined || acl.proto === "all" || acl.proto === "*" ? undefined : protoName(acl.proto);
+    if (acl.proto !== undefined && acl.proto !== "all" && acl.proto !== "*" && !proto)
+      err(`ACL proto "${acl.proto}" is not a protocol bolt knows (tcp, udp, icmp, sctp, gre, esp, ah, igmp, or their IANA numbers)`, acl.protoAt ?? acl.source);
+    else if (proto && !PORTED.includes(proto) && acl.dst.some((d) => !d.endsWith(":*")))
+      err(
+        `ACL proto "${acl.proto}" with ports: ${proto} has no ports (only tcp, udp and sctp do); write the destinations as "<target>:*"`,
+        acl.protoAt ?? acl.source,
+      );
+  });
+  for (const t of aclTests) {
+    checkAclName(t.src, false, names, t.srcAt ?? t.source, err);
+    if (!protoName(t.proto)) err(`acl_test proto "${t.proto}" is not a protocol bolt knows`, t.source);
+    for (const key of ["accept", "deny"] as const)
+      t[key].forEach((d, j) => {
+        const at = t.targetAt?.(key, j) ?? t.source;
+        const problem = testDestinationProblem(d);
+        if (problem) err(`acl_test destination "${d}": ${problem}`, at);
+        else checkAclName(d, true, names, at, err);
+      });
+  }
 }
 
 interface AclNames {

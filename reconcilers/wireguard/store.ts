@@ -266,6 +266,26 @@ export class MeshStore {
     if (!r.succeeded) throw new BoltError(`node "${name}" changed while it was being removed; try again`);
   }
 
+  /** The policy as stored (its source text) and the revision a compare-and-swap must see. */
+  async policy(): Promise<{ text?: string; sha256?: string; modRevision: string }> {
+    const kv = await this.call("reading the policy", async () => (await this.client.get(this.key("policy")).exec()).kvs[0]);
+    if (!kv) return { modRevision: "0" };
+    const v = JSON.parse(kv.value.toString()) as { text?: string; sha256?: string };
+    return { text: v.text, sha256: v.sha256, modRevision: kv.mod_revision };
+  }
+
+  /** Writes the policy only if nobody changed it since `seen` (two admins never overwrite each other). */
+  async setPolicy(text: string, seen: string): Promise<void> {
+    const value = JSON.stringify({ v: 1, text, sha256: createHash("sha256").update(text).digest("hex"), set_at: new Date().toISOString() });
+    const r = await this.call("writing the policy", () =>
+      this.client
+        .if(this.key("policy"), "Mod", "==", seen)
+        .then(this.client.put(this.key("policy")).value(value))
+        .commit(),
+    );
+    if (!r.succeeded) throw new BoltError(`the mesh's policy changed while this one was checked (it was at revision ${seen}); nothing was written — run again`);
+  }
+
   /** The whole mesh at one revision (one range read of its prefix). */
   async snapshot(): Promise<MeshSnapshot> {
     const meta = await this.requireMeta();

@@ -1,4 +1,13 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { BoltError, EXIT } from "../core/diagnostics.js";
+import type { Diagnostic, SourcePos } from "../core/diagnostics.js";
+import { parseIp4 } from "../core/ipv4.js";
+import { renderDiagnostics } from "./render-text.js";
+import { runAclTests } from "../../reconcilers/wireguard/acl.js";
+import { checkAcls } from "../../reconcilers/wireguard/intent.js";
+import type { MeshIntent, MeshNode } from "../../reconcilers/wireguard/intent.js";
+import { loadPolicyFile } from "../../reconcilers/wireguard/policy-file.js";
 import { parseDuration } from "../core/duration.js";
 import { MeshStore } from "../../reconcilers/wireguard/store.js";
 import type { NodeRecord } from "../../reconcilers/wireguard/store.js";
@@ -90,4 +99,54 @@ export async function cmdMeshAdmin(o: MeshAdminOpts): Promise<number> {
 function report(o: MeshAdminOpts, rec: NodeRecord, what: string): number {
   o.out(o.json ? `${JSON.stringify(rec, null, 2)}\n` : `"${rec.name}" (${rec.mesh_ip4}) ${what}.\n`);
   return EXIT.OK;
+}
+
+/**
+ * `bolt mesh policy set FILE | get`: the one policy every host applies. `set` loads the
+ * Tailscale policy file (HuJSON, errors at file:line:col), checks every name against the
+ * mesh's nodes, runs its tests against them offline — a failing test or an error writes
+ * nothing — then writes it with compare-and-swap.
+ */
+export async function cmdMeshPolicy(o: MeshAdminOpts & { policyFile?: string }): Promise<number> {
+  const url = o.controlServer ?? process.env.BOLT_CONTROL_SERVER;
+  if (!url) throw new BoltError("mesh policy: give the store with --control-server etcd://HOST:PORT[,…] (or BOLT_CONTROL_SERVER)");
+  const store = MeshStore.open(url, o.mesh ?? process.env.BOLT_MESH ?? "default");
+  try {
+    const current = await store.policy();
+    if (o.name === "get") {
+      o.out(current.text ?? "// no policy set yet: every node reaches every node (no filter)\n");
+      return EXIT.OK;
+    }
+    if (o.name !== "set" || !o.policyFile) throw new BoltError("mesh policy: `bolt mesh policy set -f FILE` or `bolt mesh policy get`");
+    const full = resolve(o.policyFile);
+    const diags: Diagnostic[] = [];
+    const err = (message: string, source: SourcePos) => diags.push({ severity: "error", message, source });
+    const policy = loadPolicyFile(full, full, { file: full, line: 1, col: 1 }, err, diags);
+    const snap = await store.snapshot();
+    const nodes: MeshNode[] = snap.nodes.filter((n) => n.state !== "revoked").map((n) => ({ hostname: n.name, address: parseIp4(n.mesh_ip4)!, tags: n.tags }));
+    if (policy) {
+      const aliases = { groups: policy.groups, hosts: policy.hosts };
+      checkAcls(policy.acls, policy.tests, nodes, aliases, policy.tagOwners, err);
+      if (!diags.some((d) => d.severity === "error") && nodes.length) {
+        const mesh = { self: nodes[0]!, peers: nodes.slice(1), acls: policy.acls, aclTests: policy.tests, aliases } as unknown as MeshIntent;
+        for (const f of runAclTests(mesh, mesh.self))
+          err(
+            `test: ${f.test.src} → ${f.target} (${f.test.proto}) is ${f.got === "accept" ? "accepted" : "denied"}, the test expects ${f.expected}`,
+            f.test.source,
+          );
+      }
+    }
+    for (const d of diags) o.err(renderDiagnostics([d]));
+    if (diags.some((d) => d.severity === "error")) return EXIT.ERROR;
+    const text = readFileSync(full, "utf8");
+    if (current.text === text) {
+      o.out("The mesh already has this policy; nothing written.\n");
+      return EXIT.OK;
+    }
+    await store.setPolicy(text, current.modRevision);
+    o.out(`Policy set: ${policy!.acls.length} rule(s), ${policy!.tests.length} test(s) passing against ${nodes.length} node(s).\n`);
+    return EXIT.OK;
+  } finally {
+    store.close();
+  }
 }

@@ -5,7 +5,7 @@ import { cmdApply, cmdDiscardJournal, cmdFirewallAnalyze, cmdPlan, cmdRollback, 
 import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
 import { cmdKeygen, cmdMeshStatus, cmdMeshTest } from "./cmd-mesh.js";
-import { cmdMeshAdmin } from "./cmd-mesh-admin.js";
+import { cmdMeshAdmin, cmdMeshPolicy } from "./cmd-mesh-admin.js";
 import { cmdApplyPlan } from "./cmd-apply-plan.js";
 import { cmdConfirm, cmdRollbackIfUnconfirmed, cmdRollbackTo, confirmOptions, describeDeadline } from "./cmd-confirm.js";
 import { cmdGraph } from "./cmd-graph.js";
@@ -213,11 +213,11 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       "mesh <action> [name]",
-      "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline); on an etcd store: `mesh init`, `enroll NAME`, `approve NAME`, `revoke NAME`, `expire NAME`, `remove NAME`, `list`",
+      "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline); on an etcd store: `mesh init`, `enroll NAME`, `approve NAME`, `revoke NAME`, `expire NAME`, `remove NAME`, `list`, `policy set -f FILE | get`",
       (y) =>
         files(y)
-          .positional("action", { choices: ["status", "test", "init", "enroll", "approve", "revoke", "expire", "remove", "list"] })
-          .positional("name", { type: "string", describe: "the node (enroll, approve, revoke, expire, remove)" })
+          .positional("action", { choices: ["status", "test", "init", "enroll", "approve", "revoke", "expire", "remove", "list", "policy"] })
+          .positional("name", { type: "string", describe: "the node (enroll, approve, revoke, expire, remove); policy: set (-f FILE) or get" })
           .option("control-server", { type: "string", describe: "the mesh's store: etcd://HOST:PORT[,HOST:PORT…] (env BOLT_CONTROL_SERVER)" })
           .option("mesh", { type: "string", describe: "the mesh's name in the store (env BOLT_MESH; default: default)" })
           .option("cidr", { type: "string", describe: "init: the mesh's IPv4 prefix (default 100.64.0.0/10)" })
@@ -231,6 +231,8 @@ export async function main(argv: string[]): Promise<number> {
       run((o, a) => {
         if (a.action === "test") return cmdMeshTest(o);
         if (a.action === "status") return cmdMeshStatus(o);
+        const store = { controlServer: a["control-server"] as string | undefined, mesh: a.mesh as string | undefined };
+        if (a.action === "policy") return cmdMeshPolicy({ ...o, ...store, action: "policy", name: a.name as string | undefined, policyFile: o.file[0] });
         return cmdMeshAdmin({
           ...o,
           action: String(a.action),

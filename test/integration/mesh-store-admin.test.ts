@@ -1,6 +1,9 @@
 // The admin side of the mesh on etcd (issue 10, first part): `bolt mesh init | enroll | approve
 // | revoke | expire | remove | list` against a real 3-member etcd cluster on loopback. Address
 // allocation is a create-only transaction: 20 enrollments at once never share an address.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SKIP_REASON, bolt, requireBuild } from "./harness.js";
 import type { Json } from "./harness.js";
@@ -8,13 +11,17 @@ import { EtcdCluster } from "./etcd-cluster.js";
 
 describe.skipIf(!!SKIP_REASON)("mesh admin on an etcd store", () => {
   const etcd = new EtcdCluster();
+  const dir = mkdtempSync(join(tmpdir(), "bolt-mesh-admin-"));
   const mesh = (args: string[], name = "lab") => bolt(["mesh", ...args, "--control-server", etcd.url, "--mesh", name]);
 
   beforeAll(async () => {
     requireBuild();
     await etcd.start(3);
   }, 60_000);
-  afterAll(() => etcd.stop());
+  afterAll(async () => {
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it("init creates the mesh once; a second init is refused and changes nothing", async () => {
     const r = await mesh(["init", "--cidr", "100.64.0.0/24", "--json"]);
@@ -74,6 +81,42 @@ describe.skipIf(!!SKIP_REASON)("mesh admin on an etcd store", () => {
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('node "n3" is already enrolled');
   }, 60_000);
+
+  it("policy set: checked against the mesh's nodes and its own tests first; a failing test writes nothing; get returns the text", async () => {
+    expect((await mesh(["init"], "pol")).code).toBe(0);
+    for (const [n, t] of [
+      ["web", "web"],
+      ["db", "db"],
+    ])
+      expect((await mesh(["enroll", n!, "--tags", t!, "--auto-approve"], "pol")).code).toBe(0);
+    const good = `// web may reach the database, nothing else may
+{
+  "acls": [{ "action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432"] }],
+  "tests": [{ "src": "web", "accept": ["db:5432"], "deny": ["db:22"] }],
+}
+`;
+    const goodFile = join(dir, "good.hujson");
+    writeFileSync(goodFile, good);
+    const set = await mesh(["policy", "set", "-f", goodFile], "pol");
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain("Policy set: 1 rule(s), 1 test(s) passing against 2 node(s).");
+    expect((await mesh(["policy", "get"], "pol")).stdout).toBe(good.trimEnd()); // (execa drops the last newline)
+    // A test that fails against the mesh: one error at its place in the file, nothing written.
+    const bad = good.replace('"deny": ["db:22"]', '"deny": ["db:5432"]');
+    const badFile = join(dir, "bad.hujson");
+    writeFileSync(badFile, bad);
+    const refused = await mesh(["policy", "set", "-f", badFile], "pol");
+    expect(refused.code).toBe(1);
+    const line = bad.split("\n").findIndex((l) => l.includes('"tests"')) + 1;
+    expect(refused.stderr).toContain(`${badFile}:${line}:13: error: test: web → db:5432 (tcp) is accepted, the test expects deny`);
+    expect((await mesh(["policy", "get"], "pol")).stdout).toBe(good.trimEnd()); // (execa drops the last newline)
+    // A name the mesh does not have is an error at its position too.
+    const unknownFile = join(dir, "unknown.hujson");
+    writeFileSync(unknownFile, good.replace('"tag:db:5432"', '"tag:cache:6379"'));
+    const unknown = await mesh(["policy", "set", "-f", unknownFile], "pol");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('error: ACL names unknown tag "tag:cache"');
+  });
 
   it("bad input: an unreachable store, an unknown mesh, a bad name, a bad --cidr — one line each, exit 1", async () => {
     const unreachable = await bolt(["mesh", "list", "--control-server", "etcd://127.0.0.1:1", "--mesh", "lab"]);
