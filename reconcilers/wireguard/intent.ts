@@ -11,6 +11,7 @@ import { pointer } from "../../src/config/positions.js";
 import { isKey, readKeyFile } from "./keys.js";
 import { PORTED, protoName, runAclTests } from "./acl.js";
 import { loadPolicyFile } from "./policy-file.js";
+import type { MeshSnapshot } from "./store.js";
 import { fragmentKey } from "../../src/core/intent.js";
 import type { IntentHooks } from "../../src/core/resource.js";
 
@@ -117,7 +118,10 @@ export const WIREGUARD = fragmentKey<WireguardFragment>("wireguard", () => ({ in
 
 export const wireguardIntentHooks: IntentHooks = {
   build(files, ctx): WireguardFragment {
-    const { wireguard, mesh } = wireguardIntent(files, ctx.diagnostics, { offline: ctx.opts.offline });
+    const { wireguard, mesh } = wireguardIntent(files, ctx.diagnostics, {
+      offline: ctx.opts.offline,
+      store: ctx.opts.external?.wireguard as StoreView | undefined,
+    });
     // `[[acl_tests]]` are evaluated offline; a failing assertion blocks apply like a config error.
     if (mesh && !ctx.opts.skipAclTests) {
       for (const f of runAclTests(mesh, mesh.self)) {
@@ -144,7 +148,18 @@ type Err = ((message: string, source: SourcePos, hint?: string) => void) & { mis
 /** Public key shown when the private key file is not readable where bolt runs offline. */
 export const UNKNOWN_KEY = "(known on the target host)";
 
-export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: { offline?: boolean } = {}): { wireguard: WgIntent[]; mesh?: MeshIntent } {
+/** The mesh's store as this host sees it (read by the CLI before the files are normalized). */
+export interface StoreView {
+  snapshot: MeshSnapshot;
+  /** this host's node name (its bundle's) */
+  self: string;
+}
+
+export function wireguardIntent(
+  files: LoadedFile[],
+  diags: Diagnostic[],
+  opts: { offline?: boolean; store?: StoreView } = {},
+): { wireguard: WgIntent[]; mesh?: MeshIntent } {
   const err: Err = Object.assign((message: string, source: SourcePos, hint?: string) => void diags.push({ severity: "error", message, source, hint }), {
     missing: (message: string, source: SourcePos) => void diags.push({ severity: opts.offline ? "warning" : "error", message, source }),
   });
@@ -170,6 +185,7 @@ export function wireguardIntent(files: LoadedFile[], diags: Diagnostic[], opts: 
         (...k) => keyPos(...base, ...k),
         err,
         diags,
+        opts.store,
       );
       if (m) {
         if (mesh) err("a second mesh configuration: bolt runs one mesh node per target", m.mesh.source);
@@ -352,16 +368,21 @@ function meshIntent(
   keyPos: (...k: (string | number)[]) => SourcePos,
   err: Err,
   diags: Diagnostic[],
+  store?: StoreView,
 ): { wg: WgIntent; mesh: MeshIntent } | undefined {
   // ghostwire.toml has a [ghostwire] table; the Boltfile's [meshvpn] carries the same keys inline.
   const gw = (data.ghostwire ?? data) as Obj;
   const cs = gw.control_server === undefined ? "static" : String(gw.control_server);
-  if (cs !== "static") {
+  if (cs.startsWith("etcd://") && store) {
+    // Read below: the store's approved nodes become peers.
+  } else if (cs !== "static") {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(cs)?.[1];
     if (scheme === "https" || scheme === "http" || scheme === "etcd")
       diags.push({
         severity: "warning",
-        message: `accepted, not enforced: ghostwire.control_server "${cs}" — bolt reconciles the static [[peers]] list; hosts do not read the store yet (\`bolt mesh init/enroll/approve/revoke/list\` manage an etcd store)`,
+        message: cs.startsWith("etcd://")
+          ? `ghostwire.control_server "${cs}": not read here (offline); plan, apply and watch add the store's approved nodes to the [[peers]]`
+          : `accepted, not enforced: ghostwire.control_server "${cs}" — bolt reconciles the static [[peers]] list; only etcd:// stores are read`,
         source: pos("ghostwire", "control_server"),
       });
     else
@@ -391,6 +412,7 @@ function meshIntent(
   if (!key?.publicKey) return undefined;
   const hostname = String(node.hostname ?? "node");
   let address: number | undefined;
+  let storeAddress = false;
   if (node.address !== undefined) {
     address = parseIp4(String(node.address).split("/")[0]!);
     if (address === undefined) return void err(`mesh: node.address "${String(node.address)}" is not an IPv4 address`, pos("node", "address"));
@@ -449,6 +471,22 @@ function meshIntent(
       source: keyPos("peers", i),
     });
   });
+  if (store) {
+    const fromStore = storePeers(store, self, features.subnet_routing !== false && acceptRoutes, useExit, diags, pos("ghostwire", "control_server"));
+    const staticKeys = new Set(peers.map((p) => p.publicKey));
+    for (const sp of fromStore) {
+      if (nodes.some((n) => n.hostname === sp.node.hostname) || staticKeys.has(sp.peer.publicKey)) {
+        err(`mesh: "${sp.node.hostname}" is both a [[peers]] entry and a node of the store; keep it in one place`, pos("ghostwire", "control_server"));
+        continue;
+      }
+      nodes.push(sp.node);
+      peers.push(sp.peer);
+    }
+    const me = store.snapshot.nodes.find((n) => n.name === store.self);
+    const mine = me?.state === "approved" ? parseIp4(me.mesh_ip4) : undefined;
+    if (mine !== undefined) self.address = address = mine;
+    storeAddress = mine !== undefined;
+  }
   peerChecks(ifname, peers, err);
   const seenHost = new Map<string, MeshNode>([[self.hostname, self]]);
   const seenAddr = new Map<number, MeshNode>([[self.address, self]]);
@@ -517,7 +555,7 @@ function meshIntent(
     source,
     mesh: true,
   };
-  if (node.address === undefined) wg.address = undefined;
+  if (node.address === undefined && !storeAddress) wg.address = undefined;
   const mesh: MeshIntent = {
     ifname,
     self,
@@ -544,6 +582,55 @@ export function allocateMeshAddress(publicKey: string): number {
 }
 
 /** ACL names: "*", "tag:T", a hostname, or a CIDR; destinations add ":port", ":N-M" or ":*". */
+/**
+ * The store's nodes as this host's peers (MULTIHOST.md §2.4): approved, not expired, with a
+ * known key (pinned, or its own request's when the admin left the key to the node), not this
+ * host. Identity decides, never liveness. Endpoint: what the node published in its request.
+ */
+function storePeers(
+  store: StoreView,
+  self: MeshNode,
+  acceptRoutes: boolean,
+  useExit: string | undefined,
+  diags: Diagnostic[],
+  at: SourcePos,
+): { node: MeshNode; peer: WgPeerIntent }[] {
+  const snap = store.snapshot;
+  const me = snap.nodes.find((n) => n.name === store.self);
+  if (!me || me.state !== "approved") {
+    diags.push({
+      severity: "warning",
+      message: `mesh store: this node "${store.self}" is ${me ? me.state : "not enrolled"}; it takes no peers from the store until it is approved`,
+      source: at,
+    });
+    return [];
+  }
+  const now = Date.now();
+  const out: { node: MeshNode; peer: WgPeerIntent }[] = [];
+  for (const n of snap.nodes) {
+    if (n.name === store.self || n.state !== "approved") continue;
+    if (n.expires_at && Date.parse(n.expires_at) <= now) continue;
+    const req = snap.requests[n.name];
+    const key = n.public_key ?? (n.key_policy === "node" ? req?.public_key : undefined);
+    const address = parseIp4(n.mesh_ip4);
+    if (!key || !isKey(key) || address === undefined || key === self.publicKey) continue;
+    const routes = acceptRoutes
+      ? (req?.routes ?? [])
+          .filter((r: string) => n.routes_allowed.includes(r))
+          .map((r: string) => parseCidr4(r))
+          .filter((c): c is NonNullable<typeof c> => !!c && !c.hostBits)
+      : [];
+    const allowed: Cidr4[] = [{ network: address, prefix: 32 }, ...routes];
+    if (useExit === n.name && (req?.exit_node ?? false) && n.exit_node_allowed) allowed.push({ network: 0, prefix: 0 });
+    const endpoint = req?.endpoint && ENDPOINT.test(req.endpoint) ? req.endpoint : undefined;
+    out.push({
+      node: { hostname: n.name, address, tags: n.tags, publicKey: key },
+      peer: { publicKey: key, allowedIps: allowed, endpoint, keepalive: snap.meta.keepalive, hostname: n.name, source: at },
+    });
+  }
+  return out;
+}
+
 /** Tags are written `tag:NAME` in ACLs; a node may list them either way. */
 function tagsOf(raw: unknown): string[] {
   return ((raw ?? []) as unknown[]).map((t) => String(t).replace(/^tag:/, ""));

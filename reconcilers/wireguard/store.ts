@@ -42,10 +42,23 @@ export interface NodeRecord {
   enrolled_at: string;
 }
 
+/** What a node asks for (written by the node itself): its key, where it listens, what it offers. */
+export interface NodeRequest {
+  v: 1;
+  public_key: string;
+  hostname: string;
+  endpoint?: string;
+  tags: string[];
+  routes: string[];
+  exit_node: boolean;
+  at: string;
+}
+
 export interface MeshSnapshot {
   revision: string;
   meta: MeshMeta;
   nodes: NodeRecord[];
+  requests: Record<string, NodeRequest>;
   /** address → node name */
   ipam: Record<string, string>;
 }
@@ -293,13 +306,28 @@ export class MeshStore {
     const res = await this.call("reading the mesh", () => this.client.getAll().prefix(prefix).exec());
     const nodes: NodeRecord[] = [];
     const ipam: Record<string, string> = {};
+    const requests: Record<string, NodeRequest> = {};
     for (const kv of res.kvs) {
       const k = kv.key.toString().slice(prefix.length);
       if (k.startsWith("nodes/")) nodes.push(JSON.parse(kv.value.toString()) as NodeRecord);
       else if (k.startsWith("ipam/v4/")) ipam[k.slice(8)] = kv.value.toString();
+      else if (k.startsWith("requests/")) requests[k.slice(9)] = JSON.parse(kv.value.toString()) as NodeRequest;
     }
     nodes.sort((a, b) => a.name.localeCompare(b.name));
-    return { revision: res.header.revision, meta, nodes, ipam };
+    return { revision: res.header.revision, meta, nodes, ipam, requests };
+  }
+
+  /** The node's own request (its key, endpoint, offers); unchanged requests are not rewritten. */
+  async putRequest(name: string, req: Omit<NodeRequest, "v" | "at">): Promise<void> {
+    checkNodeName(name);
+    const key = this.key("requests", name);
+    const have = await this.call("reading this node's request", () => this.client.get(key).string());
+    const { at: _at, ...old } = have ? (JSON.parse(have) as NodeRequest) : ({} as NodeRequest);
+    const next = { v: 1 as const, ...req };
+    if (have && JSON.stringify(old) === JSON.stringify(next)) return;
+    await this.call("writing this node's request", async () => {
+      await this.client.put(key).value(JSON.stringify({ ...next, at: new Date().toISOString() }));
+    });
   }
 }
 

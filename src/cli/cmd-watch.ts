@@ -10,6 +10,7 @@ import type { MonitoringConfig } from "../watch/monitoring-config.js";
 import { checkTarget, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { loadIntent } from "./config.js";
+import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 
 export interface WatchOpts extends GlobalOpts {
@@ -69,9 +70,12 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     log,
     metrics,
     debounceMs: o.debounceMs,
-    load: (f) => {
-      const { intent, warnings } = loadIntent(f, o.netnsPrefix);
-      return { intent, warnings, monitoring: monitoringConfig(f) };
+    load: async (f) => {
+      // A mesh on an etcd store: publish this host's request, read the mesh (every pass). An
+      // unreachable store rejects the pass like a bad config: the kernel keeps what it has.
+      const external = await meshStoreInput(f, true);
+      const { intent, warnings } = loadIntent(f, o.netnsPrefix, { external });
+      return { intent, warnings, monitoring: monitoringConfig(f), volatile: !!external };
     },
     onFiles: (list) => files.set(list),
     onMonitoring: (m) => void applyMonitoring(m),

@@ -14,6 +14,7 @@ import { NFT } from "../../reconcilers/nft/intent.js";
 import { ProcessRunner } from "../exec/process-runner.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
+import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
 import { TargetLock } from "../state/lock.js";
 import { readRunOriginals } from "../state/run-copy.js";
 import { StateStore, targetKey } from "../state/store.js";
@@ -146,7 +147,11 @@ export async function cmdPlan(
 ): Promise<number> {
   // The kernel reads depend on nothing in the config: start them before loading it.
   const reader = o.stateFile === undefined ? prefetch(o.runner ?? new ProcessRunner(), target(o)) : undefined;
-  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined });
+  // A mesh on an etcd store is read first (offline plans read none: they say the store is not read).
+  const external = o.destroy || o.stateFile !== undefined ? undefined : await meshStoreInput(o.file, false);
+  const { intent, warnings } = o.destroy
+    ? { intent: EMPTY_INTENT, warnings: [] }
+    : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined, external });
   // --state FILE: plan against an exported host state, with no kernel access (CI).
   const host = o.stateFile !== undefined ? readHostState(o.stateFile, o.netns ?? null) : undefined;
   const t = host ? (o.netns ?? host.target) : target(o);
@@ -257,7 +262,9 @@ export function resourcesLine(changes: Plan["changes"]): string {
 export async function cmdApply(
   o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean },
 ): Promise<number> {
-  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix);
+  // A mesh on an etcd store: this host publishes its request, then reads the mesh.
+  const external = o.destroy ? undefined : await meshStoreInput(o.file, true);
+  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { external });
   const t = target(o);
   const command = o.destroy ? "destroy" : "apply";
   return withTarget(o, t, command, async ({ runner, store }) => {

@@ -14,7 +14,7 @@ import { REGISTRY } from "../../reconcilers/registry.js";
 export function loadIntent(
   files: string[],
   netnsPrefix: string | undefined,
-  opts: { offline?: boolean; skipAclTests?: boolean } = {},
+  opts: { offline?: boolean; skipAclTests?: boolean; external?: Record<string, unknown> } = {},
 ): { intent: Intent; warnings: Diagnostic[] } {
   const diags: Diagnostic[] = [];
   const loaded = [];
@@ -29,7 +29,7 @@ export function loadIntent(
     }
   }
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
-  const { intent, diagnostics } = normalize(loaded, REGISTRY, { netnsPrefix, offline: opts.offline, skipAclTests: opts.skipAclTests });
+  const { intent, diagnostics } = normalize(loaded, REGISTRY, { netnsPrefix, offline: opts.offline, skipAclTests: opts.skipAclTests, external: opts.external });
   diags.push(...diagnostics);
   if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
   return { intent, warnings: diags };

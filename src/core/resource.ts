@@ -135,6 +135,8 @@ export interface IntentOptions {
   offline?: boolean;
   /** `bolt mesh test` reports acl_tests itself instead of as config errors */
   skipAclTests?: boolean;
+  /** inputs read before the files are normalized, by kind (the mesh's store snapshot) */
+  external?: Record<string, unknown>;
 }
 
 /** The config fragment a kind reads from the loaded files (a kind without one derives its resources from other kinds' fragments). */

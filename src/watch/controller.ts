@@ -23,6 +23,8 @@ export interface LoadedConfig {
   intent: Intent;
   warnings: Diagnostic[];
   monitoring: MonitoringConfig;
+  /** the config reads more than its files (a mesh's store): load it again on every pass */
+  volatile?: boolean;
 }
 
 export interface ControllerOptions {
@@ -39,7 +41,7 @@ export interface ControllerOptions {
   metrics: WatchMetrics;
   debounceMs: number;
   /** load → validate → normalize the files; throws ConfigError */
-  load: (files: string[]) => LoadedConfig;
+  load: (files: string[]) => LoadedConfig | Promise<LoadedConfig>;
   /** the set of files to watch changed (config files + what they reference) */
   onFiles?: (files: string[]) => void;
   /** the [monitoring] section changed */
@@ -165,9 +167,10 @@ export class WatchController {
     const { metrics, log } = this.o;
     const previous = this.good;
     try {
-      if (this.configDirty) {
+      // A store-backed config is read again every pass (level-triggered: the store may have changed).
+      if (this.configDirty || this.good?.volatile) {
         this.configDirty = false;
-        if (!this.loadConfig()) {
+        if (!(await this.loadConfig())) {
           report.outcome = "invalid_config";
           report.error = this.configError;
           return;
@@ -281,11 +284,11 @@ export class WatchController {
   }
 
   /** Reads the files; false (and the last good config kept) when they do not validate. */
-  private loadConfig(): boolean {
+  private async loadConfig(): Promise<boolean> {
     const { log, metrics } = this.o;
     let loaded: LoadedConfig;
     try {
-      loaded = this.o.load(this.o.files);
+      loaded = await this.o.load(this.o.files);
     } catch (e) {
       if (!(e instanceof BoltError)) throw e;
       const errors = e.diagnostics.filter((d) => d.severity === "error");

@@ -250,15 +250,20 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
     }
   });
 
-  it("https:// and etcd:// control servers are accepted with a warning (static peers are what bolt applies)", () => {
+  it("an etcd:// control server read without the store (validate, offline) says so at the key; https:// is not enforced", () => {
     const text = mesh("", peer("host-b", P1.pub, "100.64.0.2")).replace('control_server = "static"', 'control_server = "etcd://127.0.0.1:2379"');
     const file = join(dir, `cs${n++}.toml`);
     writeFileSync(file, text);
     const { warnings } = loadIntent([file], "");
     const w = warnings.find((d) => /control_server/.test(d.message));
     expect(w?.severity).toBe("warning");
+    expect(w?.message).toContain("not read here (offline); plan, apply and watch add the store's approved nodes");
     const p = posOf(text, '"etcd://');
     expect(w!.source).toMatchObject({ line: p.line, col: p.col });
+    writeFileSync(file, text.replace("etcd://127.0.0.1:2379", "https://ctl.example"));
+    expect(loadIntent([file], "").warnings.find((d) => /control_server/.test(d.message))?.message).toMatch(
+      /^accepted, not enforced: .* only etcd:\/\/ stores are read/,
+    );
   });
 
   it("a failing [[acl_tests]] assertion is a config error at the test (it blocks apply)", () => {

@@ -1,0 +1,162 @@
+// Hosts joining a mesh through its etcd store (issue 10): three namespaced hosts, each with
+// only a bundle from `bolt mesh enroll` and no [[peers]]. Each `bolt apply` publishes the
+// host's request (key, endpoint) and configures every approved node it can see; after a round
+// every host pings every other through gw0. A revoked node is dropped by the others' next apply;
+// a bundle for another mesh and an unreachable store are one-line errors with nothing applied.
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execa } from "execa";
+import { BOLT_BIN, SKIP_REASON, bolt, requireBuild, snapshot } from "./harness.js";
+import { freePort, httpGet, sleep, waitFor } from "./watch-helpers.js";
+import type { Json } from "./harness.js";
+import { EtcdCluster } from "./etcd-cluster.js";
+import { HOSTS, MeshLab, UNDERLAY, hostname, pingUntil } from "./mesh-topology.js";
+import type { HostId } from "./mesh-topology.js";
+
+describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () => {
+  const etcd = new EtcdCluster();
+  const lab = new MeshLab(HOSTS, false);
+  const ip: Partial<Record<HostId, string>> = {};
+  const admin = (args: string[]) => bolt(["mesh", ...args, "--control-server", etcd.url, "--mesh", "lab"]);
+  const file = (h: HostId, o: { bundle?: string; store?: string } = {}) =>
+    lab.sb.write(
+      `${h}-store.toml`,
+      [
+        "[ghostwire]",
+        `control_server = "${o.store ?? etcd.url}"`,
+        `auth_key_file = "${o.bundle ?? join(lab.sb.dir, `${h}.boltkey`)}"`,
+        "",
+        "[node]",
+        `hostname = "${hostname(h)}"`,
+        'interface = "gw0"',
+        "listen_port = 41641",
+        `endpoint = "${UNDERLAY[h]}:41641"`,
+        `private_key_file = "${lab.keyFile(h)}"`,
+      ].join("\n") + "\n",
+    );
+
+  beforeAll(async () => {
+    requireBuild();
+    await etcd.start(3);
+    await lab.build();
+    expect((await admin(["init"])).code).toBe(0);
+    for (const h of HOSTS) {
+      const r = await admin(["enroll", hostname(h), "--auto-approve"]);
+      expect(r.code, r.stderr).toBe(0);
+      const bundle = join(lab.sb.dir, `${h}.boltkey`);
+      writeFileSync(bundle, r.stdout, { mode: 0o600 });
+      chmodSync(bundle, 0o600);
+      ip[h] = JSON.parse(r.stdout).mesh_ip4;
+    }
+  }, 90_000);
+  afterAll(async () => {
+    await lab.cleanup();
+    await etcd.stop();
+  }, 60_000);
+
+  it("each host applies its bundle: after one round every host has the others as peers and pings them through gw0", async () => {
+    // Round 1 publishes every host's key; round 2 sees them all.
+    for (const round of [1, 2])
+      for (const h of HOSTS) {
+        const r = await lab.bolt(h, ["apply", "-f", file(h)]);
+        expect(r.code, `round ${round}, ${h}: ${r.stdout}${r.stderr}`).toBe(0);
+      }
+    for (const h of HOSTS) {
+      // The address is the one the store allocated, not one derived from the key.
+      const st = await lab.status(h);
+      expect((st.interfaces as Json[])[0].peers.length, `${h}'s peers`).toBe(2);
+      expect((await lab.bolt(h, ["plan", "-f", file(h), "--detailed-exitcode"])).code, `${h} re-plan`).toBe(0);
+    }
+    for (const from of HOSTS) for (const to of HOSTS.filter((x) => x !== from)) expect(await pingUntil(lab.ns(from), ip[to]!), `${from} → ${to}`).toBe(true);
+  }, 120_000);
+
+  it("a revoked node is dropped by the others' next apply (and cannot be reached through the mesh)", async () => {
+    expect((await admin(["revoke", hostname("c")])).code).toBe(0);
+    for (const h of ["a", "b"] as const) {
+      const r = await lab.bolt(h, ["apply", "-f", file(h)]);
+      expect(r.code, r.stderr).toBe(0);
+      const peers = ((await lab.status(h)).interfaces as Json[])[0].peers as Json[];
+      expect(peers.map((p) => p.public_key)).not.toContain(lab.pub.c);
+      expect(peers).toHaveLength(1);
+    }
+    expect(await pingUntil(lab.ns("a"), ip.c!, 2)).toBe(false);
+    expect(await pingUntil(lab.ns("a"), ip.b!)).toBe(true);
+  }, 60_000);
+
+  it("a bundle for another mesh and an unreachable store: one-line errors, nothing applied", async () => {
+    const before = await snapshot(lab.ns("b"));
+    const other = join(lab.sb.dir, "other.boltkey");
+    const b = JSON.parse((await admin(["list", "--json"])).stdout);
+    writeFileSync(
+      other,
+      JSON.stringify({ v: 1, control_server: etcd.url, mesh: "lab", mesh_id: "00000000-0000-0000-0000-000000000000", node: hostname("b") }),
+      { mode: 0o600 },
+    );
+    const wrong = await lab.bolt("b", ["apply", "-f", file("b", { bundle: other })]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(
+      `the bundle is for mesh_id 00000000-0000-0000-0000-000000000000, but ${etcd.url} holds mesh "lab" with mesh_id ${b.mesh_id}`,
+    );
+    const down = await lab.bolt("b", ["apply", "-f", file("b", { store: "etcd://127.0.0.1:1" })]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/control server etcd:\/\/127\.0\.0\.1:1: .* unreachable/);
+    chmodSync(join(lab.sb.dir, "b.boltkey"), 0o644);
+    const loose = await lab.bolt("b", ["apply", "-f", file("b")]);
+    expect(loose.stderr).toContain("the mesh bundle is readable by group or others");
+    chmodSync(join(lab.sb.dir, "b.boltkey"), 0o600);
+    expect(await snapshot(lab.ns("b"))).toEqual(before);
+  }, 60_000);
+  it("bolt watch: a node admitted later is configured by the next pass; with the whole store down the peers stay (identity, not liveness)", async () => {
+    const port = await freePort();
+    const daemon = execa(
+      "node",
+      [
+        BOLT_BIN,
+        "watch",
+        "-f",
+        file("a"),
+        "--netns",
+        lab.ns("a"),
+        "--state-dir",
+        lab.stateDir("a"),
+        "--resync",
+        "1s",
+        "--debounce",
+        "100ms",
+        "--metrics-listen",
+        `127.0.0.1:${port}`,
+        "--json",
+      ],
+      { reject: false },
+    );
+    try {
+      const health = async () => JSON.parse((await httpGet(`http://127.0.0.1:${port}/healthz`)).body) as Json;
+      await waitFor("the daemon's first pass", async () => (await health()).last_pass, 20_000);
+      // c comes back under its name: removed (address released), enrolled again, applied once.
+      expect((await admin(["remove", hostname("c"), "--release"])).code).toBe(0);
+      const r = await admin(["enroll", hostname("c"), "--auto-approve"]);
+      writeFileSync(join(lab.sb.dir, "c.boltkey"), r.stdout, { mode: 0o600 });
+      ip.c = JSON.parse(r.stdout).mesh_ip4;
+      expect((await lab.bolt("c", ["apply", "-f", file("c")])).code).toBe(0);
+      await waitFor(
+        "a's daemon to add c",
+        async () => (((await lab.status("a")).interfaces as Json[])[0].peers as Json[]).some((p) => p.public_key === lab.pub.c),
+        20_000,
+      );
+      expect((await lab.bolt("c", ["apply", "-f", file("c")])).code).toBe(0); // c learns a and b (its requests are in)
+      expect(await pingUntil(lab.ns("a"), ip.c!)).toBe(true);
+      // Every etcd member gone: passes fail and say so; the kernel keeps every peer.
+      await etcd.stop();
+      await waitFor("a pass that could not read the store", async () => /unreachable/.test(String((await health()).last_pass?.error ?? "")), 30_000);
+      await sleep(3000);
+      const peers = ((await lab.status("a")).interfaces as Json[])[0].peers as Json[];
+      expect(peers.map((p) => p.public_key).sort()).toEqual([lab.pub.b, lab.pub.c].sort());
+      expect(await pingUntil(lab.ns("a"), ip.b!)).toBe(true);
+      expect(await pingUntil(lab.ns("a"), ip.c!)).toBe(true);
+    } finally {
+      if (daemon.pid) process.kill(daemon.pid, "SIGTERM");
+      await Promise.race([daemon, sleep(5000)]);
+    }
+  }, 120_000);
+});
