@@ -1,9 +1,11 @@
-import { readFileSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { Diagnostic } from "../../src/base/diagnostics.js";
 import { BoltError } from "../../src/base/diagnostics.js";
 import { loadFile } from "../../src/config/load.js";
 import { readKeyFile } from "./keys.js";
 import { MeshStore } from "./store.js";
+import type { MeshSnapshot } from "./store.js";
 import type { StoreView } from "./intent.js";
 
 /**
@@ -24,7 +26,68 @@ interface Bundle {
 
 type Obj = Record<string, unknown>;
 
-export async function meshStoreInput(files: string[], write: boolean): Promise<{ wireguard: StoreView } | undefined> {
+export interface StoreInputOptions {
+  /** apply and watch: publish this host's request, and keep the snapshot for when the store is gone */
+  write: boolean;
+  /** where the last good snapshot is kept (the state dir, per target) */
+  stateDir?: string;
+  target?: string | null;
+  /** the brake may be overridden (`--allow-destroy`) for a store that really lost most nodes */
+  allowDestroy?: boolean;
+  /** warnings for the caller to print (a stale snapshot) */
+  warnings?: Diagnostic[];
+}
+
+/**
+ * The brake (MULTIHOST.md §2.8): store-driven changes are refused when the store holds another
+ * mesh (a wiped or foreign etcd), is behind the snapshot this host already applied (a restored
+ * backup), or would remove more than half of this host's store peers at once.
+ */
+export function brake(last: MeshSnapshot | undefined, next: MeshSnapshot, self: string, allowDestroy = false): string | undefined {
+  if (!last) return undefined;
+  if (last.meta.mesh_id !== next.meta.mesh_id)
+    return `the store now holds mesh_id ${next.meta.mesh_id}, not ${last.meta.mesh_id} (a wiped or another store): its changes are refused, the peers stay`;
+  if (BigInt(next.revision) < BigInt(last.revision))
+    return `the store is at revision ${next.revision}, behind the ${last.revision} already applied here (a restored backup?): its changes are refused, the peers stay`;
+  const before = effectivePeers(last, self);
+  const after = new Set(effectivePeers(next, self));
+  const gone = before.filter((n) => !after.has(n));
+  if (!allowDestroy && before.length >= 2 && gone.length * 2 > before.length)
+    return `the store would remove ${gone.length} of this host's ${before.length} store peers at once (${gone.join(", ")}): refused (--allow-destroy applies it)`;
+  return undefined;
+}
+
+/** Names of the nodes this host would configure from a snapshot (as storePeers in intent.ts decides). */
+function effectivePeers(s: MeshSnapshot, self: string): string[] {
+  const now = Date.now();
+  return s.nodes
+    .filter((n) => n.name !== self && n.state === "approved" && !(n.expires_at && Date.parse(n.expires_at) <= now))
+    .filter((n) => n.public_key ?? (n.key_policy === "node" ? s.requests[n.name]?.public_key : undefined))
+    .map((n) => n.name);
+}
+
+const snapshotFile = (o: StoreInputOptions, mesh: string) => (o.stateDir ? join(o.stateDir, `mesh-${mesh}-${o.target || "_host"}.json`) : undefined);
+
+function lastSnapshot(o: StoreInputOptions, mesh: string): (MeshSnapshot & { saved_at?: string }) | undefined {
+  const f = snapshotFile(o, mesh);
+  try {
+    return f ? (JSON.parse(readFileSync(f, "utf8")) as MeshSnapshot & { saved_at?: string }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function saveSnapshot(o: StoreInputOptions, mesh: string, s: MeshSnapshot): void {
+  const f = snapshotFile(o, mesh);
+  if (!f) return;
+  mkdirSync(dirname(f), { recursive: true, mode: 0o700 });
+  writeFileSync(`${f}.tmp`, JSON.stringify({ ...s, saved_at: new Date().toISOString() }), { mode: 0o600 });
+  renameSync(`${f}.tmp`, f);
+}
+
+export async function meshStoreInput(files: string[], writeOrOpts: boolean | StoreInputOptions): Promise<{ wireguard: StoreView } | undefined> {
+  const o: StoreInputOptions = typeof writeOrOpts === "boolean" ? { write: writeOrOpts } : writeOrOpts;
+  const write = o.write;
   for (const f of files) {
     let lf: ReturnType<typeof loadFile>;
     try {
@@ -45,6 +108,7 @@ export async function meshStoreInput(files: string[], write: boolean): Promise<{
     const bundle = readBundle(bundlePath);
     if (String(node.hostname ?? "") !== bundle.node)
       throw new BoltError(`${bundlePath}: this bundle is node "${bundle.node}", but ${f} says hostname = "${String(node.hostname ?? "")}"`);
+    const last = lastSnapshot(o, bundle.mesh);
     const store = MeshStore.open(cs, bundle.mesh);
     try {
       if (write) {
@@ -60,11 +124,25 @@ export async function meshStoreInput(files: string[], write: boolean): Promise<{
           });
       }
       const snapshot = await store.snapshot();
+      // The brake first: a host that applied this mesh before says what changed underneath it.
+      const stop = brake(last, snapshot, bundle.node, o.allowDestroy);
+      if (stop) throw new BoltError(`control server ${cs}: brake: ${stop}`);
       if (snapshot.meta.mesh_id !== bundle.mesh_id)
         throw new BoltError(
           `${bundlePath}: the bundle is for mesh_id ${bundle.mesh_id}, but ${cs} holds mesh "${bundle.mesh}" with mesh_id ${snapshot.meta.mesh_id} (another or a re-created mesh): refusing it`,
         );
+      if (write) saveSnapshot(o, bundle.mesh, snapshot);
       return { wireguard: { snapshot, self: bundle.node } };
+    } catch (e) {
+      // The store is gone (not refused): the last snapshot this host applied, said loudly.
+      if (last && e instanceof BoltError && /unreachable/.test(e.message)) {
+        o.warnings?.push({
+          severity: "warning",
+          message: `mesh store: ${e.message}; using the snapshot of revision ${last.revision} saved ${last.saved_at ?? "earlier"} (stale)`,
+        });
+        return { wireguard: { snapshot: last, self: bundle.node } };
+      }
+      throw e;
     } finally {
       store.close();
     }

@@ -1,4 +1,5 @@
 import { EXIT } from "../core/diagnostics.js";
+import type { Diagnostic } from "../core/diagnostics.js";
 import { ProcessRunner } from "../exec/process-runner.js";
 import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
@@ -73,9 +74,10 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     load: async (f) => {
       // A mesh on an etcd store: publish this host's request, read the mesh (every pass). An
       // unreachable store rejects the pass like a bad config: the kernel keeps what it has.
-      const external = await meshStoreInput(f, true);
+      const storeWarnings: Diagnostic[] = [];
+      const external = await meshStoreInput(f, { write: true, stateDir: o.stateDir, target: t, allowDestroy: o.allowDestroy, warnings: storeWarnings });
       const { intent, warnings } = loadIntent(f, o.netnsPrefix, { external });
-      return { intent, warnings, monitoring: monitoringConfig(f), volatile: !!external };
+      return { intent, warnings: [...warnings, ...storeWarnings], monitoring: monitoringConfig(f), volatile: !!external };
     },
     onFiles: (list) => files.set(list),
     onMonitoring: (m) => void applyMonitoring(m),

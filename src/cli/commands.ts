@@ -148,10 +148,14 @@ export async function cmdPlan(
   // The kernel reads depend on nothing in the config: start them before loading it.
   const reader = o.stateFile === undefined ? prefetch(o.runner ?? new ProcessRunner(), target(o)) : undefined;
   // A mesh on an etcd store is read first (offline plans read none: they say the store is not read).
-  const external = o.destroy || o.stateFile !== undefined ? undefined : await meshStoreInput(o.file, false);
-  const { intent, warnings } = o.destroy
-    ? { intent: EMPTY_INTENT, warnings: [] }
-    : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined, external });
+  const storeWarnings: Diagnostic[] = [];
+  const external =
+    o.destroy || o.stateFile !== undefined
+      ? undefined
+      : await meshStoreInput(o.file, { write: false, stateDir: o.stateDir, target: target(o), warnings: storeWarnings });
+  const loadedCfg = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined, external });
+  const { intent } = loadedCfg;
+  const warnings = [...loadedCfg.warnings, ...storeWarnings];
   // --state FILE: plan against an exported host state, with no kernel access (CI).
   const host = o.stateFile !== undefined ? readHostState(o.stateFile, o.netns ?? null) : undefined;
   const t = host ? (o.netns ?? host.target) : target(o);
@@ -263,8 +267,13 @@ export async function cmdApply(
   o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean },
 ): Promise<number> {
   // A mesh on an etcd store: this host publishes its request, then reads the mesh.
-  const external = o.destroy ? undefined : await meshStoreInput(o.file, true);
-  const { intent, warnings } = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { external });
+  const storeWarnings: Diagnostic[] = [];
+  const external = o.destroy
+    ? undefined
+    : await meshStoreInput(o.file, { write: true, stateDir: o.stateDir, target: target(o), allowDestroy: o.allowDestroy, warnings: storeWarnings });
+  const loadedCfg = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { external });
+  const { intent } = loadedCfg;
+  const warnings = [...loadedCfg.warnings, ...storeWarnings];
   const t = target(o);
   const command = o.destroy ? "destroy" : "apply";
   return withTarget(o, t, command, async ({ runner, store }) => {

@@ -3,7 +3,8 @@
 // host's request (key, endpoint) and configures every approved node it can see; after a round
 // every host pings every other through gw0. A revoked node is dropped by the others' next apply;
 // a bundle for another mesh and an unreachable store are one-line errors with nothing applied.
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execa } from "execa";
@@ -98,7 +99,10 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
     expect(wrong.stderr).toContain(
       `the bundle is for mesh_id 00000000-0000-0000-0000-000000000000, but ${etcd.url} holds mesh "lab" with mesh_id ${b.mesh_id}`,
     );
-    const down = await lab.bolt("b", ["apply", "-f", file("b", { store: "etcd://127.0.0.1:1" })]);
+    // Unreachable at a first start (no snapshot of the mesh in this state dir yet): nothing applied.
+    const fresh = mkdtempSync(join(tmpdir(), "bolt-it-fresh-state-"));
+    const down = await bolt(["apply", "-f", file("b", { store: "etcd://127.0.0.1:1" }), "--netns", lab.ns("b"), "--state-dir", fresh]);
+    rmSync(fresh, { recursive: true, force: true });
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/control server etcd:\/\/127\.0\.0\.1:1: .* unreachable/);
     chmodSync(join(lab.sb.dir, "b.boltkey"), 0o644);
@@ -130,6 +134,8 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
       ],
       { reject: false },
     );
+    const log: string[] = [];
+    daemon.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
     try {
       const health = async () => JSON.parse((await httpGet(`http://127.0.0.1:${port}/healthz`)).body) as Json;
       await waitFor("the daemon's first pass", async () => (await health()).last_pass, 20_000);
@@ -146,10 +152,12 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
       );
       expect((await lab.bolt("c", ["apply", "-f", file("c")])).code).toBe(0); // c learns a and b (its requests are in)
       expect(await pingUntil(lab.ns("a"), ip.c!)).toBe(true);
-      // Every etcd member gone: passes fail and say so; the kernel keeps every peer.
+      // Every etcd member gone: the passes go on from the last snapshot, say it is stale, and
+      // the kernel keeps every peer.
       await etcd.stop();
-      await waitFor("a pass that could not read the store", async () => /unreachable/.test(String((await health()).last_pass?.error ?? "")), 30_000);
+      await waitFor("a pass on the stale snapshot", async () => /using the snapshot of revision \d+ saved .* \(stale\)/.test(log.join("")), 30_000);
       await sleep(3000);
+      expect((await health()).last_pass.outcome).toBe("noop");
       const peers = ((await lab.status("a")).interfaces as Json[])[0].peers as Json[];
       expect(peers.map((p) => p.public_key).sort()).toEqual([lab.pub.b, lab.pub.c].sort());
       expect(await pingUntil(lab.ns("a"), ip.b!)).toBe(true);
@@ -159,4 +167,25 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
       await Promise.race([daemon, sleep(5000)]);
     }
   }, 120_000);
+
+  it("after the store is gone, apply uses the last snapshot (stale) and changes nothing; a wiped store re-created is refused by the brake", async () => {
+    const before = await snapshot(lab.ns("b"));
+    const r = await lab.bolt("b", ["apply", "-f", file("b")]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: mesh store: control server .* unreachable .*; using the snapshot of revision \d+ saved .* \(stale\)/);
+    expect(await snapshot(lab.ns("b"))).toEqual(before);
+    // A new, empty cluster with a mesh of the same name: another mesh_id. b refuses it.
+    const fresh = new EtcdCluster();
+    await fresh.start(1);
+    try {
+      expect((await bolt(["mesh", "init", "--control-server", fresh.url, "--mesh", "lab"])).code).toBe(0);
+      const refused = await lab.bolt("b", ["apply", "-f", file("b", { store: fresh.url })]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("brake: the store now holds mesh_id");
+      expect(await snapshot(lab.ns("b"))).toEqual(before);
+      expect(await pingUntil(lab.ns("b"), ip.a!)).toBe(true);
+    } finally {
+      await fresh.stop();
+    }
+  }, 90_000);
 });
