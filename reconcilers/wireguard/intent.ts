@@ -11,6 +11,7 @@ import { pointer } from "../../src/config/positions.js";
 import { isKey, readKeyFile } from "./keys.js";
 import { PORTED, protoName, runAclTests } from "./acl.js";
 import { loadPolicyFile } from "./policy-file.js";
+import { admittedNodes } from "./store.js";
 import type { MeshSnapshot } from "./store.js";
 import { fragmentKey } from "../../src/core/intent.js";
 import type { IntentHooks } from "../../src/core/resource.js";
@@ -582,11 +583,7 @@ export function allocateMeshAddress(publicKey: string): number {
 }
 
 /** ACL names: "*", "tag:T", a hostname, or a CIDR; destinations add ":port", ":N-M" or ":*". */
-/**
- * The store's nodes as this host's peers (MULTIHOST.md §2.4): approved, not expired, with a
- * known key (pinned, or its own request's when the admin left the key to the node), not this
- * host. Identity decides, never liveness. Endpoint: what the node published in its request.
- */
+/** The store's admitted nodes (store.ts admittedNodes) as this host's peers; endpoint: what each published in its request. */
 function storePeers(
   store: StoreView,
   self: MeshNode,
@@ -605,15 +602,11 @@ function storePeers(
     });
     return [];
   }
-  const now = Date.now();
   const out: { node: MeshNode; peer: WgPeerIntent }[] = [];
-  for (const n of snap.nodes) {
-    if (n.name === store.self || n.state !== "approved") continue;
-    if (n.expires_at && Date.parse(n.expires_at) <= now) continue;
+  for (const { node: n, key } of admittedNodes(snap, store.self)) {
     const req = snap.requests[n.name];
-    const key = n.public_key ?? (n.key_policy === "node" ? req?.public_key : undefined);
     const address = parseIp4(n.mesh_ip4);
-    if (!key || !isKey(key) || address === undefined || key === self.publicKey) continue;
+    if (!isKey(key) || address === undefined || key === self.publicKey) continue;
     const routes = acceptRoutes
       ? (req?.routes ?? [])
           .filter((r: string) => n.routes_allowed.includes(r))

@@ -4,7 +4,7 @@ import type { Diagnostic } from "../../src/base/diagnostics.js";
 import { BoltError } from "../../src/base/diagnostics.js";
 import { loadFile } from "../../src/config/load.js";
 import { readKeyFile } from "./keys.js";
-import { MeshStore } from "./store.js";
+import { MeshStore, admittedNodes } from "./store.js";
 import type { MeshSnapshot } from "./store.js";
 import type { StoreView } from "./intent.js";
 
@@ -49,21 +49,12 @@ export function brake(last: MeshSnapshot | undefined, next: MeshSnapshot, self: 
     return `the store now holds mesh_id ${next.meta.mesh_id}, not ${last.meta.mesh_id} (a wiped or another store): its changes are refused, the peers stay`;
   if (BigInt(next.revision) < BigInt(last.revision))
     return `the store is at revision ${next.revision}, behind the ${last.revision} already applied here (a restored backup?): its changes are refused, the peers stay`;
-  const before = effectivePeers(last, self);
-  const after = new Set(effectivePeers(next, self));
+  const before = admittedNodes(last, self).map((a) => a.node.name);
+  const after = new Set(admittedNodes(next, self).map((a) => a.node.name));
   const gone = before.filter((n) => !after.has(n));
   if (!allowDestroy && before.length >= 2 && gone.length * 2 > before.length)
     return `the store would remove ${gone.length} of this host's ${before.length} store peers at once (${gone.join(", ")}): refused (--allow-destroy applies it)`;
   return undefined;
-}
-
-/** Names of the nodes this host would configure from a snapshot (as storePeers in intent.ts decides). */
-function effectivePeers(s: MeshSnapshot, self: string): string[] {
-  const now = Date.now();
-  return s.nodes
-    .filter((n) => n.name !== self && n.state === "approved" && !(n.expires_at && Date.parse(n.expires_at) <= now))
-    .filter((n) => n.public_key ?? (n.key_policy === "node" ? s.requests[n.name]?.public_key : undefined))
-    .map((n) => n.name);
 }
 
 const snapshotFile = (o: StoreInputOptions, mesh: string) => (o.stateDir ? join(o.stateDir, `mesh-${mesh}-${o.target || "_host"}.json`) : undefined);
@@ -85,8 +76,7 @@ function saveSnapshot(o: StoreInputOptions, mesh: string, s: MeshSnapshot): void
   renameSync(`${f}.tmp`, f);
 }
 
-export async function meshStoreInput(files: string[], writeOrOpts: boolean | StoreInputOptions): Promise<{ wireguard: StoreView } | undefined> {
-  const o: StoreInputOptions = typeof writeOrOpts === "boolean" ? { write: writeOrOpts } : writeOrOpts;
+export async function meshStoreInput(files: string[], o: StoreInputOptions): Promise<{ wireguard: StoreView } | undefined> {
   const write = o.write;
   for (const f of files) {
     let lf: ReturnType<typeof loadFile>;

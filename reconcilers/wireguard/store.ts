@@ -63,6 +63,21 @@ export interface MeshSnapshot {
   ipam: Record<string, string>;
 }
 
+/**
+ * The nodes a host configures as peers (MULTIHOST.md §2.4): approved, not expired, with a known
+ * key (pinned, or the node's own request's when the admin left the key to it), not the host
+ * itself. Identity decides, never liveness. Shared by the intent (peers) and the brake.
+ */
+export function admittedNodes(s: MeshSnapshot, self: string, now = Date.now()): { node: NodeRecord; key: string }[] {
+  const out: { node: NodeRecord; key: string }[] = [];
+  for (const n of s.nodes) {
+    if (n.name === self || n.state !== "approved" || (n.expires_at && Date.parse(n.expires_at) <= now)) continue;
+    const key = n.public_key ?? (n.key_policy === "node" ? s.requests[n.name]?.public_key : undefined);
+    if (key) out.push({ node: n, key });
+  }
+  return out;
+}
+
 /** `etcd://h1:2379,h2:2379` → the client's endpoints. */
 export function etcdEndpoints(url: string): string[] {
   const m = /^etcd:\/\/(.+)$/.exec(url);
