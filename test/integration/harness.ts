@@ -1,7 +1,7 @@
 // Shared harness for the real-kernel integration tests: throwaway network namespaces named
 // `bolt-t-<id>…`, a temp state dir, the built CLI run as a child process, kernel reads with
 // `ip -j`, PATH-injected fake tools, and a teardown that removes every namespace of the run.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
@@ -294,6 +294,14 @@ export class Sandbox {
     }
     if (this.tmp) for (const d of [this.tmp.dir, this.tmp.state]) rmSync(d, { recursive: true, force: true });
   }
+}
+
+/** A fresh WireGuard key pair: the private key in FILE (0600, as bolt demands), both keys returned. */
+export async function writeWgKey(file: string): Promise<{ priv: string; pub: string }> {
+  const priv = (await execa("wg", ["genkey"])).stdout.trim();
+  writeFileSync(file, `${priv}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { priv, pub: (await execa("wg", ["pubkey"], { input: priv })).stdout.trim() };
 }
 
 /** `wg ARGS` as bolt runs it for namespace NS: inside NS and NS's private /var/run/wireguard. */

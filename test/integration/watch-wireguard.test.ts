@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import type { ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BOLT_BIN, SKIP_REASON, Sandbox, bolt, must, requireBuild, run, wgIn, wgPidsIn } from "./harness.js";
+import { BOLT_BIN, SKIP_REASON, Sandbox, bolt, must, requireBuild, run, wgIn, wgPidsIn, writeWgKey } from "./harness.js";
 import { pingUntil } from "./mesh-topology.js";
 import { freePort, httpGet, sleep, waitFor } from "./watch-helpers.js";
 
@@ -58,10 +58,7 @@ describe.skipIf(!!SKIP_REASON)("bolt watch with WireGuard", () => {
     }
     mkdirSync(join(sb.dir, "keys"), { mode: 0o700 });
     for (const h of ["a", "b"]) {
-      const priv = (await execa("wg", ["genkey"])).stdout.trim();
-      writeFileSync(key(h), `${priv}\n`, { mode: 0o600 });
-      chmodSync(key(h), 0o600);
-      pub[h] = (await execa("wg", ["pubkey"], { input: priv })).stdout.trim();
+      pub[h] = (await writeWgKey(key(h))).pub;
     }
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wgMountFile } from "../../src/exec/run-dir.js";
-import { SKIP_REASON, Sandbox, bolt, must, releaseWgRuntime, requireBuild, run, wgIn, wgPidsIn } from "./harness.js";
+import { SKIP_REASON, Sandbox, bolt, must, releaseWgRuntime, requireBuild, run, wgIn, wgPidsIn, writeWgKey } from "./harness.js";
 import { pool } from "../../src/exec/tools.js";
 
 const SPOKES = 50;
@@ -20,14 +20,6 @@ const UL = (i: number) => `198.18.1.${i + 10}`; // spoke i's underlay address
 const HUB_UL = "198.18.1.1";
 const MESH = (i: number) => `10.99.0.${i + 2}`; // spoke i's tunnel address
 const HUB = "10.99.0.1";
-
-async function keypair(dir: string, name: string): Promise<string> {
-  const priv = (await execa("wg", ["genkey"])).stdout.trim();
-  const file = join(dir, `${name}.key`);
-  writeFileSync(file, `${priv}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
-  return (await execa("wg", ["pubkey"], { input: priv })).stdout.trim();
-}
 
 const mounted = (path: string) => readFileSync("/proc/self/mountinfo", "utf8").includes(` ${path} `);
 
@@ -53,7 +45,7 @@ describe.skipIf(!!SKIP_REASON)("many namespaces, each with gw0", () => {
       await must(["ip", "-n", ns(h), "address", "add", `${h === "hub" ? HUB_UL : UL(k - 1)}/24`, "dev", "eth0"]);
       await must(["ip", "-n", ns(h), "link", "set", "eth0", "up"]);
       await must(["ip", "-n", ns(h), "link", "set", "lo", "up"]);
-      pub[h] = await keypair(join(sb.dir, "keys"), h);
+      pub[h] = (await writeWgKey(join(sb.dir, "keys", `${h}.key`))).pub;
     }
     const hubPeers = spokes.map((i) => ["[[wireguard.gw0.peers]]", `public_key = "${pub[`s${i}`]}"`, `allowed_ips = ["${MESH(i)}/32"]`].join("\n"));
     files.hub = sb.write(
@@ -139,7 +131,7 @@ describe.skipIf(!!SKIP_REASON)("a host whose mounts propagate (shared, as under 
     await sb.addNetns();
     await must(["ip", "-n", sb.target, "link", "set", "lo", "up"]);
     mkdirSync(join(sb.dir, "keys"), { mode: 0o700 });
-    await keypair(join(sb.dir, "keys"), "a");
+    await writeWgKey(join(sb.dir, "keys", "a.key"));
   });
   afterAll(async () => {
     // Our run dir: its nsfs file, its private bind mount, then our shared mount.

@@ -15,7 +15,7 @@ import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { SKIP_REASON, Sandbox, bolt, ipJson, must, requireBuild, run, sysctlGet, wgIn } from "./harness.js";
+import { SKIP_REASON, Sandbox, bolt, ipJson, must, requireBuild, run, sysctlGet, wgIn, writeWgKey } from "./harness.js";
 import type { Json, RunOut } from "./harness.js";
 import { pingUntil, routeGet, sleep } from "./mesh-topology.js";
 
@@ -96,10 +96,7 @@ describe.skipIf(!!SKIP_REASON)("bolt and wg-quick side by side", () => {
     await must(["ip", "netns", "exec", ns("srv"), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     mkdirSync(join(sb.dir, "keys"), { mode: 0o700 });
     for (const h of ["srv", "cli", "cli2"]) {
-      priv[h] = (await execa("wg", ["genkey"])).stdout.trim();
-      writeFileSync(keyFile(h), `${priv[h]}\n`, { mode: 0o600 });
-      chmodSync(keyFile(h), 0o600);
-      pub[h] = (await execa("wg", ["pubkey"], { input: priv[h] })).stdout.trim();
+      ({ priv: priv[h]!, pub: pub[h]! } = await writeWgKey(keyFile(h)));
     }
   }, 60_000);
   afterAll(async () => {
@@ -115,6 +112,20 @@ describe.skipIf(!!SKIP_REASON)("bolt and wg-quick side by side", () => {
     for (const h of ["srv", "cli2"] as const) await run(["ip", "-n", ns(h), "link", "del", wq(h)]);
     for (const h of ["srv", "cli"] as const) await boltOn(h, ["destroy"]);
   });
+
+  /** The wg-quick client (cli2): the same settings as bolt's client, AllowedIPs as given. */
+  const cli2Conf = (allowed: string) =>
+    [
+      "[Interface]",
+      `PrivateKey = ${priv.cli2}`,
+      `Address = ${TUN.cli2}/24`,
+      "",
+      "[Peer]",
+      `PublicKey = ${pub.srv}`,
+      `Endpoint = ${UL.srv}:${PORT}`,
+      `AllowedIPs = ${allowed}`,
+      "PersistentKeepalive = 5",
+    ].join("\n") + "\n";
 
   /** The bolt client: a full tunnel (0.0.0.0/0) or a split one. */
   const clientFile = (o: { full: boolean; endpoint?: string }) =>
@@ -189,21 +200,7 @@ describe.skipIf(!!SKIP_REASON)("bolt and wg-quick side by side", () => {
     expect(await pingUntil(ns("cli"), INET.host, 1), "split tunnel: the internet is not through the tunnel").toBe(false);
 
     await apply("cli", clientFile({ full: true }));
-    await wgQuick(
-      "cli2",
-      "up",
-      [
-        "[Interface]",
-        `PrivateKey = ${priv.cli2}`,
-        `Address = ${TUN.cli2}/24`,
-        "",
-        "[Peer]",
-        `PublicKey = ${pub.srv}`,
-        `Endpoint = ${UL.srv}:${PORT}`,
-        "AllowedIPs = 0.0.0.0/0",
-        "PersistentKeepalive = 5",
-      ].join("\n") + "\n",
-    );
+    await wgQuick("cli2", "up", cli2Conf("0.0.0.0/0"));
     for (const [h, dev] of [
       ["cli", "gw0"],
       ["cli2", wq("cli2")],
@@ -257,21 +254,7 @@ describe.skipIf(!!SKIP_REASON)("bolt and wg-quick side by side", () => {
 
   it("bolt server, wg-quick client (and a bolt client): traffic both ways; the server's MTU is wg-quick's", async () => {
     await apply("srv", serverFile());
-    await wgQuick(
-      "cli2",
-      "up",
-      [
-        "[Interface]",
-        `PrivateKey = ${priv.cli2}`,
-        `Address = ${TUN.cli2}/24`,
-        "",
-        "[Peer]",
-        `PublicKey = ${pub.srv}`,
-        `Endpoint = ${UL.srv}:${PORT}`,
-        "AllowedIPs = 10.0.8.0/24",
-        "PersistentKeepalive = 5",
-      ].join("\n") + "\n",
-    );
+    await wgQuick("cli2", "up", cli2Conf("10.0.8.0/24"));
     await apply("cli", clientFile({ full: false }));
     expect(await pingUntil(ns("cli2"), TUN.srv), "wg-quick client → bolt server").toBe(true);
     expect(await pingUntil(ns("srv"), TUN.cli2), "bolt server → wg-quick client").toBe(true);
