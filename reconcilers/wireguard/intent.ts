@@ -10,7 +10,9 @@ import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
 import { pointer } from "../../src/config/positions.js";
 import { isKey, readKeyFile } from "./keys.js";
 import { PORTED, protoName, runAclTests } from "./acl.js";
-import { loadPolicyFile } from "./policy-file.js";
+import { loadPolicyFile, parsePolicy } from "./policy-file.js";
+import type { Policy } from "./policy-file.js";
+import { bestEndpoint, exitOf, routesOf } from "./store-view.js";
 import { admittedNodes } from "./store.js";
 import type { MeshSnapshot } from "./store.js";
 import { fragmentKey } from "../../src/core/intent.js";
@@ -154,6 +156,8 @@ export interface StoreView {
   snapshot: MeshSnapshot;
   /** this host's node name (its bundle's) */
   self: string;
+  /** which node carries each prefix several nodes announce (store-view.ts primaries) */
+  primaries?: Record<string, string>;
 }
 
 export function wireguardIntent(
@@ -472,8 +476,39 @@ function meshIntent(
       source: keyPos("peers", i),
     });
   });
+  // The ACLs: [[acls]]/[[acl_tests]] in this file, a Tailscale policy file (not both), or — one
+  // source of truth for every host of a store-backed mesh — the store's policy key.
+  const policyPath = gw.policy_file === undefined ? undefined : String(gw.policy_file);
+  if (policyPath && (data.acls !== undefined || data.acl_tests !== undefined))
+    err("policy_file and [[acls]]/[[acl_tests]] in the same mesh: keep the ACLs in one place", pos("ghostwire", "policy_file"));
+  if (store && (policyPath || data.acls !== undefined || data.acl_tests !== undefined))
+    err(
+      "a mesh on an etcd store takes its ACLs from the store's policy (`bolt mesh policy set`): remove policy_file/[[acls]]/[[acl_tests]] here",
+      policyPath ? pos("ghostwire", "policy_file") : keyPos(data.acls !== undefined ? "acls" : "acl_tests"),
+    );
+  const stored = store?.snapshot.policy;
+  const policy: Policy | undefined = stored
+    ? parsePolicy(`etcd:policy@${stored.mod_revision}`, stored.text, pos("ghostwire", "control_server"), err, diags, true)
+    : policyPath && !store
+      ? loadPolicyFile(configFile, policyPath, pos("ghostwire", "policy_file"), err, diags)
+      : undefined;
+  let advertised: { routes: Cidr4[]; exit: boolean } | undefined;
   if (store) {
-    const fromStore = storePeers(store, self, features.subnet_routing !== false && acceptRoutes, useExit, diags, pos("ghostwire", "control_server"));
+    const me = store.snapshot.nodes.find((n) => n.name === store.self);
+    // This host's identity is the admin's record: its tags, and the offers that were approved.
+    if (me?.state === "approved") {
+      self.tags = [...me.tags];
+      advertised = { routes: routesOf(store.snapshot, me, policy?.autoApprovers), exit: exitOf(store.snapshot, me, policy?.autoApprovers) };
+    }
+    const fromStore = storePeers(
+      store,
+      self,
+      features.subnet_routing !== false && acceptRoutes,
+      useExit,
+      policy?.autoApprovers,
+      diags,
+      pos("ghostwire", "control_server"),
+    );
     const staticKeys = new Set(peers.map((p) => p.publicKey));
     for (const sp of fromStore) {
       if (nodes.some((n) => n.hostname === sp.node.hostname) || staticKeys.has(sp.peer.publicKey)) {
@@ -483,7 +518,6 @@ function meshIntent(
       nodes.push(sp.node);
       peers.push(sp.peer);
     }
-    const me = store.snapshot.nodes.find((n) => n.name === store.self);
     const mine = me?.state === "approved" ? parseIp4(me.mesh_ip4) : undefined;
     if (mine !== undefined) self.address = address = mine;
     storeAddress = mine !== undefined;
@@ -505,13 +539,9 @@ function meshIntent(
   for (const [j, r] of ((node.advertise_routes ?? []) as string[]).entries()) {
     const c = parseCidr4(r);
     if (!c || c.hostBits) err(`mesh: advertise_routes "${r}" is not an IPv4 CIDR without host bits`, pos("node", "advertise_routes", j));
-    else if (features.subnet_routing !== false) advertise.push(c);
+    else if (features.subnet_routing !== false && (!store || advertised?.routes.some((a) => a.network === c.network && a.prefix === c.prefix)))
+      advertise.push(c);
   }
-  // The ACLs: [[acls]]/[[acl_tests]] in this file, or a Tailscale policy file (not both).
-  const policyPath = gw.policy_file === undefined ? undefined : String(gw.policy_file);
-  if (policyPath && (data.acls !== undefined || data.acl_tests !== undefined))
-    err("policy_file and [[acls]]/[[acl_tests]] in the same mesh: keep the ACLs in one place", pos("ghostwire", "policy_file"));
-  const policy = policyPath ? loadPolicyFile(configFile, policyPath, pos("ghostwire", "policy_file"), err, diags) : undefined;
   const tomlAcls = ((data.acls ?? []) as Obj[]).map(
     (raw, i): AclIntent => ({
       // The schema (and the seed's ACL example) spell the refusing action "drop".
@@ -562,7 +592,7 @@ function meshIntent(
     self,
     peers: nodes,
     advertise,
-    exitNode: node.exit_node === true && features.exit_nodes !== false,
+    exitNode: node.exit_node === true && features.exit_nodes !== false && (!store || advertised?.exit === true),
     useExitNode: useExit,
     magicDns: features.magic_dns === true,
     acls,
@@ -589,6 +619,7 @@ function storePeers(
   self: MeshNode,
   acceptRoutes: boolean,
   useExit: string | undefined,
+  auto: Policy["autoApprovers"] | undefined,
   diags: Diagnostic[],
   at: SourcePos,
 ): { node: MeshNode; peer: WgPeerIntent }[] {
@@ -607,15 +638,13 @@ function storePeers(
     const req = snap.requests[n.name];
     const address = parseIp4(n.mesh_ip4);
     if (!isKey(key) || address === undefined || key === self.publicKey) continue;
-    const routes = acceptRoutes
-      ? (req?.routes ?? [])
-          .filter((r: string) => n.routes_allowed.includes(r))
-          .map((r: string) => parseCidr4(r))
-          .filter((c): c is NonNullable<typeof c> => !!c && !c.hostBits)
-      : [];
+    // A prefix several nodes announce goes to its primary only (one prefix, one peer).
+    const routes = acceptRoutes ? routesOf(snap, n, auto).filter((c) => (store.primaries?.[formatCidr4(c)] ?? n.name) === n.name) : [];
     const allowed: Cidr4[] = [{ network: address, prefix: 32 }, ...routes];
-    if (useExit === n.name && (req?.exit_node ?? false) && n.exit_node_allowed) allowed.push({ network: 0, prefix: 0 });
-    const endpoint = req?.endpoint && ENDPOINT.test(req.endpoint) ? req.endpoint : undefined;
+    if (useExit === n.name && exitOf(snap, n, auto)) allowed.push({ network: 0, prefix: 0 });
+    // Its live status's candidates first, else what its request said.
+    const hint = bestEndpoint((snap.status?.[n.name]?.endpoints ?? []).filter((e) => ENDPOINT.test(e))) ?? req?.endpoint;
+    const endpoint = hint && ENDPOINT.test(hint) ? hint : undefined;
     out.push({
       node: { hostname: n.name, address, tags: n.tags, publicKey: key },
       peer: { publicKey: key, allowedIps: allowed, endpoint, keepalive: snap.meta.keepalive, hostname: n.name, source: at },

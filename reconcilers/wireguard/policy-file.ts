@@ -1,6 +1,7 @@
 import { dirname, resolve } from "node:path";
 import type { Diagnostic, SourcePos } from "../../src/core/diagnostics.js";
 import { parseCidr4 } from "../../src/core/ipv4.js";
+import type { Cidr4 } from "../../src/core/ipv4.js";
 import { readConfigText } from "../../src/config/load.js";
 import { parseHujson } from "../../src/config/hujson.js";
 import { pointer } from "../../src/config/positions.js";
@@ -11,8 +12,10 @@ import type { AclIntent, AclTestIntent } from "./intent.js";
  * Read: `acls` (action, src, dst, proto; the legacy `users`/`ports` spellings too), `groups`,
  * `tagOwners` (the tags that exist), `hosts` (aliases for addresses and CIDRs), `tests`.
  * `nodeAttrs` entries whose attr is a tag give that tag to their targets (the GhostWire seed's
- * use); everything else in them, and `ssh`, `autoApprovers`, `grants`, `postures`, `derpMap`
- * and other sections, are accepted with a warning saying bolt does not enforce them.
+ * use); everything else in them, and `ssh`, `grants`, `postures`, `derpMap` and other
+ * sections, are accepted with a warning saying bolt does not enforce them. `autoApprovers`
+ * is read from a mesh store's policy (it approves the routes and exit offers nodes announce
+ * there); in a file for a static mesh it is a warning, as there is nothing to approve.
  */
 export interface Policy {
   acls: AclIntent[];
@@ -25,6 +28,8 @@ export interface Policy {
   tagOwners: string[];
   /** hostname or address → tags from nodeAttrs */
   nodeTags: Record<string, string[]>;
+  /** Tailscale's autoApprovers: a route announced inside `prefix` by a node one of `by` names is approved */
+  autoApprovers: { routes: { prefix: Cidr4; by: string[] }[]; exitNode: string[] };
 }
 
 type Obj = Record<string, unknown>;
@@ -40,17 +45,29 @@ const NOT_ENFORCED: Record<string, string> = {
   ipsets: "ipsets are not compiled; use hosts aliases",
 };
 
-export function loadPolicyFile(
-  configFile: string,
-  path: string,
-  at: SourcePos,
-  err: (m: string, s: SourcePos) => void,
-  diags: Diagnostic[],
-): Policy | undefined {
+type Err = (m: string, s: SourcePos) => void;
+
+export function loadPolicyFile(configFile: string, path: string, at: SourcePos, err: Err, diags: Diagnostic[]): Policy | undefined {
   const full = resolve(dirname(configFile), path);
+  let text: string;
+  try {
+    text = readConfigText(full);
+  } catch (e) {
+    const d = (e as { diagnostics?: Diagnostic[] }).diagnostics?.[0];
+    err(d?.message ?? `policy_file: ${(e as Error).message}`, d?.source ?? at);
+    return undefined;
+  }
+  return parsePolicy(full, text, at, err, diags);
+}
+
+/**
+ * A policy's text, named `origin` in every position (a file path, or `etcd:policy@REV` for
+ * the mesh store's). `fromStore`: auto-approvers apply (there are announcements to approve).
+ */
+export function parsePolicy(origin: string, text: string, at: SourcePos, err: Err, diags: Diagnostic[], fromStore = false): Policy | undefined {
   let parsed: ReturnType<typeof parseHujson>;
   try {
-    parsed = parseHujson(full, readConfigText(full));
+    parsed = parseHujson(origin, text);
   } catch (e) {
     const d = (e as { diagnostics?: Diagnostic[] }).diagnostics?.[0];
     if (d) err(d.message, d.source ?? at);
@@ -65,7 +82,7 @@ export function loadPolicyFile(
     return undefined;
   }
   const top = data as Obj;
-  const policy: Policy = { acls: [], tests: [], groups: {}, hosts: {}, tagOwners: [], nodeTags: {} };
+  const policy: Policy = { acls: [], tests: [], groups: {}, hosts: {}, tagOwners: [], nodeTags: {}, autoApprovers: { routes: [], exitNode: [] } };
   const strings = (v: unknown, where: (string | number)[], what: string): string[] => {
     if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
       err(`${what} must be a list of strings`, pos(...where));
@@ -81,7 +98,7 @@ export function loadPolicyFile(
     }
     return v as Obj[];
   };
-  const known = new Set(["acls", "groups", "tagOwners", "hosts", "tests", "nodeAttrs"]);
+  const known = new Set(["acls", "groups", "tagOwners", "hosts", "tests", "nodeAttrs", ...(fromStore ? ["autoApprovers"] : [])]);
   for (const k of Object.keys(top)) {
     if (known.has(k)) continue;
     diags.push({
@@ -120,6 +137,13 @@ export function loadPolicyFile(
       targetAt: (key, j) => pos("tests", i, key, j),
     });
   });
+  // Store nodes are known by their tags (an admin-set identity), so only tag: approvers can match.
+  const approvers = (v: unknown, where: (string | number)[]): string[] =>
+    strings(v, where, where.join(".")).filter((a, j) => {
+      if (a.startsWith("tag:")) return true;
+      err(`${where.join(".")}: "${a}": a mesh store approves by tag only (tag:NAME); nodes there have no user`, pos(...where, j));
+      return false;
+    });
   const map = (name: string): Obj => {
     const v = top[name];
     if (v === undefined) return {};
@@ -152,6 +176,20 @@ export function loadPolicyFile(
     const c = parseCidr4(v.includes("/") ? v : `${v}/32`);
     if (!c || c.hostBits) err(`hosts["${h}"] = "${v}" is not an IPv4 address or CIDR without host bits`, pos("hosts", h));
     else policy.hosts[h] = v;
+  }
+  if (fromStore) {
+    const aa = map("autoApprovers");
+    for (const k of Object.keys(aa))
+      if (k !== "routes" && k !== "exitNode") err(`autoApprovers: "${k}" is not a section (routes, exitNode)`, keyPos("autoApprovers", k));
+    const routes = aa.routes === undefined ? {} : aa.routes;
+    if (typeof routes !== "object" || routes === null || Array.isArray(routes)) err("autoApprovers.routes must be an object", pos("autoApprovers", "routes"));
+    else
+      for (const [r, by] of Object.entries(routes as Obj)) {
+        const c = parseCidr4(r);
+        if (!c || c.hostBits) err(`autoApprovers.routes: "${r}" is not an IPv4 CIDR without host bits`, keyPos("autoApprovers", "routes", r));
+        else policy.autoApprovers.routes.push({ prefix: c, by: approvers(by, ["autoApprovers", "routes", r]) });
+      }
+    if (aa.exitNode !== undefined) policy.autoApprovers.exitNode = approvers(aa.exitNode, ["autoApprovers", "exitNode"]);
   }
   objects(top.nodeAttrs, "nodeAttrs").forEach((raw, i) => {
     const targets = strings(raw.target, ["nodeAttrs", i, "target"], `nodeAttrs[${i}].target`);

@@ -4,7 +4,13 @@ import type { Diagnostic } from "../../src/base/diagnostics.js";
 import { BoltError } from "../../src/base/diagnostics.js";
 import { loadFile } from "../../src/config/load.js";
 import { readKeyFile } from "./keys.js";
+import { randomUUID } from "node:crypto";
+import { formatCidr4 } from "../../src/core/ipv4.js";
+import { parsePolicy } from "./policy-file.js";
 import { MeshStore, admittedNodes } from "./store.js";
+import { checkClientCert } from "./store-tls.js";
+import type { StoreTls } from "./store-tls.js";
+import { primaries, routesOf } from "./store-view.js";
 import type { MeshSnapshot } from "./store.js";
 import type { StoreView } from "./intent.js";
 
@@ -13,8 +19,9 @@ import type { StoreView } from "./intent.js";
  * its bundle (`auth_key_file`, written by `bolt mesh enroll`). With `write` (apply) this host
  * first publishes its request (public key, endpoint, offers); then the mesh is read at one
  * revision and handed to the wireguard kind's intent as `external.wireguard`. A bundle for
- * another mesh, a readable bundle, another node's bundle or an unreachable store are
- * one-line errors, and nothing is applied.
+ * another mesh, a readable bundle, another node's bundle, an unreachable store, a bundle
+ * certificate that is expired or not from its CA, or a store that refuses this node (revoked:
+ * its etcd user is gone) are one-line errors, and nothing is applied.
  */
 interface Bundle {
   v: number;
@@ -22,6 +29,10 @@ interface Bundle {
   mesh: string;
   mesh_id: string;
   node: string;
+  /** RBAC mode (`bolt mesh enroll` with TLS): PEM of the store's CA, this node's client certificate (CN = node) and its key */
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -36,6 +47,45 @@ export interface StoreInputOptions {
   allowDestroy?: boolean;
   /** warnings for the caller to print (a stale snapshot) */
   warnings?: Diagnostic[];
+  /**
+   * The daemon's store sessions, kept open across passes (by store URL and mesh): its status
+   * lease is kept alive by the client instead of granted again every pass.
+   */
+  sessions?: Map<string, MeshStore>;
+  /** the daemon: a change under the mesh's prefix (an etcd watch event) enqueues a pass */
+  onStoreChange?: () => void;
+  /** the daemon's view of the store for /healthz: connected, or stale since when */
+  storeState?: StoreState;
+}
+
+export interface StoreState {
+  state?: "connected" | "stale";
+  since?: string;
+  revision?: string;
+}
+
+/** One process, one boot: a restart is visible in status (MULTIHOST.md §2.3 boot_id). */
+const BOOT = { id: randomUUID(), at: new Date().toISOString() };
+
+/** Saved with the snapshot: which node carried each HA prefix when this host last applied. */
+type Saved = MeshSnapshot & { saved_at?: string; primaries?: Record<string, string> };
+
+/**
+ * Every prefix announced (and approved) by more than one node this host sees — the admitted
+ * ones and itself — with its primary (store-view.ts). The policy's auto-approvers are read
+ * quietly here; the intent reads the policy again and reports its problems where they are.
+ */
+function choosePrimaries(s: MeshSnapshot, self: string, alive: Set<string> | undefined, previous: Record<string, string> | undefined): Record<string, string> {
+  const auto = s.policy ? parsePolicy("etcd:policy", s.policy.text, { file: "etcd:policy", line: 1, col: 1 }, () => {}, [], true)?.autoApprovers : undefined;
+  const me = s.nodes.find((n) => n.name === self && n.state === "approved");
+  const by = new Map<string, string[]>();
+  for (const n of [...admittedNodes(s, self).map((a) => a.node), ...(me ? [me] : [])])
+    for (const r of routesOf(s, n, auto)) {
+      const k = formatCidr4(r);
+      by.set(k, [...(by.get(k) ?? []), n.name]);
+    }
+  for (const [k, names] of by) if (names.length < 2) by.delete(k);
+  return primaries(by, alive, previous);
 }
 
 /**
@@ -59,16 +109,16 @@ export function brake(last: MeshSnapshot | undefined, next: MeshSnapshot, self: 
 
 const snapshotFile = (o: StoreInputOptions, mesh: string) => (o.stateDir ? join(o.stateDir, `mesh-${mesh}-${o.target || "_host"}.json`) : undefined);
 
-function lastSnapshot(o: StoreInputOptions, mesh: string): (MeshSnapshot & { saved_at?: string }) | undefined {
+function lastSnapshot(o: StoreInputOptions, mesh: string): Saved | undefined {
   const f = snapshotFile(o, mesh);
   try {
-    return f ? (JSON.parse(readFileSync(f, "utf8")) as MeshSnapshot & { saved_at?: string }) : undefined;
+    return f ? (JSON.parse(readFileSync(f, "utf8")) as Saved) : undefined;
   } catch {
     return undefined;
   }
 }
 
-function saveSnapshot(o: StoreInputOptions, mesh: string, s: MeshSnapshot): void {
+function saveSnapshot(o: StoreInputOptions, mesh: string, s: Saved): void {
   const f = snapshotFile(o, mesh);
   if (!f) return;
   mkdirSync(dirname(f), { recursive: true, mode: 0o700 });
@@ -99,7 +149,9 @@ export async function meshStoreInput(files: string[], o: StoreInputOptions): Pro
     if (String(node.hostname ?? "") !== bundle.node)
       throw new BoltError(`${bundlePath}: this bundle is node "${bundle.node}", but ${f} says hostname = "${String(node.hostname ?? "")}"`);
     const last = lastSnapshot(o, bundle.mesh);
-    const store = MeshStore.open(cs, bundle.mesh);
+    const sessionKey = `${cs} ${bundle.mesh}`;
+    const store = o.sessions?.get(sessionKey) ?? MeshStore.open(cs, bundle.mesh, undefined, bundleTls(bundle));
+    o.sessions?.set(sessionKey, store);
     try {
       if (write) {
         const key = typeof node.private_key_file === "string" ? readKeyFile(resolve(dirname(f), node.private_key_file), "private") : undefined;
@@ -114,6 +166,19 @@ export async function meshStoreInput(files: string[], o: StoreInputOptions): Pro
           });
       }
       const snapshot = await store.snapshot();
+      if (write && snapshot.meta.mesh_id === bundle.mesh_id)
+        await store.putStatus(
+          bundle.node,
+          {
+            endpoints: typeof node.endpoint === "string" ? [node.endpoint] : [],
+            listen_port: typeof node.listen_port === "number" ? node.listen_port : snapshot.meta.listen_port,
+            boot_id: BOOT.id,
+            started_at: BOOT.at,
+            ...(last?.policy ? { applied_policy_rev: last.policy.mod_revision } : {}),
+          },
+          snapshot.meta.status_ttl ?? 30,
+          !!o.sessions,
+        );
       // The brake first: a host that applied this mesh before says what changed underneath it.
       const stop = brake(last, snapshot, bundle.node, o.allowDestroy);
       if (stop) throw new BoltError(`control server ${cs}: brake: ${stop}`);
@@ -121,8 +186,12 @@ export async function meshStoreInput(files: string[], o: StoreInputOptions): Pro
         throw new BoltError(
           `${bundlePath}: the bundle is for mesh_id ${bundle.mesh_id}, but ${cs} holds mesh "${bundle.mesh}" with mesh_id ${snapshot.meta.mesh_id} (another or a re-created mesh): refusing it`,
         );
-      if (write) saveSnapshot(o, bundle.mesh, snapshot);
-      return { wireguard: { snapshot, self: bundle.node } };
+      // Liveness is what the status leases say now; the HA choice sticks to what was applied.
+      const chosen = choosePrimaries(snapshot, bundle.node, new Set([bundle.node, ...Object.keys(snapshot.status ?? {})]), last?.primaries);
+      if (write) saveSnapshot(o, bundle.mesh, { ...snapshot, primaries: chosen });
+      if (o.onStoreChange) store.watchMesh(o.onStoreChange);
+      if (o.storeState) Object.assign(o.storeState, { state: "connected", since: undefined, revision: snapshot.revision });
+      return { wireguard: { snapshot, self: bundle.node, primaries: chosen } };
     } catch (e) {
       // The store is gone (not refused): the last snapshot this host applied, said loudly.
       if (last && e instanceof BoltError && /unreachable/.test(e.message)) {
@@ -130,11 +199,14 @@ export async function meshStoreInput(files: string[], o: StoreInputOptions): Pro
           severity: "warning",
           message: `mesh store: ${e.message}; using the snapshot of revision ${last.revision} saved ${last.saved_at ?? "earlier"} (stale)`,
         });
-        return { wireguard: { snapshot: last, self: bundle.node } };
+        if (o.storeState && o.storeState.state !== "stale")
+          Object.assign(o.storeState, { state: "stale", since: new Date().toISOString(), revision: last.revision });
+        // No liveness is known: every HA prefix stays where it was.
+        return { wireguard: { snapshot: last, self: bundle.node, primaries: choosePrimaries(last, bundle.node, undefined, last.primaries) } };
       }
       throw e;
     } finally {
-      store.close();
+      if (!o.sessions) store.close();
     }
   }
   return undefined;
@@ -150,11 +222,25 @@ function readBundle(path: string): Bundle {
     if (e instanceof BoltError) throw e;
     throw new BoltError(`${path}: cannot read the mesh bundle (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  let b: Bundle;
   try {
-    const b = JSON.parse(text) as Bundle;
+    b = JSON.parse(text) as Bundle;
     if (b.v !== 1 || !b.mesh || !b.mesh_id || !b.node) throw new Error("fields missing");
-    return b;
+    const tls = [b.ca, b.cert, b.key].filter((x) => typeof x === "string").length;
+    if (tls !== 0 && tls !== 3) throw new Error("ca, cert and key go together");
   } catch (e) {
     throw new BoltError(`${path}: not a mesh bundle from \`bolt mesh enroll\` (${(e as Error).message})`);
   }
+  // Checked here, not left to the TLS handshake: a refused certificate reaches bolt only as
+  // "no connection", which would read as an unreachable store.
+  if (b.cert) {
+    const cn = checkClientCert(path, { cert: b.cert, key: b.key!, issuer: b.ca! });
+    if (cn !== b.node) throw new BoltError(`${path}: the TLS client certificate is for CN=${cn}, but the bundle is node "${b.node}"`);
+  }
+  return b;
+}
+
+/** The bundle's certificate makes every request run as this node (its etcd user, its role). */
+function bundleTls(b: Bundle): StoreTls | undefined {
+  return b.cert ? { ca: b.ca!, cert: b.cert, key: b.key!, user: b.node, as: "node" } : undefined;
 }

@@ -3,6 +3,9 @@ import { createRequire } from "node:module";
 import { BoltError } from "../../src/base/diagnostics.js";
 import { formatIp4, parseCidr4 } from "../../src/core/ipv4.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
+import { adminRole, checkNodeUserFree, dropNodeUser, ensureAdminRole, ensureNodeUser, authEnabled as probeAuth } from "./store-rbac.js";
+import { quietIpSniWarning, refusalOf } from "./store-tls.js";
+import type { StoreTls } from "./store-tls.js";
 
 /**
  * The mesh's control store on etcd (design: shared/design/MULTIHOST.md §2.3, §2.5), the admin
@@ -21,6 +24,8 @@ export interface MeshMeta {
   cidr4: string;
   listen_port: number;
   keepalive: number;
+  /** seconds a node's status lease outlives its last keepalive (default 30) */
+  status_ttl?: number;
   created_at: string;
 }
 
@@ -54,6 +59,20 @@ export interface NodeRequest {
   at: string;
 }
 
+/**
+ * A node's liveness and endpoint hints (written by the node under a lease: the key exists only
+ * while the node keeps it alive). Feeds `mesh list`, endpoint choice and the HA primary — never
+ * whether a peer exists.
+ */
+export interface NodeStatus {
+  v: 1;
+  endpoints: string[];
+  listen_port: number;
+  boot_id: string;
+  started_at: string;
+  applied_policy_rev?: string;
+}
+
 export interface MeshSnapshot {
   revision: string;
   meta: MeshMeta;
@@ -61,6 +80,10 @@ export interface MeshSnapshot {
   requests: Record<string, NodeRequest>;
   /** address → node name */
   ipam: Record<string, string>;
+  /** the policy's source text (HuJSON) and the revision it was written at; absent: no policy set, no filter */
+  policy?: { text: string; mod_revision: string };
+  /** the nodes whose status lease was alive at this revision */
+  status?: Record<string, NodeStatus>;
 }
 
 /**
@@ -94,26 +117,44 @@ export function checkNodeName(name: string): void {
 
 type Etcd = import("etcd3").Etcd3;
 
+export interface ApproveOptions {
+  /** pin this key rather than the one the node's request shows */
+  publicKey?: string;
+  /** announced routes the node may carry (added to routes_allowed) */
+  routes?: string[];
+  /** allow its exit-node offer */
+  exitNode?: boolean;
+}
+
 /** One store session; `close()` it. Every call has a deadline, so an unreachable store fails in seconds. */
 export class MeshStore {
   private constructor(
     private readonly client: Etcd,
     readonly url: string,
     readonly mesh: string,
+    /** TLS client credentials (RBAC mode); none: open mode, plain http, every node trusts every node */
+    private readonly tls?: StoreTls,
   ) {}
 
-  static open(url: string, mesh: string, timeoutMs = 5000): MeshStore {
+  /** With `tls`, every member is reached over https and every request runs as the certificate's CN. */
+  static open(url: string, mesh: string, timeoutMs = 5000, tls?: StoreTls): MeshStore {
     if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(mesh)) throw new BoltError(`mesh name "${mesh}": use lowercase letters, digits and "-"`);
     const { Etcd3 } = createRequire(import.meta.url)("etcd3") as typeof import("etcd3");
+    if (tls) quietIpSniWarning();
     const client = new Etcd3({
-      hosts: etcdEndpoints(url),
+      hosts: etcdEndpoints(url).map((h) => (tls ? h.replace(/^http:/, "https:") : h)),
+      ...(tls ? { credentials: { rootCertificate: Buffer.from(tls.ca), certChain: Buffer.from(tls.cert), privateKey: Buffer.from(tls.key) } } : {}),
       dialTimeout: timeoutMs,
-      defaultCallOptions: () => ({ deadline: new Date(Date.now() + timeoutMs) }),
+      // Streams (lease keepalives, watches) live as long as the session: no deadline for them.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + timeoutMs) }),
     });
-    return new MeshStore(client, url, mesh);
+    return new MeshStore(client, url, mesh, tls);
   }
 
   close(): void {
+    // A kept status lease lapses on its own after its TTL (a restart must not flap the node offline).
+    this.lease?.release();
+    void this.watcher?.then((w) => w?.cancel()).catch(() => {});
     this.client.close();
   }
 
@@ -128,10 +169,12 @@ export class MeshStore {
     } catch (e) {
       if (e instanceof BoltError) throw e;
       const msg = (e as Error).message.split("\n")[0]!;
+      const refusal = refusalOf(msg, this.tls, `${adminRole(this.mesh)} for the mesh's keys, root for users and roles`);
+      if (refusal) throw new BoltError(`control server ${this.url}: ${what} refused: ${refusal}`);
       const refused = /ECONNREFUSED (\S+?)[.:]?\s/.exec(`${msg} `)?.[1];
       const why = refused
         ? `unreachable (connection refused at ${refused})`
-        : /unavailable|deadline|No connection/i.test(msg)
+        : /unavailable|deadline|No connection|circuit breaker is open/i.test(msg)
           ? `unreachable (${msg.replace(/\s*Resolution note:.*$/, "")})`
           : msg;
       throw new BoltError(`control server ${this.url}: ${what} failed: ${why}`);
@@ -150,11 +193,25 @@ export class MeshStore {
     return m;
   }
 
-  /** Creates the mesh (create-only: an existing mesh is never overwritten). */
-  async init(cidr4: string, listenPort = 41641, keepalive = 25): Promise<MeshMeta> {
+  /**
+   * Creates the mesh (create-only: an existing mesh is never overwritten). With TLS, first its
+   * admin role (idempotent, so a mesh never exists without it and init can repair it).
+   */
+  async init(cidr4: string, o: { listenPort?: number; keepalive?: number; statusTtl?: number } = {}): Promise<MeshMeta> {
     const c = parseCidr4(cidr4);
     if (!c || c.hostBits || c.prefix > 30) throw new BoltError(`--cidr "${cidr4}": an IPv4 prefix without host bits, /30 or larger`);
-    const meta: MeshMeta = { v: 1, mesh_id: randomUUID(), cidr4, listen_port: listenPort, keepalive, created_at: new Date().toISOString() };
+    if (this.tls) await this.call(`creating role ${adminRole(this.mesh)}`, () => ensureAdminRole(this.client, this.mesh, prefixOf(this.mesh)));
+    const ttl = o.statusTtl ?? 30;
+    if (!Number.isInteger(ttl) || ttl < 2 || ttl > 3600) throw new BoltError(`--status-ttl ${ttl}: whole seconds, 2 to 3600`);
+    const meta: MeshMeta = {
+      v: 1,
+      mesh_id: randomUUID(),
+      cidr4,
+      listen_port: o.listenPort ?? 41641,
+      keepalive: o.keepalive ?? 25,
+      status_ttl: ttl,
+      created_at: new Date().toISOString(),
+    };
     const r = await this.call("creating the mesh", () =>
       this.client
         .if(this.key("meta"), "Create", "==", 0)
@@ -167,7 +224,7 @@ export class MeshStore {
     if (!r.succeeded) {
       const have = await this.requireMeta();
       throw new BoltError(
-        `control server ${this.url}: mesh "${this.mesh}" already exists (mesh_id ${have.mesh_id}, ${have.cidr4}, created ${have.created_at}); nothing was changed`,
+        `control server ${this.url}: mesh "${this.mesh}" already exists (mesh_id ${have.mesh_id}, ${have.cidr4}, created ${have.created_at}); nothing was changed${this.tls ? ` (its role ${adminRole(this.mesh)} is in place)` : ""}`,
       );
     }
     return meta;
@@ -176,7 +233,8 @@ export class MeshStore {
   /**
    * A node's identity and address, in one transaction with its address claim. The first
    * candidate is a hash of the name; a taken address moves to the next. Enrolling a name that
-   * exists is refused (its record and address stay as they are).
+   * exists is refused (its record and address stay as they are). With TLS the node also gets
+   * its etcd user and role (store-rbac.ts); if that fails, the enrollment is undone.
    */
   async enroll(
     name: string,
@@ -189,6 +247,8 @@ export class MeshStore {
       const c = parseCidr4(r);
       if (!c || c.hostBits) throw new BoltError(`--routes "${r}": an IPv4 prefix without host bits`);
     }
+    // Before anything is written: a user of that name that is not this node's is never shared.
+    if (this.tls) await this.call(`checking etcd user "${name}"`, () => checkNodeUserFree(this.client, this.mesh, name));
     const size = 2 ** (32 - cidr.prefix);
     const start = createHash("sha256").update(name).digest().readUInt32BE(0) % size;
     for (let i = 0; i < size; i++) {
@@ -220,7 +280,7 @@ export class MeshStore {
           .else(this.client.get(nodeKey))
           .commit(),
       );
-      if (r.succeeded) return rec;
+      if (r.succeeded) return this.tls ? this.grantNode(rec, r.header.revision) : rec;
       const existing = r.responses[0]?.response_range?.kvs?.[0];
       if (existing) {
         const have = JSON.parse(existing.value.toString()) as NodeRecord;
@@ -232,7 +292,12 @@ export class MeshStore {
   }
 
   /** Changes a node's record with compare-and-swap (retried when another admin wrote in between). */
-  private async update(name: string, what: string, change: (r: NodeRecord) => NodeRecord): Promise<NodeRecord> {
+  private async update(
+    name: string,
+    what: string,
+    change: (r: NodeRecord) => NodeRecord,
+    guard?: { key: string; modRevision: string; changed: string },
+  ): Promise<NodeRecord> {
     checkNodeName(name);
     await this.requireMeta();
     const key = this.key("nodes", name);
@@ -240,13 +305,15 @@ export class MeshStore {
       const kv = await this.call(what, async () => (await this.client.get(key).exec()).kvs[0]);
       if (!kv) throw new BoltError(`node "${name}" is not enrolled in mesh "${this.mesh}"`);
       const next = change(JSON.parse(kv.value.toString()) as NodeRecord);
-      const r = await this.call(what, () =>
-        this.client
-          .if(key, "Mod", "==", kv.mod_revision)
-          .then(this.client.put(key).value(JSON.stringify(next)))
-          .commit(),
-      );
+      const r = await this.call(what, () => {
+        const cmp = this.client.if(key, "Mod", "==", kv.mod_revision);
+        return (guard ? cmp.and(guard.key, "Mod", "==", guard.modRevision) : cmp).then(this.client.put(key).value(JSON.stringify(next))).commit();
+      });
       if (r.succeeded) return next;
+      if (guard) {
+        const now = await this.call(what, async () => (await this.client.get(guard.key).exec()).kvs[0]);
+        if ((now?.mod_revision ?? "0") !== guard.modRevision) throw new BoltError(guard.changed);
+      }
     }
     throw new BoltError(`node "${name}": ${what} kept racing with other writers; try again`);
   }
@@ -256,27 +323,98 @@ export class MeshStore {
    * shows now (the key that was reviewed is the key that gets pinned), else none yet: with
    * key_policy "node" its request's key will count.
    */
-  async approve(name: string, publicKey?: string): Promise<NodeRecord> {
-    const requested = publicKey
-      ? undefined
-      : await this.call("approving", async () => (await this.client.get(this.key("requests", name)).string()) ?? undefined);
-    const key = publicKey ?? (requested ? ((JSON.parse(requested) as { public_key?: string }).public_key ?? undefined) : undefined);
-    return this.update(name, "approving", (r) => {
-      if (r.state === "revoked") throw new BoltError(`node "${name}" is revoked: enroll it again under a new name (its address stays reserved)`);
-      const pin = key ? { public_key: key, key_policy: "pinned" as const } : { key_policy: "node" as const };
-      return { ...r, state: "approved", approved_at: new Date().toISOString(), ...pin };
-    });
+  async approve(name: string, o: ApproveOptions = {}): Promise<NodeRecord> {
+    checkNodeName(name);
+    const kv = o.publicKey ? undefined : await this.call("approving", async () => (await this.client.get(this.key("requests", name)).exec()).kvs[0]);
+    const requested = kv ? (JSON.parse(kv.value.toString()) as { public_key?: string }).public_key : undefined;
+    return this.approveSeen(name, o.publicKey ?? requested, kv?.mod_revision ?? (o.publicKey ? undefined : "0"), o);
   }
 
-  revoke(name: string): Promise<NodeRecord> {
-    return this.update(name, "revoking", (r) => ({ ...r, state: "revoked" }));
+  /**
+   * The approval as one transaction guarded by the request's ModRevision as it was read
+   * (MULTIHOST.md §2.5): the key that was reviewed is the key that gets pinned — a request
+   * rewritten in between (another key) refuses the approval instead of pinning the new key.
+   * `--routes`/`--exit-node` add to what the node may announce.
+   */
+  async approveSeen(name: string, key: string | undefined, requestRevision: string | undefined, o: ApproveOptions = {}): Promise<NodeRecord> {
+    for (const r of o.routes ?? []) {
+      const c = parseCidr4(r);
+      if (!c || c.hostBits) throw new BoltError(`--routes "${r}": an IPv4 prefix without host bits`);
+    }
+    const guard =
+      requestRevision === undefined
+        ? undefined
+        : {
+            key: this.key("requests", name),
+            modRevision: requestRevision,
+            changed: `node "${name}": its request changed while it was being approved (a new key?); nothing was approved — check \`bolt mesh list\` and approve again`,
+          };
+    return this.update(
+      name,
+      "approving",
+      (r) => {
+        if (r.state === "revoked") throw new BoltError(`node "${name}" is revoked: enroll it again under a new name (its address stays reserved)`);
+        const pin = key ? { public_key: key, key_policy: "pinned" as const } : { key_policy: "node" as const };
+        const routes = [...r.routes_allowed, ...(o.routes ?? []).filter((x) => !r.routes_allowed.includes(x))];
+        return {
+          ...r,
+          state: "approved",
+          approved_at: r.state === "approved" && r.approved_at ? r.approved_at : new Date().toISOString(),
+          ...pin,
+          routes_allowed: routes,
+          exit_node_allowed: r.exit_node_allowed || !!o.exitNode,
+        };
+      },
+      guard,
+    );
+  }
+
+  /** With TLS, the node's etcd user and role go too: its next request is refused. */
+  async revoke(name: string): Promise<NodeRecord> {
+    const rec = await this.update(name, "revoking", (r) => ({ ...r, state: "revoked" }));
+    if (this.tls) await this.dropAccess(name, `node "${name}" is revoked in the store`, `bolt mesh revoke ${name}`);
+    return rec;
+  }
+
+  /**
+   * Gives a just-enrolled node its etcd user and role. On failure the enrollment is undone
+   * (its record and address claim, if still as written at `revision`), so it can be run again.
+   */
+  private async grantNode(rec: NodeRecord, revision: string): Promise<NodeRecord> {
+    try {
+      await this.call(`creating etcd user "${rec.name}" and its role`, () => ensureNodeUser(this.client, this.mesh, rec.name, prefixOf(this.mesh)));
+      return rec;
+    } catch (e) {
+      const nodeKey = this.key("nodes", rec.name);
+      await this.client
+        .if(nodeKey, "Mod", "==", revision)
+        .then(this.client.delete().key(nodeKey), this.client.delete().key(this.key("ipam", "v4", rec.mesh_ip4)))
+        .commit()
+        .catch(() => {});
+      await dropNodeUser(this.client, this.mesh, rec.name).catch(() => {});
+      throw new BoltError(`${(e as Error).message}; nothing was enrolled`);
+    }
+  }
+
+  /** Deletes the node's etcd user and role (idempotent); a failure says where its record stands and what repairs it. */
+  private async dropAccess(name: string, state: string, again: string): Promise<void> {
+    try {
+      await this.call(`deleting etcd user "${name}" and its role`, () => dropNodeUser(this.client, this.mesh, name));
+    } catch (e) {
+      throw new BoltError(`${state}, but ${(e as Error).message}; \`${again}\` again repairs it`);
+    }
+  }
+
+  /** Whether the cluster enforces auth (RBAC mode); undefined when it cannot tell. */
+  authEnabled(): Promise<boolean | undefined> {
+    return this.call("reading the auth status", () => probeAuth(this.client));
   }
 
   expire(name: string, at: string): Promise<NodeRecord> {
     return this.update(name, "setting the expiry", (r) => ({ ...r, expires_at: at }));
   }
 
-  /** Deletes the identity; with `release` its address claim too (otherwise it stays reserved). */
+  /** Deletes the identity; with `release` its address claim too (otherwise it stays reserved); with TLS its etcd user and role. */
   async remove(name: string, release: boolean): Promise<void> {
     checkNodeName(name);
     await this.requireMeta();
@@ -284,6 +422,8 @@ export class MeshStore {
     const kv = await this.call("removing", async () => (await this.client.get(key).exec()).kvs[0]);
     if (!kv) throw new BoltError(`node "${name}" is not enrolled in mesh "${this.mesh}"`);
     const rec = JSON.parse(kv.value.toString()) as NodeRecord;
+    // Access first: a failure leaves the record, so running remove again finishes the job.
+    if (this.tls) await this.dropAccess(name, `node "${name}" was not removed`, `bolt mesh remove ${name}`);
     const ops = [this.client.delete().key(key), ...(release ? [this.client.delete().key(this.key("ipam", "v4", rec.mesh_ip4))] : [])];
     const r = await this.call("removing", () =>
       this.client
@@ -322,14 +462,21 @@ export class MeshStore {
     const nodes: NodeRecord[] = [];
     const ipam: Record<string, string> = {};
     const requests: Record<string, NodeRequest> = {};
+    let policy: MeshSnapshot["policy"];
+    const status: Record<string, NodeStatus> = {};
     for (const kv of res.kvs) {
       const k = kv.key.toString().slice(prefix.length);
       if (k.startsWith("nodes/")) nodes.push(JSON.parse(kv.value.toString()) as NodeRecord);
       else if (k.startsWith("ipam/v4/")) ipam[k.slice(8)] = kv.value.toString();
       else if (k.startsWith("requests/")) requests[k.slice(9)] = JSON.parse(kv.value.toString()) as NodeRequest;
+      else if (k.startsWith("status/")) status[k.slice(7)] = JSON.parse(kv.value.toString()) as NodeStatus;
+      else if (k === "policy") {
+        const text = (JSON.parse(kv.value.toString()) as { text?: string }).text;
+        if (typeof text === "string") policy = { text, mod_revision: kv.mod_revision };
+      }
     }
     nodes.sort((a, b) => a.name.localeCompare(b.name));
-    return { revision: res.header.revision, meta, nodes, ipam, requests };
+    return { revision: res.header.revision, meta, nodes, ipam, requests, status, ...(policy ? { policy } : {}) };
   }
 
   /** The node's own request (its key, endpoint, offers); unchanged requests are not rewritten. */
@@ -343,6 +490,68 @@ export class MeshStore {
     await this.call("writing this node's request", async () => {
       await this.client.put(key).value(JSON.stringify({ ...next, at: new Date().toISOString() }));
     });
+  }
+
+  private lease?: import("etcd3").Lease;
+  private statusValue?: string;
+  private watcher?: Promise<import("etcd3").Watcher | undefined>;
+
+  /**
+   * Calls `onChange` on any change under the mesh's prefix, for the daemon: an event only
+   * enqueues a pass, which reads the whole mesh again (level-triggered; a missed or compacted
+   * event is repaired by the next resync's read). A watch that fails or is cancelled is made
+   * again at the next call.
+   */
+  watchMesh(onChange: () => void): void {
+    if (this.watcher) return;
+    const w = this.client
+      .watch()
+      .prefix(prefixOf(this.mesh))
+      .create()
+      .then((watcher) => {
+        watcher.on("put", onChange).on("delete", onChange);
+        const drop = () => {
+          if (this.watcher === w) this.watcher = undefined;
+          void watcher.cancel().catch(() => {});
+        };
+        watcher.on("error", drop);
+        return watcher;
+      })
+      .catch(() => {
+        if (this.watcher === w) this.watcher = undefined;
+        return undefined;
+      });
+    this.watcher = w;
+  }
+
+  /**
+   * This node's status under a lease of `ttl` seconds (MULTIHOST.md §2.5 liveness). `keep`
+   * (the daemon): the client keeps the lease alive while this session is open and a status
+   * that did not change is not rewritten; a lost lease is granted again at the next call.
+   * Without it (a one-shot apply) the lease lapses `ttl` seconds after the process is gone.
+   */
+  async putStatus(name: string, st: Omit<NodeStatus, "v">, ttl: number, keep: boolean): Promise<void> {
+    checkNodeName(name);
+    const value = JSON.stringify({ v: 1, ...st });
+    if (this.lease && !this.lease.revoked() && value === this.statusValue) return;
+    if (!this.lease || this.lease.revoked()) {
+      const lease = this.client.lease(ttl, { autoKeepAlive: keep });
+      lease.on("lost", () => {
+        if (this.lease === lease) this.lease = undefined;
+      });
+      this.lease = lease;
+    }
+    const lease = this.lease;
+    try {
+      await this.call("publishing this node's status", async () => {
+        await lease.put(this.key("status", name)).value(value);
+      });
+    } catch (e) {
+      if (this.lease === lease) this.lease = undefined;
+      lease.release();
+      throw e;
+    }
+    this.statusValue = value;
   }
 }
 

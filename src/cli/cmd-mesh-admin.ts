@@ -9,28 +9,36 @@ import { checkAcls } from "../../reconcilers/wireguard/intent.js";
 import type { MeshIntent, MeshNode } from "../../reconcilers/wireguard/intent.js";
 import { loadPolicyFile } from "../../reconcilers/wireguard/policy-file.js";
 import { parseDuration } from "../core/duration.js";
-import { MeshStore } from "../../reconcilers/wireguard/store.js";
-import type { NodeRecord } from "../../reconcilers/wireguard/store.js";
+import { MeshStore, checkNodeName } from "../../reconcilers/wireguard/store.js";
+import { BundleFile, adminTlsFrom, certDays, nodeCredentials } from "./mesh-admin-tls.js";
+import type { AdminTlsFlags } from "./mesh-admin-tls.js";
+import type { MeshMeta, NodeRecord } from "../../reconcilers/wireguard/store.js";
 import type { GlobalOpts } from "./commands.js";
 
 /**
  * The admin side of the mesh's etcd store: `bolt mesh init | enroll | approve | revoke |
  * expire | remove | list`, short-lived CLI writes (no bolt server). The store is named by
- * `--control-server etcd://…` and `--mesh` (or BOLT_CONTROL_SERVER / BOLT_MESH).
+ * `--control-server etcd://…` and `--mesh` (or BOLT_CONTROL_SERVER / BOLT_MESH); with
+ * `--ca --cert --key` over TLS as that certificate's etcd user (RBAC mode, mesh-admin-tls.ts).
  */
-export interface MeshAdminOpts extends GlobalOpts {
+export interface MeshAdminOpts extends GlobalOpts, AdminTlsFlags {
   action: string;
   name?: string;
   controlServer?: string;
   mesh?: string;
   cidr?: string;
+  /** init: seconds a node's status lease outlives it (liveness for `mesh list` and HA routes) */
+  statusTtl?: number;
   tags?: string[];
   routes?: string[];
   exitNode?: boolean;
   autoApprove?: boolean;
   expires?: string;
   release?: boolean;
-  key?: string;
+  /** approve: pin this WireGuard public key */
+  publicKey?: string;
+  /** enroll: write the bundle to this file (0600, never overwritten) instead of stdout */
+  outFile?: string;
 }
 
 const list = (v: string[] | undefined) => (v ?? []).flatMap((x) => String(x).split(",")).filter(Boolean);
@@ -43,26 +51,60 @@ export async function cmdMeshAdmin(o: MeshAdminOpts): Promise<number> {
     if (!o.name) throw new BoltError(`mesh ${o.action}: name the node (bolt mesh ${o.action} NAME)`);
     return o.name;
   };
-  const store = MeshStore.open(url, mesh);
+  const tls = adminTlsFrom(o);
+  if (!tls && (o.caKey ?? process.env.BOLT_ETCD_CA_KEY) && o.action === "enroll")
+    throw new BoltError("mesh enroll: --ca-key signs the node's TLS certificate: give the store's TLS credentials too (--ca, --cert, --key)");
+  const store = MeshStore.open(url, mesh, undefined, tls);
   try {
     switch (o.action) {
       case "init": {
-        const m = await store.init(o.cidr ?? "100.64.0.0/10");
+        const m = await store.init(o.cidr ?? "100.64.0.0/10", { statusTtl: o.statusTtl });
+        // bolt never turns auth on by itself: that locks out every client without a user.
+        if (tls && (await store.authEnabled()) === false)
+          o.err(
+            `warning: auth is not enabled on ${url}: the mesh's roles exist but nothing enforces them (as root: etcdctl user add root --no-password; etcdctl user grant-role root root; etcdctl auth enable)\n`,
+          );
         o.out(o.json ? `${JSON.stringify(m, null, 2)}\n` : `Created mesh "${mesh}" (${m.cidr4}, mesh_id ${m.mesh_id}) on ${url}.\n`);
         return EXIT.OK;
       }
       case "enroll": {
         const expiresAt = o.expires ? new Date(Date.now() + parseDuration(o.expires, "--expires")).toISOString() : undefined;
-        const rec = await store.enroll(need(), { tags: list(o.tags), routes: list(o.routes), exitNode: o.exitNode, autoApprove: o.autoApprove, expiresAt });
-        const meta = (await store.meta())!;
-        // The enrollment bundle (stdout, for `> NAME.boltkey`): where the store is and who this node is.
-        const bundle = { v: 1, control_server: url, mesh, mesh_id: meta.mesh_id, node: rec.name, mesh_ip4: rec.mesh_ip4 };
-        o.out(`${JSON.stringify(bundle, null, 2)}\n`);
-        o.err(`Enrolled "${rec.name}" as ${rec.mesh_ip4} (${rec.state}${rec.state === "pending" ? `; \`bolt mesh approve ${rec.name}\` admits it` : ""}).\n`);
+        const name = need();
+        checkNodeName(name);
+        // Signed before anything is written: a wrong CA key fails with the store untouched.
+        const creds = tls ? await nodeCredentials(o, name, certDays(expiresAt)) : undefined;
+        const file = o.outFile ? new BundleFile(o.outFile) : undefined;
+        let rec: NodeRecord;
+        let meta: MeshMeta;
+        try {
+          rec = await store.enroll(name, { tags: list(o.tags), routes: list(o.routes), exitNode: o.exitNode, autoApprove: o.autoApprove, expiresAt });
+          meta = (await store.meta())!;
+        } catch (e) {
+          file?.discard();
+          throw e;
+        }
+        // The enrollment bundle (stdout for `> NAME.boltkey`, or --out): where the store is and
+        // who this node is; with TLS also the CA, the node's certificate and its key.
+        const bundle = {
+          v: 1,
+          control_server: url,
+          mesh,
+          mesh_id: meta.mesh_id,
+          node: rec.name,
+          mesh_ip4: rec.mesh_ip4,
+          ...(creds ? { ca: tls!.ca, cert: creds.cert, key: creds.key } : {}),
+        };
+        const text = `${JSON.stringify(bundle, null, 2)}\n`;
+        if (file) file.write(text);
+        else o.out(text);
+        o.err(
+          `Enrolled "${rec.name}" as ${rec.mesh_ip4} (${rec.state}${rec.state === "pending" ? `; \`bolt mesh approve ${rec.name}\` admits it` : ""})${creds ? `, etcd user "${rec.name}" with a client certificate for ${certDays(expiresAt)} days` : ""}${file ? `; bundle written to ${file.path} (0600)` : ""}.\n`,
+        );
+        if (creds && !file) o.err("note: this bundle holds the node's TLS key: keep it like a private key (--out FILE writes it with mode 0600).\n");
         return EXIT.OK;
       }
       case "approve":
-        return report(o, await store.approve(need(), o.key), "approved");
+        return report(o, await store.approve(need(), { publicKey: o.publicKey, routes: list(o.routes), exitNode: o.exitNode }), "approved");
       case "revoke":
         return report(o, await store.revoke(need()), "revoked (its address stays reserved)");
       case "expire": {
@@ -110,7 +152,7 @@ function report(o: MeshAdminOpts, rec: NodeRecord, what: string): number {
 export async function cmdMeshPolicy(o: MeshAdminOpts & { policyFile?: string }): Promise<number> {
   const url = o.controlServer ?? process.env.BOLT_CONTROL_SERVER;
   if (!url) throw new BoltError("mesh policy: give the store with --control-server etcd://HOST:PORT[,…] (or BOLT_CONTROL_SERVER)");
-  const store = MeshStore.open(url, o.mesh ?? process.env.BOLT_MESH ?? "default");
+  const store = MeshStore.open(url, o.mesh ?? process.env.BOLT_MESH ?? "default", undefined, adminTlsFrom(o));
   try {
     const current = await store.policy();
     if (o.name === "get") {

@@ -12,6 +12,8 @@ import { checkTarget, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { loadIntent } from "./config.js";
 import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
+import type { StoreState } from "../../reconcilers/wireguard/store-input.js";
+import type { MeshStore } from "../../reconcilers/wireguard/store.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 
 export interface WatchOpts extends GlobalOpts {
@@ -59,7 +61,11 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     }
   };
 
+  // The mesh store's sessions live as long as the daemon (its status lease is kept alive).
+  const sessions = new Map<string, MeshStore>();
+  const storeState: StoreState = {};
   const controller: WatchController = new WatchController({
+    health: () => (storeState.state ? { store: { ...storeState } } : {}),
     registry: REGISTRY,
     files: o.file,
     target: t,
@@ -75,7 +81,16 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
       // A mesh on an etcd store: publish this host's request, read the mesh (every pass). An
       // unreachable store rejects the pass like a bad config: the kernel keeps what it has.
       const storeWarnings: Diagnostic[] = [];
-      const external = await meshStoreInput(f, { write: true, stateDir: o.stateDir, target: t, allowDestroy: o.allowDestroy, warnings: storeWarnings });
+      const external = await meshStoreInput(f, {
+        write: true,
+        stateDir: o.stateDir,
+        target: t,
+        allowDestroy: o.allowDestroy,
+        warnings: storeWarnings,
+        sessions,
+        storeState,
+        onStoreChange: () => controller.enqueue("store"),
+      });
       const { intent, warnings } = loadIntent(f, o.netnsPrefix, { external });
       return { intent, warnings: [...warnings, ...storeWarnings], monitoring: monitoringConfig(f), volatile: !!external };
     },
@@ -122,6 +137,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   await controller.stop();
   await server?.close();
   store.close();
+  for (const s of sessions.values()) s.close();
   log.info({ passes: controller.passes }, "stopped");
   return EXIT.OK;
 }

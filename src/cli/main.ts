@@ -221,32 +221,48 @@ export async function main(argv: string[]): Promise<number> {
           .option("control-server", { type: "string", describe: "the mesh's store: etcd://HOST:PORT[,HOST:PORT…] (env BOLT_CONTROL_SERVER)" })
           .option("mesh", { type: "string", describe: "the mesh's name in the store (env BOLT_MESH; default: default)" })
           .option("cidr", { type: "string", describe: "init: the mesh's IPv4 prefix (default 100.64.0.0/10)" })
+          .option("status-ttl", { type: "number", describe: "init: seconds a node counts as online after its last status keepalive (default 30)" })
           .option("tags", { type: "string", array: true, describe: "enroll: the node's tags (comma-separated or repeated)" })
-          .option("routes", { type: "string", array: true, describe: "enroll: subnet routes it may advertise" })
-          .option("exit-node", { type: "boolean", describe: "enroll: it may be an exit node" })
+          .option("routes", { type: "string", array: true, describe: "enroll, approve: subnet routes it may announce (approved for it)" })
+          .option("exit-node", { type: "boolean", describe: "enroll, approve: it may be an exit node" })
           .option("auto-approve", { type: "boolean", describe: "enroll: approved at once; the node's own key is taken" })
           .option("expires", { type: "string", describe: "enroll/expire: valid for this long (e.g. 180d); expire without it: now" })
           .option("release", { type: "boolean", describe: "remove: also free its address" })
-          .option("key", { type: "string", describe: "approve: pin this public key" }),
+          .option("public-key", { type: "string", describe: "approve: pin this WireGuard public key" })
+          .option("ca", { type: "string", describe: "TLS: the CA of the store's server certificate, PEM (env BOLT_ETCD_CA); with --cert and --key" })
+          .option("cert", { type: "string", describe: "TLS: the admin's client certificate, PEM; its CN is the etcd user (env BOLT_ETCD_CERT)" })
+          .option("key", { type: "string", describe: "TLS: the admin's client key, PEM, mode 0600 (env BOLT_ETCD_KEY)" })
+          .option("ca-key", { type: "string", describe: "enroll with TLS: the CA's private key, signs the node's client certificate (env BOLT_ETCD_CA_KEY)" })
+          .option("out", { type: "string", describe: "enroll: write the bundle to this new file, mode 0600 (it holds the node's TLS key)" }),
       run((o, a) => {
         if (a.action === "test") return cmdMeshTest(o);
         if (a.action === "status") return cmdMeshStatus(o);
-        const store = { controlServer: a["control-server"] as string | undefined, mesh: a.mesh as string | undefined };
+        const store = {
+          controlServer: a["control-server"] as string | undefined,
+          mesh: a.mesh as string | undefined,
+          ca: a.ca as string | undefined,
+          cert: a.cert as string | undefined,
+          key: a.key as string | undefined,
+          caKey: a["ca-key"] as string | undefined,
+        };
         if (a.action === "policy") return cmdMeshPolicy({ ...o, ...store, action: "policy", name: a.name as string | undefined, policyFile: o.file[0] });
         return cmdMeshAdmin({
           ...o,
+          ...store,
           action: String(a.action),
           name: a.name as string | undefined,
           controlServer: a["control-server"] as string | undefined,
           mesh: a.mesh as string | undefined,
           cidr: a.cidr as string | undefined,
+          statusTtl: a["status-ttl"] as number | undefined,
           tags: a.tags as string[] | undefined,
           routes: a.routes as string[] | undefined,
           exitNode: a["exit-node"] as boolean | undefined,
           autoApprove: a["auto-approve"] as boolean | undefined,
           expires: a.expires as string | undefined,
           release: a.release as boolean | undefined,
-          key: a.key as string | undefined,
+          publicKey: a["public-key"] as string | undefined,
+          outFile: a.out as string | undefined,
         });
       }, false),
     )

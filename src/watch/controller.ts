@@ -17,7 +17,7 @@ import type { WatchMetrics } from "./metrics.js";
 import type { MonitoringConfig } from "./monitoring-config.js";
 import { referencedFiles } from "./referenced-files.js";
 
-export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry";
+export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry" | "store";
 
 export interface LoadedConfig {
   intent: Intent;
@@ -35,6 +35,8 @@ export interface ControllerOptions {
   store: StateStore;
   stateDir: string;
   lockTimeoutMs: number;
+  /** more for /healthz (the mesh store's state) */
+  health?: () => Record<string, unknown>;
   /** apply a config that deletes most of what bolt owns (otherwise it is rejected like an invalid one) */
   allowDestroy?: boolean;
   log: Logger;
@@ -129,6 +131,7 @@ export class WatchController {
         last_success_at: this.lastSuccessAt ?? null,
         passes: this.passes,
         fighting: fights.map(fightJson),
+        ...this.o.health?.(),
       },
     };
   }

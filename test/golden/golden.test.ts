@@ -3,9 +3,10 @@
 // makePlan over a ReplayRunner of live.json and compares the text plan (what `bolt plan
 // --show-commands` prints, diagnostics first), the JSON plan, and every op's undo (undo.txt).
 // UPDATE_GOLDEN=1 rewrites them.
-import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { keyModes } from "./key-modes.js";
 import { describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
 import { planJson } from "../../src/cli/render-json.js";
@@ -36,16 +37,6 @@ interface CaseOptions {
 
 /** Recorded files name the case folder `@CASE@` (record.mjs) and bolt's run dir `@RUN@`, so a case replays from any checkout. */
 const read = (dir: string, f: string) => readFileSync(join(dir, f), "utf8").replaceAll("@CASE@", dir).replaceAll("@RUN@", RUN_DIR());
-
-/**
- * Key files (`*.key`, `*.psk`, anywhere in the case folder) must be 0600 or the loader refuses
- * them; git keeps no such mode, so every run sets it.
- */
-function keyModes(dir: string): void {
-  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isFile() && /\.(key|psk)$/.test(e.name)) chmodSync(join(e.parentPath, e.name), 0o600);
-  }
-}
 
 /** One argv word: as is, or JSON-quoted when empty or holding blanks or quotes. */
 const word = (a: string) => (a === "" || /[\s"'\\]/.test(a) ? JSON.stringify(a) : a);

@@ -111,7 +111,7 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
     chmodSync(join(lab.sb.dir, "b.boltkey"), 0o600);
     expect(await snapshot(lab.ns("b"))).toEqual(before);
   }, 60_000);
-  it("bolt watch: a node admitted later is configured by the next pass; with the whole store down the peers stay (identity, not liveness)", async () => {
+  it("bolt watch: a node admitted later is configured by the pass its etcd watch event starts; with the whole store down the peers stay (identity, not liveness)", async () => {
     const port = await freePort();
     const daemon = execa(
       "node",
@@ -150,6 +150,8 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
         async () => (((await lab.status("a")).interfaces as Json[])[0].peers as Json[]).some((p) => p.public_key === lab.pub.c),
         20_000,
       );
+      // The store's watch event started that pass, not only the resync timer.
+      expect(log.join("")).toMatch(/"trigger":\[[^\]]*"store"[^\]]*\],"outcome":"applied"/);
       expect((await lab.bolt("c", ["apply", "-f", file("c")])).code).toBe(0); // c learns a and b (its requests are in)
       expect(await pingUntil(lab.ns("a"), ip.c!)).toBe(true);
       // Every etcd member gone: the passes go on from the last snapshot, say it is stale, and
@@ -157,7 +159,9 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
       await etcd.stop();
       await waitFor("a pass on the stale snapshot", async () => /using the snapshot of revision \d+ saved .* \(stale\)/.test(log.join("")), 30_000);
       await sleep(3000);
-      expect((await health()).last_pass.outcome).toBe("noop");
+      const h = await health();
+      expect(h.last_pass.outcome, log.join("").slice(-3000)).toBe("noop");
+      expect(h.store).toMatchObject({ state: "stale" });
       const peers = ((await lab.status("a")).interfaces as Json[])[0].peers as Json[];
       expect(peers.map((p) => p.public_key).sort()).toEqual([lab.pub.b, lab.pub.c].sort());
       expect(await pingUntil(lab.ns("a"), ip.b!)).toBe(true);

@@ -16,6 +16,7 @@ import type { CommandRunner } from "../../src/exec/runner.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 import { compileRegistry } from "../../src/core/registry.js";
 import { emptyIntent } from "../../src/core/intent.js";
+import { keyModes } from "../golden/key-modes.js";
 
 const TARGET = "bolt-t-golden";
 const PREFIX = "bolt-t-golden-";
@@ -32,6 +33,7 @@ function recorded(dir: string): CommandRunner {
 }
 
 function caseInput(dir: string) {
+  keyModes(dir);
   const opts = existsSync(join(dir, "case.json")) ? JSON.parse(readFileSync(join(dir, "case.json"), "utf8")) : {};
   const files = readdirSync(dir)
     .filter((f) => /\.(toml|ya?ml)$/.test(f))

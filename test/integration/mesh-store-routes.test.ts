@@ -1,0 +1,216 @@
+// Routes, exit nodes and the policy through the mesh's etcd store (issue 10, MULTIHOST.md
+// §2.4/§2.5): a node's announced subnet route and exit offer count only once approved — by the
+// policy's autoApprovers or `bolt mesh approve --routes/--exit-node` — and then carry traffic;
+// every host takes its ACLs from the one policy key; two routers announcing one LAN are an HA
+// pair whose primary moves to the other when the primary's status lease dies, and stays there.
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execa } from "execa";
+import type { ResultPromise } from "execa";
+import { BOLT_BIN, SKIP_REASON, bolt, must, requireBuild } from "./harness.js";
+import { freePort, httpGet, sleep, waitFor } from "./watch-helpers.js";
+import type { Json } from "./harness.js";
+import { EtcdCluster } from "./etcd-cluster.js";
+import { HOSTS, INTERNET, LAN, MeshLab, UNDERLAY, hostname, pingUntil } from "./mesh-topology.js";
+import type { HostId } from "./mesh-topology.js";
+
+const TTL = 3;
+
+describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the mesh store", () => {
+  const etcd = new EtcdCluster();
+  const lab = new MeshLab(HOSTS, true);
+  const ip: Partial<Record<HostId, string>> = {};
+  const admin = (args: string[]) => bolt(["mesh", ...args, "--control-server", etcd.url, "--mesh", "routes"]);
+  const policy = (name: string, text: string) => lab.sb.write(name, text);
+  const node: Record<HostId, string[]> = {
+    a: [`advertise_routes = ["${LAN.subnet}"]`, "exit_node = true"],
+    b: ["accept_routes = true"],
+    c: ["accept_routes = true", `use_exit_node = "${hostname("a")}"`],
+  };
+  const file = (h: HostId) =>
+    lab.sb.write(
+      `${h}-routes.toml`,
+      [
+        "[ghostwire]",
+        `control_server = "${etcd.url}"`,
+        `auth_key_file = "${join(lab.sb.dir, `${h}.boltkey`)}"`,
+        "",
+        "[features]",
+        "subnet_routing = true",
+        "exit_nodes = true",
+        "",
+        "[node]",
+        `hostname = "${hostname(h)}"`,
+        'interface = "gw0"',
+        "listen_port = 41641",
+        `endpoint = "${UNDERLAY[h]}:41641"`,
+        `private_key_file = "${lab.keyFile(h)}"`,
+        ...node[h],
+      ].join("\n") + "\n",
+    );
+  const round = async (hosts: readonly HostId[] = HOSTS) => {
+    for (const h of hosts) {
+      const r = await lab.bolt(h, ["apply", "-f", file(h)]);
+      expect(r.code, `${h}: ${r.stdout}${r.stderr}`).toBe(0);
+    }
+  };
+  const replanEmpty = async (hosts: readonly HostId[] = HOSTS) => {
+    for (const h of hosts) expect((await lab.bolt(h, ["plan", "-f", file(h), "--detailed-exitcode"])).code, `${h} re-plan`).toBe(0);
+  };
+  const allowedOf = async (h: HostId, peer: HostId): Promise<string[]> => {
+    const peers = ((await lab.status(h)).interfaces as Json[])[0].peers as Json[];
+    return (peers.find((p) => p.public_key === lab.pub[peer])?.allowed_ips as string[] | undefined) ?? [];
+  };
+
+  beforeAll(async () => {
+    requireBuild();
+    await etcd.start(3);
+    await lab.build();
+    expect((await admin(["init", "--status-ttl", `${TTL}`])).code).toBe(0);
+    for (const h of HOSTS) {
+      const r = await admin(["enroll", hostname(h), "--auto-approve", ...(h === "c" ? [] : ["--tags", "router"])]);
+      expect(r.code, r.stderr).toBe(0);
+      const bundle = join(lab.sb.dir, `${h}.boltkey`);
+      writeFileSync(bundle, r.stdout, { mode: 0o600 });
+      chmodSync(bundle, 0o600);
+      ip[h] = JSON.parse(r.stdout).mesh_ip4;
+    }
+  }, 90_000);
+  afterAll(async () => {
+    await lab.cleanup();
+    await etcd.stop();
+  }, 60_000);
+
+  it("announced but not approved: no route, no exit; the mesh itself works", async () => {
+    await round();
+    await round();
+    expect(await pingUntil(lab.ns("b"), ip.a!)).toBe(true);
+    expect(await allowedOf("b", "a")).toEqual([`${ip.a}/32`]);
+    expect(await allowedOf("c", "a")).toEqual([`${ip.a}/32`]);
+    expect(await pingUntil(lab.ns("b"), LAN.host, 2)).toBe(false);
+    expect(await pingUntil(lab.ns("c"), INTERNET.host, 2)).toBe(false);
+    await replanEmpty();
+  }, 120_000);
+
+  it("the policy's autoApprovers approve the route (tag:router), `approve --exit-node` the exit: LAN and internet answer through A", async () => {
+    const p = policy(
+      "auto.hujson",
+      `{
+  "autoApprovers": { "routes": { "192.168.0.0/16": ["tag:router"] } },
+  "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:*"] } ],
+}\n`,
+    );
+    const set = await admin(["policy", "set", "-f", p]);
+    expect(set.code, set.stderr).toBe(0);
+    await round(["a", "b"]);
+    expect(await allowedOf("b", "a")).toEqual([`${ip.a}/32`, LAN.subnet]);
+    expect(await pingUntil(lab.ns("b"), LAN.host)).toBe(true);
+    // Not yet an exit: the offer is only announced.
+    expect(await allowedOf("c", "a")).not.toContain("0.0.0.0/0");
+    const ok = await admin(["approve", hostname("a"), "--exit-node"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    await round(["a", "c"]);
+    expect(await allowedOf("c", "a")).toContain("0.0.0.0/0");
+    expect(await pingUntil(lab.ns("c"), INTERNET.host)).toBe(true);
+    await replanEmpty();
+  }, 120_000);
+
+  it("every host applies the store's one policy: c may reach a only, and its pings to b are dropped by b", async () => {
+    const p = policy(
+      "narrow.hujson",
+      `{
+  "autoApprovers": { "routes": { "192.168.0.0/16": ["tag:router"] } },
+  "acls": [
+    { "action": "accept", "src": ["tag:router"], "dst": ["*:*"] },
+    { "action": "accept", "src": ["${hostname("c")}"], "dst": ["${hostname("a")}:*", "autogroup:internet:*"] },
+  ],
+  "tests": [ { "src": "${hostname("c")}", "proto": "tcp", "accept": ["${hostname("a")}:80"], "deny": ["${hostname("b")}:80"] } ],
+}\n`,
+    );
+    const set = await admin(["policy", "set", "-f", p]);
+    expect(set.code, set.stderr).toBe(0);
+    expect((await admin(["policy", "get"])).stdout).toContain('"autogroup:internet:*"');
+    await round();
+    expect(await pingUntil(lab.ns("c"), ip.a!)).toBe(true);
+    expect(await pingUntil(lab.ns("c"), ip.b!, 2)).toBe(false);
+    expect(await pingUntil(lab.ns("b"), ip.a!)).toBe(true);
+    await replanEmpty();
+  }, 120_000);
+
+  it("HA: a and b both route the LAN; c uses a (first by name) until a's status lease dies, then b — and stays on b when a is back", async () => {
+    // b joins the LAN too: the LAN's one host hangs off a bridge both routers reach.
+    const lan = lab.ns("lan");
+    await must(["ip", "-n", lan, "link", "add", "br0", "type", "bridge"]);
+    await must(["ip", "-n", lan, "link", "set", "br0", "up"]);
+    await must(["ip", "-n", lan, "address", "del", `${LAN.host}/24`, "dev", "eth0"]);
+    await must(["ip", "-n", lan, "link", "set", "eth0", "master", "br0"]);
+    await must(["ip", "-n", lan, "address", "add", `${LAN.host}/24`, "dev", "br0"]);
+    await must(["ip", "-n", lab.ns("b"), "link", "add", "lan0", "type", "veth", "peer", "name", "eth1", "netns", lan]);
+    await must(["ip", "-n", lab.ns("b"), "address", "add", "192.168.77.3/24", "dev", "lan0"]);
+    await must(["ip", "-n", lab.ns("b"), "link", "set", "lan0", "up"]);
+    await must(["ip", "-n", lan, "link", "set", "eth1", "master", "br0", "up"]);
+    node.b = [`advertise_routes = ["${LAN.subnet}"]`, "accept_routes = true"];
+    node.c = ["accept_routes = true"];
+    expect((await admin(["policy", "set", "-f", join(lab.sb.dir, "auto.hujson")])).code).toBe(0);
+    const daemons = new Map<HostId, { proc: ResultPromise; port: number }>();
+    const start = async (h: HostId) => {
+      const port = await freePort();
+      const proc = execa(
+        "node",
+        [
+          BOLT_BIN,
+          "watch",
+          "-f",
+          file(h),
+          "--netns",
+          lab.ns(h),
+          "--state-dir",
+          lab.stateDir(h),
+          "--resync",
+          "1s",
+          "--debounce",
+          "100ms",
+          "--metrics-listen",
+          `127.0.0.1:${port}`,
+          "--json",
+        ],
+        { reject: false },
+      );
+      daemons.set(h, { proc, port });
+      await waitFor(`${h}'s first pass`, async () => JSON.parse((await httpGet(`http://127.0.0.1:${port}/healthz`)).body).last_pass, 20_000);
+    };
+    const stop = async (h: HostId, sig: NodeJS.Signals = "SIGTERM") => {
+      const d = daemons.get(h)!;
+      if (d.proc.pid) process.kill(d.proc.pid, sig);
+      await Promise.race([d.proc, sleep(5000)]);
+      daemons.delete(h);
+    };
+    try {
+      for (const h of HOSTS) await start(h);
+      await waitFor("c to route the LAN through a", async () => (await allowedOf("c", "a")).includes(LAN.subnet), 20_000);
+      expect(await allowedOf("c", "b")).toEqual([`${ip.b}/32`]);
+      expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
+      // a dies: its daemon killed, its underlay cut. Its status lease lapses after TTL.
+      await stop("a", "SIGKILL");
+      await must(["ip", "-n", lab.ns("a"), "link", "set", "eth0", "down"]);
+      const t0 = Date.now();
+      await waitFor("c to move the LAN to b", async () => (await allowedOf("c", "b")).includes(LAN.subnet), 30_000, 200);
+      const moved = Date.now() - t0;
+      console.info(`HA failover: the LAN route moved to b ${moved} ms after a died (status TTL ${TTL} s)`);
+      expect(moved).toBeGreaterThan((TTL - 1) * 1000); // moved by the lease's end, not before
+      expect(await allowedOf("c", "a")).toEqual([`${ip.a}/32`]); // a stays a peer: identity, not liveness
+      expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
+      // a is back: the route stays on b (no flap back to the first by name).
+      await must(["ip", "-n", lab.ns("a"), "link", "set", "eth0", "up"]);
+      await start("a");
+      await sleep((TTL + 1) * 1000);
+      expect(await allowedOf("c", "b")).toContain(LAN.subnet);
+      expect(await allowedOf("c", "a")).toEqual([`${ip.a}/32`]);
+      expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
+    } finally {
+      for (const h of [...daemons.keys()]) await stop(h);
+    }
+    await replanEmpty();
+  }, 150_000);
+});
