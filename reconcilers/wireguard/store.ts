@@ -324,10 +324,16 @@ export class MeshStore {
    * key_policy "node" its request's key will count.
    */
   async approve(name: string, o: ApproveOptions = {}): Promise<NodeRecord> {
+    if (o.publicKey) return this.approveSeen(name, o.publicKey, undefined, o);
+    const r = await this.request(name);
+    return this.approveSeen(name, r.request?.public_key, r.modRevision, o);
+  }
+
+  /** A node's request as it is now, and its ModRevision ("0": none yet) for a guarded write. */
+  async request(name: string): Promise<{ request?: NodeRequest; modRevision: string }> {
     checkNodeName(name);
-    const kv = o.publicKey ? undefined : await this.call("approving", async () => (await this.client.get(this.key("requests", name)).exec()).kvs[0]);
-    const requested = kv ? (JSON.parse(kv.value.toString()) as { public_key?: string }).public_key : undefined;
-    return this.approveSeen(name, o.publicKey ?? requested, kv?.mod_revision ?? (o.publicKey ? undefined : "0"), o);
+    const kv = await this.call("reading the node's request", async () => (await this.client.get(this.key("requests", name)).exec()).kvs[0]);
+    return kv ? { request: JSON.parse(kv.value.toString()) as NodeRequest, modRevision: kv.mod_revision } : { modRevision: "0" };
   }
 
   /**

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SKIP_REASON, bolt, requireBuild } from "./harness.js";
 import type { Json } from "./harness.js";
 import { EtcdCluster } from "./etcd-cluster.js";
+import { MeshStore } from "../../reconcilers/wireguard/store.js";
 
 describe.skipIf(!!SKIP_REASON)("mesh admin on an etcd store", () => {
   const etcd = new EtcdCluster();
@@ -116,6 +117,34 @@ describe.skipIf(!!SKIP_REASON)("mesh admin on an etcd store", () => {
     const unknown = await mesh(["policy", "set", "-f", unknownFile], "pol");
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('error: ACL names unknown tag "tag:cache"');
+  });
+
+  it("two admins racing: the policy write and the approval are compare-and-swap — the second writer is refused, nothing overwritten", async () => {
+    expect((await mesh(["init"], "race")).code).toBe(0);
+    const store = MeshStore.open(etcd.url, "race");
+    try {
+      // Both read the policy at the same revision; the first write wins, the second is refused.
+      const seen = (await store.policy()).modRevision;
+      await store.setPolicy('{ "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:22"] } ] }', seen);
+      await expect(store.setPolicy('{ "acls": [] }', seen)).rejects.toThrow(/the mesh's policy changed while this one was checked .* nothing was written/);
+      expect((await store.policy()).text).toContain('"*:22"');
+      // approve pins the key the admin reviewed: a request rewritten in between (a new key) refuses it.
+      expect((await mesh(["enroll", "n1"], "race")).code).toBe(0);
+      await store.putRequest("n1", { public_key: `${"A".repeat(43)}=`, hostname: "n1", tags: [], routes: [], exit_node: false });
+      const reviewed = (await store.snapshot()).requests.n1!;
+      const rev = (await store.request("n1")).modRevision;
+      await store.putRequest("n1", { public_key: `${"B".repeat(43)}=`, hostname: "n1", tags: [], routes: [], exit_node: false });
+      await expect(store.approveSeen("n1", reviewed.public_key, rev)).rejects.toThrow(
+        /its request changed while it was being approved \(a new key\?\); nothing was approved/,
+      );
+      const n1 = (await store.snapshot()).nodes.find((n) => n.name === "n1")!;
+      expect(n1).toMatchObject({ state: "pending", public_key: null });
+      // Reviewed again, at the request's current revision: approved with that key.
+      const now = (await store.request("n1")).modRevision;
+      expect(await store.approveSeen("n1", `${"B".repeat(43)}=`, now)).toMatchObject({ state: "approved", public_key: `${"B".repeat(43)}=` });
+    } finally {
+      store.close();
+    }
   });
 
   it("bad input: an unreachable store, an unknown mesh, a bad name, a bad --cidr — one line each, exit 1", async () => {
