@@ -168,7 +168,11 @@ async function benchSize(n, dir, etcd) {
       for (let k = 0; k < pending.length; k += 16)
         res.push(
           ...(await Promise.all(
-            pending.slice(k, k + 16).map(async ([a, b]) => ((await runAsync(["ip", "netns", "exec", a.ns, "ping", "-n", "-c", "1", "-W", "1", b.mesh_ip])) === 0 ? undefined : [a, b])),
+            pending
+              .slice(k, k + 16)
+              .map(async ([a, b]) =>
+                (await runAsync(["ip", "netns", "exec", a.ns, "ping", "-n", "-c", "1", "-W", "1", b.mesh_ip])) === 0 ? undefined : [a, b],
+              ),
           )),
         );
       pending = res.filter(Boolean);
@@ -200,7 +204,9 @@ async function benchSize(n, dir, etcd) {
     // leader kill during pings between two hosts
     const leader = etcd.leader();
     const pingP = new Promise((resolve) => {
-      const c = spawn("ip", ["netns", "exec", hosts[0].ns, "ping", "-n", "-q", "-i", "0.05", "-c", "80", "-W", "1", hosts[1].mesh_ip], { stdio: ["ignore", "pipe", "ignore"] });
+      const c = spawn("ip", ["netns", "exec", hosts[0].ns, "ping", "-n", "-q", "-i", "0.05", "-c", "80", "-W", "1", hosts[1].mesh_ip], {
+        stdio: ["ignore", "pipe", "ignore"],
+      });
       let out = "";
       c.stdout.on("data", (d) => (out += d));
       c.on("exit", () => resolve(out));
