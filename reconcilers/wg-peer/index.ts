@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { formatCidr4 } from "../../src/core/ipv4.js";
 import { decodeAlias } from "../../src/core/ownership.js";
 import { fragment } from "../../src/core/intent.js";
-import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
+import type { OpLine, PlanContext, Reconciler, Resource } from "../../src/core/resource.js";
 import type { IpLink } from "../../src/core/live-reader.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { pskDigest } from "../wireguard/dump.js";
@@ -88,6 +88,9 @@ export const wgPeerReconciler: Reconciler = {
         {
           ...clause(ns, ifname, pub, ["remove"]),
           phase: "peer",
+          // A peer whose key changed (its allowed IPs go to a new peer): removed in the same
+          // `wg set` that adds the new key, not in the destroy phase before it.
+          ...(replacedByNewKey(change.before!, ctx) ? { destroy: false } : {}),
           undo: [
             clause(ns, ifname, pub, [
               ...settings(change.before!, ["allowed_ips", "endpoint", "persistent_keepalive"]),
@@ -141,6 +144,19 @@ export const wgPeerReconciler: Reconciler = {
     } else store.releaseLease(target, epKey);
   },
 };
+
+/**
+ * The live peer's interface stays and a peer this plan adds to it (a key not live) takes over
+ * one of its allowed IPs: the same node under a new key (a rotation, MULTIHOST.md §2.4).
+ */
+function replacedByNewKey(before: Resource, ctx: PlanContext): boolean {
+  const ifname = String(before.data!.ifname);
+  const had = new Set((before.spec.allowed_ips ?? "").split(",").filter(Boolean));
+  const w = fragment(ctx.intent, WIREGUARD).interfaces.find((x) => x.ifname === ifname);
+  return !!w?.peers.some(
+    (p) => !ctx.live.has(`wg-peer:${ifname}/${p.publicKey}`) && [...p.allowedIps.map(formatCidr4), ...(p.allowedIps6 ?? [])].some((a) => had.has(a)),
+  );
+}
 
 const pskLeaseKey = (ifname: string, pub: string) => `wg-psk:${ifname}/${pub}`;
 const endpointLeaseKey = (ifname: string, pub: string) => `wg-endpoint:${ifname}/${pub}`;

@@ -34,6 +34,7 @@ export const wireguardReconciler: Reconciler = {
 
   desired(ctx) {
     const resources: Resource[] = [];
+    const diagnostics: Diagnostic[] = [];
     const kernel = ctx.facts.get("wireguard.kernel") === "yes";
     for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
       // Compared sorted, like the live read lists them; added in the config's order (data.addresses):
@@ -47,12 +48,14 @@ export const wireguardReconciler: Reconciler = {
       const addresses = [...v4, ...v6];
       const address = [...addresses].sort().join(", ");
       // A working device keeps its implementation; a new (or dead) one gets what this host has.
-      const liveType = ctx.live.get(`wireguard:${w.ifname}`)?.spec.type;
+      const live = ctx.live.get(`wireguard:${w.ifname}`);
+      const liveType = live?.spec.type;
+      const held = keyHeld(w, live, diagnostics);
       const spec: Record<string, string> = {
         type: liveType === "kernel" || liveType === "userspace" ? liveType : kernel ? "kernel" : "userspace",
         address,
         listen_port: w.listenPort ? String(w.listenPort) : "",
-        public_key: w.publicKey,
+        public_key: held ?? w.publicKey,
         fwmark: w.fwmark ? `0x${w.fwmark.toString(16)}` : "",
         mtu: String(w.mtu ?? ctx.facts.get(`wireguard.mtu:${w.ifname}`) ?? WG_MTU),
         state: "up",
@@ -69,7 +72,7 @@ export const wireguardReconciler: Reconciler = {
         source: w.source,
       });
     }
-    return { resources, diagnostics: [] };
+    return { resources, diagnostics };
   },
 
   async read(io, ctx) {
@@ -125,6 +128,32 @@ export const wireguardReconciler: Reconciler = {
     else store.setLease(target, "mesh", `mesh:${change.name}`, change.after.spec.address!.split("/")[0]!);
   },
 };
+
+/**
+ * A key rotation the mesh store has not approved (intent.ts keyHold): a live device with the
+ * key this host's identity pins keeps its private key — its desired public key is the live one,
+ * so nothing is written and a re-plan is empty; it is not read from anywhere but the device.
+ * Any other device (none yet, dead, another key) gets the key file's as usual. Both say so.
+ */
+function keyHeld(w: WgIntent, live: Resource | undefined, diagnostics: Diagnostic[]): string | undefined {
+  const h = w.keyHold;
+  if (!h) return undefined;
+  const approve = `\`bolt mesh approve ${h.node}\` approves the key its request shows`;
+  if (live?.owned && live.spec.type !== "dead" && live.spec.public_key === h.publicKey) {
+    diagnostics.push({
+      severity: "warning",
+      message: `${w.ifname}: ${w.privateKeyFile} holds a new key (public key ${w.publicKey}), but node "${h.node}"'s identity in the mesh store still pins ${h.publicKey}: the interface keeps its current private key, so its peers still reach it; ${approve}, and the next pass applies the new key`,
+      source: h.source,
+    });
+    return h.publicKey;
+  }
+  diagnostics.push({
+    severity: "warning",
+    message: `${w.ifname}: the interface gets the key of ${w.privateKeyFile} (public key ${w.publicKey}), but node "${h.node}"'s identity in the mesh store pins ${h.publicKey}: its peers reach it only once ${approve}`,
+    source: h.source,
+  });
+  return undefined;
+}
 
 /** Mesh address not given in the file: the lease, else what the interface has, else the key-derived one. */
 function meshAddress(ctx: PlanContext, ifname: string): string {

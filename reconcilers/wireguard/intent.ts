@@ -46,6 +46,13 @@ export interface WgIntent {
   listenPort?: number;
   privateKeyFile: string;
   publicKey: string;
+  /**
+   * A key rotation not approved yet (MULTIHOST.md §2.4): this host's identity in the mesh store
+   * still pins `publicKey` (the peers know it by that key), not the key file's. A live device
+   * that has that key keeps its private key (the reconciler does not write the file's); any
+   * other device (none yet, or another key) gets the file's key as usual.
+   */
+  keyHold?: { publicKey: string; node: string; source: SourcePos };
   mtu?: number;
   fwmark?: number;
   peers: WgPeerIntent[];
@@ -493,6 +500,7 @@ function meshIntent(
       ? loadPolicyFile(configFile, policyPath, pos("ghostwire", "policy_file"), err, diags)
       : undefined;
   let advertised: { routes: Cidr4[]; exit: boolean } | undefined;
+  let keyHold: WgIntent["keyHold"];
   if (store) {
     const me = store.snapshot.nodes.find((n) => n.name === store.self);
     // This host's identity is the admin's record: its tags, and the offers that were approved.
@@ -518,6 +526,10 @@ function meshIntent(
       nodes.push(sp.node);
       peers.push(sp.peer);
     }
+    // Identity pins another key than the key file's (a rotation): peers only know the pinned one.
+    // With key_policy "node" (public_key null) the identity follows this host's own request.
+    if (me?.state === "approved" && me.public_key && isKey(me.public_key) && me.public_key !== key.publicKey && key.publicKey !== UNKNOWN_KEY)
+      keyHold = { publicKey: me.public_key, node: store.self, source: pos("node", "private_key_file") };
     const mine = me?.state === "approved" ? parseIp4(me.mesh_ip4) : undefined;
     if (mine !== undefined) self.address = address = mine;
     storeAddress = mine !== undefined;
@@ -581,6 +593,7 @@ function meshIntent(
     listenPort: (node.listen_port as number | undefined) ?? 41641,
     privateKeyFile: key.path,
     publicKey: key.publicKey,
+    ...(keyHold ? { keyHold } : {}),
     fwmark: useExit ? EXIT.fwmark : undefined,
     peers,
     source,

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Diagnostic } from "../../src/base/diagnostics.js";
 import { BoltError } from "../../src/base/diagnostics.js";
@@ -6,11 +6,10 @@ import { loadFile } from "../../src/config/load.js";
 import { readKeyFile } from "./keys.js";
 import { randomUUID } from "node:crypto";
 import { formatCidr4 } from "../../src/core/ipv4.js";
-import { parsePolicy } from "./policy-file.js";
 import { MeshStore, admittedNodes } from "./store.js";
 import { checkClientCert } from "./store-tls.js";
 import type { StoreTls } from "./store-tls.js";
-import { primaries, routesOf } from "./store-view.js";
+import { autoApproversOf, primaries, routesOf } from "./store-view.js";
 import type { MeshSnapshot } from "./store.js";
 import type { StoreView } from "./intent.js";
 
@@ -67,8 +66,11 @@ export interface StoreState {
 /** One process, one boot: a restart is visible in status (MULTIHOST.md §2.3 boot_id). */
 const BOOT = { id: randomUUID(), at: new Date().toISOString() };
 
-/** Saved with the snapshot: which node carried each HA prefix when this host last applied. */
-type Saved = MeshSnapshot & { saved_at?: string; primaries?: Record<string, string> };
+/**
+ * Saved with the snapshot: which node carried each HA prefix when this host last applied, and
+ * (for `bolt mesh status`, which reads it without the store) the mesh, this node and the target.
+ */
+type Saved = MeshSnapshot & { saved_at?: string; primaries?: Record<string, string>; mesh?: string; self?: string; target?: string };
 
 /**
  * Every prefix announced (and approved) by more than one node this host sees — the admitted
@@ -76,7 +78,7 @@ type Saved = MeshSnapshot & { saved_at?: string; primaries?: Record<string, stri
  * quietly here; the intent reads the policy again and reports its problems where they are.
  */
 function choosePrimaries(s: MeshSnapshot, self: string, alive: Set<string> | undefined, previous: Record<string, string> | undefined): Record<string, string> {
-  const auto = s.policy ? parsePolicy("etcd:policy", s.policy.text, { file: "etcd:policy", line: 1, col: 1 }, () => {}, [], true)?.autoApprovers : undefined;
+  const auto = autoApproversOf(s);
   const me = s.nodes.find((n) => n.name === self && n.state === "approved");
   const by = new Map<string, string[]>();
   for (const n of [...admittedNodes(s, self).map((a) => a.node), ...(me ? [me] : [])])
@@ -109,6 +111,40 @@ export function brake(last: MeshSnapshot | undefined, next: MeshSnapshot, self: 
 
 const snapshotFile = (o: StoreInputOptions, mesh: string) => (o.stateDir ? join(o.stateDir, `mesh-${mesh}-${o.target || "_host"}.json`) : undefined);
 
+/** A snapshot this host saved, as `bolt mesh status` reads it (a local file, never the store). */
+export interface SavedSnapshot {
+  mesh: string;
+  file: string;
+  snapshot: Saved;
+}
+
+/**
+ * The snapshots saved in `stateDir` for `target`, newest first. Mesh and netns names may both
+ * hold "-", so a file is taken by the mesh and target it records (saveSnapshot), not by its
+ * name; a file without them (saved by an older bolt) counts once the next pass saves it again.
+ */
+export function savedSnapshots(stateDir: string, target: string | null | undefined): SavedSnapshot[] {
+  const t = target || "_host";
+  let names: string[];
+  try {
+    names = readdirSync(stateDir).filter((n) => n.startsWith("mesh-") && n.endsWith(`-${t}.json`));
+  } catch {
+    return [];
+  }
+  const out: SavedSnapshot[] = [];
+  for (const name of names) {
+    const file = join(stateDir, name);
+    try {
+      const snapshot = JSON.parse(readFileSync(file, "utf8")) as Saved;
+      if (snapshot.mesh && snapshot.target === t && snapshot.meta?.mesh_id) out.push({ mesh: snapshot.mesh, file, snapshot });
+    } catch {
+      // unreadable: left out
+    }
+  }
+  const at = (x: SavedSnapshot) => Date.parse(x.snapshot.saved_at ?? "") || 0;
+  return out.sort((a, b) => at(b) - at(a) || a.mesh.localeCompare(b.mesh));
+}
+
 function lastSnapshot(o: StoreInputOptions, mesh: string): Saved | undefined {
   const f = snapshotFile(o, mesh);
   try {
@@ -122,7 +158,7 @@ function saveSnapshot(o: StoreInputOptions, mesh: string, s: Saved): void {
   const f = snapshotFile(o, mesh);
   if (!f) return;
   mkdirSync(dirname(f), { recursive: true, mode: 0o700 });
-  writeFileSync(`${f}.tmp`, JSON.stringify({ ...s, saved_at: new Date().toISOString() }), { mode: 0o600 });
+  writeFileSync(`${f}.tmp`, JSON.stringify({ ...s, mesh, target: o.target || "_host", saved_at: new Date().toISOString() }), { mode: 0o600 });
   renameSync(`${f}.tmp`, f);
 }
 
@@ -188,7 +224,7 @@ export async function meshStoreInput(files: string[], o: StoreInputOptions): Pro
         );
       // Liveness is what the status leases say now; the HA choice sticks to what was applied.
       const chosen = choosePrimaries(snapshot, bundle.node, new Set([bundle.node, ...Object.keys(snapshot.status ?? {})]), last?.primaries);
-      if (write) saveSnapshot(o, bundle.mesh, { ...snapshot, primaries: chosen });
+      if (write) saveSnapshot(o, bundle.mesh, { ...snapshot, primaries: chosen, self: bundle.node });
       if (o.onStoreChange) store.watchMesh(o.onStoreChange);
       if (o.storeState) Object.assign(o.storeState, { state: "connected", since: undefined, revision: snapshot.revision });
       return { wireguard: { snapshot, self: bundle.node, primaries: chosen } };

@@ -1,5 +1,6 @@
 import { contains, formatCidr4, parseCidr4 } from "../../src/core/ipv4.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
+import { parsePolicy } from "./policy-file.js";
 import type { Policy } from "./policy-file.js";
 import type { MeshSnapshot, NodeRecord } from "./store.js";
 
@@ -15,6 +16,14 @@ import type { MeshSnapshot, NodeRecord } from "./store.js";
  * between live alternatives.
  */
 export type AutoApprovers = Policy["autoApprovers"];
+
+/**
+ * The store policy's autoApprovers, read quietly: the policy's problems are reported where it
+ * is set (`mesh policy set`) and where each host compiles it (the intent), not here.
+ */
+export function autoApproversOf(s: MeshSnapshot): AutoApprovers | undefined {
+  return s.policy ? parsePolicy("etcd:policy", s.policy.text, { file: "etcd:policy", line: 1, col: 1 }, () => {}, [], true)?.autoApprovers : undefined;
+}
 
 const within = (route: Cidr4, outer: Cidr4) => route.prefix >= outer.prefix && contains(outer, route.network);
 const tagged = (n: NodeRecord, by: string[]) => by.some((a) => n.tags.includes(a.replace(/^tag:/, "")));

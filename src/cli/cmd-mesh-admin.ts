@@ -2,17 +2,18 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { BoltError, EXIT } from "../core/diagnostics.js";
 import type { Diagnostic, SourcePos } from "../core/diagnostics.js";
-import { parseIp4 } from "../core/ipv4.js";
+import { formatCidr4, parseCidr4, parseIp4 } from "../core/ipv4.js";
 import { renderDiagnostics } from "./render-text.js";
 import { runAclTests } from "../../reconcilers/wireguard/acl.js";
 import { checkAcls } from "../../reconcilers/wireguard/intent.js";
 import type { MeshIntent, MeshNode } from "../../reconcilers/wireguard/intent.js";
-import { loadPolicyFile } from "../../reconcilers/wireguard/policy-file.js";
 import { parseDuration } from "../core/duration.js";
-import { MeshStore, checkNodeName } from "../../reconcilers/wireguard/store.js";
+import { loadPolicyFile } from "../../reconcilers/wireguard/policy-file.js";
+import { MeshStore, admittedNodes, checkNodeName } from "../../reconcilers/wireguard/store.js";
+import { autoApproversOf, exitOf, routesOf } from "../../reconcilers/wireguard/store-view.js";
 import { BundleFile, adminTlsFrom, certDays, nodeCredentials } from "./mesh-admin-tls.js";
 import type { AdminTlsFlags } from "./mesh-admin-tls.js";
-import type { MeshMeta, NodeRecord } from "../../reconcilers/wireguard/store.js";
+import type { MeshMeta, MeshSnapshot, NodeRecord } from "../../reconcilers/wireguard/store.js";
 import type { GlobalOpts } from "./commands.js";
 
 /**
@@ -117,17 +118,15 @@ export async function cmdMeshAdmin(o: MeshAdminOpts): Promise<number> {
         return EXIT.OK;
       case "list": {
         const snap = await store.snapshot();
+        const nodes = listed(snap);
         if (o.json) {
           o.out(
-            `${JSON.stringify({ format_version: "1.0", mesh, mesh_id: snap.meta.mesh_id, revision: snap.revision, cidr4: snap.meta.cidr4, nodes: snap.nodes }, null, 2)}\n`,
+            `${JSON.stringify({ format_version: "1.0", mesh, mesh_id: snap.meta.mesh_id, revision: snap.revision, cidr4: snap.meta.cidr4, nodes: nodes.map(({ view: _view, ...n }) => n) }, null, 2)}\n`,
           );
           return EXIT.OK;
         }
         if (!snap.nodes.length) o.out(`Mesh "${mesh}" (${snap.meta.cidr4}) has no nodes yet.\n`);
-        for (const n of snap.nodes)
-          o.out(
-            `${n.name.padEnd(20)} ${n.state.padEnd(9)} ${n.mesh_ip4.padEnd(15)} ${n.tags.length ? n.tags.map((t) => `tag:${t}`).join(",") : "-"}  routes ${n.routes_allowed.join(",") || "-"}${n.exit_node_allowed ? "  exit-node" : ""}${n.expires_at ? `  expires ${n.expires_at}` : ""}\n`,
-          );
+        for (const n of nodes) o.out(`${listLine(n)}\n`);
         return EXIT.OK;
       }
       default:
@@ -136,6 +135,67 @@ export async function cmdMeshAdmin(o: MeshAdminOpts): Promise<number> {
   } finally {
     store.close();
   }
+}
+
+/**
+ * A key as `mesh list` shows it: the first 8 characters of its base64 (48 bits), the prefix
+ * `wg show` and `bolt mesh status` print in full, so an admin can compare it before approving.
+ */
+export const keyFingerprint = (key: string) => key.slice(0, 8);
+
+type Listed = ReturnType<typeof listed>[number];
+
+/**
+ * Every node as `mesh list` reports it (MULTIHOST.md §2.4, §2.5): its identity record, whether
+ * its status lease lives at this revision (online, with the endpoints it publishes), what it
+ * asks for (its request: key, routes, exit offer; null before it asks) and what of that takes
+ * effect — the routes and exit offer approved by the admin or the policy's autoApprovers, for a
+ * node the hosts configure as a peer (approved, not expired, with a key); nothing otherwise.
+ */
+function listed(snap: MeshSnapshot) {
+  const auto = autoApproversOf(snap);
+  const admitted = new Set(admittedNodes(snap, "").map((a) => a.node.name));
+  return snap.nodes.map((n) => {
+    const req = snap.requests[n.name];
+    const status = snap.status?.[n.name];
+    const approvedRoutes = routesOf(snap, n, auto).map(formatCidr4);
+    const exitApproved = exitOf(snap, n, auto);
+    return {
+      ...n,
+      online: !!status,
+      endpoints: status?.endpoints ?? [],
+      requested: req ? { public_key: req.public_key, key_fingerprint: keyFingerprint(req.public_key), routes: req.routes, exit_node: req.exit_node } : null,
+      effective: admitted.has(n.name) ? { routes: approvedRoutes, exit_node: exitApproved } : { routes: [], exit_node: false },
+      // for the text line, not the JSON: which of what it asks for is approved (whatever its state)
+      view: { routes: approvedRoutes, exit: exitApproved },
+    };
+  });
+}
+
+/**
+ * One node, `tailscale status`-like: name, state, address, tags, routes, exit offer, expiry,
+ * liveness and (pending, or asking with another key than the pinned one) the requested key's
+ * fingerprint. Routes it asks for say "(approved)" or "(awaiting approval)"; before it asks
+ * (no request yet) the routes and exit it may announce are shown as they were allowed.
+ */
+function listLine(n: Listed): string {
+  const tags = n.tags.length ? n.tags.map((t) => `tag:${t}`).join(",") : "-";
+  const req = n.requested;
+  const approval = (ok: boolean) => (ok ? "(approved)" : "(awaiting approval)");
+  const normal = (r: string) => {
+    const c = parseCidr4(r);
+    return c && !c.hostBits ? formatCidr4(c) : r;
+  };
+  const routes = req ? req.routes.map((r) => `${r} ${approval(n.view.routes.includes(normal(r)))}`).join(", ") || "-" : n.routes_allowed.join(",") || "-";
+  const exit = req ? (req.exit_node ? `  exit-node ${approval(n.view.exit)}` : "") : n.exit_node_allowed ? "  exit-node" : "";
+  const live = n.online ? `online${n.endpoints.length ? ` ${n.endpoints.join(",")}` : ""}` : "offline";
+  const key =
+    n.state === "pending"
+      ? `  key=${req ? req.key_fingerprint : "none (no request yet)"}`
+      : req && n.public_key && req.public_key !== n.public_key && n.state === "approved"
+        ? `  key=${req.key_fingerprint} (requested; pinned ${keyFingerprint(n.public_key)})`
+        : "";
+  return `${n.name.padEnd(20)} ${n.state.padEnd(9)} ${n.mesh_ip4.padEnd(15)} ${tags}  routes ${routes}${exit}${n.expires_at ? `  expires ${n.expires_at}` : ""}  ${live}${key}`;
 }
 
 function report(o: MeshAdminOpts, rec: NodeRecord, what: string): number {

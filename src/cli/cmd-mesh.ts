@@ -10,8 +10,10 @@ import { wgDump } from "../../reconcilers/wireguard/index.js";
 import { WIREGUARD } from "../../reconcilers/wireguard/intent.js";
 import { fragment } from "../core/intent.js";
 import { ROUTE_PROTO } from "../core/conventions.js";
+import { admittedNodes } from "../../reconcilers/wireguard/store.js";
+import { savedSnapshots } from "../../reconcilers/wireguard/store-input.js";
 import { loadIntent } from "./config.js";
-import { readState } from "./commands.js";
+import { readState, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 
 /** `bolt mesh test`: the file's [[acl_tests]] against its [[acls]], offline; exit 1 on a failure. */
@@ -44,6 +46,30 @@ export async function cmdMeshTest(o: GlobalOpts): Promise<number> {
 }
 
 const roamedFrom = (set: string | null, live: string): string | null => (set && live && set !== live ? set : null);
+
+/**
+ * The mesh store as this host last applied it: the newest snapshot saved in the state dir for
+ * this target (store-input.ts), read from the file — status never contacts etcd. Its peers'
+ * liveness is what their status leases said at that revision; null when no snapshot is saved.
+ */
+function storeSection(o: GlobalOpts, now: number) {
+  const saved = savedSnapshots(o.stateDir, target(o))[0];
+  if (!saved) return null;
+  const s = saved.snapshot;
+  const at = s.saved_at ? Date.parse(s.saved_at) : Number.NaN;
+  const peers = admittedNodes(s, s.self ?? "", now).map((a) => a.node.name);
+  const alive = new Set(Object.keys(s.status ?? {}));
+  return {
+    mesh: saved.mesh,
+    mesh_id: s.meta.mesh_id,
+    revision: s.revision,
+    self: s.self ?? null,
+    saved_at: s.saved_at ?? null,
+    age_seconds: Number.isNaN(at) ? null : Math.max(0, Math.floor((now - at) / 1000)),
+    online: peers.filter((n) => alive.has(n)),
+    offline: peers.filter((n) => !alive.has(n)),
+  };
+}
 
 /** `bolt mesh status`: every bolt WireGuard interface with its peers, read from `wg show … dump`. */
 export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
@@ -79,8 +105,9 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
       routes: routes.filter((r) => r.dev === l.ifname && r.protocol === ROUTE_PROTO).map((r) => `${r.dst}${r.table ? ` table ${r.table}` : ""}`),
     });
   }
+  const store = storeSection(o, Date.now());
   if (o.json) {
-    o.out(JSON.stringify({ format_version: "1.0", target: { netns: o.netns ?? null }, interfaces }, null, 2) + "\n");
+    o.out(JSON.stringify({ format_version: "1.0", target: { netns: o.netns ?? null }, interfaces, store }, null, 2) + "\n");
     return EXIT.OK;
   }
   if (!interfaces.length) o.out("bolt has no WireGuard interface here.\n");
@@ -96,6 +123,10 @@ export async function cmdMeshStatus(o: GlobalOpts): Promise<number> {
     }
     if (i.routes.length) o.out(`  routes: ${i.routes.join(", ")}\n`);
   }
+  if (store)
+    o.out(
+      `store: mesh "${store.mesh}" revision ${store.revision}, snapshot saved ${store.age_seconds === null ? "at an unknown time" : `${store.age_seconds} s ago`}; online ${store.online.join(", ") || "none"}; offline ${store.offline.join(", ") || "none"}\n`,
+    );
   return EXIT.OK;
 }
 

@@ -189,7 +189,7 @@ export function renderSteps(changes: Change[], contextOf: (kind: string) => Plan
     const r = registry.byKind.get(change.kind)!;
     const ctx = contextOf(change.kind);
     const ordered = (ops: ReturnType<typeof r.render>, destroy: boolean): Op[] =>
-      ops.map(({ phase, ...o }) => ({ ...o, stage: registry.stage(r.kind, phase), ...(destroy || o.destroy ? { destroy: true } : {}), step: i }));
+      ops.map(({ phase, ...o }) => ({ ...o, stage: registry.stage(r.kind, phase), ...((o.destroy ?? destroy) ? { destroy: true } : {}), step: i }));
     let ops: Op[];
     if (change.action === "replace") {
       const del = ordered(r.render({ ...change, action: "delete", after: undefined }, ctx), true);

@@ -57,7 +57,11 @@ export interface RenderedOp extends OpLine {
   /** one of the kind's declared `phases` */
   phase: string;
   undo: OpLine[];
-  /** part of taking something down: runs in the destroy phase, before any build op */
+  /**
+   * part of taking something down: runs in the destroy phase, before any build op. A delete's
+   * op is by default; `false` keeps it among the build ops (a WireGuard peer replaced by its new
+   * key: both clauses in one `wg set`).
+   */
   destroy?: boolean;
 }
 

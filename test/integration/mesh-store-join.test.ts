@@ -3,6 +3,7 @@
 // host's request (key, endpoint) and configures every approved node it can see; after a round
 // every host pings every other through gw0. A revoked node is dropped by the others' next apply;
 // a bundle for another mesh and an unreachable store are one-line errors with nothing applied.
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,42 +15,21 @@ import type { Json } from "./harness.js";
 import { EtcdCluster } from "./etcd-cluster.js";
 import { HOSTS, MeshLab, UNDERLAY, hostname, pingUntil } from "./mesh-topology.js";
 import type { HostId } from "./mesh-topology.js";
+import { MeshStore } from "../../reconcilers/wireguard/store.js";
 
 describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () => {
   const etcd = new EtcdCluster();
   const lab = new MeshLab(HOSTS, false);
   const ip: Partial<Record<HostId, string>> = {};
   const admin = (args: string[]) => bolt(["mesh", ...args, "--control-server", etcd.url, "--mesh", "lab"]);
-  const file = (h: HostId, o: { bundle?: string; store?: string } = {}) =>
-    lab.sb.write(
-      `${h}-store.toml`,
-      [
-        "[ghostwire]",
-        `control_server = "${o.store ?? etcd.url}"`,
-        `auth_key_file = "${o.bundle ?? join(lab.sb.dir, `${h}.boltkey`)}"`,
-        "",
-        "[node]",
-        `hostname = "${hostname(h)}"`,
-        'interface = "gw0"',
-        "listen_port = 41641",
-        `endpoint = "${UNDERLAY[h]}:41641"`,
-        `private_key_file = "${lab.keyFile(h)}"`,
-      ].join("\n") + "\n",
-    );
+  const file = (h: HostId, o: { bundle?: string; store?: string } = {}) => lab.storeFile(h, o.store ?? etcd.url, { bundle: o.bundle });
 
   beforeAll(async () => {
     requireBuild();
     await etcd.start(3);
     await lab.build();
     expect((await admin(["init"])).code).toBe(0);
-    for (const h of HOSTS) {
-      const r = await admin(["enroll", hostname(h), "--auto-approve"]);
-      expect(r.code, r.stderr).toBe(0);
-      const bundle = join(lab.sb.dir, `${h}.boltkey`);
-      writeFileSync(bundle, r.stdout, { mode: 0o600 });
-      chmodSync(bundle, 0o600);
-      ip[h] = JSON.parse(r.stdout).mesh_ip4;
-    }
+    Object.assign(ip, await lab.enrollStore(admin, () => ["--auto-approve"]));
   }, 90_000);
   afterAll(async () => {
     await lab.cleanup();
@@ -69,8 +49,47 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
       expect((st.interfaces as Json[])[0].peers.length, `${h}'s peers`).toBe(2);
       expect((await lab.bolt(h, ["plan", "-f", file(h), "--detailed-exitcode"])).code, `${h} re-plan`).toBe(0);
     }
+    // mesh status: the snapshot b applied last, read from its state dir; the one-shot applies'
+    // leases (TTL 30 s) are still alive, so both other hosts are online at that revision.
+    const list = JSON.parse((await admin(["list", "--json"])).stdout) as Json;
+    const st = await lab.status("b");
+    expect(st.store).toMatchObject({ mesh: "lab", mesh_id: list.mesh_id, self: hostname("b"), online: [hostname("a"), hostname("c")], offline: [] });
+    expect(BigInt((st.store as Json).revision)).toBeLessThanOrEqual(BigInt(list.revision));
+    expect((await lab.bolt("b", ["mesh", "status"])).stdout).toMatch(
+      new RegExp(
+        `^store: mesh "lab" revision ${(st.store as Json).revision}, snapshot saved \\d+ s ago; online ${hostname("a")}, ${hostname("c")}; offline none$`,
+        "m",
+      ),
+    );
+    for (const h of HOSTS)
+      expect((list.nodes as Json[]).find((n) => n.name === hostname(h))).toMatchObject({ online: true, endpoints: [`${UNDERLAY[h]}:41641`] });
     for (const from of HOSTS) for (const to of HOSTS.filter((x) => x !== from)) expect(await pingUntil(lab.ns(from), ip[to]!), `${from} → ${to}`).toBe(true);
   }, 120_000);
+
+  it("mesh list shows a pending node's requested key by its fingerprint, so approve is an informed decision", async () => {
+    expect((await admin(["enroll", "pending-d"])).code).toBe(0);
+    const row = async () => (await admin(["list"])).stdout.split("\n").find((l) => l.startsWith("pending-d ")) ?? "";
+    expect(await row()).toMatch(/pending .* {2}offline {2}key=none \(no request yet\)$/);
+    // The node's own write (as its bundle would): its request, with its key.
+    const key = randomBytes(32).toString("base64");
+    const store = MeshStore.open(etcd.url, "lab");
+    try {
+      await store.putRequest("pending-d", { public_key: key, hostname: "pending-d", tags: [], routes: [], exit_node: false });
+    } finally {
+      store.close();
+    }
+    const node = (JSON.parse((await admin(["list", "--json"])).stdout).nodes as Json[]).find((n) => n.name === "pending-d");
+    expect(node).toMatchObject({
+      state: "pending",
+      online: false,
+      requested: { public_key: key, key_fingerprint: key.slice(0, 8) },
+      effective: { routes: [] },
+    });
+    expect(await row()).toMatch(new RegExp(`^pending-d\\s+pending\\s.* {2}offline {2}key=${key.slice(0, 8).replace(/[+/]/g, "\\$&")}$`));
+    expect((await admin(["approve", "pending-d"])).code).toBe(0);
+    expect((JSON.parse((await admin(["list", "--json"])).stdout).nodes as Json[]).find((n) => n.name === "pending-d")?.public_key).toBe(key);
+    expect((await admin(["remove", "pending-d", "--release"])).code).toBe(0);
+  }, 30_000);
 
   it("a revoked node is dropped by the others' next apply (and cannot be reached through the mesh)", async () => {
     expect((await admin(["revoke", hostname("c")])).code).toBe(0);

@@ -212,22 +212,7 @@ describe.skipIf(!!SKIP_REASON)("mesh store with TLS client certificates and RBAC
   describe("a host joins with its TLS bundle (bolt apply through the store)", () => {
     const lab = new MeshLab(["a"], false);
     const h = "a" as const;
-    const file = (bundle: string) =>
-      lab.sb.write(
-        `${h}-${bundle.split("/").pop()}.toml`,
-        [
-          "[ghostwire]",
-          `control_server = "${etcd.url}"`,
-          `auth_key_file = "${bundle}"`,
-          "",
-          "[node]",
-          `hostname = "${hostname(h)}"`,
-          'interface = "gw0"',
-          "listen_port = 41641",
-          `endpoint = "${UNDERLAY[h]}:41641"`,
-          `private_key_file = "${lab.keyFile(h)}"`,
-        ].join("\n") + "\n",
-      );
+    const file = (bundle: string) => lab.storeFile(h, etcd.url, { bundle, name: `${h}-${bundle.split("/").pop()}.toml` });
     /** A copy of host-a's bundle with other TLS material, 0600. */
     const variant = (name: string, tls: { ca?: string; cert?: string; key?: string }) => {
       const p = join(dir, `${name}.boltkey`);

@@ -3,7 +3,6 @@
 // policy's autoApprovers or `bolt mesh approve --routes/--exit-node` — and then carry traffic;
 // every host takes its ACLs from the one policy key; two routers announcing one LAN are an HA
 // pair whose primary moves to the other when the primary's status lease dies, and stays there.
-import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execa } from "execa";
@@ -28,27 +27,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     b: ["accept_routes = true"],
     c: ["accept_routes = true", `use_exit_node = "${hostname("a")}"`],
   };
-  const file = (h: HostId) =>
-    lab.sb.write(
-      `${h}-routes.toml`,
-      [
-        "[ghostwire]",
-        `control_server = "${etcd.url}"`,
-        `auth_key_file = "${join(lab.sb.dir, `${h}.boltkey`)}"`,
-        "",
-        "[features]",
-        "subnet_routing = true",
-        "exit_nodes = true",
-        "",
-        "[node]",
-        `hostname = "${hostname(h)}"`,
-        'interface = "gw0"',
-        "listen_port = 41641",
-        `endpoint = "${UNDERLAY[h]}:41641"`,
-        `private_key_file = "${lab.keyFile(h)}"`,
-        ...node[h],
-      ].join("\n") + "\n",
-    );
+  const file = (h: HostId) => lab.storeFile(h, etcd.url, { lines: node[h], name: `${h}-routes.toml` });
   const round = async (hosts: readonly HostId[] = HOSTS) => {
     for (const h of hosts) {
       const r = await lab.bolt(h, ["apply", "-f", file(h)]);
@@ -58,6 +37,10 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
   const replanEmpty = async (hosts: readonly HostId[] = HOSTS) => {
     for (const h of hosts) expect((await lab.bolt(h, ["plan", "-f", file(h), "--detailed-exitcode"])).code, `${h} re-plan`).toBe(0);
   };
+  // `bolt mesh list`: the whole mesh, and one node's entry in it.
+  const list = async () => JSON.parse((await admin(["list", "--json"])).stdout) as Json;
+  const listed = async (h: HostId) => ((await list()).nodes as Json[]).find((n) => n.name === hostname(h))!;
+  const listLine = async (h: HostId) => (await admin(["list"])).stdout.split("\n").find((l) => l.startsWith(`${hostname(h)} `)) ?? "";
   const allowedOf = async (h: HostId, peer: HostId): Promise<string[]> => {
     const peers = ((await lab.status(h)).interfaces as Json[])[0].peers as Json[];
     return (peers.find((p) => p.public_key === lab.pub[peer])?.allowed_ips as string[] | undefined) ?? [];
@@ -68,14 +51,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     await etcd.start(3);
     await lab.build();
     expect((await admin(["init", "--status-ttl", `${TTL}`])).code).toBe(0);
-    for (const h of HOSTS) {
-      const r = await admin(["enroll", hostname(h), "--auto-approve", ...(h === "c" ? [] : ["--tags", "router"])]);
-      expect(r.code, r.stderr).toBe(0);
-      const bundle = join(lab.sb.dir, `${h}.boltkey`);
-      writeFileSync(bundle, r.stdout, { mode: 0o600 });
-      chmodSync(bundle, 0o600);
-      ip[h] = JSON.parse(r.stdout).mesh_ip4;
-    }
+    Object.assign(ip, await lab.enrollStore(admin, (h) => ["--auto-approve", ...(h === "c" ? [] : ["--tags", "router"])]));
   }, 90_000);
   afterAll(async () => {
     await lab.cleanup();
@@ -91,6 +67,11 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     expect(await pingUntil(lab.ns("b"), LAN.host, 2)).toBe(false);
     expect(await pingUntil(lab.ns("c"), INTERNET.host, 2)).toBe(false);
     await replanEmpty();
+    // mesh list: what a asks for (its key, the LAN, the exit), none of it approved yet.
+    const a = await listed("a");
+    expect(a.requested).toMatchObject({ public_key: lab.pub.a, routes: [LAN.subnet], exit_node: true });
+    expect(a.effective).toEqual({ routes: [], exit_node: false });
+    expect(await listLine("a")).toContain(`routes ${LAN.subnet} (awaiting approval)  exit-node (awaiting approval)`);
   }, 120_000);
 
   it("the policy's autoApprovers approve the route (tag:router), `approve --exit-node` the exit: LAN and internet answer through A", async () => {
@@ -106,6 +87,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     await round(["a", "b"]);
     expect(await allowedOf("b", "a")).toEqual([`${ip.a}/32`, LAN.subnet]);
     expect(await pingUntil(lab.ns("b"), LAN.host)).toBe(true);
+    expect(await listLine("a")).toContain(`routes ${LAN.subnet} (approved)  exit-node (awaiting approval)`);
     // Not yet an exit: the offer is only announced.
     expect(await allowedOf("c", "a")).not.toContain("0.0.0.0/0");
     const ok = await admin(["approve", hostname("a"), "--exit-node"]);
@@ -113,6 +95,8 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     await round(["a", "c"]);
     expect(await allowedOf("c", "a")).toContain("0.0.0.0/0");
     expect(await pingUntil(lab.ns("c"), INTERNET.host)).toBe(true);
+    expect((await listed("a")).effective).toEqual({ routes: [LAN.subnet], exit_node: true });
+    expect(await listLine("a")).toContain(`routes ${LAN.subnet} (approved)  exit-node (approved)`);
     await replanEmpty();
   }, 120_000);
 
@@ -189,6 +173,8 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     try {
       for (const h of HOSTS) await start(h);
       await waitFor("c to route the LAN through a", async () => (await allowedOf("c", "a")).includes(LAN.subnet), 20_000);
+      // Every daemon keeps its status lease alive: online in mesh list, with the endpoint it publishes.
+      for (const h of HOSTS) expect(await listed(h), `${h} in mesh list`).toMatchObject({ online: true, endpoints: [`${UNDERLAY[h]}:41641`] });
       expect(await allowedOf("c", "b")).toEqual([`${ip.b}/32`]);
       expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
       // a dies: its daemon killed, its underlay cut. Its status lease lapses after TTL.
@@ -201,6 +187,20 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
       expect(moved).toBeGreaterThan((TTL - 1) * 1000); // moved by the lease's end, not before
       expect(await allowedOf("c", "a")).toEqual([`${ip.a}/32`]); // a stays a peer: identity, not liveness
       expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
+      // a's lease is gone: offline in mesh list, and in c's mesh status (its saved snapshot, no etcd).
+      const now = await list();
+      const entry = (h: HostId) => (now.nodes as Json[]).find((n) => n.name === hostname(h));
+      expect(entry("a")).toMatchObject({ online: false, endpoints: [] });
+      expect(entry("b")).toMatchObject({ online: true });
+      expect(await listLine("a")).toMatch(/ {2}offline$/);
+      const st = (await lab.status("c")).store as Json;
+      expect(st).toMatchObject({ mesh: "routes", mesh_id: now.mesh_id, self: hostname("c"), online: [hostname("b")], offline: [hostname("a")] });
+      expect(st.revision).toMatch(/^\d+$/);
+      expect(BigInt(st.revision)).toBeLessThanOrEqual(BigInt(now.revision));
+      expect(st.age_seconds).toBeLessThan(30);
+      expect((await lab.bolt("c", ["mesh", "status"])).stdout).toMatch(
+        new RegExp(`^store: mesh "routes" revision \\d+, snapshot saved \\d+ s ago; online ${hostname("b")}; offline ${hostname("a")}$`, "m"),
+      );
       // a is back: the route stays on b (no flap back to the first by name).
       await must(["ip", "-n", lab.ns("a"), "link", "set", "eth0", "up"]);
       await start("a");

@@ -10,7 +10,7 @@
 // the same name in many namespaces (and many tests at once) does not collide. A wireguard-go
 // process keeps its namespace alive (it lives in it) and lives as long as its tun device:
 // teardown deletes the devices first.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import type { Dirent } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -184,6 +184,47 @@ export class MeshLab {
 
   meshFile(h: HostId, o: MeshFileOpts = {}): string {
     return this.sb.write(o.name ?? `${h}.toml`, this.meshText(h, o));
+  }
+
+  /** The bundle `enroll` wrote for host h (enrollStore). */
+  bundleFile(h: HostId): string {
+    return join(this.sb.dir, `${h}.boltkey`);
+  }
+
+  /**
+   * Host h's ghostwire.toml for a mesh on the etcd store `store`: its bundle, its underlay
+   * endpoint, no [[peers]] (the store gives them); `lines` go at the end of [node].
+   */
+  storeFile(h: HostId, store: string, o: { bundle?: string; keyFile?: string; lines?: string[]; name?: string } = {}): string {
+    return this.sb.write(
+      o.name ?? `${h}-store.toml`,
+      [
+        "[ghostwire]",
+        `control_server = "${store}"`,
+        `auth_key_file = "${o.bundle ?? this.bundleFile(h)}"`,
+        "",
+        "[node]",
+        `hostname = "${hostname(h)}"`,
+        'interface = "gw0"',
+        `listen_port = ${WG_PORT}`,
+        `endpoint = "${UNDERLAY[h]}:${WG_PORT}"`,
+        `private_key_file = "${o.keyFile ?? this.keyFile(h)}"`,
+        ...(o.lines ?? []),
+      ].join("\n") + "\n",
+    );
+  }
+
+  /** `bolt mesh enroll` for every host (flags per host from `flags`), bundles written 0600: their mesh addresses. */
+  async enrollStore(admin: (args: string[]) => Promise<RunOut>, flags: (h: HostId) => string[] = () => []): Promise<Record<HostId, string>> {
+    const ip = {} as Record<HostId, string>;
+    for (const h of this.hosts) {
+      const r = await admin(["enroll", hostname(h), ...flags(h)]);
+      expect(r.code, r.stderr).toBe(0);
+      writeFileSync(this.bundleFile(h), r.stdout, { mode: 0o600 });
+      chmodSync(this.bundleFile(h), 0o600);
+      ip[h] = JSON.parse(r.stdout).mesh_ip4;
+    }
+    return ip;
   }
 
   /** bolt against host h (its namespace and state dir) at debug log level; the output is recorded. */

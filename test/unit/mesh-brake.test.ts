@@ -1,21 +1,10 @@
 // The brake (issue 10, MULTIHOST.md §2.8): store-driven changes a host refuses.
 import { describe, expect, it } from "vitest";
+import { storeNode } from "./helpers/builders.js";
 import { brake } from "../../reconcilers/wireguard/store-input.js";
 import type { MeshSnapshot, NodeRecord } from "../../reconcilers/wireguard/store.js";
 
-const node = (name: string, o: Partial<NodeRecord> = {}): NodeRecord => ({
-  v: 1,
-  name,
-  state: "approved",
-  public_key: `${name.padEnd(43, "A")}=`,
-  key_policy: "pinned",
-  mesh_ip4: "100.64.0.1",
-  tags: [],
-  routes_allowed: [],
-  exit_node_allowed: false,
-  enrolled_at: "2026-01-01T00:00:00Z",
-  ...o,
-});
+const node = (name: string, o: Partial<NodeRecord> = {}): NodeRecord => storeNode(name, { public_key: `${name.padEnd(43, "A")}=`, ...o });
 const snap = (revision: string, names: string[], meshId = "m1", o: Record<string, Partial<NodeRecord>> = {}): MeshSnapshot => ({
   revision,
   meta: { v: 1, mesh_id: meshId, cidr4: "100.64.0.0/10", listen_port: 41641, keepalive: 25, created_at: "" },

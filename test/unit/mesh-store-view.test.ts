@@ -14,7 +14,7 @@ import { bestEndpoint, exitOf, primaries, routesOf } from "../../reconcilers/wir
 import type { AutoApprovers } from "../../reconcilers/wireguard/store-view.js";
 import type { MeshSnapshot, NodeRecord, NodeRequest } from "../../reconcilers/wireguard/store.js";
 import { parseCidr4 } from "../../src/core/ipv4.js";
-import { kinds } from "./helpers/builders.js";
+import { kinds, storeNode } from "./helpers/builders.js";
 
 const b64 = (k: { export(o: { format: "jwk" }): unknown }, f: "d" | "x") =>
   Buffer.from((k.export({ format: "jwk" }) as Record<string, string>)[f]!, "base64url").toString("base64");
@@ -22,19 +22,7 @@ const pair = () => {
   const k = generateKeyPairSync("x25519");
   return { priv: b64(k.privateKey, "d"), pub: b64(k.publicKey, "x") };
 };
-const node = (name: string, o: Partial<NodeRecord> = {}): NodeRecord => ({
-  v: 1,
-  name,
-  state: "approved",
-  public_key: null,
-  key_policy: "node",
-  mesh_ip4: "100.64.0.1",
-  tags: [],
-  routes_allowed: [],
-  exit_node_allowed: false,
-  enrolled_at: "2026-01-01T00:00:00Z",
-  ...o,
-});
+const node = (name: string, o: Partial<NodeRecord> = {}): NodeRecord => storeNode(name, { key_policy: "node", ...o });
 const request = (public_key: string, o: Partial<NodeRequest> = {}): NodeRequest => ({
   v: 1,
   public_key,

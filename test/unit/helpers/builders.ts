@@ -8,6 +8,7 @@ import type { EndpointIntent } from "../../../reconcilers/endpoint/intent.js";
 import { NETWORKS } from "../../../reconcilers/network/intent.js";
 import type { NetworkIntent } from "../../../reconcilers/network/intent.js";
 import { NFT } from "../../../reconcilers/nft/intent.js";
+import type { NodeRecord } from "../../../reconcilers/wireguard/store.js";
 import { SYSCTLS } from "../../../reconcilers/sysctl/intent.js";
 import type { SysctlIntent } from "../../../reconcilers/sysctl/intent.js";
 import { WIREGUARD } from "../../../reconcilers/wireguard/intent.js";
@@ -76,3 +77,20 @@ export function op(label: string, stage: number, ns: Ns, opts: Partial<Op> = {})
 }
 
 export const labels = (ops: { args: string[] }[]) => ops.map((o) => o.args.join(" "));
+
+/** A mesh store's identity record (reconcilers/wireguard/store.ts): approved, pinned, no key yet, unless `o` says otherwise. */
+export function storeNode(name: string, o: Partial<NodeRecord> = {}): NodeRecord {
+  return {
+    v: 1,
+    name,
+    state: "approved",
+    public_key: null,
+    key_policy: "pinned",
+    mesh_ip4: "100.64.0.1",
+    tags: [],
+    routes_allowed: [],
+    exit_node_allowed: false,
+    enrolled_at: "2026-01-01T00:00:00Z",
+    ...o,
+  };
+}

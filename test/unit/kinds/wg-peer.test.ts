@@ -2,8 +2,9 @@
 // one `wg set` per interface. Create, update (endpoint, keepalive, allowed IPs, preshared key
 // changed and removed), delete (the undo puts the preshared key back from the file the store
 // remembers), and the mesh's peers.
-import { describe, expect } from "vitest";
-import { converge, describeTransition, intentOf, newWorld, wgKeyPair, wgPsk, writeConfigs, writeKeyFile } from "../helpers/pipeline.js";
+import { describe, expect, it } from "vitest";
+import { planWaves } from "../../../src/core/batches.js";
+import { converge, describeTransition, intentOf, newWorld, planOn, wgKeyPair, wgPsk, writeConfigs, writeKeyFile } from "../helpers/pipeline.js";
 import type { Desired } from "../helpers/pipeline.js";
 
 const T = "bolt-t-kinds";
@@ -139,5 +140,28 @@ describe("wg-peer", () => {
     before: from(MESH(meshPeer("host-b", P1.pub, "100.64.0.2") + meshPeer("host-c", P3.pub, "100.64.0.3")), "ghostwire.toml"),
     to: want(MESH(meshPeer("host-c", P3.pub, "100.64.0.3")), "ghostwire.toml"),
     changes: ["delete route:main/100.64.0.2/32", `delete wg-peer:gw0/${P1.pub}`],
+  });
+
+  // A key rotation (MULTIHOST.md §2.4): peers are keyed by public key, so the old peer goes and
+  // the new one comes — in one `wg set` (the removal is not run in the destroy phase before it).
+  describeTransition("mesh: a peer's key changes: old removed, new added, one wg set", {
+    kind: "wg-peer",
+    before: from(MESH(meshPeer("host-b", P1.pub, "100.64.0.2")), "ghostwire.toml"),
+    to: want(MESH(meshPeer("host-b", P2.pub, "100.64.0.2")), "ghostwire.toml"),
+    changes: [`delete wg-peer:gw0/${P1.pub}`, `create wg-peer:gw0/${P2.pub}`],
+    after: (k, plan) => {
+      expect(k.link(T, "gw0")!.wg!.peers.map((p) => p.publicKey)).toEqual([P2.pub]);
+      const batches = planWaves(plan.steps.flatMap((st) => st.ops)).flat();
+      expect(batches.map((b) => [b.tool, b.ops.map((o) => o.args.slice(0, 4).join(" "))])).toEqual([
+        ["wg", [`gw0 peer ${P1.pub} remove`, `gw0 peer ${P2.pub} allowed-ips`]],
+      ]);
+    },
+  });
+
+  it("a peer removed without a new key taking its addresses still goes in the destroy phase", async () => {
+    const w = await from(MESH(meshPeer("host-b", P1.pub, "100.64.0.2") + meshPeer("host-c", P3.pub, "100.64.0.3")), "ghostwire.toml")();
+    const plan = await planOn(w, want(MESH(meshPeer("host-c", P3.pub, "100.64.0.3") + meshPeer("host-d", P2.pub, "100.64.0.4")), "ghostwire.toml")());
+    const removal = plan.steps.find((st) => st.change.id === `wg-peer:gw0/${P1.pub}`)!;
+    expect(removal.ops.map((o) => o.destroy)).toEqual([true]);
   });
 });
