@@ -1,4 +1,5 @@
 import { formatIp4 } from "../../src/core/ipv4.js";
+import { formatIfAddr6, formatIp6 } from "../../src/core/ipv6.js";
 import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import { INNER_IFNAME, ROUTE_PROTO } from "../../src/core/conventions.js";
 import { fragment } from "../../src/core/intent.js";
@@ -9,7 +10,7 @@ import type { Ns } from "../../src/exec/runner.js";
 import { connectivityImpact } from "../network/index.js";
 import { NETWORKS } from "../network/intent.js";
 import { ENDPOINTS, endpointIfname, endpointIntent } from "./intent.js";
-import { assignAddresses } from "./ipam.js";
+import { assignAddresses, lease6Key } from "./ipam.js";
 import { INSIDE_READ, parseEndpoints, readInside } from "./read.js";
 
 /**
@@ -30,16 +31,24 @@ export const endpointReconciler: Reconciler = {
 
   desired(ctx) {
     const liveIps = new Map<string, string>();
-    for (const r of ctx.live.values()) if (r.kind === "endpoint" && r.owned && r.spec.ip) liveIps.set(r.name, r.spec.ip.split("/")[0]!);
+    for (const r of ctx.live.values()) {
+      if (r.kind !== "endpoint" || !r.owned) continue;
+      if (r.spec.ip) liveIps.set(r.name, r.spec.ip.split("/")[0]!);
+      if (r.spec.ip6) liveIps.set(lease6Key(r.name), r.spec.ip6.split("/")[0]!);
+    }
     const networks = fragment(ctx.intent, NETWORKS);
     const endpoints = fragment(ctx.intent, ENDPOINTS);
-    const { ips, diagnostics } = assignAddresses(networks, endpoints, ctx.leases, liveIps);
+    const { ips, ips6, diagnostics } = assignAddresses(networks, endpoints, ctx.leases, liveIps);
     const nets = new Map(networks.map((n) => [n.name, n]));
     const resources: Resource[] = [];
     for (const e of endpoints) {
       const n = nets.get(e.network);
       const ip = ips.get(e.name);
       if (!n || ip === undefined) continue;
+      const ip6 = ips6.get(e.name);
+      // Both IPv6 keys only when the network is dual-stack: a v4-only endpoint's spec is unchanged.
+      const v6 = n.v6 && ip6 !== undefined ? { ip6: formatIfAddr6(ip6, n.v6.subnet.prefix), gateway6: formatIp6(n.v6.gateway) } : undefined;
+      if (n.v6 && !v6) continue;
       const spec: Record<string, string> = {
         type: e.type,
         host_if: endpointIfname(e),
@@ -48,6 +57,7 @@ export const endpointReconciler: Reconciler = {
         ...(e.type === "veth" ? { netns: e.netns! } : {}),
         ip: `${formatIp4(ip)}/${n.subnet.prefix}`,
         ...(e.type === "veth" ? { gateway: formatIp4(n.gateway) } : {}),
+        ...(v6 ? { ip6: v6.ip6, ...(e.type === "veth" ? { gateway6: v6.gateway6 } : {}) } : {}),
         mtu: String(n.mtu),
         ...(e.mac ? { mac: e.mac.toLowerCase() } : {}),
         state: "up",
@@ -68,6 +78,7 @@ export const endpointReconciler: Reconciler = {
           bridge: n.fieldSources.bridge ?? n.source,
           mtu: n.fieldSources.mtu ?? n.source,
           gateway: n.fieldSources.gateway ?? n.fieldSources.subnet ?? n.source,
+          ...(v6 ? { ip6: e.fieldSources.ip6 ?? e.source, gateway6: n.fieldSources.gateway6 ?? n.source } : {}),
         },
       });
     }
@@ -90,7 +101,9 @@ export const endpointReconciler: Reconciler = {
       veths
         .filter((d) => existing.has(d.spec.netns!) && !live.has(d.name))
         .map(async (d) => {
-          const [inner = [], defaults = []] = (await io.ipJsonBatch(NS_PROBE, d.spec.netns!)) as [IpLink[], IpRoute[]];
+          const [inner = [], all = []] = (await io.ipJsonBatch(NS_PROBE, d.spec.netns!)) as [IpLink[], IpRoute[]];
+          // Main-table defaults of the families the endpoint brings (another table's default is policy routing's, not a clash).
+          const defaults = all.filter((rt) => !rt.table && (!rt.gateway?.includes(":") || !!d.spec.ip6));
           const what = inner.some((l) => l.ifname === INNER_IFNAME)
             ? `an ${INNER_IFNAME}`
             : defaults.length
@@ -138,8 +151,15 @@ export const endpointReconciler: Reconciler = {
   },
 
   commit(change, store, target) {
-    if (change.action === "delete") store.releaseLease(target, change.name);
-    else store.setLease(target, change.after!.spec.network!, change.name, change.after!.spec.ip!.split("/")[0]!);
+    if (change.action === "delete") {
+      store.releaseLease(target, change.name);
+      store.releaseLease(target, lease6Key(change.name));
+      return;
+    }
+    const s = change.after!.spec;
+    store.setLease(target, s.network!, change.name, s.ip!.split("/")[0]!);
+    if (s.ip6) store.setLease(target, s.network!, lease6Key(change.name), s.ip6.split("/")[0]!);
+    else store.releaseLease(target, lease6Key(change.name));
   },
 };
 
@@ -147,7 +167,7 @@ const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
 
 function aliasOf(r: Resource, nsCreated: boolean): string {
   const s = r.spec;
-  return encodeAlias({ ep: r.name, net: s.network, ns: s.netns, nsc: nsCreated ? "1" : undefined, ip: s.ip, gw: s.gateway, mac: s.mac });
+  return encodeAlias({ ep: r.name, net: s.network, ns: s.netns, nsc: nsCreated ? "1" : undefined, ip: s.ip, gw: s.gateway, ip6: s.ip6, gw6: s.gateway6, mac: s.mac });
 }
 
 function nsCreatedOf(r: Resource): boolean {
@@ -182,8 +202,22 @@ function buildLines(r: Resource, target: Ns, nsCreated: boolean): { host: OpLine
       line(ns, "address", "add", s.ip!, "dev", INNER_IFNAME),
       line(ns, "link", "set", "dev", INNER_IFNAME, "up"),
       line(ns, "route", "add", "default", "via", s.gateway!, "dev", INNER_IFNAME, "proto", ROUTE_PROTO),
+      ...inside6(s, ns),
     ],
   };
+}
+
+/**
+ * The IPv6 address and default route inside: `nodad`, because bolt owns both ends of the veth
+ * (DAD would keep the address `tentative`, unusable as a source, for a second or more). The
+ * route names `::/0`: `ip -batch` takes no `-6`, and the gateway alone sets the family.
+ */
+function inside6(s: Record<string, string | undefined>, ns: Ns): OpLine[] {
+  if (!s.ip6) return [];
+  return [
+    line(ns, "address", "add", s.ip6, "dev", INNER_IFNAME, "nodad"),
+    ...(s.gateway6 ? [line(ns, "route", "add", "::/0", "via", s.gateway6, "dev", INNER_IFNAME, "proto", ROUTE_PROTO)] : []),
+  ];
 }
 
 function createOps(r: Resource, ctx: PlanContext, replacing?: Resource): RenderedOp[] {
@@ -253,7 +287,8 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
     if (ipChanged && a.ip) op("inside", line(ns, "address", "add", a.ip, "dev", INNER_IFNAME), [line(ns, "address", "del", a.ip, "dev", INNER_IFNAME)]);
     if (a.gateway) op("inside", route(a.gateway), oldIps.length || !b.gateway ? [] : [route(b.gateway)]);
   }
-  if (["network", "ip", "gateway"].some((f) => changed.includes(f))) {
+  if (a.type === "veth" && (changed.includes("ip6") || changed.includes("gateway6"))) ops.push(...update6(b, a, changed, ns));
+  if (["network", "ip", "gateway", "ip6", "gateway6"].some((f) => changed.includes(f))) {
     op("port", line(target, "link", "set", "dev", dev, "alias", aliasOf(after, nsCreated)), [
       line(target, "link", "set", "dev", dev, "alias", aliasOf(before, nsCreated)),
     ]);
@@ -261,8 +296,24 @@ function updateOps(before: Resource, after: Resource, changed: string[], target:
   return ops;
 }
 
+/** A changed IPv6 address or gateway inside (each family's address has its own default route). */
+function update6(b: Record<string, string | undefined>, a: Record<string, string | undefined>, changed: string[], ns: Ns): RenderedOp[] {
+  const ops: RenderedOp[] = [];
+  const op = (fwd: OpLine, undo: OpLine[]) => ops.push({ ...fwd, phase: "inside", undo });
+  const route = (verb: string, gw: string) => line(ns, "route", verb, "::/0", "via", gw, "dev", INNER_IFNAME, "proto", ROUTE_PROTO);
+  const addr = (verb: string, ip: string) => line(ns, "address", verb, ip, "dev", INNER_IFNAME, ...(verb === "add" ? ["nodad"] : []));
+  if (changed.includes("ip6")) {
+    // Deleting the address flushes the default route through it: its undo restores both.
+    if (b.ip6) op(addr("del", b.ip6), [addr("add", b.ip6), ...(b.gateway6 ? [route("replace", b.gateway6)] : [])]);
+    if (a.ip6) op(addr("add", a.ip6), [addr("del", a.ip6)]);
+  }
+  if (a.gateway6) op(route("replace", a.gateway6), b.gateway6 && !changed.includes("ip6") ? [route("replace", b.gateway6)] : []);
+  else if (b.gateway6 && !changed.includes("ip6")) op(route("del", b.gateway6), [route("replace", b.gateway6)]);
+  return ops;
+}
+
 /** What bolt asks an existing namespace (its mark on lo, an eth0, a default route): one process, shared by read and conflicts. */
-const NS_PROBE = ["link show", "route show default"];
+const NS_PROBE = ["link show", "route show table all default"];
 
 /** The mark on a namespace bolt created for endpoint `r` of `target`: its lo's alias. */
 function markLine(r: Resource, target: Ns): OpLine {

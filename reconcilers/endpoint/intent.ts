@@ -1,6 +1,7 @@
 import { closest, distance } from "fastest-levenshtein";
 import type { SourcePos } from "../../src/core/diagnostics.js";
 import { formatIp4, parseIp4 } from "../../src/core/ipv4.js";
+import { formatIp6, parseIp6 } from "../../src/core/ipv6.js";
 import { fragment, fragmentKey } from "../../src/core/intent.js";
 import type { IntentContext, IntentHooks } from "../../src/core/resource.js";
 import type { LoadedFile } from "../../src/config/load.js";
@@ -9,6 +10,7 @@ import type { Err } from "../../src/config/checks.js";
 import { deriveIfname } from "../../src/config/names.js";
 import { pointer } from "../../src/config/positions.js";
 import { NETWORKS, checkHost } from "../network/intent.js";
+import { checkHost6 } from "../network/intent6.js";
 import type { NetworkIntent } from "../network/intent.js";
 
 /** `[[endpoints]]`: a veth into a namespace (or a tap for a VM) on one of the networks. */
@@ -20,6 +22,8 @@ export interface EndpointIntent {
   netns?: string;
   /** static address, else IPAM leases one */
   ip?: number;
+  /** static IPv6 address (the network must have ipv6), else IPAM leases one from its v6 pool */
+  ip6?: bigint;
   mac?: string;
   source: SourcePos;
   fieldSources: Record<string, SourcePos>;
@@ -62,6 +66,14 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
       return undefined;
     }
   }
+  let ip6: bigint | undefined;
+  if (raw.ip6 !== undefined) {
+    ip6 = parseIp6(String(raw.ip6));
+    if (ip6 === undefined || String(raw.ip6).includes("/")) {
+      err(`endpoint "${name}": ip6 "${String(raw.ip6)}" is not an IPv6 address`, pos("ip6"), "an address without a prefix length, like fd20::10");
+      return undefined;
+    }
+  }
   if (type === "tap" && raw.netns !== undefined) {
     err(`endpoint "${name}": a tap endpoint stays on the host; "netns" applies to veth endpoints only`, pos("netns"));
     return undefined;
@@ -88,8 +100,8 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
     }
   }
   const fieldSources: Record<string, SourcePos> = {};
-  for (const k of ["name", "network", "ip", "tap", "netns", "mac"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
-  return { name, network: String(raw.network), type, netns, ip, mac: raw.mac as string | undefined, source, fieldSources };
+  for (const k of ["name", "network", "ip", "ip6", "tap", "netns", "mac"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
+  return { name, network: String(raw.network), type, netns, ip, ...(ip6 !== undefined ? { ip6 } : {}), mac: raw.mac as string | undefined, source, fieldSources };
 }
 
 function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], err: Err) {
@@ -134,7 +146,20 @@ function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], 
         err(`endpoint "${e.name}": ip ${formatIp4(e.ip)} is the gateway of network "${n.name}"`, e.fieldSources.ip ?? e.source);
       }
     }
+    if (e.ip6 !== undefined) {
+      const at = e.fieldSources.ip6 ?? e.source;
+      if (!n.v6) err(`endpoint "${e.name}": ip6 is set, but network "${n.name}" has no ipv6 subnet`, at, `add ipv6 = { subnet = "fd…::/64" } to [networks.${n.name}]`);
+      else if (checkHost6(e.ip6, n.v6.subnet, `endpoint "${e.name}": ip6 ${formatIp6(e.ip6)}`, at, err) && e.ip6 === n.v6.gateway)
+        err(`endpoint "${e.name}": ip6 ${formatIp6(e.ip6)} is the ipv6 gateway of network "${n.name}"`, at);
+    }
   }
+  duplicates(
+    endpoints,
+    (e) => (e.ip6 === undefined ? undefined : formatIp6(e.ip6)),
+    (e, f) => `endpoint "${e.name}": ip6 ${formatIp6(e.ip6!)} is already used by endpoint "${f.name}"`,
+    (e) => e.fieldSources.ip6 ?? e.source,
+    err,
+  );
   duplicates(
     endpoints,
     (e) => (e.ip === undefined ? undefined : formatIp4(e.ip)),

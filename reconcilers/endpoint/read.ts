@@ -23,6 +23,8 @@ export function parseEndpoints(links: IpLink[]): Resource[] {
       ...(type === "veth" ? { netns: tag.ns ?? "" } : {}),
       ip: tag.ip ?? "",
       ...(type === "veth" ? { gateway: tag.gw ?? "" } : {}),
+      // Dual-stack keys only when bolt recorded them (a v4-only endpoint's spec stays as it was).
+      ...(tag.ip6 ? { ip6: tag.ip6, ...(type === "veth" ? { gateway6: tag.gw6 ?? "" } : {}) } : {}),
       mtu: String(l.mtu),
       // A tap's MAC is the host-side device's own: read it from the kernel (drift shows).
       ...(tag.mac ? { mac: type === "tap" && l.address ? l.address : tag.mac } : {}),
@@ -43,7 +45,8 @@ export function parseEndpoints(links: IpLink[]): Resource[] {
 }
 
 /** What a deep read asks inside an endpoint namespace (one `ip -j -batch` process). */
-export const INSIDE_READ = ["addr show", "route show default"];
+// `table all` is the one `ip route show` form that lists both families in a batch (which takes no -6).
+export const INSIDE_READ = ["addr show", "route show table all default"];
 
 /** Replace recorded inside state with the kernel's, entering each endpoint namespace. */
 export async function readInside(io: LiveReader, r: Resource, netnsExists: boolean): Promise<void> {
@@ -52,6 +55,8 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
   if (!netnsExists) {
     r.spec.ip = "";
     r.spec.gateway = "";
+    if (r.spec.ip6 !== undefined) r.spec.ip6 = "";
+    if (r.spec.gateway6 !== undefined) r.spec.gateway6 = "";
     return;
   }
   let addrs: IpAddr[] = [];
@@ -62,13 +67,22 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
     /* namespace vanished between list and read: nothing inside */
   }
   const inner = addrs.find((a) => a.ifname === INNER_IFNAME);
-  r.spec.ip =
+  const addrText = (family: string) =>
     inner?.addr_info
-      .filter((a) => a.family === "inet")
+      // A link-local fe80:: address is the kernel's; bolt sets addrgenmode none, so one showing is drift worth a look, not an address.
+      .filter((a) => a.family === family && a.scope !== "link")
       .map((a) => `${a.local}/${a.prefixlen}`)
       .sort()
       .join(", ") ?? "";
-  r.spec.gateway = routes.find((rt) => rt.dev === INNER_IFNAME)?.gateway ?? "";
+  r.spec.ip = addrText("inet");
+  // The main table's default routes (no "table" key), one per family.
+  const gw = (v6: boolean) => routes.find((rt) => !rt.table && rt.dev === INNER_IFNAME && rt.gateway && rt.gateway.includes(":") === v6)?.gateway ?? "";
+  r.spec.gateway = gw(false);
+  const ip6 = addrText("inet6");
+  const gw6 = gw(true);
+  // Shown when bolt manages IPv6 here, or when someone added it by hand (drift).
+  if (r.spec.ip6 !== undefined || ip6) r.spec.ip6 = ip6;
+  if (r.spec.gateway6 !== undefined || gw6) r.spec.gateway6 = gw6;
   // A configured MAC is compared with what eth0 really has (`ip -j addr` carries the link address).
   if (r.spec.mac !== undefined) r.spec.mac = (inner as (IpAddr & { address?: string }) | undefined)?.address ?? "";
 }

@@ -1,5 +1,6 @@
 import { encodeAlias } from "../../src/core/ownership.js";
 import { RangeIndex, formatCidr4, formatIp4, parseCidr4, rangeOf } from "../../src/core/ipv4.js";
+import { formatCidr6, formatIfAddr6, lastOf6, overlaps6, parseCidr6 } from "../../src/core/ipv6.js";
 import { fragment } from "../../src/core/intent.js";
 import type { Change, Impact, OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
@@ -23,6 +24,7 @@ export const networkReconciler: Reconciler = {
   readScope: [{ ip: ["-d", "link", "show"] }, { ip: ["addr", "show"] }, { ip: ["-4", "route", "show", "table", "all"] }],
   offlineReads: [
     { argv: ["ip", "-j", "-4", "route", "show", "table", "all"], absent: { stdout: "[]", stderr: "", code: 0 } },
+    { argv: ["ip", "-j", "-6", "route", "show", "table", "all"], absent: { stdout: "[]", stderr: "", code: 0 } },
     // Link names and ownership aliases are all a conflict check needs of `ip -d link show` (no MACs, no stats).
     { argv: ["ip", "-j", "-d", "link", "show"], absent: { stdout: "[]", stderr: "", code: 0 }, minimize: minimalLinks },
   ],
@@ -34,8 +36,13 @@ export const networkReconciler: Reconciler = {
         name: n.name,
         id: `network:${n.name}`,
         keys: [`link:${n.bridge}`],
-        spec: { bridge: n.bridge, address: `${formatIp4(n.gateway)}/${n.subnet.prefix}`, mtu: String(n.mtu), state: "up" } satisfies NetworkSpec,
-        data: { subnet: formatCidr4(n.subnet) },
+        spec: {
+          bridge: n.bridge,
+          address: [`${formatIp4(n.gateway)}/${n.subnet.prefix}`, ...(n.v6 ? [formatIfAddr6(n.v6.gateway, n.v6.subnet.prefix)] : [])].join(", "),
+          mtu: String(n.mtu),
+          state: "up",
+        } satisfies NetworkSpec,
+        data: { subnet: formatCidr4(n.subnet), ...(n.v6 ? { subnet6: formatCidr6(n.v6.subnet) } : {}) },
         deps: [],
         owned: true,
         source: n.source,
@@ -62,6 +69,7 @@ export const networkReconciler: Reconciler = {
         return c ? [{ ...rangeOf(c), value: rt }] : [];
       }),
     );
+    out.push(...(await conflicts6(desired, io, ownedIfs)));
     for (const r of desired) {
       const subnet = parseCidr4(String(r.data?.subnet));
       const rt = subnet && foreign.find(rangeOf(subnet).start, rangeOf(subnet).end);
@@ -88,6 +96,34 @@ export const networkReconciler: Reconciler = {
 
   impact: connectivityImpact,
 };
+
+/** The IPv6 half of the conflict check, read only when a desired network has IPv6. */
+async function conflicts6(desired: Resource[], io: Parameters<NonNullable<Reconciler["conflicts"]>>[1], ownedIfs: Set<string>): Promise<Diagnostic[]> {
+  const wanted = desired.filter((r) => r.data?.subnet6);
+  if (!wanted.length) return [];
+  const routes = await io.ipJson<IpRoute[]>(["-6", "route", "show", "table", "all"]);
+  const foreign = routes.flatMap((rt) => {
+    // fe80::/64 and multicast routes are the kernel's own on every IPv6 link.
+    if (rt.dst === "default" || (rt.type && rt.type !== "unicast") || (rt.dev && ownedIfs.has(rt.dev))) return [];
+    const c = parseCidr6(rt.dst.includes("/") ? rt.dst : `${rt.dst}/128`);
+    return c && c.prefix > 0 && !overlaps6(c, LINK_LOCAL) ? [{ c, rt }] : [];
+  });
+  const out: Diagnostic[] = [];
+  for (const r of wanted) {
+    const subnet = parseCidr6(String(r.data!.subnet6))!;
+    const hit = foreign.find((f) => overlaps6(f.c, subnet) && f.c.network <= lastOf6(subnet));
+    if (hit)
+      out.push({
+        severity: "error",
+        message: `network "${r.name}": ipv6 subnet ${formatCidr6(subnet)} overlaps the existing route ${hit.rt.dst}${hit.rt.dev ? ` dev ${hit.rt.dev}` : ""}${hit.rt.table && hit.rt.table !== "main" ? ` table ${hit.rt.table}` : ""}`,
+        source: r.fieldSources?.subnet6 ?? r.source,
+        hint: "pick a free prefix or remove that route",
+      });
+  }
+  return out;
+}
+
+const LINK_LOCAL = parseCidr6("fe80::/10")!;
 
 /** Fields whose change moves addresses, routes or ports that live traffic depends on. */
 const CONNECTIVITY_FIELDS = ["address", "ip", "gateway", "bridge", "netns", "state"];
@@ -117,12 +153,21 @@ function addrList(spec: NetworkSpec): string[] {
   return spec.address ? spec.address.split(", ").filter(Boolean) : [];
 }
 
+/**
+ * An address on the bridge. IPv6 ones skip duplicate address detection (`nodad`): bolt owns the
+ * gateway, and a bridge without ports has no carrier, so DAD would leave it `tentative` (unusable)
+ * until the first endpoint comes up.
+ */
+function addLine(ns: Ns, a: string, dev: string): OpLine {
+  return line(ns, "address", "add", a, "dev", dev, ...(a.includes(":") ? ["nodad"] : []));
+}
+
 function createLines(r: Net, ns: Ns): OpLine[] {
   const br = r.spec.bridge;
   return [
     line(ns, "link", "add", "name", br, "mtu", r.spec.mtu, "type", "bridge"),
     line(ns, "link", "set", "dev", br, "alias", aliasOf(r), "addrgenmode", "none"),
-    ...addrList(r.spec).map((a) => line(ns, "address", "add", a, "dev", br)),
+    ...addrList(r.spec).map((a) => addLine(ns, a, br)),
     ...(r.spec.state === "up" ? [line(ns, "link", "set", "dev", br, "up")] : []),
   ];
 }
@@ -154,9 +199,9 @@ function updateOps(before: Net, after: Net, changed: string[], ns: Ns): Rendered
     const want = new Set(addrList(after.spec));
     const have = new Set(addrList(before.spec));
     for (const a of have)
-      if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [line(ns, "address", "add", a, "dev", br)] });
+      if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [addLine(ns, a, br)] });
     for (const a of want)
-      if (!have.has(a)) ops.push({ ...line(ns, "address", "add", a, "dev", br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
+      if (!have.has(a)) ops.push({ ...addLine(ns, a, br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
   }
   if (changed.includes("state")) {
     const to = after.spec.state === "up" ? "up" : "down";

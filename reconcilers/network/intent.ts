@@ -8,6 +8,8 @@ import { deriveIfname, ifnameProblem } from "../../src/config/names.js";
 import { pointer } from "../../src/config/positions.js";
 import { duplicates } from "../../src/config/checks.js";
 import type { Err } from "../../src/config/checks.js";
+import { checkOverlaps6, network6 } from "./intent6.js";
+import type { Network6 } from "./intent6.js";
 
 /** `[networks.NAME]` and volantd's bridge: what the files say, validated. */
 export interface NetworkIntent {
@@ -21,6 +23,8 @@ export interface NetworkIntent {
   internet: boolean;
   /** no forwarding to or from other bolt networks */
   isolated: boolean;
+  /** dual-stack: the IPv6 half, when the network has one */
+  v6?: Network6;
   source: SourcePos;
   fieldSources: Record<string, SourcePos>;
 }
@@ -40,7 +44,14 @@ export const networkIntent: IntentHooks = {
       const keyPos = (...parts: (string | number)[]) => f.positions.key(pointer(parts));
       if (f.kind === "boltfile") {
         for (const [name, raw] of Object.entries((f.data.networks ?? {}) as Record<string, Obj>)) {
-          const n = network(name, raw, (k) => pos("networks", name, k), keyPos("networks", name), ctx.err);
+          const n = network(
+            name,
+            raw,
+            (k) => pos("networks", name, k),
+            (k) => pos("networks", name, "ipv6", k),
+            keyPos("networks", name),
+            ctx.err,
+          );
           if (n) networks.push(n);
         }
       } else if (f.kind === "volantd") {
@@ -55,6 +66,7 @@ export const networkIntent: IntentHooks = {
           subnet: b.subnet ?? VOLANT_DEFAULTS.subnet,
           gateway: b.gateway ?? (subnetGiven ? undefined : VOLANT_DEFAULTS.gateway),
           ip_range: b.ip_range ? range : subnetGiven ? undefined : { start: VOLANT_DEFAULTS.start, end: VOLANT_DEFAULTS.end },
+          ipv6: volantIpv6(b.ipv6 as Obj | undefined),
         };
         const at = (k: string) => {
           const map: Record<string, (string | number)[]> = {
@@ -62,10 +74,12 @@ export const networkIntent: IntentHooks = {
             subnet: ["networking", "bridge", "subnet"],
             gateway: ["networking", "bridge", "gateway"],
             ip_range: ["networking", "bridge", "ip_range"],
+            ipv6: ["networking", "bridge", "ipv6"],
           };
           return pos(...(map[k] ?? ["networking", "bridge"]));
         };
-        const n = network("volant", raw, at, keyPos("networking", "bridge"), ctx.err);
+        const at6 = (k: string) => pos("networking", "bridge", "ipv6", k);
+        const n = network("volant", raw, at, at6, keyPos("networking", "bridge"), ctx.err);
         if (n) networks.push(n);
       }
     }
@@ -75,7 +89,14 @@ export const networkIntent: IntentHooks = {
   describe: (f) => `${((f as NetworkIntent[] | undefined) ?? []).length} network(s)`,
 };
 
-function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, err: Err): NetworkIntent | undefined {
+function network(
+  name: string,
+  raw: Obj,
+  pos: (k: string) => SourcePos,
+  pos6: (k: string) => SourcePos,
+  source: SourcePos,
+  err: Err,
+): NetworkIntent | undefined {
   let bad = false;
   const fail: Err = (m, s, h) => {
     bad = true;
@@ -116,11 +137,19 @@ function network(name: string, raw: Obj, pos: (k: string) => SourcePos, source: 
   const mtu = typeof raw.mtu === "number" ? raw.mtu : 1500;
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)
     fail(`network "${name}": mtu ${mtu} is out of range (IPv4 needs at least 68; the kernel maximum is 65535)`, pos("mtu"));
+  const internet = raw.internet !== false;
+  const v6 = raw.ipv6 ? network6(`network "${name}"`, raw.ipv6 as Obj, internet, pos6, fail) : undefined;
+  // IPv6 requires an MTU of at least 1280 on every link (RFC 8200): the kernel disables it on a smaller one.
+  if (v6 && mtu < 1280) fail(`network "${name}": mtu ${mtu} is below 1280, the IPv6 minimum (the kernel turns IPv6 off on such a link)`, pos("mtu"));
   if (bad) return undefined;
   const fieldSources: Record<string, SourcePos> = {};
-  for (const k of ["bridge", "subnet", "gateway", "ip_range", "mtu"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
+  for (const k of ["bridge", "subnet", "gateway", "ip_range", "mtu", "ipv6"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
   fieldSources.address = fieldSources.subnet ?? source;
-  return { name, bridge, subnet, gateway, pool, mtu, internet: raw.internet !== false, isolated: raw.isolated !== false, source, fieldSources };
+  if (v6) {
+    fieldSources.gateway6 = raw.ipv6 && (raw.ipv6 as Obj).gateway !== undefined ? pos6("gateway") : pos6("subnet");
+    fieldSources.subnet6 = pos6("subnet");
+  }
+  return { name, bridge, subnet, gateway, pool, mtu, internet, isolated: raw.isolated !== false, ...(v6 ? { v6 } : {}), source, fieldSources };
 }
 
 /** Special-purpose IPv4 ranges (RFC 6890) that a network cannot use. */
@@ -204,4 +233,11 @@ function checkNetworks(networks: NetworkIntent[], err: Err) {
     }
     if (!reach || broadcastOf(n.subnet) > broadcastOf(reach.subnet)) reach = n;
   }
+  checkOverlaps6(networks, err);
+}
+
+/** volantd's `bridge.ipv6 = { enabled, subnet, gateway }`: only when enabled. */
+function volantIpv6(v: Obj | undefined): Obj | undefined {
+  if (!v || v.enabled !== true) return undefined;
+  return { subnet: v.subnet ?? "", gateway: v.gateway };
 }

@@ -26,10 +26,13 @@ export function parseNetworks(links: IpLink[], addrs: IpAddr[]): { resources: Re
 }
 
 function networkResource(name: string, l: IpLink, addrs: IpAddr["addr_info"], ports: string[]): Resource {
-  const v4 = addrs
-    .filter((a) => a.family === "inet")
-    .map((a) => `${a.local}/${a.prefixlen}`)
-    .sort();
+  const text = (family: string) =>
+    addrs
+      // Global IPv6 only: a link-local fe80:: address is the kernel's (addrgenmode), never bolt's.
+      .filter((a) => a.family === family && (family === "inet" || a.scope !== "link"))
+      .map((a) => `${a.local}/${a.prefixlen}`)
+      .sort();
+  const v4 = [...text("inet"), ...text("inet6")];
   return {
     kind: "network",
     name,

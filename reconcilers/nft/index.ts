@@ -1,4 +1,5 @@
 import { parseIp4 } from "../../src/core/ipv4.js";
+import { parseIp6 } from "../../src/core/ipv6.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
 import type { Change, OpLine, Reconciler, Resource } from "../../src/core/resource.js";
@@ -35,7 +36,12 @@ export const nftReconciler: Reconciler = {
     if (!nft) return { resources: [], diagnostics: [] };
     const networks = fragment(ctx.intent, NETWORKS);
     const endpointIps = new Map<string, number>();
-    for (const r of ctx.desired) if (r.kind === "endpoint" && r.spec.ip) endpointIps.set(r.name, parseIp4(r.spec.ip.split("/")[0]!)!);
+    const endpointIps6 = new Map<string, bigint>();
+    for (const r of ctx.desired) {
+      if (r.kind !== "endpoint") continue;
+      if (r.spec.ip) endpointIps.set(r.name, parseIp4(r.spec.ip.split("/")[0]!)!);
+      if (r.spec.ip6) endpointIps6.set(r.name, parseIp6(r.spec.ip6.split("/")[0]!)!);
+    }
     const m = fragment(ctx.intent, WIREGUARD).mesh;
     const wg = m ? ctx.desired.find((r) => r.id === `wireguard:${m.ifname}`) : undefined;
     const self = m ? { ...m.self, address: wg?.spec.address ? parseIp4(wg.spec.address.split("/")[0]!)! : m.self.address } : undefined;
@@ -49,7 +55,7 @@ export const nftReconciler: Reconciler = {
         .map((a) => parseIp4(a.split("/")[0]!)!),
       source: full.mesh && m ? m.source : full.source,
     };
-    const table = compileTable({ nft, networks, endpointIps, mesh: m && self ? { intent: m, self } : undefined, fullTunnel: fullTunnelInput });
+    const table = compileTable({ nft, networks, endpointIps, endpointIps6, mesh: m && self ? { intent: m, self } : undefined, fullTunnel: fullTunnelInput });
     if (!table) return { resources: [], diagnostics: [] };
     const { spec, display } = tableSpec(table);
     const first = networks[0]?.source ?? nft.portForwards[0]?.source ?? nft.rules[0]?.source ?? m?.source ?? fullTunnelInput?.source;

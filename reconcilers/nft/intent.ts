@@ -4,6 +4,8 @@ import { closest, distance } from "fastest-levenshtein";
 import type { Diagnostic, SourcePos } from "../../src/core/diagnostics.js";
 import { parseCidr4, parseIp4 } from "../../src/core/ipv4.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
+import { formatIp6, parseCidr6, parseIp6 } from "../../src/core/ipv6.js";
+import type { Cidr6 } from "../../src/core/ipv6.js";
 import type { LoadedFile } from "../../src/config/load.js";
 import { fragment, fragmentKey } from "../../src/core/intent.js";
 import type { IntentHooks } from "../../src/core/resource.js";
@@ -24,12 +26,21 @@ export interface PortForwardIntent {
   /** endpoint name, resolved to its (possibly leased) address at plan time */
   toEndpoint?: string;
   toIp?: number;
+  /** IPv6: `host_ip = "fd00::1"`, `to = "[fd20::10]:80"` */
+  hostIp6?: bigint;
+  toIp6?: bigint;
   toPort: number;
+  /** the families it forwards: an endpoint on a dual-stack network gets both (like Docker with ip6tables) */
+  v4: boolean;
+  v6: boolean;
   source: SourcePos;
 }
 
 /** A source/destination reference: CIDR, bolt network, segment, or endpoint. */
-export type AddrRef = { kind: "cidr"; cidr: Cidr4 } | { kind: "network" | "segment" | "endpoint"; name: string } | { kind: "external" } | { kind: "any" };
+export type AddrRef =
+  | { kind: "cidr"; cidr: Cidr4 }
+  | { kind: "cidr6"; cidr: Cidr6 }
+  | { kind: "network" | "segment" | "endpoint"; name: string } | { kind: "external" } | { kind: "any" };
 
 export interface FirewallRuleIntent {
   name: string;
@@ -51,6 +62,7 @@ export interface BlocklistIntent {
   name: string;
   path: string;
   cidrs: Cidr4[];
+  cidrs6: Cidr6[];
   source: SourcePos;
 }
 
@@ -105,6 +117,9 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
     endpoints: new Set(endpoints.map((e) => e.name)),
     segments: new Set<string>(),
   };
+  // endpoint → whether its network is dual-stack (a port forward to it then covers both families)
+  const v6Nets = new Set(networks.filter((n) => n.v6).map((n) => n.name));
+  const dual = new Map(endpoints.map((e) => [e.name, v6Nets.has(e.network)]));
   for (const f of files) {
     const pos = (...parts: (string | number)[]) => f.positions.value(pointer(parts));
     const keyPos = (...parts: (string | number)[]) => f.positions.key(pointer(parts));
@@ -117,7 +132,7 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
           : [];
     const pfBase = f.kind === "volantd" ? ["networking", "port_forwards"] : ["port_forwards"];
     pfs.forEach((raw, i) => {
-      const pf = portForward(raw, (k) => pos(...pfBase, i, k), keyPos(...pfBase, i), names.endpoints, err);
+      const pf = portForward(raw, (k) => pos(...pfBase, i, k), keyPos(...pfBase, i), dual, err);
       if (pf) out.portForwards.push(pf);
     });
   }
@@ -175,7 +190,7 @@ function portForward(
   raw: Obj,
   pos: (k: string) => SourcePos,
   source: SourcePos,
-  endpoints: Set<string>,
+  dual: Map<string, boolean>,
   err: (m: string, s: SourcePos, h?: string) => void,
 ): PortForwardIntent | undefined {
   const to = String(raw.to ?? "");
@@ -183,26 +198,50 @@ function portForward(
   const target = to.slice(0, i);
   const port = portRange(to.slice(i + 1));
   if (i <= 0 || !port || port[0] !== port[1]) {
-    err(`port forward: "to" must be "<endpoint>:<port>" or "<ip>:<port>" with a port 1-65535, got "${to}"`, pos("to"));
+    err(`port forward: "to" must be "<endpoint>:<port>", "<ipv4>:<port>" or "[<ipv6>]:<port>" with a port 1-65535, got "${to}"`, pos("to"));
     return undefined;
   }
-  const pf: PortForwardIntent = { hostPort: Number(raw.host_port), protocol: raw.protocol === "udp" ? "udp" : "tcp", toPort: port[0], source };
+  const pf: PortForwardIntent = { hostPort: Number(raw.host_port), protocol: raw.protocol === "udp" ? "udp" : "tcp", toPort: port[0], v4: true, v6: false, source };
   if (raw.host_ip !== undefined) {
-    pf.hostIp = parseIp4(String(raw.host_ip));
-    if (pf.hostIp === undefined) return void err(`port forward: host_ip "${String(raw.host_ip)}" is not an IPv4 address`, pos("host_ip"));
+    const h = String(raw.host_ip);
+    if (h.includes(":")) pf.hostIp6 = parseIp6(h);
+    else pf.hostIp = parseIp4(h);
+    if (pf.hostIp === undefined && pf.hostIp6 === undefined) return void err(`port forward: host_ip "${h}" is not an IPv4 or IPv6 address`, pos("host_ip"));
   }
   if (!Number.isInteger(pf.hostPort) || pf.hostPort < 1 || pf.hostPort > 65535)
     return void err(`port forward: host_port ${String(raw.host_port)} is out of range 1-65535`, pos("host_port"));
+  const bracket = /^\[([0-9A-Fa-f:.]+)\]$/.exec(target);
   const ip = parseIp4(target);
-  if (ip !== undefined) pf.toIp = ip;
-  else if (endpoints.has(target)) pf.toEndpoint = target;
-  else {
-    const guess = endpoints.size ? closest(target, [...endpoints]) : undefined;
+  if (bracket) {
+    pf.toIp6 = parseIp6(bracket[1]!);
+    if (pf.toIp6 === undefined) return void err(`port forward: "${bracket[1]}" is not an IPv6 address`, pos("to"));
+    [pf.v4, pf.v6] = [false, true];
+  } else if (target.includes(":")) return void err(`port forward: an IPv6 target is written in brackets, "[${target}]:${port[0]}"`, pos("to"));
+  else if (ip !== undefined) pf.toIp = ip;
+  else if (dual.has(target)) {
+    pf.toEndpoint = target;
+    pf.v6 = dual.get(target)!;
+  } else {
+    const names = [...dual.keys()];
+    const guess = names.length ? closest(target, names) : undefined;
     return void err(
-      `port forward: "${target}" is neither an IPv4 address nor a defined endpoint`,
+      `port forward: "${target}" is neither an IP address nor a defined endpoint`,
       pos("to"),
       guess && distance(guess, target) <= 3 ? `did you mean "${guess}"?` : undefined,
     );
+  }
+  // A host address picks one family; NAT between families (NAT46/64) is not something nftables' dnat does.
+  if (pf.hostIp !== undefined) {
+    if (!pf.v4) return void err(`port forward: host_ip ${String(raw.host_ip)} is IPv4 but "${to}" is IPv6 (nft cannot translate between families)`, pos("host_ip"));
+    pf.v6 = false;
+  }
+  if (pf.hostIp6 !== undefined) {
+    if (!pf.v6)
+      return void err(
+        `port forward: host_ip ${formatIp6(pf.hostIp6)} is IPv6 but "${target}" has no IPv6 address${pf.toEndpoint ? " (its network has no ipv6 subnet)" : ""}`,
+        pos("host_ip"),
+      );
+    pf.v4 = false;
   }
   return pf;
 }
@@ -212,6 +251,12 @@ function addrRef(v: unknown, names: { networks: Set<string>; endpoints: Set<stri
   const s = String(v);
   if (s === "any") return { kind: "any" };
   if (s === "external") return { kind: "external" };
+  if (/^[0-9A-Fa-f:.]+(\/\d+)?$/.test(s) && s.includes(":")) {
+    const c = parseCidr6(s);
+    if (!c) return `"${s}" is not an IPv6 address or CIDR`;
+    if (c.hostBits) return `"${s}" has host bits set`;
+    return { kind: "cidr6", cidr: { network: c.network, prefix: c.prefix } };
+  }
   if (/^[0-9.]+(\/\d+)?$/.test(s)) {
     const c = parseCidr4(s.includes("/") ? s : `${s}/32`);
     if (!c) return `"${s}" is not an IPv4 address or CIDR`;
@@ -332,16 +377,21 @@ function segment(
 }
 
 function dupCheck(out: NftIntent, err: (m: string, s: SourcePos) => void) {
-  const seen = new Map<string, PortForwardIntent>();
-  for (const pf of out.portForwards) {
-    const k = `${pf.protocol}/${pf.hostIp ?? "*"}/${pf.hostPort}`;
-    const wild = `${pf.protocol}/*/${pf.hostPort}`;
-    const prev =
-      seen.get(k) ??
-      seen.get(wild) ??
-      (pf.hostIp === undefined ? [...seen.entries()].find(([key]) => key.startsWith(`${pf.protocol}/`) && key.endsWith(`/${pf.hostPort}`))?.[1] : undefined);
-    if (prev) err(`port forward: ${pf.protocol} port ${pf.hostPort} is already forwarded (${prev.source.file}:${prev.source.line})`, pf.source);
-    seen.set(k, pf);
+  // Per family: an IPv4 and an IPv6 forward of the same port are two different sockets.
+  for (const fam of [4, 6] as const) {
+    const seen = new Map<string, PortForwardIntent>();
+    for (const pf of out.portForwards.filter((p) => (fam === 4 ? p.v4 : p.v6))) {
+      const host = fam === 4 ? (pf.hostIp === undefined ? undefined : String(pf.hostIp)) : pf.hostIp6 === undefined ? undefined : String(pf.hostIp6);
+      const k = `${pf.protocol}/${host ?? "*"}/${pf.hostPort}`;
+      const wild = `${pf.protocol}/*/${pf.hostPort}`;
+      const prev =
+        seen.get(k) ??
+        seen.get(wild) ??
+        (host === undefined ? [...seen.entries()].find(([key]) => key.startsWith(`${pf.protocol}/`) && key.endsWith(`/${pf.hostPort}`))?.[1] : undefined);
+      if (prev && prev !== pf)
+        err(`port forward: ${pf.protocol} port ${pf.hostPort} is already forwarded${fam === 6 ? " for IPv6" : ""} (${prev.source.file}:${prev.source.line})`, pf.source);
+      else seen.set(k, pf);
+    }
   }
   const rules = new Set<string>();
   for (const r of out.rules) {
@@ -355,7 +405,7 @@ function dupCheck(out: NftIntent, err: (m: string, s: SourcePos) => void) {
   }
 }
 
-/** Blocklist files: one IPv4 address or CIDR a line, `#` comments; errors name the list's own line. */
+/** Blocklist files: one IPv4 or IPv6 address or CIDR a line, `#` comments; errors name the list's own line. */
 export function loadBlocklist(configFile: string, path: string, index: number, at: SourcePos, diags: Diagnostic[]): BlocklistIntent | undefined {
   const full = resolve(dirname(configFile), path);
   let text: string;
@@ -371,11 +421,26 @@ export function loadBlocklist(configFile: string, path: string, index: number, a
     return undefined;
   }
   const cidrs: Cidr4[] = [];
+  const cidrs6: Cidr6[] = [];
   const lines = text.split("\n");
   for (let n = 0; n < lines.length; n++) {
     const raw = lines[n]!;
     const body = raw.replace(/#.*/, "").trim();
     if (!body) continue;
+    if (body.includes(":")) {
+      const c6 = parseCidr6(body);
+      if (c6 && !c6.hostBits) {
+        cidrs6.push({ network: c6.network, prefix: c6.prefix });
+        continue;
+      }
+      diags.push({
+        severity: "error",
+        message: `"${body}" is not an IPv6 address or CIDR${c6?.hostBits ? " (host bits set)" : ""}`,
+        source: { file: path, line: n + 1, col: raw.indexOf(body) + 1 },
+      });
+      if (diags.filter((d) => d.severity === "error").length > 20) break;
+      continue;
+    }
     const c = parseCidr4(body.includes("/") ? body : `${body}/32`);
     if (!c || c.hostBits) {
       diags.push({
@@ -388,5 +453,5 @@ export function loadBlocklist(configFile: string, path: string, index: number, a
     }
     cidrs.push(c);
   }
-  return { name: `bl${index}`, path, cidrs, source: at };
+  return { name: `bl${index}`, path, cidrs, cidrs6, source: at };
 }

@@ -1,3 +1,4 @@
+import { parseIp6 } from "../../src/core/ipv6.js";
 import { hash8 } from "./script.js";
 
 /** The parts of `nft -j list table inet bolt` bolt reads. */
@@ -56,18 +57,20 @@ export function parseTable(json: { nftables: NftJsonItem[] }): LiveTable {
 function staticSetHash(s: NonNullable<NftJsonItem["set"]>): string {
   const type = Array.isArray(s.type) ? s.type.join(" . ") : s.type;
   const decl = [`type ${type}`, ...(s.flags?.length ? [`flags ${s.flags.join(",")}`] : [])];
-  const elems = (s.elem ?? []).map((e): [string, number] => {
-    if (typeof e === "string") return s.type === "ifname" ? [`"${e}"`, 0] : [e, ipOrder(e)];
+  const elems = (s.elem ?? []).map((e): [string, bigint] => {
+    if (typeof e === "string") return s.type === "ifname" ? [`"${e}"`, 0n] : [e, ipOrder(e)];
     const o = e as { prefix?: { addr: string; len: number }; range?: [string, string]; concat?: string[] };
-    if (o.concat && Array.isArray(s.type)) return [o.concat.map((x, i) => ((s.type as string[])[i] === "ifname" ? `"${x}"` : x)).join(" . "), 0];
+    if (o.concat && Array.isArray(s.type)) return [o.concat.map((x, i) => ((s.type as string[])[i] === "ifname" ? `"${x}"` : x)).join(" . "), 0n];
     if (o.prefix) return [`${o.prefix.addr}/${o.prefix.len}`, ipOrder(o.prefix.addr)];
     if (o.range) return [`${o.range[0]}-${o.range[1]}`, ipOrder(o.range[0])];
-    return [JSON.stringify(e), 0];
+    return [JSON.stringify(e), 0n];
   });
-  elems.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  elems.sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return hash8(decl.join(";") + "|" + elems.map((e) => e[0]).join(","));
 }
 
-function ipOrder(ip: string): number {
-  return ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+/** Address order of an IPv4 or IPv6 element (a set holds one family). */
+function ipOrder(ip: string): bigint {
+  if (ip.includes(":")) return parseIp6(ip) ?? 0n;
+  return BigInt(ip.split(".").reduce((n, o) => n * 256 + Number(o), 0));
 }

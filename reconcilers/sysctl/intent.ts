@@ -38,6 +38,7 @@ export const sysctlIntent: IntentHooks = {
     );
     const mesh = fragment(ctx.intent, WIREGUARD).mesh;
     impliedForwarding(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), mesh, sysctls, ctx.diagnostics);
+    impliedForwarding6(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), sysctls, ctx.diagnostics);
     // A full tunnel (exit node in use): rp_filter must see the restored fwmark (see the nft mangle chains).
     const full = fullTunnel(fragment(ctx.intent, WIREGUARD));
     if (full && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark"))
@@ -63,6 +64,28 @@ function impliedForwarding(networks: NetworkIntent[], nft: NftIntent | undefined
     diags.push({
       severity: "error",
       message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "hostPort" in needs ? "a port forward is declared" : "the mesh node routes subnets or is an exit node"}: both need IPv4 forwarding`,
+      source: explicit.source,
+    });
+}
+
+/**
+ * IPv6 forwarding (net.ipv6.conf.all.forwarding=1) for a network whose IPv6 reaches out
+ * (masquerade or routed) and for IPv6 port forwards; like IPv4's, restored on destroy, and an
+ * explicit 0 while needed is an error. (Forwarding also makes the kernel ignore router
+ * advertisements on every link of that namespace: a router does not autoconfigure.)
+ */
+function impliedForwarding6(networks: NetworkIntent[], nft: NftIntent | undefined, sysctls: SysctlIntent[], diags: Diagnostic[]) {
+  const net = networks.find((n) => n.v6?.internet);
+  const pf = nft?.portForwards.find((p) => p.v6);
+  const needs = net ?? pf;
+  if (!needs) return;
+  const key = "net.ipv6.conf.all.forwarding";
+  const explicit = sysctls.find((s) => s.key === key);
+  if (!explicit) sysctls.push({ key, value: "1", source: needs.source, implied: true });
+  else if (explicit.value.trim() === "0")
+    diags.push({
+      severity: "error",
+      message: `sysctl ${key} = 0, but ${net ? `network "${net.name}" has ipv6 internet = "${net.v6!.internet}"` : "an IPv6 port forward is declared"}: both need IPv6 forwarding`,
       source: explicit.source,
     });
 }

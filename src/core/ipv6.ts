@@ -75,3 +75,22 @@ export function contains6(c: Cidr6, ip: bigint): boolean {
   const mask = c.prefix === 0 ? 0n : (ALL << BigInt(128 - c.prefix)) & ALL;
   return (ip & mask) === c.network;
 }
+
+export function maskOf6(prefix: number): bigint {
+  return prefix === 0 ? 0n : (ALL << BigInt(128 - prefix)) & ALL;
+}
+
+/** The last address of a prefix (IPv6 has no broadcast: it is an ordinary host address). */
+export function lastOf6(c: Cidr6): bigint {
+  return c.network | (~maskOf6(c.prefix) & ALL);
+}
+
+export function overlaps6(a: Cidr6, b: Cidr6): boolean {
+  const m = maskOf6(Math.min(a.prefix, b.prefix));
+  return (a.network & m) === (b.network & m);
+}
+
+/** An address with its prefix length as `ip` prints it: `fd20::10/64`. */
+export function formatIfAddr6(ip: bigint, prefix: number): string {
+  return `${formatIp6(ip)}/${prefix}`;
+}

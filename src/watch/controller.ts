@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { stringifyBig } from "../core/json-bigint.js";
 import type { Logger } from "pino";
 import { BoltError, formatDiagnostic } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
@@ -306,7 +307,7 @@ export class WatchController {
       this.o.onFiles?.([...this.o.files, ...(this.good ? referencedFiles(this.good.intent) : [])]);
       return false;
     }
-    const digest = createHash("sha256").update(JSON.stringify(loaded.intent)).digest("hex");
+    const digest = createHash("sha256").update(stringifyBig(loaded.intent)).digest("hex");
     this.good = { ...loaded, digest };
     this.configError = undefined;
     metrics.configValid.set(1);

@@ -164,7 +164,7 @@ class FakeKernel {
           addr_info: l.addrs.map((a) => ({ family: "inet", local: a.split("/")[0], prefixlen: Number(a.split("/")[1]) })),
         })),
       );
-    if (["-4 route show table all", "-4 route show default", "route show default"].includes(what))
+    if (["-4 route show table all", "-4 route show default", "route show default", "route show table all default"].includes(what))
       return json(s.routes.map((r) => ({ dst: "default", gateway: r.gateway, dev: r.dev, protocol: "176" })));
     throw new Error(`fake kernel: unexpected read: ip ${what}`);
   }

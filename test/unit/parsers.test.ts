@@ -137,7 +137,7 @@ describe("reading inside an endpoint namespace", () => {
     expect(r.spec.ip).toBe("10.77.0.10/24"); // lo's 127.0.0.1 is not eth0's
     expect(r.spec.gateway).toBe("10.77.0.1");
     expect(runner.calls).toHaveLength(1);
-    expect(runner.calls[0]!.stdin).toBe("addr show\nroute show default\n");
+    expect(runner.calls[0]!.stdin).toBe("addr show\nroute show table all default\n");
   });
 
   it("the single-command recordings agree with the batch recording", () => {
