@@ -6,8 +6,9 @@ import type { AddrRef, FirewallRuleIntent, NftIntent, SegmentIntent } from "./in
 import { nftIfname, nftName } from "./grammar.js";
 import { EXIT } from "../wireguard/intent.js";
 import type { MeshIntent, MeshNode } from "../wireguard/intent.js";
-import { PORTED, addrSet, compileAcls } from "../wireguard/acl.js";
+import { ICMPS, PORTED, addrSet, addrSet6, compileAcls } from "../wireguard/acl.js";
 import type { CompiledAcl } from "../wireguard/acl.js";
+import { nodeAddress6Text } from "../wireguard/mesh6.js";
 
 /**
  * Compiles the intent into bolt's table `inet bolt`: sets, base chains and regular chains with
@@ -157,10 +158,19 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     // wg-quick's anti-spoofing (CVE-2019-14899): a packet for the tunnel's address that arrives
     // on another interface from a source that is not this host's is dropped before conntrack.
     const dev = nftIfname(full.ifname);
-    for (const a of full.addresses)
+    // IPv4 ones (an IPv6 address of the list is not a number: the IPv6 rule below covers the mesh's).
+    for (const a of full.addresses.filter((x) => Number.isInteger(x)))
       rawPre.rules.push({
         key: `${key}-antispoof:${formatIp4(a)}`,
         text: `iifname != ${dev} ip daddr ${formatIp4(a)} fib saddr type != local drop`,
+        source: full.source,
+      });
+    // The mesh node's IPv6 address, like wg-quick does for each IPv6 address of the interface.
+    const six = mesh && mesh.intent.ifname === full.ifname ? nodeAddress6Text(mesh.intent, mesh.self) : undefined;
+    if (six !== undefined)
+      rawPre.rules.push({
+        key: `${key}-antispoof:${six}`,
+        text: `iifname != ${dev} ip6 daddr ${six} fib saddr type != local drop`,
         source: full.source,
       });
   }
@@ -236,39 +246,56 @@ export function compileTable(input: CompileInput): NftTable | undefined {
 /**
  * ACLs on the mesh interface: first match wins, then everything else is dropped. Each rule
  * and destination becomes the nft rules that match exactly what acl.ts `matches` says: an
- * accept rule's ICMP by addresses alone, ports only for the ported protocols, the rule's
- * other protocols (its own or Tailscale's default tcp/udp/icmp) by protocol.
+ * accept rule's ICMP (and ICMPv6) by addresses alone, ports only for the ported protocols,
+ * the rule's other protocols (its own or Tailscale's default tcp/udp/icmp/icmpv6) by protocol.
+ * Addresses of both families: an `ip` rule for the IPv4 side and an `ip6` one for the IPv6
+ * side (keys `…:v6`); a rule with "*" on both sides matches either family at once.
  */
 function aclRules(acls: CompiledAcl[], gw: string): NftRule[] {
   const rules: NftRule[] = [{ key: "established", text: "ct state established,related accept" }];
   const set = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(", ")} }`);
   acls.forEach((a, i) => {
-    if (a.src !== "any" && !a.src.length) return;
     const verdict = a.action === "accept" ? "accept" : "drop";
     a.dst.forEach((d, j) => {
-      if (d.addrs !== "any" && !d.addrs.length) return;
-      const m: string[] = [];
-      if (a.src !== "any") m.push(`ip saddr ${addrSet(a.src)}`);
-      if (d.addrs !== "any") m.push(`ip daddr ${addrSet(d.addrs)}`);
-      const base = m.length ? `${m.join(" ")} ` : "";
-      const key = `acl:${i}:${j}`;
-      const icmpByAddr = a.action === "accept";
-      if (icmpByAddr) rules.push({ key: `${key}:icmp`, text: `${base}meta l4proto icmp counter accept` });
-      if (a.protos === "any") {
-        if (d.ports === "any") rules.push({ key, text: `${base}counter ${verdict}` });
-        else {
-          rules.push({ key, text: `${base}meta l4proto ${set(PORTED)} th dport ${portSet(d.ports)} counter ${verdict}` });
-          rules.push({ key: `${key}:other`, text: `${base}meta l4proto != ${set(PORTED)} counter ${verdict}` });
-        }
-        return;
-      }
-      const protos = a.protos.filter((p) => !(icmpByAddr && p === "icmp"));
-      const ported = protos.filter((p) => PORTED.includes(p));
-      const other = protos.filter((p) => !PORTED.includes(p));
-      if (d.ports === "any" && protos.length) rules.push({ key, text: `${base}meta l4proto ${set(protos)} counter ${verdict}` });
+      const families: { v: "4" | "6" | "any"; m: string[] }[] = [];
+      if (a.src === "any" && d.addrs === "any" && d.addrs6 === "any") families.push({ v: "any", m: [] });
       else {
-        if (ported.length) rules.push({ key, text: `${base}meta l4proto ${set(ported)} th dport ${portSet(d.ports)} counter ${verdict}` });
-        if (other.length) rules.push({ key: `${key}:other`, text: `${base}meta l4proto ${set(other)} counter ${verdict}` });
+        const side = (v: "4" | "6", src: unknown[] | "any", dst: unknown[] | "any", text: (x: never[]) => string, kw: string) => {
+          if ((src !== "any" && !src.length) || (dst !== "any" && !dst.length)) return;
+          const m: string[] = [];
+          if (src !== "any") m.push(`${kw} saddr ${text(src as never[])}`);
+          if (dst !== "any") m.push(`${kw} daddr ${text(dst as never[])}`);
+          // "*" to "*" within one family still needs the family: `meta nfproto`.
+          if (!m.length) m.push(`meta nfproto ${v === "4" ? "ipv4" : "ipv6"}`);
+          families.push({ v, m });
+        };
+        side("4", a.src, d.addrs, addrSet as (x: never[]) => string, "ip");
+        side("6", a.src6, d.addrs6, addrSet6 as (x: never[]) => string, "ip6");
+      }
+      for (const { v, m } of families) {
+        const base = m.length ? `${m.join(" ")} ` : "";
+        const key = `acl:${i}:${j}${v === "6" ? ":v6" : ""}`;
+        // The ICMP of this family (both when the rule is family-agnostic).
+        const icmps = v === "4" ? ["icmp"] : v === "6" ? ["ipv6-icmp"] : ICMPS;
+        const icmpByAddr = a.action === "accept";
+        if (icmpByAddr) rules.push({ key: `${key}:icmp`, text: `${base}meta l4proto ${set(icmps)} counter accept` });
+        if (a.protos === "any") {
+          if (d.ports === "any") rules.push({ key, text: `${base}counter ${verdict}` });
+          else {
+            rules.push({ key, text: `${base}meta l4proto ${set(PORTED)} th dport ${portSet(d.ports)} counter ${verdict}` });
+            rules.push({ key: `${key}:other`, text: `${base}meta l4proto != ${set(PORTED)} counter ${verdict}` });
+          }
+          continue;
+        }
+        // An ICMP of the other family never matches here: left out.
+        const protos = a.protos.filter((p) => !(ICMPS.includes(p) && (icmpByAddr || !icmps.includes(p))));
+        const ported = protos.filter((p) => PORTED.includes(p));
+        const other = protos.filter((p) => !PORTED.includes(p));
+        if (d.ports === "any" && protos.length) rules.push({ key, text: `${base}meta l4proto ${set(protos)} counter ${verdict}` });
+        else {
+          if (ported.length) rules.push({ key, text: `${base}meta l4proto ${set(ported)} th dport ${portSet(d.ports)} counter ${verdict}` });
+          if (other.length) rules.push({ key: `${key}:other`, text: `${base}meta l4proto ${set(other)} counter ${verdict}` });
+        }
       }
     });
   });

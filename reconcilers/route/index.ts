@@ -12,8 +12,8 @@ import { EXIT, WIREGUARD } from "../wireguard/intent.js";
 
 /**
  * Routes bolt installs in the target: one per WireGuard allowed IP (routes follow allowed-IPs
- * changes, which `wg syncconf` does not do), and the exit node's default route in bolt's own
- * table. Owned routes carry rtnetlink protocol 176; a desired route never replaces a foreign one.
+ * changes, which `wg syncconf` does not do), and the exit node's default routes (0.0.0.0/0 and
+ * ::/0) in bolt's own table. Owned routes carry rtnetlink protocol 176; a desired route never replaces a foreign one.
  */
 export const routeReconciler: Reconciler = {
   kind: "route",
@@ -38,8 +38,9 @@ export const routeReconciler: Reconciler = {
           const dst = c.prefix === 0 ? "default" : formatCidr4(c);
           resources.push(route(dst, table, w.ifname, p.source));
         }
-        for (const c of (p.allowedIps6 ?? []).map((x) => parseCidr6(x)!).filter((x) => !covered6(x)))
-          resources.push(route(formatCidr6(c), "main", w.ifname, p.source));
+        // ::/0 (an IPv6 full tunnel or exit node) goes to bolt's table, like 0.0.0.0/0.
+        for (const c of (p.allowedIps6 ?? []).map((x) => parseCidr6(x)!).filter((x) => x.prefix === 0 || !covered6(x)))
+          resources.push(route(formatCidr6(c), c.prefix === 0 ? String(EXIT.table) : "main", w.ifname, p.source));
       }
     }
     const seen = new Set<string>();

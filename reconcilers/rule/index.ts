@@ -2,13 +2,15 @@ import { ROUTE_PROTO } from "../../src/core/conventions.js";
 import { fragment } from "../../src/core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
 import type { Ns } from "../../src/exec/runner.js";
-import { EXIT, WIREGUARD, fullTunnel } from "../wireguard/intent.js";
+import { EXIT, WIREGUARD, fullTunnel, fullTunnelHas6 } from "../wireguard/intent.js";
 
 /**
  * Policy routing rules (exit node, wg-quick's scheme): first `lookup main suppress_prefixlength 0`
  * (everything but the default route — local subnets and the underlay — stays on main), then
  * `not fwmark M lookup T` (all else to the tunnel table, except WireGuard's own marked packets).
- * Owned rules carry protocol 176 and a priority in bolt's band 20000–20999.
+ * Owned rules carry protocol 176 and a priority in bolt's band 20000–20999. A tunnel that also
+ * carries ::/0 (an IPv6 full tunnel, a mesh exit node with IPv6) gets the same two rules in
+ * the IPv6 rule list (`ip -6 rule`), named "v6:PRIORITY".
  */
 interface IpRule {
   priority: number;
@@ -27,7 +29,7 @@ export const ruleReconciler: Reconciler = {
   uses: ["wireguard"],
   // A rule is its whole match: changing the table adds a rule next to the old one, so it is a replace.
   replaceOn: ["selector", "table"],
-  readScope: [{ ip: ["rule", "show"] }],
+  readScope: [{ ip: ["rule", "show"] }, { ip: ["-6", "rule", "show"] }],
 
   desired(ctx) {
     const resources: Resource[] = [];
@@ -36,16 +38,23 @@ export const ruleReconciler: Reconciler = {
     const w = fullTunnel(wg);
     if (w) {
       const source = w.mesh && wg.mesh ? wg.mesh.source : w.source;
-      resources.push(rule(EXIT.prioSuppress, "suppress_prefixlength 0", "main", source));
-      resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), source));
+      const fams: ("4" | "6")[] = [
+        ...(w.peers.some((p) => p.allowedIps.some((c) => c.prefix === 0)) ? ["4" as const] : []),
+        ...(fullTunnelHas6(w) ? ["6" as const] : []),
+      ];
+      for (const f of fams) {
+        resources.push(rule(EXIT.prioSuppress, "suppress_prefixlength 0", "main", source, f));
+        resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), source, f));
+      }
     }
     return { resources, diagnostics: [] };
   },
 
   async read(io) {
-    const rules = await io.ipJson<IpRule[]>(["rule", "show"]);
-    const resources = rules.filter((r) => r.protocol === ROUTE_PROTO).map((r) => rule(r.priority, selectorOf(r), r.table ?? ""));
-    return { resources, foreign: new Map() };
+    const [v4, v6] = await Promise.all([io.ipJson<IpRule[]>(["rule", "show"]), io.ipJson<IpRule[]>(["-6", "rule", "show"])]);
+    const mine = (rules: IpRule[], f: "4" | "6") =>
+      rules.filter((r) => r.protocol === ROUTE_PROTO).map((r) => rule(r.priority, selectorOf(r), r.table ?? "", undefined, f));
+    return { resources: [...mine(v4, "4"), ...mine(v6, "6")], foreign: new Map() };
   },
 
   render(change, ctx) {
@@ -64,18 +73,29 @@ function selectorOf(r: IpRule): string {
   return "";
 }
 
-function rule(priority: number, selector: string, table: string, source?: Resource["source"]): Resource {
-  return { kind: "rule", name: String(priority), id: `rule:${priority}`, keys: [`rule:${priority}`], spec: { selector, table }, deps: [], owned: true, source };
+function rule(priority: number, selector: string, table: string, source: Resource["source"] | undefined, family: "4" | "6"): Resource {
+  const name = family === "6" ? `v6:${priority}` : String(priority);
+  const r: Resource = { kind: "rule", name, id: `rule:${name}`, keys: [`rule:${name}`], spec: { selector, table }, deps: [], owned: true, source };
+  if (family === "6") r.data = { family: "6", priority };
+  return r;
 }
 
 function add(ns: Ns, r: Resource): OpLine {
   const sel = r.spec.selector!.split(" ").filter(Boolean);
   // `suppress_prefixlength` belongs after the table in ip's grammar; fwmark selectors before it.
   const [before, after] = sel[0] === "suppress_prefixlength" ? [[], sel] : [sel, []];
-  return { tool: "ip", ns, args: ["rule", "add", "priority", r.name, ...before, "table", r.spec.table!, ...after, "protocol", ROUTE_PROTO] };
+  const six = r.data?.family === "6";
+  const priority = six ? String(r.data!.priority) : r.name;
+  return {
+    tool: "ip",
+    ns,
+    args: [...(six ? ["-6"] : []), "rule", "add", "priority", priority, ...before, "table", r.spec.table!, ...after, "protocol", ROUTE_PROTO],
+  };
 }
 
 /** Deletes exactly this rule (priority, selector and table), never another one at the same priority. */
 function del(ns: Ns, r: Resource): OpLine {
-  return { ...add(ns, r), args: ["rule", "del", ...add(ns, r).args.slice(2)] };
+  const args = add(ns, r).args;
+  const at = args.indexOf("add");
+  return { ...add(ns, r), args: [...args.slice(0, at), "del", ...args.slice(at + 1)] };
 }

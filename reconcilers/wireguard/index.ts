@@ -1,4 +1,5 @@
-import { formatIp4 } from "../../src/core/ipv4.js";
+import { formatIp4, parseIp4 } from "../../src/core/ipv4.js";
+import { host128, nodeAddress6 } from "./mesh6.js";
 import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
@@ -39,12 +40,13 @@ export const wireguardReconciler: Reconciler = {
     for (const w of fragment(ctx.intent, WIREGUARD).interfaces) {
       // Compared sorted, like the live read lists them; added in the config's order (data.addresses):
       // the first is the source address the kernel picks for the allowed-IP routes, as with wg-quick.
-      const v6 = w.addresses6 ?? [];
       const v4 = w.address
         ? [w.address, ...(w.moreAddresses ?? [])].map((a) => `${formatIp4(a.addr)}/${a.prefix}`)
         : w.mesh
           ? [meshAddress(ctx, w.ifname)]
           : [];
+      // A mesh node's IPv6 address (unless given) follows its effective IPv4 one (mesh6.ts).
+      const v6 = w.addresses6 ?? (w.mesh ? meshAddress6(ctx, v4[0]) : []);
       const addresses = [...v4, ...v6];
       const address = [...addresses].sort().join(", ");
       // A working device keeps its implementation; a new (or dead) one gets what this host has.
@@ -160,8 +162,18 @@ function meshAddress(ctx: PlanContext, ifname: string): string {
   const lease = ctx.leases.get(`mesh:${ifname}`);
   if (lease) return `${lease}/32`;
   const live = ctx.live.get(`wireguard:${ifname}`);
-  if (live?.owned && live.spec.address) return live.spec.address;
+  // The live list has both families ("100.64.0.5/32, fd7a:…/128"): its IPv4 address.
+  const live4 = live?.owned ? live.spec.address?.split(", ").find((a) => !a.includes(":")) : undefined;
+  if (live4) return live4;
   return `${formatIp4(fragment(ctx.intent, WIREGUARD).mesh!.self.address)}/32`;
+}
+
+/** The mesh node's IPv6 /128 derived from its IPv4 address; none when the mesh has IPv6 off. */
+function meshAddress6(ctx: PlanContext, v4: string | undefined): string[] {
+  const mesh = fragment(ctx.intent, WIREGUARD).mesh;
+  const a = v4 === undefined ? undefined : parseIp4(v4.split("/")[0]!);
+  const six = mesh && a !== undefined ? nodeAddress6(mesh, { address: a }) : undefined;
+  return six === undefined ? [] : [host128(six)];
 }
 
 export async function wgDump(io: LiveReader, ifname: string): Promise<WgDump | undefined> {

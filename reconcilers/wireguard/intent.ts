@@ -8,6 +8,7 @@ import type { LoadedFile } from "../../src/config/load.js";
 import { ifnameProblem } from "../../src/config/names.js";
 import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
 import { pointer } from "../../src/config/positions.js";
+import { MESH_CIDR6, deriveAddress6, host128, meshCidr6Problem, nodeAddress6, parseAddress6 } from "./mesh6.js";
 import { isKey, readKeyFile } from "./keys.js";
 import { PORTED, protoName, runAclTests } from "./acl.js";
 import { loadPolicyFile, parsePolicy } from "./policy-file.js";
@@ -26,7 +27,7 @@ import type { IntentHooks } from "../../src/core/resource.js";
 export interface WgPeerIntent {
   publicKey: string;
   allowedIps: Cidr4[];
-  /** IPv6 allowed IPs as canonical text ("fd00:77::/64"; the intent is stored as JSON); no ::/0 full tunnel yet */
+  /** IPv6 allowed IPs as canonical text ("fd00:77::/64"; the intent is stored as JSON); "::/0" is an IPv6 full tunnel */
   allowedIps6?: string[];
   endpoint?: string;
   keepalive?: number;
@@ -67,6 +68,8 @@ export interface MeshNode {
   publicKey?: string;
   /** its owner (Tailscale's user, "alice@example.com"); a tagged node belongs to its tags */
   user?: string;
+  /** its IPv6 mesh address when the config gives one (canonical text); else derived from `address` (mesh6.ts nodeAddress6) */
+  address6?: string;
 }
 
 export interface AclIntent {
@@ -109,6 +112,8 @@ export interface MeshIntent {
   acls: AclIntent[];
   aclTests: AclTestIntent[];
   aliases: AclAliases;
+  /** the mesh's IPv6 prefix ([ghostwire] ipv6_cidr, fd7a:115c:a1e0::/48 by default); undefined: [features] ipv6 = false */
+  cidr6?: string;
   source: SourcePos;
 }
 
@@ -215,11 +220,11 @@ export function wireguardIntent(
     names.set(w.ifname, w);
   }
   // One default route per host: a second full tunnel would fight the first for it.
-  const full = wireguard.filter((w) => w.peers.some((p) => p.allowedIps.some((c) => c.prefix === 0)));
+  const full = wireguard.filter((w) => w.peers.some(isFullTunnelPeer));
   for (const w of full.slice(1))
     err(
-      `${w.ifname}: a peer has allowed_ips 0.0.0.0/0 (a full tunnel), but ${full[0]!.ifname} (${full[0]!.source.file}:${full[0]!.source.line}) already carries the default route: one full tunnel per host`,
-      w.peers.find((p) => p.allowedIps.some((c) => c.prefix === 0))!.source,
+      `${w.ifname}: a peer has allowed_ips 0.0.0.0/0 or ::/0 (a full tunnel), but ${full[0]!.ifname} (${full[0]!.source.file}:${full[0]!.source.line}) already carries the default route: one full tunnel per host`,
+      w.peers.find(isFullTunnelPeer)!.source,
     );
   return { wireguard, mesh };
 }
@@ -260,8 +265,6 @@ function peerList(
       if (a.includes(":")) {
         const c = parseCidr6(a);
         if (!c || c.hostBits) err(`${ifname}: peer ${i + 1}: allowed_ips "${a}" is not an IPv6 CIDR without host bits`, at6);
-        else if (c.prefix === 0)
-          err(`${ifname}: peer ${i + 1}: allowed_ips "::/0" (an IPv6 full tunnel) is not supported yet; IPv6 prefixes are, and 0.0.0.0/0 is`, at6);
         else allowed6.push(formatCidr6(c));
         continue;
       }
@@ -356,7 +359,7 @@ function wgInterface(
     mtu: raw.mtu as number | undefined,
     // A peer with 0.0.0.0/0 makes this a full tunnel: like wg-quick, the interface's own
     // packets carry a mark so policy routing keeps them off the tunnel (see fullTunnel).
-    fwmark: peers.some((pp) => pp.allowedIps.some((c) => c.prefix === 0)) ? EXIT.fwmark : undefined,
+    fwmark: peers.some(isFullTunnelPeer) ? EXIT.fwmark : undefined,
     peers,
     source,
     mesh: false,
@@ -370,7 +373,17 @@ function wgInterface(
  * with src_valid_mark for rp_filter, and wg-quick's anti-spoofing rule for its addresses.
  */
 export function fullTunnel(f: WireguardFragment): WgIntent | undefined {
-  return f.interfaces.find((w) => w.fwmark === EXIT.fwmark && w.peers.some((p) => p.allowedIps.some((c) => c.prefix === 0)));
+  return f.interfaces.find((w) => w.fwmark === EXIT.fwmark && w.peers.some(isFullTunnelPeer));
+}
+
+/** A peer that carries a default route: 0.0.0.0/0 or ::/0 among its allowed IPs. */
+export function isFullTunnelPeer(p: WgPeerIntent): boolean {
+  return p.allowedIps.some((c) => c.prefix === 0) || (p.allowedIps6 ?? []).includes("::/0");
+}
+
+/** Whether the full tunnel carries this family's default route (the rule and route reconcilers' IPv6 half). */
+export function fullTunnelHas6(w: WgIntent): boolean {
+  return w.peers.some((p) => (p.allowedIps6 ?? []).includes("::/0"));
 }
 
 function meshIntent(
@@ -449,6 +462,27 @@ function meshIntent(
   if (features.exit_nodes === false && node.exit_node === true) off("exit_nodes", "exit_node", "exit nodes");
   if (features.subnet_routing === false && ((node.advertise_routes ?? []) as unknown[]).length) off("subnet_routing", "advertise_routes", "subnet routes");
   const useExit = node.use_exit_node && features.exit_nodes !== false ? String(node.use_exit_node) : undefined;
+  // IPv6 (as Tailscale: every node has both families): on unless [features] ipv6 = false.
+  let cidr6: string | undefined;
+  if (features.ipv6 !== false) {
+    const text = gw.ipv6_cidr === undefined ? MESH_CIDR6 : String(gw.ipv6_cidr);
+    const problem = meshCidr6Problem(text);
+    if (problem) err(`mesh: ipv6_cidr "${text}" ${problem}`, pos("ghostwire", "ipv6_cidr"));
+    else cidr6 = formatCidr6(parseCidr6(text)!);
+  } else if (gw.ipv6_cidr !== undefined || node.address6 !== undefined)
+    diags.push({
+      severity: "warning",
+      message: `accepted, not enforced: ${gw.ipv6_cidr !== undefined ? "ghostwire.ipv6_cidr" : "node.address6"} — [features] ipv6 = false gives the mesh no IPv6 addresses`,
+      source: gw.ipv6_cidr !== undefined ? pos("ghostwire", "ipv6_cidr") : pos("node", "address6"),
+    });
+  const address6Of = (raw: unknown, at: SourcePos, who: string): string | undefined => {
+    if (raw === undefined || !cidr6) return undefined;
+    const a = parseAddress6(String(raw));
+    if (a === undefined) return void err(`mesh: ${who} address6 "${String(raw)}" is not an IPv6 address (optionally /128)`, at);
+    return formatIp6(a);
+  };
+  self.address6 = address6Of(node.address6, pos("node", "address6"), "node.");
+  const six = { cidr6 };
   const nodes: MeshNode[] = [];
   const peers: WgPeerIntent[] = [];
   ((data.peers ?? []) as Obj[]).forEach((raw, i) => {
@@ -468,15 +502,24 @@ function meshIntent(
       else routes.push(c);
     }
     const hn = String(raw.hostname);
-    nodes.push({ hostname: hn, address: a, tags: tagsOf(raw.tags), publicKey: pk, user: raw.user === undefined ? undefined : String(raw.user) });
+    const n: MeshNode = { hostname: hn, address: a, tags: tagsOf(raw.tags), publicKey: pk, user: raw.user === undefined ? undefined : String(raw.user) };
+    const a6 = address6Of(raw.address6, at("address6"), `peer "${hn}":`);
+    if (a6 !== undefined) n.address6 = a6;
+    nodes.push(n);
     const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];
-    if (useExit === hn) allowed.push({ network: 0, prefix: 0 });
+    const v6 = nodeAddress6(six, n);
+    const allowed6 = v6 === undefined ? [] : [host128(v6)];
+    if (useExit === hn) {
+      allowed.push({ network: 0, prefix: 0 });
+      if (cidr6) allowed6.push("::/0");
+    }
     const endpoint = raw.endpoint === undefined ? undefined : String(raw.endpoint);
     if (endpoint !== undefined && !ENDPOINT.test(endpoint)) err(`mesh: peer "${hn}": endpoint "${endpoint}" must be host:port or [IPv6]:port`, at("endpoint"));
     else if (endpoint !== undefined && !validPort(endpoint)) err(`mesh: peer "${hn}": endpoint "${endpoint}": port must be 1-65535`, at("endpoint"));
     peers.push({
       publicKey: pk,
       allowedIps: allowed,
+      ...(allowed6.length ? { allowedIps6: allowed6 } : {}),
       endpoint,
       keepalive: (raw.persistent_keepalive as number | undefined) ?? 25,
       hostname: hn,
@@ -516,6 +559,7 @@ function meshIntent(
       policy?.autoApprovers,
       diags,
       pos("ghostwire", "control_server"),
+      cidr6,
     );
     const staticKeys = new Set(peers.map((p) => p.publicKey));
     for (const sp of fromStore) {
@@ -537,10 +581,18 @@ function meshIntent(
   peerChecks(ifname, peers, err);
   const seenHost = new Map<string, MeshNode>([[self.hostname, self]]);
   const seenAddr = new Map<number, MeshNode>([[self.address, self]]);
+  const seenAddr6 = new Map<bigint | undefined, MeshNode>([[nodeAddress6(six, self), self]]);
   nodes.forEach((n, i) => {
     if (seenHost.has(n.hostname)) err(`mesh: hostname "${n.hostname}" is used twice`, keyPos("peers", i));
     if (seenAddr.has(n.address))
       err(`mesh: address ${formatIp4(n.address)} of "${n.hostname}" is also "${seenAddr.get(n.address)!.hostname}"'s`, pos("peers", i, "address"));
+    const a6 = nodeAddress6(six, n);
+    if (a6 !== undefined && seenAddr6.has(a6) && !seenAddr.has(n.address))
+      err(
+        `mesh: IPv6 address ${formatIp6(a6)} of "${n.hostname}" is also "${seenAddr6.get(a6)!.hostname}"'s`,
+        pos("peers", i, n.address6 !== undefined ? "address6" : "address"),
+      );
+    seenAddr6.set(a6, n);
     if (n.publicKey === self.publicKey) err(`mesh: peer "${n.hostname}" has this node's own public key`, pos("peers", i, "public_key"));
     seenHost.set(n.hostname, n);
     seenAddr.set(n.address, n);
@@ -580,7 +632,12 @@ function meshIntent(
   );
   // nodeAttrs in the policy give tags to nodes named by hostname or address.
   for (const n of [self, ...nodes]) {
-    const extra = [...(policy?.nodeTags[n.hostname] ?? []), ...(policy?.nodeTags[formatIp4(n.address)] ?? [])];
+    const a6 = nodeAddress6(six, n);
+    const extra = [
+      ...(policy?.nodeTags[n.hostname] ?? []),
+      ...(policy?.nodeTags[formatIp4(n.address)] ?? []),
+      ...(a6 === undefined ? [] : (policy?.nodeTags[formatIp6(a6)] ?? [])),
+    ];
     for (const t of extra) if (!n.tags.includes(t)) n.tags.push(t);
   }
   const acls = policy?.acls ?? tomlAcls;
@@ -593,6 +650,8 @@ function meshIntent(
     listenPort: (node.listen_port as number | undefined) ?? 41641,
     privateKeyFile: key.path,
     publicKey: key.publicKey,
+    // A given IPv6 address is the interface's; a derived one follows the effective IPv4 address (wireguard/index.ts).
+    ...(self.address6 !== undefined ? { addresses6: [host128(parseAddress6(self.address6)!)] } : {}),
     ...(keyHold ? { keyHold } : {}),
     fwmark: useExit ? EXIT.fwmark : undefined,
     peers,
@@ -611,6 +670,7 @@ function meshIntent(
     acls,
     aclTests,
     aliases,
+    ...(cidr6 ? { cidr6 } : {}),
     source,
   };
   return { wg, mesh };
@@ -635,6 +695,7 @@ function storePeers(
   auto: Policy["autoApprovers"] | undefined,
   diags: Diagnostic[],
   at: SourcePos,
+  cidr6?: string,
 ): { node: MeshNode; peer: WgPeerIntent }[] {
   const snap = store.snapshot;
   const me = snap.nodes.find((n) => n.name === store.self);
@@ -654,13 +715,26 @@ function storePeers(
     // A prefix several nodes announce goes to its primary only (one prefix, one peer).
     const routes = acceptRoutes ? routesOf(snap, n, auto).filter((c) => (store.primaries?.[formatCidr4(c)] ?? n.name) === n.name) : [];
     const allowed: Cidr4[] = [{ network: address, prefix: 32 }, ...routes];
-    if (useExit === n.name && exitOf(snap, n, auto)) allowed.push({ network: 0, prefix: 0 });
+    // Its IPv6 mesh address follows from its IPv4 lease (mesh6.ts): no store key, the same on every host.
+    const allowed6 = cidr6 ? [host128(deriveAddress6(cidr6, address))] : [];
+    if (useExit === n.name && exitOf(snap, n, auto)) {
+      allowed.push({ network: 0, prefix: 0 });
+      if (cidr6) allowed6.push("::/0");
+    }
     // Its live status's candidates first, else what its request said.
     const hint = bestEndpoint((snap.status?.[n.name]?.endpoints ?? []).filter((e) => ENDPOINT.test(e))) ?? req?.endpoint;
     const endpoint = hint && ENDPOINT.test(hint) ? hint : undefined;
     out.push({
       node: { hostname: n.name, address, tags: n.tags, publicKey: key },
-      peer: { publicKey: key, allowedIps: allowed, endpoint, keepalive: snap.meta.keepalive, hostname: n.name, source: at },
+      peer: {
+        publicKey: key,
+        allowedIps: allowed,
+        ...(allowed6.length ? { allowedIps6: allowed6 } : {}),
+        endpoint,
+        keepalive: snap.meta.keepalive,
+        hostname: n.name,
+        source: at,
+      },
     });
   }
   return out;
@@ -763,7 +837,12 @@ function checkAclName(s: string, isDst: boolean, n: AclNames, at: SourcePos, err
   }
   if (name.includes("@")) return; // a user: matches that user's untagged nodes (none is not an error, as in Tailscale)
   if (name in n.aliases.hosts) return;
-  if (name.includes(":")) return void err(`ACL names "${name}", an IPv6 address; the mesh is IPv4`, at);
+  if (name.includes(":")) {
+    // IPv6: an address or CIDR, bare or in brackets ("[fd7a:115c:a1e0::1]:22" as a destination).
+    const c = parseCidr6(name.replace(/^\[(.*)\]$/, "$1"));
+    if (!c) err(`ACL names "${name}", which is neither a tag:, a group:, a user, a hosts alias, a known hostname, nor an IPv4 or IPv6 CIDR`, at);
+    return;
+  }
   if (parseCidr4(name.includes("/") ? name : `${name}/32`)) return;
   if (!n.hosts.has(name)) err(`ACL names "${name}", which is neither a tag:, a group:, a user, a hosts alias, a known hostname, nor a CIDR`, at);
 }

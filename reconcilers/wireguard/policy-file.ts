@@ -2,6 +2,7 @@ import { dirname, resolve } from "node:path";
 import type { Diagnostic, SourcePos } from "../../src/core/diagnostics.js";
 import { parseCidr4 } from "../../src/core/ipv4.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
+import { parseCidr6 } from "../../src/core/ipv6.js";
 import { readConfigText } from "../../src/config/load.js";
 import { parseHujson } from "../../src/config/hujson.js";
 import { pointer } from "../../src/config/positions.js";
@@ -39,7 +40,7 @@ const NOT_ENFORCED: Record<string, string> = {
   grants: "grants (the newer ACL syntax) are not compiled; write them as acls",
   postures: "device posture checks have no kernel equivalent",
   derpMap: "no DERP relays in the reconciler",
-  disableIPv4: "the mesh is IPv4",
+  disableIPv4: "every mesh node keeps its IPv4 address (IPv6 is switched with [features] ipv6)",
   randomizeClientPort: "WireGuard's listen port comes from listen_port",
   OneCGNATRoute: "routes come from the peers' addresses and routes",
   ipsets: "ipsets are not compiled; use hosts aliases",
@@ -170,7 +171,9 @@ export function parsePolicy(origin: string, text: string, at: SourcePos, err: Er
       continue;
     }
     if (v.includes(":")) {
-      diags.push({ severity: "warning", message: `accepted, not enforced: hosts["${h}"] = "${v}" is IPv6; the mesh is IPv4`, source: pos("hosts", h) });
+      const c6 = parseCidr6(v);
+      if (!c6 || c6.hostBits) err(`hosts["${h}"] = "${v}" is not an IPv6 address or CIDR without host bits`, pos("hosts", h));
+      else policy.hosts[h] = v;
       continue;
     }
     const c = parseCidr4(v.includes("/") ? v : `${v}/32`);

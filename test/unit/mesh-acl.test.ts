@@ -149,7 +149,8 @@ describe("compiled to nft on the mesh interface", () => {
       "ip saddr { 100.64.0.2, 100.64.0.3 } ip daddr 100.64.0.1 meta l4proto icmp counter accept",
       "ip saddr { 100.64.0.2, 100.64.0.3 } ip daddr 100.64.0.1 meta l4proto udp th dport 27015 counter accept",
       "ip saddr 100.64.0.3 ip daddr 100.64.0.1 meta l4proto tcp th dport 22 counter drop",
-      "meta l4proto icmp counter accept",
+      // "*" to "*": either family's ICMP (this mesh has no IPv6 prefix, so no ip6 rules above)
+      "meta l4proto { icmp, ipv6-icmp } counter accept",
       'iifname "gw0" counter drop',
     ]);
   });

@@ -21,7 +21,7 @@ const KEY = writeKeyFile("self.key", OLD.priv);
 const CONF = join(dirname(KEY), "ghostwire.toml");
 writeFileSync(
   CONF,
-  `[ghostwire]\ncontrol_server = "etcd://127.0.0.1:1"\nauth_key_file = "x.boltkey"\n\n[node]\nhostname = "me"\ninterface = "gw0"\nprivate_key_file = "${KEY}"\n`,
+  `[ghostwire]\ncontrol_server = "etcd://127.0.0.1:1"\nauth_key_file = "x.boltkey"\n\n# the fake kernel models IPv4 only\n[features]\nipv6 = false\n\n[node]\nhostname = "me"\ninterface = "gw0"\nprivate_key_file = "${KEY}"\n`,
   { mode: 0o600 },
 );
 const rotate = (priv: string) => writeFileSync(KEY, `${priv}\n`, { mode: 0o600 });

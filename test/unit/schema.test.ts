@@ -307,6 +307,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "ghostwire",
     "ghostwire.control_server",
     "ghostwire.policy_file",
+    "ghostwire.ipv6_cidr",
     "ghostwire.auth_key_file",
     "meshvpn/**",
     "features/**",

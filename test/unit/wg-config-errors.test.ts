@@ -202,7 +202,7 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
     expectError(text, /allowed IP 192\.168\.7\.0\/24 overlaps 192\.168\.0\.0\/16/, "[[peers]]", 2);
   });
 
-  it("IPv6: addresses and allowed IPs load in canonical form; ::/0 and host bits are errors at the element", () => {
+  it("IPv6: addresses and allowed IPs load in canonical form; ::/0 is a full tunnel; host bits are errors at the element", () => {
     const file = join(dir, `v6-${n++}.toml`);
     writeFileSync(
       file,
@@ -211,7 +211,12 @@ describe("WireGuard and mesh config errors, each at its file:line:col", () => {
     const w = kinds(loadIntent([file], "").intent).wireguard![0]!;
     expect(w.addresses6).toEqual(["fd00:8::1/64"]);
     expect(w.peers[0]!.allowedIps6).toEqual(["fd00:77::/64"]);
-    expectError(wg(wgPeer(P1.pub, ["10.0.0.2/32", "::/0"])), /allowed_ips "::\/0" \(an IPv6 full tunnel\) is not supported yet/, '"::/0"');
+    const full = join(dir, `v6-${n++}.toml`);
+    writeFileSync(full, wg(wgPeer(P1.pub, ["10.0.0.2/32", "::/0"])));
+    const f = kinds(loadIntent([full], "").intent).wireguard![0]!;
+    // An IPv6 full tunnel, like 0.0.0.0/0: its own packets are marked (policy routing keeps them off the tunnel).
+    expect(f.peers[0]!.allowedIps6).toEqual(["::/0"]);
+    expect(f.fwmark).toBe(0x0b000000);
     expectError(wg(wgPeer(P1.pub, ["fd00::1/64"])), /allowed_ips "fd00::1\/64" is not an IPv6 CIDR without host bits/, '"fd00::1/64"');
   });
 

@@ -604,6 +604,9 @@ export class FakeKernel implements CommandRunner {
       else if (f === "-6") {
         // IPv4-only model: the IPv6 route table is empty (link-local routes are the kernel's own).
         if (a.slice(i + 1).join(" ") === "route show table all" || a.slice(i + 1).join(" ") === "route show") return done(o.json ? "[]\n" : "");
+        // …and its IPv6 rule list has only the kernel's default rules (bolt adds some for an IPv6 full tunnel only).
+        if (a.slice(i + 1).join(" ") === "rule show")
+          return done(o.json ? '[{"priority":0,"src":"all","table":"local"},{"priority":32766,"src":"all","table":"main"}]\n' : "");
         this.unsupported(`ip -6 ${a.slice(i + 1).join(" ")}`);
         return done("", "fake kernel: IPv4 only\n", 2);
       } else if (f === "-force") o.force = true;

@@ -24,6 +24,8 @@ const MESH = (magic: boolean, peers: string) => `
 control_server = "static"
 
 [features]
+# the fake kernel models IPv4 only: this mesh keeps IPv6 off (mesh-ipv6 tests cover it)
+ipv6 = false
 magic_dns = ${magic}
 
 [node]

@@ -54,6 +54,10 @@ const MESH = (peers: string) => `
 [ghostwire]
 control_server = "static"
 
+# the fake kernel models IPv4 only: this mesh keeps IPv6 off (mesh-ipv6 tests cover it)
+[features]
+ipv6 = false
+
 [node]
 hostname = "host-a"
 interface = "gw0"
