@@ -167,7 +167,17 @@ const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
 
 function aliasOf(r: Resource, nsCreated: boolean): string {
   const s = r.spec;
-  return encodeAlias({ ep: r.name, net: s.network, ns: s.netns, nsc: nsCreated ? "1" : undefined, ip: s.ip, gw: s.gateway, ip6: s.ip6, gw6: s.gateway6, mac: s.mac });
+  return encodeAlias({
+    ep: r.name,
+    net: s.network,
+    ns: s.netns,
+    nsc: nsCreated ? "1" : undefined,
+    ip: s.ip,
+    gw: s.gateway,
+    ip6: s.ip6,
+    gw6: s.gateway6,
+    mac: s.mac,
+  });
 }
 
 function nsCreatedOf(r: Resource): boolean {

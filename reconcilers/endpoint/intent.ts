@@ -101,7 +101,17 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
   }
   const fieldSources: Record<string, SourcePos> = {};
   for (const k of ["name", "network", "ip", "ip6", "tap", "netns", "mac"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
-  return { name, network: String(raw.network), type, netns, ip, ...(ip6 !== undefined ? { ip6 } : {}), mac: raw.mac as string | undefined, source, fieldSources };
+  return {
+    name,
+    network: String(raw.network),
+    type,
+    netns,
+    ip,
+    ...(ip6 !== undefined ? { ip6 } : {}),
+    mac: raw.mac as string | undefined,
+    source,
+    fieldSources,
+  };
 }
 
 function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], err: Err) {
@@ -148,7 +158,8 @@ function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], 
     }
     if (e.ip6 !== undefined) {
       const at = e.fieldSources.ip6 ?? e.source;
-      if (!n.v6) err(`endpoint "${e.name}": ip6 is set, but network "${n.name}" has no ipv6 subnet`, at, `add ipv6 = { subnet = "fd…::/64" } to [networks.${n.name}]`);
+      if (!n.v6)
+        err(`endpoint "${e.name}": ip6 is set, but network "${n.name}" has no ipv6 subnet`, at, `add ipv6 = { subnet = "fd…::/64" } to [networks.${n.name}]`);
       else if (checkHost6(e.ip6, n.v6.subnet, `endpoint "${e.name}": ip6 ${formatIp6(e.ip6)}`, at, err) && e.ip6 === n.v6.gateway)
         err(`endpoint "${e.name}": ip6 ${formatIp6(e.ip6)} is the ipv6 gateway of network "${n.name}"`, at);
     }

@@ -198,10 +198,8 @@ function updateOps(before: Net, after: Net, changed: string[], ns: Ns): Rendered
   if (changed.includes("address")) {
     const want = new Set(addrList(after.spec));
     const have = new Set(addrList(before.spec));
-    for (const a of have)
-      if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [addLine(ns, a, br)] });
-    for (const a of want)
-      if (!have.has(a)) ops.push({ ...addLine(ns, a, br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
+    for (const a of have) if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [addLine(ns, a, br)] });
+    for (const a of want) if (!have.has(a)) ops.push({ ...addLine(ns, a, br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
   }
   if (changed.includes("state")) {
     const to = after.spec.state === "up" ? "up" : "down";

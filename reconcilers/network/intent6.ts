@@ -39,7 +39,8 @@ export function network6(what: string, raw: Obj, v4Internet: boolean, pos: (k: s
   const c = parseCidr6(text);
   if (!c || !text.includes("/")) return void fail(`${what}: ipv6 subnet "${text}" is not an IPv6 CIDR (like fd20::/64)`, pos("subnet"));
   if (c.hostBits) return void fail(`${what}: ipv6 subnet "${text}" has host bits set`, pos("subnet"), `did you mean "${formatCidr6(c)}"?`);
-  if (c.prefix > 126) return void fail(`${what}: ipv6 subnet "${text}" is too small for a gateway and an endpoint (use /126 or larger; /64 is usual)`, pos("subnet"));
+  if (c.prefix > 126)
+    return void fail(`${what}: ipv6 subnet "${text}" is too small for a gateway and an endpoint (use /126 or larger; /64 is usual)`, pos("subnet"));
   const special = SPECIAL6.find((s) => overlaps6(s.cidr, c));
   if (special)
     return void fail(

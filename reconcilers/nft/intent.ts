@@ -40,7 +40,9 @@ export interface PortForwardIntent {
 export type AddrRef =
   | { kind: "cidr"; cidr: Cidr4 }
   | { kind: "cidr6"; cidr: Cidr6 }
-  | { kind: "network" | "segment" | "endpoint"; name: string } | { kind: "external" } | { kind: "any" };
+  | { kind: "network" | "segment" | "endpoint"; name: string }
+  | { kind: "external" }
+  | { kind: "any" };
 
 export interface FirewallRuleIntent {
   name: string;
@@ -201,7 +203,14 @@ function portForward(
     err(`port forward: "to" must be "<endpoint>:<port>", "<ipv4>:<port>" or "[<ipv6>]:<port>" with a port 1-65535, got "${to}"`, pos("to"));
     return undefined;
   }
-  const pf: PortForwardIntent = { hostPort: Number(raw.host_port), protocol: raw.protocol === "udp" ? "udp" : "tcp", toPort: port[0], v4: true, v6: false, source };
+  const pf: PortForwardIntent = {
+    hostPort: Number(raw.host_port),
+    protocol: raw.protocol === "udp" ? "udp" : "tcp",
+    toPort: port[0],
+    v4: true,
+    v6: false,
+    source,
+  };
   if (raw.host_ip !== undefined) {
     const h = String(raw.host_ip);
     if (h.includes(":")) pf.hostIp6 = parseIp6(h);
@@ -232,7 +241,8 @@ function portForward(
   }
   // A host address picks one family; NAT between families (NAT46/64) is not something nftables' dnat does.
   if (pf.hostIp !== undefined) {
-    if (!pf.v4) return void err(`port forward: host_ip ${String(raw.host_ip)} is IPv4 but "${to}" is IPv6 (nft cannot translate between families)`, pos("host_ip"));
+    if (!pf.v4)
+      return void err(`port forward: host_ip ${String(raw.host_ip)} is IPv4 but "${to}" is IPv6 (nft cannot translate between families)`, pos("host_ip"));
     pf.v6 = false;
   }
   if (pf.hostIp6 !== undefined) {
@@ -389,7 +399,10 @@ function dupCheck(out: NftIntent, err: (m: string, s: SourcePos) => void) {
         seen.get(wild) ??
         (host === undefined ? [...seen.entries()].find(([key]) => key.startsWith(`${pf.protocol}/`) && key.endsWith(`/${pf.hostPort}`))?.[1] : undefined);
       if (prev && prev !== pf)
-        err(`port forward: ${pf.protocol} port ${pf.hostPort} is already forwarded${fam === 6 ? " for IPv6" : ""} (${prev.source.file}:${prev.source.line})`, pf.source);
+        err(
+          `port forward: ${pf.protocol} port ${pf.hostPort} is already forwarded${fam === 6 ? " for IPv6" : ""} (${prev.source.file}:${prev.source.line})`,
+          pf.source,
+        );
       else seen.set(k, pf);
     }
   }

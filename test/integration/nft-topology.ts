@@ -15,6 +15,9 @@ import type { Json } from "./harness.js";
 /** The uplink: host side `up0`, outside side `eth0`, a documentation prefix (RFC 5737). */
 export const UPLINK = { host: "198.51.100.1", outside: "198.51.100.2", prefix: 24 } as const;
 
+/** The uplink's IPv6 side. */
+export const UPLINK6 = { host: "2001:db8:51::1", outside: "2001:db8:51::2" } as const;
+
 export class Topology {
   readonly sb = new Sandbox();
   private readonly procs = new Set<ResultPromise>();
@@ -52,15 +55,25 @@ export class Topology {
   }
 
   /**
+   * IPv6 on the uplink too (RFC 3849 documentation prefix), the host's IPv6 default route via
+   * the outside, which again has no route to bolt's prefixes. `nodad`: both ends are ours.
+   */
+  async buildV6(): Promise<void> {
+    await must(["ip", "-n", this.host, "address", "add", `${UPLINK6.host}/64`, "dev", "up0", "nodad"]);
+    await must(["ip", "-n", this.outside, "address", "add", `${UPLINK6.outside}/64`, "dev", "eth0", "nodad"]);
+    await must(["ip", "-n", this.host, "-6", "route", "add", "default", "via", UPLINK6.outside]);
+  }
+
+  /**
    * A TCP server in NS that answers every connection with `banner` and closes. `ip netns exec`
    * execs node, so the child's pid is the server's own and cleanup kills exactly it.
    */
-  serveTcp(ns: string, port: number, banner: string): Promise<void> {
+  serveTcp(ns: string, port: number, banner: string, host = "0.0.0.0"): Promise<void> {
     return this.serve(
       ns,
       port,
       banner,
-      `require("net").createServer((s)=>{s.on("error",()=>{});s.end(process.argv[2]+"\\n")}).listen(Number(process.argv[1]),"0.0.0.0",()=>console.log("ready"))`,
+      `require("net").createServer((s)=>{s.on("error",()=>{});s.end(process.argv[2]+"\\n")}).listen(Number(process.argv[1]),"${host}",()=>console.log("ready"))`,
     );
   }
 
