@@ -317,7 +317,8 @@ function update6(b: Record<string, string | undefined>, a: Record<string, string
     if (b.ip6) op(addr("del", b.ip6), [addr("add", b.ip6), ...(b.gateway6 ? [route("replace", b.gateway6)] : [])]);
     if (a.ip6) op(addr("add", a.ip6), [addr("del", a.ip6)]);
   }
-  if (a.gateway6) op(route("replace", a.gateway6), b.gateway6 && !changed.includes("ip6") ? [route("replace", b.gateway6)] : []);
+  // IPv6 keeps a default route when its gateway's address goes (unlike IPv4): a new one is deleted by its undo.
+  if (a.gateway6) op(route("replace", a.gateway6), !b.gateway6 ? [route("del", a.gateway6)] : changed.includes("ip6") ? [] : [route("replace", b.gateway6)]);
   else if (b.gateway6 && !changed.includes("ip6")) op(route("del", b.gateway6), [route("replace", b.gateway6)]);
   return ops;
 }
