@@ -1,5 +1,9 @@
-import { formatCidr4, formatIp4, parseCidr4, maskOf, broadcastOf } from "../../src/core/ipv4.js";
+import { formatCidr4, formatIp4, parseCidr4 } from "../../src/core/ipv4.js";
 import type { Cidr4 } from "../../src/core/ipv4.js";
+import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
+import type { Cidr6 } from "../../src/core/ipv6.js";
+import { FAM, mergeCidrs, mergeCidrs6 } from "./family.js";
+import type { Fam } from "./family.js";
 import type { SourcePos } from "../../src/core/diagnostics.js";
 import type { NetworkIntent } from "../network/intent.js";
 import type { AddrRef, FirewallRuleIntent, NftIntent, SegmentIntent } from "./intent.js";
@@ -48,6 +52,8 @@ export interface CompileInput {
   networks: NetworkIntent[];
   /** endpoint name → address */
   endpointIps: Map<string, number>;
+  /** endpoint name → IPv6 address (endpoints on dual-stack networks) */
+  endpointIps6?: Map<string, bigint>;
   /** the mesh node, with its effective address (given, leased or derived) */
   mesh?: { intent: MeshIntent; self: MeshNode };
   /** the WireGuard interface that carries the default route, with its addresses (wireguard/intent.ts fullTunnel) */
@@ -55,6 +61,17 @@ export interface CompileInput {
 }
 
 const DYN_SET = ["type ipv4_addr", "size 65535", "flags dynamic,timeout", "timeout 1m"];
+const DYN_SET6 = ["type ipv6_addr", "size 65535", "flags dynamic,timeout", "timeout 1m"];
+/**
+ * Per-source DDoS limits key IPv6 by its /64: one host (one SLAAC prefix) can use 2^64
+ * addresses, so a per-address limit would limit nothing.
+ */
+const SRC6 = "ip6 saddr and ffff:ffff:ffff:ffff::";
+/**
+ * Neighbour discovery is IPv6's ARP: nft's inet hooks see it (they never see ARP), so a
+ * firewall rule or DDoS limit that matched it would cut a link's IPv6 altogether. Accepted first.
+ */
+const NDP = "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept";
 
 export function compileTable(input: CompileInput): NftTable | undefined {
   const { nft, networks } = input;
@@ -80,6 +97,13 @@ export function compileTable(input: CompileInput): NftTable | undefined {
 
   sets.push({ name: "bridges", decl: ["type ifname"], elements: networks.map((n) => nftIfname(n.bridge)).sort(), dynamic: false });
   sets.push({ name: "bolt_nets", decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(networks.map((n) => n.subnet)), dynamic: false });
+  const nets6 = networks.filter((n) => n.v6);
+  // IPv6 rules only when something is IPv6: a v4-only config compiles exactly as before.
+  const v6 = uses6(input);
+  if (v6) {
+    sets.push({ name: "bolt_nets6", decl: ["type ipv6_addr", "flags interval"], elements: mergeCidrs6(nets6.map((n) => n.v6!.subnet)), dynamic: false });
+    input_.rules.push({ key: "ndp", text: NDP });
+  }
 
   forward.rules.push({ key: "established", text: "ct state established,related accept" });
 
@@ -87,8 +111,14 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     const d = nft.ddos;
     nft.ddos.blocklists.forEach((bl, i) => {
       const name = `blocklist${i}`;
-      sets.push({ name, decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(bl.cidrs), dynamic: false });
-      rawPre.rules.push({ key: `blocklist:${i}`, text: `ip saddr @${name} counter drop`, source: bl.source });
+      if (bl.cidrs.length || !bl.cidrs6.length) {
+        sets.push({ name, decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(bl.cidrs), dynamic: false });
+        rawPre.rules.push({ key: `blocklist:${i}`, text: `ip saddr @${name} counter drop`, source: bl.source });
+      }
+      if (bl.cidrs6.length) {
+        sets.push({ name: `${name}_6`, decl: ["type ipv6_addr", "flags interval"], elements: mergeCidrs6(bl.cidrs6), dynamic: false });
+        rawPre.rules.push({ key: `blocklist:${i}/6`, text: `ip6 saddr @${name}_6 counter drop`, source: bl.source });
+      }
     });
     if (d.synFlood) {
       sets.push({ name: "ddos_syn", decl: DYN_SET, elements: [], dynamic: true });
@@ -114,15 +144,20 @@ export function compileTable(input: CompileInput): NftTable | undefined {
         source: d.source,
       });
     }
+    if (v6)
+      for (const r of ddos6(d)) {
+        ddos.rules.push(r);
+        sets.push({ name: /@(\w+)/.exec(r.text)![1]!, decl: DYN_SET6, elements: [], dynamic: true });
+      }
     if (ddos.rules.length) {
       input_.rules.push({ key: "ddos", text: "jump ddos" });
       forward.rules.push({ key: "ddos", text: "jump ddos" });
     }
   }
 
-  const resolve = (r: AddrRef): string | undefined => addrExpr(r, input, nft.segments);
+  const resolve = (r: AddrRef, fam: Fam): string | undefined => addrExpr(r, input, nft.segments, fam);
   const ordered = [...nft.rules].map((r, i) => ({ r, i })).sort((a, b) => a.r.priority - b.r.priority || a.i - b.i);
-  for (const { r } of ordered) firewall.rules.push(...firewallRules(r, resolve));
+  for (const { r } of ordered) firewall.rules.push(...firewallRules(r, resolve, v6));
   if (firewall.rules.length) {
     input_.rules.push({ key: "firewall", text: "jump firewall" });
     forward.rules.push({ key: "firewall", text: "jump firewall" });
@@ -177,22 +212,31 @@ export function compileTable(input: CompileInput): NftTable | undefined {
 
   // Segment policies before port-forward accepts: "deny all from external" also covers a
   // port published to a member (explicit zero-trust policy beats a convenience publish).
-  for (const s of nft.segments) segments.rules.push(...segmentRules(s, resolve));
+  for (const s of nft.segments) segments.rules.push(...segmentRules(s, resolve, v6));
   if (segments.rules.length) forward.rules.push({ key: "segments", text: "jump segments" });
 
   for (const pf of nft.portForwards) {
-    const to = pf.toIp ?? (pf.toEndpoint ? input.endpointIps.get(pf.toEndpoint) : undefined);
-    if (to === undefined) continue;
-    const key = `${pf.protocol}:${pf.hostIp === undefined ? "" : formatIp4(pf.hostIp) + ":"}${pf.hostPort}`;
-    const match = `${pf.hostIp === undefined ? "fib daddr type local" : `ip daddr ${formatIp4(pf.hostIp)}`} ${pf.protocol} dport ${pf.hostPort}`;
-    const dnat = `dnat ip to ${formatIp4(to)}:${pf.toPort}`;
-    natPre.rules.push({ key: `port-forward:${key}`, text: `${match} ${dnat}`, source: pf.source });
-    natOut.rules.push({ key: `port-forward:${key}`, text: `${match} ${dnat}`, source: pf.source });
-    forward.rules.push({
-      key: `port-forward:${key}`,
-      text: `ip daddr ${formatIp4(to)} ${pf.protocol} dport ${pf.toPort} ct status dnat accept`,
-      source: pf.source,
-    });
+    if (pf.v4) {
+      const to = pf.toIp ?? (pf.toEndpoint ? input.endpointIps.get(pf.toEndpoint) : undefined);
+      if (to !== undefined) {
+        const key = `${pf.protocol}:${pf.hostIp === undefined ? "" : formatIp4(pf.hostIp) + ":"}${pf.hostPort}`;
+        const match = `${pf.hostIp === undefined ? "fib daddr type local" : `ip daddr ${formatIp4(pf.hostIp)}`} ${pf.protocol} dport ${pf.hostPort}`;
+        forwardRules(`port-forward:${key}`, match, `dnat ip to ${formatIp4(to)}:${pf.toPort}`, `ip daddr ${formatIp4(to)}`, pf);
+      }
+    }
+    const to6 = pf.v6 ? (pf.toIp6 ?? (pf.toEndpoint ? input.endpointIps6?.get(pf.toEndpoint) : undefined)) : undefined;
+    if (to6 !== undefined) {
+      // No brackets in a key (the comment grammar): the host address and port are split by a space.
+      const key = `${pf.protocol}:${pf.hostIp6 === undefined ? "" : `${formatIp6(pf.hostIp6)} `}${pf.hostPort}/6`;
+      // `meta nfproto ipv6`: `fib daddr type local` alone would also match IPv4.
+      const match = `${pf.hostIp6 === undefined ? "meta nfproto ipv6 fib daddr type local" : `ip6 daddr ${formatIp6(pf.hostIp6)}`} ${pf.protocol} dport ${pf.hostPort}`;
+      forwardRules(`port-forward:${key}`, match, `dnat ip6 to [${formatIp6(to6)}]:${pf.toPort}`, `ip6 daddr ${formatIp6(to6)}`, pf);
+    }
+  }
+  function forwardRules(key: string, match: string, dnat: string, daddr: string, pf: (typeof nft.portForwards)[number]) {
+    natPre.rules.push({ key, text: `${match} ${dnat}`, source: pf.source });
+    natOut.rules.push({ key, text: `${match} ${dnat}`, source: pf.source });
+    forward.rules.push({ key, text: `${daddr} ${pf.protocol} dport ${pf.toPort} ct status dnat accept`, source: pf.source });
   }
 
   // Isolation, no-internet and NAT as a handful of rules over sets: the rule count (and the
@@ -227,9 +271,32 @@ export function compileTable(input: CompileInput): NftTable | undefined {
       source: isolated[0]!.source,
     });
   }
+  // IPv6 reaching out where IPv4 does not: accepted before IPv4's no-internet drop.
+  const only6 = noInternet.filter((n) => n.v6?.internet);
+  if (only6.length) {
+    sets.push(named("internet6_only", only6));
+    forward.rules.push({ key: "internet6-only", text: "meta nfproto ipv6 iifname @internet6_only accept", source: only6[0]!.source });
+  }
   if (noInternet.length) {
     sets.push(named("no_internet", noInternet));
     forward.rules.push({ key: "no-internet", text: "iifname @no_internet iifname . oifname != @same_bridge counter drop", source: noInternet[0]!.source });
+  }
+  // IPv4 out but not IPv6 (`ipv6.internet = false`): IPv6's drop before the internet accept.
+  const no6 = internet.filter((n) => n.v6 && !n.v6.internet);
+  if (no6.length) {
+    if (!sets.some((x) => x.name === "same_bridge"))
+      sets.push({
+        name: "same_bridge",
+        decl: ["type ifname . ifname"],
+        elements: networks.map((n) => `${nftIfname(n.bridge)} . ${nftIfname(n.bridge)}`).sort(),
+        dynamic: false,
+      });
+    sets.push(named("no_internet6", no6));
+    forward.rules.push({
+      key: "no-internet6",
+      text: "meta nfproto ipv6 iifname @no_internet6 iifname . oifname != @same_bridge counter drop",
+      source: no6[0]!.source,
+    });
   }
   if (internet.length) {
     sets.push(named("internet", internet));
@@ -237,6 +304,12 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     forward.rules.push({ key: "internet", text: "iifname @internet accept", source: internet[0]!.source });
     // Traffic to another bolt network keeps its source address; everything else leaving is NATed.
     natPost.rules.push({ key: "masquerade", text: "ip saddr @internet_nets oifname != @bridges masquerade", source: internet[0]!.source });
+  }
+  // NAT66 for `ipv6.internet = "masquerade"`; "routed" forwards with the endpoints' own addresses.
+  const masq6 = nets6.filter((n) => n.v6!.internet === "masquerade");
+  if (masq6.length) {
+    sets.push({ name: "internet_nets6", decl: ["type ipv6_addr", "flags interval"], elements: mergeCidrs6(masq6.map((n) => n.v6!.subnet)), dynamic: false });
+    natPost.rules.push({ key: "masquerade6", text: "ip6 saddr @internet_nets6 oifname != @bridges masquerade", source: masq6[0]!.source });
   }
 
   const chains = [rawPre, manglePre, input_, forward, ddos, firewall, meshAcl, segments, natPre, natOut, natPost, manglePost].filter((c) => c.rules.length);
@@ -315,76 +388,111 @@ function verdict(action: FirewallRuleIntent["action"], protocol: string): string
   return protocol === "tcp" ? "reject with tcp reset" : "reject";
 }
 
-function firewallRules(r: FirewallRuleIntent, resolve: (a: AddrRef) => string | undefined): NftRule[] {
+function firewallRules(r: FirewallRuleIntent, resolve: (a: AddrRef, fam: Fam) => string | undefined, v6: boolean): NftRule[] {
+  const refs = [
+    [r.saddr, "saddr"],
+    [r.daddr, "daddr"],
+  ] as const;
+  const byAddr = refs.some(([ref]) => ref && ref.kind !== "any");
+  // No address: one rule for both families (ICMP then means both ICMPs).
+  if (!byAddr) return firewallRule(r, [], undefined, v6);
+  return ([4, 6] as const).flatMap((fam) => {
+    if (fam === 6 && !v6) return [];
+    const m: string[] = [];
+    for (const [ref, dir] of refs) {
+      if (!ref) continue;
+      const e = resolve(ref, fam);
+      if (e === undefined) return [];
+      if (e) m.push(`${FAM[fam].ip} ${dir} ${e}`);
+    }
+    return firewallRule(r, m, fam, v6);
+  });
+}
+
+/** One family's rule (or the family-agnostic one, `fam` undefined) after its address matches `addrs`. */
+function firewallRule(r: FirewallRuleIntent, addrs: string[], fam: Fam | undefined, v6: boolean): NftRule[] {
   const m: string[] = [];
   if (r.protocol === "tcp" || r.protocol === "udp") {
     if (!r.sport && !r.dport) m.push(`meta l4proto ${r.protocol}`);
     if (r.sport) m.push(`${r.protocol} sport ${ports(r.sport)}`);
     if (r.dport) m.push(`${r.protocol} dport ${ports(r.dport)}`);
-  } else if (r.protocol === "icmp") m.push("meta l4proto icmp");
-  for (const [ref, dir] of [
-    [r.saddr, "saddr"],
-    [r.daddr, "daddr"],
-  ] as const) {
-    if (!ref) continue;
-    const e = resolve(ref);
-    if (e === undefined) return [];
-    if (e) m.push(`ip ${dir} ${e}`);
-  }
+  } else if (r.protocol === "icmp") m.push(`meta l4proto ${icmpOf(fam, v6)}`);
+  m.push(...addrs);
   const pre = m.length ? `${m.join(" ")} ` : "";
   const log = r.log ? `log prefix "bolt ${nftName(r.name)}: " ` : "";
   const base = { source: r.source };
+  const sfx = fam ? FAM[fam].suffix : "";
   if (r.rate && r.action === "allow") {
     // Accept up to the rate; what is over it is dropped by the rule after.
     return [
-      { ...base, key: `rule:${r.name}`, text: `${pre}limit rate ${r.rate.pps}/second burst ${r.rate.burst} packets ${log}counter accept` },
-      { ...base, key: `rule:${r.name}:over-rate`, text: `${pre}counter drop` },
+      { ...base, key: `rule:${r.name}${sfx}`, text: `${pre}limit rate ${r.rate.pps}/second burst ${r.rate.burst} packets ${log}counter accept` },
+      { ...base, key: `rule:${r.name}:over-rate${sfx}`, text: `${pre}counter drop` },
     ];
   }
   const limit = r.rate ? `limit rate over ${r.rate.pps}/second burst ${r.rate.burst} packets ` : "";
-  return [{ ...base, key: `rule:${r.name}`, text: `${pre}${limit}${log}counter ${verdict(r.action, r.protocol)}` }];
+  return [{ ...base, key: `rule:${r.name}${sfx}`, text: `${pre}${limit}${log}counter ${verdict(r.action, r.protocol)}` }];
+}
+
+/** "icmp" in a rule: the family's ICMP, or both when the rule serves both and IPv6 is in use. */
+function icmpOf(fam: Fam | undefined, v6: boolean): string {
+  if (fam) return FAM[fam].icmp;
+  return v6 ? "{ icmp, ipv6-icmp }" : "icmp";
 }
 
 function ports(p: [number, number]): string {
   return p[0] === p[1] ? String(p[0]) : `${p[0]}-${p[1]}`;
 }
 
-/** A segment's policies: "from X" matches traffic X → members, "to X" members → X. */
-function segmentRules(s: SegmentIntent, resolve: (a: AddrRef) => string | undefined): NftRule[] {
-  const members = resolve({ kind: "segment", name: s.name });
-  if (!members) return [];
-  return s.policies.flatMap((p, i) => {
-    const other = resolve(refOf(p.target, s));
-    if (other === undefined) return [];
-    const proto = p.protocol === "all" ? "" : p.ports ? `${p.protocol} dport ${ports(p.ports)} ` : `meta l4proto ${p.protocol} `;
-    const [src, dst] = p.direction === "from" ? [other, members] : [members, other];
-    const text = `${src ? `ip saddr ${src} ` : ""}ip daddr ${dst} ${proto}counter ${verdict(p.action, p.protocol)}`;
-    return [{ key: `segment:${s.name}:${i}`, text, source: p.source }];
+/** A segment's policies: "from X" matches traffic X → members, "to X" members → X; one rule per family that has addresses. */
+function segmentRules(s: SegmentIntent, resolve: (a: AddrRef, fam: Fam) => string | undefined, v6: boolean): NftRule[] {
+  return ([4, 6] as const).flatMap((fam) => {
+    if (fam === 6 && !v6) return [];
+    const members = resolve({ kind: "segment", name: s.name }, fam);
+    if (!members) return [];
+    const ip = FAM[fam].ip;
+    return s.policies.flatMap((p, i) => {
+      const other = resolve(refOf(p.target, s), fam);
+      if (other === undefined) return [];
+      const proto = p.protocol === "all" ? "" : p.ports ? `${p.protocol} dport ${ports(p.ports)} ` : `meta l4proto ${p.protocol === "icmp" ? FAM[fam].icmp : p.protocol} `;
+      const [src, dst] = p.direction === "from" ? [other, members] : [members, other];
+      const text = `${src ? `${ip} saddr ${src} ` : ""}${ip} daddr ${dst} ${proto}counter ${verdict(p.action, p.protocol)}`;
+      return [{ key: `segment:${s.name}:${i}${FAM[fam].suffix}`, text, source: p.source }];
+    });
   });
 }
 
 function refOf(target: string, s: SegmentIntent): AddrRef {
   if (target === "external") return { kind: "external" };
   if (target === "any") return { kind: "any" };
+  if (target.includes(":")) return { kind: "cidr6", cidr: parseCidr6(target)! };
   if (/^[0-9.]+(\/\d+)?$/.test(target)) return { kind: "cidr", cidr: parseCidr4(target.includes("/") ? target : `${target}/32`)! };
   return { kind: "segment", name: target === s.name ? s.name : target };
 }
 
 /**
- * An address match as nft text: "" for any, a literal or anonymous set for names,
- * `!= @bolt_nets` for external; undefined when a name resolves to nothing (rule skipped).
+ * An address match of one family as nft text: "" for any, a literal or anonymous set for
+ * names, `!= @bolt_nets` (`@bolt_nets6`) for external; undefined when a reference has nothing
+ * of that family (the rule is skipped for it: an IPv4 CIDR never matches an IPv6 packet).
  */
-function addrExpr(r: AddrRef, input: CompileInput, segments: SegmentIntent[]): string | undefined {
+function addrExpr(r: AddrRef, input: CompileInput, segments: SegmentIntent[], fam: Fam): string | undefined {
   if (r.kind === "any") return "";
-  if (r.kind === "external") return "!= @bolt_nets";
-  if (r.kind === "cidr") return cidrText(r.cidr);
+  if (r.kind === "external") return fam === 4 ? "!= @bolt_nets" : "!= @bolt_nets6";
+  if (r.kind === "cidr") return fam === 4 ? cidrText(r.cidr) : undefined;
+  if (r.kind === "cidr6") return fam === 6 ? cidrText6(r.cidr) : undefined;
   const nets = new Map(input.networks.map((n) => [n.name, n]));
+  const ips6 = input.endpointIps6 ?? new Map<string, bigint>();
   const addrs: string[] = [];
   const addName = (name: string) => {
     const n = nets.get(name);
-    if (n) addrs.push(formatCidr4(n.subnet));
-    const ip = input.endpointIps.get(name);
-    if (ip !== undefined) addrs.push(formatIp4(ip));
+    if (fam === 4) {
+      if (n) addrs.push(formatCidr4(n.subnet));
+      const ip = input.endpointIps.get(name);
+      if (ip !== undefined) addrs.push(formatIp4(ip));
+    } else {
+      if (n?.v6) addrs.push(formatCidr6(n.v6.subnet));
+      const ip = ips6.get(name);
+      if (ip !== undefined) addrs.push(formatIp6(ip));
+    }
   };
   if (r.kind === "segment") {
     const seg = segments.find((s) => s.name === r.name);
@@ -402,6 +510,34 @@ function cidrText(c: Cidr4): string {
   return c.prefix === 32 ? formatIp4(c.network) : formatCidr4(c);
 }
 
+function cidrText6(c: Cidr6): string {
+  return c.prefix === 128 ? formatIp6(c.network) : formatCidr6(c);
+}
+
+/** Whether anything in the config is IPv6: a dual-stack network, an IPv6 CIDR or blocklist entry, an IPv6 port forward. */
+function uses6(input: CompileInput): boolean {
+  const { nft, networks } = input;
+  const ref6 = (r?: AddrRef) => r?.kind === "cidr6";
+  return (
+    networks.some((n) => n.v6) ||
+    nft.portForwards.some((p) => p.v6) ||
+    nft.rules.some((r) => ref6(r.saddr) || ref6(r.daddr)) ||
+    nft.segments.some((s) => s.policies.some((p) => p.target.includes(":"))) ||
+    !!nft.ddos?.blocklists.some((b) => b.cidrs6.length)
+  );
+}
+
+/** The DDoS limits for IPv6 sources, per /64, in sets of their own (a set holds one address type). */
+function ddos6(d: NonNullable<NftIntent["ddos"]>): NftRule[] {
+  const rules: NftRule[] = [];
+  const limit = (set: string, rate: number, burst: number) => `update @${set} { ${SRC6} limit rate over ${rate}/second burst ${burst} packets } counter drop`;
+  if (d.synFlood)
+    rules.push({ key: "syn-flood/6", text: `tcp flags & (fin | syn | rst | ack) == syn ${limit("ddos_syn6", 50, 100)}`, source: d.source });
+  if (d.connRate) rules.push({ key: "connection-rate/6", text: `ct state new ${limit("ddos_conn6", d.connRate, d.connRate)}`, source: d.source });
+  if (d.pktRate) rules.push({ key: "packet-rate/6", text: limit("ddos_pkt6", d.pktRate, d.pktRate), source: d.source });
+  return rules;
+}
+
 export function globMatch(glob: string, name: string): boolean {
   const re = new RegExp(
     `^${glob
@@ -412,25 +548,4 @@ export function globMatch(glob: string, name: string): boolean {
   return re.test(name);
 }
 
-/**
- * Disjoint, sorted set elements: nft refuses overlapping intervals in one transaction
- * (without auto-merge), and blocklists overlap all the time.
- */
-export function mergeCidrs(cidrs: Cidr4[]): string[] {
-  const ranges = cidrs.map((c) => [c.network, broadcastOf(c)] as [number, number]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const merged: [number, number][] = [];
-  for (const r of ranges) {
-    const last = merged[merged.length - 1];
-    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
-    else merged.push([r[0], r[1]]);
-  }
-  return merged.map(([lo, hi]) => rangeText(lo, hi));
-}
-
-function rangeText(lo: number, hi: number): string {
-  if (lo === hi) return formatIp4(lo);
-  const size = hi - lo + 1;
-  const prefix = 32 - Math.log2(size);
-  if (Number.isInteger(prefix) && (lo & maskOf(prefix)) >>> 0 === lo) return `${formatIp4(lo)}/${prefix}`;
-  return `${formatIp4(lo)}-${formatIp4(hi)}`;
-}
+export { mergeCidrs };

@@ -43,7 +43,8 @@ export function parsePolicy(text: string): Policy {
   }
   if (d.t !== "from" && d.t !== "to") throw new PolicyError(`expected "from" or "to", found ${d.t ? `"${d.t}"` : "nothing"}`, d.col);
   if (!tg.t) throw new PolicyError(`expected a target (segment, network, endpoint, external, any or CIDR) after "${d.t}"`, tg.col);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*(\/\d{1,2})?$/.test(tg.t) && !/^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(\/\d{1,3})?$/.test(tg.t)) throw new PolicyError(`"${tg.t}" is not a name or CIDR`, tg.col);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*(\/\d{1,2})?$/.test(tg.t) && !/^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(\/\d{1,3})?$/.test(tg.t))
+    throw new PolicyError(`"${tg.t}" is not a name or CIDR`, tg.col);
   if (tokens.length > 4) throw new PolicyError(`unexpected "${tokens[4]!.t}" after the target`, tokens[4]!.col);
   return { action: a.t as Policy["action"], protocol: proto as Policy["protocol"], ports, direction: d.t, target: tg.t };
 }
