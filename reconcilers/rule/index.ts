@@ -84,18 +84,32 @@ function add(ns: Ns, r: Resource): OpLine {
   const sel = r.spec.selector!.split(" ").filter(Boolean);
   // `suppress_prefixlength` belongs after the table in ip's grammar; fwmark selectors before it.
   const [before, after] = sel[0] === "suppress_prefixlength" ? [[], sel] : [sel, []];
-  const six = r.data?.family === "6";
-  const priority = six ? String(r.data!.priority) : r.name;
-  return {
-    tool: "ip",
-    ns,
-    args: [...(six ? ["-6"] : []), "rule", "add", "priority", priority, ...before, "table", r.spec.table!, ...after, "protocol", ROUTE_PROTO],
-  };
+  const args = [
+    "rule",
+    "add",
+    "priority",
+    r.data?.family === "6" ? String(r.data.priority) : r.name,
+    ...before,
+    "table",
+    r.spec.table!,
+    ...after,
+    "protocol",
+    ROUTE_PROTO,
+  ];
+  return family(ns, r, args);
 }
 
 /** Deletes exactly this rule (priority, selector and table), never another one at the same priority. */
 function del(ns: Ns, r: Resource): OpLine {
-  const args = add(ns, r).args;
-  const at = args.indexOf("add");
-  return { ...add(ns, r), args: [...args.slice(0, at), "del", ...args.slice(at + 1)] };
+  const a = add(ns, r);
+  const at = a.args.indexOf("add");
+  return { ...a, args: [...a.args.slice(0, at), "del", ...a.args.slice(at + 1)] };
+}
+
+/**
+ * An IPv4 rule is a line of bolt's `ip -batch`; an IPv6 one needs `ip -6` (a batch line cannot
+ * carry the option, and ip files `from ::/0` under IPv4), so it runs as its own `ip -6 rule …`.
+ */
+function family(ns: Ns, r: Resource, args: string[]): OpLine {
+  return r.data?.family === "6" ? { tool: "exec", ns, args: ["ip", "-6", ...args] } : { tool: "ip", ns, args };
 }
