@@ -9,13 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SKIP_REASON, ipJson, must, requireBuild, run } from "./harness.js";
 import type { Json } from "./harness.js";
-import { HOSTS, MESH_IP, MeshLab, UNDERLAY, WG_PORT, hostname, pingUntil, routeGet } from "./mesh-topology.js";
+import { HOSTS, MESH6, MESH_IP, MeshLab, UNDERLAY, WG_PORT, pingUntil, routeGet } from "./mesh-topology.js";
 import type { HostId, MeshFileOpts } from "./mesh-topology.js";
 
 /** The underlay's IPv6 side (documentation prefix): the hosts reach each other on the bridge directly. */
 const UNDERLAY6 = { a: "2001:db8:18::1", b: "2001:db8:18::2", c: "2001:db8:18::3" } as const;
-/** fd7a:115c:a1e0::/48 with the IPv4 mesh address (100.64.7.N = 0x6440_07NN) as the last 32 bits. */
-const MESH6 = { a: "fd7a:115c:a1e0::6440:701", b: "fd7a:115c:a1e0::6440:702", c: "fd7a:115c:a1e0::6440:703" } as const;
+/** fd7a:115c:a1e0::/48 with the IPv4 mesh address (100.64.7.N = 0x6440_07NN) as the last 32 bits, written out. */
+const DERIVED = { a: "fd7a:115c:a1e0::6440:701", b: "fd7a:115c:a1e0::6440:702", c: "fd7a:115c:a1e0::6440:703" } as const;
 
 async function ping6Until(ns: string, ip: string, tries = 5): Promise<boolean> {
   for (let i = 0; i < tries; i++) {
@@ -50,6 +50,7 @@ describe.skipIf(!!SKIP_REASON)("mesh over IPv6: derived v6 addresses, [v6]:port 
   };
 
   it("every node has its derived IPv6 mesh address; every host pings every other over IPv6 through the tunnel", async () => {
+    expect(MESH6).toEqual(DERIVED);
     await applyAll({ magicDns: false });
     for (const h of HOSTS) {
       const ns = lab.ns(h);

@@ -11,7 +11,7 @@ import { BOLT_BIN, SKIP_REASON, bolt, must, requireBuild } from "./harness.js";
 import { freePort, httpGet, sleep, waitFor } from "./watch-helpers.js";
 import type { Json } from "./harness.js";
 import { EtcdCluster } from "./etcd-cluster.js";
-import { HOSTS, INTERNET, LAN, MeshLab, UNDERLAY, hostname, pingUntil } from "./mesh-topology.js";
+import { HOSTS, INTERNET, LAN, MeshLab, UNDERLAY, hostname, mesh6, pingUntil } from "./mesh-topology.js";
 import type { HostId } from "./mesh-topology.js";
 
 const TTL = 3;
@@ -41,10 +41,12 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
   const list = async () => JSON.parse((await admin(["list", "--json"])).stdout) as Json;
   const listed = async (h: HostId) => ((await list()).nodes as Json[]).find((n) => n.name === hostname(h))!;
   const listLine = async (h: HostId) => (await admin(["list"])).stdout.split("\n").find((l) => l.startsWith(`${hostname(h)} `)) ?? "";
+  // Sorted: a node's IPv4 lease, its routes, then the IPv6 address every host derives from the lease.
   const allowedOf = async (h: HostId, peer: HostId): Promise<string[]> => {
     const peers = ((await lab.status(h)).interfaces as Json[])[0].peers as Json[];
-    return (peers.find((p) => p.public_key === lab.pub[peer])?.allowed_ips as string[] | undefined) ?? [];
+    return [...((peers.find((p) => p.public_key === lab.pub[peer])?.allowed_ips as string[] | undefined) ?? [])].sort();
   };
+  const own = (h: HostId) => [`${ip[h]}/32`, `${mesh6(ip[h]!)}/128`];
 
   beforeAll(async () => {
     requireBuild();
@@ -62,8 +64,8 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     await round();
     await round();
     expect(await pingUntil(lab.ns("b"), ip.a!)).toBe(true);
-    expect(await allowedOf("b", "a")).toEqual([`${ip.a}/32`]);
-    expect(await allowedOf("c", "a")).toEqual([`${ip.a}/32`]);
+    expect(await allowedOf("b", "a")).toEqual(own("a"));
+    expect(await allowedOf("c", "a")).toEqual(own("a"));
     expect(await pingUntil(lab.ns("b"), LAN.host, 2)).toBe(false);
     expect(await pingUntil(lab.ns("c"), INTERNET.host, 2)).toBe(false);
     await replanEmpty();
@@ -85,7 +87,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     const set = await admin(["policy", "set", "-f", p]);
     expect(set.code, set.stderr).toBe(0);
     await round(["a", "b"]);
-    expect(await allowedOf("b", "a")).toEqual([`${ip.a}/32`, LAN.subnet]);
+    expect(await allowedOf("b", "a")).toEqual([...own("a"), LAN.subnet].sort());
     expect(await pingUntil(lab.ns("b"), LAN.host)).toBe(true);
     expect(await listLine("a")).toContain(`routes ${LAN.subnet} (approved)  exit-node (awaiting approval)`);
     // Not yet an exit: the offer is only announced.
@@ -175,7 +177,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
       await waitFor("c to route the LAN through a", async () => (await allowedOf("c", "a")).includes(LAN.subnet), 20_000);
       // Every daemon keeps its status lease alive: online in mesh list, with the endpoint it publishes.
       for (const h of HOSTS) expect(await listed(h), `${h} in mesh list`).toMatchObject({ online: true, endpoints: [`${UNDERLAY[h]}:41641`] });
-      expect(await allowedOf("c", "b")).toEqual([`${ip.b}/32`]);
+      expect(await allowedOf("c", "b")).toEqual(own("b"));
       expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
       // a dies: its daemon killed, its underlay cut. Its status lease lapses after TTL.
       await stop("a", "SIGKILL");
@@ -185,7 +187,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
       const moved = Date.now() - t0;
       console.info(`HA failover: the LAN route moved to b ${moved} ms after a died (status TTL ${TTL} s)`);
       expect(moved).toBeGreaterThan((TTL - 1) * 1000); // moved by the lease's end, not before
-      expect(await allowedOf("c", "a")).toEqual([`${ip.a}/32`]); // a stays a peer: identity, not liveness
+      expect(await allowedOf("c", "a")).toEqual(own("a")); // a stays a peer: identity, not liveness
       expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
       // a's lease is gone: offline in mesh list, and in c's mesh status (its saved snapshot, no etcd).
       const now = await list();
@@ -206,7 +208,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
       await start("a");
       await sleep((TTL + 1) * 1000);
       expect(await allowedOf("c", "b")).toContain(LAN.subnet);
-      expect(await allowedOf("c", "a")).toEqual([`${ip.a}/32`]);
+      expect(await allowedOf("c", "a")).toEqual(own("a"));
       expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
     } finally {
       for (const h of [...daemons.keys()]) await stop(h);

@@ -18,6 +18,8 @@ import type { ResultPromise } from "execa";
 import { expect } from "vitest";
 import { Sandbox, bolt, ipJson, must, run, wgIn, wgPidsIn } from "./harness.js";
 import { wgSocketDir } from "../../src/exec/run-dir.js";
+import { parseIp4 } from "../../src/core/ipv4.js";
+import { MESH_CIDR6, nodeAddress6Text } from "../../reconcilers/wireguard/mesh6.js";
 import type { Json, RunOut } from "./harness.js";
 
 export const HOSTS = ["a", "b", "c"] as const;
@@ -26,6 +28,9 @@ export type HostId = (typeof HOSTS)[number];
 /** Underlay (RFC 2544 benchmark range): one bridge, the router is the bridge's own namespace. */
 export const UNDERLAY = { a: "198.18.0.1", b: "198.18.0.2", c: "198.18.0.3", router: "198.18.0.254", prefix: 24 } as const;
 export const MESH_IP = { a: "100.64.7.1", b: "100.64.7.2", c: "100.64.7.3" } as const;
+/** The IPv6 mesh address bolt derives for a node from its IPv4 one (fd7a:115c:a1e0::/48, wireguard/mesh6.ts). */
+export const mesh6 = (ip4: string): string => nodeAddress6Text({ cidr6: MESH_CIDR6 }, { address: parseIp4(ip4)! })!;
+export const MESH6 = { a: mesh6(MESH_IP.a), b: mesh6(MESH_IP.b), c: mesh6(MESH_IP.c) } as const;
 /** The LAN behind A (A is .1), advertised by A. */
 export const LAN = { subnet: "192.168.77.0/24", gw: "192.168.77.1", host: "192.168.77.2" } as const;
 /** The "internet" behind A (documentation prefix, RFC 5737): only A can reach it. */
