@@ -336,10 +336,9 @@ function aclRules(acls: CompiledAcl[], gw: string): NftRule[] {
         const side = (v: "4" | "6", src: unknown[] | "any", dst: unknown[] | "any", text: (x: never[]) => string, kw: string) => {
           if ((src !== "any" && !src.length) || (dst !== "any" && !dst.length)) return;
           const m: string[] = [];
+          // (never both "any" here: "*" is "any" in both families, handled above)
           if (src !== "any") m.push(`${kw} saddr ${text(src as never[])}`);
           if (dst !== "any") m.push(`${kw} daddr ${text(dst as never[])}`);
-          // "*" to "*" within one family still needs the family: `meta nfproto`.
-          if (!m.length) m.push(`meta nfproto ${v === "4" ? "ipv4" : "ipv6"}`);
           families.push({ v, m });
         };
         side("4", a.src, d.addrs, addrSet as (x: never[]) => string, "ip");

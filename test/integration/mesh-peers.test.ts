@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SKIP_REASON, ipJson, plannedOf, requireBuild, run } from "./harness.js";
 import type { Json } from "./harness.js";
-import { HOSTS, MESH_IP, MeshLab, pingUntil, sleep } from "./mesh-topology.js";
+import { HOSTS, MESH6, MESH_IP, MeshLab, pingUntil, sleep } from "./mesh-topology.js";
 
 const ROUTE = "10.66.0.0/24";
 
@@ -45,8 +45,9 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
         .split("\n")
         .map((l) => l.split("\t") as [string, string]),
     );
-    expect(allowed.get(lab.pub.b)!.split(" ").sort()).toEqual([`${MESH_IP.b}/32`, ROUTE].sort());
-    expect(allowed.get(lab.pub.c)).toBe(`${MESH_IP.c}/32`);
+    // Each peer's IPv4 and (derived) IPv6 mesh address, and B's route.
+    expect(allowed.get(lab.pub.b)!.split(" ").sort()).toEqual([`${MESH_IP.b}/32`, `${MESH6.b}/128`, ROUTE].sort());
+    expect(allowed.get(lab.pub.c)!.split(" ").sort()).toEqual([`${MESH_IP.c}/32`, `${MESH6.c}/128`].sort());
     const routes = ((await ipJson(lab.ns("a"), ["-4", "route", "show", "proto", "176"])) as Json[]).map((r) => `${r.dst} ${r.dev}`);
     expect(routes).toContain(`${ROUTE} ${gwa()}`);
 
@@ -71,7 +72,9 @@ describe.skipIf(!!SKIP_REASON)("mesh peers: minimal changes keep sessions; dead 
     const hs = await sessionsUp();
     const file = lab.meshFile("a", { peers: ["a", "b"], name: "a-no-c.toml" });
     const plan = await lab.bolt("a", ["plan", "--json", "-f", file]);
-    expect(plannedOf(plan.stdout)).toEqual([`delete route:main/${MESH_IP.c}/32`, `delete wg-peer:${gwa()}/${lab.pub.c}`, "update hosts:magic_dns"].sort());
+    expect(plannedOf(plan.stdout)).toEqual(
+      [`delete route:main/${MESH_IP.c}/32`, `delete route:main/${MESH6.c}/128`, `delete wg-peer:${gwa()}/${lab.pub.c}`, "update hosts:magic_dns"].sort(),
+    );
     await lab.apply("a", file);
     expect((await lab.handshakes("a")).has(lab.pub.c)).toBe(false);
     expect(await pingUntil(lab.ns("a"), MESH_IP.c, 1)).toBe(false);
