@@ -350,13 +350,20 @@ async function expectInKernel(t: Target, c: Json): Promise<void> {
 
 const flagsState = (flags: string[]) => (flags.includes("UP") ? "up" : "down");
 
-async function v4(ns: string, dev: string): Promise<string> {
+/** The addresses bolt plans on a link: IPv4, then global IPv6 (a link-local one would be the kernel's), as the plan lists them; none tentative. */
+async function addrs(ns: string, dev: string): Promise<string> {
   const a = (await ipJson(ns, ["addr", "show", "dev", dev]))[0];
-  return ((a?.addr_info ?? []) as Json[])
-    .filter((x) => x.family === "inet")
-    .map((x) => `${x.local}/${x.prefixlen}`)
-    .sort()
-    .join(", ");
+  const info = (a?.addr_info ?? []) as Json[];
+  expect(
+    info.filter((x) => x.tentative).map((x) => x.local),
+    `${dev}: addresses still in DAD`,
+  ).toEqual([]);
+  const of = (family: string) =>
+    info
+      .filter((x) => x.family === family && x.scope !== "link")
+      .map((x) => `${x.local}/${x.prefixlen}`)
+      .sort();
+  return [...of("inet"), ...of("inet6")].join(", ");
 }
 
 /** The bridge: kind, alias naming the network, MTU, state, exactly the planned address(es). */
@@ -367,7 +374,7 @@ async function checkNetwork(t: Target, c: Json): Promise<void> {
   expect(l.ifalias).toBe(`bolt1,net=${c.name}`);
   expect(l.mtu).toBe(Number(a.mtu));
   expect(flagsState(l.flags), `${a.bridge} state`).toBe(a.state);
-  expect(await v4(t.ns, a.bridge), `${a.bridge} addresses`).toBe(a.address);
+  expect(await addrs(t.ns, a.bridge), `${a.bridge} addresses`).toBe(a.address);
 }
 
 /** veth: host side on the bridge, eth0 in the endpoint's namespace with address, MTU, default route, MAC; it pings its gateway. tap: on the bridge. */
@@ -377,6 +384,13 @@ async function checkEndpoint(t: Target, c: Json): Promise<void> {
     await expectVeth(t.ns, { name: c.name, hostIf: a.host_if, bridge: a.bridge, netns: a.netns, ip: a.ip, gateway: a.gateway, mtu: Number(a.mtu) });
     if (a.mac) expect((await link(a.netns, "eth0")).address, `${c.name}: MAC of eth0`).toBe(a.mac);
     expect(await ping(a.netns, a.gateway), `${c.name} → its gateway ${a.gateway}`).toBe(true);
+    if (a.ip6) {
+      // Dual-stack: the IPv6 address beside the IPv4 one, the IPv6 default route, and the IPv6 gateway answers.
+      expect(await addrs(a.netns, "eth0"), `${c.name}: eth0 addresses`).toBe(`${a.ip}, ${a.ip6}`);
+      const r6 = (await ipJson(a.netns, ["-6", "route", "show", "default"])) as Json[];
+      expect(r6.map((r) => r.gateway)).toEqual([a.gateway6]);
+      expect(await ping(a.netns, a.gateway6), `${c.name} → its IPv6 gateway ${a.gateway6}`).toBe(true);
+    }
   } else if (a.type === "tap") {
     await expectTap(t.ns, { name: c.name, hostIf: a.host_if, bridge: a.bridge, mtu: Number(a.mtu) });
     if (a.mac) expect((await link(t.ns, a.host_if)).address, `${c.name}: MAC of ${a.host_if}`).toBe(a.mac);
@@ -553,7 +567,8 @@ async function checkWireguard(t: Target, c: Json): Promise<void> {
   expect(l.ifalias, `${dev}: alias`).toMatch(new RegExp(`^bolt1,(.*,)?wg=${dev}(,|$)`));
   expect(l.mtu).toBe(Number(a.mtu));
   expect(flagsState(l.flags)).toBe(a.state);
-  expect(await v4(t.ns, dev), `${dev}: addresses`).toBe(a.address);
+  // The interface's addresses of both families in one sorted list, as bolt's reader keeps them.
+  expect((await addrs(t.ns, dev)).split(", ").filter(Boolean).sort().join(", "), `${dev}: addresses`).toBe(a.address);
   expect(await wg(t.ns, dev, "public-key"), `${dev}: public key`).toBe(a.public_key);
   expect(await wg(t.ns, dev, "listen-port"), `${dev}: listen port`).toBe(a.listen_port || "0");
   expect(await wg(t.ns, dev, "fwmark"), `${dev}: fwmark`).toBe(a.fwmark || "off");

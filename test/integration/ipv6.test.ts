@@ -152,10 +152,16 @@ destination = "external"
     expect(await ping(topo.ns("web"), "fd71::1")).toBe(true);
 
     sb.write("bl.txt", `# the outside's IPv6 address, and a range\n${UPLINK6.outside}\n2001:db8:99::/48\n`);
-    const ddos = `ddos_protection = true\n[firewall.ddos]\nblocklists = ["bl.txt"]\n`;
+    const ddos = `[firewall.ddos]\nsyn_flood_protection = true\nconnection_rate_limit = 100\npacket_rate_limit = 10000\nblocklists = ["bl.txt"]\n`;
     await applyConverged(sb, [sb.write("bl.toml", config({ ddos }))]);
     expect(await topo.tcp(topo.outside, UPLINK6.host, 8080, 1)).toBeUndefined();
     expect(await topo.tcp(topo.outside, UPLINK.host, 8080)).toBe("web-80");
+    // The per-source DDoS limits exist for IPv6 too (keyed by /64) and leave ordinary traffic alone.
+    const table = (await boltTable(topo.host))!;
+    for (const set of ["ddos_syn6", "ddos_conn6", "ddos_pkt6"]) expect(table).toContain(`set ${set} {`);
+    expect(table).toContain("ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 50/second");
+    // (The outside is blocklisted now: its replies too. The host itself passes the input chain's limits.)
+    expect(await ping(topo.ns("api"), "fd71::1")).toBe(true);
   });
 
   it("leases survive a lost state dir (recovered from the kernel); a new endpoint takes the next address", async () => {

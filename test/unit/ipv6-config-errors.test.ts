@@ -180,4 +180,30 @@ network = "web"
     // Isolation matches interfaces: one rule for both families.
     expect(rules.filter((r) => r.startsWith("forward isolation-out"))).toHaveLength(1);
   });
+
+  it("segments and rules naming a dual-stack network get one rule per family; an IPv6 CIDR only the IPv6 one", () => {
+    const seg = `${text}
+[[segments]]
+name = "front"
+members = ["web"]
+network_policies = ["deny icmp from external", "allow tcp:22 from fd99::/64"]
+
+[[firewall.rules]]
+name = "web-dns"
+action = "allow"
+protocol = "udp"
+dest_ports = "53"
+destination = "web"
+`;
+    const k = kinds(loadIntent([write("seg.toml", seg)], "").intent);
+    const t = compileTable({ nft: k.nft!, networks: k.networks, endpointIps: new Map() })!;
+    const rules = t.chains.flatMap((c) => c.rules.map((r) => `${r.key}: ${r.text}`));
+    expect(rules).toContain("segment:front:0: ip saddr != @bolt_nets ip daddr 10.80.0.0/24 meta l4proto icmp counter drop");
+    expect(rules).toContain("segment:front:0/6: ip6 saddr != @bolt_nets6 ip6 daddr fd20::/64 meta l4proto ipv6-icmp counter drop");
+    expect(rules.filter((r) => r.startsWith("segment:front:1"))).toEqual([
+      "segment:front:1/6: ip6 saddr fd99::/64 ip6 daddr fd20::/64 tcp dport 22 counter accept",
+    ]);
+    expect(rules).toContain("rule:web-dns: udp dport 53 ip daddr 10.80.0.0/24 counter accept");
+    expect(rules).toContain("rule:web-dns/6: udp dport 53 ip6 daddr fd20::/64 counter accept");
+  });
 });
