@@ -4,8 +4,9 @@
 // fd7a:115c:a1e0::/48 (no address6 in any file): every host pings every other over IPv6 through
 // the tunnel (the transfer counters move), an ACL that denies one pair denies it for both
 // families (Tailscale: a host name stands for both addresses) while an IPv6 CIDR denies only
-// IPv6, and an exit node carries the client's IPv6 default route by policy routing. Every apply
-// is followed by an empty re-plan (MeshLab.apply).
+// IPv6, and an exit node carries the client's IPv6 default route by policy routing and
+// masquerades it to an IPv6 "internet" behind it that has no route back to the mesh. Every
+// apply is followed by an empty re-plan.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SKIP_REASON, ipJson, must, requireBuild, run } from "./harness.js";
 import type { Json } from "./harness.js";
@@ -14,6 +15,8 @@ import type { HostId, MeshFileOpts } from "./mesh-topology.js";
 
 /** The underlay's IPv6 side (documentation prefix): the hosts reach each other on the bridge directly. */
 const UNDERLAY6 = { a: "2001:db8:18::1", b: "2001:db8:18::2", c: "2001:db8:18::3" } as const;
+/** The IPv6 "internet" behind A (on mesh-topology's up0 link): it has no route to the mesh's prefix. */
+const INTERNET6 = { gw: "2001:db8:203::1", host: "2001:db8:203::2" } as const;
 /** fd7a:115c:a1e0::/48 with the IPv4 mesh address (100.64.7.N = 0x6440_07NN) as the last 32 bits, written out. */
 const DERIVED = { a: "fd7a:115c:a1e0::6440:701", b: "fd7a:115c:a1e0::6440:702", c: "fd7a:115c:a1e0::6440:703" } as const;
 
@@ -26,7 +29,7 @@ async function ping6Until(ns: string, ip: string, tries = 5): Promise<boolean> {
 }
 
 describe.skipIf(!!SKIP_REASON)("mesh over IPv6: derived v6 addresses, [v6]:port endpoints, dual-family ACLs, v6 exit routing", () => {
-  const lab = new MeshLab(HOSTS, false);
+  const lab = new MeshLab(HOSTS, true);
 
   beforeAll(async () => {
     requireBuild();
@@ -35,6 +38,8 @@ describe.skipIf(!!SKIP_REASON)("mesh over IPv6: derived v6 addresses, [v6]:port 
       // nodad: the address is usable at once (no duplicate address detection wait).
       await must(["ip", "-n", lab.ns(h), "-6", "address", "add", `${UNDERLAY6[h]}/64`, "dev", "eth0", "nodad"]);
     }
+    await must(["ip", "-n", lab.ns("a"), "-6", "address", "add", `${INTERNET6.gw}/64`, "dev", "up0", "nodad"]);
+    await must(["ip", "-n", lab.ns("inet"), "-6", "address", "add", `${INTERNET6.host}/64`, "dev", "eth0", "nodad"]);
   });
   afterAll(() => lab.cleanup());
 
@@ -137,9 +142,18 @@ dst = ["*:*"]
     expect(await ping6Until(lab.ns("a"), MESH6.c), "a → c over IPv6 is allowed").toBe(true);
   });
 
-  it("a node using an exit node sends its IPv6 default route into the tunnel by policy routing; its underlay stays on main", async () => {
+  it("a node using an exit node sends its IPv6 default route into the tunnel by policy routing; the exit node masquerades it", async () => {
     const world: MeshFileOpts["world"] = { a: { exitNode: true }, b: { useExitNode: "a" } };
-    await applyAll({ magicDns: false, world });
+    // IPv6 forwarding on the exit node is declared ([sysctl] in a Boltfile next to the mesh file):
+    // bolt implies net.ipv4.ip_forward for an exit node, not (yet) its IPv6 counterpart.
+    const fwd = lab.sb.write("a-forward6.toml", '[sysctl]\n"net.ipv6.conf.all.forwarding" = 1\n');
+    for (const h of HOSTS) {
+      const files = ["-f", file(h, { magicDns: false, world }), ...(h === "a" ? ["-f", fwd] : [])];
+      const r = await lab.bolt(h, ["apply", ...files, "--allow-destroy"]);
+      expect(r.code, `apply ${h}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      const p = await lab.bolt(h, ["plan", ...files, "--detailed-exitcode"]);
+      expect(p.code, `re-plan of ${h} after apply must be empty:\n${p.stdout}\n${p.stderr}`).toBe(0);
+    }
     const b = lab.ns("b");
     const rules = ((await ipJson(b, ["-6", "rule", "show"])) as Json[]).filter((r) => r.protocol === "176");
     expect(rules.map((r) => `${r.priority} ${r.table}`)).toEqual(["20000 main", "20001 20100"]);
@@ -154,6 +168,12 @@ dst = ["*:*"]
     expect((await routeGet(b, UNDERLAY6.a)).dev).toBe("eth0");
     // Still a working mesh over IPv6 (the endpoints are on the underlay, kept off the tunnel).
     expect(await ping6Until(b, MESH6.c), "b → c over IPv6 with an exit node").toBe(true);
+    // The IPv6 internet behind A answers B: through the tunnel, masqueraded to A's up0 address
+    // (the far side has no route back to fd7a:115c:a1e0::/48).
+    const before = await lab.peerStatus("b", "a");
+    expect(await ping6Until(b, INTERNET6.host), "b → the IPv6 internet behind a").toBe(true);
+    expect((await lab.peerStatus("b", "a")).tx_bytes - before.tx_bytes, "through the tunnel to a").toBeGreaterThanOrEqual(136);
+    expect(((await ipJson(lab.ns("inet"), ["-6", "route", "show"])) as Json[]).some((r) => String(r.dst).startsWith("fd7a"))).toBe(false);
     // A's exit offer is dual-family: its forward accept and masquerade are not `ip`-only.
     const nat = await run(["ip", "netns", "exec", lab.ns("a"), "nft", "list", "chain", "inet", "bolt", "nat_post"]);
     expect(nat.stdout).toMatch(/iifname "gw0" oifname != "gw0" masquerade/);
