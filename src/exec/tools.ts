@@ -3,6 +3,7 @@ import type { Batch, OpLine } from "./command.js";
 import { inNetns, nsName } from "./runner.js";
 import type { CommandRunner, Ns, RunResult } from "./runner.js";
 import { ensureRuntime, releaseRuntime } from "./wg-runtime.js";
+import { groupDeletes } from "./link-group-delete.js";
 
 /**
  * The tools bolt writes with, each knowing how it batches: `ip -batch -` (one process per
@@ -106,8 +107,11 @@ const ipBatch: Tool = {
     // Read-back lines run in the same process after the writes; with -j, writes print nothing
     // and each read prints one JSON line.
     const argv = inNetns(batch.ns, ["ip", ...(readBack.length ? ["-j"] : []), ...(o.force ? ["-force"] : []), "-batch", "-"]);
-    const stdin = [...batch.ops.map(batchLine), ...readBack].join("\n") + "\n";
-    const r = await runLimited(runner, argv, stdin, "ip", batch.ns, batch.ops.length + readBack.length, o.signal);
+    // Rollback (force) sends its lines as they are: it must go on past failures line by line.
+    const grouped = o.force ? undefined : groupDeletes(batch.ops.map(batchLine));
+    const writes = grouped?.lines ?? batch.ops.map(batchLine);
+    const stdin = [...writes, ...readBack].join("\n") + "\n";
+    const r = await runLimited(runner, argv, stdin, "ip", batch.ns, writes.length + readBack.length, o.signal);
     if (r.code === 0) {
       if (!readBack.length) return { done: batch.ops.length };
       const reads = r.stdout
@@ -119,10 +123,24 @@ const ipBatch: Tool = {
     const m = /Command failed -:(\d+)/.exec(r.stderr);
     const failed = m ? Number(m[1]) : undefined;
     const err = new CommandError(argv, r.code, r.stderr, failed, stdin);
-    // Unknown failure point: assume everything may have happened (undo is forced and idempotent).
     // A failing read-back line (after every write) still means all writes took effect.
-    const done = failed === undefined || o.force ? batch.ops.length : Math.min(failed - 1, batch.ops.length);
-    return { done, error: failed !== undefined && failed > batch.ops.length ? undefined : err };
+    if (failed !== undefined && failed > writes.length) return { done: batch.ops.length };
+    // Unknown failure point: assume everything may have happened (undo is forced and idempotent).
+    if (failed === undefined || o.force) return { done: batch.ops.length, error: err };
+    if (!grouped) return { done: Math.min(failed - 1, batch.ops.length), error: err };
+    // A group delete that stopped half way deleted nothing: its devices get their group back.
+    const regroup = grouped.regroupAfter(failed);
+    if (regroup.length)
+      await runLimited(
+        runner,
+        inNetns(batch.ns, ["ip", "-force", "-batch", "-"]),
+        regroup.map((d) => `link set dev ${d} group default`).join("\n") + "\n",
+        "ip",
+        batch.ns,
+        regroup.length,
+        o.signal,
+      );
+    return { done: grouped.doneBefore(failed), error: err };
   },
 };
 

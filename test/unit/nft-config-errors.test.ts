@@ -97,13 +97,13 @@ const cases: Record<string, Case> = {
   "port forward target port 0": {
     toml: '\n[[port_forwards]]\nhost_port = 8080\nto = "web:0"\n',
     at: '"web:0"',
-    message: /"to" must be "<endpoint>:<port>" or "<ip>:<port>" with a port 1-65535, got "web:0"/,
+    message: /"to" must be "<endpoint>:<port>", "<ipv4>:<port>" or "\[<ipv6>\]:<port>" with a port 1-65535, got "web:0"/,
   },
   "port forward target port 65536": { toml: '\n[[port_forwards]]\nhost_port = 8080\nto = "web:65536"\n', at: '"web:65536"', message: /got "web:65536"/ },
   "port forward to an unknown endpoint": {
     toml: '\n[[port_forwards]]\nhost_port = 8080\nto = "wbe:80"\n',
     at: '"wbe:80"',
-    message: /"wbe" is neither an IPv4 address nor a defined endpoint/,
+    message: /"wbe" is neither an IP address nor a defined endpoint/,
     hint: /did you mean "web"\?/,
   },
   "port forwarded twice": {

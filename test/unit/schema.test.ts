@@ -286,8 +286,9 @@ const IMPLEMENTED: Record<Kind, string[]> = {
   "bolt-network": [
     "networks",
     ...["name", "driver", "bridge", "subnet", "gateway", "ip_range", "ip_range.start", "ip_range.end", "mtu"].map((k) => `networks.*.${k}`),
+    "networks.*.ipv6/**",
     "endpoints",
-    ...["name", "network", "ip", "tap", "netns", "mac"].map((k) => `endpoints[].${k}`),
+    ...["name", "network", "ip", "ip6", "tap", "netns", "mac"].map((k) => `endpoints[].${k}`),
     "sysctl",
     // nftables (issue 3): whole subtrees; their kernel-impossible leaves keep their own text
     "networks.*.internet",
@@ -321,6 +322,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "networking.mode",
     "networking.bridge",
     ...["name", "subnet", "gateway", "ip_range", "ip_range.start", "ip_range.end"].map((k) => `networking.bridge.${k}`),
+    "networking.bridge.ipv6/**",
     "networking.port_forwards/**",
   ],
 };

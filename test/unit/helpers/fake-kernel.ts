@@ -108,6 +108,8 @@ export interface LinkState {
   /** IPv4 addresses, "a.b.c.d/len", in the order the kernel keeps them (primaries first per subnet) */
   addrs: string[];
   peer?: { ns: NsName; name: string };
+  /** link group (IFLA_GROUP), when not the default 0 */
+  group?: number;
   /** a tun device served by wireguard-go */
   wg?: WgDeviceState;
 }
@@ -682,6 +684,7 @@ export class FakeKernel implements CommandRunner {
     const eperm = "RTNETLINK answers: Operation not permitted";
     if (is("link", "l")) {
       if (verb === "add") return write(eperm, () => this.linkAdd(ns, rest));
+      if ((verb === "del" || verb === "delete") && rest[0] === "group") return write(eperm, () => this.groupDel(ns, rest[1]));
       if (verb === "del" || verb === "delete") return write(eperm, () => this.linkDel(ns, rest[0] === "dev" ? rest[1]! : rest[0]!));
       if (verb === "set" || verb === "change") return write(eperm, () => this.linkSet(ns, rest));
     } else if (is("tuntap", "tap")) {
@@ -812,6 +815,14 @@ export class FakeKernel implements CommandRunner {
     return undefined;
   }
 
+  /** `ip link del group G`: every device of the group at once; an unknown or empty group deletes nothing and is no error. */
+  private groupDel(ns: NsName, g: string | undefined): string | undefined {
+    const group = g === "default" ? 0 : Number(g);
+    if (!Number.isInteger(group) || group < 0) return `Error: argument "${g}" is wrong: Invalid "group" value`;
+    for (const l of this.ns(ns).links.filter((x) => (x.group ?? 0) === group && x.kind !== "loopback")) this.removeLink(ns, l.name);
+    return undefined;
+  }
+
   private setUp(ns: NsName, l: LinkState, up: boolean): void {
     if (l.up === up) return;
     l.up = up;
@@ -857,7 +868,12 @@ export class FakeKernel implements CommandRunner {
         if (m === l) return "RTNETLINK answers: Invalid argument";
         changes.push(() => void (l.master = v));
       } else if (t === "nomaster") changes.push(() => void delete l.master);
-      else if (t === "address") {
+      else if (t === "group") {
+        i++;
+        const g = v === "default" ? 0 : Number(v);
+        if (!Number.isInteger(g) || g < 0 || g > 0xffffffff) return `Error: argument "${v}" is wrong: Invalid "group" value`;
+        changes.push(() => void (g === 0 ? delete l.group : (l.group = g)));
+      } else if (t === "address") {
         i++;
         if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(v ?? "")) return `Error: "${v}" is not a valid link layer address.`;
         changes.push(() => {
@@ -1248,7 +1264,7 @@ export class FakeKernel implements CommandRunner {
       qdisc: l.kind === "loopback" ? (l.up ? "noqueue" : "noop") : l.kind === "tun" ? "fq_codel" : "noqueue",
       ...(l.master ? { master: l.master } : {}),
       operstate,
-      group: "default",
+      group: l.group ? String(l.group) : "default",
       txqlen: l.kind === "tun" ? 500 : 1000,
       link_type: l.kind === "loopback" ? "loopback" : l.kind === "tun" && l.tunType === "tun" ? "none" : "ether",
       ...(l.mac ? { address: l.mac, broadcast: l.kind === "loopback" ? "00:00:00:00:00:00" : "ff:ff:ff:ff:ff:ff" } : {}),
