@@ -76,7 +76,9 @@ const NDP = "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-soli
 export function compileTable(input: CompileInput): NftTable | undefined {
   const { nft, networks } = input;
   const mesh = input.mesh;
-  const meshNeedsNft = !!mesh && (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || mesh.intent.exitNode || !!mesh.intent.useExitNode);
+  const meshNeedsNft =
+    !!mesh &&
+    (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || !!mesh.intent.advertise6?.length || mesh.intent.exitNode || !!mesh.intent.useExitNode);
   const full = input.fullTunnel;
   const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || meshNeedsNft || full;
   if (!hasAnything) return undefined;
@@ -176,6 +178,12 @@ export function compileTable(input: CompileInput): NftTable | undefined {
       const adv = addrSet(m.advertise);
       forward.rules.push({ key: "mesh-subnet-routes", text: `iifname ${gw} ip daddr ${adv} accept`, source: m.source });
       natPost.rules.push({ key: "mesh-subnet-routes", text: `iifname ${gw} ip daddr ${adv} oifname != ${gw} masquerade`, source: m.source });
+    }
+    if (m.advertise6?.length) {
+      // The same for IPv6 subnets (masqueraded too: the subnet need not route the mesh's ULA back).
+      const adv6 = m.advertise6.length === 1 ? m.advertise6[0]! : `{ ${m.advertise6.join(", ")} }`;
+      forward.rules.push({ key: "mesh-subnet-routes6", text: `iifname ${gw} ip6 daddr ${adv6} accept`, source: m.source });
+      natPost.rules.push({ key: "mesh-subnet-routes6", text: `iifname ${gw} ip6 daddr ${adv6} oifname != ${gw} masquerade`, source: m.source });
     }
     if (m.exitNode) {
       forward.rules.push({ key: "mesh-exit-node", text: `iifname ${gw} accept`, source: m.source });

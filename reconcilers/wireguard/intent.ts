@@ -105,6 +105,8 @@ export interface MeshIntent {
   self: MeshNode;
   peers: MeshNode[];
   advertise: Cidr4[];
+  /** IPv6 subnets this node routes for the mesh (canonical text; a static mesh's only: the store carries IPv4 routes) */
+  advertise6?: string[];
   exitNode: boolean;
   /** hostname of the peer that carries this node's default route */
   useExitNode?: string;
@@ -496,9 +498,19 @@ function meshIntent(
         raw.address === undefined ? keyPos("peers", i) : at("address"),
       );
     const routes: Cidr4[] = [];
+    const routes6: string[] = [];
     for (const [j, r] of ((raw.routes ?? []) as string[]).entries()) {
+      const where = pos("peers", i, "routes", j);
+      if (r.includes(":")) {
+        // An IPv6 subnet behind the peer (its allowed IPs and a route, like an IPv4 one).
+        const c = parseCidr6(r);
+        if (!c || c.hostBits || c.prefix === 0)
+          err(`mesh: peer "${String(raw.hostname)}": route "${r}" is not an IPv6 CIDR without host bits (::/0 is use_exit_node's)`, where);
+        else routes6.push(formatCidr6(c));
+        continue;
+      }
       const c = parseCidr4(r);
-      if (!c || c.hostBits) err(`mesh: peer "${String(raw.hostname)}": route "${r}" is not an IPv4 CIDR without host bits`, pos("peers", i, "routes", j));
+      if (!c || c.hostBits) err(`mesh: peer "${String(raw.hostname)}": route "${r}" is not an IPv4 or IPv6 CIDR without host bits`, where);
       else routes.push(c);
     }
     const hn = String(raw.hostname);
@@ -508,7 +520,7 @@ function meshIntent(
     nodes.push(n);
     const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];
     const v6 = nodeAddress6(six, n);
-    const allowed6 = v6 === undefined ? [] : [host128(v6)];
+    const allowed6 = [...(v6 === undefined ? [] : [host128(v6)]), ...(acceptRoutes && features.subnet_routing !== false ? routes6 : [])];
     if (useExit === hn) {
       allowed.push({ network: 0, prefix: 0 });
       if (cidr6) allowed6.push("::/0");
@@ -600,9 +612,23 @@ function meshIntent(
   if (useExit && !nodes.some((n) => n.hostname === useExit))
     err(`mesh: use_exit_node "${useExit}" is not one of the [[peers]] (${nodes.map((n) => n.hostname).join(", ") || "none"})`, pos("node", "use_exit_node"));
   const advertise: Cidr4[] = [];
+  const advertise6: string[] = [];
   for (const [j, r] of ((node.advertise_routes ?? []) as string[]).entries()) {
+    if (r.includes(":")) {
+      const c = parseCidr6(r);
+      const where = pos("node", "advertise_routes", j);
+      if (!c || c.hostBits || c.prefix === 0) err(`mesh: advertise_routes "${r}" is not an IPv6 CIDR without host bits (::/0 is exit_node's)`, where);
+      else if (store)
+        diags.push({
+          severity: "warning",
+          message: `accepted, not enforced: advertise_routes "${r}" — the mesh store announces and approves IPv4 routes only; list IPv6 subnets in a static mesh's [[peers]] routes`,
+          source: where,
+        });
+      else if (features.subnet_routing !== false) advertise6.push(formatCidr6(c));
+      continue;
+    }
     const c = parseCidr4(r);
-    if (!c || c.hostBits) err(`mesh: advertise_routes "${r}" is not an IPv4 CIDR without host bits`, pos("node", "advertise_routes", j));
+    if (!c || c.hostBits) err(`mesh: advertise_routes "${r}" is not an IPv4 or IPv6 CIDR without host bits`, pos("node", "advertise_routes", j));
     else if (features.subnet_routing !== false && (!store || advertised?.routes.some((a) => a.network === c.network && a.prefix === c.prefix)))
       advertise.push(c);
   }
@@ -664,6 +690,7 @@ function meshIntent(
     self,
     peers: nodes,
     advertise,
+    ...(advertise6.length ? { advertise6 } : {}),
     exitNode: node.exit_node === true && features.exit_nodes !== false && (!store || advertised?.exit === true),
     useExitNode: useExit,
     magicDns: features.magic_dns === true,

@@ -15,6 +15,8 @@ import type { HostId, MeshFileOpts } from "./mesh-topology.js";
 
 /** The underlay's IPv6 side (documentation prefix): the hosts reach each other on the bridge directly. */
 const UNDERLAY6 = { a: "2001:db8:18::1", b: "2001:db8:18::2", c: "2001:db8:18::3" } as const;
+/** An IPv6 LAN behind A (on mesh-topology's lan0 link), advertised by A; no route back to the mesh either. */
+const LAN6 = { subnet: "2001:db8:77::/64", gw: "2001:db8:77::1", host: "2001:db8:77::2" } as const;
 /** The IPv6 "internet" behind A (on mesh-topology's up0 link): it has no route to the mesh's prefix. */
 const INTERNET6 = { gw: "2001:db8:203::1", host: "2001:db8:203::2" } as const;
 /** fd7a:115c:a1e0::/48 with the IPv4 mesh address (100.64.7.N = 0x6440_07NN) as the last 32 bits, written out. */
@@ -40,6 +42,8 @@ describe.skipIf(!!SKIP_REASON)("mesh over IPv6: derived v6 addresses, [v6]:port 
     }
     await must(["ip", "-n", lab.ns("a"), "-6", "address", "add", `${INTERNET6.gw}/64`, "dev", "up0", "nodad"]);
     await must(["ip", "-n", lab.ns("inet"), "-6", "address", "add", `${INTERNET6.host}/64`, "dev", "eth0", "nodad"]);
+    await must(["ip", "-n", lab.ns("a"), "-6", "address", "add", `${LAN6.gw}/64`, "dev", "lan0", "nodad"]);
+    await must(["ip", "-n", lab.ns("lan"), "-6", "address", "add", `${LAN6.host}/64`, "dev", "eth0", "nodad"]);
   });
   afterAll(() => lab.cleanup());
 
@@ -49,6 +53,19 @@ describe.skipIf(!!SKIP_REASON)("mesh over IPv6: derived v6 addresses, [v6]:port 
       o.name ?? `${h}.toml`,
       HOSTS.reduce((t, p) => t.replace(`endpoint = "${UNDERLAY[p]}:${WG_PORT}"`, `endpoint = "[${UNDERLAY6[p]}]:${WG_PORT}"`), lab.meshText(h, o)),
     );
+  // IPv6 forwarding on A (a subnet router or exit node) is declared ([sysctl] in a Boltfile next to
+  // the mesh file): bolt implies net.ipv4.ip_forward for them, not (yet) its IPv6 counterpart.
+  const forward6 = () => lab.sb.write("a-forward6.toml", '[sysctl]\n"net.ipv6.conf.all.forwarding" = 1\n');
+  /** Every host applies its file (A also the forwarding Boltfile); each re-plan is empty. */
+  const applyRouted = async (o: MeshFileOpts) => {
+    for (const h of HOSTS) {
+      const files = ["-f", file(h, o), ...(h === "a" ? ["-f", forward6()] : [])];
+      const r = await lab.bolt(h, ["apply", ...files, "--allow-destroy"]);
+      expect(r.code, `apply ${h}: ${r.stdout}\n${r.stderr}`).toBe(0);
+      const p = await lab.bolt(h, ["plan", ...files, "--detailed-exitcode"]);
+      expect(p.code, `re-plan of ${h} after apply must be empty:\n${p.stdout}\n${p.stderr}`).toBe(0);
+    }
+  };
   // Dropping a test's ACLs deletes most of bolt's nft objects: past the mass-delete brake, on purpose.
   const applyAll = async (o: MeshFileOpts = {}) => {
     for (const h of HOSTS) await lab.apply(h, file(h, o), ["--allow-destroy"]);
@@ -142,18 +159,21 @@ dst = ["*:*"]
     expect(await ping6Until(lab.ns("a"), MESH6.c), "a → c over IPv6 is allowed").toBe(true);
   });
 
+  it("an IPv6 subnet route: A advertises its IPv6 LAN; B (accept_routes) reaches it through A, C (not accepting) does not", async () => {
+    await applyRouted({ magicDns: false, world: { a: { advertise: [LAN6.subnet] }, b: { acceptRoutes: true } } });
+    const b = lab.ns("b");
+    expect((await routeGet(b, LAN6.host)).dev).toBe("gw0");
+    const toA = (await lab.peers("b")).find((l) => l.startsWith(lab.pub.a));
+    expect(toA?.split(" ")[3]?.split(",")).toContain(LAN6.subnet);
+    expect(await ping6Until(b, LAN6.host), "b → A's IPv6 LAN").toBe(true);
+    expect(await ping6Until(lab.ns("c"), LAN6.host, 2), "c does not accept routes").toBe(false);
+    const fwd = await run(["ip", "netns", "exec", lab.ns("a"), "nft", "list", "chain", "inet", "bolt", "forward"]);
+    expect(fwd.stdout).toContain(`iifname "gw0" ip6 daddr ${LAN6.subnet} accept`);
+  });
+
   it("a node using an exit node sends its IPv6 default route into the tunnel by policy routing; the exit node masquerades it", async () => {
     const world: MeshFileOpts["world"] = { a: { exitNode: true }, b: { useExitNode: "a" } };
-    // IPv6 forwarding on the exit node is declared ([sysctl] in a Boltfile next to the mesh file):
-    // bolt implies net.ipv4.ip_forward for an exit node, not (yet) its IPv6 counterpart.
-    const fwd = lab.sb.write("a-forward6.toml", '[sysctl]\n"net.ipv6.conf.all.forwarding" = 1\n');
-    for (const h of HOSTS) {
-      const files = ["-f", file(h, { magicDns: false, world }), ...(h === "a" ? ["-f", fwd] : [])];
-      const r = await lab.bolt(h, ["apply", ...files, "--allow-destroy"]);
-      expect(r.code, `apply ${h}: ${r.stdout}\n${r.stderr}`).toBe(0);
-      const p = await lab.bolt(h, ["plan", ...files, "--detailed-exitcode"]);
-      expect(p.code, `re-plan of ${h} after apply must be empty:\n${p.stdout}\n${p.stderr}`).toBe(0);
-    }
+    await applyRouted({ magicDns: false, world });
     const b = lab.ns("b");
     const rules = ((await ipJson(b, ["-6", "rule", "show"])) as Json[]).filter((r) => r.protocol === "176");
     expect(rules.map((r) => `${r.priority} ${r.table}`)).toEqual(["20000 main", "20001 20100"]);

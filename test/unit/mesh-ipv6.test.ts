@@ -147,6 +147,31 @@ describe("a ghostwire.toml with IPv6 (on by default)", () => {
     );
   });
 
+  it("IPv6 subnet routes: a peer's routes go into its allowed IPs with accept_routes; advertise_routes forwards and masquerades them", () => {
+    const k = load({
+      node: 'accept_routes = true\nadvertise_routes = ["192.168.5.0/24", "2001:db8:5::/64"]',
+      peerB: 'routes = ["10.7.0.0/16", "2001:db8:7::/48"]',
+    });
+    const w = k.wireguard.find((x) => x.mesh)!;
+    expect(w.peers[0]!.allowedIps6).toEqual(["fd7a:115c:a1e0::6440:2/128", "2001:db8:7::/48"]);
+    expect(k.mesh!.advertise6).toEqual(["2001:db8:5::/64"]);
+    const t = compileTable({
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      networks: [],
+      endpointIps: new Map(),
+      mesh: { intent: k.mesh!, self: k.mesh!.self },
+    })!;
+    const rules = (c: string) => t.chains.find((x) => x.name === c)!.rules.map((r) => r.text);
+    expect(rules("forward")).toContain('iifname "gw0" ip6 daddr 2001:db8:5::/64 accept');
+    expect(rules("nat_post")).toContain('iifname "gw0" ip6 daddr 2001:db8:5::/64 oifname != "gw0" masquerade');
+    // without accept_routes the peer's IPv6 routes are not taken either
+    expect(load({ peerB: 'routes = ["2001:db8:7::/48"]' }).wireguard.find((x) => x.mesh)!.peers[0]!.allowedIps6).toEqual(["fd7a:115c:a1e0::6440:2/128"]);
+    expect(errorOf({ node: 'advertise_routes = ["2001:db8:5::1/64"]' }, "advertise_routes")).toMatch(
+      /advertise_routes "2001:db8:5::1\/64" is not an IPv6 CIDR without host bits/,
+    );
+    expect(errorOf({ peerB: 'routes = ["::/0"]' }, "routes")).toMatch(/route "::\/0" is not an IPv6 CIDR without host bits \(::\/0 is use_exit_node's\)/);
+  });
+
   it("ACLs may name IPv6 addresses and CIDRs (bare or bracketed destinations); the ACL tests run for both families", () => {
     const k = load({
       extra: [
