@@ -30,6 +30,21 @@ export interface ApplyOptions {
   /** stops the writes (the running tool is killed); the apply then rolls back */
   signal?: AbortSignal;
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /** told when each wave ends and when verify or rollback starts (progress on a TTY, JSON events) */
+  progress?: (e: ApplyProgress) => void;
+}
+
+/** Where a running apply is: waves and ops done of the total, and the phase it is in. */
+export interface ApplyProgress {
+  phase: "apply" | "verify" | "rollback" | "done";
+  wave: number;
+  waves: number;
+  opsDone: number;
+  ops: number;
+  /** steps (resources) whose every op has run */
+  stepsDone: number;
+  steps: number;
+  elapsedMs: number;
 }
 
 export interface JournalPayload {
@@ -78,6 +93,24 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   const readsBack = (b: Batch) => !!toolOf(b.tool).readsBack && b.ns !== null;
   waves.forEach((w, i) => w.forEach((b) => readsBack(b) && lastWave.set(b.ns!, i)));
   const primed = new Map<string, unknown[]>();
+  const opsOfStep = new Map<number, number>();
+  for (const o of ops) if (o.step !== undefined) opsOfStep.set(o.step, (opsOfStep.get(o.step) ?? 0) + 1);
+  const report = (phase: ApplyProgress["phase"], wave: number) => {
+    if (!opts.progress) return;
+    const byStep = new Map<number, number>();
+    for (const o of done) if (o.step !== undefined) byStep.set(o.step, (byStep.get(o.step) ?? 0) + 1);
+    const stepsDone = [...byStep].filter(([st, n]) => n === opsOfStep.get(st)).length;
+    opts.progress({
+      phase,
+      wave,
+      waves: waves.length,
+      opsDone: done.length,
+      ops: ops.length,
+      stepsDone,
+      steps: plan.steps.length,
+      elapsedMs: performance.now() - t0,
+    });
+  };
 
   for (const [waveNo, wave] of waves.entries()) {
     started.push(...wave.flatMap((b) => b.ops));
@@ -109,6 +142,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       done.push(...b.ops.slice(0, r.done));
       if (r.error && !failure) failure = { batch: b, error: r.error };
     });
+    report("apply", waveNo + 1);
     if (failure) {
       const failedOp = failure.batch.ops[results[wave.indexOf(failure.batch)]!.done];
       const step = failedOp?.step !== undefined ? plan.steps[failedOp.step] : undefined;
@@ -123,17 +157,21 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
         ? `"${failedOp.args.join(" ")}"`
         : `${toolOf(failure.batch.tool).prefix.trim() || failure.batch.ops[0]?.args[0] || failure.batch.tool} batch of ${failure.batch.ops.length} line(s)`;
       log("apply.failed", { step: what, op: detail, stderr: failure.error.stderr.trim() });
+      report("rollback", waveNo + 1);
       const problems = await rollback(done, plan, opts);
       throw new ApplyError(`apply failed at ${what}: ${detail}: ${firstLine(failure.error.stderr)}${rollbackSummary(problems)}`, true, problems);
     }
   }
 
+  report("verify", waves.length);
   const leftover = await verify(plan, opts, primed);
   if (leftover.length) {
+    report("rollback", waves.length);
     const problems = await rollback(done, plan, opts);
     throw new ApplyError(`apply did not converge: the kernel still differs after apply: ${leftover.join("; ")}${rollbackSummary(problems)}`, true, problems);
   }
   opts.journal.clearJournal(plan.target);
+  report("done", waves.length);
   return { applied: plan.changes.length, ops: ops.length, processes, durationMs: performance.now() - t0 };
 }
 

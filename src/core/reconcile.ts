@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { applyPlan } from "./apply.js";
-import type { ApplyResult } from "./apply.js";
+import type { ApplyOptions, ApplyResult } from "./apply.js";
 import { BoltError, renderDiagnostics } from "./diagnostics.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { emptyIntent } from "./intent.js";
@@ -48,6 +48,8 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
   /** the daemon: after undoing an interrupted apply, converge even if the kernel no longer matches its "before" */
   convergeAfterRecovery?: boolean;
+  /** the apply's progress (see ApplyOptions.progress) */
+  progress?: ApplyOptions["progress"];
 }
 
 export interface ReconcileResult {
@@ -130,6 +132,7 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
       originals,
       signal: o.signal,
       log: (event, fields) => o.log.info(fields, event),
+      progress: o.progress,
     });
   } catch (e) {
     if (pending !== undefined) store.updateRevision(pending, { status: "failed" });
