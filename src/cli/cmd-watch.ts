@@ -10,7 +10,9 @@ import { monitoringConfig } from "../watch/monitoring-config.js";
 import type { MonitoringConfig } from "../watch/monitoring-config.js";
 import { checkTarget, target } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
-import { loadIntent } from "./config.js";
+import { ApiServer } from "../daemon/api-server.js";
+import { CachedLoader, RuntimeEndpointStore } from "../daemon/runtime-endpoints.js";
+import { apiSocketPath } from "../daemon/socket.js";
 import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
 import type { StoreState } from "../../reconcilers/wireguard/store-input.js";
 import type { MeshStore } from "../../reconcilers/wireguard/store.js";
@@ -21,11 +23,13 @@ export interface WatchOpts extends GlobalOpts {
   resyncMs: number;
   debounceMs: number;
   metricsListen?: string;
+  /** the API's unix socket (default: BOLT_API_SOCKET, else <run dir>/<target>.sock) */
+  apiSocket?: string;
 }
 
 /**
  * `bolt watch`: the daemon. Wires file events, kernel events and the resync timer to the
- * controller, serves metrics, and turns signals into passes (SIGHUP) or a clean stop
+ * controller, serves metrics and the local API (src/daemon, docs/api.md), and turns signals into passes (SIGHUP) or a clean stop
  * (SIGTERM/SIGINT: the pass in flight finishes, exit 0). Never exits on a bad config or a
  * failed pass: it logs, reports unhealthy, and tries again.
  */
@@ -33,6 +37,9 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   const t = target(o);
   const runner = o.runner ?? new ProcessRunner();
   const store = new StateStore(o.stateDir);
+  // Endpoints attached through the API: part of every pass's intent (files + runtime endpoints).
+  const runtime = new RuntimeEndpointStore(o.stateDir);
+  const cache = new CachedLoader(() => runtime.list(t));
   const metrics = new WatchMetrics();
   const log = o.log;
   let server: MetricsServer | undefined;
@@ -91,13 +98,38 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
         storeState,
         onStoreChange: () => controller.enqueue("store"),
       });
-      const { intent, warnings } = loadIntent(f, o.netnsPrefix, { external });
+      const { intent, warnings } = cache.load(f, o.netnsPrefix, { external });
       return { intent, warnings: [...warnings, ...storeWarnings], monitoring: monitoringConfig(f), volatile: !!external };
     },
     onFiles: (list) => files.set(list),
     onMonitoring: (m) => void applyMonitoring(m),
     checkTarget: () => checkTarget(runner, t),
   });
+
+  // The API first: a second daemon for this target stops here, before it watches or writes anything.
+  const api = new ApiServer({
+    target: t,
+    files: o.file,
+    netnsPrefix: o.netnsPrefix,
+    stateDir: o.stateDir,
+    lockTimeout: o.lockTimeout,
+    allowDestroy: o.allowDestroy,
+    log,
+    runner,
+    controller,
+    store,
+    runtime,
+    cache,
+  });
+  const socket = apiSocketPath(t, o.apiSocket);
+  try {
+    await api.listen(socket);
+  } catch (e) {
+    runtime.close();
+    store.close();
+    throw e;
+  }
+  log.info({ socket }, `API on unix:${socket}`);
 
   files.set(o.file);
   await files.ready();
@@ -134,7 +166,11 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   process.off("SIGHUP", onHup);
   monitor.stop();
   await files.close();
+  // No new API work; what is queued finishes with the pass in flight.
+  const apiClosed = api.close();
   await controller.stop();
+  await apiClosed;
+  runtime.close();
   await server?.close();
   store.close();
   for (const s of sessions.values()) s.close();

@@ -27,6 +27,9 @@ import type { ConfirmOptions } from "../core/reconcile.js";
 import { planJson } from "./render-json.js";
 import { renderDiagnostics, renderPlanText, renderShow, summaryLine, targetName } from "./render-text.js";
 import { analyzeForeign } from "../../reconcilers/nft/analyze.js";
+import { viaDaemon } from "../daemon/client.js";
+import { cliLoader } from "../daemon/runtime-endpoints.js";
+import type { ConfigLoader } from "../daemon/runtime-endpoints.js";
 import type { BoltFlows, Finding } from "../../reconcilers/nft/analyze.js";
 
 export interface GlobalOpts {
@@ -40,6 +43,12 @@ export interface GlobalOpts {
   runner?: CommandRunner;
   out: (s: string) => void;
   err: (s: string) => void;
+  /** false (--no-daemon): never go through a daemon's API (src/daemon/client.ts) */
+  daemon?: boolean;
+  /** how plan/apply read the config; default: the files plus the target's runtime endpoints */
+  loadConfig?: ConfigLoader;
+  /** colour the text plan; default: when stdout is a terminal (the daemon passes the CLI's) */
+  color?: boolean;
 }
 
 const EMPTY_INTENT: Intent = emptyIntent();
@@ -145,6 +154,17 @@ export async function cmdPlan(
     stateFile?: string;
   },
 ): Promise<number> {
+  const simple = !o.outFile && o.stateFile === undefined && !o.destroy && (o.format === undefined || o.format === "text" || o.format === "json");
+  const routed = simple
+    ? await viaDaemon(o, "plan", {
+        json: o.json || o.format === "json",
+        deep: o.deep,
+        show_commands: o.showCommands,
+        detailed_exitcode: o.detailedExitcode,
+        color: !!process.stdout.isTTY,
+      })
+    : undefined;
+  if (routed !== undefined) return routed;
   // The kernel reads depend on nothing in the config: start them before loading it.
   const reader = o.stateFile === undefined ? prefetch(o.runner ?? new ProcessRunner(), target(o)) : undefined;
   // A mesh on an etcd store is read first (offline plans read none: they say the store is not read).
@@ -153,7 +173,8 @@ export async function cmdPlan(
     o.destroy || o.stateFile !== undefined
       ? undefined
       : await meshStoreInput(o.file, { write: false, stateDir: o.stateDir, target: target(o), warnings: storeWarnings });
-  const loadedCfg = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined, external });
+  const load = o.loadConfig ?? cliLoader(o.stateDir, target(o));
+  const loadedCfg = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : load(o.file, o.netnsPrefix, { offline: o.stateFile !== undefined, external });
   const { intent } = loadedCfg;
   const warnings = [...loadedCfg.warnings, ...storeWarnings];
   // --state FILE: plan against an exported host state, with no kernel access (CI).
@@ -200,7 +221,7 @@ export async function cmdPlan(
     o.out(renderPlanMarkdown(plan, diags, { showCommands: o.showCommands, state: host ? { host: host.host, exportedAt: host.exported_at } : undefined }));
   else {
     printWarnings(o, diags);
-    o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands: o.showCommands }));
+    o.out(renderPlanText(plan, { color: o.color ?? !!process.stdout.isTTY, showCommands: o.showCommands }));
   }
   if (o.outFile && format === "text")
     o.out(`\nSaved the plan to ${o.outFile}: \`bolt apply ${o.outFile}\` applies exactly these changes, or refuses if ${targetName(t)} changed meanwhile.\n`);
@@ -246,7 +267,7 @@ export function planPrinter(o: GlobalOpts, showCommands?: boolean): (plan: Plan,
     if (o.json) o.out(JSON.stringify(planJson(plan, diags), null, 2) + "\n");
     else {
       printWarnings(o, diags);
-      o.out(renderPlanText(plan, { color: !!process.stdout.isTTY, showCommands }));
+      o.out(renderPlanText(plan, { color: o.color ?? !!process.stdout.isTTY, showCommands }));
     }
   };
 }
@@ -266,12 +287,16 @@ export function resourcesLine(changes: Plan["changes"]): string {
 export async function cmdApply(
   o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean },
 ): Promise<number> {
+  if (!o.destroy && !o.confirm) {
+    const routed = await viaDaemon(o, "apply", { json: o.json, deep: o.deep, show_commands: o.showCommands, allow_destroy: o.allowDestroy, color: !!process.stdout.isTTY });
+    if (routed !== undefined) return routed;
+  }
   // A mesh on an etcd store: this host publishes its request, then reads the mesh.
   const storeWarnings: Diagnostic[] = [];
   const external = o.destroy
     ? undefined
     : await meshStoreInput(o.file, { write: true, stateDir: o.stateDir, target: target(o), allowDestroy: o.allowDestroy, warnings: storeWarnings });
-  const loadedCfg = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : loadIntent(o.file, o.netnsPrefix, { external });
+  const loadedCfg = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : (o.loadConfig ?? cliLoader(o.stateDir, target(o)))(o.file, o.netnsPrefix, { external });
   const { intent } = loadedCfg;
   const warnings = [...loadedCfg.warnings, ...storeWarnings];
   const t = target(o);
@@ -299,6 +324,8 @@ export async function cmdApply(
 }
 
 export async function cmdShow(o: GlobalOpts & { deep?: boolean }): Promise<number> {
+  const routed = await viaDaemon(o, "show", { json: o.json, deep: o.deep });
+  if (routed !== undefined) return routed;
   const runner = o.runner ?? new ProcessRunner();
   const t = target(o);
   await checkTarget(runner, t);

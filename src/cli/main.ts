@@ -47,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
         log,
         out,
         err,
+        daemon: a.daemon as boolean | undefined,
       };
       code = await fn(o, a);
     };
@@ -67,6 +68,11 @@ export async function main(argv: string[]): Promise<number> {
       choices: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
     })
     .option("json", { type: "boolean", describe: "machine-readable output" })
+    .option("daemon", {
+      type: "boolean",
+      default: true,
+      describe: "plan, apply and show go through the API of a daemon serving the target (--no-daemon: do the work here)",
+    })
     .command("validate", "check config files offline (schema, addresses, references)", files, run(cmdValidate))
     .command(
       "plan",
@@ -196,7 +202,8 @@ export async function main(argv: string[]): Promise<number> {
           .option("resync", { type: "string", default: "30s", describe: "full resync interval (drift repair even without events)" })
           .option("debounce", { type: "string", default: "300ms", describe: "quiet time after a burst of events before a pass" })
           .option("metrics-listen", { type: "string", describe: "HOST:PORT for /metrics and /healthz (overrides [monitoring] listen)" })
-          .option("allow-destroy", { type: "boolean", describe: "apply a config change even if it deletes most of what bolt owns" }),
+          .option("allow-destroy", { type: "boolean", describe: "apply a config change even if it deletes most of what bolt owns" })
+          .option("api-socket", { type: "string", describe: "unix socket of the local API (default: $BOLT_API_SOCKET, else /run/bolt/TARGET.sock)" }),
       run(async (o, a) => {
         const { cmdWatch } = await import("./cmd-watch.js");
         const explicitLevel = argv.some((x) => x === "--log-level" || x.startsWith("--log-level=")) || process.env.BOLT_LOG_LEVEL !== undefined;
@@ -208,6 +215,7 @@ export async function main(argv: string[]): Promise<number> {
           debounceMs: parseDuration(a.debounce as string, "--debounce"),
           metricsListen: a["metrics-listen"] as string | undefined,
           allowDestroy: a["allow-destroy"] as boolean,
+          apiSocket: a["api-socket"] as string | undefined,
         });
       }),
     )

@@ -18,7 +18,8 @@ import type { WatchMetrics } from "./metrics.js";
 import type { MonitoringConfig } from "./monitoring-config.js";
 import { referencedFiles } from "./referenced-files.js";
 
-export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry" | "store";
+/** `api`: the daemon's API changed the intent (an endpoint attached or detached) */
+export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry" | "store" | "api";
 
 export interface LoadedConfig {
   intent: Intent;
@@ -90,6 +91,9 @@ export class WatchController {
   private lastPass: PassReport | undefined;
   private lastSuccessAt: string | undefined;
   private monitoringKey = "";
+  /** API work in progress (runExclusive): passes wait for it, it waits for the pass in flight */
+  private busy = 0;
+  private exclusiveTail: Promise<void> = Promise.resolve();
   passes = 0;
 
   constructor(private readonly o: ControllerOptions) {
@@ -107,12 +111,38 @@ export class WatchController {
     else this.debouncer.trigger();
   }
 
-  /** Finishes the pass in flight, then no more. */
+  /** Finishes the pass in flight (and the API work queued), then no more. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.debouncer.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.running;
+    await this.exclusiveTail;
+  }
+
+  /**
+   * Runs `fn` (an apply, attach or detach through the API) with no pass beside it: one writer
+   * per target inside the daemon too, without the two waiting for each other's lock file.
+   * Calls queue in order; a pass due meanwhile runs after them.
+   */
+  async runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.exclusiveTail;
+    let release!: () => void;
+    this.exclusiveTail = new Promise<void>((r) => (release = r));
+    try {
+      await previous;
+      while (this.running) await this.running;
+      // No await between the check above and this: kick() sees busy before it could start a pass.
+      this.busy++;
+      try {
+        return await fn();
+      } finally {
+        this.busy--;
+      }
+    } finally {
+      release();
+      if (this.triggers.size && !this.stopped && !this.busy) this.debouncer.trigger();
+    }
   }
 
   health(): { healthy: boolean; body: unknown } {
@@ -140,6 +170,7 @@ export class WatchController {
   private kick(): void {
     if (this.stopped) return;
     if (this.running) return; // the pass in flight re-checks the queue when it ends
+    if (this.busy) return; // runExclusive re-checks the queue when the API work ends
     // After failures, kernel and resync events wait (our own rollback's events must not loop);
     // a config change or SIGHUP goes at once.
     const wait = this.notBefore - this.now();
