@@ -6,7 +6,7 @@ import { formatCidr4, formatIp4, overlaps, parseCidr4, parseIp4 } from "../../sr
 import type { Cidr4 } from "../../src/core/ipv4.js";
 import type { LoadedFile } from "../../src/config/load.js";
 import { ifnameProblem } from "../../src/config/names.js";
-import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
+import { formatCidr6, formatIp6, overlaps6, parseCidr6 } from "../../src/core/ipv6.js";
 import { pointer } from "../../src/config/positions.js";
 import { MESH_CIDR6, deriveAddress6, host128, meshCidr6Problem, nodeAddress6, parseAddress6 } from "./mesh6.js";
 import { isKey, readKeyFile } from "./keys.js";
@@ -311,6 +311,15 @@ function peerChecks(ifname: string, peers: WgPeerIntent[], err: Err) {
             `${ifname}: allowed IP ${formatCidr4(a)} overlaps ${formatCidr4(b)} of another peer (${peers[j]!.hostname ?? peers[j]!.publicKey})`,
             peers[i]!.source,
           );
+      }
+      // The same for IPv6 (::/0, a full tunnel or exit node, overlaps everything by design).
+      for (const a of peers[i]!.allowedIps6 ?? []) {
+        const ca = parseCidr6(a)!;
+        const b = (peers[j]!.allowedIps6 ?? []).find((x) => {
+          const cb = parseCidr6(x)!;
+          return ca.prefix !== 0 && cb.prefix !== 0 && overlaps6(ca, cb);
+        });
+        if (b) err(`${ifname}: allowed IP ${a} overlaps ${b} of another peer (${peers[j]!.hostname ?? peers[j]!.publicKey})`, peers[i]!.source);
       }
     }
   }

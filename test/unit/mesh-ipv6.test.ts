@@ -93,7 +93,8 @@ describe("a ghostwire.toml with IPv6 (on by default)", () => {
     return { f, text };
   };
   const load = (o: Parameters<typeof file>[0] = {}) => kinds(loadIntent([file(o).f], "").intent);
-  const errorOf = (o: Parameters<typeof file>[0], needle: string) => {
+  /** The config is refused with an error matching `pattern`, at the `nth` line that contains `needle`. */
+  const errorOf = (o: Parameters<typeof file>[0], needle: string, pattern: RegExp, nth = 1) => {
     const { f, text } = file(o);
     let err: unknown;
     try {
@@ -102,10 +103,11 @@ describe("a ghostwire.toml with IPv6 (on by default)", () => {
       err = e;
     }
     expect(err, "the config must be refused").toBeInstanceOf(ConfigError);
-    const d = (err as ConfigError).diagnostics.find((x) => x.severity === "error")!;
-    const line = text.split("\n").findIndex((l) => l.includes(needle)) + 1;
-    expect(d.source).toMatchObject({ file: f, line });
-    return d.message;
+    const errors = (err as ConfigError).diagnostics.filter((x) => x.severity === "error");
+    const d = errors.find((x) => pattern.test(x.message));
+    expect(d, errors.map((x) => x.message).join("\n")).toBeDefined();
+    const lines = text.split("\n").flatMap((l, i) => (l.includes(needle) ? [i + 1] : []));
+    expect(d!.source).toMatchObject({ file: f, line: lines[nth - 1] });
   };
 
   it("every peer's allowed IPs carry its derived /128; the [v6]:port endpoint is kept as written", () => {
@@ -137,14 +139,12 @@ describe("a ghostwire.toml with IPv6 (on by default)", () => {
   });
 
   it("errors at file:line:col: a bad prefix, a bad address6, two nodes on one IPv6 address", () => {
-    expect(errorOf({ ghostwire: 'ipv6_cidr = "fd00::/112"' }, "ipv6_cidr")).toMatch(/ipv6_cidr "fd00::\/112" is longer than \/96/);
+    errorOf({ ghostwire: 'ipv6_cidr = "fd00::/112"' }, "ipv6_cidr", /ipv6_cidr "fd00::\/112" is longer than \/96/);
     // the schema refuses a prefix; the loader an address the pattern lets through
-    expect(errorOf({ peerB: 'address6 = "fd00::/64"' }, "address6")).toMatch(/address6: "fd00::\/64" is not valid/);
-    expect(errorOf({ peerB: 'address6 = "fd00:::1"' }, "address6")).toMatch(/peer "host-b": address6 "fd00:::1" is not an IPv6 address/);
+    errorOf({ peerB: 'address6 = "fd00::/64"' }, "address6", /address6: "fd00::\/64" is not valid/);
+    errorOf({ peerB: 'address6 = "fd00:::1"' }, "address6", /peer "host-b": address6 "fd00:::1" is not an IPv6 address/);
     // reported at the second of the two: host-c, whose derived address host-b took
-    expect(errorOf({ peerB: 'address6 = "fd7a:115c:a1e0::6440:3"' }, 'address = "100.64.0.3"')).toMatch(
-      /IPv6 address fd7a:115c:a1e0::6440:3 of "host-c" is also "host-b"'s/,
-    );
+    errorOf({ peerB: 'address6 = "fd7a:115c:a1e0::6440:3"' }, 'address = "100.64.0.3"', /IPv6 address fd7a:115c:a1e0::6440:3 of "host-c" is also "host-b"'s/);
   });
 
   it("IPv6 subnet routes: a peer's routes go into its allowed IPs with accept_routes; advertise_routes forwards and masquerades them", () => {
@@ -166,10 +166,44 @@ describe("a ghostwire.toml with IPv6 (on by default)", () => {
     expect(rules("nat_post")).toContain('iifname "gw0" ip6 daddr 2001:db8:5::/64 oifname != "gw0" masquerade');
     // without accept_routes the peer's IPv6 routes are not taken either
     expect(load({ peerB: 'routes = ["2001:db8:7::/48"]' }).wireguard.find((x) => x.mesh)!.peers[0]!.allowedIps6).toEqual(["fd7a:115c:a1e0::6440:2/128"]);
-    expect(errorOf({ node: 'advertise_routes = ["2001:db8:5::1/64"]' }, "advertise_routes")).toMatch(
+    errorOf(
+      { node: 'advertise_routes = ["2001:db8:5::1/64"]' },
+      "advertise_routes",
       /advertise_routes "2001:db8:5::1\/64" is not an IPv6 CIDR without host bits/,
     );
-    expect(errorOf({ peerB: 'routes = ["::/0"]' }, "routes")).toMatch(/route "::\/0" is not an IPv6 CIDR without host bits \(::\/0 is use_exit_node's\)/);
+    errorOf({ peerB: 'routes = ["::/0"]' }, "routes", /route "::\/0" is not an IPv6 CIDR without host bits \(::\/0 is use_exit_node's\)/);
+  });
+
+  it("two peers may not share IPv6 allowed IPs (cryptokey routing: one prefix, one peer); ::/0 of an exit node may", () => {
+    errorOf(
+      { node: "accept_routes = true", peerB: 'routes = ["fd7a:115c:a1e0::6440:3/128"]' },
+      "[[peers]]",
+      /allowed IP fd7a:115c:a1e0::6440:3\/128 overlaps fd7a:115c:a1e0::6440:3\/128 of another peer \(host-b\)/,
+      2,
+    );
+    expect(load({ node: 'use_exit_node = "host-b"' }).wireguard.find((x) => x.mesh)!.peers[0]!.allowedIps6).toContain("::/0");
+  });
+
+  it("a Tailscale policy file's hosts may be IPv6 addresses or CIDRs; a nodeAttrs target may be a node's IPv6 address", () => {
+    const policy = join(dir, `p${n++}.hujson`);
+    writeFileSync(
+      policy,
+      JSON.stringify({
+        hosts: { "v6-lan": "2001:db8:7::/48", b6: "fd7a:115c:a1e0::6440:2" },
+        nodeAttrs: [{ target: ["fd7a:115c:a1e0::6440:3"], attr: ["tag:printer"] }],
+        acls: [
+          { action: "accept", src: ["b6"], dst: ["v6-lan:*", "tag:printer:631"] },
+          { action: "accept", src: ["*"], dst: ["host-a:22"] },
+        ],
+      }),
+    );
+    const m = load({ ghostwire: `policy_file = "${policy}"` }).mesh!;
+    expect(m.peers.find((p) => p.hostname === "host-c")!.tags).toContain("printer");
+    const acls = compileAcls(m, m.self);
+    expect(evaluate(acls, ip6("fd7a:115c:a1e0::6440:2"), ip6("2001:db8:7::9"), 443, "tcp")).toBe("accept");
+    expect(evaluate(acls, ip6("fd7a:115c:a1e0::6440:2"), ip6("fd7a:115c:a1e0::6440:3"), 631, "tcp")).toBe("accept");
+    // the alias is the IPv6 address only: b's IPv4 address is not a source of that rule
+    expect(evaluate(acls, ip4("100.64.0.2"), ip4("100.64.0.3"), 631, "tcp")).toBe("deny");
   });
 
   it("ACLs may name IPv6 addresses and CIDRs (bare or bracketed destinations); the ACL tests run for both families", () => {
