@@ -10,14 +10,19 @@ import { parseToolJson } from "../../src/core/live-reader.js";
 import type { LiveReader } from "../../src/core/live-reader.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { compileTable } from "./compile.js";
-import { parseTable } from "./read.js";
+import type { NftTable } from "./compile.js";
+import { tableDelta } from "./delta.js";
+import { parseLive } from "./read.js";
+import type { LiveShape } from "./read.js";
 import { DELETE_SCRIPT, TABLE, restoreScript, tableScript, tableSpec } from "./script.js";
 
 /**
  * bolt's nftables state: ONE table `inet bolt` (NAT, isolation, port forwards, firewall rules,
- * DDoS presets, blocklists, segments), written as one `nft -f -` transaction that replaces the
- * whole table atomically, checked with `nft -c` at plan time. Other tables are never listed,
- * flushed or changed. Undo restores the table text read before the apply, in one transaction.
+ * DDoS presets, blocklists, segments), written as one `nft -f -` transaction, checked with
+ * `nft -c` at plan time. A new table, or one whose shape changes, is replaced whole; otherwise
+ * only the chains, rules and set elements that differ are written (delta.ts). Other tables are
+ * never listed, flushed or changed. Undo restores the table text read before the apply, whole,
+ * in one transaction.
  */
 export const nftReconciler: Reconciler = {
   kind: "nft",
@@ -67,7 +72,7 @@ export const nftReconciler: Reconciler = {
       keys: [`nft:${TABLE}`],
       spec,
       display,
-      data: { script: tableScript(table) },
+      data: { table },
       deps: [],
       owned: true,
       source: first,
@@ -88,9 +93,21 @@ export const nftReconciler: Reconciler = {
       ];
       return { resources: [], foreign: new Map(), diagnostics };
     }
-    const live = parseTable(parseToolJson(["nft", "-j", "list", "table", "inet", "bolt"], list.stdout) as Parameters<typeof parseTable>[0]);
+    const { table: live, shape } = parseLive(parseToolJson(["nft", "-j", "list", "table", "inet", "bolt"], list.stdout) as Parameters<typeof parseLive>[0]);
     return {
-      resources: [{ kind: "nft", name: TABLE, id: `nft:${TABLE}`, keys: [`nft:${TABLE}`], spec: live.spec, counters: live.counters, deps: [], owned: true }],
+      resources: [
+        {
+          kind: "nft",
+          name: TABLE,
+          id: `nft:${TABLE}`,
+          keys: [`nft:${TABLE}`],
+          spec: live.spec,
+          counters: live.counters,
+          data: { shape },
+          deps: [],
+          owned: true,
+        },
+      ],
       foreign: new Map(),
     };
   },
@@ -109,7 +126,7 @@ export const nftReconciler: Reconciler = {
       if (snap.code === 0) prepared.set(c.id, { snapshot: snap.stdout });
     }
     if (!c.after) return { diagnostics: [], prepared };
-    const r = await check(io, String(c.after.data!.script));
+    const r = await check(io, writeScript(c));
     return { diagnostics: r ? [{ severity: "error", message: `nft rejects the generated ruleset: ${r}`, source: c.after.source }] : [], prepared };
   },
 
@@ -119,7 +136,7 @@ export const nftReconciler: Reconciler = {
     const snapshot = before ? String(ctx.prepared.get(change.id)?.snapshot ?? "") : "";
     const undoTo: OpLine = before && snapshot ? nftScript(ns, restoreScript(snapshot)) : nftScript(ns, DELETE_SCRIPT);
     if (change.action === "delete") return [{ ...nftScript(ns, DELETE_SCRIPT), phase: "table", undo: [undoTo] }];
-    return [{ ...nftScript(ns, String(change.after!.data!.script)), phase: "table", undo: [undoTo] }];
+    return [{ ...nftScript(ns, writeScript(change)), phase: "table", undo: [undoTo] }];
   },
 
   impact: dropsTraffic,
@@ -139,6 +156,20 @@ function dropsTraffic(c: Change): "connectivity" | undefined {
     (f) => !/^(set|chain) /.test(f) && !f.endsWith(" order") && f in after.spec && /\b(drop|reject)\b/.test(after.display?.[f] ?? ""),
   );
   return dropping ? "connectivity" : undefined;
+}
+
+/**
+ * The script a create or update runs (and `nft -c` checks): the delta when the live table was
+ * read and keeps its shape, else the whole table. Pure: prepare and render compute the same.
+ */
+function writeScript(c: Change): string {
+  const table = c.after!.data!.table as NftTable;
+  const shape = c.before?.owned ? (c.before.data?.shape as LiveShape | undefined) : undefined;
+  if (c.action === "update" && shape) {
+    const d = tableDelta(shape, table);
+    if (d.mode === "delta") return d.script;
+  }
+  return tableScript(table);
 }
 
 function nftScript(ns: Ns, script: string): OpLine {

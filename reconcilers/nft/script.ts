@@ -17,7 +17,7 @@ export function chainHeader(c: NftTable["chains"][number]): string {
   return c.base ? `${c.base.type} ${c.base.hook} ${c.base.prio} accept` : "regular";
 }
 
-function setHash(s: NftTable["sets"][number]): string {
+export function setHash(s: NftTable["sets"][number]): string {
   return hash8(s.decl.join(";") + "|" + (s.dynamic ? "" : s.elements.join(",")));
 }
 
@@ -58,11 +58,16 @@ export function tableScript(t: NftTable): string {
   for (const c of t.chains) {
     out.push(`\tchain ${nftName(c.name)} {`);
     if (c.base) out.push(`\t\ttype ${c.base.type} hook ${c.base.hook} priority ${c.base.prio}; policy accept;`);
-    for (const r of c.rules) out.push(`\t\t${r.text} comment ${nftComment(`bolt:${r.key}|${hash8(r.text)}`)}`);
+    for (const r of c.rules) out.push(`\t\t${ruleText(r)}`);
     out.push("\t}");
   }
   out.push("}");
   return out.join("\n") + "\n";
+}
+
+/** A rule as bolt writes it: its text, then the comment that names it and hashes the text. */
+export function ruleText(r: NftTable["chains"][number]["rules"][number]): string {
+  return `${r.text} comment ${nftComment(`bolt:${r.key}|${hash8(r.text)}`)}`;
 }
 
 export const DELETE_SCRIPT = `table ${TABLE}\ndelete table ${TABLE}\n`;

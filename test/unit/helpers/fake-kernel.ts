@@ -2131,8 +2131,62 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
     unsupported,
   });
   const find = (family: string, name: string) => tables.find((t) => t.family === family && t.name === name);
+  // Rule handles as `nft -j list` numbered them before the transaction (nftJson's order): what
+  // `replace rule … handle H` names, whatever other commands of the transaction did since.
+  const handles = new Map<number, { chain: NftChainState; rule: NftChainState["rules"][number] }>();
+  for (const t of tables) {
+    let h = 1 + t.sets.length + t.chains.length;
+    for (const c of t.chains) for (const rule of c.rules) handles.set(++h, { chain: c, rule });
+  }
+  // `add|delete element FAMILY TABLE SET { … }`, possibly over several lines
+  let elemCmd: { n: number; verb: string; family: string; table: string; set: string; text: string } | undefined;
   for (const [n, raw] of lines.entries()) {
     let line = raw.trim();
+    if (elemCmd || /^(add|delete)\s+element\s/.test(line)) {
+      if (!elemCmd) {
+        const m = /^(add|delete)\s+element\s+(\w+)\s+([A-Za-z0-9_.-]+)\s+([A-Za-z0-9_.-]+)\s*\{(.*)$/.exec(line);
+        if (!m) return err(n, "syntax error, unexpected element statement", true);
+        elemCmd = { n, verb: m[1]!, family: m[2]!, table: m[3]!, set: m[4]!, text: m[5]! };
+      } else elemCmd.text += " " + line;
+      if (!elemCmd.text.includes("}")) continue;
+      const c = elemCmd;
+      elemCmd = undefined;
+      const st = find(c.family, c.table)?.sets.find((x) => x.name === c.set);
+      if (!st) return err(c.n, "Could not process rule: No such file or directory");
+      const value = (e: string) => e.replace(/\s+comment\s+"[^"]*"$/, "");
+      for (const e of c.text
+        .slice(0, c.text.lastIndexOf("}"))
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        const at = st.elements.findIndex((x) => value(x) === value(e));
+        if (c.verb === "delete") {
+          if (at < 0) return err(c.n, "Could not process rule: No such file or directory");
+          st.elements.splice(at, 1);
+        } else if (at < 0) st.elements.push(e);
+      }
+      continue;
+    }
+    const ruleCmd = /^(flush\s+chain|add\s+rule|replace\s+rule)\s+(\w+)\s+([A-Za-z0-9_.-]+)\s+([A-Za-z0-9_.-]+)(?:\s+(.*))?$/.exec(line);
+    if (ruleCmd) {
+      const [, verb, family, tname, cname, rest = ""] = ruleCmd;
+      const ch = find(family!, tname!)?.chains.find((x) => x.name === cname);
+      if (!ch) return err(n, "Could not process rule: No such file or directory");
+      const parse = (text: string) => {
+        const m = /^(.*?)\s+comment\s+"([^"]*)"$/.exec(text);
+        return m ? { text: m[1]!, comment: m[2]! } : { text };
+      };
+      if (verb!.startsWith("flush")) ch.rules = [];
+      else if (verb!.startsWith("add")) ch.rules.push(parse(rest));
+      else {
+        const h = /^handle\s+(\d+)\s+(.+)$/.exec(rest);
+        const at = h ? handles.get(Number(h[1])) : undefined;
+        const k = at && at.chain === ch ? ch.rules.indexOf(at.rule) : -1;
+        if (!h || k < 0) return err(n, "Could not process rule: No such file or directory");
+        ch.rules[k] = parse(h[2]!);
+      }
+      continue;
+    }
     if (elements) {
       elements.text += " " + line;
       if (!line.includes("}")) continue;
@@ -2217,7 +2271,7 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
       if (brace) table = tt;
     }
   }
-  if (table || set || chain || elements) return { error: "/dev/stdin: Error: syntax error, unexpected end of file\n" };
+  if (table || set || chain || elements || elemCmd) return { error: "/dev/stdin: Error: syntax error, unexpected end of file\n" };
   // References resolve against the whole transaction: a jump to a chain declared later is fine.
   for (const t of tables) {
     for (const c of t.chains) {
@@ -2274,6 +2328,9 @@ export function nftText(t: NftTableState, stateless: boolean): string {
 }
 
 function nftElemJson(e: string): unknown {
+  // An element with a comment lists as { elem: { val, comment } } (nft 1.0.6).
+  const withComment = /^(.*?)\s+comment\s+"([^"]*)"$/.exec(e);
+  if (withComment) return { elem: { val: nftElemJson(withComment[1]!), comment: withComment[2] } };
   if (e.includes(" . ")) return { concat: e.split(" . ").map((x) => x.trim().replace(/^"(.*)"$/, "$1")) };
   if (/^".*"$/.test(e)) return e.slice(1, -1);
   const pre = /^([0-9.]+)\/(\d+)$/.exec(e);

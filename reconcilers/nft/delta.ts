@@ -1,0 +1,119 @@
+import type { NftTable } from "./compile.js";
+import { nftComment, nftName } from "./grammar.js";
+import type { LiveSet, LiveShape } from "./read.js";
+import { staticSetHash } from "./read.js";
+import { TABLE, chainHeader, hash8, ruleText, setHash } from "./script.js";
+
+/**
+ * What an update of bolt's table writes: only what changed, in ONE `nft -f -` transaction
+ * (all-or-nothing like the whole table), the way kube-proxy's nftables proxier syncs partially.
+ *
+ * - a set whose elements changed: `delete element` / `add element` of the difference only,
+ *   compared in compile.ts's canonical form (mergeCidrs: disjoint, merged, prefixes where a
+ *   range is one), which is how nft lists an interval set back;
+ * - a chain whose rules changed text but kept their keys in order: `replace rule … handle H`
+ *   for those rules only (the kernel swaps the rule in place, the others keep their handles);
+ * - a chain whose rules were added, removed, reordered or edited by hand: `flush chain` and
+ *   its rules added again, in the same transaction.
+ *
+ * A changed shape goes back to the whole-table replace (create, delete, define): a set or
+ * chain added or removed, a base chain's hook, type or priority, a set's type or flags, a
+ * set or chain bolt did not make. Those change what references what, and nft has no in-place
+ * form for most of them (a set's type, a base chain's hook).
+ */
+export type TableWrite = { mode: "delta"; script: string; sets: string[]; chains: string[] } | { mode: "table"; reason: string };
+
+/**
+ * An element bolt can name in a `delete element` line: compile.ts's forms (quoted interface
+ * names, concatenations of them, IPv4/IPv6 addresses, prefixes, ranges). Anything else in a
+ * live set (a hand edit nft lists differently) makes the write whole-table instead.
+ */
+const NAMEABLE = /^(?:"[A-Za-z0-9_.-]{1,15}"(?: \. "[A-Za-z0-9_.-]{1,15}")*|[0-9A-Fa-f.:]+(?:\/\d{1,3}|-[0-9A-Fa-f.:]+)?)$/;
+
+export function tableDelta(live: LiveShape, t: NftTable): TableWrite {
+  const whole = (reason: string): TableWrite => ({ mode: "table", reason });
+  const liveSets = new Map(live.sets.map((s) => [s.name, s]));
+  const liveChains = new Map(live.chains.map((c) => [c.name, c]));
+  const wantSets = new Set(t.sets.map((s) => s.name));
+  const wantChains = new Set(t.chains.map((c) => c.name));
+  const extraSet = live.sets.find((s) => !wantSets.has(s.name));
+  if (extraSet) return whole(`set ${extraSet.name} is removed`);
+  const newSet = t.sets.find((s) => !liveSets.has(s.name));
+  if (newSet) return whole(`set ${newSet.name} is added`);
+  const extraChain = live.chains.find((c) => !wantChains.has(c.name));
+  if (extraChain) return whole(`chain ${extraChain.name} is removed`);
+  const newChain = t.chains.find((c) => !liveChains.has(c.name));
+  if (newChain) return whole(`chain ${newChain.name} is added`);
+  const header = t.chains.find((c) => liveChains.get(c.name)!.header !== chainHeader(c));
+  if (header) return whole(`chain ${header.name} changes its type, hook or priority`);
+
+  const deletes: string[] = [];
+  const adds: string[] = [];
+  const sets: string[] = [];
+  for (const s of t.sets) {
+    const l = liveSets.get(s.name)!;
+    const want = setHash(s);
+    if (l.foreign) return whole(`set ${s.name} is not bolt's`);
+    if (l.dynamic !== s.dynamic) return whole(`set ${s.name} changes between static and dynamic`);
+    // A dynamic set's elements are the traffic's (rate-limit state), never written: only its declaration counts.
+    if (s.dynamic) {
+      if (l.hash !== want) return whole(`set ${s.name} changes its declaration`);
+      continue;
+    }
+    if (l.decl !== s.decl.join(";")) return whole(`set ${s.name} changes its type or flags`);
+    if (l.hash === want && staticSetHash(l) === want) continue;
+    // The up-to-date hash rides on an element's comment (the set's own cannot change in place):
+    // an emptied set has no element to carry it.
+    if (!s.elements.length) return whole(`set ${s.name} becomes empty`);
+    if (!l.elements.every((e) => NAMEABLE.test(e))) return whole(`set ${s.name} holds an element bolt cannot name`);
+    const { del, add } = elementDelta(l, s.elements, want);
+    sets.push(s.name);
+    if (del.length) deletes.push(`delete element ${TABLE} ${nftName(s.name)} { ${del.join(",\n\t")} }`);
+    if (add.length) adds.push(`add element ${TABLE} ${nftName(s.name)} { ${add.join(",\n\t")} }`);
+  }
+
+  const rules: string[] = [];
+  const chains: string[] = [];
+  for (const c of t.chains) {
+    const l = liveChains.get(c.name)!;
+    const name = nftName(c.name);
+    const sameKeys = l.rules.length === c.rules.length && l.rules.every((r, i) => r.managed && r.key === c.rules[i]!.key);
+    if (sameKeys) {
+      const changed = c.rules.flatMap((r, i) => (l.rules[i]!.hash === hash8(r.text) ? [] : [{ r, handle: l.rules[i]!.handle }]));
+      if (!changed.length) continue;
+      chains.push(c.name);
+      for (const { r, handle } of changed) rules.push(`replace rule ${TABLE} ${name} handle ${Math.trunc(handle)} ${ruleText(r)}`);
+      continue;
+    }
+    chains.push(c.name);
+    rules.push(`flush chain ${TABLE} ${name}`);
+    for (const r of c.rules) rules.push(`add rule ${TABLE} ${name} ${ruleText(r)}`);
+  }
+  if (!sets.length && !chains.length) return whole("nothing differs chain by chain or set by set");
+  const what = [...sets.map((s) => `set ${s}`), ...chains.map((c) => `chain ${c}`)].join(", ");
+  // Deletes before adds: nft checks a new interval against the set as the transaction has it
+  // so far, and a merged range (10.0.0.1-10.0.0.2) overlaps the element it replaces (10.0.0.1).
+  const script = [`# bolt: only what changed in ${TABLE} (${what}), one transaction`, ...deletes, ...adds, ...rules].join("\n") + "\n";
+  return { mode: "delta", script, sets, chains };
+}
+
+/**
+ * The elements to delete and add so the live set lists exactly `want`, and the one element
+ * that carries the set's new hash as its comment (deleted and added again with the comment
+ * when it is already there: an element's comment cannot change in place either). Elements
+ * that carried an older hash lose it the same way, so one carrier is left.
+ */
+function elementDelta(l: LiveSet, want: string[], hash: string): { del: string[]; add: string[] } {
+  const have = new Set(l.elements);
+  const wanted = new Set(want);
+  const del = l.elements.filter((e) => !wanted.has(e));
+  const add = want.filter((e) => !have.has(e));
+  const carrier = l.carriers.find((c) => wanted.has(c)) ?? add[0] ?? want[0]!;
+  const again = new Set(l.carriers.filter((c) => wanted.has(c)));
+  if (!add.includes(carrier)) again.add(carrier);
+  const comment = ` comment ${nftComment(`bolt:${hash}`)}`;
+  return {
+    del: [...del, ...again],
+    add: [...add, ...again].map((e) => (e === carrier ? e + comment : e)),
+  };
+}
