@@ -360,4 +360,58 @@ describe.skipIf(!!SKIP_REASON)("bolt and wg-quick side by side", () => {
     expect((await boltOn("cli", ["destroy"])).code).toBe(0);
     expect((await boltOn("srv", ["destroy"])).code).toBe(0);
   }, 120_000);
+
+  it("an IPv6 full tunnel (::/0 next to 0.0.0.0/0): the same policy routing in ip -6 rule, ::/0 in table 20100, the underlay off the tunnel", async () => {
+    const srv = sb.write(
+      "srv-v6-full.toml",
+      [
+        "[wireguard.gw0]",
+        `private_key_file = "${keyFile("srv")}"`,
+        `address = ["${TUN.srv}/24", "fd00:8::1/64"]`,
+        `listen_port = ${PORT}`,
+        "",
+        "[[wireguard.gw0.peers]]",
+        `public_key = "${pub.cli}"`,
+        `allowed_ips = ["${TUN.cli}/32", "fd00:8::2/128"]`,
+      ].join("\n") + "\n",
+    );
+    const full = (v6: boolean) =>
+      sb.write(
+        `cli-full${v6 ? "6" : "4"}.toml`,
+        [
+          "[wireguard.gw0]",
+          `private_key_file = "${keyFile("cli")}"`,
+          `address = ["${TUN.cli}/24", "fd00:8::2/64"]`,
+          "",
+          "[[wireguard.gw0.peers]]",
+          `public_key = "${pub.srv}"`,
+          `endpoint = "[${UL6.srv}]:${PORT}"`,
+          `allowed_ips = ${JSON.stringify(v6 ? ["0.0.0.0/0", "::/0"] : ["0.0.0.0/0", "fd00:8::/64"])}`,
+          "persistent_keepalive = 5",
+        ].join("\n") + "\n",
+      );
+    await apply("srv", srv);
+    await apply("cli", full(true));
+    const c = ns("cli");
+    const mine = async () => ((await ipJson(c, ["-6", "rule", "show"])) as Json[]).filter((r) => r.protocol === "176");
+    expect((await mine()).map((r) => `${r.priority} ${r.table} ${r.suppress_prefixlen ?? ""}${r.not === null ? "not " : ""}${r.fwmark ?? ""}`)).toEqual([
+      "20000 main 0",
+      "20001 20100 not 0xb000000",
+    ]);
+    expect(((await ipJson(c, ["-6", "route", "show", "table", "20100"])) as Json[]).map((r) => `${r.dst} ${r.dev}`)).toEqual(["default gw0"]);
+    expect((await routeGet(c, "2001:db8:ffff::1")).dev, "IPv6 beyond the underlay: into the tunnel").toBe("gw0");
+    expect((await routeGet(c, UL6.srv)).dev, "the IPv6 underlay stays on eth0 (suppress_prefixlength 0)").toBe("eth0");
+    expect((await routeGet(c, UL6.srv, 0x0b000000)).dev, "WireGuard's own marked packets: main").toBe("eth0");
+    expect(await wgShow("cli", "gw0", "fwmark")).toContain("0xb000000");
+    let ok6 = false;
+    for (let i = 0; i < 10 && !ok6; i++) ok6 = (await run(["ip", "netns", "exec", c, "ping", "-6", "-n", "-c", "1", "-W", "1", "fd00:8::1"])).code === 0;
+    expect(ok6, "cli → srv over IPv6 inside the IPv6 full tunnel").toBe(true);
+    // IPv4 full tunnel only: the IPv6 rules and default route go; the IPv4 ones stay.
+    await apply("cli", full(false));
+    expect(await mine()).toEqual([]);
+    expect(((await ipJson(c, ["rule", "show"])) as Json[]).filter((r) => r.protocol === "176").length).toBe(2);
+    expect((await boltOn("cli", ["destroy"])).code).toBe(0);
+    expect(((await ipJson(c, ["rule", "show"])) as Json[]).filter((r) => r.protocol === "176")).toEqual([]);
+    expect((await boltOn("srv", ["destroy"])).code).toBe(0);
+  }, 120_000);
 });
