@@ -17,6 +17,8 @@ import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
 import type { StoreState } from "../../reconcilers/wireguard/store-input.js";
 import type { MeshStore } from "../../reconcilers/wireguard/store.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
+import { registerStatsMetrics } from "../watch/stats-metrics.js";
+import { sampleStats } from "./cmd-stats.js";
 
 export interface WatchOpts extends GlobalOpts {
   allowDestroy?: boolean;
@@ -41,6 +43,8 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   const runtime = new RuntimeEndpointStore(o.stateDir);
   const cache = new CachedLoader(() => runtime.list(t));
   const metrics = new WatchMetrics();
+  // `bolt stats` as metrics, sampled at scrape time (store.originals: what a shallow read needs).
+  registerStatsMetrics(metrics.registry, () => sampleStats(runner, t, store.originals(t), false));
   const log = o.log;
   let server: MetricsServer | undefined;
   let listening = "";
