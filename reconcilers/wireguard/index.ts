@@ -127,7 +127,11 @@ export const wireguardReconciler: Reconciler = {
   commit(change, store, target) {
     if (!change.after?.data?.mesh) return;
     if (change.action === "delete") store.releaseLease(target, `mesh:${change.name}`);
-    else store.setLease(target, "mesh", `mesh:${change.name}`, change.after.spec.address!.split("/")[0]!);
+    else {
+      // The lease is the IPv4 mesh address (the IPv6 one follows from it).
+      const v4 = change.after.spec.address!.split(", ").find((x) => !x.includes(":"));
+      if (v4) store.setLease(target, "mesh", `mesh:${change.name}`, v4.split("/")[0]!);
+    }
   },
 };
 
