@@ -12,7 +12,7 @@ import { TABLE, chainHeader, hash8, ruleText, setHash } from "./script.js";
  *   compared in compile.ts's canonical form (mergeCidrs: disjoint, merged, prefixes where a
  *   range is one), which is how nft lists an interval set back;
  * - a chain whose rules changed text but kept their keys in order: `replace rule … handle H`
- *   for those rules only (the kernel swaps the rule in place, the others keep their handles);
+ *   for those rules only (NLM_F_REPLACE swaps the rule in place, under the same handle);
  * - a chain whose rules were added, removed, reordered or edited by hand: `flush chain` and
  *   its rules added again, in the same transaction.
  *
