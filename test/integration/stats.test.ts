@@ -64,6 +64,18 @@ describe.skipIf(!!SKIP_REASON)("bolt stats", () => {
     expect(b.time_ms - a.time_ms).toBeGreaterThanOrEqual(1000);
   });
 
+  it("graph --live draws the kernel's topology: bridge, endpoint, its namespace, with traffic", async () => {
+    const r = await sb.bolt(["graph", "--live", "--format", "dot"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('"network:front" -> "endpoint:web";');
+    expect(r.stdout).toContain(`"endpoint:web" -> "netns:${topo.ns("web")}";`);
+    expect(r.stdout).toMatch(/traffic = [\d.]+ (B|KiB) in/);
+    const svg = await sb.bolt(["graph", "--live", "--format", "svg"]);
+    expect(svg.code, svg.stderr).toBe(0);
+    expect(svg.stdout).toMatch(/^<svg [^>]*>/);
+    expect(svg.stdout.trim().endsWith("</svg>")).toBe(true);
+  });
+
   it("the daemon serves them as metrics labelled by the config's names", async () => {
     const port = await freePort();
     const daemon = sb.spawnBolt(["watch", "-f", file, "--metrics-listen", `127.0.0.1:${port}`, "--json"]);

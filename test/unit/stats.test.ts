@@ -115,3 +115,32 @@ describe("bolt stats", () => {
     expect(names.filter((n) => !served.has(n))).toEqual([]);
   });
 });
+
+describe("bolt graph --live", () => {
+  it("adds live state, traffic and each endpoint's namespace; renders a self-contained SVG", async () => {
+    const { liveGraph, renderSvg, renderDot } = await import("../../src/cli/render-graph.js");
+    const owned: Resource[] = [
+      { ...res("network", "front", { bridge: "bolt-front", address: "10.71.0.1/24", state: "up" }) },
+      { ...res("endpoint", "web", { host_if: "bv-web", network: "front", ip: "10.71.0.10/24", netns: "ns-web", state: "down" }), deps: ["network:front"] },
+    ];
+    const s = withRates(buildStats(input(1_000_000, 3000)), buildStats(input(1_001_000, 4024)));
+    const g = liveGraph(owned, s);
+    expect(g.nodes.map((n) => n.id)).toEqual(["network:front", "endpoint:web", "netns:ns-web"]);
+    expect(g.edges).toEqual([
+      ["network:front", "endpoint:web"],
+      ["endpoint:web", "netns:ns-web"],
+    ]);
+    const web = g.nodes.find((n) => n.id === "endpoint:web")!;
+    expect(web.label).toContain("state = down");
+    expect(web.label).toContain("traffic = 3.9 KiB in, 500 B out (1.0 KiB/s in, 0 B/s out)");
+    expect(renderDot(g)).toContain('"endpoint:web" -> "netns:ns-web";');
+    const svg = renderSvg(g);
+    expect(svg.startsWith("<svg ")).toBe(true);
+    // Three boxes in three columns (dependency depth), two arrows, every tag closed.
+    expect(svg.match(/<rect /g)).toHaveLength(3);
+    expect(new Set([...svg.matchAll(/<rect x="([\d.]+)"/g)].map((m) => m[1])).size).toBe(3);
+    expect(svg.match(/<line /g)).toHaveLength(2);
+    expect(svg.match(/<g>/g)?.length).toBe(svg.match(/<\/g>/g)?.length);
+    expect(svg).toContain("&quot;web&quot;");
+  });
+});
