@@ -501,7 +501,12 @@ const normDst = (dst: string) => (dst === "default" || dst.includes("/") ? dst :
 async function checkRoute(t: Target, c: Json): Promise<void> {
   const i = c.name.indexOf("/");
   const [table, dst] = [c.name.slice(0, i), c.name.slice(i + 1)];
-  const routes = ((await ipJson(t.ns, ["-4", "route", "show", "table", table])) as Json[]).filter((r) => normDst(r.dst) === dst);
+  // An IPv6 route (a mesh peer's /128, ::/0 of an exit node): ip prints its default as "default", a host without /128.
+  const six = dst.includes(":");
+  const norm6 = (d: string) => (d === "default" ? "::/0" : d.includes("/") ? d : `${d}/128`);
+  const routes = ((await ipJson(t.ns, [six ? "-6" : "-4", "route", "show", "table", table])) as Json[]).filter(
+    (r) => (six ? norm6(r.dst) : normDst(r.dst)) === dst,
+  );
   expect(routes.length, `route ${dst} in table ${table}`).toBe(1);
   const r = routes[0];
   expect(String(r.protocol), `${c.name}: protocol`).toBe("176");
@@ -512,7 +517,9 @@ async function checkRoute(t: Target, c: Json): Promise<void> {
 /** A policy rule: its priority, protocol 176, table, and the selector the plan names. */
 async function checkRule(t: Target, c: Json): Promise<void> {
   const a = c.after;
-  const rules = ((await ipJson(t.ns, ["rule", "show"])) as Json[]).filter((r) => r.priority === Number(c.name));
+  // "v6:PRIORITY": the same rule in the IPv6 rule list.
+  const six = c.name.startsWith("v6:");
+  const rules = ((await ipJson(t.ns, [...(six ? ["-6"] : []), "rule", "show"])) as Json[]).filter((r) => r.priority === Number(six ? c.name.slice(3) : c.name));
   expect(rules.length, `rule priority ${c.name}`).toBe(1);
   const r = rules[0];
   expect(String(r.protocol), `rule ${c.name}: protocol`).toBe("176");
@@ -653,14 +660,21 @@ async function expectNothingUnplanned(t: Target): Promise<void> {
   ).toEqual(
     [...planned("network").map((c) => c.after.bridge), ...planned("endpoint").map((c) => c.after.host_if), ...planned("wireguard").map((c) => c.name)].sort(),
   );
-  const routes = ((await ipJson(t.ns, ["-4", "route", "show", "table", "all"])) as Json[]).filter((r) => String(r.protocol) === "176");
-  expect(routes.map((r) => `${r.table ?? "main"}/${normDst(r.dst)}`).sort(), "routes with protocol 176").toEqual(
+  // Both families (IPv6: a mesh peer's /128, ::/0 of an exit node), named as the plan names them.
+  const v6dst = (d: string) => (d === "default" ? "::/0" : d.includes("/") ? d : `${d}/128`);
+  const routes = [
+    ...((await ipJson(t.ns, ["-4", "route", "show", "table", "all"])) as Json[]).map((r) => ({ ...r, dst: normDst(r.dst) })),
+    ...((await ipJson(t.ns, ["-6", "route", "show", "table", "all"])) as Json[]).map((r) => ({ ...r, dst: v6dst(r.dst) })),
+  ].filter((r) => String(r.protocol) === "176");
+  expect(routes.map((r) => `${r.table ?? "main"}/${r.dst}`).sort(), "routes with protocol 176").toEqual(
     planned("route")
       .map((c) => c.name)
       .sort(),
   );
-  const rules = ((await ipJson(t.ns, ["rule", "show"])) as Json[]).filter((r) => String(r.protocol) === "176");
-  expect(rules.map((r) => String(r.priority)).sort(), "rules with protocol 176").toEqual(
+  const mine = async (family: string[], prefix: string) =>
+    ((await ipJson(t.ns, [...family, "rule", "show"])) as Json[]).filter((r) => String(r.protocol) === "176").map((r) => `${prefix}${r.priority}`);
+  const rules = [...(await mine([], "")), ...(await mine(["-6"], "v6:"))];
+  expect(rules.sort(), "rules with protocol 176").toEqual(
     planned("rule")
       .map((c) => c.name)
       .sort(),
