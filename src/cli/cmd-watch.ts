@@ -13,6 +13,10 @@ import type { GlobalOpts } from "./commands.js";
 import { ApiServer } from "../daemon/api-server.js";
 import { CachedLoader, RuntimeEndpointStore } from "../daemon/runtime-endpoints.js";
 import { apiSocketPath } from "../daemon/socket.js";
+import { SerialController } from "../daemon/serial.js";
+import { recoverJournal } from "../core/recover.js";
+import { TargetLock } from "../state/lock.js";
+import { targetKey } from "../state/store.js";
 import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
 import type { StoreState } from "../../reconcilers/wireguard/store-input.js";
 import type { MeshStore } from "../../reconcilers/wireguard/store.js";
@@ -112,6 +116,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
 
   // The API first: a second daemon for this target stops here, before it watches or writes anything.
   const api = new ApiServer({
+    mode: "watch",
     target: t,
     files: o.file,
     netnsPrefix: o.netnsPrefix,
@@ -179,5 +184,83 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   store.close();
   for (const s of sessions.values()) s.close();
   log.info({ passes: controller.passes }, "stopped");
+  return EXIT.OK;
+}
+
+/**
+ * `bolt daemon`: the local API for a target without a config to watch — `bolt plan`, `apply`
+ * and `show` with absolute -f paths run in this warm process (modules loaded, store open), and
+ * endpoints attach to the networks of the last apply through it. No passes: nothing is
+ * converged unless asked. Like the first pass of `bolt watch`, the start repairs an apply a
+ * crash interrupted (the journal), under the target lock.
+ */
+export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestroy?: boolean }): Promise<number> {
+  const t = target(o);
+  const runner = o.runner ?? new ProcessRunner();
+  const log = o.log;
+  await checkTarget(runner, t);
+  const store = new StateStore(o.stateDir);
+  const runtime = new RuntimeEndpointStore(o.stateDir);
+  const cache = new CachedLoader(() => runtime.list(t));
+  const controller = new SerialController(t);
+  const api = new ApiServer({
+    mode: "daemon",
+    target: t,
+    files: [],
+    netnsPrefix: o.netnsPrefix,
+    stateDir: o.stateDir,
+    lockTimeout: o.lockTimeout,
+    allowDestroy: o.allowDestroy,
+    log,
+    runner,
+    controller,
+    store,
+    runtime,
+    cache,
+  });
+  const socket = apiSocketPath(t, o.apiSocket);
+  try {
+    const lock = new TargetLock(targetKey(t));
+    await lock.acquire(o.lockTimeout * 1000);
+    try {
+      const rec = await recoverJournal(store, runner, REGISTRY, t);
+      if (rec?.problems.length)
+        log.warn(
+          { pid: rec.pid, startedAt: rec.startedAt, problems: rec.problems },
+          "an interrupted apply was undone, but the kernel differs from before it: the next apply decides",
+        );
+      else if (rec) {
+        store.addHistory(t, "daemon", `undid ${rec.undone} op(s) of the apply started ${rec.startedAt} by pid ${rec.pid}`, "applied");
+        log.warn({ pid: rec.pid, startedAt: rec.startedAt, undone: rec.undone }, "rolled back an interrupted apply");
+      }
+    } finally {
+      lock.release();
+    }
+    await api.listen(socket);
+  } catch (e) {
+    runtime.close();
+    store.close();
+    throw e;
+  }
+  log.info({ socket, target: t, pid: process.pid }, `serving the API on unix:${socket}`);
+
+  let signals = 0;
+  let onStop: (sig: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => (onStop = resolve));
+  // Persistent listeners, as in cmdWatch: a second signal means "stop now".
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(EXIT.ERROR);
+    onStop(sig);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  const sig = await stopped;
+  log.info({ signal: sig }, "stopping: finishing the API work in flight");
+  const apiClosed = api.close();
+  await controller.drain();
+  await apiClosed;
+  runtime.close();
+  store.close();
+  log.info({}, "stopped");
   return EXIT.OK;
 }

@@ -220,6 +220,20 @@ export async function main(argv: string[]): Promise<number> {
       }),
     )
     .command(
+      "daemon",
+      "serve the local API (docs/api.md) for a target without a config to watch: plan, apply and show with absolute -f paths run in this warm process",
+      (y) =>
+        y
+          .option("allow-destroy", { type: "boolean", describe: "API applies may delete most of what bolt owns" })
+          .option("api-socket", { type: "string", describe: "unix socket of the local API (default: $BOLT_API_SOCKET, else /run/bolt/TARGET.sock)" }),
+      run(async (o, a) => {
+        const { cmdDaemon } = await import("./cmd-watch.js");
+        const explicitLevel = argv.some((x) => x === "--log-level" || x.startsWith("--log-level=")) || process.env.BOLT_LOG_LEVEL !== undefined;
+        const log = explicitLevel ? o.log : await makeLogger("info", a.json as boolean | undefined);
+        return cmdDaemon({ ...o, log, apiSocket: a["api-socket"] as string | undefined, allowDestroy: a["allow-destroy"] as boolean });
+      }, false),
+    )
+    .command(
       "mesh <action> [name]",
       "mesh tools: `mesh status` (peers, handshakes, transfer, routes from wg show dump), `mesh test` (the file's [[acl_tests]], offline); on an etcd store: `mesh init`, `enroll NAME`, `approve NAME`, `revoke NAME`, `expire NAME`, `remove NAME`, `list`, `policy set -f FILE | get`",
       (y) =>

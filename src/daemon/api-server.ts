@@ -1,13 +1,12 @@
 import { chmodSync, existsSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { dirname } from "node:path";
+import { dirname, isAbsolute } from "node:path";
 import type { Logger } from "pino";
 import { BoltError, ConfigError, formatDiagnostic } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import type { StateStore } from "../state/store.js";
-import type { WatchController } from "../watch/controller.js";
 import { cmdApply, cmdPlan, cmdShow } from "../cli/commands.js";
 import type { GlobalOpts } from "../cli/commands.js";
 import { loadFile } from "../config/load.js";
@@ -18,7 +17,21 @@ import { RUNTIME_FILE } from "./runtime-endpoints.js";
 import type { CachedLoader, RuntimeEndpoint, RuntimeEndpointStore } from "./runtime-endpoints.js";
 import { API_VERSION, apiRequest } from "./socket.js";
 
+/** What the API needs of the process serving it: `bolt watch`'s controller, or `bolt daemon`'s queue. */
+export interface ApiController {
+  /** runs a write with no other write (or pass) beside it */
+  runExclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** the intent or the kernel changed through the API */
+  enqueue(trigger: "api", opts?: { config?: boolean }): void;
+  health(): { healthy: boolean; body: unknown };
+}
+
 export interface ApiContext {
+  /**
+   * watch: the daemon keeps `files` converged and plans only them; daemon: it watches none,
+   * each plan or apply names its (absolute) files, and attach uses those of the last apply.
+   */
+  mode: "watch" | "daemon";
   target: Ns;
   files: string[];
   netnsPrefix?: string;
@@ -28,7 +41,7 @@ export interface ApiContext {
   log: Logger;
   /** the daemon's runner (warm: no process of its own per request) */
   runner: CommandRunner;
-  controller: WatchController;
+  controller: ApiController;
   store: StateStore;
   runtime: RuntimeEndpointStore;
   cache: CachedLoader;
@@ -70,6 +83,8 @@ export class ApiServer {
   private ino: number | undefined;
   private readonly requests = new Map<string, { count: number; errors: number; total_ms: number; last_ms: number }>();
   private readonly startedAt = Date.now();
+  /** daemon mode: the files of the last successful apply through the API (attach plans with them) */
+  private lastFiles: string[] = [];
 
   constructor(private readonly c: ApiContext) {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -186,7 +201,7 @@ export class ApiServer {
         return { status: 200, body: await this.apply(input) };
       case "show":
         allow("GET", "POST");
-        return { status: 200, body: await this.show({ ...input, json: input.json ?? q("json"), deep: input.deep ?? q("deep") }) };
+        return { status: 200, body: await this.show({ ...input, config_files_optional: true, json: input.json ?? q("json"), deep: input.deep ?? q("deep") }) };
       case "endpoints":
         allow("GET", "POST");
         return method === "GET" ? { status: 200, body: { endpoints: this.listEndpoints() } } : await this.attach(input);
@@ -205,13 +220,28 @@ export class ApiServer {
   }
 
   private identity() {
-    return { ...identityOf(this.c.target, this.c.files, this.c.netnsPrefix, this.c.stateDir), pid: process.pid, mode: "watch" };
+    return { ...identityOf(this.c.target, this.configFiles(), this.c.netnsPrefix, this.c.stateDir), pid: process.pid, mode: this.c.mode };
+  }
+
+  /** The files attach, detach and the identity use: the watched ones, or the last applied ones. */
+  private configFiles(): string[] {
+    return this.c.mode === "watch" ? [...this.c.files] : [...this.lastFiles];
+  }
+
+  /** The files a plan or apply request is about. */
+  private requestFiles(input: Record<string, unknown>): string[] {
+    if (this.c.mode === "watch") return [...this.c.files];
+    const f = input.files;
+    if (f === undefined && input.config_files_optional === true) return this.configFiles();
+    if (!Array.isArray(f) || !f.every((x) => typeof x === "string" && isAbsolute(x)))
+      throw new HttpError(400, '"files": the absolute paths of the config files (`bolt daemon` watches none; each plan and apply names its own)');
+    return f as string[];
   }
 
   /** The options a CLI run would have, for this daemon's target and files; its output captured. */
   private opts(input: Record<string, unknown>, cap: Captured): GlobalOpts {
     return {
-      file: [...this.c.files],
+      file: this.requestFiles(input),
       netns: this.c.target ?? undefined,
       stateDir: this.c.stateDir,
       netnsPrefix: this.c.netnsPrefix,
@@ -262,6 +292,7 @@ export class ApiServer {
       );
       // The kernel changed under the controller's feet, maybe with files it has not re-read yet.
       this.c.controller.enqueue("api", { config: true });
+      if (cap.exit_code === 0 && this.c.mode === "daemon") this.lastFiles = this.requestFiles(input);
       return cap;
     });
   }
@@ -304,7 +335,7 @@ export class ApiServer {
   private defined(): { endpoints: Map<string, string>; networks: Set<string> } {
     const endpoints = new Map<string, string>();
     const networks = new Set<string>();
-    for (const f of this.c.files) {
+    for (const f of this.configFiles()) {
       let lf: ReturnType<typeof loadFile>;
       try {
         lf = loadFile(f);
@@ -328,13 +359,18 @@ export class ApiServer {
     const ep = endpointOf(input);
     const t = this.c.target;
     return this.c.controller.runExclusive(async () => {
+      if (!this.configFiles().length)
+        throw new HttpError(
+          409,
+          "this daemon has no configuration yet: apply one through it first (`bolt apply -f /abs/path.toml`), its networks are what endpoints attach to",
+        );
       const have = this.defined();
       const file = have.endpoints.get(ep.name);
       if (file !== undefined) throw new HttpError(409, `endpoint "${ep.name}" is defined in ${file}; a runtime endpoint needs a name no config file uses`);
       if (this.c.runtime.list(t).some((e) => e.name === ep.name))
         throw new HttpError(409, `runtime endpoint "${ep.name}" is already attached; detach it first`);
       if (!have.networks.has(ep.network))
-        throw new HttpError(422, `network "${ep.network}" is in no config file (${this.c.files.join(", ")})`, { networks: [...have.networks] });
+        throw new HttpError(422, `network "${ep.network}" is in no config file (${this.configFiles().join(", ")})`, { networks: [...have.networks] });
       // A static address another endpoint holds by lease would be taken from it (statics win and
       // the leased one is renumbered): an attach must not move a running endpoint.
       const holder = this.leaseHolder(ep);
@@ -349,7 +385,7 @@ export class ApiServer {
       }
       let cap: Captured;
       try {
-        cap = await this.capture({ json: true }, (o) => cmdApply({ ...o, allowDestroy: this.c.allowDestroy }));
+        cap = await this.capture({ json: true, files: this.configFiles() }, (o) => cmdApply({ ...o, allowDestroy: this.c.allowDestroy }));
       } catch (e) {
         this.forget(ep.name);
         throw e;
@@ -379,7 +415,7 @@ export class ApiServer {
       this.forget(name);
       let cap: Captured;
       try {
-        cap = await this.capture({ json: true }, (o) => cmdApply({ ...o, allowDestroy: true }));
+        cap = await this.capture({ json: true, files: this.configFiles() }, (o) => cmdApply({ ...o, allowDestroy: true }));
       } catch (e) {
         this.restore(rec);
         throw e;
@@ -411,7 +447,7 @@ export class ApiServer {
   /** Errors the config pipeline finds in the runtime endpoints (the files' own are the next pass's business). */
   private ownProblems(): Diagnostic[] {
     try {
-      this.c.cache.load(this.c.files, this.c.netnsPrefix);
+      this.c.cache.load(this.configFiles(), this.c.netnsPrefix);
       return [];
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { BoltError } from "../core/diagnostics.js";
 import type { Ns } from "../exec/runner.js";
 import { API_VERSION, apiRequest, apiSocketPath } from "./socket.js";
@@ -27,6 +27,8 @@ export interface DaemonIdentity {
   netns_prefix: string | null;
   state_dir: string;
   pid: number;
+  /** watch: keeps its files converged; daemon: watches none, plans and applies the files a request names */
+  mode: "watch" | "daemon";
 }
 
 export const identityOf = (t: Ns, files: string[], netnsPrefix: string | undefined, stateDir: string) => ({
@@ -44,7 +46,8 @@ export const identityOf = (t: Ns, files: string[], netnsPrefix: string | undefin
  * it is the same code (cmdPlan, cmdApply, cmdShow) so the bytes are the same. Otherwise
  * (no socket, a stale one, --no-daemon, a caller who cannot open it) undefined: do it here.
  *
- * An apply of other files than the daemon keeps converged is refused: the daemon's next pass
+ * `bolt daemon` (no files of its own) takes any absolute files. Under `bolt watch`, an apply of
+ * other files than the daemon keeps converged is refused: the daemon's next pass
  * would undo it (one writer per target). --no-daemon applies anyway.
  */
 export async function viaDaemon(o: RouteOpts, op: "plan" | "apply" | "show", body: Record<string, unknown>): Promise<number | undefined> {
@@ -64,6 +67,12 @@ export async function viaDaemon(o: RouteOpts, op: "plan" | "apply" | "show", bod
   const mine = identityOf(t, o.file, o.netnsPrefix, o.stateDir);
   const theirs = health.daemon as DaemonIdentity | undefined;
   if (!theirs || theirs.target !== mine.target || theirs.state_dir !== mine.state_dir || theirs.netns_prefix !== mine.netns_prefix) return undefined;
+  if (theirs.mode === "daemon") {
+    // It reads the files this CLI names; relative paths would resolve against its own working
+    // directory (and plans name files as given), so only absolute ones go there.
+    if (op !== "show" && (!o.file.length || !o.file.every(isAbsolute))) return undefined;
+    return call(socket, op, { ...body, files: o.file }, o);
+  }
   // show reads the kernel only: any files (or none) go.
   // Also spelled the same: plans and errors name the files as given (`# bolt-network.toml:14`).
   const same = JSON.stringify(theirs.files_resolved) === JSON.stringify(mine.files_resolved);
@@ -74,6 +83,10 @@ export async function viaDaemon(o: RouteOpts, op: "plan" | "apply" | "show", bod
       );
     return undefined;
   }
+  return call(socket, op, body, o);
+}
+
+async function call(socket: string, op: string, body: Record<string, unknown>, o: RouteOpts): Promise<number> {
   const r = await apiRequest(socket, "POST", `/${API_VERSION}/${op}`, { ...body, cli: true });
   if (typeof r.body.exit_code !== "number") throw new BoltError(`the daemon at ${socket} failed: ${String(r.body.error ?? `HTTP ${r.status}`)}`);
   if (typeof r.body.stdout === "string") o.out(r.body.stdout);
