@@ -165,7 +165,12 @@ describe.skipIf(!!SKIP_REASON)("nft: only what changed is written", () => {
     const before = await handles();
     sb.write("blocked.txt", [...BLOCKED, UPLINK.outside].join("\n") + "\n");
     const script = await applyScript();
-    expect(script).toMatch(new RegExp(`^add element inet bolt blocklist0 \\{ ${UPLINK.outside.replaceAll(".", "\\.")} comment "bolt:[0-9a-f]{8}" \\}$`, "m"));
+    expect(script).toMatch(
+      new RegExp(
+        `^add set inet bolt blocklist0 \\{ type ipv4_addr; flags interval; elements = \\{ ${UPLINK.outside.replaceAll(".", "\\.")} comment "bolt:[0-9a-f]{8}" \\} \\}$`,
+        "m",
+      ),
+    );
     expect(script).not.toMatch(/rule inet bolt|delete table/);
     const after = await handles();
     expect(after.sets).toEqual(before.sets);
@@ -182,6 +187,20 @@ describe.skipIf(!!SKIP_REASON)("nft: only what changed is written", () => {
     expect(again.rules).toEqual(before.rules);
     expect(await setElems()).not.toContain(UPLINK.outside);
     expect(await topo.tcp(topo.outside, UPLINK.host, 7000)).toBe("host-7000");
+  });
+
+  it("an entry that merges with a listed one: the old element deleted, the merged one added, in one transaction the kernel accepts", async () => {
+    const before = await handles();
+    // 192.0.2.0/25 + 192.0.2.128/25 = 192.0.2.0/24: overlaps the element it replaces
+    sb.write("blocked.txt", [...BLOCKED, "192.0.2.128/25"].join("\n") + "\n");
+    const script = await applyScript();
+    expect(script).toMatch(/^delete element inet bolt blocklist0 \{ 192\.0\.2\.0\/25[ ,}]/m);
+    expect(script).toMatch(/^add set inet bolt blocklist0 \{ type ipv4_addr; flags interval; elements = \{ 192\.0\.2\.0\/24[ ,}]/m);
+    expect((await handles()).sets).toEqual(before.sets);
+    expect(await setElems()).toContain("192.0.2.0/24");
+    sb.write("blocked.txt", BLOCKED.join("\n") + "\n");
+    await applyScript();
+    expect(await setElems()).toContain("192.0.2.0/25");
   });
 
   it("hand edits are drift, repaired by delta: an element added by hand, a rule deleted by hand", async () => {
@@ -220,7 +239,7 @@ describe.skipIf(!!SKIP_REASON)("nft: only what changed is written", () => {
     expect((await sb.planExit(file)).code).toBe(0);
     // Without the fault it applies (by delta) and converges.
     const script = await applyScript(next);
-    expect(script).toContain("add element inet bolt blocklist0");
+    expect(script).toContain("add set inet bolt blocklist0 {");
     expect(script).toContain("replace rule inet bolt firewall");
     expect(script).not.toContain("delete table inet bolt");
     expect(await setElems()).toContain("198.18.0.9");

@@ -113,25 +113,33 @@ describe("nft delta script", () => {
     expect(body(back).filter((l) => !l.startsWith("add rule inet bolt firewall ")).length).toBe(1);
   });
 
-  it("a blocklist element added, then removed: element lines only, the hash on one element's comment", () => {
+  it("a blocklist element added, then removed: element lines only (added through `add set` of the set), the hash on one element's comment", () => {
     const t = withBlocklist(compiled(), BASE);
     const k = kernelWith(t);
     const more = withBlocklist(t, [...BASE, "198.51.100.99"]);
     const { k: k2, script } = converge(k, more);
-    expect(body(script)).toEqual([expect.stringMatching(/^add element inet bolt blocklist0 \{ 198\.51\.100\.99 comment "bolt:[0-9a-f]{8}" \}$/)]);
+    expect(body(script)).toEqual([
+      expect.stringMatching(
+        /^add set inet bolt blocklist0 \{ type ipv4_addr; flags interval; elements = \{ 198\.51\.100\.99 comment "bolt:[0-9a-f]{8}" \} \}$/,
+      ),
+    ]);
     // one more: the carrier moves to nothing new — the old carrier keeps the (new) hash, re-added
     const again = withBlocklist(t, [...BASE, "198.51.100.99", "198.51.100.201"]);
     const { k: k3, script: s3 } = converge(k2, again);
     expect(body(s3)).toEqual([
       "delete element inet bolt blocklist0 { 198.51.100.99 }",
-      expect.stringMatching(/^add element inet bolt blocklist0 \{ 198\.51\.100\.201, 198\.51\.100\.99 comment "bolt:[0-9a-f]{8}" \}$/),
+      expect.stringMatching(
+        /^add set inet bolt blocklist0 \{ type ipv4_addr; flags interval; elements = \{ 198\.51\.100\.201, 198\.51\.100\.99 comment "bolt:[0-9a-f]{8}" \} \}$/,
+      ),
     ]);
     // removed again: exactly one element carries a hash afterwards
     const { k: k4, script: s4 } = converge(k3, t);
     // (the carrier is gone: the first remaining element takes the hash, deleted and added back)
     expect(body(s4)).toEqual([
       "delete element inet bolt blocklist0 { 198.51.100.201, 198.51.100.99, 100.64.0.0/10 }",
-      expect.stringMatching(/^add element inet bolt blocklist0 \{ 100\.64\.0\.0\/10 comment "bolt:[0-9a-f]{8}" \}$/),
+      expect.stringMatching(
+        /^add set inet bolt blocklist0 \{ type ipv4_addr; flags interval; elements = \{ 100\.64\.0\.0\/10 comment "bolt:[0-9a-f]{8}" \} \}$/,
+      ),
     ]);
     expect(shapeOf(k4).sets.find((s) => s.name === "blocklist0")!.carriers.length).toBe(1);
   });
@@ -145,7 +153,9 @@ describe("nft delta script", () => {
     const { script } = converge(k, want);
     expect(body(script)).toEqual([
       "delete element inet bolt blocklist0 { 198.18.0.1-198.18.0.3 }",
-      expect.stringMatching(/^add element inet bolt blocklist0 \{ 198\.18\.0\.1-198\.18\.0\.4 comment "bolt:[0-9a-f]{8}" \}$/),
+      expect.stringMatching(
+        /^add set inet bolt blocklist0 \{ type ipv4_addr; flags interval; elements = \{ 198\.18\.0\.1-198\.18\.0\.4 comment "bolt:[0-9a-f]{8}" \} \}$/,
+      ),
     ]);
   });
 
@@ -158,7 +168,11 @@ describe("nft delta script", () => {
     const want = structuredClone(t);
     want.sets.find((s) => s.name === "blocklist0_6")!.elements = six(["2001:db8::/48", "2001:db8:1::5", "2001:db8:2::/64"]);
     const { script } = converge(k, want);
-    expect(body(script)).toEqual([expect.stringMatching(/^add element inet bolt blocklist0_6 \{ 2001:db8:2::\/64 comment "bolt:[0-9a-f]{8}" \}$/)]);
+    expect(body(script)).toEqual([
+      expect.stringMatching(
+        /^add set inet bolt blocklist0_6 \{ type ipv6_addr; flags interval; elements = \{ 2001:db8:2::\/64 comment "bolt:[0-9a-f]{8}" \} \}$/,
+      ),
+    ]);
   });
 
   it("bridges renamed: ifname and concatenated elements by delta", () => {
@@ -169,7 +183,7 @@ describe("nft delta script", () => {
     for (const s of want.sets) s.elements = s.elements.map(rename).sort();
     const { script } = converge(k, want);
     expect(script).toContain('delete element inet bolt same_bridge { "lab0" . "lab0" }');
-    expect(script).toMatch(/add element inet bolt same_bridge \{ "lab1" \. "lab1" comment "bolt:[0-9a-f]{8}" \}/);
+    expect(script).toMatch(/add set inet bolt same_bridge \{ type ifname \. ifname; elements = \{ "lab1" \. "lab1" comment "bolt:[0-9a-f]{8}" \} \}/);
     expect(script).not.toMatch(/rule/);
   });
 

@@ -2140,6 +2140,7 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
   }
   // `add|delete element FAMILY TABLE SET { … }`, possibly over several lines
   let elemCmd: { n: number; verb: string; family: string; table: string; set: string; text: string } | undefined;
+  let setCmd: { n: number; text: string } | undefined;
   for (const [n, raw] of lines.entries()) {
     let line = raw.trim();
     if (elemCmd || /^(add|delete)\s+element\s/.test(line)) {
@@ -2165,6 +2166,37 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
           st.elements.splice(at, 1);
         } else if (at < 0) st.elements.push(e);
       }
+      continue;
+    }
+    // `add set FAMILY TABLE SET { decl; …; elements = { … } }` (one statement, possibly over
+    // several lines): creates the set, or adds the elements to the existing one of that declaration.
+    if (setCmd || /^add\s+set\s/.test(line)) {
+      setCmd = setCmd ? { ...setCmd, text: `${setCmd.text} ${line}` } : { n, text: line };
+      if ((setCmd.text.match(/\{/g) ?? []).length > (setCmd.text.match(/\}/g) ?? []).length) continue;
+      const c = setCmd;
+      setCmd = undefined;
+      const m = /^add\s+set\s+(\w+)\s+([A-Za-z0-9_.-]+)\s+([A-Za-z0-9_.-]+)\s*\{(.*)\}$/.exec(c.text);
+      const t = m ? find(m[1]!, m[2]!) : undefined;
+      if (!m || !t) return err(c.n, m ? "Could not process rule: No such file or directory" : "syntax error, unexpected set statement", !m);
+      const inner = m[4]!;
+      const at = inner.indexOf("elements");
+      const decl = (at < 0 ? inner : inner.slice(0, at))
+        .split(";")
+        .map((d) => d.trim())
+        .filter(Boolean);
+      const elems =
+        at < 0
+          ? []
+          : inner
+              .slice(inner.indexOf("{", at) + 1, inner.lastIndexOf("}"))
+              .split(",")
+              .map((e) => e.trim())
+              .filter(Boolean);
+      let st = t.sets.find((x) => x.name === m[3]);
+      if (st && st.decl.join(";") !== decl.join(";")) return err(c.n, "Could not process rule: File exists");
+      if (!st) t.sets.push((st = { name: m[3]!, decl, elements: [] }));
+      const value = (e: string) => e.replace(/\s+comment\s+"[^"]*"$/, "");
+      for (const e of elems) if (!st.elements.some((x) => value(x) === value(e))) st.elements.push(e);
       continue;
     }
     const ruleCmd = /^(flush\s+chain|add\s+rule|replace\s+rule)\s+(\w+)\s+([A-Za-z0-9_.-]+)\s+([A-Za-z0-9_.-]+)(?:\s+(.*))?$/.exec(line);
@@ -2271,7 +2303,7 @@ export function nftTransaction(current: NftTableState[], script: string): NftRes
       if (brace) table = tt;
     }
   }
-  if (table || set || chain || elements || elemCmd) return { error: "/dev/stdin: Error: syntax error, unexpected end of file\n" };
+  if (table || set || chain || elements || elemCmd || setCmd) return { error: "/dev/stdin: Error: syntax error, unexpected end of file\n" };
   // References resolve against the whole transaction: a jump to a chain declared later is fine.
   for (const t of tables) {
     for (const c of t.chains) {
