@@ -3,6 +3,7 @@ import type { Cidr4 } from "../../src/core/ipv4.js";
 import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
 import type { Cidr6 } from "../../src/core/ipv6.js";
 import { FAM, mergeCidrs, mergeCidrs6 } from "./family.js";
+import { lbChains } from "./lb.js";
 import type { Fam } from "./family.js";
 import type { SourcePos } from "../../src/core/diagnostics.js";
 import type { NetworkIntent } from "../network/intent.js";
@@ -80,7 +81,8 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     !!mesh &&
     (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || !!mesh.intent.advertise6?.length || mesh.intent.exitNode || !!mesh.intent.useExitNode);
   const full = input.fullTunnel;
-  const hasAnything = networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || meshNeedsNft || full;
+  const hasAnything =
+    networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || nft.loadBalancers.length || meshNeedsNft || full;
   if (!hasAnything) return undefined;
   const sets: NftSet[] = [];
   const chain = (name: string, base?: NftChain["base"]): NftChain => ({ name, base, rules: [] });
@@ -247,6 +249,24 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     forward.rules.push({ key, text: `${daddr} ${pf.protocol} dport ${pf.toPort} ct status dnat accept`, source: pf.source });
   }
 
+  // Load balancers: DNAT like port forwards (from outside and from the host itself), their
+  // backends' forward accepts before isolation, one verdict-map chain each.
+  const lbs = lbChains(
+    nft.loadBalancers,
+    (lb, b) => {
+      if (b.endpoint === undefined) return lb.family === 4 ? formatIp4(b.ip!) : formatIp6(b.ip6!);
+      const a = lb.family === 4 ? input.endpointIps.get(b.endpoint) : input.endpointIps6?.get(b.endpoint);
+      return a === undefined ? undefined : typeof a === "number" ? formatIp4(a) : formatIp6(a);
+    },
+    new Set(nft.lbDown),
+  );
+  for (const r of lbs.nat) {
+    natPre.rules.push(r);
+    natOut.rules.push(r);
+  }
+  forward.rules.push(...lbs.forward);
+  const lbChainList: NftChain[] = lbs.chains.map((c) => ({ name: c.name, rules: c.rules }));
+
   // Isolation, no-internet and NAT as a handful of rules over sets: the rule count (and the
   // cost of every read and write of the table) does not grow with the number of networks.
   // `iifname . oifname != @same_bridge` exempts traffic within one bridge (br_netfilter).
@@ -320,7 +340,9 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     natPost.rules.push({ key: "masquerade6", text: "ip6 saddr @internet_nets6 oifname != @bridges masquerade", source: masq6[0]!.source });
   }
 
-  const chains = [rawPre, manglePre, input_, forward, ddos, firewall, meshAcl, segments, natPre, natOut, natPost, manglePost].filter((c) => c.rules.length);
+  const chains = [rawPre, manglePre, input_, forward, ddos, firewall, meshAcl, segments, ...lbChainList, natPre, natOut, natPost, manglePost].filter(
+    (c) => c.rules.length,
+  );
   return { sets, chains };
 }
 
@@ -460,7 +482,8 @@ function segmentRules(s: SegmentIntent, resolve: (a: AddrRef, fam: Fam) => strin
     return s.policies.flatMap((p, i) => {
       const other = resolve(refOf(p.target, s), fam);
       if (other === undefined) return [];
-      const proto = p.protocol === "all" ? "" : p.ports ? `${p.protocol} dport ${ports(p.ports)} ` : `meta l4proto ${p.protocol === "icmp" ? FAM[fam].icmp : p.protocol} `;
+      const proto =
+        p.protocol === "all" ? "" : p.ports ? `${p.protocol} dport ${ports(p.ports)} ` : `meta l4proto ${p.protocol === "icmp" ? FAM[fam].icmp : p.protocol} `;
       const [src, dst] = p.direction === "from" ? [other, members] : [members, other];
       const text = `${src ? `${ip} saddr ${src} ` : ""}${ip} daddr ${dst} ${proto}counter ${verdict(p.action, p.protocol)}`;
       return [{ key: `segment:${s.name}:${i}${FAM[fam].suffix}`, text, source: p.source }];
@@ -538,8 +561,7 @@ function uses6(input: CompileInput): boolean {
 function ddos6(d: NonNullable<NftIntent["ddos"]>): NftRule[] {
   const rules: NftRule[] = [];
   const limit = (set: string, rate: number, burst: number) => `update @${set} { ${SRC6} limit rate over ${rate}/second burst ${burst} packets } counter drop`;
-  if (d.synFlood)
-    rules.push({ key: "syn-flood/6", text: `tcp flags & (fin | syn | rst | ack) == syn ${limit("ddos_syn6", 50, 100)}`, source: d.source });
+  if (d.synFlood) rules.push({ key: "syn-flood/6", text: `tcp flags & (fin | syn | rst | ack) == syn ${limit("ddos_syn6", 50, 100)}`, source: d.source });
   if (d.connRate) rules.push({ key: "connection-rate/6", text: `ct state new ${limit("ddos_conn6", d.connRate, d.connRate)}`, source: d.source });
   if (d.pktRate) rules.push({ key: "packet-rate/6", text: limit("ddos_pkt6", d.pktRate, d.pktRate), source: d.source });
   return rules;

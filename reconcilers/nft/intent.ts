@@ -17,6 +17,8 @@ import { pointer } from "../../src/config/positions.js";
 import { PolicyError, parsePolicy, portRange } from "./policy.js";
 import type { Policy } from "./policy.js";
 import { globMatch } from "./compile.js";
+import { loadBalancers } from "./lb-intent.js";
+import type { LoadBalancerIntent } from "./lb-intent.js";
 
 /** What the firewall/NAT part of the config asks for, validated; compiled by compile.ts. */
 export interface PortForwardIntent {
@@ -91,6 +93,12 @@ export interface NftIntent {
   dockerResolution: boolean;
   /** mode = "intelligent": analyse foreign rulesets in plan */
   analyzeForeign: boolean;
+  loadBalancers: LoadBalancerIntent[];
+  /**
+   * "LB/BACKEND-KEY" → false for backends the daemon's health check found down (external
+   * input `load_balancer`, see src/watch/health.ts); absent: healthy.
+   */
+  lbDown: string[];
 }
 
 type Obj = Record<string, unknown>;
@@ -99,7 +107,12 @@ type Obj = Record<string, unknown>;
 export const NFT = fragmentKey<NftIntent | undefined>("nft", () => undefined);
 
 export const nftIntentHooks: IntentHooks = {
-  build: (files, ctx) => nftIntent(files, fragment(ctx.intent, NETWORKS), fragment(ctx.intent, ENDPOINTS), ctx.diagnostics),
+  build: (files, ctx) => {
+    const out = nftIntent(files, fragment(ctx.intent, NETWORKS), fragment(ctx.intent, ENDPOINTS), ctx.diagnostics);
+    const down = ctx.opts.external?.load_balancer as { down?: string[] } | undefined;
+    out.lbDown = [...(down?.down ?? [])].sort();
+    return out;
+  },
 };
 
 /** Defaults of `ddos_protection = true` without a [firewall.ddos] table (visible in the plan). */
@@ -112,7 +125,7 @@ export const GAMING_PORTS: { name: string; protocol: "tcp" | "udp"; ports: [numb
 ];
 
 export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoints: EndpointIntent[], diags: Diagnostic[]): NftIntent {
-  const out: NftIntent = { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false };
+  const out: NftIntent = { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] };
   const err = (message: string, source: SourcePos, hint?: string) => diags.push({ severity: "error", message, source, hint });
   const names = {
     networks: new Set(networks.map((n) => n.name)),
@@ -184,6 +197,7 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
       if (s) out.segments.push(s);
     });
   }
+  out.loadBalancers = loadBalancers(files, networks, endpoints, diags);
   dupCheck(out, err);
   return out;
 }

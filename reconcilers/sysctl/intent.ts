@@ -55,7 +55,7 @@ export const sysctlIntent: IntentHooks = {
  */
 function impliedForwarding(networks: NetworkIntent[], nft: NftIntent | undefined, mesh: MeshIntent | undefined, sysctls: SysctlIntent[], diags: Diagnostic[]) {
   const meshRoutes = mesh && (mesh.advertise.length || mesh.exitNode) ? { source: mesh.source } : undefined;
-  const needs = networks.find((n) => n.internet) ?? nft?.portForwards[0] ?? meshRoutes;
+  const needs = networks.find((n) => n.internet) ?? nft?.portForwards[0] ?? nft?.loadBalancers.find((l) => l.family === 4) ?? meshRoutes;
   if (!needs) return;
   const key = "net.ipv4.ip_forward";
   const explicit = sysctls.find((s) => s.key === key || s.key === "net.ipv4.conf.all.forwarding");
@@ -63,7 +63,7 @@ function impliedForwarding(networks: NetworkIntent[], nft: NftIntent | undefined
   else if (explicit.value.trim() === "0")
     diags.push({
       severity: "error",
-      message: `sysctl ${explicit.key} = 0, but ${"name" in needs ? `network "${needs.name}" has internet = true` : "hostPort" in needs ? "a port forward is declared" : "the mesh node routes subnets or is an exit node"}: both need IPv4 forwarding`,
+      message: `sysctl ${explicit.key} = 0, but ${why(needs)}: both need IPv4 forwarding`,
       source: explicit.source,
     });
 }
@@ -74,9 +74,17 @@ function impliedForwarding(networks: NetworkIntent[], nft: NftIntent | undefined
  * explicit 0 while needed is an error. (Forwarding also makes the kernel ignore router
  * advertisements on every link of that namespace: a router does not autoconfigure.)
  */
+/** What needs forwarding, in words (a network, a port forward, a load balancer, the mesh). */
+function why(needs: { source: unknown } & Partial<{ name: string; subnet: unknown; backends: unknown; hostPort: number }>): string {
+  if (needs.backends !== undefined) return `load balancer "${needs.name}" forwards to its backends`;
+  if (needs.subnet !== undefined) return `network "${needs.name}" has internet = true`;
+  if (needs.hostPort !== undefined) return "a port forward is declared";
+  return "the mesh node routes subnets or is an exit node";
+}
+
 function impliedForwarding6(networks: NetworkIntent[], nft: NftIntent | undefined, sysctls: SysctlIntent[], diags: Diagnostic[]) {
   const net = networks.find((n) => n.v6?.internet);
-  const pf = nft?.portForwards.find((p) => p.v6);
+  const pf = nft?.portForwards.find((p) => p.v6) ?? nft?.loadBalancers.find((l) => l.family === 6);
   const needs = net ?? pf;
   if (!needs) return;
   const key = "net.ipv6.conf.all.forwarding";
@@ -85,7 +93,7 @@ function impliedForwarding6(networks: NetworkIntent[], nft: NftIntent | undefine
   else if (explicit.value.trim() === "0")
     diags.push({
       severity: "error",
-      message: `sysctl ${key} = 0, but ${net ? `network "${net.name}" has ipv6 internet = "${net.v6!.internet}"` : "an IPv6 port forward is declared"}: both need IPv6 forwarding`,
+      message: `sysctl ${key} = 0, but ${net ? `network "${net.name}" has ipv6 internet = "${net.v6!.internet}"` : pf && "backends" in pf ? `load balancer "${pf.name}" forwards to its IPv6 backends` : "an IPv6 port forward is declared"}: both need IPv6 forwarding`,
       source: explicit.source,
     });
 }

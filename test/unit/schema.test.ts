@@ -294,6 +294,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "networks.*.internet",
     "networks.*.isolated",
     "port_forwards/**",
+    "load_balancers/**",
     "firewall/**",
     "segments/**",
     // WireGuard and the GhostWire mesh (issue 4)
@@ -303,6 +304,8 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "monitoring",
     "monitoring.listen",
     "monitoring.enable_detailed_metrics",
+    // BGP through bolt's own BIRD (issue 12); the rest of [routing] keeps its own annotations
+    ...["routing", "routing.enable_bgp", "routing.bgp/**"],
   ],
   ghostwire: [
     "ghostwire",
@@ -391,7 +394,7 @@ describe("schema rules", () => {
     expect(own("ghostwire", "encryption.post_quantum_ready")).toMatch(/post-quantum/);
     expect(own("ghostwire", "integrations")).toMatch(/Kubernetes/);
     expect(own("bolt-network", "networks.*.bandwidth")).toBe(NOT_YET);
-    expect(own("bolt-network", "routing")).toBe(NOT_YET);
+    expect(own("bolt-network", "routing.routes")).toBe(NOT_YET);
     expect(own("bolt-network", "networks.*.internet")).toBeUndefined();
     expect(own("bolt-network", "firewall")).toBeUndefined();
   });
