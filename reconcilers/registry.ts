@@ -10,6 +10,7 @@ import { wgPeerReconciler } from "./wg-peer/index.js";
 import { routeReconciler } from "./route/index.js";
 import { ruleReconciler } from "./rule/index.js";
 import { hostsReconciler } from "./hosts/index.js";
+import { bgpReconciler } from "./bgp/index.js";
 
 /**
  * Every resource kind bolt reconciles, in the order plans list them. Adding a kind: its
@@ -27,6 +28,7 @@ export const RECONCILERS: Reconciler[] = [
   nftReconciler,
   dockerUserReconciler,
   hostsReconciler,
+  bgpReconciler,
 ];
 
 export const REGISTRY = compileRegistry(RECONCILERS);

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(iproute2 nftables iptables wireguard-tools wireguard-go bpftool clang iputils-ping netcat-openbsd python3 make g++ ca-certificates etcd-server etcd-client)
+pkgs+=(bird2) # [routing.bgp]: bolt starts its own bird per target; the package's host-wide bird.service is switched off below
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -12,6 +13,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+if command -v systemctl >/dev/null && systemctl is-enabled bird >/dev/null 2>&1; then systemctl disable --now bird; fi
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
   echo "bolt needs Node.js >= 20.19 (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
