@@ -156,7 +156,7 @@ describe("a ghostwire.toml with IPv6 (on by default)", () => {
     expect(w.peers[0]!.allowedIps6).toEqual(["fd7a:115c:a1e0::6440:2/128", "2001:db8:7::/48"]);
     expect(k.mesh!.advertise6).toEqual(["2001:db8:5::/64"]);
     const t = compileTable({
-      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] },
       networks: [],
       endpointIps: new Map(),
       mesh: { intent: k.mesh!, self: k.mesh!.self },
@@ -257,7 +257,7 @@ describe("ACLs over both families", () => {
   const v6 = (n: MeshNode) => ip6(nodeAddress6Text({ cidr6: MESH_CIDR6 }, n)!);
   const table = (m: MeshIntent) =>
     compileTable({
-      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] },
       networks: [],
       endpointIps: new Map(),
       mesh: { intent: m, self: A },
