@@ -82,12 +82,13 @@ export function tableDelta(live: LiveShape, t: NftTable): TableWrite {
   for (const c of t.chains) {
     const l = liveChains.get(c.name)!;
     const name = nftName(c.name);
-    const sameKeys = l.rules.length === c.rules.length && l.rules.every((r, i) => r.managed && r.key === c.rules[i]!.key);
+    const sameKeys =
+      l.rules.length === c.rules.length && l.rules.every((r, i) => r.managed && r.key === c.rules[i]!.key && Number.isSafeInteger(r.handle) && r.handle > 0);
     if (sameKeys) {
       const changed = c.rules.flatMap((r, i) => (l.rules[i]!.hash === hash8(r.text) ? [] : [{ r, handle: l.rules[i]!.handle }]));
       if (!changed.length) continue;
       chains.push(c.name);
-      for (const { r, handle } of changed) rules.push(`replace rule ${TABLE} ${name} handle ${Math.trunc(handle)} ${ruleText(r)}`);
+      for (const { r, handle } of changed) rules.push(`replace rule ${TABLE} ${name} handle ${handle} ${ruleText(r)}`);
       continue;
     }
     chains.push(c.name);
@@ -96,8 +97,9 @@ export function tableDelta(live: LiveShape, t: NftTable): TableWrite {
   }
   if (!sets.length && !chains.length) return whole("nothing differs chain by chain or set by set");
   const what = [...sets.map((s) => `set ${s}`), ...chains.map((c) => `chain ${c}`)].join(", ");
-  // Deletes before adds: nft checks a new interval against the set as the transaction has it
-  // so far, and a merged range (10.0.0.1-10.0.0.2) overlaps the element it replaces (10.0.0.1).
+  // Deletes before adds: a merged range (10.0.0.1-10.0.0.2) overlaps the element it replaces
+  // (10.0.0.1), and the kernel checks a new interval against the set's next generation, where
+  // an element deleted earlier in the same transaction is already gone.
   const script = [`# bolt: only what changed in ${TABLE} (${what}), one transaction`, ...deletes, ...adds, ...rules].join("\n") + "\n";
   return { mode: "delta", script, sets, chains };
 }
