@@ -87,7 +87,15 @@ export async function viaDaemon(o: RouteOpts, op: "plan" | "apply" | "show", bod
 }
 
 async function call(socket: string, op: string, body: Record<string, unknown>, o: RouteOpts): Promise<number> {
-  const r = await apiRequest(socket, "POST", `/${API_VERSION}/${op}`, { ...body, cli: true });
+  let r: Awaited<ReturnType<typeof apiRequest>>;
+  try {
+    // No time limit: an apply takes what it takes, and the daemon finishes it even if we stop waiting.
+    r = await apiRequest(socket, "POST", `/${API_VERSION}/${op}`, { ...body, cli: true }, 0);
+  } catch (e) {
+    throw new BoltError(
+      `the daemon at ${socket} stopped answering during ${op} (${(e as Error).message})${op === "apply" ? "; whether it applied is for `bolt plan` to show (an interrupted apply is rolled back at its next start)" : ""}`,
+    );
+  }
   if (typeof r.body.exit_code !== "number") throw new BoltError(`the daemon at ${socket} failed: ${String(r.body.error ?? `HTTP ${r.status}`)}`);
   if (typeof r.body.stdout === "string") o.out(r.body.stdout);
   if (typeof r.body.stderr === "string") o.err(r.body.stderr);

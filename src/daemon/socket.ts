@@ -20,7 +20,7 @@ export interface ApiResponse {
   body: Record<string, unknown>;
 }
 
-/** One JSON request over the unix socket. Rejects on a connect error (no daemon, not root) or a timeout. */
+/** One JSON request over the unix socket. Rejects on a connect error (no daemon, not root) or a timeout (0: none). */
 export function apiRequest(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 300_000): Promise<ApiResponse> {
   return new Promise((resolvePromise, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -46,7 +46,8 @@ export function apiRequest(socketPath: string, method: string, path: string, bod
       },
     );
     req.on("error", reject);
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from the daemon at ${socketPath} within ${Math.round(timeoutMs / 1000)}s`)));
+    if (timeoutMs > 0)
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from the daemon at ${socketPath} within ${Math.round(timeoutMs / 1000)}s`)));
     req.end(payload);
   });
 }
