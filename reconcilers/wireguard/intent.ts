@@ -480,19 +480,26 @@ function meshIntent(
     const problem = meshCidr6Problem(text);
     if (problem) err(`mesh: ipv6_cidr "${text}" ${problem}`, pos("ghostwire", "ipv6_cidr"));
     else cidr6 = formatCidr6(parseCidr6(text)!);
-  } else if (gw.ipv6_cidr !== undefined || node.address6 !== undefined)
+  } else if (gw.ipv6_cidr !== undefined)
     diags.push({
       severity: "warning",
-      message: `accepted, not enforced: ${gw.ipv6_cidr !== undefined ? "ghostwire.ipv6_cidr" : "node.address6"} — [features] ipv6 = false gives the mesh no IPv6 addresses`,
-      source: gw.ipv6_cidr !== undefined ? pos("ghostwire", "ipv6_cidr") : pos("node", "address6"),
+      message: "accepted, not enforced: ghostwire.ipv6_cidr — [features] ipv6 = false gives the mesh no IPv6 addresses",
+      source: pos("ghostwire", "ipv6_cidr"),
     });
-  const address6Of = (raw: unknown, at: SourcePos, who: string): string | undefined => {
-    if (raw === undefined || !cidr6) return undefined;
+  const address6Of = (raw: unknown, at: SourcePos, key: string): string | undefined => {
+    if (raw === undefined) return undefined;
+    if (features.ipv6 === false)
+      return void diags.push({
+        severity: "warning",
+        message: `accepted, not enforced: ${key} — [features] ipv6 = false gives the mesh no IPv6 addresses`,
+        source: at,
+      });
+    if (!cidr6) return undefined;
     const a = parseAddress6(String(raw));
-    if (a === undefined) return void err(`mesh: ${who} address6 "${String(raw)}" is not an IPv6 address (optionally /128)`, at);
+    if (a === undefined) return void err(`mesh: ${key} "${String(raw)}" is not an IPv6 address (optionally /128)`, at);
     return formatIp6(a);
   };
-  self.address6 = address6Of(node.address6, pos("node", "address6"), "node.");
+  self.address6 = address6Of(node.address6, pos("node", "address6"), "node.address6");
   const six = { cidr6 };
   const nodes: MeshNode[] = [];
   const peers: WgPeerIntent[] = [];
@@ -524,7 +531,7 @@ function meshIntent(
     }
     const hn = String(raw.hostname);
     const n: MeshNode = { hostname: hn, address: a, tags: tagsOf(raw.tags), publicKey: pk, user: raw.user === undefined ? undefined : String(raw.user) };
-    const a6 = address6Of(raw.address6, at("address6"), `peer "${hn}":`);
+    const a6 = address6Of(raw.address6, at("address6"), `peer "${hn}": address6`);
     if (a6 !== undefined) n.address6 = a6;
     nodes.push(n);
     const allowed = [{ network: a, prefix: 32 }, ...(acceptRoutes && features.subnet_routing !== false ? routes : [])];

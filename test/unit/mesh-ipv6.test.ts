@@ -126,6 +126,12 @@ describe("a ghostwire.toml with IPv6 (on by default)", () => {
     expect(exit.peers[0]!.allowedIps6).toEqual(["fd7a:115c:a1e0::6440:2/128", "::/0"]);
     expect(exit.fwmark).toBe(0x0b000000);
     const off = load({ features: "ipv6 = false", node: 'use_exit_node = "host-b"' });
+    // an address6 there is accepted, not enforced (a warning, not an error)
+    const { f } = file({ features: "ipv6 = false", peerB: 'address6 = "fd7a:115c:a1e0::9"' });
+    const warned = loadIntent([f], "")
+      .warnings.filter((d) => d.severity === "warning")
+      .map((d) => d.message);
+    expect(warned).toContain('accepted, not enforced: peer "host-b": address6 — [features] ipv6 = false gives the mesh no IPv6 addresses');
     expect(off.mesh!.cidr6).toBeUndefined();
     expect(off.wireguard.find((x) => x.mesh)!.peers.map((p) => p.allowedIps6)).toEqual([undefined, undefined]);
   });
