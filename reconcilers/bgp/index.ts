@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
@@ -72,8 +72,11 @@ export const bgpReconciler: Reconciler = {
     return { resources: [resource], diagnostics: [] };
   },
 
-  async read(io) {
+  async read(io, ctx) {
     const p = birdPaths(io.target);
+    // bolt's run dir is its own (like the sysctl originals' copies there): without a bird of
+    // bolt's for this target, and none wanted, a plan starts no process for BGP.
+    if (!fragment(ctx.intent, BGP) && !existsSync(p.dir)) return { resources: [], foreign: new Map() };
     const files = splitTail((await io.exec(["tail", "-n", "+1", "--", p.pid, p.loaded, p.conf], null)).stdout);
     if (!files.size) return { resources: [], foreign: new Map() };
     const pid = Number((files.get(p.pid) ?? "").trim());

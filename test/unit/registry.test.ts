@@ -70,6 +70,9 @@ describe("compileRegistry", () => {
       "sysctl.write",
       "hosts.dir",
       "hosts.file",
+      "bgp.files",
+      "bgp.daemon",
+      "bgp.conf",
     ]);
     expect(REGISTRY.desiredOrder.map((k) => k.kind)).toEqual([
       "network",
@@ -82,6 +85,7 @@ describe("compileRegistry", () => {
       "sysctl",
       "docker-user",
       "hosts",
+      "bgp",
     ]);
   });
 });
