@@ -1,4 +1,5 @@
-import { existsSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { ConfigError } from "../core/diagnostics.js";
@@ -85,17 +86,32 @@ export class RuntimeEndpointStore {
 export function readRuntimeEndpoints(stateDir: string, t: Ns): RuntimeEndpoint[] {
   const file = join(stateDir, "bolt.db");
   if (!existsSync(file)) return [];
-  let db: Database.Database | undefined;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    return readTable(file, t);
+  } catch (e) {
+    // A store in a directory this process cannot write (a read-only mount, another user's):
+    // SQLite's WAL needs its -shm file there, so read a private copy (as StateStore.openReadOnly does).
+    const copy = mkdtempSync(join(tmpdir(), "bolt-runtime-"));
+    try {
+      for (const f of ["bolt.db", "bolt.db-wal"]) if (existsSync(join(stateDir, f))) copyFileSync(join(stateDir, f), join(copy, f));
+      return readTable(join(copy, "bolt.db"), t);
+    } catch {
+      throw storeError(e, stateDir);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  }
+}
+
+function readTable(file: string, t: Ns): RuntimeEndpoint[] {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
     db.pragma("busy_timeout = 10000");
     const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runtime_endpoints'").get();
     if (!has) return [];
     return (db.prepare("SELECT spec FROM runtime_endpoints WHERE target = ? ORDER BY rowid").all(targetKey(t)) as { spec: string }[]).map(parseSpec);
-  } catch (e) {
-    throw storeError(e, stateDir);
   } finally {
-    db?.close();
+    db.close();
   }
 }
 
