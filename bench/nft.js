@@ -19,7 +19,11 @@ const opt = (name, def) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : def;
 };
-const RULES = opt("rules", "100,1000,10000").split(",").map(Number);
+// `--rules 0` (or none): skip the whole-table rule cases
+const RULES = opt("rules", "100,1000,10000")
+  .split(",")
+  .map(Number)
+  .filter((n) => n > 0);
 const BLOCKLIST = Number(opt("blocklist", "100000"));
 const RUNS = Number(opt("runs", "3"));
 const DELTA_RULES = Number(opt("delta-rules", "10000"));
