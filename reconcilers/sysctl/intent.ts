@@ -38,7 +38,7 @@ export const sysctlIntent: IntentHooks = {
     );
     const mesh = fragment(ctx.intent, WIREGUARD).mesh;
     impliedForwarding(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), mesh, sysctls, ctx.diagnostics);
-    impliedForwarding6(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), sysctls, ctx.diagnostics);
+    impliedForwarding6(fragment(ctx.intent, NETWORKS), fragment(ctx.intent, NFT), mesh, sysctls, ctx.diagnostics);
     // A full tunnel (exit node in use): rp_filter must see the restored fwmark (see the nft mangle chains).
     const full = fullTunnel(fragment(ctx.intent, WIREGUARD));
     if (full && !sysctls.some((s) => s.key === "net.ipv4.conf.all.src_valid_mark"))
@@ -82,10 +82,12 @@ function why(needs: { source: unknown } & Partial<{ name: string; subnet: unknow
   return "the mesh node routes subnets or is an exit node";
 }
 
-function impliedForwarding6(networks: NetworkIntent[], nft: NftIntent | undefined, sysctls: SysctlIntent[], diags: Diagnostic[]) {
+function impliedForwarding6(networks: NetworkIntent[], nft: NftIntent | undefined, mesh: MeshIntent | undefined, sysctls: SysctlIntent[], diags: Diagnostic[]) {
   const net = networks.find((n) => n.v6?.internet);
   const pf = nft?.portForwards.find((p) => p.v6) ?? nft?.loadBalancers.find((l) => l.family === 6);
-  const needs = net ?? pf;
+  // A mesh exit node with IPv6, or a node routing IPv6 subnets, forwards IPv6 from the tunnel.
+  const meshRoutes = mesh?.cidr6 && (mesh.exitNode || mesh.advertise6?.length) ? { source: mesh.source } : undefined;
+  const needs = net ?? pf ?? meshRoutes;
   if (!needs) return;
   const key = "net.ipv6.conf.all.forwarding";
   const explicit = sysctls.find((s) => s.key === key);
@@ -93,7 +95,7 @@ function impliedForwarding6(networks: NetworkIntent[], nft: NftIntent | undefine
   else if (explicit.value.trim() === "0")
     diags.push({
       severity: "error",
-      message: `sysctl ${key} = 0, but ${net ? `network "${net.name}" has ipv6 internet = "${net.v6!.internet}"` : pf && "backends" in pf ? `load balancer "${pf.name}" forwards to its IPv6 backends` : "an IPv6 port forward is declared"}: both need IPv6 forwarding`,
+      message: `sysctl ${key} = 0, but ${net ? `network "${net.name}" has ipv6 internet = "${net.v6!.internet}"` : pf && "backends" in pf ? `load balancer "${pf.name}" forwards to its IPv6 backends` : pf ? "an IPv6 port forward is declared" : "the mesh node routes IPv6 subnets or is an exit node"}: both need IPv6 forwarding`,
       source: explicit.source,
     });
 }

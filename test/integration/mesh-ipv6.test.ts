@@ -8,7 +8,7 @@
 // masquerades it to an IPv6 "internet" behind it that has no route back to the mesh. Every
 // apply is followed by an empty re-plan.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SKIP_REASON, ipJson, must, requireBuild, run } from "./harness.js";
+import { SKIP_REASON, ipJson, must, requireBuild, run, sysctlGet } from "./harness.js";
 import type { Json } from "./harness.js";
 import { HOSTS, MESH6, MESH_IP, MeshLab, UNDERLAY, WG_PORT, pingUntil, routeGet } from "./mesh-topology.js";
 import type { HostId, MeshFileOpts } from "./mesh-topology.js";
@@ -53,18 +53,16 @@ describe.skipIf(!!SKIP_REASON)("mesh over IPv6: derived v6 addresses, [v6]:port 
       o.name ?? `${h}.toml`,
       HOSTS.reduce((t, p) => t.replace(`endpoint = "${UNDERLAY[p]}:${WG_PORT}"`, `endpoint = "[${UNDERLAY6[p]}]:${WG_PORT}"`), lab.meshText(h, o)),
     );
-  // IPv6 forwarding on A (a subnet router or exit node) is declared ([sysctl] in a Boltfile next to
-  // the mesh file): bolt implies net.ipv4.ip_forward for them, not (yet) its IPv6 counterpart.
-  const forward6 = () => lab.sb.write("a-forward6.toml", '[sysctl]\n"net.ipv6.conf.all.forwarding" = 1\n');
-  /** Every host applies its file (A also the forwarding Boltfile); each re-plan is empty. */
+  /** Every host applies its file; each re-plan is empty. A (a subnet router or exit node) gets IPv6 forwarding implied. */
   const applyRouted = async (o: MeshFileOpts) => {
     for (const h of HOSTS) {
-      const files = ["-f", file(h, o), ...(h === "a" ? ["-f", forward6()] : [])];
+      const files = ["-f", file(h, o)];
       const r = await lab.bolt(h, ["apply", ...files, "--allow-destroy"]);
       expect(r.code, `apply ${h}: ${r.stdout}\n${r.stderr}`).toBe(0);
       const p = await lab.bolt(h, ["plan", ...files, "--detailed-exitcode"]);
       expect(p.code, `re-plan of ${h} after apply must be empty:\n${p.stdout}\n${p.stderr}`).toBe(0);
     }
+    expect(await sysctlGet(lab.ns("a"), "net.ipv6.conf.all.forwarding")).toBe("1");
   };
   // Dropping a test's ACLs deletes most of bolt's nft objects: past the mass-delete brake, on purpose.
   const applyAll = async (o: MeshFileOpts = {}) => {
