@@ -9,6 +9,9 @@ import type { CommandRunner, Ns } from "../exec/runner.js";
 import type { StateStore } from "../state/store.js";
 import { cmdApply, cmdPlan, cmdShow } from "../cli/commands.js";
 import type { GlobalOpts } from "../cli/commands.js";
+import { sampleStats } from "../cli/cmd-stats.js";
+import { withRates } from "../core/stats.js";
+import type { Stats } from "../core/stats.js";
 import { loadFile } from "../config/load.js";
 import { parseIp4 } from "../core/ipv4.js";
 import { parseIp6 } from "../core/ipv6.js";
@@ -83,6 +86,8 @@ export class ApiServer {
   private ino: number | undefined;
   private readonly requests = new Map<string, { count: number; errors: number; total_ms: number; last_ms: number }>();
   private readonly startedAt = Date.now();
+  /** the previous traffic sample of /v1/stats: the next answer carries rates since it */
+  private lastSample: Stats | undefined;
   /** daemon mode: the files of the last successful apply through the API (attach plans with them) */
   private lastFiles: string[] = [];
 
@@ -192,7 +197,7 @@ export class ApiServer {
       }
       case "stats":
         allow("GET");
-        return { status: 200, body: this.stats() };
+        return { status: 200, body: await this.stats(q("rtt"), url.searchParams.get("traffic") !== "0") };
       case "plan":
         allow("GET", "POST");
         return { status: 200, body: await this.plan({ ...input, json: input.json ?? q("json"), deep: input.deep ?? q("deep") }) };
@@ -302,8 +307,16 @@ export class ApiServer {
     return input.json === true && cap.exit_code === 0 && input.cli !== true ? { ...cap, show: JSON.parse(cap.stdout) as unknown } : cap;
   }
 
-  private stats() {
+  /** The daemon's own figures, and the `bolt stats --json` sample (with per-second rates since the previous request). */
+  private async stats(rtt: boolean, traffic: boolean) {
     const h = this.c.controller.health().body as Record<string, unknown>;
+    let sample: Stats | undefined;
+    let shown: Stats | undefined;
+    if (traffic) {
+      sample = await sampleStats(this.c.runner, this.c.target, this.c.store.originals(this.c.target), rtt);
+      shown = this.lastSample ? withRates(this.lastSample, sample) : sample;
+      this.lastSample = sample;
+    }
     const mem = process.memoryUsage();
     return {
       api: API_VERSION,
@@ -320,6 +333,7 @@ export class ApiServer {
         ]),
       ),
       memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed },
+      ...(shown ? { traffic: shown } : {}),
     };
   }
 

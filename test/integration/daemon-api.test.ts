@@ -49,7 +49,7 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: the local API", () => {
     const r = await daemon;
     expect(r.exitCode, String(r.stderr).slice(-2000)).toBe(0);
   };
-  const requests = async (route: string): Promise<number> => ((await api("GET", "/v1/stats")).body.requests as Json)[route]?.count ?? 0;
+  const requests = async (route: string): Promise<number> => ((await api("GET", "/v1/stats?traffic=0")).body.requests as Json)[route]?.count ?? 0;
   /** `bolt ARGS` with this test's run dir (the CLI finds the daemon's socket there). */
   const cli = (args: string[]) => sb.bolt(args, { env });
   const save = (text: string) => must(["mv", "-f", sb.write(".swp", text), file]);
@@ -164,6 +164,11 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: the local API", () => {
     expect(shown.stdout).toBe((await cli(["show", "--no-daemon"])).stdout);
     const list = await api("GET", "/v1/endpoints");
     expect((list.body.endpoints as Json[]).map((e) => e.name)).toEqual(["api1"]);
+    // /v1/stats carries the `bolt stats --json` sample: the runtime endpoint is counted like the others.
+    const stats = await api("GET", "/v1/stats");
+    expect((stats.body.traffic as Json).networks.map((n: Json) => n.name)).toEqual(["front"]);
+    expect((stats.body.traffic as Json).endpoints.map((e: Json) => e.name).sort()).toEqual(["api1", "web"]);
+    expect(stats.body.runtime_endpoints).toBe(1);
   });
 
   it("refuses what it must not do: a file-defined name, a taken address, an unknown network, a bad body", async () => {

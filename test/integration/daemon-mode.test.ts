@@ -28,7 +28,7 @@ describe.skipIf(!!SKIP_REASON)("bolt daemon", () => {
 
   const api = (method: string, path: string, body?: unknown) => apiRequest(socket, method, path, body, 60_000);
   const cli = (args: string[]) => sb.bolt(args, { env });
-  const requests = async (route: string): Promise<number> => ((await api("GET", "/v1/stats")).body.requests as Json)[route]?.count ?? 0;
+  const requests = async (route: string): Promise<number> => ((await api("GET", "/v1/stats?traffic=0")).body.requests as Json)[route]?.count ?? 0;
   const start = async (extraEnv: Record<string, string> = {}) => {
     daemon = sb.spawnBolt(["daemon", "--json"], { env: { ...env, ...extraEnv } });
     const exited = daemon.then((r) => {
