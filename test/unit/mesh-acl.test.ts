@@ -135,7 +135,7 @@ describe("compiled to nft on the mesh interface", () => {
     { action: "accept", src: ["*"], dst: ["*:*"], proto: "icmp" },
   ]);
   const table = compileTable({
-    nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+    nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] },
     networks: [],
     endpointIps: new Map(),
     mesh: { intent: m, self: A },
@@ -161,7 +161,7 @@ describe("compiled to nft on the mesh interface", () => {
 
   it("a mesh without ACLs, routes or exit node needs no nft table at all", () => {
     const none = compileTable({
-      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] },
       networks: [],
       endpointIps: new Map(),
       mesh: { intent: mesh([]), self: A },
@@ -196,7 +196,7 @@ describe("ACLs as written in ghostwire.toml", () => {
     expect(verdict(m, "100.64.0.2", "100.64.0.1", 22, "tcp")).toBe("deny");
     expect(verdict(m, "100.64.0.2", "100.64.0.1", 80, "tcp")).toBe("accept");
     const t = compileTable({
-      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] },
       networks: [],
       endpointIps: new Map(),
       mesh: { intent: m, self: m.self },
@@ -211,7 +211,7 @@ describe("ACLs as written in ghostwire.toml", () => {
     const m = kinds(intent).mesh!;
     for (const p of ["tcp", "udp", "icmp", "sctp"]) expect(verdict(m, "100.64.0.2", "100.64.0.1", 443, p)).toBe("accept");
     const t = compileTable({
-      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false },
+      nft: { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] },
       networks: [],
       endpointIps: new Map(),
       mesh: { intent: m, self: m.self },
