@@ -69,7 +69,7 @@ export async function readFloor(target, reps = 5) {
  * code's root-relative paths (schema/, dist/validators.cjs) resolve the same.
  */
 async function phasesLib() {
-  if (!existsSync(fileURLToPath(new URL("../../dist/cli/bolt.mjs", import.meta.url)))) return { path: LIB, bundled: false };
+  if (!existsSync(fileURLToPath(new URL("../../dist/cli/bolt.cjs", import.meta.url)))) return { path: LIB, bundled: false };
   const { build } = await import("esbuild");
   const outfile = fileURLToPath(new URL("../results/plan-phases.bundle.mjs", import.meta.url));
   mkdirSync(dirname(outfile), { recursive: true });

@@ -1,4 +1,3 @@
-import pino from "pino";
 import type { Logger } from "pino";
 
 /** Never printed, whatever a log call is handed (CONFIG.md: secrets show as "(sensitive)"). */
@@ -6,6 +5,9 @@ export const REDACT = ["private_key", "*.private_key", "auth_key", "*.auth_key",
 
 /** pino on stderr: readable lines on a TTY, JSON otherwise (daemons, CI). */
 export async function makeLogger(level: string, json?: boolean): Promise<Logger> {
+  // Imported here, not at the top: `bolt --help` and `bolt version` never log, and the bundle
+  // keeps pino (and its stream helpers) out of the code every command parses at startup.
+  const { default: pino } = await import("pino");
   const opts = { level, redact: { paths: REDACT, censor: "(sensitive)" }, base: { pid: process.pid } };
   if (!json && process.stderr.isTTY) {
     const { default: pretty } = await import("pino-pretty");

@@ -1,20 +1,24 @@
 import yargs from "yargs";
 import type { Argv } from "yargs";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { BoltError, EXIT, formatDiagnostic } from "../core/diagnostics.js";
-import { cmdApply, cmdDiscardJournal, cmdFirewallAnalyze, cmdPlan, cmdRollback, cmdShow, cmdValidate } from "./commands.js";
 import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
-import { cmdKeygen, cmdMeshStatus, cmdMeshTest } from "./cmd-mesh.js";
-import { cmdMeshAdmin, cmdMeshPolicy } from "./cmd-mesh-admin.js";
-import { cmdApplyPlan } from "./cmd-apply-plan.js";
-import { cmdConfirm, cmdRollbackIfUnconfirmed, cmdRollbackTo, confirmOptions, describeDeadline } from "./cmd-confirm.js";
-import { cmdGraph } from "./cmd-graph.js";
-import { cmdHistory } from "./cmd-history.js";
-import { cmdStateExport } from "./cmd-state.js";
 import { parseDuration } from "../core/duration.js";
+import { PKG_ROOT } from "../config/ajv-setup.js";
+
+// The command modules are imported when their command runs, not at startup: in the bundle each
+// is a module initialised on first import (scripts/bundle.mjs), so `validate` never evaluates
+// the watch daemon (chokidar, prom-client), the mesh admin (etcd) or the confirm timers.
+const commands = () => import("./commands.js");
+const meshCmds = () => import("./cmd-mesh.js");
+const confirmCmds = () => import("./cmd-confirm.js");
 
 const out = (s: string) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
+/** The package's version; bin/bolt.js answers `--version` from the same file without loading the bundle. */
+export const packageVersion = (): string => (JSON.parse(readFileSync(join(PKG_ROOT, "package.json"), "utf8")) as { version: string }).version;
 
 interface RawArgs {
   file?: string[];
@@ -30,6 +34,7 @@ interface RawArgs {
 /** The CLI: yargs commands and the one place errors become messages and exit codes. */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.OK;
+  const version = packageVersion();
   // yargs' inferred argument types do not survive shared builders; RawArgs is the contract.
   const run =
     (fn: (o: GlobalOpts, a: RawArgs) => Promise<number>, needsFiles = true) =>
@@ -73,7 +78,12 @@ export async function main(argv: string[]): Promise<number> {
       default: true,
       describe: "plan, apply and show go through the API of a daemon serving the target (--no-daemon: do the work here)",
     })
-    .command("validate", "check config files offline (schema, addresses, references)", files, run(cmdValidate))
+    .command(
+      "validate",
+      "check config files offline (schema, addresses, references)",
+      files,
+      run(async (o) => (await commands()).cmdValidate(o)),
+    )
     .command(
       "plan",
       "show what apply would change (writes nothing)",
@@ -87,8 +97,8 @@ export async function main(argv: string[]): Promise<number> {
           .option("state", { type: "string", describe: "plan against a state exported with `bolt state export` (no kernel, no root); `none` = an empty host" })
           .option("format", { type: "string", choices: ["text", "json", "markdown"], describe: "output format (markdown: for a pull-request comment)" }),
       run(
-        (o, a) =>
-          cmdPlan({
+        async (o, a) =>
+          (await commands()).cmdPlan({
             ...o,
             detailedExitcode: a["detailed-exitcode"] as boolean,
             deep: a.deep as boolean,
@@ -116,11 +126,11 @@ export async function main(argv: string[]): Promise<number> {
           }),
       run(async (o, a) => {
         const timeout = a["confirm-timeout"] === undefined ? undefined : parseDuration(a["confirm-timeout"] as string, "--confirm-timeout");
-        const confirm = timeout === undefined ? undefined : confirmOptions(o, timeout);
+        const confirm = timeout === undefined ? undefined : (await confirmCmds()).confirmOptions(o, timeout);
         if (!a.plan && !o.file.length) throw new BoltError("no config file given: use -f bolt-network.toml (repeatable), or give a saved plan file");
         const rc = a.plan
-          ? await cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm })
-          : await cmdApply({
+          ? await (await import("./cmd-apply-plan.js")).cmdApplyPlan({ ...o, planFile: a.plan as string, showCommands: a["show-commands"] as boolean, confirm })
+          : await (await commands()).cmdApply({
               ...o,
               showCommands: a["show-commands"] as boolean,
               deep: a.deep as boolean,
@@ -128,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
               allowDestroy: a["allow-destroy"] as boolean,
             });
         // Only when something was applied (and so a rollback timer armed).
-        if (confirm?.armed !== undefined && rc === 0 && !o.json) out(`\n${describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
+        if (confirm?.armed !== undefined && rc === 0 && !o.json) out(`\n${(await confirmCmds()).describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
         return rc;
       }, false),
     )
@@ -136,13 +146,13 @@ export async function main(argv: string[]): Promise<number> {
       "destroy",
       "remove everything bolt owns in the target and restore recorded sysctls",
       (y) => files(y).option("show-commands", { type: "boolean" }),
-      run((o, a) => cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean }), false),
+      run(async (o, a) => (await commands()).cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean }), false),
     )
     .command(
       "show",
       "what bolt owns right now, read from the kernel",
       (y) => y.option("deep", { type: "boolean" }),
-      run((o, a) => cmdShow({ ...o, deep: a.deep as boolean }), false),
+      run(async (o, a) => (await commands()).cmdShow({ ...o, deep: a.deep as boolean }), false),
     )
     .command(
       "rollback",
@@ -161,29 +171,34 @@ export async function main(argv: string[]): Promise<number> {
           })
           .option("show-commands", { type: "boolean" }),
       run(
-        (o, a) =>
+        async (o, a) =>
           a["discard-journal"]
-            ? cmdDiscardJournal(o)
+            ? (await commands()).cmdDiscardJournal(o)
             : a["if-unconfirmed"] !== undefined
-              ? cmdRollbackIfUnconfirmed({ ...o, revision: a["if-unconfirmed"] as number })
+              ? (await confirmCmds()).cmdRollbackIfUnconfirmed({ ...o, revision: a["if-unconfirmed"] as number })
               : a.to !== undefined
-                ? cmdRollbackTo({ ...o, to: a.to as number, showCommands: a["show-commands"] as boolean })
-                : cmdRollback(o),
+                ? (await confirmCmds()).cmdRollbackTo({ ...o, to: a.to as number, showCommands: a["show-commands"] as boolean })
+                : (await commands()).cmdRollback(o),
         false,
       ),
     )
-    .command("confirm", "keep an apply made with --confirm-timeout (cancels its automatic rollback)", (y) => y, run(cmdConfirm, false))
+    .command(
+      "confirm",
+      "keep an apply made with --confirm-timeout (cancels its automatic rollback)",
+      (y) => y,
+      run(async (o) => (await confirmCmds()).cmdConfirm(o), false),
+    )
     .command(
       "history",
       "applied revisions: who, when, what, status",
       (y) => y.option("all", { type: "boolean", describe: "also every event, failures included" }),
-      run((o, a) => cmdHistory({ ...o, all: a.all as boolean }), false),
+      run(async (o, a) => (await import("./cmd-history.js")).cmdHistory({ ...o, all: a.all as boolean }), false),
     )
     .command(
       "state <action>",
       "`state export`: the owned live state as JSON, for `plan --state FILE` elsewhere",
       (y) => files(y).positional("action", { choices: ["export"] }),
-      run(cmdStateExport, false),
+      run(async (o) => (await import("./cmd-state.js")).cmdStateExport(o), false),
     )
     .command(
       "graph",
@@ -192,7 +207,7 @@ export async function main(argv: string[]): Promise<number> {
         files(y)
           .option("format", { type: "string", choices: ["dot", "mermaid"], default: "dot" })
           .option("state", { type: "string", describe: "an exported state to plan addresses against" }),
-      run((o, a) => cmdGraph({ ...o, format: a.format as string, stateFile: a.state as string | undefined })),
+      run(async (o, a) => (await import("./cmd-graph.js")).cmdGraph({ ...o, format: a.format as string, stateFile: a.state as string | undefined })),
     )
     .command(
       "watch",
@@ -256,9 +271,9 @@ export async function main(argv: string[]): Promise<number> {
           .option("key", { type: "string", describe: "TLS: the admin's client key, PEM, mode 0600 (env BOLT_ETCD_KEY)" })
           .option("ca-key", { type: "string", describe: "enroll with TLS: the CA's private key, signs the node's client certificate (env BOLT_ETCD_CA_KEY)" })
           .option("out", { type: "string", describe: "enroll: write the bundle to this new file, mode 0600 (it holds the node's TLS key)" }),
-      run((o, a) => {
-        if (a.action === "test") return cmdMeshTest(o);
-        if (a.action === "status") return cmdMeshStatus(o);
+      run(async (o, a) => {
+        if (a.action === "test") return (await meshCmds()).cmdMeshTest(o);
+        if (a.action === "status") return (await meshCmds()).cmdMeshStatus(o);
         const store = {
           controlServer: a["control-server"] as string | undefined,
           mesh: a.mesh as string | undefined,
@@ -267,6 +282,7 @@ export async function main(argv: string[]): Promise<number> {
           key: a.key as string | undefined,
           caKey: a["ca-key"] as string | undefined,
         };
+        const { cmdMeshAdmin, cmdMeshPolicy } = await import("./cmd-mesh-admin.js");
         if (a.action === "policy") return cmdMeshPolicy({ ...o, ...store, action: "policy", name: a.name as string | undefined, policyFile: o.file[0] });
         return cmdMeshAdmin({
           ...o,
@@ -292,18 +308,24 @@ export async function main(argv: string[]): Promise<number> {
       "keygen <path>",
       "write a WireGuard key pair: PATH (0600) and PATH.pub",
       (y) => y.positional("path", { type: "string" }).option("force", { type: "boolean" }),
-      run((o, a) => cmdKeygen({ ...o, path: String(a.path), force: a.force as boolean }), false),
+      run(async (o, a) => (await meshCmds()).cmdKeygen({ ...o, path: String(a.path), force: a.force as boolean }), false),
     )
     .command(
       "firewall <action>",
       "firewall tools: `firewall analyze` reports other firewalls (Docker, iptables, nft tables) that would break bolt's traffic, read-only",
       (y) => files(y).positional("action", { choices: ["analyze"] }),
-      run(cmdFirewallAnalyze, false),
+      run(async (o) => (await commands()).cmdFirewallAnalyze(o), false),
     )
     .demandCommand(1, "name a command: validate, plan, apply, destroy, show, rollback, confirm, history, state export, graph, watch, firewall analyze")
     .strict()
+    .command("version", "print bolt's version", {}, () => {
+      out(`${version}\n`);
+    })
     .help()
-    .version(false)
+    .version("version", "print bolt's version", version)
+    // bolt's messages are English; the bundle has no yargs locale files, and a generated
+    // `--help` (dist/cli/help.txt, served by bin/bolt.js) must not depend on LANG.
+    .detectLocale(false)
     .wrap(null)
     .exitProcess(false)
     .fail((msg, e) => {
