@@ -288,7 +288,13 @@ export async function cmdApply(
   o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean },
 ): Promise<number> {
   if (!o.destroy && !o.confirm) {
-    const routed = await viaDaemon(o, "apply", { json: o.json, deep: o.deep, show_commands: o.showCommands, allow_destroy: o.allowDestroy, color: !!process.stdout.isTTY });
+    const routed = await viaDaemon(o, "apply", {
+      json: o.json,
+      deep: o.deep,
+      show_commands: o.showCommands,
+      allow_destroy: o.allowDestroy,
+      color: !!process.stdout.isTTY,
+    });
     if (routed !== undefined) return routed;
   }
   // A mesh on an etcd store: this host publishes its request, then reads the mesh.
@@ -296,7 +302,9 @@ export async function cmdApply(
   const external = o.destroy
     ? undefined
     : await meshStoreInput(o.file, { write: true, stateDir: o.stateDir, target: target(o), allowDestroy: o.allowDestroy, warnings: storeWarnings });
-  const loadedCfg = o.destroy ? { intent: EMPTY_INTENT, warnings: [] } : (o.loadConfig ?? cliLoader(o.stateDir, target(o)))(o.file, o.netnsPrefix, { external });
+  const loadedCfg = o.destroy
+    ? { intent: EMPTY_INTENT, warnings: [] }
+    : (o.loadConfig ?? cliLoader(o.stateDir, target(o)))(o.file, o.netnsPrefix, { external });
   const { intent } = loadedCfg;
   const warnings = [...loadedCfg.warnings, ...storeWarnings];
   const t = target(o);
