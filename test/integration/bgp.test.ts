@@ -22,7 +22,10 @@ const HAS_BIRD = (() => {
 })();
 
 const LINK = { a: "10.94.0.1", b: "10.94.0.2" } as const;
+const LINK6 = { a: "fd94::1", b: "fd94::2" } as const;
 const LAN = { subnet: "10.95.0.0/24", gateway: "10.95.0.1", web: "10.95.0.10" } as const;
+/** The network's IPv6 half: announced by the same switch, over the IPv6 session. */
+const LAN6 = { subnet: "fd95::/64", gateway: "fd95::1" } as const;
 const STATIC = "10.96.0.0/24";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -46,6 +49,7 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
       [sb.target, "bgpb0", LINK.b],
     ] as const) {
       await must(["ip", "-n", ns, "address", "add", `${ip}/30`, "dev", dev]);
+      await must(["ip", "-n", ns, "address", "add", `${ip === LINK.a ? LINK6.a : LINK6.b}/64`, "dev", dev, "nodad"]);
       await must(["ip", "-n", ns, "link", "set", dev, "up"]);
       await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     }
@@ -82,6 +86,7 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
         "[networks.lan]",
         `subnet = "${LAN.subnet}"`,
         `gateway = "${LAN.gateway}"`,
+        `ipv6 = { subnet = "${LAN6.subnet}" }`,
         "",
         "[[endpoints]]",
         'name = "web"',
@@ -100,6 +105,11 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
         'password_file = "bgp.pass"',
         ...(o.importPatterns ? [`import = ${JSON.stringify(o.importPatterns)}`] : []),
         "",
+        "[[routing.bgp.neighbors]]",
+        `ip = "${LINK6.b}"`,
+        "remote_asn = 65002",
+        'password_file = "bgp.pass"',
+        "",
       ].join("\n"),
     );
   const fileB = () =>
@@ -115,6 +125,11 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
         "remote_asn = 65001",
         'password_file = "bgp.pass"',
         "",
+        "[[routing.bgp.neighbors]]",
+        `ip = "${LINK6.a}"`,
+        "remote_asn = 65001",
+        'password_file = "bgp.pass"',
+        "",
       ].join("\n"),
     );
 
@@ -122,12 +137,14 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
   const planExit = async (s: Sandbox, file: string) => (await s.bolt(["plan", "-f", file, "--detailed-exitcode"], { env })).code;
   const birdRoutes = async (ns: string) =>
     ((await ipJson(ns, ["-4", "route", "show", "proto", "bird"])) as Json[]).map((r) => `${r.dst} via ${r.gateway}`).sort();
-  const waitRoutes = async (ns: string, want: string[], ms = 20_000) => {
+  const birdRoutes6 = async (ns: string) =>
+    ((await ipJson(ns, ["-6", "route", "show", "proto", "bird"])) as Json[]).map((r) => `${r.dst} via ${r.gateway}`).sort();
+  const waitRoutes = async (ns: string, want: string[], ms = 20_000, read = birdRoutes) => {
     const until = Date.now() + ms;
-    let got = await birdRoutes(ns);
+    let got = await read(ns);
     while (JSON.stringify(got) !== JSON.stringify(want) && Date.now() < until) {
       await sleep(200);
-      got = await birdRoutes(ns);
+      got = await read(ns);
     }
     return got;
   };
@@ -153,6 +170,10 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     expect(await birdRoutes(sa.target)).toEqual([]);
     const ping = await run(["ip", "netns", "exec", sb.target, "ping", "-n", "-c", "2", "-W", "2", LAN.web]);
     expect(ping.code, ping.stdout).toBe(0);
+    // The IPv6 half over the IPv6 session, and only there (the IPv4 session carries IPv4 routes).
+    expect(await waitRoutes(sb.target, [`${LAN6.subnet} via ${LINK6.a}`], 20_000, birdRoutes6)).toEqual([`${LAN6.subnet} via ${LINK6.a}`]);
+    const ping6 = await run(["ip", "netns", "exec", sb.target, "ping", "-6", "-n", "-c", "2", "-W", "2", LAN6.gateway]);
+    expect(ping6.code, ping6.stdout).toBe(0);
     expect(await planExit(sa, fileA())).toBe(0);
     expect(await planExit(sb, fileB())).toBe(0);
     // bird's config holds the password: 0600 in a 0700 dir; never in a plan or the show output.
@@ -169,17 +190,16 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     const until = Date.now() + 15_000;
     do {
       b = await showJson(sb);
-      if (/Established.*1 prefix\(es\) received/.test(b.counters?.neighbors ?? "")) break;
+      if ((b.counters?.neighbors ?? "").match(/Established for \d+s, 1 prefix\(es\) received/g)?.length === 2) break;
       await sleep(300);
     } while (Date.now() < until);
-    expect(b.spec).toMatchObject({ router_id: LINK.b, asn: "65002", neighbors: `${LINK.a} AS65001`, daemon: "running" });
-    expect(b.counters.neighbors).toMatch(
-      new RegExp(`^${LINK.a.replace(/\./g, "\\.")} AS65001: Established for \\d+s, 1 prefix\\(es\\) received, 0 announced$`),
-    );
+    expect(b.spec).toMatchObject({ router_id: LINK.b, asn: "65002", neighbors: `${LINK.a} AS65001, ${LINK6.a} AS65001`, daemon: "running" });
+    expect(b.counters[`session ${LINK.a}`]).toMatch(/^10\.94\.0\.1 AS65001: Established for \d+s, 1 prefix\(es\) received, 0 announced$/);
+    expect(b.counters[`session ${LINK6.a}`]).toMatch(/^fd94::1 AS65001: Established for \d+s, 1 prefix\(es\) received, 0 announced$/);
     const a = await showJson(sa);
     expect(a.counters.neighbors).toMatch(/Established .*0 prefix\(es\) received, 1 announced/);
     const text = await sb.bolt(["show"], { env });
-    expect(text.stdout).toMatch(/bgp "bird"[\s\S]*neighbors = 10\.94\.0\.1 AS65001 {2}\[10\.94\.0\.1 AS65001: Established/);
+    expect(text.stdout).toMatch(/bgp "bird"[\s\S]*neighbors = 10\.94\.0\.1 AS65001, fd94::1 AS65001 {2}\[10\.94\.0\.1 AS65001: Established for \d+s, 1 prefix\(es\) received, 0 announced; fd94::1 AS65001: Established/);
     expect(text.stdout + JSON.stringify(a)).not.toContain("md5-Secret-1");
   });
 
@@ -189,6 +209,7 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     const r = await apply(sa, fileA({ boltNetworks: false, statics: [STATIC] }));
     expect(r.code, r.stderr).toBe(0);
     expect(await waitRoutes(sb.target, [`${STATIC} via ${LINK.a}`])).toEqual([`${STATIC} via ${LINK.a}`]);
+    expect(await waitRoutes(sb.target, [], 10_000, birdRoutes6), "the switch off withdraws the IPv6 half too").toEqual([]);
     expect(await since(sb), "birdc configure kept the session").toBe(up);
     expect(await planExit(sa, fileA({ boltNetworks: false, statics: [STATIC] }))).toBe(0);
     expect(await planExit(sb, fileB())).toBe(0);
@@ -228,6 +249,20 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     expect(await birdRoutes(sb.target)).toEqual([`${STATIC} via ${LINK.a}`]);
     expect(await planExit(sa, file)).toBe(2);
     expect(await planExit(sa, fileA({ boltNetworks: false, statics: [STATIC] }))).toBe(0);
+  });
+
+  it("a bird that died is seen from its pid file alone and started again by the next apply", async () => {
+    const file = fileA({ boltNetworks: false, statics: [STATIC] });
+    const pid = await pidFromFile(join(birdDir(sa.target), "bird.pid"));
+    process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 50 && isBird(pid); i++) await sleep(50);
+    const plan = await sa.bolt(["plan", "-f", file], { env });
+    expect(plan.stdout).toMatch(/~ bgp "bird"[\s\S]*daemon += "stopped" -> "running"/);
+    const r = await apply(sa, file);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await pidFromFile(join(birdDir(sa.target), "bird.pid"))).not.toBe(pid);
+    expect(await waitRoutes(sb.target, [`${STATIC} via ${LINK.a}`])).toEqual([`${STATIC} via ${LINK.a}`]);
+    expect(await planExit(sa, file)).toBe(0);
   });
 
   it("destroy stops bolt's birds, B's kernel loses the routes, both namespaces are as before; the foreign bird lives", async () => {
