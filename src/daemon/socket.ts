@@ -27,6 +27,9 @@ export function apiRequest(socketPath: string, method: string, path: string, bod
     const req = request(
       {
         socketPath,
+        // A connection per request: a pooled keep-alive one may be closed by the server (its idle
+        // timeout, a restart) just as it is reused, and an apply must not be lost to ECONNRESET.
+        agent: false,
         method,
         path,
         headers: payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
