@@ -207,7 +207,7 @@ describe("rejects", () => {
     expectError("bolt-network", { endpoints: [{ name: "web" }] }, "required", "/endpoints/0");
     expectError("bolt-network", { vpn: { primary: "pptp" } }, "enum", "/vpn/primary");
     expectError("bolt-network", { firewall: { rules: [{ name: "r", action: "permit" }] } }, "enum", "/firewall/rules/0/action");
-    expectError("bolt-network", { routing: { routes: [{ destination: "10.0.0.0/8" }] } }, "anyOf", "/routing/routes/0");
+    expectError("bolt-network", { routing: { routes: [{ destination: "10.0.0.0/8", type: "drop" }] } }, "enum", "/routing/routes/0/type");
     expectError("bolt-network", { ebpf: { programs: [{ name: "p", interface: "eth0", attach: "xdp" }] } }, "oneOf", "/ebpf/programs/0");
     expectError("bolt-network", { wireguard: { wg0: { private_key: "not-a-key" } } }, "pattern", "/wireguard/wg0/private_key");
     expectError("ghostwire", { acls: [{ action: "accept", src: ["*"], dst: ["tag:x"] }] }, "pattern", "/acls/0/dst/0");
@@ -305,7 +305,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "monitoring.listen",
     "monitoring.enable_detailed_metrics",
     // BGP through bolt's own BIRD (issue 12); the rest of [routing] keeps its own annotations
-    ...["routing", "routing.enable_bgp", "routing.bgp/**"],
+    ...["routing", "routing.enable_bgp", "routing.bgp/**", "routing.routes/**"],
   ],
   ghostwire: [
     "ghostwire",
@@ -394,7 +394,7 @@ describe("schema rules", () => {
     expect(own("ghostwire", "encryption.post_quantum_ready")).toMatch(/post-quantum/);
     expect(own("ghostwire", "integrations")).toMatch(/Kubernetes/);
     expect(own("bolt-network", "networks.*.bandwidth")).toBe(NOT_YET);
-    expect(own("bolt-network", "routing.routes")).toBe(NOT_YET);
+    expect(own("bolt-network", "routing.policies")).toBe(NOT_YET);
     expect(own("bolt-network", "networks.*.internet")).toBeUndefined();
     expect(own("bolt-network", "firewall")).toBeUndefined();
   });

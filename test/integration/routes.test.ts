@@ -1,0 +1,101 @@
+// Static routes proven by traffic: the target reaches a subnet behind a router namespace only
+// through bolt's route; ECMP over two links carries flows on both (L4 hash); a blackhole route
+// drops; IPv6 too; a next hop outside every connected subnet and a foreign route with the same
+// key are plan-time errors; re-plan empty; destroy leaves the namespace as it was.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SKIP_REASON, Sandbox, ipJson, must, ping, requireBuild, run, snapshot } from "./harness.js";
+import type { Json, Snapshot } from "./harness.js";
+import { applyConverged } from "./nft-topology.js";
+
+const routes = (body: string) => `[sysctl]\n"net.ipv4.fib_multipath_hash_policy" = 1\n\n${body}`;
+const FAR = `
+[[routing.routes]]
+destination = "10.80.0.0/24"
+gateway = "10.0.1.2"
+
+[[routing.routes]]
+destination = "fd80::/64"
+gateway = "fd01::2"
+`;
+const ECMP = `
+[[routing.routes]]
+destination = "10.80.0.0/24"
+nexthops = [{ gateway = "10.0.1.2" }, { gateway = "10.0.2.2" }]
+
+[[routing.routes]]
+destination = "10.82.0.0/24"
+type = "blackhole"
+`;
+
+describe.skipIf(!!SKIP_REASON)("static routes", () => {
+  const sb = new Sandbox();
+  let router: string;
+  let before: Snapshot;
+  const tx = async (dev: string) => ((await ipJson(sb.target, ["-s", "link", "show", "dev", dev])) as Json[])[0].stats64.tx.packets as number;
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    router = await sb.addNetns("router");
+    for (const [i, dev] of [
+      [1, "r1"],
+      [2, "r2"],
+    ] as const) {
+      await must(["ip", "-n", sb.target, "link", "add", dev, "type", "veth", "peer", "name", `e${i}`, "netns", router]);
+      await must(["ip", "-n", sb.target, "address", "add", `10.0.${i}.1/30`, "dev", dev]);
+      await must(["ip", "-n", router, "address", "add", `10.0.${i}.2/30`, "dev", `e${i}`]);
+      await must(["ip", "-n", sb.target, "link", "set", dev, "up"]);
+      await must(["ip", "-n", router, "link", "set", `e${i}`, "up"]);
+    }
+    await must(["ip", "-n", sb.target, "address", "add", "fd01::1/64", "dev", "r1", "nodad"]);
+    await must(["ip", "-n", router, "address", "add", "fd01::2/64", "dev", "e1", "nodad"]);
+    // The far side: addresses on the router's lo, which the target has no route to.
+    await must(["ip", "-n", router, "address", "add", "10.80.0.1/32", "dev", "lo"]);
+    await must(["ip", "-n", router, "address", "add", "10.82.0.1/32", "dev", "lo"]);
+    await must(["ip", "-n", router, "address", "add", "fd80::1/128", "dev", "lo"]);
+    for (const ns of [sb.target, router]) await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    before = await snapshot(sb.target);
+  });
+  afterAll(() => sb.cleanup());
+
+  it("a subnet behind a router is reachable only through bolt's route (both families)", async () => {
+    expect(await ping(sb.target, "10.80.0.1")).toBe(false);
+    await applyConverged(sb, [sb.write("far.toml", routes(FAR))]);
+    expect(await ping(sb.target, "10.80.0.1")).toBe(true);
+    expect(await ping(sb.target, "fd80::1")).toBe(true);
+    const r = ((await ipJson(sb.target, ["route", "show", "10.80.0.0/24"])) as Json[])[0];
+    expect(r).toMatchObject({ gateway: "10.0.1.2", dev: "r1", protocol: "176" });
+  });
+
+  it("ECMP: flows spread over both next hops; a blackhole route drops", async () => {
+    await applyConverged(sb, [sb.write("ecmp.toml", routes(ECMP))]);
+    const [a0, b0] = [await tx("r1"), await tx("r2")];
+    // 32 UDP flows (distinct source ports): with the L4 hash both links carry some.
+    for (let p = 40000; p < 40032; p++) await run(["ip", "netns", "exec", sb.target, "nc", "-u", "-w", "0", "-p", String(p), "10.80.0.1", "9"], "x\n");
+    const [a1, b1] = [await tx("r1"), await tx("r2")];
+    expect(a1 - a0, "flows on r1").toBeGreaterThan(0);
+    expect(b1 - b0, "flows on r2").toBeGreaterThan(0);
+    expect(await ping(sb.target, "10.82.0.1")).toBe(false);
+    const bh = ((await ipJson(sb.target, ["route", "show", "10.82.0.0/24"])) as Json[])[0];
+    expect(bh.type).toBe("blackhole");
+  });
+
+  it("a next hop nobody is connected to and a foreign route with the same key are refused at plan time", async () => {
+    const bad = sb.write("bad.toml", routes('[[routing.routes]]\ndestination = "10.90.0.0/24"\ngateway = "10.9.9.9"\n'));
+    const r = await sb.bolt(["plan", "-f", bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/bad\.toml:6:11: error: route 10\.90\.0\.0\/24: next hop 10\.9\.9\.9 is outside every subnet the target is connected to/);
+    await must(["ip", "-n", sb.target, "route", "add", "10.91.0.0/24", "via", "10.0.2.2"]);
+    const clash = sb.write("clash.toml", routes('[[routing.routes]]\ndestination = "10.91.0.0/24"\ngateway = "10.0.1.2"\n'));
+    const c = await sb.bolt(["plan", "-f", clash]);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/route 10\.91\.0\.0\/24 \(table main\) already exists and is not bolt's/);
+    await must(["ip", "-n", sb.target, "route", "del", "10.91.0.0/24"]);
+  });
+
+  it("destroy leaves the namespace as it was", async () => {
+    const d = await sb.bolt(["destroy"]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(await snapshot(sb.target)).toEqual(before);
+  });
+});
