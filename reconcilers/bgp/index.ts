@@ -6,6 +6,7 @@ import { fragment } from "../../src/core/intent.js";
 import type { LiveReader } from "../../src/core/live-reader.js";
 import type { OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
 import { RUN_DIR } from "../../src/exec/run-dir.js";
+import { nsName } from "../../src/exec/runner.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { parseProtocolsAll, parseServerTime, sessionLine } from "./birdc.js";
 import { BGP, bgpIntent, passwordDigest, passwordProblem } from "./intent.js";
@@ -52,6 +53,7 @@ export const bgpReconciler: Reconciler = {
   uses: ["network", "wireguard"],
   intent: bgpIntent,
   replaceOn: [],
+  offlineUnchecked: "the BIRD config is not checked with `bird -p` and the BGP password files are not read (both need the target host)",
 
   desired(ctx) {
     const b = fragment(ctx.intent, BGP);
@@ -100,6 +102,27 @@ export const bgpReconciler: Reconciler = {
       ...(counters ? { counters } : {}),
     };
     return { resources: [resource], foreign: new Map() };
+  },
+
+  // BGP listens on TCP 179 of the target: another daemon holding it there (a bird or FRR that
+  // bolt did not start) would leave bolt's bird unable to accept sessions, silently. Only the
+  // process bolt's pid file names may hold it.
+  async conflicts(desired, io) {
+    const d = desired[0];
+    if (!d) return [];
+    const r = await io.exec(["ss", "-H", "-l", "-t", "-n", "-p", "sport", "=", ":179"]);
+    if (r.code !== 0 || !r.stdout.trim()) return [];
+    const own = Number((await io.exec(["cat", birdPaths(io.target).pid], null)).stdout.trim());
+    const others = [...new Map([...r.stdout.matchAll(/\("([^"]+)",pid=(\d+)/g)].filter((m) => Number(m[2]) !== own).map((m) => [m[2], m[1]]))];
+    if (!others.length) return [];
+    return [
+      {
+        severity: "error",
+        message: `TCP port 179 (BGP) in ${nsName(io.target)} is held by ${others.map(([pid, name]) => `${name} (pid ${pid})`).join(", ")}, which bolt did not start: bolt's bird could not accept sessions there`,
+        source: d.source,
+        hint: "stop that daemon, or run bolt's BGP in another namespace",
+      },
+    ];
   },
 
   // Only when something changes: the passwords are read from their files (the intent holds

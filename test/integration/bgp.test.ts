@@ -7,6 +7,7 @@
 // lists the session as Established with prefix counts; re-plans are empty after every apply;
 // destroy stops bolt's birds (never another bird in the same namespace) and leaves both
 // namespaces as they were.
+import { execa } from "execa";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -199,7 +200,9 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     const a = await showJson(sa);
     expect(a.counters.neighbors).toMatch(/Established .*0 prefix\(es\) received, 1 announced/);
     const text = await sb.bolt(["show"], { env });
-    expect(text.stdout).toMatch(/bgp "bird"[\s\S]*neighbors = 10\.94\.0\.1 AS65001, fd94::1 AS65001 {2}\[10\.94\.0\.1 AS65001: Established for \d+s, 1 prefix\(es\) received, 0 announced; fd94::1 AS65001: Established/);
+    expect(text.stdout).toMatch(
+      /bgp "bird"[\s\S]*neighbors = 10\.94\.0\.1 AS65001, fd94::1 AS65001 {2}\[10\.94\.0\.1 AS65001: Established for \d+s, 1 prefix\(es\) received, 0 announced; fd94::1 AS65001: Established/,
+    );
     expect(text.stdout + JSON.stringify(a)).not.toContain("md5-Secret-1");
   });
 
@@ -279,6 +282,23 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     expect(await snapshot(sa.target)).toEqual(before.get(sa.target));
     expect(await snapshot(sb.target)).toEqual(before.get(sb.target));
     expect(await planExit(sb, fileB())).toBe(2);
+  });
+
+  it("TCP 179 held by a process bolt did not start is a plan error; nothing is started", async () => {
+    const nc = execa("ip", ["netns", "exec", sb.target, "nc", "-l", "179"], { reject: false });
+    try {
+      for (let i = 0; i < 50 && !(await must(["ip", "netns", "exec", sb.target, "ss", "-H", "-l", "-t", "-n", "sport", "=", ":179"])).trim(); i++)
+        await sleep(100);
+      const r = await sb.bolt(["plan", "-f", fileB()], { env });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(
+        new RegExp(`b\\.toml:1:1: error: TCP port 179 \\(BGP\\) in netns ${sb.target} is held by nc \\(pid ${nc.pid}\\), which bolt did not start`),
+      );
+      expect(existsSync(birdDir(sb.target))).toBe(false);
+    } finally {
+      nc.kill("SIGTERM");
+      await nc;
+    }
   });
 });
 
