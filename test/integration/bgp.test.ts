@@ -268,6 +268,24 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     expect(await planExit(sa, file)).toBe(0);
   });
 
+  it("a destroy that fails after bird stopped rolls back: bird runs its config again and B relearns the route", async () => {
+    const file = fileA({ boltNetworks: false, statics: [STATIC] });
+    const pid = await pidFromFile(join(birdDir(sa.target), "bird.pid"));
+    const loaded = readFileSync(join(birdDir(sa.target), "loaded.conf"), "utf8");
+    const hit = join(sa.dir, "destroy-fault-hit");
+    // The bridge's deletion fails: it runs after bird was stopped and its files removed.
+    const r = await sa.bolt(["destroy", "-f", file], { env: { ...env, ...sa.fakeEnv(["ip"], { BOLT_FAULT_PATTERN: "link del", BOLT_FAULT_HIT: hit }) } });
+    expect(existsSync(hit), "the fault was injected").toBe(true);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/rolled back/i);
+    expect(isBird(pid)).toBe(false);
+    const again = await pidFromFile(join(birdDir(sa.target), "bird.pid"));
+    expect(isBird(again)).toBe(true);
+    expect(readFileSync(join(birdDir(sa.target), "loaded.conf"), "utf8")).toBe(loaded);
+    expect(await waitRoutes(sb.target, [`${STATIC} via ${LINK.a}`])).toEqual([`${STATIC} via ${LINK.a}`]);
+    expect(await planExit(sa, file)).toBe(0);
+  });
+
   it("destroy stops bolt's birds, B's kernel loses the routes, both namespaces are as before; the foreign bird lives", async () => {
     const pids = [await pidFromFile(join(birdDir(sa.target), "bird.pid")), await pidFromFile(join(birdDir(sb.target), "bird.pid"))];
     const da = await sa.bolt(["destroy", "-f", fileA({ boltNetworks: false, statics: [STATIC] })], { env });
