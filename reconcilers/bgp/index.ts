@@ -44,7 +44,8 @@ export const bgpReconciler: Reconciler = {
   kind: "bgp",
   // The run dir first; bird starts once the links its neighbors are reached over exist (and
   // the firewall and forwarding are in place); a config change of a running bird comes last.
-  // Deletes run backwards: bird stops first, its files go with the last of the teardown.
+  // Deletes run backwards: bird stops (and its kernel routes go) before anything else, then
+  // its files; a later failure's rollback writes them back and starts bird again.
   phases: {
     files: {},
     daemon: { after: ["files", "network.link", "endpoint.inside", "wireguard.conf", "nft.table", "sysctl.write"] },
