@@ -12,7 +12,9 @@ import { ConfigError } from "../../src/core/diagnostics.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
 import { parseProtocolsAll, parseServerTime, sessionLine } from "../../reconcilers/bgp/birdc.js";
-import { splitTail } from "../../reconcilers/bgp/index.js";
+import { bgpReconciler, splitTail } from "../../reconcilers/bgp/index.js";
+import { emptyIntent } from "../../src/core/intent.js";
+import type { Change, PlanContext, RenderedOp, Resource } from "../../src/core/resource.js";
 import { BGP } from "../../reconcilers/bgp/intent.js";
 import { configDigest, maskPasswords, parseHeader, renderBirdConfig, summary } from "../../reconcilers/bgp/render.js";
 
@@ -277,5 +279,103 @@ describe("[routing.bgp] bad input: an error at file:line:col, nothing else runs"
   it("enable_bgp = false keeps the table without running BGP", () => {
     const f = write("off.toml", `[routing]\nenable_bgp = false\n\n${base('router_id = "10.91.0.1"\nlocal_asn = 65001')}`);
     expect(fragment(loadIntent([f], "").intent, BGP)).toBeUndefined();
+  });
+});
+
+describe("bgp ops and their undo (pure render)", () => {
+  const RUN = "/run/bolt-test";
+  const prev = process.env.BOLT_RUN_DIR;
+  process.env.BOLT_RUN_DIR = RUN;
+  afterAll(() => {
+    if (prev === undefined) delete process.env.BOLT_RUN_DIR;
+    else process.env.BOLT_RUN_DIR = prev;
+  });
+  const D = `${RUN}/bird/netns-bolt-t-x`;
+  const ctxFor = (prepared: Record<string, unknown>): PlanContext => ({
+    target: "bolt-t-x",
+    intent: emptyIntent(),
+    live: new Map(),
+    leases: new Map(),
+    netns: new Set(),
+    facts: new Map(),
+    desired: [],
+    prepared: new Map([["bgp:bird", prepared]]),
+  });
+  const res = (spec: Record<string, string>, data: Record<string, unknown> = {}): Resource => ({
+    kind: "bgp",
+    name: "bird",
+    id: "bgp:bird",
+    keys: [],
+    spec,
+    data,
+    deps: [],
+    owned: true,
+  });
+  const change = (action: Change["action"], before?: Resource, after?: Resource): Change => ({
+    id: "bgp:bird",
+    kind: "bgp",
+    name: "bird",
+    action,
+    before,
+    after,
+    changed: [],
+    forcedBy: [],
+  });
+  const show = (ops: RenderedOp[]) =>
+    ops.flatMap((o) => [
+      `${o.phase} [${o.ns ?? "host"}] ${o.args.join(" ")}${o.stdin ? ` <<${o.stdin}` : ""}`,
+      ...o.undo.map((u) => `  undo [${u.ns ?? "host"}] ${u.args.join(" ")}${u.stdin ? ` <<${u.stdin}` : ""}`),
+    ]);
+
+  it("create: run dir 0700, config 0600 filled by tee, bird started in the target, the loaded copy last", () => {
+    const ops = bgpReconciler.render(change("create", undefined, res({ daemon: "running" })), ctxFor({ text: "NEW" }));
+    expect(show(ops)).toEqual([
+      `files [host] install -d -m 0700 ${D}`,
+      `  undo [host] rm -rf -- ${D}`,
+      `files [host] install -m 0600 /dev/null ${D}/bird.conf`,
+      `files [host] tee ${D}/bird.conf <<NEW`,
+      `daemon [bolt-t-x] bird -c ${D}/bird.conf -s ${D}/bird.ctl -P ${D}/bird.pid`,
+      `  undo [host] pkill --pidfile ${D}/bird.pid --exact bird`,
+      `conf [host] cp -p ${D}/bird.conf ${D}/loaded.conf`,
+    ]);
+  });
+
+  it("update of a running bird: a failed configure is undone by the previous file and another configure", () => {
+    const ops = bgpReconciler.render(change("update", res({ daemon: "running", config: "sha256:old" }), res({ daemon: "running" })), ctxFor({ text: "NEW" }));
+    expect(show(ops)).toEqual([
+      `conf [host] cp -p ${D}/loaded.conf ${D}/previous.conf`,
+      `conf [host] tee ${D}/bird.conf <<NEW`,
+      `  undo [host] cp -p ${D}/previous.conf ${D}/bird.conf`,
+      `conf [host] birdc -s ${D}/bird.ctl configure`,
+      `  undo [host] cp -p ${D}/previous.conf ${D}/bird.conf`,
+      `  undo [host] birdc -s ${D}/bird.ctl configure`,
+      `conf [host] cp -p ${D}/bird.conf ${D}/loaded.conf`,
+      `  undo [host] cp -p ${D}/previous.conf ${D}/loaded.conf`,
+    ]);
+  });
+
+  it("a stopped bird is started again on the new config (no configure without a daemon)", () => {
+    const ops = bgpReconciler.render(change("update", res({ daemon: "stopped", config: "sha256:old" }), res({ daemon: "running" })), ctxFor({ text: "NEW" }));
+    expect(show(ops).filter((l) => !l.startsWith(" "))).toEqual([
+      `files [host] install -d -m 0700 ${D}`,
+      `files [host] install -m 0600 /dev/null ${D}/bird.conf`,
+      `files [host] tee ${D}/bird.conf <<NEW`,
+      `daemon [bolt-t-x] bird -c ${D}/bird.conf -s ${D}/bird.ctl -P ${D}/bird.pid`,
+      `conf [host] cp -p ${D}/bird.conf ${D}/loaded.conf`,
+    ]);
+  });
+
+  it("delete: bolt's bird by its pid file (and only a bird), waited for, then its files; the undo restores both", () => {
+    const ops = bgpReconciler.render(change("delete", res({ daemon: "running", config: "sha256:old" }, { pid: 4242 })), ctxFor({ previous: "OLD" }));
+    expect(show(ops)).toEqual([
+      `daemon [host] pkill --pidfile ${D}/bird.pid --exact bird`,
+      `  undo [bolt-t-x] bird -c ${D}/bird.conf -s ${D}/bird.ctl -P ${D}/bird.pid`,
+      "daemon [host] tail --pid=4242 -s 0.1 -f /dev/null",
+      `files [host] rm -rf -- ${D}`,
+      `  undo [host] install -d -m 0700 ${D}`,
+      `  undo [host] install -m 0600 /dev/null ${D}/bird.conf`,
+      `  undo [host] tee ${D}/bird.conf <<OLD`,
+      `  undo [host] cp -p ${D}/bird.conf ${D}/loaded.conf`,
+    ]);
   });
 });
