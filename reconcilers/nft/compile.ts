@@ -4,6 +4,8 @@ import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
 import type { Cidr6 } from "../../src/core/ipv6.js";
 import { FAM, mergeCidrs, mergeCidrs6 } from "./family.js";
 import { lbChains } from "./lb.js";
+import { POLICY_MARK } from "../rule/intent.js";
+import type { PolicyIntent } from "../rule/intent.js";
 import type { Fam } from "./family.js";
 import type { SourcePos } from "../../src/core/diagnostics.js";
 import type { NetworkIntent } from "../network/intent.js";
@@ -32,7 +34,7 @@ export interface NftRule {
 
 export interface NftChain {
   name: string;
-  base?: { type: "filter" | "nat"; hook: string; prio: number };
+  base?: { type: "filter" | "nat" | "route"; hook: string; prio: number };
   rules: NftRule[];
 }
 
@@ -82,7 +84,15 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     (mesh.intent.acls.length > 0 || mesh.intent.advertise.length > 0 || !!mesh.intent.advertise6?.length || mesh.intent.exitNode || !!mesh.intent.useExitNode);
   const full = input.fullTunnel;
   const hasAnything =
-    networks.length || nft.portForwards.length || nft.rules.length || nft.ddos || nft.segments.length || nft.loadBalancers.length || meshNeedsNft || full;
+    networks.length ||
+    nft.portForwards.length ||
+    nft.rules.length ||
+    nft.ddos ||
+    nft.segments.length ||
+    nft.loadBalancers.length ||
+    nft.policies?.length ||
+    meshNeedsNft ||
+    full;
   if (!hasAnything) return undefined;
   const sets: NftSet[] = [];
   const chain = (name: string, base?: NftChain["base"]): NftChain => ({ name, base, rules: [] });
@@ -98,6 +108,13 @@ export function compileTable(input: CompileInput): NftTable | undefined {
   const natPost = chain("nat_post", { type: "nat", hook: "postrouting", prio: 100 });
   const manglePre = chain("mangle_pre", { type: "filter", hook: "prerouting", prio: -150 });
   const manglePost = chain("mangle_post", { type: "filter", hook: "postrouting", prio: -150 });
+  // A `route` chain: a mark set here on the host's own packets makes the kernel route them again.
+  const mangleOut = chain("mangle_out", { type: "route", hook: "output", prio: -150 });
+  for (const p of nft.policies ?? []) {
+    const r = { key: `policy:${p.name}`, text: policyMark(p), source: p.source };
+    manglePre.rules.push(r);
+    mangleOut.rules.push(r);
+  }
 
   sets.push({ name: "bridges", decl: ["type ifname"], elements: networks.map((n) => nftIfname(n.bridge)).sort(), dynamic: false });
   sets.push({ name: "bolt_nets", decl: ["type ipv4_addr", "flags interval"], elements: mergeCidrs(networks.map((n) => n.subnet)), dynamic: false });
@@ -340,10 +357,29 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     natPost.rules.push({ key: "masquerade6", text: "ip6 saddr @internet_nets6 oifname != @bridges masquerade", source: masq6[0]!.source });
   }
 
-  const chains = [rawPre, manglePre, input_, forward, ddos, firewall, meshAcl, segments, ...lbChainList, natPre, natOut, natPost, manglePost].filter(
+  const chains = [rawPre, manglePre, mangleOut, input_, forward, ddos, firewall, meshAcl, segments, ...lbChainList, natPre, natOut, natPost, manglePost].filter(
     (c) => c.rules.length,
   );
   return { sets, chains };
+}
+
+/**
+ * A routing policy's mark: its bits only (`and` keeps every other bit of the packet's mark, so
+ * marks other tools set survive), on the packets the policy matches.
+ */
+function policyMark(p: PolicyIntent): string {
+  const ip = p.family === 6 ? "ip6" : "ip";
+  const m: string[] = [];
+  if (p.saddr) m.push(`${ip} saddr ${p.saddr}`);
+  if (p.daddr) m.push(`${ip} daddr ${p.daddr}`);
+  if (!p.saddr && !p.daddr) m.push(`meta nfproto ${p.family === 6 ? "ipv6" : "ipv4"}`);
+  if (p.protocol === "tcp" || p.protocol === "udp") {
+    if (!p.sport && !p.dport) m.push(`meta l4proto ${p.protocol}`);
+    if (p.sport) m.push(`${p.protocol} sport ${ports(p.sport)}`);
+    if (p.dport) m.push(`${p.protocol} dport ${ports(p.dport)}`);
+  } else if (p.protocol === "icmp") m.push(`meta l4proto ${p.family === 6 ? "ipv6-icmp" : "icmp"}`);
+  const keep = (~POLICY_MARK.mask >>> 0).toString(16).padStart(8, "0");
+  return `${m.join(" ")} meta mark set meta mark and 0x${keep} or 0x${p.mark.toString(16)}`;
 }
 
 /**

@@ -18,6 +18,8 @@ import { PolicyError, parsePolicy, portRange } from "./policy.js";
 import type { Policy } from "./policy.js";
 import { globMatch } from "./compile.js";
 import { loadBalancers } from "./lb-intent.js";
+import { POLICIES } from "../rule/intent.js";
+import type { PolicyIntent } from "../rule/intent.js";
 import type { LoadBalancerIntent } from "./lb-intent.js";
 
 /** What the firewall/NAT part of the config asks for, validated; compiled by compile.ts. */
@@ -99,6 +101,8 @@ export interface NftIntent {
    * input `load_balancer`, see src/watch/health.ts); absent: healthy.
    */
   lbDown: string[];
+  /** [[routing.policies]] (the rule kind's fragment): each gets a mark set on matching packets */
+  policies: PolicyIntent[];
 }
 
 type Obj = Record<string, unknown>;
@@ -111,6 +115,7 @@ export const nftIntentHooks: IntentHooks = {
     const out = nftIntent(files, fragment(ctx.intent, NETWORKS), fragment(ctx.intent, ENDPOINTS), ctx.diagnostics);
     const down = ctx.opts.external?.load_balancer as { down?: string[] } | undefined;
     out.lbDown = [...(down?.down ?? [])].sort();
+    out.policies = fragment(ctx.intent, POLICIES);
     return out;
   },
 };
@@ -125,7 +130,16 @@ export const GAMING_PORTS: { name: string; protocol: "tcp" | "udp"; ports: [numb
 ];
 
 export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoints: EndpointIntent[], diags: Diagnostic[]): NftIntent {
-  const out: NftIntent = { portForwards: [], rules: [], segments: [], dockerResolution: false, analyzeForeign: false, loadBalancers: [], lbDown: [] };
+  const out: NftIntent = {
+    portForwards: [],
+    rules: [],
+    segments: [],
+    dockerResolution: false,
+    analyzeForeign: false,
+    loadBalancers: [],
+    lbDown: [],
+    policies: [],
+  };
   const err = (message: string, source: SourcePos, hint?: string) => diags.push({ severity: "error", message, source, hint });
   const names = {
     networks: new Set(networks.map((n) => n.name)),

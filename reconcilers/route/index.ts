@@ -11,6 +11,7 @@ import type { Ns } from "../../src/exec/runner.js";
 import { EXIT, WIREGUARD } from "../wireguard/intent.js";
 import { NETWORKS } from "../network/intent.js";
 import { STATIC_ROUTES, routeIntent } from "./intent.js";
+import { POLICIES } from "../rule/intent.js";
 import type { StaticRoute } from "./intent.js";
 
 /**
@@ -23,7 +24,7 @@ export const routeReconciler: Reconciler = {
   // A route needs its device up with an address (the source the kernel picks), like wg-quick after the peers.
   // Static routes' next hops may sit behind a bolt bridge or endpoint: after those too.
   phases: { route: { after: ["wireguard.addr", "wg-peer.peer", "network.link", "endpoint.inside"] } },
-  uses: ["wireguard", "network"],
+  uses: ["wireguard", "network", "rule"],
   intent: routeIntent,
   replaceOn: [],
   readScope: [{ ip: ["-4", "route", "show", "table", "all"] }, { ip: ["-6", "route", "show", "table", "all"] }],
@@ -51,6 +52,14 @@ export const routeReconciler: Reconciler = {
     // [[routing.routes]]: a next hop inside a bolt network counts as connected (the bridge may not exist yet).
     const nets = fragment(ctx.intent, NETWORKS);
     for (const sr of fragment(ctx.intent, STATIC_ROUTES)) resources.push(staticRoute(sr, nets));
+    // A routing policy's table: its default route via the policy's gateway or device.
+    for (const p of fragment(ctx.intent, POLICIES))
+      resources.push(
+        staticRoute(
+          { family: p.family, dst: p.family === 6 ? "::/0" : "default", table: String(p.table), via: p.via, dev: p.dev, source: p.source, at: {} },
+          nets,
+        ),
+      );
     const seen = new Set<string>();
     return { resources: resources.filter((r) => !seen.has(r.id) && seen.add(r.id)), diagnostics: [] };
   },

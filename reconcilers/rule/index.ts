@@ -3,6 +3,7 @@ import { fragment } from "../../src/core/intent.js";
 import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { EXIT, WIREGUARD, fullTunnel, fullTunnelHas6 } from "../wireguard/intent.js";
+import { POLICIES, POLICY_MARK, policyIntent } from "./intent.js";
 
 /**
  * Policy routing rules (exit node, wg-quick's scheme): first `lookup main suppress_prefixlength 0`
@@ -27,6 +28,7 @@ export const ruleReconciler: Reconciler = {
   // Rules send traffic to the tunnel's table: only once its default route is there.
   phases: { rule: { after: ["route.route"] } },
   uses: ["wireguard"],
+  intent: policyIntent,
   // A rule is its whole match: changing the table adds a rule next to the old one, so it is a replace.
   replaceOn: ["selector", "table"],
   readScope: [{ ip: ["rule", "show"] }, { ip: ["-6", "rule", "show"] }],
@@ -47,6 +49,11 @@ export const ruleReconciler: Reconciler = {
         resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), source, f));
       }
     }
+    // [[routing.policies]]: bolt's mark → the policy's table.
+    for (const p of fragment(ctx.intent, POLICIES))
+      resources.push(
+        rule(p.priority, `fwmark 0x${p.mark.toString(16)}/0x${POLICY_MARK.mask.toString(16)}`, String(p.table), p.source, p.family === 6 ? "6" : "4"),
+      );
     return { resources, diagnostics: [] };
   },
 

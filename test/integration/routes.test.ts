@@ -80,6 +80,32 @@ describe.skipIf(!!SKIP_REASON)("static routes", () => {
     expect(bh.type).toBe("blackhole");
   });
 
+  it("a routing policy: marked traffic (udp dport 5000) takes its own table's route, the rest the main table's", async () => {
+    const policy = `${FAR}
+[[routing.policies]]
+name = "game"
+protocol = "udp"
+dest_ports = "5000"
+destination = "10.80.0.0/24"
+gateway = "10.0.2.2"
+priority = "high"
+`;
+    await applyConverged(sb, [sb.write("policy.toml", routes(policy))]);
+    const send = async (port: number) => {
+      const [a0, b0] = [await tx("r1"), await tx("r2")];
+      for (let i = 0; i < 5; i++) await run(["ip", "netns", "exec", sb.target, "nc", "-u", "-w", "0", "10.80.0.1", String(port)], "x\n");
+      return [(await tx("r1")) - a0, (await tx("r2")) - b0];
+    };
+    const [gameR1, gameR2] = await send(5000);
+    expect(gameR2, "the policy's packets leave through r2").toBeGreaterThanOrEqual(5);
+    expect(gameR1).toBeLessThan(5);
+    const [otherR1, otherR2] = await send(6000);
+    expect(otherR1, "other traffic stays on the main table's route via r1").toBeGreaterThanOrEqual(5);
+    expect(otherR2).toBeLessThan(5);
+    const rules = (await ipJson(sb.target, ["rule", "show"])) as Json[];
+    expect(rules.find((r) => r.priority === 21100)).toMatchObject({ fwmark: "0xc000001", fwmask: "0xf0000ff", table: "20200", protocol: "176" });
+  });
+
   it("a next hop nobody is connected to and a foreign route with the same key are refused at plan time", async () => {
     const bad = sb.write("bad.toml", routes('[[routing.routes]]\ndestination = "10.90.0.0/24"\ngateway = "10.9.9.9"\n'));
     const r = await sb.bolt(["plan", "-f", bad]);

@@ -79,8 +79,9 @@ describe("compileRegistry", () => {
       "endpoint",
       "wireguard",
       "wg-peer",
-      "route",
+      // a routing policy's table route (route) is derived from the policy (rule's fragment)
       "rule",
+      "route",
       "nft",
       "sysctl",
       "docker-user",

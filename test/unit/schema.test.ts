@@ -305,7 +305,11 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "monitoring.listen",
     "monitoring.enable_detailed_metrics",
     // BGP through bolt's own BIRD (issue 12); the rest of [routing] keeps its own annotations
-    ...["routing", "routing.enable_bgp", "routing.bgp/**", "routing.routes/**"],
+    ...["routing", "routing.enable_bgp", "routing.bgp/**", "routing.routes/**", "routing.policy_based_routing"],
+    ...["name", "protocol", "source_ports", "dest_ports", "source", "destination", "gateway", "device", "table", "priority"].map(
+      (k) => `routing.policies[].${k}`,
+    ),
+    "routing.policies",
   ],
   ghostwire: [
     "ghostwire",
@@ -394,7 +398,7 @@ describe("schema rules", () => {
     expect(own("ghostwire", "encryption.post_quantum_ready")).toMatch(/post-quantum/);
     expect(own("ghostwire", "integrations")).toMatch(/Kubernetes/);
     expect(own("bolt-network", "networks.*.bandwidth")).toBe(NOT_YET);
-    expect(own("bolt-network", "routing.policies")).toBe(NOT_YET);
+    expect(own("bolt-network", "routing.gaming_traffic_priority")).toBe(NOT_YET);
     expect(own("bolt-network", "networks.*.internet")).toBeUndefined();
     expect(own("bolt-network", "firewall")).toBeUndefined();
   });
