@@ -15,6 +15,7 @@ import { tableDelta } from "./delta.js";
 import { parseLive } from "./read.js";
 import type { LiveShape } from "./read.js";
 import { DELETE_SCRIPT, TABLE, restoreScript, tableScript, tableSpec } from "./script.js";
+import { readLbDown } from "../../src/core/lb-health.js";
 
 /**
  * bolt's nftables state: ONE table `inet bolt` (NAT, isolation, port forwards, firewall rules,
@@ -60,7 +61,16 @@ export const nftReconciler: Reconciler = {
         .map((a) => parseIp4(a.split("/")[0]!)!),
       source: full.mesh && m ? m.source : full.source,
     };
-    const table = compileTable({ nft, networks, endpointIps, endpointIps6, mesh: m && self ? { intent: m, self } : undefined, fullTunnel: fullTunnelInput });
+    // Load balancers: the backends the daemon's health check recorded down leave the map (none recorded: all up).
+    const withHealth = nft.loadBalancers.some((l) => l.health) && !nft.lbDown.length ? { ...nft, lbDown: readLbDown(ctx.target) } : nft;
+    const table = compileTable({
+      nft: withHealth,
+      networks,
+      endpointIps,
+      endpointIps6,
+      mesh: m && self ? { intent: m, self } : undefined,
+      fullTunnel: fullTunnelInput,
+    });
     if (!table) return { resources: [], diagnostics: [] };
     const { spec, display } = tableSpec(table);
     const first = networks[0]?.source ?? nft.portForwards[0]?.source ?? nft.rules[0]?.source ?? m?.source ?? fullTunnelInput?.source;

@@ -23,6 +23,12 @@ import type { MeshStore } from "../../reconcilers/wireguard/store.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 import { registerStatsMetrics } from "../watch/stats-metrics.js";
 import { sampleStats } from "./cmd-stats.js";
+import { HealthChecker } from "../watch/health.js";
+import { lbProbes } from "../../reconcilers/nft/lb-probes.js";
+import { NFT } from "../../reconcilers/nft/intent.js";
+import { fragment } from "../core/intent.js";
+import type { Intent } from "../core/intent.js";
+import type { Resource } from "../core/resource.js";
 
 export interface WatchOpts extends GlobalOpts {
   allowDestroy?: boolean;
@@ -47,6 +53,8 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   const runtime = new RuntimeEndpointStore(o.stateDir);
   const cache = new CachedLoader(() => runtime.list(t));
   const metrics = new WatchMetrics();
+  // Set once the health checker exists; the controller calls it after every converged pass.
+  let healthHook: (intent: Intent, desired: Resource[]) => void = () => {};
   // `bolt stats` as metrics, sampled at scrape time (store.originals: what a shallow read needs).
   registerStatsMetrics(metrics.registry, () => sampleStats(runner, t, store.originals(t), false));
   const log = o.log;
@@ -92,6 +100,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     log,
     metrics,
     debounceMs: o.debounceMs,
+    onConverged: (intent, desired) => healthHook(intent, desired),
     load: async (f) => {
       // A mesh on an etcd store: publish this host's request, read the mesh (every pass). An
       // unreachable store rejects the pass like a bad config: the kernel keeps what it has.
@@ -146,6 +155,12 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   if (o.metricsListen) await applyMonitoring({ detailed: false });
   const monitor = new KernelMonitor(t, () => controller.enqueue("kernel"), log);
   monitor.start();
+  // Load balancers' health checks: a backend going down or coming back is a pass (one nft transaction).
+  const checker = new HealthChecker(runner, t, (down) => {
+    log.info({ down }, "load balancer health changed");
+    controller.enqueue("health", { immediate: true });
+  });
+  healthHook = (intent, desired) => checker.setProbes(lbProbes(fragment(intent, NFT), desired));
   const resync = setInterval(() => controller.enqueue("resync"), o.resyncMs);
 
   // Persistent listeners, never `once`: with a `once` listener gone, a second signal (or a
@@ -174,6 +189,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   clearInterval(resync);
   process.off("SIGHUP", onHup);
   monitor.stop();
+  checker.stop();
   await files.close();
   // No new API work; what is queued finishes with the pass in flight.
   const apiClosed = api.close();

@@ -31,6 +31,8 @@ import { viaDaemon } from "../daemon/client.js";
 import { cliLoader } from "../daemon/runtime-endpoints.js";
 import type { ConfigLoader } from "../daemon/runtime-endpoints.js";
 import type { BoltFlows, Finding } from "../../reconcilers/nft/analyze.js";
+import { progressSink } from "./progress.js";
+import type { ProgressMode } from "./progress.js";
 
 export interface GlobalOpts {
   file: string[];
@@ -285,7 +287,7 @@ export function resourcesLine(changes: Plan["changes"]): string {
 
 /** apply and destroy: lock, repair an interrupted apply, plan, apply, commit bookkeeping. */
 export async function cmdApply(
-  o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean },
+  o: GlobalOpts & { destroy?: boolean; showCommands?: boolean; deep?: boolean; confirm?: ConfirmOptions; allowDestroy?: boolean; progress?: ProgressMode },
 ): Promise<number> {
   if (!o.destroy && !o.confirm) {
     const routed = await viaDaemon(o, "apply", {
@@ -310,6 +312,7 @@ export async function cmdApply(
   const t = target(o);
   const command = o.destroy ? "destroy" : "apply";
   return withTarget(o, t, command, async ({ runner, store }) => {
+    const progress = progressSink(o.progress ?? "auto", command, process.stderr, { json: o.json });
     const { plan, result } = await reconcile({
       registry: REGISTRY,
       runner,
@@ -325,7 +328,8 @@ export async function cmdApply(
       confirm: o.confirm,
       extraWarnings: () => foreignWarnings(runner, t, intent),
       onPlan: planPrinter(o, o.showCommands),
-    });
+      progress: progress?.onProgress,
+    }).finally(() => progress?.end());
     if (result && !o.json) o.out(`\n${o.destroy ? "Destroy" : "Apply"} complete! ${resourcesLine(plan.changes)}\n`);
     return EXIT.OK;
   });

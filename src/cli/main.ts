@@ -7,6 +7,10 @@ import type { GlobalOpts } from "./commands.js";
 import { makeLogger } from "./logger.js";
 import { parseDuration } from "../core/duration.js";
 import { PKG_ROOT } from "../config/ajv-setup.js";
+import type { ProgressMode } from "./progress.js";
+
+/** `--progress`: on a terminal a "Still applying…" line after a second (auto); json: one event per wave on stderr. */
+const PROGRESS_OPTION = { choices: ["auto", "never", "json"], default: "auto", describe: "progress of a long apply on stderr" } as const;
 
 // The command modules are imported when their command runs, not at startup: in the bundle each
 // is a module initialised on first import (scripts/bundle.mjs), so `validate` never evaluates
@@ -120,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
           .option("show-commands", { type: "boolean" })
           .option("deep", { type: "boolean" })
           .option("allow-destroy", { type: "boolean", describe: "apply even if it deletes most of what bolt owns (an empty config deletes everything)" })
+          .option("progress", PROGRESS_OPTION)
           .option("confirm-timeout", {
             type: "string",
             describe: "keep the change only if `bolt confirm` runs within this time (e.g. 60s); otherwise restore the previous revision",
@@ -136,6 +141,7 @@ export async function main(argv: string[]): Promise<number> {
               deep: a.deep as boolean,
               confirm,
               allowDestroy: a["allow-destroy"] as boolean,
+              progress: a.progress as ProgressMode,
             });
         // Only when something was applied (and so a rollback timer armed).
         if (confirm?.armed !== undefined && rc === 0 && !o.json) out(`\n${(await confirmCmds()).describeDeadline(o.netns ?? null, confirm.timeoutMs)}\n`);
@@ -145,14 +151,36 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       "destroy",
       "remove everything bolt owns in the target and restore recorded sysctls",
-      (y) => files(y).option("show-commands", { type: "boolean" }),
-      run(async (o, a) => (await commands()).cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean }), false),
+      (y) => files(y).option("show-commands", { type: "boolean" }).option("progress", PROGRESS_OPTION),
+      run(
+        async (o, a) => (await commands()).cmdApply({ ...o, destroy: true, showCommands: a["show-commands"] as boolean, progress: a.progress as ProgressMode }),
+        false,
+      ),
     )
     .command(
       "show",
       "what bolt owns right now, read from the kernel",
       (y) => y.option("deep", { type: "boolean" }),
       run(async (o, a) => (await commands()).cmdShow({ ...o, deep: a.deep as boolean }), false),
+    )
+    .command(
+      "stats",
+      "live traffic of what bolt owns: networks, endpoints, WireGuard peers, nft rule counters, conntrack entries",
+      (y) =>
+        y
+          .option("watch", { type: "number", describe: "sample every N seconds and show per-second rates (Ctrl-C stops)" })
+          .option("rtt", { type: "boolean", describe: "ping each WireGuard peer through its tunnel" })
+          .option("count", { type: "number", hidden: true, describe: "with --watch: stop after this many samples" }),
+      run(
+        async (o, a) =>
+          (await import("./cmd-stats.js")).cmdStats({
+            ...o,
+            watch: a.watch as number | undefined,
+            rtt: a.rtt as boolean,
+            count: a.count as number | undefined,
+          }),
+        false,
+      ),
     )
     .command(
       "rollback",
@@ -202,12 +230,24 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       "graph",
-      "draw the desired-state graph (resources and dependencies); offline",
+      "draw the desired-state graph (resources and dependencies; offline), or with --live the topology read from the kernel",
       (y) =>
         files(y)
-          .option("format", { type: "string", choices: ["dot", "mermaid"], default: "dot" })
-          .option("state", { type: "string", describe: "an exported state to plan addresses against" }),
-      run(async (o, a) => (await import("./cmd-graph.js")).cmdGraph({ ...o, format: a.format as string, stateFile: a.state as string | undefined })),
+          .option("format", { type: "string", choices: ["dot", "mermaid", "svg"], default: "dot" })
+          .option("state", { type: "string", describe: "an exported state to plan addresses against" })
+          .option("live", { type: "boolean", describe: "draw what the kernel has (bridges, endpoints, namespaces, peers, routes, state, traffic)" })
+          .option("rates", { type: "boolean", describe: "with --live: sample twice, a second apart, and show rates" }),
+      run(
+        async (o, a) =>
+          (await import("./cmd-graph.js")).cmdGraph({
+            ...o,
+            format: a.format as string,
+            stateFile: a.state as string | undefined,
+            live: a.live as boolean,
+            rates: a.rates as boolean,
+          }),
+        false,
+      ),
     )
     .command(
       "watch",

@@ -17,9 +17,10 @@ import type { Fight, FightPolicy } from "./fight.js";
 import type { WatchMetrics } from "./metrics.js";
 import type { MonitoringConfig } from "./monitoring-config.js";
 import { referencedFiles } from "./referenced-files.js";
+import type { Resource } from "../core/resource.js";
 
 /** `api`: the daemon's API changed the intent (an endpoint attached or detached) */
-export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry" | "store" | "api";
+export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry" | "store" | "api" | "health";
 
 export interface LoadedConfig {
   intent: Intent;
@@ -52,6 +53,8 @@ export interface ControllerOptions {
   onMonitoring?: (m: MonitoringConfig) => void;
   /** the target exists (a missing netns is a failed pass, not a crash) */
   checkTarget?: () => Promise<void>;
+  /** after a pass that left the kernel converged: the intent and the resources it converged to */
+  onConverged?: (intent: Intent, desired: Resource[]) => void;
   fightPolicy?: FightPolicy;
   now?: () => number;
 }
@@ -268,6 +271,7 @@ export class WatchController {
         this.notBefore = 0;
         this.lastSuccessAt = new Date(this.now()).toISOString();
         metrics.lastSuccess.set(this.now() / 1000);
+        this.o.onConverged?.(good.intent, r.plan.desired);
       } finally {
         lock.release();
       }

@@ -4,7 +4,11 @@
 // outside, from the host itself and from an endpoint on another (isolated) network; a backend
 // recorded as down leaves the map; re-plan empty after every apply; destroy leaves no trace.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { SKIP_REASON, must, requireBuild } from "./harness.js";
+import { waitFor } from "./watch-helpers.js";
 import { Topology, UPLINK, applyConverged, boltTable, destroyClean } from "./nft-topology.js";
 
 const VIP = "203.0.113.10";
@@ -31,6 +35,8 @@ ${o.extra ?? ""}`;
 describe.skipIf(!!SKIP_REASON)("load balancers (nft numgen/jhash verdict maps)", () => {
   const topo = new Topology();
   const sb = topo.sb;
+  // The daemon's runtime files (socket, health verdicts) in a dir of this test's, not /run/bolt.
+  const runDir = mkdtempSync(join(tmpdir(), "bolt-lb-run-"));
   const hits = async (from: string, n: number) => {
     const out: Record<string, number> = {};
     for (let i = 0; i < n; i++) {
@@ -68,6 +74,39 @@ describe.skipIf(!!SKIP_REASON)("load balancers (nft numgen/jhash verdict maps)",
     await applyConverged(sb, [sb.write("w.toml", config({ weights: [200, 100, 100] }))]);
     // weights 2:1:1 → numgen inc mod 4: be1 twice per round of four.
     expect(await hits(topo.outside, 8)).toEqual({ be1: 4, be2: 2, be3: 2 });
+  });
+
+  it("health checks in the daemon: a dead backend leaves the map within fall × interval, and returns when it answers again", async () => {
+    const hc = '[load_balancers.health_check]\nmethod = "tcp"\ninterval = "500ms"\ntimeout = "200ms"\nfall = 2\nrise = 2\n';
+    const file = sb.write("hc.toml", config({ extra: hc }));
+    await applyConverged(sb, [file]);
+    const daemon = sb.spawnBolt(["watch", "-f", file, "--json"], { env: { BOLT_RUN_DIR: runDir } });
+    try {
+      await waitFor("the daemon's first pass", async () => (await topo.tcp(topo.outside, VIP, 80)) !== undefined, 15_000);
+      await topo.stopServer(topo.ns("be2"), 8080);
+      const t0 = Date.now();
+      // Gone from the map: every connection lands on be1 or be3.
+      await waitFor(
+        "be2 out of the map",
+        async () => {
+          const h = await hits(topo.outside, 6);
+          return !h.none && !h.be2 ? h : undefined;
+        },
+        15_000,
+      );
+      const took = Date.now() - t0;
+      expect(took, "removed within a few probe rounds and one pass").toBeLessThan(10_000);
+      const table = (await boltTable(topo.host))!;
+      expect(table).toContain("numgen inc mod 2");
+      // The CLI plans against the same health: nothing to do while be2 is down.
+      const p = await sb.bolt(["plan", "-f", file, "--detailed-exitcode", "--no-daemon"], { env: { BOLT_RUN_DIR: runDir } });
+      expect(p.code, p.stdout).toBe(0);
+      await topo.serveTcp(topo.ns("be2"), 8080, "be2");
+      await waitFor("be2 back in the map", async () => ((await hits(topo.outside, 3)).be2 ? true : undefined), 15_000);
+    } finally {
+      daemon.kill("SIGTERM");
+      await daemon;
+    }
   });
 
   it("a bad load balancer is refused at its position, nothing written", async () => {

@@ -21,6 +21,7 @@ export const UPLINK6 = { host: "2001:db8:51::1", outside: "2001:db8:51::2" } as 
 export class Topology {
   readonly sb = new Sandbox();
   private readonly procs = new Set<ResultPromise>();
+  private readonly servers = new Map<string, ResultPromise>();
 
   /** The namespace bolt targets. */
   get host(): string {
@@ -90,6 +91,7 @@ export class Topology {
   private async serve(ns: string, port: number, banner: string, script: string): Promise<void> {
     const p = execa("ip", ["netns", "exec", ns, process.execPath, "-e", script, String(port), banner], { reject: false });
     this.procs.add(p);
+    this.servers.set(`${ns}:${port}`, p);
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`server in ${ns}:${port} did not start`)), 10_000);
       p.stdout!.on("data", (d: Buffer) => {
@@ -103,6 +105,16 @@ export class Topology {
         reject(new Error(`server in ${ns}:${port} exited: ${String(r.stderr)}`));
       });
     });
+  }
+
+  /** Stops the server this topology started in NS on PORT (by its pid), and waits until it is gone. */
+  async stopServer(ns: string, port: number): Promise<void> {
+    const p = this.servers.get(`${ns}:${port}`);
+    if (!p) throw new Error(`no server of this test in ${ns}:${port}`);
+    p.kill("SIGKILL");
+    await p;
+    this.servers.delete(`${ns}:${port}`);
+    this.procs.delete(p);
   }
 
   /** Connects from NS to ip:port; the banner when a server answered, undefined when not (dropped/refused/timeout). */
