@@ -15,8 +15,8 @@ import { portRange } from "../../src/core/ports.js";
  *
  * Marks, tables and priorities are bolt's own and clear of wg-quick's/the exit node's
  * (0x0b000000/0x0f000000, table 20100, rules 20000–20001), Kubernetes (0x4000/0x8000), Cilium
- * (0x0f00 band) and Tailscale (0x40000/0xff0000): mark 0x0c0000NN under mask 0x0f0000ff,
- * table 20200+N, rule priority 21000–21399 by the policy's priority class.
+ * (0x0f00 band) and Tailscale (0x40000/0xff0000): mark 0x0c000NNN under mask 0x0f000fff,
+ * table 20200+N, rule priority 21000–24999 (a thousand per priority class).
  */
 export interface PolicyIntent {
   name: string;
@@ -35,8 +35,10 @@ export interface PolicyIntent {
   source: SourcePos;
 }
 
-export const POLICY_MARK = { base: 0x0c000000, mask: 0x0f0000ff, table: 20200, priority: 21000 };
-const CLASS: Record<string, number> = { critical: 0, high: 100, normal: 200, low: 300 };
+export const POLICY_MARK = { base: 0x0c000000, mask: 0x0f000fff, table: 20200, priority: 21000 };
+const CLASS: Record<string, number> = { critical: 0, high: 1000, normal: 2000, low: 3000 };
+/** Policies fit their class's thousand priorities (and the mark's 12 bits). */
+const MAX_POLICIES = 999;
 
 export const POLICIES = fragmentKey<PolicyIntent[]>("rule", () => []);
 
@@ -55,7 +57,7 @@ export const policyIntent: IntentHooks = {
         const name = String(raw.name);
         const what = `policy "${name}"`;
         const index = out.length;
-        if (index >= 255) return ctx.err(`${what}: at most 255 policies (bolt's mark has 8 bits for them)`, source);
+        if (index >= MAX_POLICIES) return ctx.err(`${what}: at most ${MAX_POLICIES} policies (a thousand rule priorities per class in bolt's band)`, source);
         let family: 4 | 6 | undefined;
         const cidr = (key: string): string | undefined => {
           const v = raw[key];
@@ -107,7 +109,7 @@ export const policyIntent: IntentHooks = {
           family: family ?? 4,
           mark: POLICY_MARK.base + index + 1,
           table,
-          priority: POLICY_MARK.priority + (CLASS[String(raw.priority ?? "normal")] ?? 200) + index,
+          priority: POLICY_MARK.priority + (CLASS[String(raw.priority ?? "normal")] ?? 2000) + index,
           protocol,
           sport: ports("source_ports"),
           dport: ports("dest_ports"),

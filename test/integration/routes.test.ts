@@ -103,7 +103,7 @@ priority = "high"
     expect(otherR1, "other traffic stays on the main table's route via r1").toBeGreaterThanOrEqual(5);
     expect(otherR2).toBeLessThan(5);
     const rules = (await ipJson(sb.target, ["rule", "show"])) as Json[];
-    expect(rules.find((r) => r.priority === 21100)).toMatchObject({ fwmark: "0xc000001", fwmask: "0xf0000ff", table: "20200", protocol: "176" });
+    expect(rules.find((r) => r.priority === 22000)).toMatchObject({ fwmark: "0xc000001", fwmask: "0xf000fff", table: "20200", protocol: "176" });
   });
 
   it("a next hop nobody is connected to and a foreign route with the same key are refused at plan time", async () => {
