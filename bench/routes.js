@@ -57,7 +57,9 @@ function floorLines(o) {
 async function target(name) {
   await must(["ip", "netns", "add", name]);
   // A connected next hop: a veth pair inside the namespace, both ends up.
-  await must(["ip", "-n", name, "-batch", "-"], { input: `link add rb0 type veth peer name rb1\naddress add 10.255.0.1/24 dev rb0\nlink set rb0 up\nlink set rb1 up\nlink set lo up\n` });
+  await must(["ip", "-n", name, "-batch", "-"], {
+    input: "link add rb0 type veth peer name rb1\naddress add 10.255.0.1/24 dev rb0\nlink set rb0 up\nlink set rb1 up\nlink set lo up\n",
+  });
 }
 
 async function once(o, probeMs, dir) {
