@@ -56,6 +56,16 @@ async function cpuMs(argv) {
   return line ? Number(line.split(",")[0]) : undefined;
 }
 
+/**
+ * The namespace, made again if it is gone: another benchmark's cleanup deletes every
+ * bolt-t-bench-* namespace (bench/lib/netns.js), and a plan of a missing target only errors.
+ */
+const ensureNs = () => {
+  if (nsExists()) return;
+  const r = runSync(["ip", "netns", "add", NS]);
+  if (r.code !== 0 && !nsExists()) throw new Error(`ip netns add ${NS}: ${r.stderr.trim()}`);
+};
+
 const deleteNs = () => {
   if (nsExists()) runSync(["ip", "netns", "del", NS]);
 };
@@ -123,7 +133,7 @@ async function main() {
     if (root) {
       // A leftover of an interrupted run of this benchmark (same name) is replaced, never reused.
       deleteNs();
-      await must(["ip", "netns", "add", NS]);
+      ensureNs();
       // `bolt rollback` with nothing to undo creates an empty store (leases, journal, history tables).
       await must(["node", join(ROOT, "bin", "bolt.js"), "rollback", "--netns", NS, "--state-dir", emptyStore]);
     }
@@ -136,17 +146,20 @@ async function main() {
     }
     for (let i = 0; i < o.runs; i++) {
       log(`run ${i + 1}/${o.runs}`);
+      if (root) ensureNs();
       for (const c of cells) c.ms.push((await run(c.argv)).ms);
     }
     if ((await cpuMs(baseline.argv)) !== undefined)
       for (let i = 0; i < o.runs; i++) {
         log(`cpu run ${i + 1}/${o.runs}`);
+        if (root) ensureNs();
         for (const c of cells) c.cpu.push(await cpuMs(c.argv));
       }
     else log("no `perf stat`: wall time only");
     if (root)
       for (let i = 0; i < o.runs; i++)
         for (const v of variants) {
+          ensureNs();
           const r = await must(["node", "--input-type=module", "-e", WARM_SCRIPT, v.dir, "5", ...planArgs(emptyStore)]);
           (phases[v.name] ??= []).push(JSON.parse(r.stdout.trim().split("\n").pop()));
         }
