@@ -1,5 +1,5 @@
 import type { NftTable } from "./compile.js";
-import { nftComment, nftName } from "./grammar.js";
+import { nftName } from "./grammar.js";
 import type { LiveSet, LiveShape } from "./read.js";
 import { staticSetHash } from "./read.js";
 import { TABLE, chainHeader, hash8, ruleText, setHash } from "./script.js";
@@ -61,12 +61,12 @@ export function tableDelta(live: LiveShape, t: NftTable): TableWrite {
       continue;
     }
     if (l.decl !== s.decl.join(";")) return whole(`set ${s.name} changes its type or flags`);
-    if (l.hash === want && staticSetHash(l) === want) continue;
-    // The up-to-date hash rides on an element's comment (the set's own cannot change in place):
-    // an emptied set has no element to carry it.
+    // Elements are compared as the kernel lists them (read.ts): the set comment keeps the hash it
+    // was created with (nft cannot change it in place), which marks the set as bolt's, nothing more.
+    if (staticSetHash(l) === want) continue;
     if (!s.elements.length) return whole(`set ${s.name} becomes empty`);
     if (!l.elements.every((e) => NAMEABLE.test(e))) return whole(`set ${s.name} holds an element bolt cannot name`);
-    const { del, add } = elementDelta(l, s.elements, want);
+    const { del, add } = elementDelta(l, s.elements);
     sets.push(s.name);
     if (del.length) deletes.push(`delete element ${TABLE} ${nftName(s.name)} { ${del.join(",\n\t")} }`);
     // Added as `add set` of the existing set with its declaration and the new elements, not as
@@ -104,23 +104,9 @@ export function tableDelta(live: LiveShape, t: NftTable): TableWrite {
   return { mode: "delta", script, sets, chains };
 }
 
-/**
- * The elements to delete and add so the live set lists exactly `want`, and the one element
- * that carries the set's new hash as its comment (deleted and added again with the comment
- * when it is already there: an element's comment cannot change in place either). Elements
- * that carried an older hash lose it the same way, so one carrier is left.
- */
-function elementDelta(l: LiveSet, want: string[], hash: string): { del: string[]; add: string[] } {
+/** The elements to delete and add so the live set lists exactly `want`. */
+function elementDelta(l: LiveSet, want: string[]): { del: string[]; add: string[] } {
   const have = new Set(l.elements);
   const wanted = new Set(want);
-  const del = l.elements.filter((e) => !wanted.has(e));
-  const add = want.filter((e) => !have.has(e));
-  const carrier = l.carriers.find((c) => wanted.has(c)) ?? add[0] ?? want[0]!;
-  const again = new Set(l.carriers.filter((c) => wanted.has(c)));
-  if (!add.includes(carrier)) again.add(carrier);
-  const comment = ` comment ${nftComment(`bolt:${hash}`)}`;
-  return {
-    del: [...del, ...again],
-    add: [...add, ...again].map((e) => (e === carrier ? e + comment : e)),
-  };
+  return { del: l.elements.filter((e) => !wanted.has(e)), add: want.filter((e) => !have.has(e)) };
 }

@@ -83,7 +83,10 @@ export function parseLive(json: { nftables: NftJsonItem[] }): { table: LiveTable
         ? "foreign"
         : m[1]
           ? `dynamic ${m[2]}`
-          : `${live.elements.length} elements ${live.hash}${staticSetHash(live) === live.hash ? "" : " (elements changed)"}`;
+          : // Compared by what the kernel lists, not by the comment: an element delta cannot
+            // rewrite a set's comment, and a set brought back to its old elements then reads
+            // exactly as it did (a restore leaves the table as it was, comments included).
+            `${live.elements.length} elements ${staticSetHash(live)}`;
     } else if (item.rule) {
       const r = item.rule;
       const m = /^bolt:(.+)\|([0-9a-f]{8})$/.exec(r.comment ?? "");
