@@ -113,10 +113,7 @@ function del(ns: Ns, r: Resource): OpLine {
   return { ...a, args: [...a.args.slice(0, at), "del", ...a.args.slice(at + 1)] };
 }
 
-/**
- * An IPv4 rule is a line of bolt's `ip -batch`; an IPv6 one needs `ip -6` (a batch line cannot
- * carry the option, and ip files `from ::/0` under IPv4), so it runs as its own `ip -6 rule …`.
- */
+/** An IPv4 rule is a line of bolt's `ip -batch`; an IPv6 one a line of its `ip -6 -batch` (tools.ts). */
 function family(ns: Ns, r: Resource, args: string[]): OpLine {
-  return r.data?.family === "6" ? { tool: "exec", ns, args: ["ip", "-6", ...args] } : { tool: "ip", ns, args };
+  return { tool: r.data?.family === "6" ? "ip6" : "ip", ns, args };
 }

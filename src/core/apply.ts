@@ -253,7 +253,9 @@ export async function runUndo(runner: CommandRunner, lines: OpLine[]): Promise<s
   for (const b of sequentialBatches(lines)) {
     const r = await runBatch(runner, b, { force: true });
     if (!r.error) continue;
-    const unknown = b.ops.length > 1 && ((b.tool === "ip" && (r.error.code === 255 || !/Command failed -:\d+/.test(r.error.stderr))) || b.tool === "wg");
+    const unknown =
+      b.ops.length > 1 &&
+      (((b.tool === "ip" || b.tool === "ip6") && (r.error.code === 255 || !/Command failed -:\d+/.test(r.error.stderr))) || b.tool === "wg");
     if (!unknown) {
       problems.push(`undo: ${firstLine(r.error.stderr) || r.error.message}`);
       continue;

@@ -95,18 +95,21 @@ export function batchLine(op: OpLine): string {
 
 /**
  * `ip -batch -` stops at the first failing line and reports it as "Command failed -:N", so
- * lines 1..N-1 took effect. With `force` (rollback) it goes on.
+ * lines 1..N-1 took effect. With `force` (rollback) it goes on. `ip6` is the same tool as
+ * `ip -6 -batch -`: a batch line cannot carry `-6`, and some lines need it (ip files a rule
+ * `from ::/0`, or one with only a fwmark, under IPv4). It reads nothing back: read-back lines
+ * are the family-neutral ones of `ip`.
  */
-const ipBatch: Tool = {
-  name: "ip",
-  prefix: "ip ",
+const ipBatchTool = (six: boolean): Tool => ({
+  name: six ? "ip6" : "ip",
+  prefix: six ? "ip -6 " : "ip ",
   processes: () => 1,
-  readsBack: true,
+  readsBack: !six,
   async run(runner, batch, o) {
     const readBack = o.readBack ?? [];
     // Read-back lines run in the same process after the writes; with -j, writes print nothing
     // and each read prints one JSON line.
-    const argv = inNetns(batch.ns, ["ip", ...(readBack.length ? ["-j"] : []), ...(o.force ? ["-force"] : []), "-batch", "-"]);
+    const argv = inNetns(batch.ns, ["ip", ...(six ? ["-6"] : []), ...(readBack.length ? ["-j"] : []), ...(o.force ? ["-force"] : []), "-batch", "-"]);
     // Rollback (force) sends its lines as they are: it must go on past failures line by line.
     const grouped = o.force ? undefined : groupDeletes(batch.ops.map(batchLine));
     const writes = grouped?.lines ?? batch.ops.map(batchLine);
@@ -142,7 +145,7 @@ const ipBatch: Tool = {
       );
     return { done: grouped.doneBefore(failed), error: err };
   },
-};
+});
 
 /**
  * Peer changes batched like `wg setconf`: one `wg set IF peer … peer …` per interface, however
@@ -217,7 +220,7 @@ const wgRuntime: Tool = {
   },
 };
 
-export const TOOLS: Record<string, Tool> = { ip: ipBatch, wg: wgSet, exec: plainExec, wgrt: wgRuntime };
+export const TOOLS: Record<string, Tool> = { ip: ipBatchTool(false), ip6: ipBatchTool(true), wg: wgSet, exec: plainExec, wgrt: wgRuntime };
 
 export function toolOf(name: string): Tool {
   const t = TOOLS[name];
