@@ -1,6 +1,6 @@
 import { encodeAlias } from "../../src/core/ownership.js";
 import { RangeIndex, formatCidr4, formatIp4, parseCidr4, rangeOf } from "../../src/core/ipv4.js";
-import { formatCidr6, formatIfAddr6, lastOf6, overlaps6, parseCidr6 } from "../../src/core/ipv6.js";
+import { formatCidr6, formatIfAddr6, overlaps6, parseCidr6 } from "../../src/core/ipv6.js";
 import { fragment } from "../../src/core/intent.js";
 import type { Change, Impact, OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
@@ -111,7 +111,7 @@ async function conflicts6(desired: Resource[], io: Parameters<NonNullable<Reconc
   const out: Diagnostic[] = [];
   for (const r of wanted) {
     const subnet = parseCidr6(String(r.data!.subnet6))!;
-    const hit = foreign.find((f) => overlaps6(f.c, subnet) && f.c.network <= lastOf6(subnet));
+    const hit = foreign.find((f) => overlaps6(f.c, subnet));
     if (hit)
       out.push({
         severity: "error",

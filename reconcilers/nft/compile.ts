@@ -296,7 +296,9 @@ export function compileTable(input: CompileInput): NftTable | undefined {
   const isolated = networks.filter((n) => n.isolated);
   const noInternet = networks.filter((n) => !n.internet);
   const internet = networks.filter((n) => n.internet);
-  if (isolated.length || noInternet.length)
+  // IPv4 out but not IPv6 (`ipv6.internet = false`): IPv6's own drop (below) needs same_bridge too.
+  const no6 = internet.filter((n) => n.v6 && !n.v6.internet);
+  if (isolated.length || noInternet.length || no6.length)
     sets.push({
       name: "same_bridge",
       decl: ["type ifname . ifname"],
@@ -326,16 +328,8 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     sets.push(named("no_internet", noInternet));
     forward.rules.push({ key: "no-internet", text: "iifname @no_internet iifname . oifname != @same_bridge counter drop", source: noInternet[0]!.source });
   }
-  // IPv4 out but not IPv6 (`ipv6.internet = false`): IPv6's drop before the internet accept.
-  const no6 = internet.filter((n) => n.v6 && !n.v6.internet);
+  // IPv6's drop before the internet accept.
   if (no6.length) {
-    if (!sets.some((x) => x.name === "same_bridge"))
-      sets.push({
-        name: "same_bridge",
-        decl: ["type ifname . ifname"],
-        elements: networks.map((n) => `${nftIfname(n.bridge)} . ${nftIfname(n.bridge)}`).sort(),
-        dynamic: false,
-      });
     sets.push(named("no_internet6", no6));
     forward.rules.push({
       key: "no-internet6",

@@ -38,7 +38,8 @@ async function kernelGraph(o: GlobalOpts & { rates?: boolean }): Promise<Graph> 
   await checkTarget(runner, t);
   const { originals } = readState(o);
   const snap = await readLive(runner, t, REGISTRY, { deep: false, intent: emptyIntent(), originals });
-  let stats = await sampleStats(runner, t, originals, false);
+  // The first sample reuses this read (the WireGuard dumps too: the reader memoizes them).
+  let stats = await sampleStats(runner, t, originals, false, snap);
   if (o.rates) {
     await new Promise((r) => setTimeout(r, 1000));
     stats = withRates(stats, await sampleStats(runner, t, originals, false));

@@ -1,6 +1,7 @@
 import { EXIT } from "../core/diagnostics.js";
 import { emptyIntent } from "../core/intent.js";
 import { readLive } from "../core/plan.js";
+import type { LiveSnapshot } from "../core/plan.js";
 import { ProcessRunner } from "../exec/process-runner.js";
 import { inNetns } from "../exec/runner.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
@@ -21,9 +22,12 @@ export interface StatsOpts extends GlobalOpts {
   count?: number;
 }
 
-/** One sample: what bolt owns (a shallow read, as `bolt show`), link counters, WireGuard dumps, conntrack. */
-export async function sampleStats(runner: CommandRunner, t: Ns, originals: Map<string, string>, rtt: boolean): Promise<Stats> {
-  const snap = await readLive(runner, t, REGISTRY, { deep: false, intent: emptyIntent(), originals });
+/**
+ * One sample: what bolt owns (a shallow read, as `bolt show`, or the caller's own `snap` of it),
+ * link counters, WireGuard dumps, conntrack.
+ */
+export async function sampleStats(runner: CommandRunner, t: Ns, originals: Map<string, string>, rtt: boolean, snap?: LiveSnapshot): Promise<Stats> {
+  snap ??= await readLive(runner, t, REGISTRY, { deep: false, intent: emptyIntent(), originals });
   const owned = [...snap.live.values()].filter((r) => r.owned);
   const io = snap.reader;
   const wgIfs = owned.filter((r) => r.kind === "wireguard").map((r) => r.name);
