@@ -17,8 +17,9 @@ describe.skipIf(!!SKIP_REASON)("apply progress", () => {
   });
   afterAll(() => sb.cleanup());
 
-  /** A fake ip that sleeps 3 s before the batch line creating the bridge: an apply that takes a while. */
-  const slow = (signal: string) => sb.fakeEnv(["ip"], { BOLT_HANG_PATTERN: "type bridge", BOLT_HANG_SIGNAL: join(sb.dir, signal), BOLT_HANG_SECONDS: "3" });
+  /** A fake ip that sleeps 3 s before the first batch line containing `pattern`: an apply (or destroy) that takes a while. */
+  const slow = (signal: string, pattern = "type bridge") =>
+    sb.fakeEnv(["ip"], { BOLT_HANG_PATTERN: pattern, BOLT_HANG_SIGNAL: join(sb.dir, signal), BOLT_HANG_SECONDS: "3" });
   const common = () => ["--netns", sb.target, "--netns-prefix", sb.prefix, "--state-dir", sb.stateDir];
 
   it("on a terminal: a progress line while it runs, gone before the summary", async () => {
@@ -35,8 +36,11 @@ describe.skipIf(!!SKIP_REASON)("apply progress", () => {
   });
 
   it("on a pipe: no progress line; with --progress json: one event per wave, the last one done", async () => {
-    const d = await sb.bolt(["destroy"], { env: slow("hang-b") });
+    // A destroy that takes 3 s on a pipe: still no progress line.
+    const t0 = Date.now();
+    const d = await sb.bolt(["destroy"], { env: slow("hang-b", "link del") });
     expect(d.code, d.stderr).toBe(0);
+    expect(Date.now() - t0, "the destroy really was slow").toBeGreaterThanOrEqual(3000);
     expect(d.stdout + d.stderr).not.toContain("Still");
     const file = sb.write("b.toml", config("10.67.1"));
     const r = await sb.bolt(["apply", "-f", file, "--progress", "json"], { env: slow("hang-c") });

@@ -2,7 +2,7 @@
 // veth's own (seen from the endpoint), the masqueraded flow shows as a conntrack entry of its
 // network, --watch gives rates, and the daemon serves the same as Prometheus metrics.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SKIP_REASON, ipJson, ping, requireBuild } from "./harness.js";
+import { SKIP_REASON, ipJson, ping, requireBuild, run } from "./harness.js";
 import type { Json } from "./harness.js";
 import { Topology, UPLINK, applyConverged } from "./nft-topology.js";
 import { freePort, httpGet, metric, waitFor } from "./watch-helpers.js";
@@ -51,16 +51,19 @@ describe.skipIf(!!SKIP_REASON)("bolt stats", () => {
   });
 
   it("--watch: per-second rates from consecutive samples", async () => {
-    const flood = topo.flood(topo.ns("web"), UPLINK.outside, 200);
+    // Echoes every 10 ms for 3 s: traffic through both samples.
+    const pings = run(["ip", "netns", "exec", topo.ns("web"), "ping", "-n", "-q", "-i", "0.01", "-c", "300", UPLINK.outside]);
     const r = await sb.bolt(["stats", "--json", "--watch", "1", "--count", "2"]);
-    await flood;
+    await pings;
     expect(r.code, r.stderr).toBe(0);
     const [a, b] = r.stdout
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
     expect(a.endpoints[0].rates).toBeUndefined();
-    expect(b.endpoints[0].rates.tx_bytes_per_s).toBeGreaterThanOrEqual(0);
+    // ~100 echoes a second of 84 bytes each way: well over a kilobyte a second in both directions.
+    expect(b.endpoints[0].rates.tx_bytes_per_s).toBeGreaterThan(1000);
+    expect(b.endpoints[0].rates.rx_bytes_per_s).toBeGreaterThan(1000);
     expect(b.time_ms - a.time_ms).toBeGreaterThanOrEqual(1000);
   });
 
