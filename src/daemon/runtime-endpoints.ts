@@ -5,9 +5,10 @@ import Database from "better-sqlite3";
 import { ConfigError } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { Intent } from "../core/intent.js";
+import { loadFiles } from "../cli/config.js";
 import { loadFile } from "../config/load.js";
-import type { LoadedFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
+import type { LoadedFile } from "../config/load.js";
 import { normalize } from "../config/normalize.js";
 import type { Ns } from "../exec/runner.js";
 import { storeError, targetKey } from "../state/store.js";
@@ -174,19 +175,7 @@ export interface RuntimeLoad {
  */
 export function loadWithRuntime(files: string[], netnsPrefix: string | undefined, opts: Parameters<ConfigLoader>[2], eps: RuntimeEndpoint[]): RuntimeLoad {
   opts ??= {};
-  const diags: Diagnostic[] = [];
-  const loaded: LoadedFile[] = [];
-  for (const f of files) {
-    try {
-      const lf = loadFile(f);
-      diags.push(...validateSchema(lf));
-      loaded.push(lf);
-    } catch (e) {
-      if (e instanceof ConfigError) diags.push(...e.diagnostics);
-      else throw e;
-    }
-  }
-  if (diags.some((d) => d.severity === "error")) throw new ConfigError(diags);
+  const { loaded, diags } = loadFiles(files);
   const active: RuntimeEndpoint[] = [];
   if (eps.length) {
     const have = defined(loaded);
