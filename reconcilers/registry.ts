@@ -11,6 +11,7 @@ import { routeReconciler } from "./route/index.js";
 import { ruleReconciler } from "./rule/index.js";
 import { hostsReconciler } from "./hosts/index.js";
 import { bgpReconciler } from "./bgp/index.js";
+import { tcReconciler } from "./tc/index.js";
 
 /**
  * Every resource kind bolt reconciles, in the order plans list them. Adding a kind: its
@@ -29,6 +30,7 @@ export const RECONCILERS: Reconciler[] = [
   dockerUserReconciler,
   hostsReconciler,
   bgpReconciler,
+  tcReconciler,
 ];
 
 export const REGISTRY = compileRegistry(RECONCILERS);

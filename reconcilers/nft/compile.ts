@@ -4,6 +4,7 @@ import { formatCidr6, formatIp6, parseCidr6 } from "../../src/core/ipv6.js";
 import type { Cidr6 } from "../../src/core/ipv6.js";
 import { FAM, mergeCidrs, mergeCidrs6 } from "./family.js";
 import { lbChains } from "./lb.js";
+import { trafficRules } from "./traffic.js";
 import { POLICY_MARK } from "../rule/intent.js";
 import type { PolicyIntent } from "../rule/intent.js";
 import type { Fam } from "./family.js";
@@ -91,6 +92,7 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     nft.segments.length ||
     nft.loadBalancers.length ||
     nft.policies?.length ||
+    nft.traffic?.length ||
     meshNeedsNft ||
     full;
   if (!hasAnything) return undefined;
@@ -351,9 +353,27 @@ export function compileTable(input: CompileInput): NftTable | undefined {
     natPost.rules.push({ key: "masquerade6", text: "ip6 saddr @internet_nets6 oifname != @bridges masquerade", source: masq6[0]!.source });
   }
 
-  const chains = [rawPre, manglePre, mangleOut, input_, forward, ddos, firewall, meshAcl, segments, ...lbChainList, natPre, natOut, natPost, manglePost].filter(
-    (c) => c.rules.length,
-  );
+  const traffic = chain("traffic");
+  traffic.rules.push(...trafficRules(nft.traffic ?? [], input.endpointIps, input.endpointIps6 ?? new Map()));
+  if (traffic.rules.length) manglePost.rules.unshift({ key: "traffic", text: "jump traffic" });
+
+  const chains = [
+    rawPre,
+    manglePre,
+    mangleOut,
+    input_,
+    forward,
+    ddos,
+    firewall,
+    meshAcl,
+    segments,
+    ...lbChainList,
+    natPre,
+    natOut,
+    natPost,
+    manglePost,
+    traffic,
+  ].filter((c) => c.rules.length);
   return { sets, chains };
 }
 
@@ -373,7 +393,7 @@ function policyMark(p: PolicyIntent): string {
     if (p.dport) m.push(`${p.protocol} dport ${ports(p.dport)}`);
   } else if (p.protocol === "icmp") m.push(`meta l4proto ${p.family === 6 ? "ipv6-icmp" : "icmp"}`);
   const keep = (~POLICY_MARK.mask >>> 0).toString(16).padStart(8, "0");
-  return `${m.join(" ")} meta mark set meta mark and 0x${keep} or 0x${p.mark.toString(16)}`;
+  return `${m.join(" ")} meta mark set meta mark and 0x${keep} or 0x${p.mark!.toString(16)}`;
 }
 
 /**

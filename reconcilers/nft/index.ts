@@ -30,7 +30,7 @@ export const nftReconciler: Reconciler = {
   // The table names bolt's interfaces and addresses; it goes in once they exist.
   phases: { table: { after: ["network.link", "endpoint.inside", "wireguard.conf", "rule.rule"] } },
   // NAT and port forwards need the endpoints' leased addresses; mesh ACLs the node's address.
-  uses: ["network", "endpoint", "wireguard", "rule"],
+  uses: ["network", "endpoint", "wireguard", "rule", "tc"],
   intent: nftIntentHooks,
   replaceOn: [],
   readScope: [{ exec: ["nft", "-j", "list", "table", "inet", "bolt"] }],

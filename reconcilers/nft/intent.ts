@@ -19,6 +19,8 @@ import type { Policy } from "./policy.js";
 import { globMatch } from "./compile.js";
 import { loadBalancers } from "./lb-intent.js";
 import { POLICIES } from "../rule/intent.js";
+import { TRAFFIC } from "../tc/intent.js";
+import type { TrafficRuleIntent } from "../tc/intent.js";
 import type { PolicyIntent } from "../rule/intent.js";
 import type { LoadBalancerIntent } from "./lb-intent.js";
 
@@ -103,6 +105,8 @@ export interface NftIntent {
   lbDown: string[];
   /** [[routing.policies]] (the rule kind's fragment): each gets a mark set on matching packets */
   policies: PolicyIntent[];
+  /** [[traffic.rules]] (the tc kind's fragment): each sets its HTB class as skb->priority */
+  traffic: TrafficRuleIntent[];
 }
 
 type Obj = Record<string, unknown>;
@@ -115,7 +119,8 @@ export const nftIntentHooks: IntentHooks = {
     const out = nftIntent(files, fragment(ctx.intent, NETWORKS), fragment(ctx.intent, ENDPOINTS), ctx.diagnostics);
     const down = ctx.opts.external?.load_balancer as { down?: string[] } | undefined;
     out.lbDown = [...(down?.down ?? [])].sort();
-    out.policies = fragment(ctx.intent, POLICIES);
+    out.policies = fragment(ctx.intent, POLICIES).filter((p) => p.mark !== undefined);
+    out.traffic = fragment(ctx.intent, TRAFFIC).rules;
     return out;
   },
 };
@@ -139,6 +144,7 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
     loadBalancers: [],
     lbDown: [],
     policies: [],
+    traffic: [],
   };
   const err = (message: string, source: SourcePos, hint?: string) => diags.push({ severity: "error", message, source, hint });
   const names = {

@@ -148,6 +148,26 @@ const ipBatchTool = (six: boolean): Tool => ({
 });
 
 /**
+ * `tc -batch -`: one process per namespace for any number of qdisc/class/filter lines; like ip it
+ * stops at the first failing line ("Command failed -:N"), and with `-force` (rollback) goes on.
+ */
+const tcBatch: Tool = {
+  name: "tc",
+  prefix: "tc ",
+  processes: () => 1,
+  async run(runner, batch, o) {
+    const argv = inNetns(batch.ns, ["tc", ...(o.force ? ["-force"] : []), "-batch", "-"]);
+    const stdin = batch.ops.map(batchLine).join("\n") + "\n";
+    const r = await runLimited(runner, argv, stdin, "tc", batch.ns, batch.ops.length, o.signal);
+    if (r.code === 0) return { done: batch.ops.length };
+    const m = /Command failed -:(\d+)/.exec(r.stderr);
+    const err = new CommandError(argv, r.code, r.stderr, m ? Number(m[1]) : undefined, stdin);
+    if (!m || o.force) return { done: batch.ops.length, error: err };
+    return { done: Math.min(Number(m[1]) - 1, batch.ops.length), error: err };
+  },
+};
+
+/**
  * Peer changes batched like `wg setconf`: one `wg set IF peer … peer …` per interface, however
  * many peers change. `wg set` does not say which clause failed, so a failure counts every
  * clause as possibly applied (their undos are forced and idempotent).
@@ -220,7 +240,7 @@ const wgRuntime: Tool = {
   },
 };
 
-export const TOOLS: Record<string, Tool> = { ip: ipBatchTool(false), ip6: ipBatchTool(true), wg: wgSet, exec: plainExec, wgrt: wgRuntime };
+export const TOOLS: Record<string, Tool> = { ip: ipBatchTool(false), ip6: ipBatchTool(true), tc: tcBatch, wg: wgSet, exec: plainExec, wgrt: wgRuntime };
 
 export function toolOf(name: string): Tool {
   const t = TOOLS[name];
