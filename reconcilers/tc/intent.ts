@@ -232,6 +232,10 @@ function rule(
   networks: NetworkIntent[],
   endpoints: EndpointIntent[],
 ): TrafficRuleIntent | undefined {
+  const fail = (message: string, at: SourcePos, hint?: string): undefined => {
+    ctx.err(message, at, hint);
+    return undefined;
+  };
   const match: TrafficMatch = { cidrs4: [], cidrs6: [], endpoints: [] };
   let label = "";
   if (typeof raw.pattern === "string") {
@@ -239,10 +243,10 @@ function rule(
     const i = raw.pattern.indexOf(":");
     const kind = raw.pattern.slice(0, i);
     const value = raw.pattern.slice(i + 1);
-    const bad = (why: string) => ctx.err(`traffic rule pattern "${raw.pattern}": ${why}`, at("pattern"));
+    const bad = (why: string) => fail(`traffic rule pattern "${raw.pattern}": ${why}`, at("pattern"));
     if (kind === "port" || kind === "tcp" || kind === "udp") {
       const ports = portRange(value);
-      if (!ports) return bad(`"${value}" is not a port or a range N-M (1-65535)`), undefined;
+      if (!ports) return bad(`"${value}" is not a port or a range N-M (1-65535)`);
       match.protocols = kind === "port" ? ["tcp", "udp"] : [kind];
       match.ports = ports;
     } else if (kind === "cidr") {
@@ -250,14 +254,14 @@ function rule(
       const c6 = c4 ? undefined : parseCidr6(value);
       if (c4 && !c4.hostBits) match.cidrs4.push(formatCidr4(c4));
       else if (c6 && !c6.hostBits) match.cidrs6.push(formatCidr6(c6));
-      else return bad(`"${value}" is not a CIDR without host bits`), undefined;
+      else return bad(`"${value}" is not a CIDR without host bits`);
     } else if (kind === "network") {
       const n = networks.find((x) => x.name === value);
-      if (!n) return bad(`no network "${value}" in this config`), undefined;
+      if (!n) return bad(`no network "${value}" in this config`);
       match.cidrs4.push(formatCidr4(n.subnet));
       if (n.v6) match.cidrs6.push(formatCidr6(n.v6.subnet));
     } else if (kind === "endpoint") {
-      if (!endpoints.some((e) => e.name === value)) return bad(`no endpoint "${value}" in this config`), undefined;
+      if (!endpoints.some((e) => e.name === value)) return bad(`no endpoint "${value}" in this config`);
       match.endpoints.push(value);
     } else if (UNMATCHABLE.has(kind)) {
       ctx.diagnostics.push({
@@ -267,55 +271,50 @@ function rule(
       });
       return undefined;
     } else
-      return (
-        ctx.err(
-          `traffic rule pattern "${raw.pattern}": unknown kind "${kind}"`,
-          at("pattern"),
-          "port:N[-M], tcp:…, udp:…, cidr:PREFIX, network:NAME or endpoint:NAME",
-        ),
-        undefined
+      return fail(
+        `traffic rule pattern "${raw.pattern}": unknown kind "${kind}"`,
+        at("pattern"),
+        "port:N[-M], tcp:…, udp:…, cidr:PREFIX, network:NAME or endpoint:NAME",
       );
   }
   if (raw.protocol !== undefined) {
     if (match.protocols && !(match.protocols.length === 2 && raw.protocol !== "icmp") && match.protocols[0] !== raw.protocol)
-      return ctx.err(`traffic rule: protocol "${String(raw.protocol)}" contradicts pattern "${label}"`, at("protocol")), undefined;
+      return fail(`traffic rule: protocol "${String(raw.protocol)}" contradicts pattern "${label}"`, at("protocol"));
     match.protocols = [raw.protocol as "tcp" | "udp" | "icmp"];
   }
   if (raw.ports !== undefined) {
     const ports = portRange(String(raw.ports));
-    if (!ports) return ctx.err(`traffic rule: ports "${String(raw.ports)}" is not a port or a range N-M (1-65535)`, at("ports")), undefined;
-    if (match.ports) return ctx.err("traffic rule: ports given twice (pattern and ports)", at("ports")), undefined;
+    if (!ports) return fail(`traffic rule: ports "${String(raw.ports)}" is not a port or a range N-M (1-65535)`, at("ports"));
+    if (match.ports) return fail("traffic rule: ports given twice (pattern and ports)", at("ports"));
     match.ports = ports;
     match.protocols ??= ["tcp", "udp"];
   }
-  if (match.ports && match.protocols?.includes("icmp")) return ctx.err("traffic rule: ICMP has no ports", at("ports")), undefined;
+  if (match.ports && match.protocols?.includes("icmp")) return fail("traffic rule: ICMP has no ports", at("ports"));
   if (raw.network !== undefined) {
     const n = networks.find((x) => x.name === raw.network);
-    if (!n) return ctx.err(`traffic rule: no network "${String(raw.network)}" in this config`, at("network")), undefined;
+    if (!n) return fail(`traffic rule: no network "${String(raw.network)}" in this config`, at("network"));
     match.cidrs4.push(formatCidr4(n.subnet));
     if (n.v6) match.cidrs6.push(formatCidr6(n.v6.subnet));
   }
   if (raw.endpoint !== undefined) {
-    if (!endpoints.some((e) => e.name === raw.endpoint))
-      return ctx.err(`traffic rule: no endpoint "${String(raw.endpoint)}" in this config`, at("endpoint")), undefined;
+    if (!endpoints.some((e) => e.name === raw.endpoint)) return fail(`traffic rule: no endpoint "${String(raw.endpoint)}" in this config`, at("endpoint"));
     match.endpoints.push(String(raw.endpoint));
   }
   if (raw.match_dscp !== undefined) {
     match.dscp = parseDscp(raw.match_dscp);
-    if (match.dscp === undefined)
-      return ctx.err(`traffic rule: match_dscp "${String(raw.match_dscp)}" is not a DSCP value`, at("match_dscp"), dscpHint), undefined;
+    if (match.dscp === undefined) return fail(`traffic rule: match_dscp "${String(raw.match_dscp)}" is not a DSCP value`, at("match_dscp"), dscpHint);
   }
   let setDscp: number | undefined;
   if (raw.set_dscp !== undefined) {
     setDscp = parseDscp(raw.set_dscp);
-    if (setDscp === undefined) return ctx.err(`traffic rule: set_dscp "${String(raw.set_dscp)}" is not a DSCP value`, at("set_dscp"), dscpHint), undefined;
+    if (setDscp === undefined) return fail(`traffic rule: set_dscp "${String(raw.set_dscp)}" is not a DSCP value`, at("set_dscp"), dscpHint);
   }
   if (!match.protocols && !match.cidrs4.length && !match.cidrs6.length && !match.endpoints.length && match.dscp === undefined)
-    return ctx.err("traffic rule matches nothing: give a pattern or one of protocol, ports, network, endpoint, match_dscp", source), undefined;
+    return fail("traffic rule matches nothing: give a pattern or one of protocol, ports, network, endpoint, match_dscp", source);
   const rate = raw.rate === undefined ? undefined : rateAt(raw.rate, at("rate"), "traffic rule rate", ctx);
   const ceil = raw.bandwidth_limit === undefined ? undefined : rateAt(raw.bandwidth_limit, at("bandwidth_limit"), "traffic rule bandwidth_limit", ctx);
   if (rate !== undefined && ceil !== undefined && rate > ceil)
-    return ctx.err(`traffic rule: rate ${tcRate(rate)} is above its bandwidth_limit ${tcRate(ceil)} (HTB's ceil)`, at("rate")), undefined;
+    return fail(`traffic rule: rate ${tcRate(rate)} is above its bandwidth_limit ${tcRate(ceil)} (HTB's ceil)`, at("rate"));
   label ||= describeMatch(match);
   return {
     index,
