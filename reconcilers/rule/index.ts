@@ -4,6 +4,7 @@ import type { OpLine, Reconciler, Resource } from "../../src/core/resource.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { EXIT, WIREGUARD, fullTunnel, fullTunnelHas6 } from "../wireguard/intent.js";
 import { POLICIES, POLICY_MARK, policyIntent } from "./intent.js";
+import type { PolicyIntent } from "./intent.js";
 
 /**
  * Policy routing rules (exit node, wg-quick's scheme): first `lookup main suppress_prefixlength 0`
@@ -20,6 +21,10 @@ interface IpRule {
   fwmark?: string;
   fwmask?: string;
   suppress_prefixlen?: number;
+  iif?: string;
+  oif?: string;
+  uid_start?: number;
+  uid_end?: number;
   protocol?: string;
 }
 
@@ -49,11 +54,8 @@ export const ruleReconciler: Reconciler = {
         resources.push(rule(EXIT.prioDefault, `not fwmark 0x${EXIT.fwmark.toString(16)}/0x${EXIT.mask.toString(16)}`, String(EXIT.table), source, f));
       }
     }
-    // [[routing.policies]]: bolt's mark → the policy's table.
-    for (const p of fragment(ctx.intent, POLICIES))
-      resources.push(
-        rule(p.priority, `fwmark 0x${p.mark.toString(16)}/0x${POLICY_MARK.mask.toString(16)}`, String(p.table), p.source, p.family === 6 ? "6" : "4"),
-      );
+    // [[routing.policies]]: bolt's mark and the rule's own selectors → the policy's table.
+    for (const p of fragment(ctx.intent, POLICIES)) resources.push(rule(p.priority, policySelector(p), String(p.table), p.source, p.family === 6 ? "6" : "4"));
     return { resources, diagnostics: [] };
   },
 
@@ -74,10 +76,24 @@ export const ruleReconciler: Reconciler = {
   impact: () => "connectivity",
 };
 
+/** A policy's selector in the order ip prints a rule's (fwmark, iif, oif, uidrange), so it compares with the live one. */
+function policySelector(p: PolicyIntent): string {
+  return [
+    ...(p.mark !== undefined ? [`fwmark 0x${p.mark.toString(16)}/0x${POLICY_MARK.mask.toString(16)}`] : []),
+    ...(p.iif ? [`iif ${p.iif}`] : []),
+    ...(p.oif ? [`oif ${p.oif}`] : []),
+    ...(p.uidrange ? [`uidrange ${p.uidrange[0]}-${p.uidrange[1]}`] : []),
+  ].join(" ");
+}
+
 function selectorOf(r: IpRule): string {
   if (r.suppress_prefixlen !== undefined) return `suppress_prefixlength ${r.suppress_prefixlen}`;
-  if (r.fwmark) return `${"not" in r ? "not " : ""}fwmark ${r.fwmark}/${r.fwmask ?? "0xffffffff"}`;
-  return "";
+  return [
+    ...(r.fwmark ? [`${"not" in r ? "not " : ""}fwmark ${r.fwmark}/${r.fwmask ?? "0xffffffff"}`] : []),
+    ...(r.iif ? [`iif ${r.iif}`] : []),
+    ...(r.oif ? [`oif ${r.oif}`] : []),
+    ...(r.uid_start !== undefined ? [`uidrange ${r.uid_start}-${r.uid_end ?? r.uid_start}`] : []),
+  ].join(" ");
 }
 
 function rule(priority: number, selector: string, table: string, source: Resource["source"] | undefined, family: "4" | "6"): Resource {

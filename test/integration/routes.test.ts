@@ -32,6 +32,15 @@ describe.skipIf(!!SKIP_REASON)("static routes", () => {
   let router: string;
   let before: Snapshot;
   const tx = async (dev: string) => ((await ipJson(sb.target, ["-s", "link", "show", "dev", dev])) as Json[])[0].stats64.tx.packets as number;
+  /** Ten datagrams to 10.80.0.1:PORT (sent as UID when given): how many left through r1 and r2. */
+  const send = async (port: number, uid?: number) => {
+    const [a0, b0] = [await tx("r1"), await tx("r2")];
+    // Each handed to the kernel before the next (dgram's send callback).
+    const script = `${uid === undefined ? "" : `process.setuid(${uid});`}const s=require("dgram").createSocket("udp4");let n=0;const go=()=>{if(n++>=10)return s.close();s.send("x",${port},"10.80.0.1",go)};go()`;
+    await must(["ip", "netns", "exec", sb.target, process.execPath, "-e", script]);
+    await new Promise((r) => setTimeout(r, 300));
+    return [(await tx("r1")) - a0, (await tx("r2")) - b0];
+  };
 
   beforeAll(async () => {
     requireBuild();
@@ -93,14 +102,6 @@ priority = "high"
     await applyConverged(sb, [sb.write("policy.toml", routes(policy))]);
     // Both next hops resolved first (a packet waiting for ARP would be counted late).
     for (const hop of ["10.0.1.2", "10.0.2.2"]) expect(await ping(sb.target, hop)).toBe(true);
-    const send = async (port: number) => {
-      const [a0, b0] = [await tx("r1"), await tx("r2")];
-      // Ten datagrams, each handed to the kernel before the next (dgram's send callback).
-      const script = `const s=require("dgram").createSocket("udp4");let n=0;const go=()=>{if(n++>=10)return s.close();s.send("x",${port},"10.80.0.1",go)};go()`;
-      await must(["ip", "netns", "exec", sb.target, process.execPath, "-e", script]);
-      await new Promise((r) => setTimeout(r, 300));
-      return [(await tx("r1")) - a0, (await tx("r2")) - b0];
-    };
     const [gameR1, gameR2] = await send(5000);
     expect(gameR2, "the policy's packets leave through r2").toBeGreaterThanOrEqual(10);
     expect(gameR1, "none of them through r1 (a neighbour probe at most)").toBeLessThanOrEqual(2);
@@ -109,6 +110,30 @@ priority = "high"
     expect(otherR2).toBeLessThanOrEqual(2);
     const rules = (await ipJson(sb.target, ["rule", "show"])) as Json[];
     expect(rules.find((r) => r.priority === 22000)).toMatchObject({ fwmark: "0xc000001", fwmask: "0xf000fff", table: "20200", protocol: "176" });
+  });
+
+  it("ip rule selectors (iif, uidrange): the host's own traffic of one user takes its table, no nft mark", async () => {
+    const policy = `${FAR}
+[[routing.policies]]
+name = "nobody"
+iif = "lo"
+uidrange = "65534"
+gateway = "10.0.2.2"
+`;
+    await applyConverged(sb, [sb.write("uid.toml", routes(policy))]);
+    for (const hop of ["10.0.1.2", "10.0.2.2"]) expect(await ping(sb.target, hop)).toBe(true);
+    const [nobodyR1, nobodyR2] = await send(6000, 65534);
+    expect(nobodyR2, "uid 65534's packets leave through r2").toBeGreaterThanOrEqual(10);
+    expect(nobodyR1).toBeLessThanOrEqual(2);
+    const [rootR1, rootR2] = await send(6000);
+    expect(rootR1, "root's packets stay on the main table's route via r1").toBeGreaterThanOrEqual(10);
+    expect(rootR2).toBeLessThanOrEqual(2);
+    const rules = (await ipJson(sb.target, ["rule", "show"])) as Json[];
+    expect(rules.find((r) => r.priority === 23000)).toMatchObject({ iif: "lo", uid_start: 65534, uid_end: 65534, table: "20200", protocol: "176" });
+    expect(rules.find((r) => r.priority === 23000).fwmark).toBeUndefined();
+    // Nothing for nft to mark: no policy rule in bolt's table.
+    const nft = await run(["ip", "netns", "exec", sb.target, "nft", "list", "ruleset"]);
+    expect(nft.stdout).not.toMatch(/meta mark set/);
   });
 
   it("a next hop nobody is connected to and a foreign route with the same key are refused at plan time", async () => {

@@ -306,7 +306,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "monitoring.enable_detailed_metrics",
     // BGP through bolt's own BIRD (issue 12); the rest of [routing] keeps its own annotations
     ...["routing", "routing.enable_bgp", "routing.bgp/**", "routing.routes/**", "routing.policy_based_routing"],
-    ...["name", "protocol", "source_ports", "dest_ports", "source", "destination", "gateway", "device", "table", "priority"].map(
+    ...["name", "protocol", "source_ports", "dest_ports", "source", "destination", "iif", "oif", "uidrange", "gateway", "device", "table", "priority"].map(
       (k) => `routing.policies[].${k}`,
     ),
     "routing.policies",
