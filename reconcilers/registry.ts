@@ -9,6 +9,7 @@ import { wireguardReconciler } from "./wireguard/index.js";
 import { wgPeerReconciler } from "./wg-peer/index.js";
 import { routeReconciler } from "./route/index.js";
 import { ruleReconciler } from "./rule/index.js";
+import { rtTableReconciler } from "./rt-table/index.js";
 import { hostsReconciler } from "./hosts/index.js";
 import { bgpReconciler } from "./bgp/index.js";
 import { tcReconciler } from "./tc/index.js";
@@ -26,6 +27,7 @@ export const RECONCILERS: Reconciler[] = [
   wgPeerReconciler,
   routeReconciler,
   ruleReconciler,
+  rtTableReconciler,
   nftReconciler,
   dockerUserReconciler,
   hostsReconciler,

@@ -1,4 +1,5 @@
 import { formatIp4 } from "../../src/core/ipv4.js";
+import { restoreFileOp, writeFileOp } from "../../src/core/file-ops.js";
 import { fragment } from "../../src/core/intent.js";
 import type { OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
 import type { Ns } from "../../src/exec/runner.js";
@@ -112,9 +113,7 @@ export const hostsReconciler: Reconciler = {
     const live = change.before ?? ctx.live.get("hosts:magic_dns");
     const exists = !!live?.data?.exists;
     const current = exists ? String(live!.data!.text) : "";
-    const restore: OpLine[] = exists
-      ? [...(ctx.target !== null ? [mkdir(ctx.target)] : []), write(path, current)]
-      : [{ tool: "exec", ns: null, args: ["rm", "-f", path] }];
+    const restore: OpLine[] = [...(exists && ctx.target !== null ? [mkdir(ctx.target)] : []), restoreFileOp(path, { exists, text: current })];
     if (change.action === "delete") {
       const { before, after, created, newlineAdded } = splitBlock(current);
       if (created) {
@@ -126,7 +125,7 @@ export const hostsReconciler: Reconciler = {
       }
       // Byte for byte what was there before bolt's block (its newline, if bolt added one, goes too).
       const rest = newlineAdded && !after && before.endsWith("\n") ? before.slice(0, -1) + after : before + after;
-      return [{ ...write(path, rest), phase: "file", undo: restore }];
+      return [{ ...writeFileOp(path, rest), phase: "file", undo: restore }];
     }
     const base = exists ? current : String(live?.data?.base ?? "127.0.0.1 localhost\n");
     const split = splitBlock(base);
@@ -141,15 +140,10 @@ export const hostsReconciler: Reconciler = {
     const made = (ctx.prepared.get(change.id)?.made as string[] | undefined) ?? [];
     const rmdirs: OpLine[] = made.map((d) => ({ tool: "exec", ns: null, args: ["rmdir", d] }));
     // mkdir in the file's phase: the same batch as the write, just before it.
-    return [...mk.map((l) => ({ ...l, phase: "file", undo: rmdirs })), { ...write(path, text), phase: "file", undo: restore }];
+    return [...mk.map((l) => ({ ...l, phase: "file", undo: rmdirs })), { ...writeFileOp(path, text), phase: "file", undo: restore }];
   },
 };
 
 function mkdir(target: string): OpLine {
   return { tool: "exec", ns: null, args: ["mkdir", "-p", `/etc/netns/${target}`] };
-}
-
-/** Writes through the runner (`tee` with the content on stdin): no shell, no temp files. */
-function write(path: string, text: string): OpLine {
-  return { tool: "exec", ns: null, args: ["tee", path], stdin: text };
 }

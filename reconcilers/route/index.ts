@@ -23,7 +23,8 @@ export const routeReconciler: Reconciler = {
   kind: "route",
   // A route needs its device up with an address (the source the kernel picks), like wg-quick after the peers.
   // Static routes' next hops may sit behind a bolt bridge or endpoint: after those too.
-  phases: { route: { after: ["wireguard.addr", "wg-peer.peer", "network.link", "endpoint.inside"] } },
+  // A route in a named table: ip resolves the name from bolt's rt_tables.d file, written first.
+  phases: { route: { after: ["wireguard.addr", "wg-peer.peer", "network.link", "endpoint.inside", "rt-table.file"] } },
   uses: ["wireguard", "network", "rule"],
   intent: routeIntent,
   replaceOn: [],

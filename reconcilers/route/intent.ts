@@ -5,6 +5,7 @@ import { fragmentKey } from "../../src/core/intent.js";
 import type { IntentContext, IntentHooks } from "../../src/core/resource.js";
 import { pointer } from "../../src/config/positions.js";
 import { ifnameProblem } from "../../src/config/names.js";
+import { tableNameProblem } from "../rule/intent.js";
 
 /** `[[routing.routes]]`: static routes, validated (kernel spellings: ip prints what it was given canonically). */
 export interface StaticRoute {
@@ -63,6 +64,11 @@ export const routeIntent: IntentHooks = {
         }
         const what = `route ${dst}`;
         const r: StaticRoute = { family, dst, table: raw.table === undefined || raw.table === "main" ? "main" : String(raw.table), source, at: {} };
+        if (typeof raw.table === "string" && raw.table !== "main") {
+          const p = tableNameProblem(raw.table);
+          if (p) return ctx.err(`${what}: ${p}`, pos("table"));
+        }
+        if (raw.table !== undefined) r.at.table = pos("table");
         const ipOf = (v: unknown, at: SourcePos, label: string): string | undefined => {
           const a = addr(String(v), family);
           if (a === undefined) ctx.err(`${what}: ${label} "${String(v)}" is not an IPv${family} address (the destination is IPv${family})`, at);

@@ -27,6 +27,8 @@ export interface PolicyIntent {
   mark?: number;
   /** a number, or a name the rt-table kind gives a number in rt_tables.d */
   table: number | string;
+  /** where `table` was written */
+  tableAt?: SourcePos;
   priority: number;
   protocol: "tcp" | "udp" | "icmp" | "all";
   sport?: [number, number];
@@ -163,6 +165,7 @@ export const policyIntent: IntentHooks = {
           family: family ?? 4,
           ...(needsMark ? { mark: POLICY_MARK.base + index + 1 } : {}),
           table,
+          ...(raw.table !== undefined ? { tableAt: pos("table") } : {}),
           priority: POLICY_MARK.priority + (CLASS[String(raw.priority ?? "normal")] ?? 2000) + index,
           protocol,
           sport,

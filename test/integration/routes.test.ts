@@ -3,7 +3,8 @@
 // drops; IPv6 too; a next hop outside every connected subnet and a foreign route with the same
 // key are plan-time errors; re-plan empty; destroy leaves the namespace as it was.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SKIP_REASON, Sandbox, ipJson, must, ping, requireBuild, run, snapshot } from "./harness.js";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { SKIP_REASON, Sandbox, ipJson, must, ping, posOf, requireBuild, run, snapshot } from "./harness.js";
 import type { Json, Snapshot } from "./harness.js";
 import { applyConverged } from "./nft-topology.js";
 
@@ -136,6 +137,40 @@ gateway = "10.0.2.2"
     expect(nft.stdout).not.toMatch(/meta mark set/);
   });
 
+  it("a named table: bolt numbers it in its rt_tables.d file, routes and rules use the name; a name another file defines is refused", async () => {
+    const name = `g${sb.id}`;
+    const file = `/etc/iproute2/rt_tables.d/bolt-${sb.target}.conf`;
+    const policy = `${FAR}
+[[routing.policies]]
+name = "nobody"
+uidrange = "65534"
+gateway = "10.0.2.2"
+table = "${name}"
+`;
+    await applyConverged(sb, [sb.write("named.toml", routes(policy))]);
+    expect(readFileSync(file, "utf8")).toMatch(new RegExp(`^212\\d\\d\\t${name}$`, "m"));
+    // ip itself resolves the name: the policy's default route is in that table.
+    expect((await ipJson(sb.target, ["route", "show", "table", name])) as Json[]).toMatchObject([{ dst: "default", gateway: "10.0.2.2", protocol: "176" }]);
+    expect(((await ipJson(sb.target, ["rule", "show"])) as Json[]).find((r) => r.priority === 23000)).toMatchObject({ uid_start: 65534, table: name });
+    for (const hop of ["10.0.1.2", "10.0.2.2"]) expect(await ping(sb.target, hop)).toBe(true);
+    const [r1, r2] = await send(6000, 65534);
+    expect(r2, "uid 65534's packets leave through the named table's route via r2").toBeGreaterThanOrEqual(10);
+    expect(r1).toBeLessThanOrEqual(2);
+
+    // Somebody else's rt_tables file names a table: using that name is an error at the config line.
+    const theirs = `/etc/iproute2/rt_tables.d/${sb.target}-theirs.conf`;
+    writeFileSync(theirs, `300 c${sb.id}\n`);
+    try {
+      const text = routes(`[[routing.routes]]\ndestination = "10.93.0.0/24"\ngateway = "10.0.1.2"\ntable = "c${sb.id}"\n`);
+      const r = await sb.bolt(["plan", "-f", sb.write("clash-name.toml", text)]);
+      expect(r.code).toBe(1);
+      const at = posOf(text, `"c${sb.id}"`);
+      expect(r.stderr).toContain(`clash-name.toml:${at.line}:${at.col}: error: table "c${sb.id}" is already named in ${theirs} (table 300)`);
+    } finally {
+      rmSync(theirs, { force: true });
+    }
+  });
+
   it("a next hop nobody is connected to and a foreign route with the same key are refused at plan time", async () => {
     const bad = sb.write("bad.toml", routes('[[routing.routes]]\ndestination = "10.90.0.0/24"\ngateway = "10.9.9.9"\n'));
     const r = await sb.bolt(["plan", "-f", bad]);
@@ -153,5 +188,6 @@ gateway = "10.0.2.2"
     const d = await sb.bolt(["destroy"]);
     expect(d.code, d.stderr).toBe(0);
     expect(await snapshot(sb.target)).toEqual(before);
+    expect(existsSync(`/etc/iproute2/rt_tables.d/bolt-${sb.target}.conf`), "bolt's rt_tables.d file is gone").toBe(false);
   });
 });
