@@ -2,7 +2,7 @@ import { fragment } from "../../src/core/intent.js";
 import type { IpLink } from "../../src/core/live-reader.js";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import type { OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
-import { inNetns } from "../../src/exec/runner.js";
+import { inNetns, nsName } from "../../src/exec/runner.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import { PRIORITIES, TC, TRAFFIC, trafficIntent } from "./intent.js";
@@ -45,7 +45,18 @@ export const tcReconciler: Reconciler = {
       });
     for (const s of t.shapers) {
       const spec: ShaperSpec = { rate: tcRate(s.rate), classes: classesOf(s, t), leaf };
-      resources.push({ kind: "tc", name: `htb/${s.dev}`, id: `tc:htb/${s.dev}`, keys: [`qdisc:root:${s.dev}`], spec, deps: [], owned: true, source: s.source });
+      const data = s.external ? { external: true, why: s.why } : undefined;
+      resources.push({
+        kind: "tc",
+        name: `htb/${s.dev}`,
+        id: `tc:htb/${s.dev}`,
+        keys: [`qdisc:root:${s.dev}`],
+        spec,
+        deps: [],
+        owned: true,
+        source: s.source,
+        data,
+      });
     }
     for (const i of t.ifbs) {
       resources.push({
@@ -70,6 +81,20 @@ export const tcReconciler: Reconciler = {
       });
     }
     return { resources, diagnostics };
+  },
+
+  // A device bolt does not create must exist: `tc` would fail mid-apply otherwise.
+  async conflicts(desired, io) {
+    const external = desired.filter((r) => r.data?.external);
+    if (!external.length) return [];
+    const names = new Set((await io.ipJson<IpLink[]>(["-d", "link", "show"])).map((l) => l.ifname));
+    return external
+      .filter((r) => !names.has(r.name.slice("htb/".length)))
+      .map((r) => ({
+        severity: "error" as const,
+        message: `${String(r.data!.why)}: device ${r.name.slice("htb/".length)} does not exist in ${nsName(io.target)}`,
+        source: r.source,
+      }));
   },
 
   async read(io, ctx) {

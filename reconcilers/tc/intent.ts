@@ -70,6 +70,8 @@ export interface ShaperIntent {
   dev: string;
   /** bytes/s: the root class's rate and ceil */
   rate: number;
+  /** a device bolt does not create ([traffic] interfaces): it must exist */
+  external?: boolean;
   /** whether [[traffic.rules]] get classes here (not on ifbs: packets reach an ifb before netfilter sets a priority) */
   rules: boolean;
   why: string;
@@ -115,10 +117,10 @@ export const trafficIntent: IntentHooks = {
     const out: TrafficIntent = { shapers: [], ifbs: [], rules: [], defaultPriority: "normal" };
     const networks = fragment(ctx.intent, NETWORKS);
     const endpoints = fragment(ctx.intent, ENDPOINTS);
-    const egress = (dev: string, rate: number, rules: boolean, why: string, source: SourcePos) => {
+    const egress = (dev: string, rate: number, rules: boolean, why: string, source: SourcePos, external?: boolean) => {
       const first = [...out.shapers, ...out.ifbs.map((i) => ({ ...i, dev: i.ifb }))].find((s) => s.dev === dev);
       if (first) return ctx.err(`${why}: ${dev}'s egress is already shaped by ${first.why}`, source);
-      out.shapers.push({ dev, rate, rules, why, source });
+      out.shapers.push({ dev, rate, rules, why, source, ...(external ? { external } : {}) });
     };
     const ingress = (dev: string, rate: number, why: string, source: SourcePos) => {
       const ifb = ifbName(dev);
@@ -156,7 +158,7 @@ export const trafficIntent: IntentHooks = {
         const problem = ifnameProblem(dev);
         if (problem) return ctx.err(`traffic interface: ${problem}`, at("traffic", "interfaces", i, "name"));
         const rate = rateAt(raw.rate, at("traffic", "interfaces", i, "rate"), `traffic interface "${dev}"`, ctx);
-        if (rate !== undefined) egress(dev, rate, true, `[traffic] interface "${dev}"`, at("traffic", "interfaces", i));
+        if (rate !== undefined) egress(dev, rate, true, `[traffic] interface "${dev}"`, at("traffic", "interfaces", i), true);
       });
       ((traffic.rules ?? []) as Obj[]).forEach((raw, i) => {
         const r = rule(raw, (k) => at("traffic", "rules", i, k), f.positions.key(pointer(["traffic", "rules", i])), out.rules.length, ctx, networks, endpoints);

@@ -265,7 +265,7 @@ export class Sandbox {
   }
 
   /** Env for a bolt whose PATH starts with a dir holding only the named fake tools. */
-  fakeEnv(tools: ("ip" | "sysctl" | "nft")[], vars: Record<string, string> = {}): Record<string, string> {
+  fakeEnv(tools: ("ip" | "tc" | "sysctl" | "nft")[], vars: Record<string, string> = {}): Record<string, string> {
     const bin = mkdtempSync(join(this.dir, "fakebin-"));
     for (const t of tools) symlinkSync(join(FAKES, t), join(bin, t));
     return { PATH: `${bin}${delimiter}${process.env.PATH ?? ""}`, ...vars };
