@@ -15,7 +15,8 @@ import { tableDelta } from "./delta.js";
 import { parseLive } from "./read.js";
 import type { LiveShape } from "./read.js";
 import { DELETE_SCRIPT, TABLE, restoreScript, tableScript, tableSpec } from "./script.js";
-import { readLbDown } from "../../src/core/lb-health.js";
+import { backendHealthText, readLbDown, readLbHealth } from "../../src/core/lb-health.js";
+import type { HealthFile } from "../../src/core/lb-health.js";
 
 /**
  * bolt's nftables state: ONE table `inet bolt` (NAT, isolation, port forwards, firewall rules,
@@ -112,7 +113,7 @@ export const nftReconciler: Reconciler = {
           id: `nft:${TABLE}`,
           keys: [`nft:${TABLE}`],
           spec: live.spec,
-          counters: live.counters,
+          counters: { ...live.counters, ...lbHealthCounters(live.spec, readLbHealth(io.target)) },
           data: { shape },
           deps: [],
           owned: true,
@@ -189,4 +190,17 @@ function nftScript(ns: Ns, script: string): OpLine {
 async function check(io: LiveReader, script: string): Promise<string | undefined> {
   const r = await io.runner.run(io.target === null ? ["nft", "-c", "-f", "-"] : ["ip", "netns", "exec", io.target, "nft", "-c", "-f", "-"], script);
   return r.code === 0 ? undefined : r.stderr.trim().split("\n").slice(0, 3).join(" / ") || `nft -c exited ${r.code}`;
+}
+
+/**
+ * Each balanced backend's health beside its forward rule (`forward lb:NAME:KEY`, one per
+ * backend in the kernel): the daemon's verdict from the runtime file, for `bolt show`.
+ */
+function lbHealthCounters(spec: Record<string, string>, file: HealthFile | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(spec)) {
+    const m = /^forward lb:([^:]+):(.+)$/.exec(k);
+    if (m) out[k] = backendHealthText(file, `${m[1]}/${m[2]}`);
+  }
+  return out;
 }

@@ -25,16 +25,31 @@ export interface Probe {
 export interface HealthFile {
   down: string[];
   updated: string;
+  /** every probed backend's verdict and when it last changed (for `bolt show`) */
+  backends?: Record<string, { up: boolean; since: string }>;
 }
 
 export const healthFile = (t: Ns) => join(RUN_DIR(), "lb-health", `${t ?? "host"}.json`);
 
-/** The backends recorded down for a target (none when the daemon never ran: all healthy). */
-export function readLbDown(t: Ns): string[] {
+/** The daemon's record for a target, or undefined (no daemon has probed anything here since boot). */
+export function readLbHealth(t: Ns): HealthFile | undefined {
   try {
     const f = JSON.parse(readFileSync(healthFile(t), "utf8")) as HealthFile;
-    return Array.isArray(f.down) ? f.down.filter((x) => typeof x === "string").sort() : [];
+    return { ...f, down: Array.isArray(f.down) ? f.down.filter((x) => typeof x === "string").sort() : [] };
   } catch {
-    return [];
+    return undefined;
   }
+}
+
+/** The backends recorded down for a target (none when the daemon never ran: all healthy). */
+export function readLbDown(t: Ns): string[] {
+  return readLbHealth(t)?.down ?? [];
+}
+
+/** One backend's health as `bolt show` prints it: "up since T", "down since T", or not checked. */
+export function backendHealthText(f: HealthFile | undefined, id: string): string {
+  const b = f?.backends?.[id];
+  if (b) return `backend ${id} ${b.up ? "up" : "down"} since ${b.since}`;
+  if (f?.down.includes(id)) return `backend ${id} down`;
+  return `backend ${id} not checked (in the map; health checks run in bolt watch)`;
 }

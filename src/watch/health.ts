@@ -14,11 +14,12 @@ import type { CommandRunner, Ns } from "../exec/runner.js";
  * planning reads, so `bolt plan` shows what the daemon would apply; a change of health asks
  * the daemon for a pass, which rewrites the map in one nft transaction.
  */
-function writeLbDown(t: Ns, down: string[]): void {
+function writeLbHealth(t: Ns, health: HealthState): void {
   const path = healthFile(t);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ down: [...down].sort(), updated: new Date().toISOString() } satisfies HealthFile)}\n`, { mode: 0o600 });
+  const file: HealthFile = { down: health.down(), updated: new Date().toISOString(), backends: health.backends() };
+  writeFileSync(tmp, `${JSON.stringify(file)}\n`, { mode: 0o600 });
   renameSync(tmp, path);
 }
 
@@ -58,10 +59,13 @@ export async function probeOnce(runner: CommandRunner, t: Ns, probes: Probe[]): 
 
 /** Rise/fall counting over probe results; says which backends changed state. */
 export class HealthState {
-  private readonly state = new Map<string, { up: boolean; streak: number }>();
+  private readonly state = new Map<string, { up: boolean; streak: number; since: string }>();
 
-  constructor(initiallyDown: string[] = []) {
-    for (const id of initiallyDown) this.state.set(id, { up: false, streak: 0 });
+  constructor(
+    initiallyDown: string[] = [],
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    for (const id of initiallyDown) this.state.set(id, { up: false, streak: 0, since: this.now().toISOString() });
   }
 
   /** Feeds one round; returns true when some backend went up or down. */
@@ -72,16 +76,22 @@ export class HealthState {
     for (const p of probes) {
       const ok = results.get(p.id);
       if (ok === undefined) continue;
-      const s = this.state.get(p.id) ?? { up: true, streak: 0 };
+      const s = this.state.get(p.id) ?? { up: true, streak: 0, since: this.now().toISOString() };
       if (ok === s.up) s.streak = 0;
       else if (++s.streak >= (s.up ? p.fall : p.rise)) {
         s.up = ok;
         s.streak = 0;
+        s.since = this.now().toISOString();
         changed = true;
       }
       this.state.set(p.id, s);
     }
     return changed;
+  }
+
+  /** Every backend's verdict and when it last changed. */
+  backends(): Record<string, { up: boolean; since: string }> {
+    return Object.fromEntries([...this.state].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, s]) => [id, { up: s.up, since: s.since }]));
   }
 
   down(): string[] {
@@ -102,6 +112,8 @@ export class HealthChecker {
   private timer: NodeJS.Timeout | undefined;
   private readonly health: HealthState;
   private running = false;
+  /** the backend ids the runtime file lists */
+  private recorded: string | undefined;
 
   constructor(
     private readonly runner: CommandRunner,
@@ -120,7 +132,7 @@ export class HealthChecker {
       // No checks configured: nothing is down any more.
       if (this.health.down().length) {
         this.health.observe([], new Map());
-        writeLbDown(this.target, []);
+        writeLbHealth(this.target, this.health);
         this.onChange([]);
       }
       return;
@@ -137,11 +149,15 @@ export class HealthChecker {
     try {
       const probes = this.probes;
       const results = await probeOnce(this.runner, this.target, probes);
-      if (this.health.observe(probes, results)) {
-        const down = this.health.down();
-        writeLbDown(this.target, down);
-        this.onChange(down);
+      const changed = this.health.observe(probes, results);
+      // The file lists every backend's verdict (bolt show): rewritten when one went up or down,
+      // or when the probed set changed (a first verdict of "up" moves nothing in the map).
+      const ids = Object.keys(this.health.backends()).join();
+      if (changed || ids !== this.recorded) {
+        writeLbHealth(this.target, this.health);
+        this.recorded = ids;
       }
+      if (changed) this.onChange(this.health.down());
     } finally {
       this.running = false;
     }

@@ -80,7 +80,16 @@ describe.skipIf(!!SKIP_REASON)("load balancers (nft numgen/jhash verdict maps)",
     const hc = '[load_balancers.health_check]\nmethod = "tcp"\ninterval = "500ms"\ntimeout = "200ms"\nfall = 2\nrise = 2\n';
     const file = sb.write("hc.toml", config({ extra: hc }));
     await applyConverged(sb, [file]);
-    const daemon = sb.spawnBolt(["watch", "-f", file, "--json"], { env: { BOLT_RUN_DIR: runDir } });
+    const env = { BOLT_RUN_DIR: runDir };
+    const health = async () => {
+      const r = await sb.bolt(["show", "--json", "--no-daemon"], { env });
+      expect(r.code, r.stderr).toBe(0);
+      const nft = (JSON.parse(r.stdout).resources as { kind: string; counters?: Record<string, string> }[]).find((x) => x.kind === "nft")!;
+      return Object.fromEntries(["be1", "be2", "be3"].map((b) => [b, nft.counters?.[`forward lb:web:${b}:8080`]]));
+    };
+    // No daemon has probed anything yet: every backend is in the map, unchecked.
+    expect((await health()).be2).toBe("backend web/be2:8080 not checked (in the map; health checks run in bolt watch)");
+    const daemon = sb.spawnBolt(["watch", "-f", file, "--json"], { env });
     try {
       await waitFor("the daemon's first pass", async () => (await topo.tcp(topo.outside, VIP, 80)) !== undefined, 15_000);
       await topo.stopServer(topo.ns("be2"), 8080);
@@ -98,11 +107,18 @@ describe.skipIf(!!SKIP_REASON)("load balancers (nft numgen/jhash verdict maps)",
       expect(took, "removed within a few probe rounds and one pass").toBeLessThan(10_000);
       const table = (await boltTable(topo.host))!;
       expect(table).toContain("numgen inc mod 2");
+      // bolt show: each backend's verdict from the daemon's runtime file, text and JSON.
+      const h = await health();
+      expect(h.be2).toMatch(/^backend web\/be2:8080 down since \d{4}-\d\d-\d\dT/);
+      expect(h.be1).toMatch(/^backend web\/be1:8080 up since /);
+      const text = await sb.bolt(["show", "--no-daemon"], { env });
+      expect(text.stdout).toMatch(/forward lb:web:be2:8080 = \S+ {2}\[backend web\/be2:8080 down since /);
       // The CLI plans against the same health: nothing to do while be2 is down.
       const p = await sb.bolt(["plan", "-f", file, "--detailed-exitcode", "--no-daemon"], { env: { BOLT_RUN_DIR: runDir } });
       expect(p.code, p.stdout).toBe(0);
       await topo.serveTcp(topo.ns("be2"), 8080, "be2");
       await waitFor("be2 back in the map", async () => ((await hits(topo.outside, 3)).be2 ? true : undefined), 15_000);
+      expect((await health()).be2).toMatch(/^backend web\/be2:8080 up since /);
     } finally {
       daemon.kill("SIGTERM");
       await daemon;

@@ -9,6 +9,7 @@ import { ConfigError } from "../../src/core/diagnostics.js";
 import { compileTable } from "../../reconcilers/nft/compile.js";
 import { lbProbes } from "../../reconcilers/nft/lb-probes.js";
 import { HealthState } from "../../src/watch/health.js";
+import { backendHealthText } from "../../src/core/lb-health.js";
 import type { Probe } from "../../src/core/lb-health.js";
 import { kinds } from "./helpers/builders.js";
 
@@ -123,6 +124,33 @@ describe("health", () => {
     expect(round(true, true)).toBe(false);
     expect(round(true, true)).toBe(true);
     expect(h.down()).toEqual([]);
+  });
+
+  it("records each backend's verdict and when it last changed (bolt show reads it)", () => {
+    let now = 0;
+    const h = new HealthState([], () => new Date(Date.UTC(2026, 0, 1, 0, 0, now)));
+    const probes = [{ ...p("web/a"), fall: 1 }, p("web/b")];
+    h.observe(
+      probes,
+      new Map([
+        ["web/a", true],
+        ["web/b", true],
+      ]),
+    );
+    now = 5;
+    expect(
+      h.observe(
+        probes,
+        new Map([
+          ["web/a", false],
+          ["web/b", true],
+        ]),
+      ),
+    ).toBe(true);
+    expect(h.backends()).toEqual({ "web/a": { up: false, since: "2026-01-01T00:00:05.000Z" }, "web/b": { up: true, since: "2026-01-01T00:00:00.000Z" } });
+    const file = { down: h.down(), updated: "", backends: h.backends() };
+    expect(backendHealthText(file, "web/a")).toBe("backend web/a down since 2026-01-01T00:00:05.000Z");
+    expect(backendHealthText(undefined, "web/a")).toBe("backend web/a not checked (in the map; health checks run in bolt watch)");
   });
 
   it("probes the planned address of each backend of a checked balancer", () => {
