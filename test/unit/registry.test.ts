@@ -57,12 +57,14 @@ describe("compileRegistry", () => {
       "network.link",
       "endpoint.mark",
       "endpoint.port",
+      "endpoint.unroute",
       "endpoint.inside",
       "wireguard.rt",
       "wireguard.dev",
       "wireguard.addr",
       "wireguard.conf",
       "wg-peer.peer",
+      "rt-table.file",
       "route.route",
       "rule.rule",
       "nft.table",
@@ -73,6 +75,10 @@ describe("compileRegistry", () => {
       "bgp.files",
       "bgp.daemon",
       "bgp.conf",
+      "tc.ifb",
+      "tc.clsact",
+      "tc.shape",
+      "tc.redirect",
     ]);
     expect(REGISTRY.desiredOrder.map((k) => k.kind)).toEqual([
       "network",
@@ -82,11 +88,14 @@ describe("compileRegistry", () => {
       // a routing policy's table route (route) is derived from the policy (rule's fragment)
       "rule",
       "route",
+      "rt-table",
+      "hosts",
+      "bgp",
+      // traffic rules' marks (nft) come from the tc kind's fragment
+      "tc",
       "nft",
       "sysctl",
       "docker-user",
-      "hosts",
-      "bgp",
     ]);
   });
 });

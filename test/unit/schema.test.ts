@@ -204,7 +204,9 @@ describe("rejects", () => {
     expectError("bolt-network", net({ driver: "overlay" }), "enum", "/networks/n1/driver");
     expectError("bolt-network", net({ ip_range: { start: "10.1.0.10" } }), "required", "/networks/n1/ip_range");
     expectError("bolt-network", { endpoints: [{ name: "web", network: "n1", mac: "02:42:ac:14:01" }] }, "pattern", "/endpoints/0/mac");
-    expectError("bolt-network", { endpoints: [{ name: "web" }] }, "required", "/endpoints/0");
+    // network is required in mode bridge only: the config layer says so at the endpoint (the schema cannot know the mode's default).
+    expectError("bolt-network", { endpoints: [{}] }, "required", "/endpoints/0");
+    expectError("bolt-network", { endpoints: [{ name: "web", mode: "container" }] }, "enum", "/endpoints/0/mode");
     expectError("bolt-network", { vpn: { primary: "pptp" } }, "enum", "/vpn/primary");
     expectError("bolt-network", { firewall: { rules: [{ name: "r", action: "permit" }] } }, "enum", "/firewall/rules/0/action");
     expectError("bolt-network", { routing: { routes: [{ destination: "10.0.0.0/8", type: "drop" }] } }, "enum", "/routing/routes/0/type");
@@ -288,7 +290,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     ...["name", "driver", "bridge", "subnet", "gateway", "ip_range", "ip_range.start", "ip_range.end", "mtu"].map((k) => `networks.*.${k}`),
     "networks.*.ipv6/**",
     "endpoints",
-    ...["name", "network", "ip", "ip6", "tap", "netns", "mac"].map((k) => `endpoints[].${k}`),
+    ...["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default"].map((k) => `endpoints[].${k}`),
     "sysctl",
     // nftables (issue 3): whole subtrees; their kernel-impossible leaves keep their own text
     "networks.*.internet",
@@ -310,6 +312,10 @@ const IMPLEMENTED: Record<Kind, string[]> = {
       (k) => `routing.policies[].${k}`,
     ),
     "routing.policies",
+    // traffic control (issue 13): tc trees, ifbs and the rules' nft marks; the seed's latency knobs keep their own text
+    "networks.*.bandwidth/**",
+    "endpoints[].bandwidth/**",
+    "traffic/**",
   ],
   ghostwire: [
     "ghostwire",
@@ -397,7 +403,8 @@ describe("schema rules", () => {
     expect(own("ghostwire", "gaming.frame_synchronization")).toMatch(/frame sync/);
     expect(own("ghostwire", "encryption.post_quantum_ready")).toMatch(/post-quantum/);
     expect(own("ghostwire", "integrations")).toMatch(/Kubernetes/);
-    expect(own("bolt-network", "networks.*.bandwidth")).toBe(NOT_YET);
+    expect(own("bolt-network", "networks.*.bandwidth")).toBeUndefined();
+    expect(own("bolt-network", "traffic.rules[].latency_target")).toMatch(/latency/);
     expect(own("bolt-network", "routing.gaming_traffic_priority")).toBe(NOT_YET);
     expect(own("bolt-network", "networks.*.internet")).toBeUndefined();
     expect(own("bolt-network", "firewall")).toBeUndefined();
