@@ -13,9 +13,17 @@ import { NETWORKS, checkHost } from "../network/intent.js";
 import { checkHost6 } from "../network/intent6.js";
 import type { NetworkIntent } from "../network/intent.js";
 
+/**
+ * How an endpoint is networked (Joblet's `--network=`): `bridge` plugs it into a network,
+ * `none` is a namespace with only `lo`, `host` shares the host's namespace (bolt makes nothing).
+ */
+export type EndpointMode = "bridge" | "none" | "host";
+
 /** `[[endpoints]]`: a veth into a namespace (or a tap for a VM) on one of the networks. */
 export interface EndpointIntent {
   name: string;
+  mode: EndpointMode;
+  /** the network of a bridge-mode endpoint; "" for none and host */
   network: string;
   type: "veth" | "tap";
   /** netns of a veth endpoint (prefix applied); undefined for taps */
@@ -25,6 +33,10 @@ export interface EndpointIntent {
   /** static IPv6 address (the network must have ipv6), else IPAM leases one from its v6 pool */
   ip6?: bigint;
   mac?: string;
+  /** the one endpoint of its namespace that carries the default route (`default = true`) */
+  default?: boolean;
+  /** the interface inside its namespace: eth0, eth1, … in the order the namespace's endpoints are written */
+  innerIf?: string;
   source: SourcePos;
   fieldSources: Record<string, SourcePos>;
 }
@@ -50,13 +62,36 @@ export const endpointIntent: IntentHooks = {
       });
     }
     checkEndpoints(fragment(ctx.intent, NETWORKS), endpoints, ctx.err);
+    checkNamespaces(endpoints, ctx.err);
+    for (const e of endpoints)
+      if (e.mode === "host")
+        ctx.diagnostics.push({
+          severity: "warning",
+          message: `endpoint "${e.name}": mode = "host" shares the host's own network namespace: no isolation, every host interface and port is reachable from it and bolt creates nothing for it`,
+          source: e.fieldSources.mode ?? e.source,
+        });
     return endpoints;
   },
   describe: (f) => `${((f as EndpointIntent[] | undefined) ?? []).length} endpoint(s)`,
 };
 
+/** Keys that only a bridge-mode endpoint has (none and host have no network, address or device). */
+const BRIDGE_ONLY = ["network", "ip", "ip6", "tap", "mac", "default"];
+
 function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, prefix: string, err: Err): EndpointIntent | undefined {
   const name = String(raw.name);
+  const mode = (raw.mode ?? "bridge") as EndpointMode;
+  if (mode !== "bridge") {
+    const extra = [...BRIDGE_ONLY, ...(mode === "host" ? ["netns"] : [])].find((k) => raw[k] !== undefined);
+    if (extra) {
+      const why = mode === "none" ? "a namespace with only lo" : "the host's own namespace, untouched";
+      err(`endpoint "${name}": mode = "${mode}" (${why}) cannot have "${extra}"; it applies to mode = "bridge" only`, pos(extra));
+      return undefined;
+    }
+  } else if (raw.network === undefined) {
+    err(`endpoint "${name}": a bridge-mode endpoint needs a network`, source, 'add network = "NAME", or mode = "none" for a namespace with only lo');
+    return undefined;
+  }
   const type = raw.tap === true ? "tap" : "veth";
   let ip: number | undefined;
   if (raw.ip !== undefined) {
@@ -74,11 +109,15 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
       return undefined;
     }
   }
+  if (type === "tap" && raw.default !== undefined) {
+    err(`endpoint "${name}": a tap endpoint's VM sets its own routes; "default" applies to veth endpoints only`, pos("default"));
+    return undefined;
+  }
   if (type === "tap" && raw.netns !== undefined) {
     err(`endpoint "${name}": a tap endpoint stays on the host; "netns" applies to veth endpoints only`, pos("netns"));
     return undefined;
   }
-  const netns = type === "veth" ? prefix + String(raw.netns ?? name) : undefined;
+  const netns = type === "veth" && mode !== "host" ? prefix + String(raw.netns ?? name) : undefined;
   if (netns !== undefined && (netns.length > 64 || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(netns))) {
     err(`endpoint "${name}": namespace name "${netns}" must be at most 64 letters, digits, "_", "." or "-"`, pos(raw.netns ? "netns" : "name"));
     return undefined;
@@ -100,15 +139,17 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
     }
   }
   const fieldSources: Record<string, SourcePos> = {};
-  for (const k of ["name", "network", "ip", "ip6", "tap", "netns", "mac"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
+  for (const k of ["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
   return {
     name,
-    network: String(raw.network),
+    mode,
+    network: mode === "bridge" ? String(raw.network) : "",
     type,
     netns,
     ip,
     ...(ip6 !== undefined ? { ip6 } : {}),
     mac: raw.mac as string | undefined,
+    ...(raw.default === true ? { default: true } : {}),
     source,
     fieldSources,
   };
@@ -122,16 +163,10 @@ function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], 
     (e) => e.fieldSources.name ?? e.source,
     err,
   );
-  duplicates(
-    endpoints,
-    (e) => e.netns,
-    (e, f) => `endpoint "${e.name}": namespace "${e.netns}" already holds endpoint "${f.name}" (each veth endpoint gets its own eth0)`,
-    (e) => e.fieldSources.netns ?? e.fieldSources.name ?? e.source,
-    err,
-  );
   const byName = new Map(networks.map((n) => [n.name, n]));
   const hostIfs = new Map(networks.map((n) => [n.bridge, `network "${n.name}"`]));
   for (const e of endpoints) {
+    if (e.mode !== "bridge") continue;
     const hostIf = endpointIfname(e);
     const clash = hostIfs.get(hostIf);
     if (clash) err(`endpoint "${e.name}": its host interface "${hostIf}" collides with ${clash}`, e.fieldSources.name ?? e.source);
@@ -178,6 +213,52 @@ function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], 
     (e) => e.fieldSources.ip ?? e.source,
     err,
   );
+}
+
+/**
+ * Several veth endpoints may share a namespace (a job on two networks): they become eth0, eth1,
+ * … inside, in the order they are written, and exactly one carries the default route — the one
+ * with `default = true`, else the first. A none-mode namespace holds nothing but lo, so it is
+ * alone in its namespace; two interfaces on one network would give the namespace two connected
+ * routes to the same subnet (the second one never used).
+ */
+function checkNamespaces(endpoints: EndpointIntent[], err: Err) {
+  const byNs = new Map<string, EndpointIntent[]>();
+  for (const e of endpoints) if (e.netns !== undefined) byNs.set(e.netns, [...(byNs.get(e.netns) ?? []), e]);
+  for (const [ns, members] of byNs) {
+    const at = (e: EndpointIntent) => e.fieldSources.netns ?? e.fieldSources.name ?? e.source;
+    const none = members.find((e) => e.mode === "none");
+    if (none && members.length > 1) {
+      const other = members.find((e) => e !== none)!;
+      const later = members.indexOf(none) > members.indexOf(other) ? none : other;
+      err(
+        `endpoint "${later.name}": namespace "${ns}" is also endpoint "${(later === none ? other : none).name}"'s, and a mode = "none" namespace holds only lo`,
+        at(later),
+        "give one of them its own netns",
+      );
+      continue;
+    }
+    duplicates(
+      members,
+      (e) => e.network,
+      (e, f) =>
+        `endpoint "${e.name}": namespace "${ns}" is already on network "${e.network}" through endpoint "${f.name}" (one interface per network in a namespace)`,
+      (e) => e.fieldSources.network ?? at(e),
+      err,
+    );
+    duplicates(
+      members,
+      (e) => (e.default ? "default" : undefined),
+      (e, f) => `endpoint "${e.name}": namespace "${ns}" already has its default route through endpoint "${f.name}" (default = true on both)`,
+      (e) => e.fieldSources.default ?? at(e),
+      err,
+    );
+    const routed = members.find((e) => e.default) ?? members[0]!;
+    members.forEach((e, i) => {
+      e.innerIf = `eth${i}`;
+      e.default = e === routed;
+    });
+  }
 }
 
 /** Host-side interface of an endpoint: bv-<name> for veth, bt-<name> for tap (hashed when long). */

@@ -21,7 +21,10 @@ export function parseEndpoints(links: IpLink[]): Resource[] {
       network: tag.net ?? "",
       bridge: l.master ?? "",
       ...(type === "veth" ? { netns: tag.ns ?? "" } : {}),
+      ...(type === "veth" && tag.if ? { inner_if: tag.if } : {}),
       ip: tag.ip ?? "",
+      // An endpoint bolt made before it set `broadcast +` records none: its address is an update.
+      ...(type === "veth" ? { broadcast: tag.brd ?? "" } : {}),
       ...(type === "veth" ? { gateway: tag.gw ?? "" } : {}),
       // Dual-stack keys only when bolt recorded them (a v4-only endpoint's spec stays as it was).
       ...(tag.ip6 ? { ip6: tag.ip6, ...(type === "veth" ? { gateway6: tag.gw6 ?? "" } : {}) } : {}),
@@ -54,6 +57,7 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
   if (r.spec.type !== "veth" || !ns) return;
   if (!netnsExists) {
     r.spec.ip = "";
+    r.spec.broadcast = "";
     r.spec.gateway = "";
     if (r.spec.ip6 !== undefined) r.spec.ip6 = "";
     if (r.spec.gateway6 !== undefined) r.spec.gateway6 = "";
@@ -66,7 +70,8 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
   } catch {
     /* namespace vanished between list and read: nothing inside */
   }
-  const inner = addrs.find((a) => a.ifname === INNER_IFNAME);
+  const ifname = r.spec.inner_if ?? INNER_IFNAME;
+  const inner = addrs.find((a) => a.ifname === ifname);
   const addrText = (family: string) =>
     inner?.addr_info
       // A link-local fe80:: address is the kernel's; bolt sets addrgenmode none, so one showing is drift worth a look, not an address.
@@ -75,8 +80,12 @@ export async function readInside(io: LiveReader, r: Resource, netnsExists: boole
       .sort()
       .join(", ") ?? "";
   r.spec.ip = addrText("inet");
+  r.spec.broadcast = (inner?.addr_info ?? [])
+    .filter((a) => a.family === "inet")
+    .map((a) => a.broadcast ?? "")
+    .join(", ");
   // The main table's default routes (no "table" key), one per family.
-  const gw = (v6: boolean) => routes.find((rt) => !rt.table && rt.dev === INNER_IFNAME && rt.gateway && rt.gateway.includes(":") === v6)?.gateway ?? "";
+  const gw = (v6: boolean) => routes.find((rt) => !rt.table && rt.dev === ifname && rt.gateway && rt.gateway.includes(":") === v6)?.gateway ?? "";
   r.spec.gateway = gw(false);
   const ip6 = addrText("inet6");
   const gw6 = gw(true);

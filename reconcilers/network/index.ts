@@ -1,5 +1,5 @@
 import { encodeAlias } from "../../src/core/ownership.js";
-import { RangeIndex, formatCidr4, formatIp4, parseCidr4, rangeOf } from "../../src/core/ipv4.js";
+import { RangeIndex, broadcastOf, formatCidr4, formatIp4, parseCidr4, rangeOf } from "../../src/core/ipv4.js";
 import { formatCidr6, formatIfAddr6, overlaps6, parseCidr6 } from "../../src/core/ipv6.js";
 import { fragment } from "../../src/core/intent.js";
 import type { Change, Impact, OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/resource.js";
@@ -39,6 +39,8 @@ export const networkReconciler: Reconciler = {
         spec: {
           bridge: n.bridge,
           address: [`${formatIp4(n.gateway)}/${n.subnet.prefix}`, ...(n.v6 ? [formatIfAddr6(n.v6.gateway, n.v6.subnet.prefix)] : [])].join(", "),
+          // `brd +` (what CNI's bridge plugin sets): LAN discovery asks the interface for it, and the kernel keeps none unless told.
+          broadcast: formatIp4(broadcastOf(n.subnet)),
           mtu: String(n.mtu),
           state: "up",
         } satisfies NetworkSpec,
@@ -126,7 +128,7 @@ async function conflicts6(desired: Resource[], io: Parameters<NonNullable<Reconc
 const LINK_LOCAL = parseCidr6("fe80::/10")!;
 
 /** Fields whose change moves addresses, routes or ports that live traffic depends on. */
-const CONNECTIVITY_FIELDS = ["address", "ip", "gateway", "bridge", "netns", "state"];
+const CONNECTIVITY_FIELDS = ["address", "ip", "broadcast", "gateway", "bridge", "netns", "state"];
 
 /** Networks and endpoints carry traffic: moving or removing one cuts it. */
 export function connectivityImpact(c: Change): Impact | undefined {
@@ -142,7 +144,7 @@ function minimalLinks(stdout: string): string {
 const line = (ns: Ns, ...args: string[]): OpLine => ({ tool: "ip", ns, args });
 
 /** A network's comparable state: what `ip -d link` and `ip addr` show of its bridge. */
-export type NetworkSpec = { bridge: string; address: string; mtu: string; state: string };
+export type NetworkSpec = { bridge: string; address: string; broadcast: string; mtu: string; state: string };
 type Net = Resource<NetworkSpec>;
 
 function aliasOf(r: Net): string {
@@ -156,10 +158,11 @@ function addrList(spec: NetworkSpec): string[] {
 /**
  * An address on the bridge. IPv6 ones skip duplicate address detection (`nodad`): bolt owns the
  * gateway, and a bridge without ports has no carrier, so DAD would leave it `tentative` (unusable)
- * until the first endpoint comes up.
+ * until the first endpoint comes up. IPv4 ones get their subnet's broadcast address (`broadcast +`)
+ * when the spec has one.
  */
-function addLine(ns: Ns, a: string, dev: string): OpLine {
-  return line(ns, "address", "add", a, "dev", dev, ...(a.includes(":") ? ["nodad"] : []));
+function addLine(ns: Ns, a: string, dev: string, brd = true): OpLine {
+  return line(ns, "address", "add", a, ...(a.includes(":") ? [] : brd ? ["broadcast", "+"] : []), "dev", dev, ...(a.includes(":") ? ["nodad"] : []));
 }
 
 function createLines(r: Net, ns: Ns): OpLine[] {
@@ -167,7 +170,7 @@ function createLines(r: Net, ns: Ns): OpLine[] {
   return [
     line(ns, "link", "add", "name", br, "mtu", r.spec.mtu, "type", "bridge"),
     line(ns, "link", "set", "dev", br, "alias", aliasOf(r), "addrgenmode", "none"),
-    ...addrList(r.spec).map((a) => addLine(ns, a, br)),
+    ...addrList(r.spec).map((a) => addLine(ns, a, br, !!r.spec.broadcast)),
     ...(r.spec.state === "up" ? [line(ns, "link", "set", "dev", br, "up")] : []),
   ];
 }
@@ -195,11 +198,17 @@ function updateOps(before: Net, after: Net, changed: string[], ns: Ns): Rendered
       phase: "link",
       undo: [line(ns, "link", "set", "dev", br, "mtu", before.spec.mtu)],
     });
-  if (changed.includes("address")) {
+  if (changed.includes("address") || changed.includes("broadcast")) {
+    const bb = !!before.spec.broadcast;
+    const ab = !!after.spec.broadcast;
+    // The kernel changes an IPv4 address's broadcast only by deleting and adding it (a replace keeps the old one).
+    const again = (a: string) => !a.includes(":") && bb !== ab;
     const want = new Set(addrList(after.spec));
     const have = new Set(addrList(before.spec));
-    for (const a of have) if (!want.has(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [addLine(ns, a, br)] });
-    for (const a of want) if (!have.has(a)) ops.push({ ...addLine(ns, a, br), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
+    for (const a of have)
+      if (!want.has(a) || again(a)) ops.push({ ...line(ns, "address", "del", a, "dev", br), phase: "link", undo: [addLine(ns, a, br, bb)] });
+    for (const a of want)
+      if (!have.has(a) || again(a)) ops.push({ ...addLine(ns, a, br, ab), phase: "link", undo: [line(ns, "address", "del", a, "dev", br)] });
   }
   if (changed.includes("state")) {
     const to = after.spec.state === "up" ? "up" : "down";

@@ -38,7 +38,17 @@ function networkResource(name: string, l: IpLink, addrs: IpAddr["addr_info"], po
     name,
     id: `network:${name}`,
     keys: [`link:${l.ifname}`],
-    spec: { bridge: l.ifname, address: v4.join(", "), mtu: String(l.mtu), state: l.flags.includes("UP") ? "up" : "down" },
+    spec: {
+      bridge: l.ifname,
+      address: v4.join(", "),
+      // The IPv4 addresses' broadcast (empty: added without one).
+      broadcast: addrs
+        .filter((a) => a.family === "inet")
+        .map((a) => a.broadcast ?? "")
+        .join(", "),
+      mtu: String(l.mtu),
+      state: l.flags.includes("UP") ? "up" : "down",
+    },
     ...(ports.length ? { data: { ports: ports.sort() } } : {}),
     deps: [],
     owned: true,

@@ -123,6 +123,8 @@ export interface IpAddrInfo {
   local: string;
   prefixlen: number;
   scope?: string;
+  /** IPv4: the broadcast address, when the address was added with one (`broadcast +`) */
+  broadcast?: string;
 }
 
 export interface IpAddr {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
+import { broadcastOf, formatIp4, parseCidr4 } from "../../src/core/ipv4.js";
 import { ApplyError, applyPlan } from "../../src/core/apply.js";
 import type { JournalPayload, JournalSink } from "../../src/core/apply.js";
 import { makePlan } from "../../src/core/plan.js";
@@ -161,7 +162,12 @@ class FakeKernel {
         links.map(([ifname, l]) => ({
           ifindex: l.ifindex,
           ifname,
-          addr_info: l.addrs.map((a) => ({ family: "inet", local: a.split("/")[0], prefixlen: Number(a.split("/")[1]) })),
+          // An address added with `broadcast +` is kept as "A/P brd" and shows its subnet's broadcast address.
+          addr_info: l.addrs.map((x) => {
+            const [a = "", brd] = x.split(" ");
+            const c = parseCidr4(a)!;
+            return { family: "inet", local: a.split("/")[0], prefixlen: c.prefix, ...(brd ? { broadcast: formatIp4(broadcastOf(c)) } : {}) };
+          }),
         })),
       );
     if (["-4 route show table all", "-4 route show default", "route show default", "route show table all default"].includes(what))
@@ -322,16 +328,18 @@ class FakeKernel {
       return undefined;
     }
     if (cmd === "address add" || cmd === "address del") {
-      const l = dev(a[4]!);
-      if (!l) return noDev(a[4]!);
-      const has = l.addrs.includes(a[2]!);
+      // address add A [broadcast +] dev D
+      const d = a[a.indexOf("dev") + 1]!;
+      const l = dev(d);
+      if (!l) return noDev(d);
+      const has = l.addrs.some((x) => x.split(" ")[0] === a[2]);
       if (cmd === "address add") {
         if (has) return exists;
-        l.addrs.push(a[2]!);
+        l.addrs.push(a.includes("broadcast") ? `${a[2]} brd` : a[2]!);
       } else {
         if (!has) return "RTNETLINK answers: Cannot assign requested address";
-        l.addrs = l.addrs.filter((x) => x !== a[2]);
-        s.routes = s.routes.filter((r) => r.dev !== a[4]); // the gateway is no longer reachable
+        l.addrs = l.addrs.filter((x) => x.split(" ")[0] !== a[2]);
+        s.routes = s.routes.filter((r) => r.dev !== d); // the gateway is no longer reachable
       }
       return undefined;
     }
@@ -599,7 +607,7 @@ describe("journal", () => {
       originals: new Map([["net.ipv4.ip_forward", "0"]]),
     });
     expect(again.changes.map((c) => c.id)).toEqual([]);
-    expect(s.kernel.ns.get(`${PREFIX}web`)!.links.get("eth0")!.addrs).toEqual(["10.81.0.10/24"]);
+    expect(s.kernel.ns.get(`${PREFIX}web`)!.links.get("eth0")!.addrs).toEqual(["10.81.0.10/24 brd"]);
   });
 
   it("recoverJournal undoes every started op of a killed apply, newest first", async () => {

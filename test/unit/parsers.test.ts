@@ -30,7 +30,7 @@ describe("parseNetworks (ip -j -d link show + ip -j addr show)", () => {
         name: "web",
         id: "network:web",
         keys: ["link:bolt-web"],
-        spec: { bridge: "bolt-web", address: "10.77.0.1/24", mtu: "1400", state: "up" },
+        spec: { bridge: "bolt-web", address: "10.77.0.1/24", broadcast: "10.77.0.255", mtu: "1400", state: "up" },
         data: { ports: ["bt-vm1", "bv-a"] },
         deps: [],
         owned: true,
@@ -40,7 +40,7 @@ describe("parseNetworks (ip -j -d link show + ip -j addr show)", () => {
         name: "db",
         id: "network:db",
         keys: ["link:bolt-dbnet"],
-        spec: { bridge: "bolt-dbnet", address: "10.78.0.254/24", mtu: "1500", state: "up" },
+        spec: { bridge: "bolt-dbnet", address: "10.78.0.254/24", broadcast: "10.78.0.255", mtu: "1500", state: "up" },
         data: { ports: ["bv-b"] },
         deps: [],
         owned: true,
@@ -104,6 +104,7 @@ describe("parseEndpoints (host side of veths and taps)", () => {
       bridge: "bolt-web",
       netns: "bolt-t-fx-a",
       ip: "10.77.0.10/24",
+      broadcast: "10.77.0.255",
       gateway: "10.77.0.1",
       mtu: "1400",
       state: "up",
@@ -251,8 +252,8 @@ describe("ownership alias", () => {
     expect(tags).toEqual([
       { net: "web" },
       { net: "db" },
-      { ep: "a", net: "web", ns: "bolt-t-fx-a", nsc: "1", ip: "10.77.0.10/24", gw: "10.77.0.1" },
-      { ep: "b", net: "db", ns: "bolt-t-fx-b", nsc: "1", ip: "10.78.0.10/24", gw: "10.78.0.254" },
+      { ep: "a", net: "web", ns: "bolt-t-fx-a", nsc: "1", ip: "10.77.0.10/24", brd: "10.77.0.255", gw: "10.77.0.1" },
+      { ep: "b", net: "db", ns: "bolt-t-fx-b", nsc: "1", ip: "10.78.0.10/24", brd: "10.78.0.255", gw: "10.78.0.254" },
       { ep: "vm1", net: "web", ip: "10.77.0.2/24" },
     ]);
   });

@@ -107,6 +107,8 @@ export interface LinkState {
   macSet: boolean;
   /** IPv4 addresses, "a.b.c.d/len", in the order the kernel keeps them (primaries first per subnet) */
   addrs: string[];
+  /** the IPv4 addresses added with a broadcast address (`broadcast +`: the subnet's last address) */
+  brd?: string[];
   peer?: { ns: NsName; name: string };
   /** link group (IFLA_GROUP), when not the default 0 */
   group?: number;
@@ -938,10 +940,13 @@ export class FakeKernel implements CommandRunner {
   private addrChange(ns: NsName, add: boolean, a: string[]): string | undefined {
     const addrTok = a[0] ?? "";
     let dev: string | undefined;
+    let brd = false;
     for (let i = 1; i < a.length; i++) {
       if (a[i] === "dev") dev = a[++i];
-      else if (a[i] === "broadcast" || a[i] === "brd") i++;
-      else return this.unsupported(`ip address ${add ? "add" : "del"} … ${a[i]}`);
+      else if (a[i] === "broadcast" || a[i] === "brd") {
+        if (a[++i] !== "+") return this.unsupported(`ip address … broadcast ${a[i]}`);
+        brd = true;
+      } else return this.unsupported(`ip address ${add ? "add" : "del"} … ${a[i]}`);
     }
     const p = parsePrefix(addrTok);
     if (!p) return `Error: any valid prefix is expected rather than "${addrTok}".`;
@@ -953,6 +958,7 @@ export class FakeKernel implements CommandRunner {
     if (add) {
       if (l.addrs.includes(text)) return "RTNETLINK answers: File exists";
       l.addrs.push(text);
+      if (brd) l.brd = [...(l.brd ?? []), text];
       return undefined;
     }
     const hit = addrTok.includes("/") ? l.addrs.find((x) => x === text) : l.addrs.find((x) => x.split("/")[0] === fmt4(p.addr));
@@ -965,6 +971,8 @@ export class FakeKernel implements CommandRunner {
       const promote = s.sysctl["net.ipv4.conf.all.promote_secondaries"] === "1" || s.sysctl["net.ipv4.conf.default.promote_secondaries"] === "1";
       if (!promote) l.addrs = l.addrs.filter((x) => !(Number(x.split("/")[1]) === hLen && inSubnet(ip4(x.split("/")[0]!)!, hAddr, hLen)));
     }
+    if (l.brd) l.brd = l.brd.filter((x) => l.addrs.includes(x));
+    if (!l.brd?.length) delete l.brd;
     // The last IPv4 address gone: IPv4 is disabled on the device, its routes flushed.
     if (!l.addrs.length) s.routes = s.routes.filter((r) => r.dev !== l.name);
     return undefined;
@@ -1316,11 +1324,13 @@ export class FakeKernel implements CommandRunner {
         const v4 = l.addrs.map((addr) => {
           const [ipS, lenS] = addr.split("/");
           const len = Number(lenS);
-          // no "broadcast": bolt adds addresses without `broadcast +`, and then the kernel keeps none
+          // "broadcast" only for an address added with `broadcast +`: else the kernel keeps none
+          const brd = l.brd?.includes(addr) && len < 31 ? fmt4((ip4(ipS!)! | ~mask(len)) >>> 0) : undefined;
           return {
             family: "inet",
             local: ipS,
             prefixlen: len,
+            ...(brd ? { broadcast: brd } : {}),
             scope: l.kind === "loopback" ? "host" : "global",
             ...(this.isPrimary(l, addr) ? {} : { secondary: true }),
             label: l.name,
@@ -1980,6 +1990,7 @@ export class FakeKernel implements CommandRunner {
               addrgenmode: l.addrgenmode,
               mac: l.macSet ? l.mac : undefined,
               addrs: l.addrs.length ? [...l.addrs] : undefined,
+              brd: l.brd?.length ? [...l.brd].sort() : undefined,
               peer: l.peer ? `${l.peer.ns ?? HOST_NS}/${l.peer.name}` : undefined,
               wg: l.wg
                 ? clean({
