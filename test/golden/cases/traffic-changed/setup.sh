@@ -1,0 +1,1 @@
+bolt apply -f setup/bolt-network.toml
