@@ -7,7 +7,7 @@ import type { Ns } from "../../src/exec/runner.js";
 import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import { PRIORITIES, TC, TRAFFIC, trafficIntent } from "./intent.js";
 import type { ShaperIntent, TrafficIntent } from "./intent.js";
-import { isDefaultRoot, parseHtbClasses, redirectTarget, splitBatchAnswer } from "./read.js";
+import { isDefaultRoot, parseHtbClasses, redirectTarget, splitBatchAnswer, splitClassDumps } from "./read.js";
 import type { TcFilter, TcQdisc } from "./read.js";
 import { tcRate } from "./rate.js";
 
@@ -98,19 +98,21 @@ export const tcReconciler: Reconciler = {
   },
 
   async read(io, ctx) {
-    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
     const t = fragment(ctx.intent, TRAFFIC);
+    const wanted = t.shapers.length > 0 || t.ifbs.length > 0;
+    // The kernel's build config says which leaf qdiscs exist, without a probing write.
+    const fqCodel = t.shapers.length ? io.exec(["zgrep", "-q", "-E", "^CONFIG_NET_SCH_FQ_CODEL=(y|m)$", "/proc/config.gz"], null) : undefined;
+    const qdiscRead = () => io.exec(["tc", "-j", "qdisc", "show"]);
+    // Started with the link read when the config wants trees; otherwise only if a link shows one.
+    const early = wanted ? qdiscRead() : undefined;
+    const links = await io.ipJson<IpLink[]>(["-d", "link", "show"]);
     const ifbs = links.filter((l) => l.linkinfo?.info_kind === "ifb" && decodeAlias(l.ifalias)?.ifb);
     // Nothing shaped here and nothing wanted: no tc process (every plan pays for this read otherwise).
     const anyHtb = links.some((l) => (l as IpLink & { qdisc?: string }).qdisc === "htb");
-    if (!t.shapers.length && !t.ifbs.length && !ifbs.length && !anyHtb) return { resources: [], foreign: new Map() };
+    if (!wanted && !ifbs.length && !anyHtb) return { resources: [], foreign: new Map() };
     const facts: Record<string, string> = {};
-    if (t.shapers.length) {
-      // The kernel's build config says which leaf qdiscs exist, without a probing write.
-      const r = await io.exec(["zgrep", "-q", "-E", "^CONFIG_NET_SCH_FQ_CODEL=(y|m)$", "/proc/config.gz"], null);
-      facts["tc.fq_codel"] = r.code === 0 ? "yes" : "no";
-    }
-    const q = await io.exec(["tc", "-j", "qdisc", "show"]);
+    if (fqCodel) facts["tc.fq_codel"] = (await fqCodel).code === 0 ? "yes" : "no";
+    const q = await (early ?? qdiscRead());
     const qdiscs = (q.stdout.trim() ? JSON.parse(q.stdout) : []) as TcQdisc[];
     const boltLinks = new Set(links.filter((l) => decodeAlias(l.ifalias)).map((l) => l.ifname));
     const foreign = new Map<string, string>();
@@ -123,15 +125,25 @@ export const tcReconciler: Reconciler = {
       if (x.kind === "clsact") clsact.add(x.dev);
       if (x.kind === "ingress") foreign.set(`qdisc:clsact:${x.dev}`, `ingress qdisc ${x.handle} (not bolt's; clsact would replace it)`);
     }
-    const lines = [...shaped.flatMap((d) => [`qdisc show dev ${d}`, `class show dev ${d}`]), ...[...clsact].map((d) => `filter show dev ${d} ingress`)];
-    const answers = lines.length
-      ? splitBatchAnswer((await io.runner.run(inNetns(io.target, ["tc", "-s", "-j", "-batch", "-"]), lines.join("\n") + "\n")).stdout)
-      : [];
+    // One process for every device: per shaped device its root class (a marker line) and then all
+    // its classes (HTB classes print no JSON in iproute2 6.1), then the clsact devices' ingress
+    // filters (JSON). `qdisc show dev D` is not asked per device: the kernel dumps every qdisc of
+    // the namespace for each, so the global dump above serves all of them.
+    const lines = [
+      ...shaped.flatMap((d) => [`class show dev ${d} classid ${cid(TC.root)}`, `class show dev ${d}`]),
+      ...[...clsact].map((d) => `filter show dev ${d} ingress`),
+    ];
+    const batch = async (ls: string[]) =>
+      splitBatchAnswer("[]\n" + (await io.runner.run(inNetns(io.target, ["tc", "-s", "-j", "-batch", "-"]), ls.join("\n") + "\n")).stdout);
+    const answers = lines.length ? await batch(lines) : [];
+    let perDev = splitClassDumps(answers[0]?.text ?? "", shaped.length);
+    // A tree without its root class (changed by hand) has no marker: read those devices one by one.
+    if (!perDev) perDev = await Promise.all(shaped.map(async (d) => parseHtbClasses((await batch([`class show dev ${d}`]))[0]?.text ?? "")));
+    const filterAnswers = answers.slice(1);
     const resources: Resource[] = [];
     shaped.forEach((dev, k) => {
-      const a = answers[k];
-      const classes = parseHtbClasses(a?.text ?? "").sort((x, y) => x.minor - y.minor);
-      const leaves = ((a?.json ?? []) as TcQdisc[]).filter((x) => x.parent?.startsWith(`${TC.major}:`));
+      const classes = perDev![k]!.sort((x, y) => x.minor - y.minor);
+      const leaves = qdiscs.filter((x) => x.dev === dev && x.parent?.startsWith(`${TC.major}:`));
       const root = classes.find((c) => c.minor === TC.root);
       const leafText = [
         ...new Set(
@@ -165,7 +177,7 @@ export const tcReconciler: Reconciler = {
         data: { classes },
       });
     });
-    const filters = new Map([...clsact].map((d, k) => [d, (answers[shaped.length + k]?.json ?? []) as TcFilter[]]));
+    const filters = new Map([...clsact].map((d, k) => [d, (filterAnswers[k]?.json ?? []) as TcFilter[]]));
     for (const l of ifbs) {
       const dev = decodeAlias(l.ifalias)!.ifb!;
       const to = redirectTarget(filters.get(dev) ?? []);

@@ -94,3 +94,32 @@ export function redirectTarget(filters: TcFilter[]): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Splits the class text of `class show dev D classid b017:1` + `class show dev D` for N devices
+ * (in that order) into each device's classes: every device's part starts with its root class
+ * (the marker) and its full dump holds the root once more, so device k's classes run from its
+ * marker to the next root line after its own second one. Undefined when the roots do not add up
+ * (a tree without its root class): the caller reads such devices one by one.
+ */
+export function splitClassDumps(text: string, devices: number): HtbClass[][] | undefined {
+  const all = parseHtbClasses(text);
+  if (all.filter((c) => c.minor === TC.root).length !== devices * 2) return undefined;
+  const out: HtbClass[][] = [];
+  let cur: HtbClass[] = [];
+  let roots = 0;
+  for (const c of all) {
+    if (c.minor === TC.root) {
+      roots++;
+      // An odd root is a device's marker: the previous device is complete.
+      if (roots % 2 === 1) {
+        if (roots > 1) out.push(cur);
+        cur = [];
+        continue;
+      }
+    }
+    cur.push(c);
+  }
+  if (devices) out.push(cur);
+  return out;
+}

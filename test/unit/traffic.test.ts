@@ -8,7 +8,7 @@ import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
 import { parseRate, tcRate } from "../../reconcilers/tc/rate.js";
-import { parseHtbClasses, redirectTarget, splitBatchAnswer } from "../../reconcilers/tc/read.js";
+import { parseHtbClasses, redirectTarget, splitBatchAnswer, splitClassDumps } from "../../reconcilers/tc/read.js";
 import type { TcFilter, TcQdisc } from "../../reconcilers/tc/read.js";
 import { TRAFFIC } from "../../reconcilers/tc/intent.js";
 import { tcReconciler } from "../../reconcilers/tc/index.js";
@@ -65,18 +65,25 @@ describe("tc reads", () => {
   it("qdiscs, HTB classes with counters and the ifb redirect from one recorded batch", () => {
     const qdiscs = JSON.parse(readFileSync(join(FIX, "qdisc-show.json"), "utf8")) as TcQdisc[];
     expect(qdiscs.filter((q) => q.root && q.handle === "b017:").map((q) => q.dev)).toEqual(expect.arrayContaining(["bv-srv", "ifb-bv-srv"]));
-    const answers = splitBatchAnswer(readFileSync(join(FIX, "read-batch.txt"), "utf8"));
-    // qdisc show dev bv-srv (+ its class text), qdisc show dev ifb-bv-srv (+ class text), filter show.
-    expect(answers).toHaveLength(3);
-    const classes = parseHtbClasses(answers[0]!.text).sort((a, b) => a.minor - b.minor);
+    // class show dev bv-srv classid b017:1 + class show dev bv-srv, the same for ifb-bv-srv, filter show.
+    const answers = splitBatchAnswer(`[]\n${readFileSync(join(FIX, "read-batch.txt"), "utf8")}`);
+    expect(answers).toHaveLength(2);
+    const perDev = splitClassDumps(answers[0]!.text, 2)!;
+    const classes = perDev[0]!.sort((a, b) => a.minor - b.minor);
     expect(classes.map((c) => [c.minor, c.prio, c.rate, c.ceil])).toEqual([
       [1, 0, "20Mbit", "20Mbit"],
       [2, 2, "9500Kbit", "20Mbit"],
       [0x10, 0, "9500Kbit", "20Mbit"],
       [0x11, 1, "1Mbit", "20Mbit"],
     ]);
+    expect(perDev[1]!.map((c) => [c.minor, c.rate]).sort()).toEqual([
+      [1, "10Mbit"],
+      [2, "10Mbit"],
+    ]);
+    // A tree without its root class leaves the markers short: the caller reads device by device.
+    expect(splitClassDumps(answers[0]!.text, 3)).toBeUndefined();
     expect(classes[0]!.bytes).toBeGreaterThan(0);
-    expect(redirectTarget(answers[2]!.json as TcFilter[])).toBe("ifb-bv-srv");
+    expect(redirectTarget(answers[1]!.json as TcFilter[])).toBe("ifb-bv-srv");
     expect(redirectTarget([])).toBeUndefined();
   });
 
