@@ -27,7 +27,7 @@ export const tcReconciler: Reconciler = {
     shape: { after: ["ifb"] },
     redirect: { after: ["shape", "clsact"] },
   },
-  uses: ["network", "endpoint"],
+  uses: ["network", "endpoint", "wireguard"],
   intent: trafficIntent,
   // The ifb a redirect feeds is its identity.
   replaceOn: ["ifb"],
@@ -45,7 +45,9 @@ export const tcReconciler: Reconciler = {
       });
     for (const s of t.shapers) {
       const spec: ShaperSpec = { rate: tcRate(s.rate), classes: classesOf(s, t), leaf };
-      const data = s.external ? { external: true, why: s.why } : undefined;
+      // A device another kind of this plan creates (a WireGuard interface) exists by the shape phase.
+      const created = ctx.desired.some((r) => r.kind === "wireguard" && r.name === s.dev);
+      const data = s.external && !created ? { external: true, why: s.why } : undefined;
       resources.push({
         kind: "tc",
         name: `htb/${s.dev}`,
