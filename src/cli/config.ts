@@ -1,6 +1,7 @@
 import { ConfigError } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import { loadFile } from "../config/load.js";
+import { expandConfigPaths } from "../config/config-dir.js";
 import type { LoadedFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
 import { normalize } from "../config/normalize.js";
@@ -11,7 +12,7 @@ import { REGISTRY } from "../../reconcilers/registry.js";
 export function loadFiles(files: string[]): { loaded: LoadedFile[]; diags: Diagnostic[] } {
   const diags: Diagnostic[] = [];
   const loaded: LoadedFile[] = [];
-  for (const f of files) {
+  for (const f of expandConfigPaths(files)) {
     try {
       const lf = loadFile(f);
       diags.push(...validateSchema(lf));

@@ -345,6 +345,42 @@ export async function main(argv: string[]): Promise<number> {
       }, false),
     )
     .command(
+      "network <action> [name] [endpoint]",
+      "networks as one small file each in a config directory, then applied: `network create NAME --subnet CIDR`, `network ls`, `network rm NAME`, `network connect NAME ENDPOINT [--ip IP]`, `network disconnect NAME ENDPOINT`",
+      (y) =>
+        files(y)
+          .positional("action", { choices: ["create", "ls", "rm", "connect", "disconnect"] })
+          .positional("name", { type: "string", describe: "the network" })
+          .positional("endpoint", { type: "string", describe: "connect/disconnect: the endpoint (its namespace's name)" })
+          .option("dir", {
+            type: "string",
+            default: process.env.BOLT_CONFIG_DIR ?? "/etc/bolt/bolt.d",
+            describe: "the config directory the verbs write into (read like `-f DIR`: its files merged in name order)",
+          })
+          .option("subnet", { type: "string", describe: "create: the network's IPv4 subnet" })
+          .option("gateway", { type: "string", describe: "create: the gateway (default: the first address)" })
+          .option("internet", { type: "boolean", describe: "create: NAT out of the host (default true)" })
+          .option("isolated", { type: "boolean", describe: "create: no forwarding to other bolt networks (default true)" })
+          .option("ip", { type: "string", describe: "connect: a static address (default: leased from the pool)" })
+          .option("apply", { type: "boolean", default: true, describe: "apply the directory after the change (--no-apply: write and validate only)" }),
+      run(async (o, a) => {
+        const { cmdNetwork } = await import("./cmd-network.js");
+        return cmdNetwork({
+          ...o,
+          action: a.action as "create",
+          name: a.name as string | undefined,
+          endpoint: a.endpoint as string | undefined,
+          dir: String(a.dir),
+          subnet: a.subnet as string | undefined,
+          gateway: a.gateway as string | undefined,
+          internet: a.internet as boolean | undefined,
+          isolated: a.isolated as boolean | undefined,
+          ip: a.ip as string | undefined,
+          apply: a.apply as boolean,
+        });
+      }, false),
+    )
+    .command(
       "keygen <path>",
       "write a WireGuard key pair: PATH (0600) and PATH.pub",
       (y) => y.positional("path", { type: "string" }).option("force", { type: "boolean" }),
