@@ -1,4 +1,5 @@
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
+import { CONFIG_FILE_RE, isConfigDir } from "../config/config-dir.js";
 import { watch } from "chokidar";
 import type { FSWatcher } from "chokidar";
 
@@ -10,6 +11,7 @@ import type { FSWatcher } from "chokidar";
  */
 export class FileWatch {
   private readonly wanted = new Set<string>();
+  private readonly wantedDirs = new Set<string>();
   private readonly dirs = new Set<string>();
   private watcher: FSWatcher | undefined;
 
@@ -18,38 +20,45 @@ export class FileWatch {
   /** Sets the watched files (absolute or relative to the cwd); directories are added as needed. */
   set(files: string[]): void {
     this.wanted.clear();
-    for (const f of files) this.wanted.add(resolve(f));
-    const dirs = [...new Set([...this.wanted].map((f) => dirname(f)))].filter((d) => !this.dirs.has(d));
+    this.wantedDirs.clear();
+    // A config directory (`-f DIR`): every config file in it is one of ours, including ones added later.
+    for (const f of files) (isConfigDir(f) ? this.wantedDirs : this.wanted).add(resolve(f));
+    const dirs = [...new Set([...[...this.wanted].map((f) => dirname(f)), ...this.wantedDirs])].filter((d) => !this.dirs.has(d));
     for (const d of dirs) this.dirs.add(d);
     if (!this.watcher) {
       this.watcher = watch([...this.dirs], {
         ignoreInitial: true,
         depth: 0,
         // Everything in those directories but our files (and the directories themselves) is ignored.
-        ignored: (p: string) => !this.dirs.has(p) && !this.wanted.has(p),
+        ignored: (p: string) => !this.dirs.has(p) && !this.ours(p),
       });
       this.watcher.on("all", (event, p) => {
-        if (this.wanted.has(resolve(p))) this.onChange(p, event);
+        if (this.ours(resolve(p))) this.onChange(p, event);
       });
       // The raw fs.watch event too: chokidar drops what it cannot stat (a symlink loop appearing
       // where the file was), and such a change must still reach the pass that reports it.
       this.watcher.on("raw", (_event, name, opts) => {
         const details = opts as { watchedPath?: string } | undefined;
         const full = details?.watchedPath && name ? resolve(details.watchedPath, name) : "";
-        if (full && this.wanted.has(full)) this.onChange(full, "raw");
+        if (full && this.ours(full)) this.onChange(full, "raw");
       });
       this.watcher.on("error", (e: unknown) => {
         // chokidar cannot stat our file (a symlink loop, no permission): the pass reports why.
         const p = (e as NodeJS.ErrnoException).path;
-        if (p && this.wanted.has(resolve(p))) this.onChange(p, "error");
+        if (p && this.ours(resolve(p))) this.onChange(p, "error");
       });
     } else if (dirs.length) {
       this.watcher.add(dirs);
     }
   }
 
+  /** A watched file, or a config file (not hidden: the verbs' temp files) in a watched config directory. */
+  private ours(p: string): boolean {
+    return this.wanted.has(p) || (this.wantedDirs.has(dirname(p)) && CONFIG_FILE_RE.test(p) && !basename(p).startsWith("."));
+  }
+
   files(): string[] {
-    return [...this.wanted];
+    return [...this.wanted, ...this.wantedDirs];
   }
 
   /** Resolves once the initial scan is done (events before it are not reported). */

@@ -1,5 +1,9 @@
 // Which files the daemon watches besides the config: what the config refers to.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { FileWatch } from "../../src/watch/file-watch.js";
 import { referencedFiles } from "../../src/watch/referenced-files.js";
 import type { Intent } from "../../src/core/intent.js";
 import { emptyIntent } from "../../src/core/intent.js";
@@ -27,5 +31,28 @@ describe("referencedFiles", () => {
 
   it("a config with no references watches nothing more", () => {
     expect(referencedFiles(emptyIntent(["/x/a.toml"]))).toEqual([]);
+  });
+});
+
+describe("FileWatch on a config directory (-f DIR)", () => {
+  it("a config file added to, changed in or removed from the directory is a change; hidden temp files and other names are not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bolt-watch-dir-"));
+    const seen: string[] = [];
+    const w = new FileWatch((p) => seen.push(basename(p)));
+    try {
+      w.set([dir]);
+      await w.ready();
+      writeFileSync(join(dir, ".games.toml.tmp"), "x");
+      writeFileSync(join(dir, "notes.txt"), "x");
+      writeFileSync(join(dir, "games.toml"), "[networks.games]\n");
+      const deadline = Date.now() + 5000;
+      while (!seen.includes("games.toml") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toContain("games.toml");
+      expect(seen.filter((f) => f !== "games.toml")).toEqual([]);
+      expect(w.files()).toEqual([dir]);
+    } finally {
+      await w.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
