@@ -24,6 +24,7 @@ import { REGISTRY } from "../../reconcilers/registry.js";
 import { registerStatsMetrics } from "../watch/stats-metrics.js";
 import { sampleStats } from "./cmd-stats.js";
 import { HealthChecker } from "../watch/health.js";
+import { readLbDown } from "../core/lb-health.js";
 import { lbProbes } from "../../reconcilers/nft/lb-probes.js";
 import { NFT } from "../../reconcilers/nft/intent.js";
 import { fragment } from "../core/intent.js";
@@ -101,6 +102,8 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     metrics,
     debounceMs: o.debounceMs,
     onConverged: (intent, desired) => healthHook(intent, desired),
+    // A backend going down or up changes the map by design: not somebody undoing bolt's work.
+    desiredInputs: () => readLbDown(t).join(","),
     load: async (f) => {
       // A mesh on an etcd store: publish this host's request, read the mesh (every pass). An
       // unreachable store rejects the pass like a bad config: the kernel keeps what it has.

@@ -55,6 +55,11 @@ export interface ControllerOptions {
   checkTarget?: () => Promise<void>;
   /** after a pass that left the kernel converged: the intent and the resources it converged to */
   onConverged?: (intent: Intent, desired: Resource[]) => void;
+  /**
+   * what besides the files decides the desired state (the load balancers' recorded health):
+   * changes it brings are bolt's own, never drift to count towards a fight
+   */
+  desiredInputs?: () => string;
   fightPolicy?: FightPolicy;
   now?: () => number;
 }
@@ -220,7 +225,8 @@ export class WatchController {
         report.error = this.configError;
         return;
       }
-      const configChanged = good.digest !== this.appliedDigest;
+      const inputs = `${good.digest}|${this.o.desiredInputs?.() ?? ""}`;
+      const configChanged = inputs !== this.appliedDigest;
       await this.o.checkTarget?.();
       const lock = new TargetLock(targetKey(this.o.target));
       await lock.acquire(this.o.lockTimeoutMs);
@@ -261,7 +267,7 @@ export class WatchController {
             );
           }
         }
-        this.appliedDigest = good.digest;
+        this.appliedDigest = inputs;
         report.outcome = report.changes ? "applied" : "noop";
         const kinds = new Map<string, number>();
         for (const d of r.plan.desired) kinds.set(d.kind, (kinds.get(d.kind) ?? 0) + 1);

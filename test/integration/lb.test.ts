@@ -119,6 +119,12 @@ describe.skipIf(!!SKIP_REASON)("load balancers (nft numgen/jhash verdict maps)",
       await topo.serveTcp(topo.ns("be2"), 8080, "be2");
       await waitFor("be2 back in the map", async () => ((await hits(topo.outside, 3)).be2 ? true : undefined), 15_000);
       expect((await health()).be2).toMatch(/^backend web\/be2:8080 up since /);
+      // A second flip each way: health passes are bolt's own changes, not drift, so the fight
+      // detector (three repairs in a window) never backs off from them.
+      await topo.stopServer(topo.ns("be2"), 8080);
+      await waitFor("be2 out of the map again", async () => ((h) => (!h.none && !h.be2 ? h : undefined))(await hits(topo.outside, 6)), 10_000);
+      await topo.serveTcp(topo.ns("be2"), 8080, "be2");
+      await waitFor("be2 back again", async () => ((await hits(topo.outside, 3)).be2 ? true : undefined), 10_000);
     } finally {
       daemon.kill("SIGTERM");
       await daemon;
