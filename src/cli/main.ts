@@ -19,6 +19,9 @@ const commands = () => import("./commands.js");
 const meshCmds = () => import("./cmd-mesh.js");
 const confirmCmds = () => import("./cmd-confirm.js");
 
+/** bin/bolt-cni's entry: the CNI plugin (src/cni), in the same bundle, evaluated only when it runs. */
+export const cni = () => import("../cni/plugin.js");
+
 const out = (s: string) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
 /** The package's version; bin/bolt.js answers `--version` from the same file without loading the bundle. */

@@ -144,7 +144,7 @@ export type ConfigLoader = (
 ) => { intent: Intent; warnings: Diagnostic[] };
 
 /** Endpoint names and network names the files define (before normalizing: cheap, from the parsed data). */
-function defined(files: LoadedFile[]): { endpoints: Map<string, string>; networks: Set<string> } {
+export function defined(files: LoadedFile[]): { endpoints: Map<string, string>; networks: Set<string> } {
   const endpoints = new Map<string, string>();
   const networks = new Set<string>();
   for (const f of files) {
