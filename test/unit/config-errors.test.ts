@@ -191,8 +191,7 @@ describe("known but unsupported keys", () => {
     const { intent, warnings } = loadIntent([file], "");
     expect(warnings.every((w) => w.severity === "warning")).toBe(true);
     expect(warnings.map((w) => [w.message, w.source])).toEqual([
-      ["accepted, not enforced: networking — not implemented in this version yet", { file, line: 1, col: 1 }],
-      ["accepted, not enforced: networks.web.bandwidth — not implemented in this version yet", { file, line: 6, col: 1 }],
+      ["accepted, not enforced: networking.enable_mesh — not implemented in this version yet", { file, line: 2, col: 1 }],
     ]);
     expect(kinds(intent).networks.map((n) => n.name)).toEqual(["web"]);
   });

@@ -316,6 +316,8 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "networks.*.bandwidth/**",
     "endpoints[].bandwidth/**",
     "traffic/**",
+    "networking",
+    "networking.enable_gaming_optimizations",
   ],
   ghostwire: [
     "ghostwire",
