@@ -69,10 +69,19 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { CommandRunner, RunResult } from "../../../src/exec/runner.js";
 import { WG_DIR } from "../../../src/exec/run-dir.js";
+import { parseRate, tcRate } from "../../../reconcilers/tc/rate.js";
 
 export type NsName = string | null;
 
-type LinkKind = "loopback" | "bridge" | "veth" | "dummy" | "tun";
+type LinkKind = "loopback" | "bridge" | "veth" | "dummy" | "tun" | "ifb";
+
+/** Traffic control on a link, in the shapes bolt writes: one HTB tree, a clsact with u32 redirects. */
+export interface TcLinkState {
+  htb?: { handle: string; defaultMinor: string; classes: Record<string, { parent: string; prio: number; rate: string; ceil: string; leaf?: string }> };
+  clsact?: boolean;
+  /** ingress filters by preference: the ifb a u32 mirred redirect sends to */
+  redirects?: Record<string, string>;
+}
 
 export interface WgPeerState {
   publicKey: string;
@@ -114,6 +123,9 @@ export interface LinkState {
   group?: number;
   /** a tun device served by wireguard-go */
   wg?: WgDeviceState;
+  /** qdiscs, classes and filters (none: the kernel's default root qdisc) */
+  tc?: TcLinkState;
+  txqlen?: number;
 }
 
 export interface RouteState {
@@ -190,7 +202,7 @@ export interface WriteOp {
   /** index among the forward-phase writes (1-based); undefined for rollback writes */
   index?: number;
   phase: "forward" | "rollback";
-  tool: "ip" | "wg" | "exec";
+  tool: "ip" | "wg" | "exec" | "tc";
   ns: NsName;
   args: string[];
   stdin?: string;
@@ -286,6 +298,16 @@ const TABLE_NAMES: Record<number, string> = { 253: "default", 254: "main", 255: 
 const NFT_PRIO_NAMES: Record<string, number> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100 };
 
 type Res = { ok: true; out: string } | { ok: false; err: string };
+
+/** A link's tc state as the snapshot compares it: key order (the order of writes) does not count. */
+function canonTc(t: TcLinkState | undefined): unknown {
+  if (!t || (!t.htb && !t.clsact)) return undefined;
+  const sorted = <V>(r: Record<string, V> | undefined) => (r ? Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1))) : undefined);
+  return {
+    ...(t.htb ? { htb: { ...t.htb, classes: sorted(t.htb.classes) } } : {}),
+    ...(t.clsact ? { clsact: true, redirects: sorted(t.redirects) } : {}),
+  };
+}
 const ok = (out = ""): Res => ({ ok: true, out });
 const fail = (err: string): Res => ({ ok: false, err });
 const done = (stdout = "", stderr = "", code = 0): RunResult => ({ stdout, stderr, code });
@@ -541,6 +563,11 @@ export class FakeKernel implements CommandRunner {
         return this.runtimeCmd(argv);
       case "modprobe":
         return done("", "", 1);
+      case "tc":
+        return this.tcMain(ns, a, stdin);
+      // The kernel config read for fq_codel: this fake kernel, like the machine it models, has none.
+      case "zgrep":
+        return done("", "", 1);
       case "timeout": {
         let i = 0;
         while (a[i]?.startsWith("-")) i += a[i] === "-k" || a[i] === "-s" ? 2 : 1;
@@ -591,6 +618,174 @@ export class FakeKernel implements CommandRunner {
 
   private noNs(ns: string): RunResult {
     return done("", `Cannot open network namespace "${ns}": No such file or directory\n`, 255);
+  }
+
+  // ---- tc ---------------------------------------------------------------------------------
+  // The lines bolt's tc kind writes and reads: an HTB root (`qdisc add dev D root handle H: htb
+  // default N`), its classes (add/replace/change/del), leaf qdiscs (pfifo/fq_codel), clsact and
+  // u32 mirred redirects; `tc -j qdisc show`, `class show dev D [classid C]` (text, as iproute2
+  // 6.1 prints HTB classes even with -j) and `filter show dev D ingress` (JSON).
+
+  private tcMain(ns: NsName, a: string[], stdin?: string): RunResult {
+    const o = { json: false, force: false, batch: undefined as string | undefined };
+    let i = 0;
+    for (; i < a.length && a[i]!.startsWith("-"); i++) {
+      const f = a[i]!;
+      if (f === "-j" || f === "-json") o.json = true;
+      else if (f === "-s" || f === "-stats") continue;
+      else if (f === "-force") o.force = true;
+      else if (f === "-batch" || f === "-b") o.batch = a[++i];
+      else {
+        this.unsupported(`tc option ${f}`);
+        return done("", `Option "${f}" is unknown, try "tc -help".\n`, 255);
+      }
+    }
+    if (ns !== null && !this.state.netns[ns]) return this.noNs(ns);
+    if (o.batch === undefined) {
+      const r = this.tcCmd(ns, a.slice(i), o.json);
+      return r.ok ? done(r.out) : done("", `${r.err}\n`, 2);
+    }
+    let stdout = "";
+    let stderr = "";
+    for (const [k, raw] of (stdin ?? "").split("\n").entries()) {
+      const line = raw.trim();
+      if (!line) continue;
+      const r = this.tcCmd(ns, line.split(/\s+/), o.json);
+      if (r.ok) stdout += r.out;
+      else {
+        stderr += `${r.err}\nCommand failed -:${k + 1}\n`;
+        if (!o.force) return done(stdout, stderr, 1);
+      }
+    }
+    return done(stdout, stderr, stderr ? 1 : 0);
+  }
+
+  private tcCmd(ns: NsName, a: string[], json: boolean): Res {
+    const [obj, verb] = [a[0] ?? "", a[1] ?? ""];
+    const rest = a.slice(2);
+    const at = (k: string) => {
+      const i = rest.indexOf(k);
+      return i >= 0 ? rest[i + 1] : undefined;
+    };
+    const dev = at("dev");
+    const link = dev !== undefined ? this.ns(ns).links.find((l) => l.name === dev) : undefined;
+    if (obj === "qdisc" && verb === "show") return ok(JSON.stringify(this.qdiscJson(ns)) + "\n");
+    if (dev !== undefined && !link) return fail(`Cannot find device "${dev}"`);
+    if (obj === "class" && verb === "show") return ok(this.classText(link!, at("classid")));
+    if (obj === "filter" && verb === "show") {
+      const out = Object.entries(link!.tc?.redirects ?? {}).map(([pref, to]) => ({
+        protocol: "all",
+        pref: Number(pref),
+        kind: "u32",
+        chain: 0,
+        options: { fh: "800::800", actions: [{ order: 1, kind: "mirred", mirred_action: "redirect", direction: "egress", to_dev: to }] },
+      }));
+      return ok(JSON.stringify(out) + "\n");
+    }
+    if (!link) return fail(this.unsupported(`tc ${a.join(" ")}`));
+    const write = (fn: (t: TcLinkState) => string | undefined): Res => {
+      const err = this.write("tc", ns, a, undefined, "RTNETLINK answers: Operation not permitted", () => fn((link.tc ??= {})));
+      return err === undefined ? ok() : fail(err);
+    };
+    if (obj === "qdisc") {
+      if (rest.includes("clsact")) {
+        if (verb === "add") return write((t) => (t.clsact ? "Error: Exclusivity flag on, cannot modify." : ((t.clsact = true), undefined)));
+        if (verb === "del")
+          return write((t) => {
+            if (!t.clsact) return "Error: Cannot find specified qdisc on specified device.";
+            t.clsact = false;
+            t.redirects = {};
+            return undefined;
+          });
+      }
+      if (rest.includes("root")) {
+        if (verb === "add" && rest.includes("htb"))
+          return write((t) => {
+            if (t.htb) return "Error: Exclusivity flag on, cannot modify.";
+            t.htb = { handle: at("handle")!, defaultMinor: at("default") ?? "0", classes: {} };
+            return undefined;
+          });
+        if (verb === "del") return write((t) => (t.htb ? ((t.htb = undefined), undefined) : "Error: Cannot delete qdisc with handle of zero."));
+      }
+      const parent = at("parent");
+      if (parent && (verb === "add" || verb === "replace"))
+        return write((t) => {
+          const c = t.htb?.classes[parent];
+          if (!c) return "Error: Failed to find specified class.";
+          if (verb === "add" && c.leaf) return "Error: Exclusivity flag on, cannot modify.";
+          c.leaf = rest.includes("fq_codel") ? "fq_codel" : `pfifo limit ${at("limit") ?? "1000"}`;
+          return undefined;
+        });
+    }
+    if (obj === "class") {
+      const id = at("classid")!;
+      if (verb === "del") return write((t) => (t.htb?.classes[id] ? (delete t.htb.classes[id], undefined) : "Error: Cannot find specified class."));
+      if (verb === "add" || verb === "replace" || verb === "change")
+        return write((t) => {
+          if (!t.htb) return "Error: Cannot find specified qdisc on specified device.";
+          const had = t.htb.classes[id];
+          if (verb === "add" && had) return "RTNETLINK answers: File exists";
+          if (verb === "change" && !had) return "Error: Cannot find specified class.";
+          const parent = at("parent")!;
+          if (parent !== `${t.htb.handle}` && !t.htb.classes[parent]) return "Error: Failed to find specified class.";
+          const rate = parseRate(at("rate") ?? "");
+          if (rate === undefined) return `Illegal "rate"`;
+          const ceil = parseRate(at("ceil") ?? at("rate")!)!;
+          t.htb.classes[id] = { parent, prio: Number(at("prio") ?? 0), rate: tcRate(rate), ceil: tcRate(ceil), ...(had?.leaf ? { leaf: had.leaf } : {}) };
+          return undefined;
+        });
+    }
+    if (obj === "filter" && rest.includes("ingress")) {
+      const pref = at("pref")!;
+      if (verb === "add")
+        return write((t) => {
+          if (!t.clsact) return "Error: Parent Qdisc doesn't exists.";
+          const r = rest.indexOf("redirect");
+          const to = rest[r + 1] === "dev" ? rest[r + 2] : undefined;
+          if (!to || !this.ns(ns).links.some((l) => l.name === to)) return `Cannot find device "${to}"`;
+          (t.redirects ??= {})[pref] = to;
+          return undefined;
+        });
+      if (verb === "del")
+        return write((t) => (t.redirects?.[pref] ? (delete t.redirects[pref], undefined) : "Error: Filter with specified priority/protocol not found."));
+    }
+    return fail(this.unsupported(`tc ${a.join(" ")}`));
+  }
+
+  private qdiscJson(ns: NsName): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    let handle = 0x8001;
+    for (const l of [...this.ns(ns).links].sort((x, y) => x.ifindex - y.ifindex)) {
+      const h = l.tc?.htb;
+      if (h) {
+        out.push({ kind: "htb", handle: h.handle, dev: l.name, root: true, refcnt: 2, options: { r2q: 10, default: `0x${h.defaultMinor}` } });
+        for (const [id, c] of Object.entries(h.classes))
+          if (c.leaf)
+            out.push({
+              kind: c.leaf.split(" ")[0],
+              handle: `${(handle++).toString(16)}:`,
+              dev: l.name,
+              parent: id,
+              options: c.leaf.startsWith("pfifo") ? { limit: Number(c.leaf.split(" ")[2]) } : {},
+            });
+      } else out.push({ kind: l.kind === "tun" ? "fq_codel" : "noqueue", handle: "0:", dev: l.name, root: true, refcnt: 2, options: {} });
+      if (l.tc?.clsact) out.push({ kind: "clsact", handle: "ffff:", dev: l.name, parent: "ffff:fff1", options: {} });
+    }
+    return out;
+  }
+
+  private classText(l: LinkState, only?: string): string {
+    const h = l.tc?.htb;
+    if (!h) return "";
+    const lines: string[] = [];
+    for (const [id, c] of Object.entries(h.classes)) {
+      if (only && id !== only) continue;
+      const root = c.parent === h.handle;
+      lines.push(
+        `class htb ${id} ${root ? "root" : `parent ${c.parent}`}${c.leaf ? " leaf 8001:" : ""}${root ? "" : ` prio ${c.prio}`} rate ${c.rate} ceil ${c.ceil} burst 1600b cburst 1600b \n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0) \n backlog 0b 0p requeues 0\n\n`,
+      );
+    }
+    return lines.join("");
   }
 
   // ---- ip ---------------------------------------------------------------------------------
@@ -749,6 +944,7 @@ export class FakeKernel implements CommandRunner {
     const main: Attrs = {};
     const peer: Attrs = {};
     let kind: string | undefined;
+    let txqlen: number | undefined;
     let cur = main;
     for (let i = 0; i < a.length; i++) {
       const t = a[i]!;
@@ -758,13 +954,14 @@ export class FakeKernel implements CommandRunner {
       else if (t === "address") (cur.mac = v), i++;
       else if (t === "netns") (cur.netns = v), i++;
       else if (t === "type") (kind = v), i++;
+      else if (t === "txqueuelen") (txqlen = Number(v)), i++;
       else if (t === "peer" && kind === "veth") cur = peer;
       else if (cur.name === undefined && i === 0) cur.name = t;
       else if (cur === peer && peer.name === undefined) peer.name = t;
       else return this.unsupported(`ip link add … ${t}`);
     }
     if (!main.name) return 'Not enough information: "dev" argument is required.';
-    if (kind !== "bridge" && kind !== "veth" && kind !== "dummy") return this.unsupported(`ip link add type ${kind}`);
+    if (kind !== "bridge" && kind !== "veth" && kind !== "dummy" && kind !== "ifb") return this.unsupported(`ip link add type ${kind}`);
     for (const at of [main, peer]) {
       if (at.mtu !== undefined && (!Number.isInteger(at.mtu) || at.mtu < 68 || at.mtu > 65535)) return `Error: mtu ${at.mtu} is out of range.`;
       if (at.mac !== undefined && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(at.mac)) return `Error: "${at.mac}" is not a valid link layer address.`;
@@ -775,6 +972,7 @@ export class FakeKernel implements CommandRunner {
     if (home.links.some((l) => l.name === main.name)) return "RTNETLINK answers: File exists";
     const linkOf = (at: Attrs, name: string) => this.newLink(name, kind as LinkKind, at.mtu ?? 1500, at.mac ? { mac: at.mac.toLowerCase(), macSet: true } : {});
     const l = linkOf(main, main.name);
+    if (txqlen !== undefined) l.txqlen = txqlen;
     if (kind === "veth") {
       const peerNs = peer.netns ?? ns;
       const pname = peer.name ?? `veth${this.state.nextIfindex}`;
@@ -1269,11 +1467,11 @@ export class FakeKernel implements CommandRunner {
       ifname: l.name,
       flags,
       mtu: l.mtu,
-      qdisc: l.kind === "loopback" ? (l.up ? "noqueue" : "noop") : l.kind === "tun" ? "fq_codel" : "noqueue",
+      qdisc: l.tc?.htb ? "htb" : l.kind === "loopback" ? (l.up ? "noqueue" : "noop") : l.kind === "tun" ? "fq_codel" : "noqueue",
       ...(l.master ? { master: l.master } : {}),
       operstate,
       group: l.group ? String(l.group) : "default",
-      txqlen: l.kind === "tun" ? 500 : 1000,
+      txqlen: l.txqlen ?? (l.kind === "tun" ? 500 : l.kind === "ifb" ? 32 : 1000),
       link_type: l.kind === "loopback" ? "loopback" : l.kind === "tun" && l.tunType === "tun" ? "none" : "ether",
       ...(l.mac ? { address: l.mac, broadcast: l.kind === "loopback" ? "00:00:00:00:00:00" : "ff:ff:ff:ff:ff:ff" } : {}),
       ...(peer && l.peer!.ns !== ns ? { link_netnsid: 0 } : {}),
@@ -1992,6 +2190,7 @@ export class FakeKernel implements CommandRunner {
               addrs: l.addrs.length ? [...l.addrs] : undefined,
               brd: l.brd?.length ? [...l.brd].sort() : undefined,
               peer: l.peer ? `${l.peer.ns ?? HOST_NS}/${l.peer.name}` : undefined,
+              tc: canonTc(l.tc),
               wg: l.wg
                 ? clean({
                     publicKey: l.wg.privateKey ? publicKeyOf(l.wg.privateKey) : undefined,

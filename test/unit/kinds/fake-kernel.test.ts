@@ -393,12 +393,12 @@ describe("fake kernel: tool semantics", () => {
 
   it("strict mode throws on what it does not know; permissive answers like a host without it", async () => {
     const strict = new FakeKernel();
-    await expect(run(strict, "tc qdisc show")).rejects.toThrow(FakeKernelError);
+    await expect(run(strict, "ethtool -k lo")).rejects.toThrow(FakeKernelError);
     await expect(run(strict, "ip link set dev lo promisc on")).rejects.toThrow(/unsupported: ip link set … promisc/);
     const loose = new FakeKernel({ mode: "permissive" });
-    expect(await run(loose, "tc qdisc show")).toMatchObject({ code: 127 });
+    expect(await run(loose, "ethtool -k lo")).toMatchObject({ code: 127 });
     expect((await run(loose, "ip -batch -", "link add name b0 type bridge\nlink set dev b0 promisc on\n")).stderr).toContain("Command failed -:2");
-    expect(loose.unknown).toEqual(["command tc qdisc show", "ip link set … promisc"]);
+    expect(loose.unknown).toEqual(["command ethtool -k lo", "ip link set … promisc"]);
   });
 
   it("scripted expectations: canned answers, order, assertDone", async () => {
