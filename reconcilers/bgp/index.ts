@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
@@ -8,6 +7,7 @@ import type { OpLine, Reconciler, RenderedOp, Resource } from "../../src/core/re
 import { RUN_DIR } from "../../src/exec/run-dir.js";
 import { nsName } from "../../src/exec/runner.js";
 import type { Ns } from "../../src/exec/runner.js";
+import { birdCheck } from "./bird-check.js";
 import { parseProtocolsAll, parseServerTime, sessionLine } from "./birdc.js";
 import { BGP, bgpIntent, passwordDigest, passwordProblem } from "./intent.js";
 import type { BgpIntent } from "./intent.js";
@@ -126,6 +126,22 @@ export const bgpReconciler: Reconciler = {
     ];
   },
 
+  // bolt validate: BIRD's parser where it is installed (offline: no kernel, no password files).
+  async validateTools(intent, runner) {
+    const b = fragment(intent, BGP);
+    if (!b) return [];
+    const problem = await birdCheck(runner, b);
+    if (problem === "no bird")
+      return [
+        {
+          severity: "warning",
+          message: "`bird` is not installed here: the rendered BIRD config is not checked with `bird -p` (plan checks it on the target)",
+          source: b.source,
+        },
+      ];
+    return problem ? [problem] : [];
+  },
+
   // Only when something changes: the passwords are read from their files (the intent holds
   // digests), the full config is checked by `bird -p` (a bad neighbor or filter is a plan error
   // at the Boltfile line that produced it), and a delete fetches the loaded config for its undo.
@@ -153,13 +169,13 @@ export const bgpReconciler: Reconciler = {
       }
       if (diagnostics.length) continue;
       const rendered = renderBirdConfig(b, passwords);
-      const problem = await birdCheck(io, renderBirdConfig(b).text);
+      const problem = await birdCheck(io.runner, b);
+      if (problem === "no bird") {
+        diagnostics.push({ severity: "error", message: "`bird` (BIRD 2) is not installed on the target host: [routing.bgp] needs it", source: b.source });
+        continue;
+      }
       if (problem) {
-        diagnostics.push({
-          severity: "error",
-          message: `BIRD refuses the rendered config: ${problem.message}${problem.line ? ` (line ${problem.line} of the rendered ${BIRD_CONF})` : ""}`,
-          source: (problem.line !== undefined ? rendered.sources.get(problem.line) : undefined) ?? b.source,
-        });
+        diagnostics.push(problem);
         continue;
       }
       prepared.set(c.id, { text: rendered.text });
@@ -219,20 +235,6 @@ type Paths = ReturnType<typeof birdPaths>;
  * so never reach a file outside bird's run dir). BIRD reads only a named file (stdin from Node
  * is a socket it cannot open), so the text goes into a private temp file for the check.
  */
-async function birdCheck(io: LiveReader, text: string): Promise<{ message: string; line?: number } | undefined> {
-  const dir = mkdtempSync(join(tmpdir(), "bolt-bird-check-"));
-  try {
-    const file = join(dir, BIRD_CONF);
-    writeFileSync(file, text, { mode: 0o600 });
-    const r = await io.runner.run(["bird", "-p", "-c", file], undefined, { timeoutMs: 10_000 });
-    if (r.code === 0) return undefined;
-    const m = /:(\d+):(\d+) (.*)/.exec(r.stderr);
-    return m ? { message: m[3]!.trim(), line: Number(m[1]) } : { message: r.stderr.trim() || `bird -p exited ${r.code}` };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** Files live in the host's filesystem; only bird itself runs in the target namespace. */
 const local = (...args: string[]): OpLine => ({ tool: "exec", ns: null, args });
 

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { BoltError, EXIT } from "../core/diagnostics.js";
+import { BoltError, ConfigError, EXIT } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import { LiveReader } from "../core/live-reader.js";
 import { MASS_DESTROY_HINT, makePlan, massDestroy, readLive } from "../core/plan.js";
@@ -136,6 +136,11 @@ export async function cmdFirewallAnalyze(o: GlobalOpts): Promise<number> {
 
 export async function cmdValidate(o: GlobalOpts): Promise<number> {
   const { intent, warnings } = loadIntent(o.file, o.netnsPrefix, { offline: true });
+  // Kinds' checks with local tools (bird -p): no kernel read, nothing started.
+  const runner = o.runner ?? new ProcessRunner();
+  const checks = (await Promise.all(REGISTRY.kinds.map((k) => k.validateTools?.(intent, runner) ?? Promise.resolve([])))).flat();
+  warnings.push(...checks);
+  if (checks.some((d) => d.severity === "error")) throw new ConfigError(warnings);
   if (o.json) o.out(JSON.stringify({ valid: true, files: intent.files, diagnostics: warnings }, null, 2) + "\n");
   else {
     printWarnings(o, warnings);

@@ -2,7 +2,7 @@ import type { Diagnostic, SourcePos } from "./diagnostics.js";
 import type { Intent } from "./intent.js";
 import type { LoadedFile } from "../config/load.js";
 import type { OpLine } from "../exec/command.js";
-import type { Ns, RunResult } from "../exec/runner.js";
+import type { CommandRunner, Ns, RunResult } from "../exec/runner.js";
 import type { CommitStore } from "../state/store.js";
 import type { LiveReader } from "./live-reader.js";
 
@@ -177,6 +177,11 @@ export interface Reconciler {
   offlineUnchecked?: string;
   /** live stand-ins for an offline plan, for objects an export could not know it needed (a newly named sysctl) */
   offlineLive?(intent: Intent): Resource[];
+  /**
+   * `bolt validate`'s checks with local tools that read no kernel state and start nothing
+   * (BIRD's parser on the rendered config); a tool that is not installed is a warning
+   */
+  validateTools?(intent: Intent, runner: CommandRunner): Promise<Diagnostic[]>;
   /** plan-time conflicts with the live system beyond name collisions (e.g. overlapping routes) */
   conflicts?(desired: Resource[], io: LiveReader): Promise<Diagnostic[]>;
   /**

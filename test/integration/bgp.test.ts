@@ -11,7 +11,7 @@ import { execa } from "execa";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SKIP_REASON, ipJson, must, posOf, requireBuild, run, Sandbox, snapshot } from "./harness.js";
+import { SKIP_REASON, bolt, ipJson, must, posOf, requireBuild, run, Sandbox, snapshot } from "./harness.js";
 import type { Json, Snapshot } from "./harness.js";
 
 const HAS_BIRD = (() => {
@@ -226,6 +226,11 @@ describe.skipIf(!!SKIP_REASON || !HAS_BIRD)("[routing.bgp]: two hosts exchange r
     const pos = posOf(readFileSync(file, "utf8"), "import = ");
     expect(r.stderr).toContain(`${file}:${pos.line}:`);
     expect(r.stderr).toMatch(/BIRD refuses the rendered config: Invalid prefix pattern range/);
+    // bolt validate (offline) runs BIRD's parser too, with the same position.
+    const v = await bolt(["validate", "-f", file]);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toContain(`${file}:${pos.line}:`);
+    expect(v.stderr).toMatch(/BIRD refuses the rendered config: Invalid prefix pattern range/);
     const a = await sa.bolt(["apply", "-f", file], { env });
     expect(a.code).not.toBe(0);
     expect(readFileSync(join(birdDir(sa.target), "bird.conf"), "utf8")).toBe(conf);
