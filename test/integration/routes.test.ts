@@ -1,7 +1,8 @@
 // Static routes proven by traffic: the target reaches a subnet behind a router namespace only
 // through bolt's route; ECMP over two links carries flows on both (L4 hash); a blackhole route
 // drops; IPv6 too; a next hop outside every connected subnet and a foreign route with the same
-// key are plan-time errors; re-plan empty; destroy leaves the namespace as it was.
+// key are plan-time errors; re-plan empty; destroy leaves the namespace as it was (a foreign
+// route and a foreign rule inside bolt's priority band included), and no bird is ever started.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { SKIP_REASON, Sandbox, ipJson, must, ping, posOf, requireBuild, run, snapshot } from "./harness.js";
@@ -64,6 +65,10 @@ describe.skipIf(!!SKIP_REASON)("static routes", () => {
     await must(["ip", "-n", router, "address", "add", "10.82.0.1/32", "dev", "lo"]);
     await must(["ip", "-n", router, "address", "add", "fd80::1/128", "dev", "lo"]);
     for (const ns of [sb.target, router]) await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    // Somebody else's route and a rule of theirs at a priority inside bolt's band (the one
+    // bolt's first normal policy takes): both must outlive every apply and the destroy.
+    await must(["ip", "-n", sb.target, "route", "add", "10.99.0.0/24", "via", "10.0.1.2", "proto", "static"]);
+    await must(["ip", "-n", sb.target, "rule", "add", "priority", "23000", "from", "10.99.0.0/24", "lookup", "main", "proto", "static"]);
     before = await snapshot(sb.target);
   });
   afterAll(() => sb.cleanup());
@@ -130,8 +135,14 @@ gateway = "10.0.2.2"
     expect(rootR1, "root's packets stay on the main table's route via r1").toBeGreaterThanOrEqual(10);
     expect(rootR2).toBeLessThanOrEqual(2);
     const rules = (await ipJson(sb.target, ["rule", "show"])) as Json[];
-    expect(rules.find((r) => r.priority === 23000)).toMatchObject({ iif: "lo", uid_start: 65534, uid_end: 65534, table: "20200", protocol: "176" });
-    expect(rules.find((r) => r.priority === 23000).fwmark).toBeUndefined();
+    expect(rules.find((r) => r.priority === 23000 && r.protocol === "176")).toMatchObject({
+      iif: "lo",
+      uid_start: 65534,
+      uid_end: 65534,
+      table: "20200",
+      protocol: "176",
+    });
+    expect(rules.find((r) => r.priority === 23000 && r.protocol === "176").fwmark).toBeUndefined();
     // Nothing for nft to mark: no policy rule in bolt's table.
     const nft = await run(["ip", "netns", "exec", sb.target, "nft", "list", "ruleset"]);
     expect(nft.stdout).not.toMatch(/meta mark set/);
@@ -151,7 +162,10 @@ table = "${name}"
     expect(readFileSync(file, "utf8")).toMatch(new RegExp(`^212\\d\\d\\t${name}$`, "m"));
     // ip itself resolves the name: the policy's default route is in that table.
     expect((await ipJson(sb.target, ["route", "show", "table", name])) as Json[]).toMatchObject([{ dst: "default", gateway: "10.0.2.2", protocol: "176" }]);
-    expect(((await ipJson(sb.target, ["rule", "show"])) as Json[]).find((r) => r.priority === 23000)).toMatchObject({ uid_start: 65534, table: name });
+    expect(((await ipJson(sb.target, ["rule", "show"])) as Json[]).find((r) => r.priority === 23000 && r.protocol === "176")).toMatchObject({
+      uid_start: 65534,
+      table: name,
+    });
     for (const hop of ["10.0.1.2", "10.0.2.2"]) expect(await ping(sb.target, hop)).toBe(true);
     const [r1, r2] = await send(6000, 65534);
     expect(r2, "uid 65534's packets leave through the named table's route via r2").toBeGreaterThanOrEqual(10);
@@ -189,5 +203,11 @@ table = "${name}"
     expect(d.code, d.stderr).toBe(0);
     expect(await snapshot(sb.target)).toEqual(before);
     expect(existsSync(`/etc/iproute2/rt_tables.d/bolt-${sb.target}.conf`), "bolt's rt_tables.d file is gone").toBe(false);
+    // The foreign route and rule are in `before`; and no BGP was asked for: no bird ever ran here.
+    expect((await ipJson(sb.target, ["rule", "show"])) as Json[]).toContainEqual(
+      expect.objectContaining({ priority: 23000, src: "10.99.0.0", protocol: "static" }),
+    );
+    const pids = (await run(["ip", "netns", "pids", sb.target])).stdout.split("\n").filter(Boolean);
+    expect(pids.filter((p) => existsSync(`/proc/${p}/comm`) && readFileSync(`/proc/${p}/comm`, "utf8").trim() === "bird")).toEqual([]);
   });
 });

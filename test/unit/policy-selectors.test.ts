@@ -55,6 +55,15 @@ describe("policy selector errors", () => {
   });
 });
 
+describe("bolt's rule-priority band", () => {
+  it("a thousandth policy would leave the band (a thousand priorities per class): an error at it; kernel and exit tables are refused", () => {
+    const many = Array.from({ length: 1000 }, (_, i) => `[[routing.policies]]\nname = "q${i}"\nuidrange = "${i}"\ngateway = "10.0.2.2"\n`).join("\n");
+    errorAt(many, '[[routing.policies]]\nname = "q999"', /policy "q999": at most 999 policies/);
+    errorAt(policy("table = 254"), "254", /table 254 is a kernel table/);
+    errorAt(policy("table = 20100"), "20100", /table 20100 is the exit node's/);
+  });
+});
+
 describe("policy selectors on the rule", () => {
   it("iif, oif and uidrange alone: an ip rule with them and no nft mark", () => {
     expect(ruleLines(policy('iif = "veth0"\nuidrange = "1000"'))).toEqual(["rule add priority 23000 iif veth0 uidrange 1000-1000 table 20200 protocol 176"]);
