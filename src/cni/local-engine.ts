@@ -3,9 +3,14 @@ import { isAbsolute, join } from "node:path";
 import { BoltError, formatDiagnostic } from "../core/diagnostics.js";
 import { parseBig } from "../core/json-bigint.js";
 import { headRevision } from "../core/revisions.js";
-import { cmdApply } from "../cli/commands.js";
+import { withTarget } from "../cli/commands.js";
+import type { GlobalOpts } from "../cli/commands.js";
+import type { Diagnostic } from "../core/diagnostics.js";
+import { reconcile } from "../core/reconcile.js";
+import { REGISTRY } from "../../reconcilers/registry.js";
+import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
 import { makeLogger } from "../cli/logger.js";
-import { RuntimeEndpointStore, readRuntimeEndpoints } from "../daemon/runtime-endpoints.js";
+import { RuntimeEndpointStore, cliLoader, readRuntimeEndpoints } from "../daemon/runtime-endpoints.js";
 import type { CommandRunner } from "../exec/runner.js";
 import { StateStore } from "../state/store.js";
 import type { Engine } from "./engine.js";
@@ -25,31 +30,50 @@ const nsLabel = (t: string | null) => (t === null ? "the host namespace" : `netn
 /**
  * No daemon: the plugin is the writer. The intent is what every bolt plan of the target uses —
  * the config files of its last applied revision (a CNI config names no files) plus the runtime
- * endpoints recorded in the state store — and the attach is `bolt apply` of it (cmdApply:
- * lock, journal, verify, rollback), its output captured.
+ * endpoints recorded in the state store — and the attach is `bolt apply` of it (reconcile:
+ * lock, journal, verify, rollback).
  */
 export function localEngine(config: BoltCniConfig, runner: CommandRunner): Engine {
   const t = config.target;
   const dir = config.stateDir;
   let files: string[] | undefined;
-  const apply = async (allowDestroy: boolean): Promise<void> => {
-    let stderr = "";
-    let code: number;
+  /**
+   * `bolt apply` of the target's intent, read *under* the target's lock (cmdApply reads the
+   * config before it takes the lock: a runtime endpoint recorded meanwhile by a parallel ADD
+   * would be missing from its intent, and its apply would delete that endpoint). Whoever holds
+   * the lock plans every attachment recorded by then.
+   */
+  const apply = async (label: string, allowDestroy: boolean): Promise<void> => {
+    const o: GlobalOpts = {
+      file: filesOf(),
+      netns: t ?? undefined,
+      stateDir: dir,
+      netnsPrefix: process.env.BOLT_NETNS_PREFIX,
+      lockTimeout: LOCK_TIMEOUT_S,
+      json: true,
+      log: await makeLogger(process.env.BOLT_LOG_LEVEL ?? "warn", true),
+      runner,
+      daemon: false,
+      out: () => {},
+      err: () => {},
+    };
     try {
-      code = await cmdApply({
-        file: filesOf(),
-        netns: t ?? undefined,
-        stateDir: dir,
-        netnsPrefix: process.env.BOLT_NETNS_PREFIX,
-        lockTimeout: LOCK_TIMEOUT_S,
-        json: true,
-        log: await makeLogger(process.env.BOLT_LOG_LEVEL ?? "warn", true),
-        runner,
-        daemon: false,
-        out: () => {},
-        err: (s) => void (stderr += s),
-        allowDestroy,
-        progress: "never",
+      await withTarget(o, t, label, async ({ runner: r, store }) => {
+        const warnings: Diagnostic[] = [];
+        // A mesh on an etcd store is read (and this host's request published) as `bolt apply` does.
+        const external = await meshStoreInput(o.file, { write: true, stateDir: dir, target: t, warnings });
+        const loaded = cliLoader(dir, t)(o.file, o.netnsPrefix, { external });
+        await reconcile({
+          registry: REGISTRY,
+          runner: r,
+          target: t,
+          store,
+          intent: loaded.intent,
+          warnings: [...loaded.warnings, ...warnings],
+          command: label,
+          log: o.log,
+          allowDestroy,
+        });
       });
     } catch (e) {
       if (!(e instanceof BoltError)) throw e;
@@ -58,7 +82,6 @@ export function localEngine(config: BoltCniConfig, runner: CommandRunner): Engin
       // The lock held past the wait: transient, the runtime retries.
       throw new CniError(/is changing this target; waited/.test(msg) ? CNI_CODE.tryAgainLater : CNI_CODE.engine, `bolt apply: ${msg.split("\n")[0]}`, msg);
     }
-    if (code !== 0) throw new CniError(CNI_CODE.engine, `bolt apply exited ${code}`, stderr.trim());
   };
   const filesOf = (): string[] => (files ??= revisionFiles(dir, t));
   return {
@@ -74,7 +97,7 @@ export function localEngine(config: BoltCniConfig, runner: CommandRunner): Engin
         // record and the journal, and the next apply of the target repairs and converges.
         store.add(t, ep);
         try {
-          await apply(false);
+          await apply(`cni ADD ${ep.name}`, false);
         } catch (e) {
           store.remove(t, ep.name);
           throw e;
@@ -93,7 +116,7 @@ export function localEngine(config: BoltCniConfig, runner: CommandRunner): Engin
         store.remove(t, name);
         try {
           // Removing one endpoint of few may be "most of what bolt owns": the attachment's DEL means it.
-          await apply(true);
+          await apply(`cni DEL ${name}`, true);
         } catch (e) {
           // Rolled back: the endpoint is still in the kernel, so still recorded.
           store.add(t, rec);
