@@ -55,6 +55,8 @@ export const networkIntent: IntentHooks = {
           if (n) networks.push(n);
         }
       } else if (f.kind === "volantd") {
+        // network-policies.yaml alone (policies, no networking): rules for VMs, not a default bridge.
+        if (f.data.networking === undefined && f.data.policies !== undefined) continue;
         const net = (f.data.networking ?? {}) as Obj;
         if ((net.mode ?? "bridge") !== "bridge") continue;
         const b = (net.bridge ?? {}) as Obj;

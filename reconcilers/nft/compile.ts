@@ -577,7 +577,7 @@ function addrExpr(r: AddrRef, input: CompileInput, segments: SegmentIntent[], fa
   if (r.kind === "segment") {
     const seg = segments.find((s) => s.name === r.name);
     if (seg) {
-      const names = [...nets.keys(), ...input.endpointIps.keys()];
+      const names = [...(seg.endpointsOnly ? [] : nets.keys()), ...input.endpointIps.keys(), ...(seg.endpointsOnly ? ips6.keys() : [])];
       for (const g of seg.members) for (const name of names) if (globMatch(g, name)) addName(name);
     } else addName(r.name);
   } else addName(r.name);

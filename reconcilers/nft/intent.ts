@@ -17,6 +17,7 @@ import { pointer } from "../../src/config/positions.js";
 import { PolicyError, parsePolicy, portRange } from "./policy.js";
 import type { Policy } from "./policy.js";
 import { globMatch } from "./compile.js";
+import { volantPolicies } from "./volant-policies.js";
 import { loadBalancers } from "./lb-intent.js";
 import { POLICIES } from "../rule/intent.js";
 import { TRAFFIC } from "../tc/intent.js";
@@ -87,6 +88,8 @@ export interface SegmentIntent {
   members: string[];
   policies: (Policy & { source: SourcePos; text: string })[];
   source: SourcePos;
+  /** members name endpoints only (Volant's VM policies), never a network's whole subnet */
+  endpointsOnly?: boolean;
 }
 
 export interface NftIntent {
@@ -217,6 +220,13 @@ export function nftIntent(files: LoadedFile[], networks: NetworkIntent[], endpoi
       if (s) out.segments.push(s);
     });
   }
+  out.segments.push(
+    ...volantPolicies(
+      files,
+      endpoints.map((e) => e.name),
+      diags,
+    ),
+  );
   out.loadBalancers = loadBalancers(files, networks, endpoints, diags);
   dupCheck(out, err);
   return out;

@@ -318,6 +318,8 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "traffic/**",
     "networking",
     "networking.enable_gaming_optimizations",
+    // eBPF/XDP programs (issue 13)
+    "ebpf/**",
   ],
   ghostwire: [
     "ghostwire",
@@ -339,6 +341,9 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     ...["name", "subnet", "gateway", "ip_range", "ip_range.start", "ip_range.end"].map((k) => `networking.bridge.${k}`),
     "networking.bridge.ipv6/**",
     "networking.port_forwards/**",
+    // Volant's VM network policies (issue 15): segments of bolt's table
+    "networking.policies/**",
+    "policies/**",
   ],
 };
 
