@@ -5,6 +5,7 @@
 // route and a foreign rule inside bolt's priority band included), and no bird is ever started.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { SKIP_REASON, Sandbox, ipJson, must, ping, posOf, requireBuild, run, snapshot } from "./harness.js";
 import type { Json, Snapshot } from "./harness.js";
 import { applyConverged } from "./nft-topology.js";
@@ -158,7 +159,17 @@ uidrange = "65534"
 gateway = "10.0.2.2"
 table = "${name}"
 `;
-    await applyConverged(sb, [sb.write("named.toml", routes(policy))]);
+    const named = sb.write("named.toml", routes(policy));
+    // A route batch failing after bolt wrote its rt_tables.d file: the rollback removes the file
+    // again, and the namespace is as the previous apply left it.
+    const was = await snapshot(sb.target);
+    const fault = sb.fakeEnv(["ip"], { BOLT_FAULT_PATTERN: `table ${name}`, BOLT_FAULT_HIT: join(sb.dir, "fault-named.hit") });
+    const failed = await sb.bolt(["apply", "-f", named], { env: fault });
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(existsSync(join(sb.dir, "fault-named.hit")), "the fault was injected").toBe(true);
+    expect(existsSync(file), "the rollback removed bolt's rt_tables.d file").toBe(false);
+    expect(await snapshot(sb.target)).toEqual(was);
+    await applyConverged(sb, [named]);
     expect(readFileSync(file, "utf8")).toMatch(new RegExp(`^212\\d\\d\\t${name}$`, "m"));
     // ip itself resolves the name: the policy's default route is in that table.
     expect((await ipJson(sb.target, ["route", "show", "table", name])) as Json[]).toMatchObject([{ dst: "default", gateway: "10.0.2.2", protocol: "176" }]);
