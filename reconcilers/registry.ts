@@ -13,6 +13,7 @@ import { rtTableReconciler } from "./rt-table/index.js";
 import { hostsReconciler } from "./hosts/index.js";
 import { bgpReconciler } from "./bgp/index.js";
 import { tcReconciler } from "./tc/index.js";
+import { ebpfReconciler } from "./ebpf/index.js";
 
 /**
  * Every resource kind bolt reconciles, in the order plans list them. Adding a kind: its
@@ -33,6 +34,7 @@ export const RECONCILERS: Reconciler[] = [
   hostsReconciler,
   bgpReconciler,
   tcReconciler,
+  ebpfReconciler,
 ];
 
 export const REGISTRY = compileRegistry(RECONCILERS);

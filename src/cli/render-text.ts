@@ -84,6 +84,8 @@ export function renderShow(resources: Resource[], target: Ns): string {
       const c = counters[k] ? `  [${counters[k]}]` : "";
       out.push(`      ${k} = ${r.sensitive?.includes(k) && v ? "(sensitive)" : v === "" ? "-" : v}${c}`);
     }
+    // Counters of no spec field (an eBPF program's run count and maps): shown after the fields.
+    for (const [k, v] of Object.entries(counters)) if (!(k in r.spec) && v) out.push(`      ${k}: ${v}`);
   }
   return out.join("\n") + "\n";
 }

@@ -79,6 +79,11 @@ describe("compileRegistry", () => {
       "tc.clsact",
       "tc.shape",
       "tc.redirect",
+      "ebpf.bpffs",
+      "ebpf.pins",
+      "ebpf.xdp",
+      "ebpf.tc",
+      "ebpf.unpin",
     ]);
     expect(REGISTRY.desiredOrder.map((k) => k.kind)).toEqual([
       "network",
@@ -96,6 +101,7 @@ describe("compileRegistry", () => {
       "nft",
       "sysctl",
       "docker-user",
+      "ebpf",
     ]);
   });
 });
