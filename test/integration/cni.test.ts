@@ -203,20 +203,20 @@ describe.skipIf(!!SKIP_REASON)("bolt-cni", () => {
       prevResult: results.get(c.id),
     };
     const env = { CNI_CONTAINERID: c.id, CNI_NETNS: c.path, CNI_IFNAME: "eth0" };
-    const pm = await cniCall(["ip", "netns", "exec", sb.target, PORTMAP], "ADD", env, portmapConf);
+    const pm = await cniCall(["timeout", "20", "ip", "netns", "exec", sb.target, PORTMAP], "ADD", env, portmapConf);
     expect(pm.code, `${pm.stdout} ${pm.stderr}`).toBe(0);
     expect(pm.json.ips).toEqual(results.get(c.id).ips);
     const dnat = await must(["ip", "netns", "exec", sb.target, "iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"]);
     expect(dnat).toContain("18080");
     const connect = `require('net').connect(18080, '10.93.0.1').on('data', (d) => process.stdout.write(d)).on('error', (e) => { console.error(e.message); process.exit(1); })`;
-    const got = await run(["ip", "netns", "exec", sb.target, "node", "-e", connect]);
+    const got = await run(["timeout", "10", "ip", "netns", "exec", sb.target, "node", "-e", connect]);
     expect(got.stdout, got.stderr).toBe("pong from the container");
     // CHECK of the chain's result: bolt's part still holds.
     expect((await cni("CHECK", c, { ...conf, prevResult: pm.json })).code).toBe(0);
     // DEL in reverse chain order.
     const pmDel = await cniCall(["ip", "netns", "exec", sb.target, PORTMAP], "DEL", env, portmapConf);
     expect(pmDel.code, pmDel.stdout).toBe(0);
-    const after = await run(["ip", "netns", "exec", sb.target, "node", "-e", connect]);
+    const after = await run(["timeout", "10", "ip", "netns", "exec", sb.target, "node", "-e", connect]);
     expect(after.stdout).not.toContain("pong");
     process.kill(server.pid!, "SIGKILL");
     expect(ip).toBeTruthy();
