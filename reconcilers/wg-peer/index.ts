@@ -114,6 +114,22 @@ export const wgPeerReconciler: Reconciler = {
         },
       ];
     const fields = change.changed;
+    // `wg set` cannot clear an endpoint: undoing one given to a peer that dialled in means
+    // removing the peer and adding it back as it was (its session restarts; its address is kept).
+    if (fields.includes("endpoint") && !change.before!.spec.endpoint)
+      return [
+        {
+          ...clause(ns, ifname, pub, settings(change.after!, fields)),
+          phase: "peer",
+          undo: [
+            clause(ns, ifname, pub, ["remove"]),
+            clause(ns, ifname, pub, [
+              ...settings(change.before!, ["allowed_ips", "persistent_keepalive"]),
+              ...pskUndo(change.before!, ctx.leases, ifname, pub),
+            ]),
+          ],
+        },
+      ];
     const undo = settings(
       change.before!,
       fields.filter((f) => f !== "preshared_key"),

@@ -38,8 +38,6 @@ const P2_DIALS = IFACE + peer(P1.pub, ["10.0.0.2/32"], P1_CONF) + peer(P2.pub, [
 const NO_PSK = IFACE + peer(P1.pub, ["10.0.0.2/32"], 'endpoint = "198.18.0.9:51820"\npersistent_keepalive = 25') + peer(P2.pub, ["10.0.0.3/32"]);
 const TTL = (v: number) => `\n[sysctl]\n"net.ipv4.ip_default_ttl" = ${v}\n`;
 
-const ENDPOINT_SET = "the undo of giving a dial-in peer an endpoint is empty (wg set cannot clear an endpoint)";
-
 const want =
   (text: string, file = "bolt-network.toml") =>
   (): Desired => ({ intent: intentOf(writeConfigs({ [file]: text })) });
@@ -112,15 +110,13 @@ describe("wg-peer", () => {
     after: (k) => expect(peersOf(k)[0]).toMatchObject({ psk: psk1 }),
   });
 
-  // KNOWN BUG (limitation): a peer without an endpoint (it dials in) that gets one has no undo —
-  // `wg set` cannot clear an endpoint (only removing and re-adding the peer could): a rollback
-  // leaves the endpoint, and bolt never notices, since a dial-in peer's endpoint is not compared.
+  // Was a known limitation (fixed): `wg set` cannot clear an endpoint, so giving a dial-in peer one
+  // had no undo; the undo now removes the peer and adds it back as it was (without an endpoint).
   describeTransition("update: a dial-in peer gets an endpoint (a sysctl is written after it)", {
     kind: "wg-peer",
     before: from(PEERS + TTL(63)),
     to: want(P2_DIALS + TTL(62)),
     changes: ["update sysctl:net.ipv4.ip_default_ttl", `update wg-peer:wg0/${P2.pub}`],
-    knownBad: { "fail@2": ENDPOINT_SET, "ignore@2": ENDPOINT_SET, "kill@2": ENDPOINT_SET },
     after: (k) => expect(peersOf(k)[1]).toMatchObject({ endpoint: "198.18.0.11:51820" }),
   });
 
