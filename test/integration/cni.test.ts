@@ -4,7 +4,7 @@
 // the test makes — named ones (/run/netns/NAME) and unnamed ones held by a process the test
 // starts (/proc/PID/ns/net). Without a daemon (the plugin applies itself) and through a
 // `bolt watch` daemon's API; then `portmap` chained after bolt-cni maps a port in the target.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import type { ResultPromise } from "execa";
@@ -49,8 +49,15 @@ describe.skipIf(!!SKIP_REASON)("bolt-cni", () => {
   const containers: { id: string; path: string; name?: string; pid?: number }[] = [];
   const results = new Map<string, Json>();
 
+  /** As a runtime finds a plugin: the executable the config's "type" names, on CNI_PATH (scripts/install-cni.sh links it so). */
+  const pluginDir = () => join(sb.dir, "cni-bin");
   const cni = (cmd: string, c: { id: string; path: string }, config: unknown = conf, env: Record<string, string> = {}) =>
-    cniCall([CNI_BIN], cmd, { ...baseEnv, CNI_CONTAINERID: c.id, CNI_NETNS: c.path, CNI_IFNAME: "eth0", ...env }, config);
+    cniCall(
+      [join(pluginDir(), "bolt")],
+      cmd,
+      { ...baseEnv, CNI_PATH: `${pluginDir()}:/usr/lib/cni`, CNI_CONTAINERID: c.id, CNI_NETNS: c.path, CNI_IFNAME: "eth0", ...env },
+      config,
+    );
 
   /** A namespace with no name, held only by a process this test started (killed by its PID). */
   const unnamedNetns = async (): Promise<{ path: string; pid: number }> => {
@@ -66,6 +73,8 @@ describe.skipIf(!!SKIP_REASON)("bolt-cni", () => {
     requireBuild();
     await sb.addNetns();
     file = sb.write("bolt-network.toml", boltfile);
+    mkdirSync(pluginDir());
+    symlinkSync(CNI_BIN, join(pluginDir(), "bolt"));
     const a = await sb.bolt(["apply", "-f", file]);
     expect(a.code, a.stderr).toBe(0);
     conf = { cniVersion: "1.0.0", name: "gaming", type: "bolt", network: "gaming-net", netns: sb.target, stateDir: sb.stateDir };
