@@ -9,7 +9,7 @@ import type { ProgramIntent } from "./intent.js";
 import { BPFFS, attachments, mapsFromBatch, pinBase, pinnedPrograms } from "./read.js";
 import type { BpfNet, BpfProg, PinnedProgram } from "./read.js";
 import { renderProgram } from "./render.js";
-import { prepareObjects } from "./prepare.js";
+import { ensureObject, prepareObjects } from "./prepare.js";
 
 /**
  * `[[ebpf.programs]]`: XDP and tc (clsact) BPF programs on named devices of the target. Owned
@@ -145,6 +145,17 @@ export const ebpfReconciler: Reconciler = {
       };
     });
     return { resources, foreign, facts, diagnostics };
+  },
+
+  // `bolt validate` compiles too (clang and llvm-objdump read no kernel state): a C error is a validate error at its line:col.
+  async validateTools(intent, runner) {
+    const out: Diagnostic[] = [];
+    for (const p of fragment(intent, EBPF).programs) {
+      const file = p.sourceFile ?? p.objectFile!;
+      const r = await ensureObject({ ...p, file, compile: !!p.sourceFile, sectionAt: p.sectionAt, fileAt: p.fileAt }, runner);
+      out.push(...r.diagnostics);
+    }
+    return out;
   },
 
   prepare: (changes, io) => prepareObjects(changes, io),

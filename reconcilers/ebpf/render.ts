@@ -59,7 +59,7 @@ function attachLine(t: Ns, r: Resource, p: Placed, replace: boolean): OpLine {
 
 function detachLine(t: Ns, p: Placed): OpLine {
   if (p.attach === "xdp") return inNet(t, ["ip", "link", "set", "dev", p.interface, p.mode === "native" ? "xdpdrv" : "xdpgeneric", "off"]);
-  return inNet(t, ["tc", "filter", "del", ...hook(p)]);
+  return inNet(t, ["tc", "filter", "del", ...hook(p), "bpf"]);
 }
 
 function hook(p: Placed): string[] {
