@@ -76,7 +76,7 @@ describe("read from the recordings", () => {
     const ns = "bolt-t-fx1";
     const replay = new ReplayRunner({
       "bpftool -j -f prog show": { stdout: fix("bpftool-prog-show.json") },
-      [`ip netns exec ${ns} bpftool -j net show`]: { stdout: fix("bpftool-net-show.json").replace('"id":228', '"id":999') },
+      [`ip netns exec ${ns} bpftool -j net show`]: { stdout: fix("bpftool-net-show.json").replace(/"id": ?228/, '"id": 999') },
       [`ip -n ${ns} -j -d link show`]: { stdout: '[{"ifindex":2,"ifname":"eth0","flags":["UP"],"mtu":1500,"linkinfo":{"info_kind":"veth"}}]' },
       [`ip netns exec ${ns} tc -j qdisc show`]: { stdout: '[{"kind":"clsact","handle":"ffff:","dev":"eth0","parent":"ffff:fff1"}]' },
       "stat -f -c %T /sys/fs/bpf": { stdout: "bpf_fs\n" },
