@@ -99,6 +99,9 @@ try {
     return r.ms;
   });
   log(`  no-op plan, one API request (warm daemon): ${JSON.stringify(warm)}`);
+  // How many of the daemon's reads its kernel cache answered (src/exec/read-cache-runner.ts).
+  const readCache = (await api("GET", "/v1/stats")).body.read_cache;
+  log(`  read cache: ${JSON.stringify(readCache)}`);
 
   // Attach one endpoint to network n0, detach it again; the floor creates the same objects by hand.
   const n0 = items[0];
@@ -141,6 +144,7 @@ try {
     n: o.n,
     runs: o.runs,
     noop_plan_ms: { cold_cli_no_daemon: cold, cli_through_daemon: viaCli, api_request_warm: warm },
+    read_cache: readCache,
     attach_ms: { api: stats(attach), floor, ratio: Math.round((median(attach) / floor.median) * 10) / 10 },
     detach_ms: stats(detach),
   };

@@ -5,6 +5,7 @@ import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
 import { KernelMonitor } from "../watch/kernel-monitor.js";
+import { ReadCacheRunner } from "../exec/read-cache-runner.js";
 import { MetricsServer, WatchMetrics } from "../watch/metrics.js";
 import { monitoringConfig } from "../watch/monitoring-config.js";
 import type { MonitoringConfig } from "../watch/monitoring-config.js";
@@ -48,7 +49,9 @@ export interface WatchOpts extends GlobalOpts {
  */
 export async function cmdWatch(o: WatchOpts): Promise<number> {
   const t = target(o);
-  const runner = o.runner ?? new ProcessRunner();
+  // Reads the kernel monitors cover are answered from the last read until an event says otherwise.
+  let monitor: KernelMonitor | undefined;
+  const runner = new ReadCacheRunner(o.runner ?? new ProcessRunner(), t, () => !!monitor?.running());
   const store = new StateStore(o.stateDir);
   // Endpoints attached through the API: part of every pass's intent (files + runtime endpoints).
   const runtime = new RuntimeEndpointStore(o.stateDir);
@@ -156,7 +159,14 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   await files.ready();
   // --metrics-listen serves from the start, before the first config is read.
   if (o.metricsListen) await applyMonitoring({ detailed: false });
-  const monitor = new KernelMonitor(t, () => controller.enqueue("kernel"), log);
+  monitor = new KernelMonitor(
+    t,
+    () => {
+      runner.invalidate();
+      controller.enqueue("kernel");
+    },
+    log,
+  );
   monitor.start();
   // Load balancers' health checks: a backend going down or coming back is a pass (one nft transaction).
   const checker = new HealthChecker(runner, t, (down) => {
@@ -164,7 +174,11 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     controller.enqueue("health", { immediate: true });
   });
   healthHook = (intent, desired) => checker.setProbes(lbProbes(fragment(intent, NFT), desired));
-  const resync = setInterval(() => controller.enqueue("resync"), o.resyncMs);
+  // The resync is the deep read the cache cannot replace: it starts from the kernel.
+  const resync = setInterval(() => {
+    runner.invalidate();
+    controller.enqueue("resync");
+  }, o.resyncMs);
 
   // Persistent listeners, never `once`: with a `once` listener gone, a second signal (or a
   // library's handler that re-raises when it is the last listener, as signal-exit does) takes
@@ -215,7 +229,9 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
  */
 export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestroy?: boolean }): Promise<number> {
   const t = target(o);
-  const runner = o.runner ?? new ProcessRunner();
+  // As in watch: the warm daemon's plans read only what the kernel monitors say changed.
+  const monitor = new KernelMonitor(t, () => runner.invalidate(), o.log);
+  const runner = new ReadCacheRunner(o.runner ?? new ProcessRunner(), t, () => monitor.running());
   const log = o.log;
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
@@ -262,6 +278,9 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
     throw e;
   }
   log.info({ socket, target: t, pid: process.pid }, `serving the API on unix:${socket}`);
+  monitor.start();
+  // No passes here: a timer drops the cache so a change no event reports is seen within this long.
+  const refresh = setInterval(() => runner.invalidate(), 30_000);
 
   let signals = 0;
   let onStop: (sig: string) => void = () => {};
@@ -275,6 +294,8 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
   process.on("SIGINT", onSignal);
   const sig = await stopped;
   log.info({ signal: sig }, "stopping: finishing the API work in flight");
+  clearInterval(refresh);
+  monitor.stop();
   const apiClosed = api.close();
   await controller.drain();
   await apiClosed;

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { BoltError, ConfigError, formatDiagnostic } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
+import { ReadCacheRunner } from "../exec/read-cache-runner.js";
 import type { StateStore } from "../state/store.js";
 import { cmdApply, cmdPlan, cmdShow } from "../cli/commands.js";
 import type { GlobalOpts } from "../cli/commands.js";
@@ -333,6 +334,7 @@ export class ApiServer {
         ]),
       ),
       memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed },
+      ...(this.c.runner instanceof ReadCacheRunner ? { read_cache: { hits: this.c.runner.hits, misses: this.c.runner.misses } } : {}),
       ...(shown ? { traffic: shown } : {}),
     };
   }

@@ -16,6 +16,8 @@ export interface MonitorLog {
  */
 export class KernelMonitor {
   private readonly children = new Map<string, ChildProcess>();
+  /** when each monitor's process started (its netlink subscription follows within moments) */
+  private readonly since = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
 
@@ -27,7 +29,7 @@ export class KernelMonitor {
 
   start(): void {
     const ns = this.target;
-    this.run("ip", ns === null ? ["ip", "monitor", "link", "address", "route"] : ["ip", "-n", ns, "monitor", "link", "address", "route"], 0);
+    this.run("ip", ns === null ? ["ip", "monitor", "link", "address", "route", "rule"] : ["ip", "-n", ns, "monitor", "link", "address", "route", "rule"], 0);
     this.run("nft", ns === null ? ["nft", "monitor"] : ["ip", "netns", "exec", ns, "nft", "monitor"], 0);
   }
 
@@ -37,6 +39,15 @@ export class KernelMonitor {
     this.timers.clear();
     for (const c of this.children.values()) c.kill("SIGTERM");
     this.children.clear();
+  }
+
+  /**
+   * Whether every monitor has been running for a moment (its subscription is in place): only
+   * then may a reader trust that no event is being missed (exec/read-cache-runner.ts).
+   */
+  running(settleMs = 250): boolean {
+    const now = Date.now();
+    return ["ip", "nft"].every((n) => this.children.has(n) && now - (this.since.get(n) ?? now) >= settleMs);
   }
 
   /** pids of the monitor processes (the bench measures their CPU with the daemon's). */
@@ -49,6 +60,8 @@ export class KernelMonitor {
     const started = Date.now();
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     this.children.set(name, child);
+    this.since.delete(name);
+    child.on("spawn", () => this.since.set(name, Date.now()));
     let stderr = "";
     child.stdout!.on("data", () => this.onEvent(name));
     child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
@@ -59,6 +72,7 @@ export class KernelMonitor {
     });
     child.on("close", (code, signal) => {
       this.children.delete(name);
+      this.since.delete(name);
       if (this.stopped) return;
       if (missing) {
         this.log.info({ monitor: name }, `kernel monitor: ${argv[0]} not found, ${name} events are not watched (periodic resync still repairs drift)`);

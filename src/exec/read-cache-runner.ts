@@ -1,0 +1,123 @@
+import type { CommandRunner, Ns, RunOptions, RunResult } from "./runner.js";
+
+/**
+ * The daemon's live kernel cache (Felix's model): reads of the target namespace's links,
+ * addresses, routes, rules and of bolt's nft table are answered from the last read until the
+ * kernel says something changed — `ip monitor link address route rule` and `nft monitor` in the
+ * target (watch/kernel-monitor.ts) call `invalidate()` on every event — so a plan in the warm
+ * daemon that nothing has touched costs no read process. The safety nets:
+ * - only reads the monitors cover are kept: `ip -j` shows of the target namespace itself (an
+ *   endpoint's own namespace sends the target no events), `nft -j`/`-s list` there, and read-only
+ *   `ip -j -batch` of the target; everything else (wg, sysctl, tc, files, other namespaces) runs
+ *   every time;
+ * - any command not known to be a read (a write batch, nft -f, wg set, sysctl -w, a file write,
+ *   anything new) drops the cache before it runs and again when it ends;
+ * - while a monitor is not running (started, crashed, restarting), nothing is cached;
+ * - a read that was in flight when an event came is not kept;
+ * - the periodic resync drops the cache before its pass (the deep read the cache cannot replace).
+ */
+export class ReadCacheRunner implements CommandRunner {
+  private readonly cache = new Map<string, Promise<RunResult>>();
+  private generation = 0;
+  /** answers served from the cache, and reads that ran (the bench and tests read them) */
+  hits = 0;
+  misses = 0;
+  /** BOLT_READ_CACHE=0 turns it off (every read goes to the kernel: the bench's "before") */
+  private readonly enabled = process.env.BOLT_READ_CACHE !== "0";
+
+  constructor(
+    private readonly inner: CommandRunner,
+    private readonly target: Ns,
+    /** whether every monitor is running now (no events are being lost) */
+    private readonly live: () => boolean,
+  ) {}
+
+  invalidate(): void {
+    this.generation++;
+    this.cache.clear();
+  }
+
+  async run(argv: string[], stdin?: string, opts?: RunOptions): Promise<RunResult> {
+    const kind = classify(argv, stdin, this.target);
+    if (kind === "write") {
+      this.invalidate();
+      try {
+        return await this.inner.run(argv, stdin, opts);
+      } finally {
+        this.invalidate();
+      }
+    }
+    if (kind === "read" || !this.enabled || !this.live()) return this.inner.run(argv, stdin, opts);
+    const key = `${argv.join("\0")}\n${stdin ?? ""}`;
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.hits++;
+      return hit;
+    }
+    this.misses++;
+    const gen = this.generation;
+    const p = this.inner.run(argv, stdin, opts).then((r) => {
+      // A failed read, or one an event overtook, is not an answer for later.
+      if (r.code !== 0 || r.timedOut || r.aborted || gen !== this.generation) {
+        if (this.cache.get(key) === p) this.cache.delete(key);
+      }
+      return r;
+    });
+    this.cache.set(key, p);
+    p.catch(() => this.cache.delete(key));
+    return p;
+  }
+}
+
+/** "cacheable": covered by the target's monitors; "read": changes nothing, not cached; "write": anything else. */
+export function classify(argv: string[], stdin: string | undefined, target: Ns): "cacheable" | "read" | "write" {
+  let a = argv;
+  let ns: Ns = null;
+  if (a[0] === "ip" && a[1] === "netns" && a[2] === "exec") {
+    ns = a[3] ?? null;
+    a = a.slice(4);
+  } else if (a[0] === "ip" && a[1] === "-n") {
+    ns = a[2] ?? null;
+    a = ["ip", ...a.slice(3)];
+  } else if (a[0] === "nsenter") a = a.slice(a.indexOf("--") + 1);
+  const inTarget = ns === target;
+  const tool = a[0] ?? "";
+  const words = a.slice(1).filter((w) => !w.startsWith("-"));
+  const flags = a.slice(1).filter((w) => w.startsWith("-"));
+  if (tool === "ip") {
+    if (flags.includes("-batch")) {
+      const lines = (stdin ?? "").split("\n").filter((l) => l.trim());
+      if (!lines.every((l) => /^\S+ (show|list|lst|get)\b/.test(l))) return "write";
+      return inTarget && flags.includes("-j") && !lines.some((l) => /^(netns|neigh)\b/.test(l)) ? "cacheable" : "read";
+    }
+    const verb = words[1] ?? "show";
+    if (!["show", "list", "lst", "get"].includes(verb)) return words[0] === "monitor" ? "read" : "write";
+    // The namespace list is not an rtnetlink event of the target; neighbours are not monitored.
+    return inTarget && flags.includes("-j") && ["link", "l", "address", "addr", "a", "route", "r", "ro", "rule", "ru"].includes(words[0] ?? "")
+      ? "cacheable"
+      : "read";
+  }
+  if (tool === "nft") {
+    if (flags.includes("-f") || flags.includes("-c") || flags.includes("--file")) return "write";
+    if (words[0] === "list") return inTarget ? "cacheable" : "read";
+    return words[0] === "monitor" ? "read" : "write";
+  }
+  if (tool === "sysctl") return flags.includes("-w") || a.some((w) => w.includes("=")) ? "write" : "read";
+  if (tool === "wg") return words[0] === "show" || words[0] === "showconf" ? "read" : "write";
+  if (tool === "tc")
+    return words.some((w) => ["add", "del", "delete", "replace", "change"].includes(w)) || (flags.includes("-batch") && !isReadBatch(stdin)) ? "write" : "read";
+  if (tool === "bpftool") return words.some((w) => ["show", "list", "dump", "lookup"].includes(w)) && !words.includes("load") ? "read" : "write";
+  if (["iptables", "ip6tables"].includes(tool))
+    return flags.some((f) => ["-S", "-L", "-C", "--list", "--list-rules", "--check"].includes(f)) ? "read" : "write";
+  if (tool === "birdc") return words[0] === "show" ? "read" : "write";
+  if (["cat", "test", "zgrep", "grep", "head", "stat", "readlink", "ls", "iptables-save", "ip6tables-save", "iptables-legacy-save"].includes(tool))
+    return "read";
+  return "write";
+}
+
+function isReadBatch(stdin: string | undefined): boolean {
+  return (stdin ?? "")
+    .split("\n")
+    .filter((l) => l.trim())
+    .every((l) => /^\S+ (show|list)\b/.test(l));
+}

@@ -1,0 +1,97 @@
+// The daemon's read cache: what it may keep (reads the target's monitors cover), what it never
+// keeps, and when it forgets (an event, a write, a monitor that is not running, an event that
+// overtook a read in flight).
+import { describe, expect, it } from "vitest";
+import { ReadCacheRunner, classify } from "../../src/exec/read-cache-runner.js";
+import type { CommandRunner, RunResult } from "../../src/exec/runner.js";
+
+const T = "bolt-t-cache";
+
+class CountingRunner implements CommandRunner {
+  calls: string[] = [];
+  answer = "A";
+  gate?: Promise<void>;
+  async run(argv: string[]): Promise<RunResult> {
+    this.calls.push(argv.join(" "));
+    const answer = this.answer;
+    if (this.gate) await this.gate;
+    return { stdout: answer, stderr: "", code: 0 };
+  }
+}
+
+describe("classify", () => {
+  it("keeps only reads of the target the monitors cover", () => {
+    expect(classify(["ip", "-n", T, "-j", "-d", "link", "show"], undefined, T)).toBe("cacheable");
+    expect(classify(["ip", "-n", T, "-j", "-4", "route", "show", "table", "all"], undefined, T)).toBe("cacheable");
+    expect(classify(["ip", "-n", T, "-j", "rule", "show"], undefined, T)).toBe("cacheable");
+    expect(classify(["ip", "netns", "exec", T, "nft", "-j", "list", "table", "inet", "bolt"], undefined, T)).toBe("cacheable");
+    expect(classify(["ip", "-n", T, "-j", "-batch", "-"], "route get 10.0.0.1\nlink show\n", T)).toBe("cacheable");
+    // an endpoint's own namespace sends the target no events; nor does the namespace list
+    expect(classify(["ip", "-n", `${T}-web`, "-j", "-batch", "-"], "addr show\nroute show\n", T)).toBe("read");
+    expect(classify(["ip", "-j", "netns", "list"], undefined, T)).toBe("read");
+    expect(classify(["ip", "-n", T, "-j", "-batch", "-"], "netns list\n", T)).toBe("read");
+    expect(classify(["ip", "netns", "exec", T, "sysctl", "-n", "net.ipv4.ip_forward"], undefined, T)).toBe("read");
+    expect(classify(["nsenter", "--net=/run/netns/x", "--mount=/m", "--", "wg", "show", "gw0", "dump"], undefined, T)).toBe("read");
+    expect(classify(["ip", "netns", "exec", T, "tc", "-j", "qdisc", "show"], undefined, T)).toBe("read");
+    // Docker's chains are read every plan (firewall analysis): a read, or it would empty the cache each time
+    expect(classify(["ip", "netns", "exec", T, "iptables-save", "-t", "filter"], undefined, T)).toBe("read");
+    expect(classify(["ip", "netns", "exec", T, "iptables", "-S", "DOCKER-USER"], undefined, T)).toBe("read");
+  });
+
+  it("anything not known to be a read is a write", () => {
+    expect(classify(["ip", "-n", T, "-batch", "-"], "link add name b0 type bridge\n", T)).toBe("write");
+    expect(classify(["ip", "-n", T, "-j", "-batch", "-"], "link show\nlink set dev lo up\n", T)).toBe("write");
+    expect(classify(["ip", "netns", "exec", T, "nft", "-f", "-"], undefined, T)).toBe("write");
+    expect(classify(["ip", "netns", "exec", T, "sysctl", "-w", "net.ipv4.ip_forward=1"], undefined, T)).toBe("write");
+    expect(classify(["nsenter", "--", "wg", "set", "gw0", "peer", "K", "remove"], undefined, T)).toBe("write");
+    expect(classify(["ip", "netns", "exec", T, "tc", "-batch", "-"], "qdisc add dev x root handle b017: htb\n", T)).toBe("write");
+    expect(classify(["tee", "/etc/netns/x/hosts"], "x", T)).toBe("write");
+    expect(classify(["ip", "netns", "add", "x"], undefined, T)).toBe("write");
+    expect(classify(["something-new"], undefined, T)).toBe("write");
+    expect(classify(["ip", "netns", "exec", T, "iptables", "-I", "DOCKER-USER", "-j", "ACCEPT"], undefined, T)).toBe("write");
+  });
+});
+
+describe("ReadCacheRunner", () => {
+  const LINK = ["ip", "-n", T, "-j", "-d", "link", "show"];
+
+  it("answers a covered read from the cache until an event, a write or a stopped monitor", async () => {
+    const inner = new CountingRunner();
+    let live = true;
+    const r = new ReadCacheRunner(inner, T, () => live);
+    await r.run(LINK);
+    await r.run(LINK);
+    expect(inner.calls).toHaveLength(1);
+    expect(r.hits).toBe(1);
+    r.invalidate(); // a monitor event
+    await r.run(LINK);
+    expect(inner.calls).toHaveLength(2);
+    await r.run(["ip", "-n", T, "-batch", "-"], "link set dev lo up\n"); // a write
+    await r.run(LINK);
+    expect(inner.calls).toHaveLength(4);
+    live = false; // a monitor restarting: events may be lost
+    await r.run(LINK);
+    await r.run(LINK);
+    expect(inner.calls).toHaveLength(6);
+    // uncovered reads always run
+    live = true;
+    await r.run(["ip", "-j", "netns", "list"]);
+    await r.run(["ip", "-j", "netns", "list"]);
+    expect(inner.calls.filter((c) => c.includes("netns list"))).toHaveLength(2);
+  });
+
+  it("a read an event overtook in flight is not kept", async () => {
+    const inner = new CountingRunner();
+    let release!: () => void;
+    inner.gate = new Promise<void>((res) => (release = res));
+    const r = new ReadCacheRunner(inner, T, () => true);
+    const first = r.run(LINK);
+    r.invalidate();
+    release();
+    expect((await first).stdout).toBe("A");
+    inner.gate = undefined;
+    inner.answer = "B";
+    expect((await r.run(LINK)).stdout).toBe("B");
+    expect(inner.calls).toHaveLength(2);
+  });
+});
