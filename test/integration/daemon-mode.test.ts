@@ -78,6 +78,20 @@ describe.skipIf(!!SKIP_REASON)("bolt daemon", () => {
     expect((await cli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("its kernel cache: repeated plans read nothing; a change made by hand is seen as soon as ip monitor reports it", async () => {
+    const hits = async () => ((await api("GET", "/v1/stats?traffic=0")).body.read_cache as { hits: number }).hits;
+    const h0 = await hits();
+    for (let i = 0; i < 2; i++) expect((await cli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    expect(await hits()).toBeGreaterThan(h0);
+    // Drift no bolt command made: the event empties the cache, the next plan sees it.
+    await run(["ip", "-n", sb.target, "link", "set", "dev", "bolt-jobs", "mtu", "1400"]);
+    await waitFor("the plan through the daemon to see the new MTU", async () => (await cli(["plan", "-f", file, "--detailed-exitcode"])).code === 2, 5_000);
+    const fixed = await cli(["apply", "-f", file]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect((await ipJson(sb.target, ["link", "show", "bolt-jobs"]))[0].mtu).toBe(1500);
+    expect((await cli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
   it("attaches to the networks of its last apply; the CLI plans the endpoint both ways", async () => {
     const r = await api("POST", "/v1/endpoints", { name: "j1", network: "jobs", ip: "10.86.0.50" });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
