@@ -14,6 +14,7 @@ import { hostsReconciler } from "./hosts/index.js";
 import { bgpReconciler } from "./bgp/index.js";
 import { tcReconciler } from "./tc/index.js";
 import { ebpfReconciler } from "./ebpf/index.js";
+import { resolverReconciler } from "./resolver/index.js";
 
 /**
  * Every resource kind bolt reconciles, in the order plans list them. Adding a kind: its
@@ -32,6 +33,7 @@ export const RECONCILERS: Reconciler[] = [
   nftReconciler,
   dockerUserReconciler,
   hostsReconciler,
+  resolverReconciler,
   bgpReconciler,
   tcReconciler,
   ebpfReconciler,

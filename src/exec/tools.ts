@@ -4,6 +4,7 @@ import { inNetns, nsName } from "./runner.js";
 import type { CommandRunner, Ns, RunResult } from "./runner.js";
 import { ensureRuntime, releaseRuntime } from "./wg-runtime.js";
 import { groupDeletes } from "./link-group-delete.js";
+import { runFilesBatch } from "./files-tool.js";
 
 /**
  * The tools bolt writes with, each knowing how it batches: `ip -batch -` (one process per
@@ -240,7 +241,23 @@ const wgRuntime: Tool = {
   },
 };
 
-export const TOOLS: Record<string, Tool> = { ip: ipBatchTool(false), ip6: ipBatchTool(true), tc: tcBatch, wg: wgSet, exec: plainExec, wgrt: wgRuntime };
+/** Whole files bolt owns (files-tool.ts): any number of writes and removals in one process. */
+const filesTool: Tool = {
+  name: "files",
+  prefix: "file ",
+  processes: () => 1,
+  run: (runner, batch, o) => runFilesBatch(batch, o, (argv, stdin) => runLimited(runner, argv, stdin, "bolt-files", batch.ns, batch.ops.length, o.signal)),
+};
+
+export const TOOLS: Record<string, Tool> = {
+  ip: ipBatchTool(false),
+  ip6: ipBatchTool(true),
+  tc: tcBatch,
+  wg: wgSet,
+  exec: plainExec,
+  wgrt: wgRuntime,
+  files: filesTool,
+};
 
 export function toolOf(name: string): Tool {
   const t = TOOLS[name];

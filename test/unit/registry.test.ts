@@ -72,6 +72,7 @@ describe("compileRegistry", () => {
       "sysctl.write",
       "hosts.dir",
       "hosts.file",
+      "resolver.file",
       "bgp.files",
       "bgp.daemon",
       "bgp.conf",
@@ -95,13 +96,15 @@ describe("compileRegistry", () => {
       "route",
       "rt-table",
       "hosts",
+      // a namespace's hosts file is refused where the mesh's magic DNS (hosts) writes it
+      "resolver",
       "bgp",
+      "ebpf",
       // traffic rules' marks (nft) come from the tc kind's fragment
       "tc",
       "nft",
       "sysctl",
       "docker-user",
-      "ebpf",
     ]);
   });
 });

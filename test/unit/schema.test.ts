@@ -289,6 +289,8 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "networks",
     ...["name", "driver", "bridge", "subnet", "gateway", "ip_range", "ip_range.start", "ip_range.end", "mtu"].map((k) => `networks.*.${k}`),
     "networks.*.ipv6/**",
+    // per-network DNS and name discovery (issue 15)
+    ...["dns", "search", "discovery"].map((k) => `networks.*.${k}`),
     "endpoints",
     ...["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default"].map((k) => `endpoints[].${k}`),
     "sysctl",

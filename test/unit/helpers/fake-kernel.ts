@@ -36,6 +36,8 @@
 //   iptables-save [-t filter]
 //   cat PATH | tee [-a] PATH (stdin) | rm -f PATH | mkdir -p DIR | rmdir [--ignore-fail-on-non-empty] DIR |
 //     test -S|-e|-f|-d PATH (sockets: /var/run/wireguard/IF.sock and /run/wireguard/IF.sock while IF exists)
+//   find /etc/netns … -exec tail -v -n +1 -- {} + (the resolver kind's read) | the files tool's
+//     helper (node -e … bolt-files, JSON ops on stdin: write/remove, one write op each) |
 //   timeout N CMD… | modprobe -n -q MODULE (no module is loadable)
 //   WireGuard's per-target control sockets (src/exec/wg-runtime.ts), kept apart from the
 //   compared state (they are bolt's runtime, not network state): cat /proc/self/mountinfo,
@@ -69,6 +71,9 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { CommandRunner, RunResult } from "../../../src/exec/runner.js";
 import { WG_DIR } from "../../../src/exec/run-dir.js";
+import { FILES_LABEL } from "../../../src/exec/files-tool.js";
+import type { FileOp } from "../../../src/exec/files-tool.js";
+import { READ_ARGV as RESOLVER_READ } from "../../../reconcilers/resolver/files.js";
 import { parseRate, tcRate } from "../../../reconcilers/tc/rate.js";
 
 export type NsName = string | null;
@@ -202,7 +207,7 @@ export interface WriteOp {
   /** index among the forward-phase writes (1-based); undefined for rollback writes */
   index?: number;
   phase: "forward" | "rollback";
-  tool: "ip" | "wg" | "exec" | "tc";
+  tool: "ip" | "wg" | "exec" | "tc" | "files";
   ns: NsName;
   args: string[];
   stdin?: string;
@@ -554,6 +559,12 @@ export class FakeKernel implements CommandRunner {
       case "test":
         if (this.isRuntimePath(argv)) return this.runtimeCmd(argv);
         return this.fileCmd(ns, argv, stdin);
+      case "find":
+        return this.findTail(argv);
+      case process.execPath:
+        if (argv[3] === FILES_LABEL) return this.filesHelper(argv, stdin);
+        this.unsupported(`command ${argv.join(" ")}`);
+        return done("", "node: unsupported\n", 127);
       case "nsenter":
         return this.nsenter(argv, stdin);
       case "unshare":
@@ -2167,6 +2178,51 @@ export class FakeKernel implements CommandRunner {
     }
     this.unsupported(`command ${argv.join(" ")}`);
     return done("", `${cmd}: command not found\n`, 127);
+  }
+
+  /** The resolver kind's one read: every /etc/netns/NS/{resolv.conf,hosts} through one `tail -v -n +1`. */
+  private findTail(argv: string[]): RunResult {
+    if (argv.join(" ") !== RESOLVER_READ.join(" ")) {
+      this.unsupported(`find ${argv.slice(1).join(" ")}`);
+      return done("", "find: unsupported\n", 1);
+    }
+    if (!this.state.dirs.includes("/etc/netns")) return done("", "find: '/etc/netns': No such file or directory\n", 1);
+    const paths = Object.keys(this.state.files).filter((p) => /^\/etc\/netns\/[^/]+\/(resolv\.conf|hosts)$/.test(p));
+    return done(paths.map((p, i) => `${i ? "\n" : ""}==> ${p} <==\n${this.state.files[p]}`).join(""));
+  }
+
+  /** The files tool's helper (src/exec/files-tool.ts): each op one write op, stopping at the first failure unless forced. */
+  private filesHelper(argv: string[], stdin?: string): RunResult {
+    const { ops, force } = JSON.parse(stdin ?? "{}") as { ops: FileOp[]; force: boolean };
+    const fs = this.state;
+    let failed = 0;
+    let stderr = "";
+    ops.forEach((o, i) => {
+      if (failed && !force) return;
+      const dir = parentOf(o.path);
+      const err = this.write("files", null, [o.verb, o.path], o.text, `${o.verb} ${o.path}: EACCES: permission denied`, () => {
+        if (o.verb === "write") {
+          this.mkdirp(dir);
+          fs.files[o.path] = o.text ?? "";
+          return undefined;
+        }
+        if (o.verb === "rmdir") {
+          const empty = !Object.keys(fs.files).some((f) => f.startsWith(o.path + "/")) && !fs.dirs.some((d) => d.startsWith(o.path + "/"));
+          if (empty) fs.dirs = fs.dirs.filter((d) => d !== o.path);
+          return undefined;
+        }
+        delete fs.files[o.path];
+        const inside = Object.keys(fs.files).some((f) => f.startsWith(dir + "/")) || fs.dirs.some((d) => d.startsWith(dir + "/"));
+        if (!inside) fs.dirs = fs.dirs.filter((d) => d !== dir);
+        return undefined;
+      });
+      if (err) {
+        stderr += `${err}\nCommand failed -:${i + 1}\n`;
+        failed ||= i + 1;
+      }
+    });
+    void argv;
+    return done("", stderr, failed ? 1 : 0);
   }
 
   // ---- snapshot ---------------------------------------------------------------------------

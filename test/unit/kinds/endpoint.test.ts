@@ -48,7 +48,7 @@ describe("endpoint", () => {
     kind: "endpoint",
     before: from(NET),
     to: want(EPS),
-    changes: ["create endpoint:web", "create endpoint:vm"],
+    changes: ["create endpoint:web", "create endpoint:vm", "create resolver:bolt-t-kinds-web/hosts"],
     after: (k) => {
       expect(k.link(T, "bv-web")).toMatchObject({ kind: "veth", up: true, master: "bolt-front", addrgenmode: "none", peer: { ns: `${P}web`, name: "eth0" } });
       expect(k.link(`${P}web`, "eth0")).toMatchObject({ up: true, addrs: ["10.81.0.10/24"], mtu: 1500 });
@@ -64,7 +64,7 @@ describe("endpoint", () => {
     kind: "endpoint",
     before: from(NET, jobNamespaces),
     to: want(JOB),
-    changes: ["create endpoint:job", "create endpoint:job2"],
+    changes: ["create endpoint:job", "create endpoint:job2", "create resolver:bolt-t-kinds-job/hosts", "create resolver:bolt-t-kinds-job2/hosts"],
     after: (k) => {
       expect(k.link(T, "bv-job")!.alias).toContain("ns=bolt-t-kinds-job");
       expect(k.link(T, "bv-job")!.alias).not.toContain("nsc=1");
@@ -76,7 +76,7 @@ describe("endpoint", () => {
     kind: "endpoint",
     before: from(EPS),
     to: want(EPS.replace("10.81.0.10", "10.81.0.20")),
-    changes: ["update endpoint:web"],
+    changes: ["update endpoint:web", "update resolver:bolt-t-kinds-web/hosts"],
     after: (k) => {
       expect(k.link(`${P}web`, "eth0")!.addrs).toEqual(["10.81.0.20/24"]);
       expect(k.ns(`${P}web`).routes.map((r) => r.gateway)).toEqual(["10.81.0.1"]);
@@ -114,7 +114,7 @@ describe("endpoint", () => {
     kind: "endpoint",
     before: from(EPS),
     to: want(NET),
-    changes: ["delete endpoint:vm", "delete endpoint:web"],
+    changes: ["delete resolver:bolt-t-kinds-web/hosts", "delete endpoint:vm", "delete endpoint:web"],
     after: (k) => {
       expect(k.hasNetns(`${P}web`)).toBe(false);
       expect(
@@ -130,7 +130,7 @@ describe("endpoint", () => {
     kind: "endpoint",
     before: from(JOB, jobNamespaces),
     to: want(NET),
-    changes: ["delete endpoint:job2", "delete endpoint:job"],
+    changes: ["delete resolver:bolt-t-kinds-job2/hosts", "delete resolver:bolt-t-kinds-job/hosts", "delete endpoint:job2", "delete endpoint:job"],
     after: (k) => {
       expect(k.ns(`${P}job`).links.map((l) => l.name)).toEqual(["lo"]);
       expect(k.ns(`${P}job2`).links.map((l) => l.name)).toEqual(["lo"]);
