@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 pkgs=(iproute2 nftables iptables wireguard-tools wireguard-go bpftool clang iputils-ping netcat-openbsd python3 make g++ ca-certificates etcd-server etcd-client)
 pkgs+=(bird2) # [routing.bgp]: bolt starts its own bird per target; the package's host-wide bird.service is switched off below
 pkgs+=(iperf3 libbpf-dev llvm) # traffic control: throughput tests; eBPF: bpf_helpers.h, llvm-objdump/llvm-readelf for section checks
+pkgs+=(dnsmasq-base udhcpc) # networks.*.dhcp: bolt's own dnsmasq per bridge (the binary, without the package's system service); udhcpc is the VM stand-in's DHCP client in the tests
 pkgs+=(containernetworking-plugins) # bolt-cni: the reference portmap (chained after it) and bridge plugins, in /usr/lib/cni
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
