@@ -23,7 +23,7 @@ export const ebpfReconciler: Reconciler = {
     pins: { after: ["bpffs"] },
     // Devices first: bridges, endpoint veths and WireGuard interfaces a program may sit on.
     xdp: { after: ["pins", "network.link", "endpoint.inside", "wireguard.conf"] },
-    // A classifier hangs off the device's clsact qdisc, which the tc kind owns where it has one.
+    // A classifier hangs off the device's clsact qdisc, which the tc kind creates (it owns every qdisc).
     tc: { after: ["pins", "tc.clsact", "network.link", "endpoint.inside", "wireguard.conf"] },
     // A superseded version is unpinned once its successor is attached.
     unpin: { after: ["xdp", "tc"] },
@@ -68,7 +68,6 @@ export const ebpfReconciler: Reconciler = {
           fileAt: p.fileAt,
           sectionAt: p.sectionAt,
           ...(i === 0 && bpffs === "no" ? { mount: true } : {}),
-          ...(p.attach !== "xdp" ? { clsact: ctx.facts.get(`ebpf.clsact:${p.interface}`) ?? "absent" } : {}),
         },
       });
     });
@@ -81,12 +80,10 @@ export const ebpfReconciler: Reconciler = {
     // Without a pin tree of this target's and nothing wanted, a plan starts no process for eBPF.
     if (!wanted.length && !existsSync(base)) return { resources: [], foreign: new Map() };
     const facts: Record<string, string> = {};
-    const tcWanted = wanted.some((p) => p.attach !== "xdp");
-    const [progsR, netR, links, qdiscR, fsR] = await Promise.all([
+    const [progsR, netR, links, fsR] = await Promise.all([
       io.exec(["bpftool", "-j", "-f", "prog", "show"], null),
       io.exec(["bpftool", "-j", "net", "show"]),
       wanted.length ? io.ipJson<IpLink[]>(["-d", "link", "show"]) : Promise.resolve([] as IpLink[]),
-      tcWanted ? io.exec(["tc", "-j", "qdisc", "show"]) : Promise.resolve(undefined),
       wanted.length ? io.exec(["stat", "-f", "-c", "%T", BPFFS], null) : Promise.resolve(undefined),
     ]);
     const diagnostics: Diagnostic[] = [];
@@ -97,9 +94,6 @@ export const ebpfReconciler: Reconciler = {
       if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr.trim() || "is bpftool installed?"}`);
     if (fsR) facts["ebpf.bpffs"] = fsR.stdout.trim() === "bpf_fs" ? "yes" : "no";
     for (const l of links) if (wanted.some((p) => p.interface === l.ifname)) facts[`ebpf.link:${l.ifname}`] = linkKind(l);
-    if (qdiscR?.code === 0 && qdiscR.stdout.trim())
-      for (const q of JSON.parse(qdiscR.stdout) as { kind: string; dev?: string }[])
-        if (q.kind === "clsact" && q.dev) facts[`ebpf.clsact:${q.dev}`] = "present";
     const progs = (progsR.stdout.trim() ? JSON.parse(progsR.stdout) : []) as BpfProg[];
     const attached = attachments((netR.stdout.trim() ? JSON.parse(netR.stdout) : []) as BpfNet[]);
     const mine = pinnedPrograms(progs, base);

@@ -73,18 +73,6 @@ function reload(t: Ns, r: Resource): OpLine[] {
   return load(t, r.name, r.spec.program!, r.spec.attach as Attach, cachedObject(r.spec.program!));
 }
 
-/**
- * A device without a clsact qdisc gets one before its first tc program: the classifier hooks
- * hang off it (`tc qdisc replace … clsact` keeps one that exists, filters and all).
- */
-function clsact(t: Ns, p: Placed): RenderedOp {
-  return {
-    ...inNet(t, ["tc", "qdisc", "replace", "dev", p.interface, "clsact"]),
-    phase: "tc",
-    undo: [inNet(t, ["tc", "qdisc", "del", "dev", p.interface, "clsact"])],
-  };
-}
-
 export function renderProgram(change: Change, t: Ns, prepared: Record<string, unknown> | undefined): RenderedOp[] {
   const after = change.action === "delete" ? undefined : change.after!;
   const before = change.action === "create" ? undefined : change.before;
@@ -110,7 +98,6 @@ export function renderProgram(change: Change, t: Ns, prepared: Record<string, un
   }
   const inPlace = !!was && samePlace(was, p);
   if (was && !inPlace) ops.push({ ...detachLine(t, was), phase: phaseOf(was), destroy: true, undo: [attachLine(t, before!, was, false)] });
-  if (p.attach !== "xdp" && next.data?.clsact === "absent") ops.push(clsact(t, p));
   if (newProgram || !inPlace)
     ops.push({ ...attachLine(t, next, p, inPlace), phase: phaseOf(p), undo: [inPlace ? attachLine(t, before!, was!, true) : detachLine(t, p)] });
   // The superseded version goes once the new one runs; undone by loading it again from its cached object.

@@ -6,6 +6,7 @@ import { inNetns, nsName } from "../../src/exec/runner.js";
 import type { Ns } from "../../src/exec/runner.js";
 import { decodeAlias, encodeAlias } from "../../src/core/ownership.js";
 import { PRIORITIES, TC, TRAFFIC, trafficIntent } from "./intent.js";
+import { EBPF } from "../ebpf/intent.js";
 import type { ShaperIntent, TrafficIntent } from "./intent.js";
 import { isDefaultRoot, parseHtbClasses, redirectTarget, splitBatchAnswer, splitClassDumps } from "./read.js";
 import type { TcFilter, TcQdisc } from "./read.js";
@@ -27,7 +28,7 @@ export const tcReconciler: Reconciler = {
     shape: { after: ["ifb"] },
     redirect: { after: ["shape", "clsact"] },
   },
-  uses: ["network", "endpoint", "wireguard"],
+  uses: ["network", "endpoint", "wireguard", "ebpf"],
   intent: trafficIntent,
   // The ifb a redirect feeds is its identity.
   replaceOn: ["ifb"],
@@ -71,16 +72,14 @@ export const tcReconciler: Reconciler = {
         owned: true,
         source: i.source,
       });
-      resources.push({
-        kind: "tc",
-        name: `clsact/${i.dev}`,
-        id: `tc:clsact/${i.dev}`,
-        keys: [`qdisc:clsact:${i.dev}`],
-        spec: {},
-        deps: [],
-        owned: true,
-        source: i.source,
-      });
+    }
+    // A clsact for every device that needs its hooks: an ifb redirect (bolt's own devices) and a
+    // tc-attached eBPF program (read: one that is there already is used as it is).
+    const needs = new Map<string, Resource["source"]>();
+    for (const i of t.ifbs) needs.set(i.dev, i.source);
+    for (const p of fragment(ctx.intent, EBPF).programs) if (p.attach !== "xdp" && !needs.has(p.interface)) needs.set(p.interface, p.source);
+    for (const [dev, source] of needs) {
+      resources.push({ kind: "tc", name: `clsact/${dev}`, id: `tc:clsact/${dev}`, keys: [`qdisc:clsact:${dev}`], spec: {}, deps: [], owned: true, source });
     }
     return { resources, diagnostics };
   },
@@ -101,7 +100,8 @@ export const tcReconciler: Reconciler = {
 
   async read(io, ctx) {
     const t = fragment(ctx.intent, TRAFFIC);
-    const wanted = t.shapers.length > 0 || t.ifbs.length > 0;
+    const tcPrograms = fragment(ctx.intent, EBPF).programs.some((p) => p.attach !== "xdp");
+    const wanted = t.shapers.length > 0 || t.ifbs.length > 0 || tcPrograms;
     // The kernel's build config says which leaf qdiscs exist, without a probing write.
     const fqCodel = t.shapers.length ? io.exec(["zgrep", "-q", "-E", "^CONFIG_NET_SCH_FQ_CODEL=(y|m)$", "/proc/config.gz"], null) : undefined;
     const qdiscRead = () => io.exec(["tc", "-j", "qdisc", "show"]);
@@ -195,8 +195,16 @@ export const tcReconciler: Reconciler = {
     }
     // A clsact is bolt's on bolt's own devices only (a bridge, an endpoint's veth): on another
     // device bolt cannot tell it from one somebody else added.
+    // …and on any device the config needs one on (a tc program's interface): there a clsact that
+    // was already there is used as it is, and none is ever deleted (bolt cannot tell whose it is).
+    const needed = new Set([
+      ...t.ifbs.map((i) => i.dev),
+      ...fragment(ctx.intent, EBPF)
+        .programs.filter((p) => p.attach !== "xdp")
+        .map((p) => p.interface),
+    ]);
     for (const dev of clsact)
-      if (boltLinks.has(dev))
+      if (boltLinks.has(dev) || needed.has(dev))
         resources.push({ kind: "tc", name: `clsact/${dev}`, id: `tc:clsact/${dev}`, keys: [`qdisc:clsact:${dev}`], spec: {}, deps: [], owned: true });
     return { resources, foreign, facts };
   },

@@ -78,7 +78,6 @@ describe("read from the recordings", () => {
       "bpftool -j -f prog show": { stdout: fix("bpftool-prog-show.json") },
       [`ip netns exec ${ns} bpftool -j net show`]: { stdout: fix("bpftool-net-show.json").replace(/"id": ?228/, '"id": 999') },
       [`ip -n ${ns} -j -d link show`]: { stdout: '[{"ifindex":2,"ifname":"eth0","flags":["UP"],"mtu":1500,"linkinfo":{"info_kind":"veth"}}]' },
-      [`ip netns exec ${ns} tc -j qdisc show`]: { stdout: '[{"kind":"clsact","handle":"ffff:","dev":"eth0","parent":"ffff:fff1"}]' },
       "stat -f -c %T /sys/fs/bpf": { stdout: "bpf_fs\n" },
       "bpftool -j batch file -": { stdout: fix("bpftool-batch-maps.json") },
     });
@@ -90,7 +89,7 @@ describe("read from the recordings", () => {
     // tc_in's program is not the one attached (999 is nobody's): pinned, attached nowhere.
     expect(r.resources.find((x) => x.name === "tc_in")!.spec.interface).toBe("");
     expect([...r.foreign]).toEqual([["bpf:tc-ingress:eth0", 'tc-ingress program id 999 "?"']]);
-    expect(r.facts).toEqual({ "ebpf.bpffs": "yes", "ebpf.link:eth0": "veth", "ebpf.clsact:eth0": "present" });
+    expect(r.facts).toEqual({ "ebpf.bpffs": "yes", "ebpf.link:eth0": "veth" });
   });
 });
 
@@ -149,12 +148,11 @@ describe("render", () => {
     );
   });
 
-  it("a tc program: clsact first where the device has none, then `filter replace` at bolt's preference; delete detaches before it unpins", () => {
+  it("a tc program: `filter replace` at bolt's preference (its clsact is the tc kind's); delete detaches before it unpins", () => {
     const spec = { interface: "eth0", attach: "tc-egress", mode: "-", program: "cccccccccccccccc" };
-    const c: Change = { id: "ebpf:f", kind: "ebpf", name: "f", action: "create", after: res(spec, { clsact: "absent" }), changed: [], forcedBy: [] };
+    const c: Change = { id: "ebpf:f", kind: "ebpf", name: "f", action: "create", after: res(spec), changed: [], forcedBy: [] };
     const ops = renderProgram(c, T, { object: "/o.o", fn: "tc_f" });
     expect(ops.filter((o) => o.phase === "tc").map(argv)).toEqual([
-      `${NS} tc qdisc replace dev eth0 clsact`,
       `${NS} tc filter replace dev eth0 egress pref 45232 handle 1 protocol all bpf direct-action object-pinned ${PIN}/cccccccccccccccc/tc_f`,
     ]);
     const del = renderProgram({ ...c, action: "delete", before: res(spec, { fn: "tc_f" }), after: undefined }, T, undefined);

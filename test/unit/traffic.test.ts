@@ -125,6 +125,14 @@ describe("tc desired state", () => {
     expect(diagnostics.map((d) => d.message)).toEqual([expect.stringMatching(/fq_codel is not in this kernel/)]);
   });
 
+  it("a tc-attached eBPF program's device gets a clsact from the tc kind (one kind owns the qdisc), an XDP one does not", () => {
+    writeFileSync(join(dir, "f.c"), "int f(void *ctx) { return 0; }\n");
+    const prog = (name: string, iface: string, attach: string) =>
+      `[[ebpf.programs]]\nname = "${name}"\ninterface = "${iface}"\nsource = "${join(dir, "f.c")}"\nattach = "${attach}"\n`;
+    const { resources } = desired(`${NET}\n${prog("a", "up0", "tc-ingress")}\n${prog("b", "up1", "xdp")}`);
+    expect(resources.map((r) => r.id)).toEqual(["tc:clsact/up0"]);
+  });
+
   it("enable_gaming_optimizations expands into visible rules: the game ports in the gaming class with DSCP EF", () => {
     const { intent } = load(`[networking]\nenable_gaming_optimizations = true\n\n${NET}bandwidth = "20mbit"\n`);
     const t = fragment(intent, TRAFFIC);
