@@ -10,7 +10,7 @@ import { MAX_NAMESERVERS, RESOLVER, resolverIntent } from "./intent.js";
 import type { NetworkResolver } from "./intent.js";
 import { digest, ownedText, ownerOf, parseOwned } from "./owned-file.js";
 import type { Original } from "./owned-file.js";
-import { hostsBody, hostsNames, resolvBody, resolvFields } from "./render.js";
+import { hostsBody, hostsEntries, resolvBody, resolvFields } from "./render.js";
 
 /**
  * Name resolution inside endpoint namespaces, as `ip netns exec` provides it: it bind-mounts
@@ -179,14 +179,14 @@ function fileResource(
     deps,
     owned: true,
     source,
-    fieldSources: source ? { file: source, nameservers: source, search: source, names: source, content: source } : undefined,
+    fieldSources: source ? { file: source, nameservers: source, search: source, entries: source, content: source } : undefined,
   };
 }
 
-/** What the plan shows and compares: the parsed lines (nameservers, how many names) and the whole file's digest. */
+/** What the plan shows and compares: the parsed lines (nameservers; how many address lines a hosts file has) and the whole file's digest. */
 function specOf(path: string, name: FileName, body: string[], text: string): Record<string, string> {
   if (name === "resolv.conf") return { file: path, ...resolvFields(body), content: digest(text) };
-  return { file: path, names: String(hostsNames(body)), content: digest(text) };
+  return { file: path, entries: String(hostsEntries(body)), content: digest(text) };
 }
 
 function rmdir(dir: string): OpLine {

@@ -39,12 +39,12 @@ export function hostsBody(networks: string[], plugged: EndpointIntent[], eps: Ma
   return [...LOCALHOST, ...v4, ...v6];
 }
 
-/** How many endpoint names a hosts body gives (localhost lines and comments aside). */
-export function hostsNames(body: string[]): number {
-  const names = new Set<string>();
-  for (const l of body) {
-    const fields = l.replace(/#.*/, "").trim().split(/\s+/).slice(1);
-    for (const f of fields) if (!/^(localhost|ip6-localhost|ip6-loopback)$/.test(f)) names.add(f);
-  }
-  return names.size;
+/**
+ * How many endpoint lines a hosts body has (localhost lines and comments aside): a count, not a
+ * parse — it runs on every file of every plan, and an edit shows in the content digest anyway.
+ */
+export function hostsEntries(body: string[]): number {
+  let n = 0;
+  for (const l of body) if (l && l[0] !== "#" && !l.startsWith("127.0.0.1\t") && !l.startsWith("::1\t")) n++;
+  return n;
 }

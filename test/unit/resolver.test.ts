@@ -11,7 +11,7 @@ import type { FileOp } from "../../src/exec/files-tool.js";
 import { splitTailV } from "../../reconcilers/resolver/files.js";
 import { canonicalIp, domainProblem, networkResolver } from "../../reconcilers/resolver/intent.js";
 import { ownedText, ownerOf, parseOwned } from "../../reconcilers/resolver/owned-file.js";
-import { hostsNames, resolvBody, resolvFields } from "../../reconcilers/resolver/render.js";
+import { hostsEntries, resolvBody, resolvFields } from "../../reconcilers/resolver/render.js";
 import type { SourcePos } from "../../src/core/diagnostics.js";
 
 describe("owned files", () => {
@@ -46,8 +46,8 @@ describe("bodies", () => {
     expect(resolvFields(["nameserver 1.1.1.1", "options ndots:2"])).toEqual({ nameservers: "1.1.1.1", search: "" });
   });
 
-  it("hosts names are counted without localhost and comments", () => {
-    expect(hostsNames(["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "10.0.0.2\tweb", "fd00::2\tweb", "10.0.0.3 db # x"])).toBe(2);
+  it("hosts lines are counted without localhost and comments", () => {
+    expect(hostsEntries(["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "# x", "10.0.0.2\tweb", "fd00::2\tweb", ""])).toBe(2);
   });
 });
 
