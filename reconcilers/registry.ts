@@ -15,6 +15,7 @@ import { bgpReconciler } from "./bgp/index.js";
 import { tcReconciler } from "./tc/index.js";
 import { ebpfReconciler } from "./ebpf/index.js";
 import { resolverReconciler } from "./resolver/index.js";
+import { dhcpReconciler } from "./dhcp/index.js";
 
 /**
  * Every resource kind bolt reconciles, in the order plans list them. Adding a kind: its
@@ -37,6 +38,7 @@ export const RECONCILERS: Reconciler[] = [
   bgpReconciler,
   tcReconciler,
   ebpfReconciler,
+  dhcpReconciler,
 ];
 
 export const REGISTRY = compileRegistry(RECONCILERS);

@@ -85,6 +85,9 @@ describe("compileRegistry", () => {
       "ebpf.xdp",
       "ebpf.tc",
       "ebpf.unpin",
+      "dhcp.files",
+      "dhcp.daemon",
+      "dhcp.reload",
     ]);
     expect(REGISTRY.desiredOrder.map((k) => k.kind)).toEqual([
       "network",
@@ -105,6 +108,8 @@ describe("compileRegistry", () => {
       "nft",
       "sysctl",
       "docker-user",
+      // a DHCP host entry is an endpoint's lease (endpoint), its nameservers the network's dns (resolver)
+      "dhcp",
     ]);
   });
 });

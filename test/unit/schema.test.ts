@@ -291,6 +291,9 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "networks.*.ipv6/**",
     // per-network DNS and name discovery (issue 15)
     ...["dns", "search", "discovery"].map((k) => `networks.*.${k}`),
+    // bolt's own dnsmasq per network (issue 15)
+    "networks.*.dhcp",
+    "networks.*.dhcp_lease_time",
     "endpoints",
     ...["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default"].map((k) => `endpoints[].${k}`),
     "sysctl",
@@ -342,6 +345,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "networking.bridge",
     ...["name", "subnet", "gateway", "ip_range", "ip_range.start", "ip_range.end"].map((k) => `networking.bridge.${k}`),
     "networking.bridge.ipv6/**",
+    "networking.bridge.dhcp/**",
     "networking.port_forwards/**",
     // Volant's VM network policies (issue 15): segments of bolt's table
     "networking.policies/**",
