@@ -50,8 +50,16 @@ export interface WatchOpts extends GlobalOpts {
 export async function cmdWatch(o: WatchOpts): Promise<number> {
   const t = target(o);
   // Reads the kernel monitors cover are answered from the last read until an event says otherwise.
-  let monitor: KernelMonitor | undefined;
-  const runner = new ReadCacheRunner(o.runner ?? new ProcessRunner(), t, () => !!monitor?.running());
+  // Kernel events: the cache forgets, and a pass repairs drift (started below, once the API listens).
+  const monitor: KernelMonitor = new KernelMonitor(
+    t,
+    () => {
+      runner.invalidate();
+      controller.enqueue("kernel");
+    },
+    o.log,
+  );
+  const runner = new ReadCacheRunner(o.runner ?? new ProcessRunner(), t, () => monitor.running());
   const store = new StateStore(o.stateDir);
   // Endpoints attached through the API: part of every pass's intent (files + runtime endpoints).
   const runtime = new RuntimeEndpointStore(o.stateDir);
@@ -159,14 +167,6 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   await files.ready();
   // --metrics-listen serves from the start, before the first config is read.
   if (o.metricsListen) await applyMonitoring({ detailed: false });
-  monitor = new KernelMonitor(
-    t,
-    () => {
-      runner.invalidate();
-      controller.enqueue("kernel");
-    },
-    log,
-  );
   monitor.start();
   // Load balancers' health checks: a backend going down or coming back is a pass (one nft transaction).
   const checker = new HealthChecker(runner, t, (down) => {
