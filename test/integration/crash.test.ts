@@ -74,7 +74,7 @@ describe.skipIf(!!SKIP_REASON)("kill -9 mid-apply, then bolt rollback", () => {
   it("leaves a half-built namespace that plan warns about", async () => {
     planned = await sb.planned(file);
     // api's inside batch: lo and eth0 lines have run, its address not; web's batch is done.
-    await killMidApply(sb, file, "address add 10.61.0.3/24 dev eth0");
+    await killMidApply(sb, file, "address add 10.61.0.3/24 broadcast + dev eth0");
     expect(await sb.mine()).toEqual([sb.target, sb.ns("api"), sb.ns("web")].sort());
     expect(await world(sb)).not.toEqual(pristine);
     const plan = await sb.planExit(file);

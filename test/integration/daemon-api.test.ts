@@ -142,7 +142,12 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: the local API", () => {
     const ep = r.body.endpoint as Json;
     expect(ep).toMatchObject({ name: "api1", network: "front" });
     expect(ep.leased.ip).toMatch(/^10\.84\.0\.\d+$/);
-    expect((r.body.plan as Json).changes.map((c: Json) => `${c.action} ${c.address}`)).toEqual(["create endpoint:api1"]);
+    // The endpoint, and name discovery: its namespace's hosts file and the other endpoint's on the network.
+    expect((r.body.plan as Json).changes.map((c: Json) => `${c.action} ${c.address}`)).toEqual([
+      "create endpoint:api1",
+      `update resolver:${sb.ns("web")}/hosts`,
+      `create resolver:${sb.ns("api1")}/hosts`,
+    ]);
     await expectVeth(sb.target, {
       name: "api1",
       hostIf: "bv-api1",
@@ -237,7 +242,11 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: the local API", () => {
   it("detaches: the endpoint and its namespace are gone, the record too", async () => {
     const r = await api("DELETE", "/v1/endpoints/api1");
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    expect((r.body.plan as Json).changes.map((c: Json) => `${c.action} ${c.address}`)).toEqual(["delete endpoint:api1"]);
+    expect((r.body.plan as Json).changes.map((c: Json) => `${c.action} ${c.address}`)).toEqual([
+      `delete resolver:${sb.ns("api1")}/hosts`,
+      "delete endpoint:api1",
+      `update resolver:${sb.ns("web")}/hosts`,
+    ]);
     expect((await ipJson(sb.target, ["link", "show"])).some((l: Json) => l.ifname === "bv-api1")).toBe(false);
     expect(await netnsList()).not.toContain(sb.ns("api1"));
     expect(((await api("GET", "/v1/endpoints")).body.endpoints as Json[]).length).toBe(0);

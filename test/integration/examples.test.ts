@@ -338,6 +338,7 @@ const CHECKS: Record<string, Check> = {
   wireguard: checkWireguard,
   "wg-peer": checkWgPeer,
   hosts: checkHosts,
+  resolver: checkResolver,
   "docker-user": checkDockerUser,
 };
 
@@ -621,6 +622,36 @@ async function checkHosts(t: Target, c: Json): Promise<void> {
     expect(r.code, `${name} resolves in ${t.ns}`).toBe(0);
     expect(r.stdout.trim().split(/\s+/), name).toEqual([ip, name]);
   }
+}
+
+/**
+ * A resolver file (/etc/netns/NS/hosts or resolv.conf, what `ip netns exec NS` binds): its bytes
+ * have the planned digest, a hosts file's entries resolve by name inside the namespace, and a
+ * resolv.conf lists the planned nameservers in order.
+ */
+async function checkResolver(_t: Target, c: Json): Promise<void> {
+  const a = c.after;
+  const text = readFileSync(a.file, "utf8");
+  expect(createHash("sha256").update(text).digest("hex").slice(0, 16), `bytes of ${a.file}`).toBe(a.content);
+  const ns = String(a.file).split("/")[3]!;
+  const body = text.split("\n").filter((l) => l && !l.startsWith("#"));
+  if (String(a.file).endsWith("/hosts")) {
+    const entries = body.filter((l) => !l.startsWith("127.0.0.1\t") && !l.startsWith("::1\t"));
+    expect(String(entries.length), `entries in ${a.file}`).toBe(a.entries);
+    for (const entry of entries) {
+      const [ip, name] = entry.split(/\s+/);
+      // By address: a dual-stack name has two entries, and getent by name gives one of them.
+      const r = await run(["ip", "netns", "exec", ns, "getent", "hosts", ip!]);
+      expect(r.code, `${ip} resolves in ${ns}`).toBe(0);
+      expect(r.stdout.trim().split(/\s+/).slice(1), ip).toContain(name);
+    }
+  } else
+    expect(
+      body
+        .filter((l) => l.startsWith("nameserver "))
+        .map((l) => l.split(/\s+/)[1])
+        .join(", "),
+    ).toBe(a.nameservers);
 }
 
 /** bolt's ACCEPT rules in Docker's DOCKER-USER chain (`-i`/`-o` BRIDGE, comment bolt:BRIDGE). */

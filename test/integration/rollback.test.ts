@@ -61,9 +61,9 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
   it("a failing first apply leaves the namespace as it was", async () => {
     const planned = await sb.planned(file);
     // api's address line runs in api's namespace after its netns, veth and port lines.
-    const r = await faultyApply("address add 10.61.0.3/24 dev eth0");
+    const r = await faultyApply("address add 10.61.0.3/24 broadcast + dev eth0");
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(create endpoint "api"\): "address add 10\.61\.0\.3\/24 dev eth0"/);
+    expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(create endpoint "api"\): "address add 10\.61\.0\.3\/24 broadcast \+ dev eth0"/);
     expect(r.stderr).toContain('Cannot find device "bolt-fault-nonexistent"');
     expect(r.stderr).toContain("rolled back, the kernel is as it was");
     expect(await world(sb)).toEqual(pristine);
@@ -98,7 +98,7 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
     const planned = await sb.planned(file);
     // By now the bridge has its new address, web is moved and api has lost its old address
     // (the line before the fault; the old one goes first): all of it must go back.
-    const r = await faultyApply("address add 10.72.0.3/24 dev eth0");
+    const r = await faultyApply("address add 10.72.0.3/24 broadcast + dev eth0");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(update endpoint "api"\)/);
     expect(r.stderr).toContain("rolled back, the kernel is as it was");
@@ -234,7 +234,7 @@ describe.skipIf(!!SKIP_REASON)("a hung tool fails its step and the apply rolls b
   it("names the tool, the namespace and the time waited", async () => {
     const signal = join(sb.dir, "hang");
     const env = sb.fakeEnv(["ip"], {
-      BOLT_HANG_PATTERN: "address add 10.61.0.3/24 dev eth0",
+      BOLT_HANG_PATTERN: "address add 10.61.0.3/24 broadcast + dev eth0",
       BOLT_HANG_SIGNAL: signal,
       BOLT_HANG_SECONDS: "60",
       BOLT_TOOL_TIMEOUT: "2",
