@@ -110,10 +110,18 @@ export function classify(argv: string[], stdin: string | undefined, target: Ns):
   if (["iptables", "ip6tables"].includes(tool))
     return flags.some((f) => ["-S", "-L", "-C", "--list", "--list-rules", "--check"].includes(f)) ? "read" : "write";
   if (tool === "birdc") return words[0] === "show" ? "read" : "write";
+  // find that only prints or reads (the resolver's one read of /etc/netns): -exec of a reader only.
+  if (tool === "find") {
+    const execs = a.flatMap((w, i) => (w === "-exec" || w === "-execdir" ? [a[i + 1] ?? ""] : []));
+    return a.includes("-delete") || a.includes("-ok") || execs.some((c) => !READERS.includes(c)) ? "write" : "read";
+  }
+  if (READERS.includes(tool)) return "read";
   if (["cat", "test", "zgrep", "grep", "head", "stat", "readlink", "ls", "iptables-save", "ip6tables-save", "iptables-legacy-save"].includes(tool))
     return "read";
   return "write";
 }
+
+const READERS = ["cat", "tail", "head", "stat", "test", "grep"];
 
 function isReadBatch(stdin: string | undefined): boolean {
   return (stdin ?? "")

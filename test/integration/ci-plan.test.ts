@@ -122,12 +122,15 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
         "update network:a",
         "update endpoint:web",
         "update nft:inet bolt",
+        // name discovery: api's hosts file goes, web's loses api
+        `delete resolver:${sb.ns("api")}/hosts`,
+        `update resolver:${sb.ns("web")}/hosts`,
       ].sort(),
     );
     // Same exit codes for gating: 2 = changes.
     const gate = await sb.bolt(["plan", "-f", f1, "--state", host, "--detailed-exitcode", "--format", "markdown"], { env });
     expect(gate.code).toBe(2);
-    expect(gate.stdout).toContain("**Plan: 0 to add, 3 to change, 0 to replace, 3 to destroy.**");
+    expect(gate.stdout).toContain("**Plan: 0 to add, 4 to change, 0 to replace, 4 to destroy.**");
     expect(gate.stdout).toContain("| `- destroy` | `network.b` |");
     expect(gate.stdout).toMatch(/against the state of `[^`]+` exported \d{4}-/);
     const same = await sb.bolt(["plan", "-f", f2, "--state", host, "--detailed-exitcode"], { env });
@@ -178,7 +181,13 @@ describe.skipIf(!!SKIP_REASON)("saved plans, exported state, offline plans", () 
     const { env, calls } = noKernelEnv(sb.dir);
     const none = await sb.bolt(["plan", "-f", f1, "--state", "none", "--json"], { env });
     expect(none.code, none.stderr).toBe(0);
-    expect(plannedOf(none.stdout)).toEqual(["create endpoint:web", "create network:a", "create nft:inet bolt", "create sysctl:net.ipv4.ip_forward"]);
+    expect(plannedOf(none.stdout)).toEqual([
+      "create endpoint:web",
+      "create network:a",
+      "create nft:inet bolt",
+      `create resolver:${sb.ns("web")}/hosts`,
+      "create sysctl:net.ipv4.ip_forward",
+    ]);
     // CI plans against the exported state and saves; the host applies exactly that.
     const host = sb.write("host2.json", (await sb.bolt(["state", "export", "-f", f1])).stdout);
     const plan = `${sb.dir}/ci.json`;

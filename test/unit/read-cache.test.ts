@@ -36,6 +36,7 @@ describe("classify", () => {
     // Docker's chains are read every plan (firewall analysis): a read, or it would empty the cache each time
     expect(classify(["ip", "netns", "exec", T, "iptables-save", "-t", "filter"], undefined, T)).toBe("read");
     expect(classify(["ip", "netns", "exec", T, "iptables", "-S", "DOCKER-USER"], undefined, T)).toBe("read");
+    expect(classify(["find", "/etc/netns", "-name", "hosts", "-exec", "tail", "-v", "-n", "+1", "--", "{}", "+"], undefined, T)).toBe("read");
   });
 
   it("anything not known to be a read is a write", () => {
@@ -48,6 +49,8 @@ describe("classify", () => {
     expect(classify(["tee", "/etc/netns/x/hosts"], "x", T)).toBe("write");
     expect(classify(["ip", "netns", "add", "x"], undefined, T)).toBe("write");
     expect(classify(["something-new"], undefined, T)).toBe("write");
+    expect(classify(["find", "/etc/netns", "-name", "x", "-delete"], undefined, T)).toBe("write");
+    expect(classify(["find", "/etc/netns", "-exec", "rm", "{}", "+"], undefined, T)).toBe("write");
     expect(classify(["ip", "netns", "exec", T, "iptables", "-I", "DOCKER-USER", "-j", "ACCEPT"], undefined, T)).toBe("write");
   });
 });
