@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { splitTail } from "../../src/core/tail-split.js";
 import { join } from "node:path";
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
@@ -252,26 +253,6 @@ const stop = (p: Paths): OpLine => local("pkill", "--pidfile", p.pid, "--exact",
  */
 function writeFiles(p: Paths, text: string): OpLine[] {
   return [local("install", "-d", "-m", "0700", p.dir), local("install", "-m", "0600", "/dev/null", p.conf), { ...local("tee", p.conf), stdin: text }];
-}
-
-/** `tail -n +1 A B C` output: the content of each file that exists, by path. */
-export function splitTail(out: string): Map<string, string> {
-  const files = new Map<string, string>();
-  let cur: string | undefined;
-  let buf: string[] = [];
-  const flush = () => {
-    if (cur !== undefined) files.set(cur, buf.join("\n").replace(/\n\n$/, "\n"));
-  };
-  for (const line of out.split("\n")) {
-    const m = /^==> (.*) <==$/.exec(line);
-    if (m) {
-      flush();
-      cur = m[1];
-      buf = [];
-    } else buf.push(line);
-  }
-  flush();
-  return files;
 }
 
 /** The pid is a bird serving bolt's control socket for this target (a reused pid is someone else's). */

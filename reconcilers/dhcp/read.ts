@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { splitTail } from "../../src/core/tail-split.js";
 import type { LiveReader } from "../../src/core/live-reader.js";
 import type { Resource } from "../../src/core/resource.js";
 import { dhcpPaths, hostsText, parseHosts, specOf, targetDir } from "./render.js";
@@ -71,24 +72,4 @@ export function parseListeners(out: string): Listener[] {
     res.push({ address: m[1]!, ...(m[2] ? { device: m[2] } : {}), procs });
   }
   return res;
-}
-
-/** `tail -n +1 A B C` output: the content of each file that exists, by path. */
-export function splitTail(out: string): Map<string, string> {
-  const files = new Map<string, string>();
-  let cur: string | undefined;
-  let buf: string[] = [];
-  const flush = () => {
-    if (cur !== undefined) files.set(cur, buf.join("\n").replace(/\n\n$/, "\n"));
-  };
-  for (const line of out.split("\n")) {
-    const m = /^==> (.*) <==$/.exec(line);
-    if (m) {
-      flush();
-      cur = m[1];
-      buf = [];
-    } else buf.push(line);
-  }
-  flush();
-  return files;
 }

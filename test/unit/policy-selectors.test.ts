@@ -3,36 +3,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { configFiles } from "./helpers/config-at.js";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
 import { ruleReconciler } from "../../reconcilers/rule/index.js";
 import { POLICIES } from "../../reconcilers/rule/intent.js";
 
-const dir = mkdtempSync(join(tmpdir(), "bolt-policy-sel-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, load, errorAt } = configFiles("p");
 let n = 0;
-const load = (text: string) => {
-  const p = join(dir, `p${n++}.toml`);
-  writeFileSync(p, text);
-  return loadIntent([p], "");
-};
-const policy = (body: string) => `[[routing.policies]]\nname = "p${n}"\ngateway = "10.0.2.2"\n${body}\n`;
-
-function errorAt(text: string, needle: string, message: RegExp) {
-  let err: unknown;
-  try {
-    load(text);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  const d = (err as ConfigError).diagnostics.find((x) => message.test(x.message));
-  expect(d, (err as ConfigError).diagnostics.map((x) => x.message).join("\n")).toBeDefined();
-  const before = text.slice(0, text.indexOf(needle)).split("\n");
-  expect({ line: d!.source?.line, col: d!.source?.col }).toEqual({ line: before.length, col: before.at(-1)!.length + 1 });
-}
+const policy = (body: string) => `[[routing.policies]]\nname = "p${n++}"\ngateway = "10.0.2.2"\n${body}\n`;
 
 function ruleLines(text: string): string[] {
   const { intent } = load(text);

@@ -2,34 +2,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { configFiles } from "./helpers/config-at.js";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
 import { routeReconciler } from "../../reconcilers/route/index.js";
 
-const dir = mkdtempSync(join(tmpdir(), "bolt-routes-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let n = 0;
-const load = (text: string) => {
-  const p = join(dir, `r${n++}.toml`);
-  writeFileSync(p, text);
-  return loadIntent([p], "");
-};
+const { dir, load, errorAt } = configFiles("r");
 const route = (body: string) => `[[routing.routes]]\n${body}\n`;
-
-function errorAt(text: string, needle: string, message: RegExp) {
-  let err: unknown;
-  try {
-    load(text);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  const d = (err as ConfigError).diagnostics.find((x) => message.test(x.message));
-  expect(d, (err as ConfigError).diagnostics.map((x) => x.message).join("\n")).toBeDefined();
-  const before = text.slice(0, text.indexOf(needle)).split("\n");
-  expect({ line: d!.source?.line, col: d!.source?.col }).toEqual({ line: before.length, col: before.at(-1)!.length + 1 });
-}
 
 describe("static route errors", () => {
   it("host bits, family mismatch, nexthops with a gateway, a blackhole with a next hop, nothing to route by, duplicates", () => {

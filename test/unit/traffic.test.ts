@@ -3,7 +3,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { configFiles } from "./helpers/config-at.js";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
@@ -15,29 +16,8 @@ import { tcReconciler } from "../../reconcilers/tc/index.js";
 import { trafficRules } from "../../reconcilers/nft/traffic.js";
 
 const FIX = join(__dirname, "../../fixtures/tc/iproute2-6.1");
-const dir = mkdtempSync(join(tmpdir(), "bolt-tc-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let n = 0;
-const load = (text: string) => {
-  const p = join(dir, `t${n++}.toml`);
-  writeFileSync(p, text);
-  return loadIntent([p], "");
-};
+const { dir, load, errorAt } = configFiles("t");
 const NET = '[networks.games]\nsubnet = "10.78.0.0/24"\n\n[[endpoints]]\nname = "srv"\nnetwork = "games"\nip = "10.78.0.10"\n';
-
-function errorAt(text: string, needle: string, message: RegExp) {
-  let err: unknown;
-  try {
-    load(text);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  const d = (err as ConfigError).diagnostics.find((x) => message.test(x.message));
-  expect(d, (err as ConfigError).diagnostics.map((x) => x.message).join("\n")).toBeDefined();
-  const before = text.slice(0, text.indexOf(needle)).split("\n");
-  expect({ line: d!.source?.line, col: d!.source?.col }).toEqual({ line: before.length, col: before.at(-1)!.length + 1 });
-}
 
 describe("tc rates", () => {
   it("parse to bytes/s and print exactly as tc class show does (iproute2 print_rate)", () => {
