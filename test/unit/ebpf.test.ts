@@ -5,7 +5,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { configFiles } from "./helpers/config-at.js";
 import { loadIntent } from "../../src/cli/config.js";
 import { ConfigError } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
@@ -20,15 +21,8 @@ import { ebpfReconciler } from "../../reconcilers/ebpf/index.js";
 
 const FIX = join(__dirname, "../../fixtures/ebpf");
 const fix = (f: string) => readFileSync(join(FIX, f), "utf8");
-const dir = mkdtempSync(join(tmpdir(), "bolt-ebpf-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, load, diagnosticOf } = configFiles("ebpf");
 writeFileSync(join(dir, "p.c"), "int x;\n");
-let n = 0;
-const load = (text: string) => {
-  const p = join(dir, `t${n++}.toml`);
-  writeFileSync(p, text);
-  return loadIntent([p], "");
-};
 
 describe("parsers", () => {
   it("clang's errors become diagnostics at the C file's line:col (carets and notes skipped)", () => {
@@ -166,18 +160,7 @@ describe("render", () => {
 
 describe("config errors at file:line:col", () => {
   const base = (extra: string) => `[[ebpf.programs]]\nname = "p"\ninterface = "eth0"\nsource = "p.c"\nattach = "tc-ingress"\n${extra}`;
-  const errorAt = (text: string, line: number, message: RegExp) => {
-    let err: unknown;
-    try {
-      load(text);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(ConfigError);
-    const d = (err as ConfigError).diagnostics.find((x) => message.test(x.message));
-    expect(d, (err as ConfigError).diagnostics.map((x) => x.message).join("\n")).toBeDefined();
-    expect(d!.source?.line).toBe(line);
-  };
+  const errorAt = (text: string, line: number, message: RegExp) => expect(diagnosticOf(text, message).source?.line).toBe(line);
 
   it("mode on a tc program, a missing source, a duplicate name", () => {
     errorAt(base('mode = "native"\n'), 6, /mode is for attach = "xdp" only/);
