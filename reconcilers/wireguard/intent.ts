@@ -579,9 +579,18 @@ function meshIntent(
       self.tags = [...me.tags];
       advertised = { routes: routesOf(store.snapshot, me, policy?.autoApprovers), exit: exitOf(store.snapshot, me, policy?.autoApprovers) };
     }
+    // The prefixes this host announces are on its own links (a connected route in table main):
+    // taking one from another router of the same LAN would route it into the tunnel instead.
+    const ownPrefixes = new Set(
+      ((node.advertise_routes ?? []) as string[]).flatMap((r) => {
+        const c = r.includes(":") ? undefined : parseCidr4(r);
+        return c && !c.hostBits ? [formatCidr4(c)] : [];
+      }),
+    );
     const fromStore = storePeers(
       store,
       self,
+      ownPrefixes,
       features.subnet_routing !== false && acceptRoutes,
       useExit,
       policy?.autoApprovers,
@@ -733,6 +742,7 @@ export function allocateMeshAddress(publicKey: string): number {
 function storePeers(
   store: StoreView,
   self: MeshNode,
+  ownPrefixes: Set<string>,
   acceptRoutes: boolean,
   useExit: string | undefined,
   auto: Policy["autoApprovers"] | undefined,
@@ -755,8 +765,11 @@ function storePeers(
     const req = snap.requests[n.name];
     const address = parseIp4(n.mesh_ip4);
     if (!isKey(key) || address === undefined || key === self.publicKey) continue;
-    // A prefix several nodes announce goes to its primary only (one prefix, one peer).
-    const routes = acceptRoutes ? routesOf(snap, n, auto).filter((c) => (store.primaries?.[formatCidr4(c)] ?? n.name) === n.name) : [];
+    // A prefix several nodes announce goes to its primary only (one prefix, one peer), and never
+    // to a peer when this host announces it too (an HA partner reaches its LAN directly).
+    const routes = acceptRoutes
+      ? routesOf(snap, n, auto).filter((c) => !ownPrefixes.has(formatCidr4(c)) && (store.primaries?.[formatCidr4(c)] ?? n.name) === n.name)
+      : [];
     const allowed: Cidr4[] = [{ network: address, prefix: 32 }, ...routes];
     // Its IPv6 mesh address follows from its IPv4 lease (mesh6.ts): no store key, the same on every host.
     const allowed6 = cidr6 ? [host128(deriveAddress6(cidr6, address))] : [];

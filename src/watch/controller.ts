@@ -180,9 +180,10 @@ export class WatchController {
     if (this.running) return; // the pass in flight re-checks the queue when it ends
     if (this.busy) return; // runExclusive re-checks the queue when the API work ends
     // After failures, kernel and resync events wait (our own rollback's events must not loop);
-    // a config change or SIGHUP goes at once.
+    // a config change, SIGHUP or a change in the mesh store (a new desired state, not an echo of
+    // our rollback: an unchanged status is never rewritten) goes at once.
     const wait = this.notBefore - this.now();
-    if (wait > 0 && !this.configDirty) {
+    if (wait > 0 && !this.configDirty && !this.triggers.has("store")) {
       this.schedule(wait);
       return;
     }

@@ -35,7 +35,10 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     }
   };
   const replanEmpty = async (hosts: readonly HostId[] = HOSTS) => {
-    for (const h of hosts) expect((await lab.bolt(h, ["plan", "-f", file(h), "--detailed-exitcode"])).code, `${h} re-plan`).toBe(0);
+    for (const h of hosts) {
+      const p = await lab.bolt(h, ["plan", "-f", file(h), "--detailed-exitcode"]);
+      expect(p.code, `${h} re-plan: ${p.stdout}${p.stderr}`).toBe(0);
+    }
   };
   // `bolt mesh list`: the whole mesh, and one node's entry in it.
   const list = async () => JSON.parse((await admin(["list", "--json"])).stdout) as Json;
@@ -175,6 +178,13 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     try {
       for (const h of HOSTS) await start(h);
       await waitFor("c to route the LAN through a", async () => (await allowedOf("c", "a")).includes(LAN.subnet), 20_000);
+      // Every daemon converges, b too: it announces the LAN a carries, and reaches it on its own link.
+      for (const h of HOSTS) {
+        const health = async () => JSON.parse((await httpGet(`http://127.0.0.1:${daemons.get(h)!.port}/healthz`)).body) as Json;
+        await waitFor(`${h}'s daemon to converge`, async () => (await health()).status === "ok", 10_000).catch(async (e) => {
+          throw new Error(`${(e as Error).message}: ${JSON.stringify((await health()).last_pass)}`);
+        });
+      }
       // Every daemon keeps its status lease alive: online in mesh list, with the endpoint it publishes.
       for (const h of HOSTS) expect(await listed(h), `${h} in mesh list`).toMatchObject({ online: true, endpoints: [`${UNDERLAY[h]}:41641`] });
       expect(await allowedOf("c", "b")).toEqual(own("b"));

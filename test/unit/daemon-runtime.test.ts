@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import pino from "pino";
 import { type BoltError, ConfigError } from "../../src/core/diagnostics.js";
 import { fragment } from "../../src/core/intent.js";
@@ -162,5 +162,44 @@ describe("WatchController.runExclusive", () => {
     await expect(failed).rejects.toThrow("boom");
     expect(await job("d", 1)).toBe("d");
     await c.stop();
+  });
+});
+
+describe("WatchController backoff after a failed pass", () => {
+  it("kernel and resync events wait for the backoff; a change in the mesh store goes at once", async () => {
+    vi.useFakeTimers();
+    try {
+      const f = boltfile();
+      const c = new WatchController({
+        files: [f],
+        log: pino({ level: "silent" }),
+        metrics: new WatchMetrics(),
+        debounceMs: 10,
+        load: () => ({ ...loadWithRuntime([f], undefined, {}, []), monitoring: {}, volatile: true }),
+        // Every pass fails before it reaches the kernel: the backoff starts at 1 s.
+        checkTarget: async () => {
+          throw new Error("no such namespace");
+        },
+      } as unknown as ControllerOptions);
+      c.enqueue("start", { immediate: true });
+      await vi.advanceTimersByTimeAsync(5);
+      expect(c.passes).toBe(1);
+      c.enqueue("resync");
+      c.enqueue("kernel");
+      await vi.advanceTimersByTimeAsync(500);
+      expect(c.passes).toBe(1);
+      c.enqueue("store");
+      await vi.advanceTimersByTimeAsync(20);
+      expect(c.passes).toBe(2);
+      // The failure count grew: the next backoff is 2 s, and a resync still waits it out.
+      c.enqueue("resync");
+      await vi.advanceTimersByTimeAsync(1500);
+      expect(c.passes).toBe(2);
+      await vi.advanceTimersByTimeAsync(600);
+      expect(c.passes).toBe(3);
+      await c.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -140,6 +140,14 @@ describe("a store-backed host's intent", () => {
     expect(mesh!.self.tags).toEqual(["client"]);
     expect(mesh!.acls.map((a) => a.dst)).toEqual([["tag:router:22"]]);
   });
+  it("a prefix this host announces itself is on its own link: no peer carries it here, whoever is primary", () => {
+    const { intent } = loadIntent([file('advertise_routes = ["10.1.0.0/24"]\n')], "", {
+      external: { wireguard: { snapshot: snap(POLICY), self: "me", primaries: { "10.1.0.0/24": "r2" } } },
+    });
+    const peers = Object.fromEntries(kinds(intent).wireguard[0]!.peers.map((p) => [p.hostname, p]));
+    expect(cidrs(peers.r2!.allowedIps)).toEqual(["100.64.0.12/32", "10.2.0.0/24", "0.0.0.0/0"]);
+    expect(cidrs(peers.r1!.allowedIps)).toEqual(["100.64.0.11/32"]);
+  });
   it("without a policy nothing is auto-approved; local [[acls]] beside the store is an error at its line", () => {
     const { intent } = loadIntent([file()], "", { external: { wireguard: { snapshot: snap(), self: "me" } } });
     const peers = kinds(intent).wireguard[0]!.peers;
