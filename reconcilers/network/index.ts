@@ -6,13 +6,15 @@ import type { Change, Impact, OpLine, Reconciler, RenderedOp, Resource } from ".
 import type { Diagnostic } from "../../src/core/diagnostics.js";
 import type { IpAddr, IpLink, IpRoute } from "../../src/core/live-reader.js";
 import type { Ns } from "../../src/exec/runner.js";
+import { LINK_LOCAL } from "./link-local.js";
 import { parseNetworks } from "./read.js";
 import { NETWORKS, networkIntent } from "./intent.js";
 
 /**
  * `[networks.NAME]` / volantd bridge: a Linux bridge with the gateway address, MTU, link up.
- * IPv6 address generation is off (addrgenmode none): bolt's bridges need no link-local
- * address, and thousands of fe80 routes slow every later link-up.
+ * IPv6 address generation is off (addrgenmode none): an IPv4-only bridge needs no link-local
+ * address, and thousands of fe80 routes slow every later link-up; a dual-stack one gets
+ * LINK_LOCAL (link-local.ts).
  */
 export const networkReconciler: Reconciler = {
   kind: "network",
@@ -38,7 +40,7 @@ export const networkReconciler: Reconciler = {
         keys: [`link:${n.bridge}`],
         spec: {
           bridge: n.bridge,
-          address: [`${formatIp4(n.gateway)}/${n.subnet.prefix}`, ...(n.v6 ? [formatIfAddr6(n.v6.gateway, n.v6.subnet.prefix)] : [])].join(", "),
+          address: [`${formatIp4(n.gateway)}/${n.subnet.prefix}`, ...(n.v6 ? [formatIfAddr6(n.v6.gateway, n.v6.subnet.prefix), LINK_LOCAL].sort() : [])].join(", "),
           // `brd +` (what CNI's bridge plugin sets): LAN discovery asks the interface for it, and the kernel keeps none unless told.
           broadcast: formatIp4(broadcastOf(n.subnet)),
           mtu: String(n.mtu),
@@ -108,7 +110,7 @@ async function conflicts6(desired: Resource[], io: Parameters<NonNullable<Reconc
     // fe80::/64 and multicast routes are the kernel's own on every IPv6 link.
     if (rt.dst === "default" || (rt.type && rt.type !== "unicast") || (rt.dev && ownedIfs.has(rt.dev))) return [];
     const c = parseCidr6(rt.dst.includes("/") ? rt.dst : `${rt.dst}/128`);
-    return c && c.prefix > 0 && !overlaps6(c, LINK_LOCAL) ? [{ c, rt }] : [];
+    return c && c.prefix > 0 && !overlaps6(c, LINK_LOCAL_NET) ? [{ c, rt }] : [];
   });
   const out: Diagnostic[] = [];
   for (const r of wanted) {
@@ -125,7 +127,7 @@ async function conflicts6(desired: Resource[], io: Parameters<NonNullable<Reconc
   return out;
 }
 
-const LINK_LOCAL = parseCidr6("fe80::/10")!;
+const LINK_LOCAL_NET = parseCidr6("fe80::/10")!;
 
 /** Fields whose change moves addresses, routes or ports that live traffic depends on. */
 const CONNECTIVITY_FIELDS = ["address", "ip", "broadcast", "gateway", "bridge", "netns", "state"];

@@ -1,6 +1,7 @@
 import { decodeAlias } from "../../src/core/ownership.js";
 import type { IpAddr, IpLink } from "../../src/core/live-reader.js";
 import type { Resource } from "../../src/core/resource.js";
+import { LINK_LOCAL } from "./link-local.js";
 
 /**
  * Parses `ip -j -d link show` + `ip -j addr show` into network resources. A bridge is bolt's
@@ -28,8 +29,9 @@ export function parseNetworks(links: IpLink[], addrs: IpAddr[]): { resources: Re
 function networkResource(name: string, l: IpLink, addrs: IpAddr["addr_info"], ports: string[]): Resource {
   const text = (family: string) =>
     addrs
-      // Global IPv6 only: a link-local fe80:: address is the kernel's (addrgenmode), never bolt's.
-      .filter((a) => a.family === family && (family === "inet" || a.scope !== "link"))
+      // Global IPv6, and the link-local address bolt gives a dual-stack bridge: any other fe80::
+      // address is the kernel's (addrgenmode), never bolt's.
+      .filter((a) => a.family === family && (family === "inet" || a.scope !== "link" || `${a.local}/${a.prefixlen}` === LINK_LOCAL))
       .map((a) => `${a.local}/${a.prefixlen}`)
       .sort();
   const v4 = [...text("inet"), ...text("inet6")];

@@ -86,8 +86,11 @@ describe.skipIf(!!SKIP_REASON)("IPv6: dual-stack networks, IPAM, NAT66, routed, 
       expect(routes.map((r) => r.gateway)).toEqual([ep === "db" ? "fd72::1" : "fd71::1"]);
     }
     const br = (await ipJson(topo.host, ["-6", "addr", "show", "dev", "bolt-front"])) as Json[];
-    // The gateway only: addrgenmode none leaves the bridge without a link-local address.
-    expect(br[0].addr_info.map((a: Json) => [a.local, !!a.tentative])).toEqual([["fd71::1", false]]);
+    // The gateway and bolt's one link-local address (addrgenmode none: the kernel adds none), neither tentative.
+    expect(br[0].addr_info.map((a: Json) => [a.local, !!a.tentative])).toEqual([
+      ["fd71::1", false],
+      ["fe80::1", false],
+    ]);
   });
 
   it("IPv6 between endpoints and to the gateway; isolation between networks holds for IPv6", async () => {
@@ -112,6 +115,15 @@ describe.skipIf(!!SKIP_REASON)("IPv6: dual-stack networks, IPAM, NAT66, routed, 
     expect(p.code, p.stdout).toBe(2);
     await applyConverged(sb, [sb.write("ds.toml", config())]);
     expect(await reach(topo.ns("api"), UPLINK6.outside)).toBe(true);
+    // The reply is forwarded to api: the host must solicit api's address itself, which the kernel
+    // does only from a link-local address of the bridge. With its neighbour entries gone (as
+    // they go on their own), the very next echo is answered — not once api happens to ask.
+    for (const dev of ["bolt-front", "bolt-back"]) {
+      const [br] = (await ipJson(topo.host, ["-6", "addr", "show", "dev", dev])) as Json[];
+      expect((br!.addr_info as Json[]).filter((a) => a.scope === "link").map((a) => `${a.local}/${a.prefixlen}`)).toEqual(["fe80::1/64"]);
+    }
+    await must(["ip", "-n", topo.host, "-6", "neigh", "flush", "dev", "bolt-front"]);
+    expect(await pingUntil(topo.ns("api"), UPLINK6.outside, 2)).toBe(true);
   });
 
   it("a port forward to an endpoint on a dual-stack network answers over both families", async () => {

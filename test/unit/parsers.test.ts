@@ -71,14 +71,19 @@ describe("parseNetworks (ip -j -d link show + ip -j addr show)", () => {
     }
   });
 
-  it("takes only IPv4 addresses, sorted, and reads a downed bridge as down", () => {
+  it("IPv4 then IPv6 addresses, each sorted; of link-local ones only bolt's fe80::1/64; a downed bridge reads as down", () => {
     const a = clone(addrs);
     const web = a.find((x) => x.ifname === "bolt-web")!;
-    web.addr_info.push({ family: "inet6", local: "fe80::1", prefixlen: 64, scope: "link" }, { family: "inet", local: "10.77.0.0", prefixlen: 25 });
+    web.addr_info.push(
+      { family: "inet6", local: "fe80::1", prefixlen: 64, scope: "link" },
+      { family: "inet6", local: "fe80::a8bb:ccff:fe00:1", prefixlen: 64, scope: "link" },
+      { family: "inet6", local: "fd77::1", prefixlen: 64, scope: "global" },
+      { family: "inet", local: "10.77.0.0", prefixlen: 25 },
+    );
     const l = clone(links);
     l.find((x) => x.ifname === "bolt-web")!.flags = ["BROADCAST", "MULTICAST"];
     const net = parseNetworks(l, a).resources.find((r) => r.name === "web")!;
-    expect(net.spec.address).toBe("10.77.0.0/25, 10.77.0.1/24");
+    expect(net.spec.address).toBe("10.77.0.0/25, 10.77.0.1/24, fd77::1/64, fe80::1/64");
     expect(net.spec.state).toBe("down");
   });
 
