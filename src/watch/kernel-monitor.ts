@@ -55,10 +55,15 @@ export class KernelMonitor {
     return [...this.children.values()].map((c) => c.pid).filter((p): p is number => p !== undefined);
   }
 
-  private run(name: string, argv: string[], failures: number): void {
+  private run(name: string, argv: string[], failures: number, deathSignal = true): void {
     if (this.stopped) return;
     const started = Date.now();
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    // A daemon killed with SIGKILL cannot stop its monitors, and an `nft monitor` in a namespace
+    // that sees no more events never writes (so never gets SIGPIPE): it would live on and keep
+    // the namespace alive. The kernel's parent-death signal (prctl PR_SET_PDEATHSIG, through
+    // util-linux setpriv; `ip netns exec` execs without a fork, so it holds) ends it with us.
+    const full = deathSignal ? ["setpriv", "--pdeathsig", "KILL", "--", ...argv] : argv;
+    const child = spawn(full[0]!, full.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     this.children.set(name, child);
     this.since.delete(name);
     child.on("spawn", () => this.since.set(name, Date.now()));
@@ -74,6 +79,11 @@ export class KernelMonitor {
       this.children.delete(name);
       this.since.delete(name);
       if (this.stopped) return;
+      if (missing && deathSignal) {
+        // No setpriv here: the monitor itself, without the parent-death signal.
+        this.run(name, argv, failures, false);
+        return;
+      }
       if (missing) {
         this.log.info({ monitor: name }, `kernel monitor: ${argv[0]} not found, ${name} events are not watched (periodic resync still repairs drift)`);
         return;
@@ -91,7 +101,7 @@ export class KernelMonitor {
       this.onEvent(name);
       const t = setTimeout(() => {
         this.timers.delete(t);
-        this.run(name, argv, n);
+        this.run(name, argv, n, deathSignal);
       }, delay);
       this.timers.add(t);
     });

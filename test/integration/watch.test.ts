@@ -249,3 +249,26 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: [monitoring] from the config, resync
     expect(lines.some((l) => String(l.msg).startsWith("another writer keeps undoing bolt's changes"))).toBe(true);
   }
 });
+
+describe.skipIf(!!SKIP_REASON)("bolt watch killed with SIGKILL", () => {
+  const sb = new Sandbox();
+  afterAll(() => sb.cleanup());
+
+  it("takes its kernel monitors with it: nothing of it is left in the namespace", async () => {
+    await sb.addNetns();
+    const file = sb.write("bolt-network.toml", front);
+    const port = await freePort();
+    const daemon = sb.spawnBolt(["watch", "-f", file, "--metrics-listen", `127.0.0.1:${port}`, "--resync", "60s", "--json"]);
+    const pids = async () => (await must(["ip", "netns", "pids", sb.target])).split("\n").filter(Boolean);
+    // The monitors enter the namespace (`ip -n`, `ip netns exec … nft monitor`); the daemon stays outside.
+    await waitFor("the first pass", async () => (await httpGet(`http://127.0.0.1:${port}/healthz`)).status === 200, 20_000);
+    await waitFor("both monitors in the namespace", async () => (await pids()).length >= 2, 10_000);
+    process.kill(daemon.pid!, "SIGKILL");
+    await daemon.catch(() => {});
+    // An `nft monitor` that outlived it would see no more events, never write, and keep the namespace alive.
+    await waitFor("the monitors to be gone", async () => (await pids()).length === 0, 5_000).catch(async (e) => {
+      const left = await must(["sh", "-c", `ps -o pid,args -p ${(await pids()).join(",")} || true`]);
+      throw new Error(`${(e as Error).message}\n${left}`);
+    });
+  });
+});
