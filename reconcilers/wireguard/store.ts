@@ -505,8 +505,11 @@ export class MeshStore {
   /**
    * Calls `onChange` on any change under the mesh's prefix, for the daemon: an event only
    * enqueues a pass, which reads the whole mesh again (level-triggered; a missed or compacted
-   * event is repaired by the next resync's read). A watch that fails or is cancelled is made
-   * again at the next call.
+   * event is repaired by the next resync's read). A watch that fails or is cancelled (etcd
+   * cancels one whose next revision was compacted away while this host was cut off) calls
+   * `onChange` too — it may have missed changes — and is made again at the next call, which
+   * that pass makes. A watch that reconnects after an outage replays what it missed; the loss
+   * and the reconnection each start a pass as well.
    */
   watchMesh(onChange: () => void): void {
     if (this.watcher) return;
@@ -516,11 +519,25 @@ export class MeshStore {
       .create()
       .then((watcher) => {
         watcher.on("put", onChange).on("delete", onChange);
+        // Losing the store and getting it back are news too, whatever the resync period: the
+        // pass they start says "stale" (the snapshot applies) or "connected" again in /healthz.
+        let lost = false;
+        watcher.on("disconnected", () => {
+          lost = true;
+          onChange();
+        });
+        watcher.on("connected", () => {
+          if (lost) onChange();
+          lost = false;
+        });
         const drop = () => {
           if (this.watcher === w) this.watcher = undefined;
           void watcher.cancel().catch(() => {});
         };
-        watcher.on("error", drop);
+        watcher.on("error", () => {
+          drop();
+          onChange();
+        });
         return watcher;
       })
       .catch(() => {

@@ -96,6 +96,34 @@ export class EtcdCluster {
     );
   }
 
+  /** kill -9 every member (by the PIDs we started), keeping their data: the whole store is down. */
+  async kill(): Promise<void> {
+    for (const m of this.members) {
+      if (m.proc?.pid) process.kill(m.proc.pid, "SIGKILL");
+      await m.proc?.catch(() => {});
+      m.proc = undefined;
+    }
+  }
+
+  /** Starts the killed members again on their data and ports; resolves once the cluster is healthy. */
+  async restart(): Promise<void> {
+    const cluster = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
+    for (const m of this.members) this.spawn(m, cluster, "existing");
+    await waitFor("etcd to be healthy again", async () => (await this.etcdctl(["endpoint", "health", "--cluster"])).code === 0, 30_000, 200);
+  }
+
+  /** The store's current revision (etcd's header revision). */
+  async revision(): Promise<string> {
+    const r = await this.etcdctl(["endpoint", "status", "-w", "json"]);
+    if (r.code !== 0) throw new Error(`etcdctl endpoint status: ${r.stderr.trim()}`);
+    return String((JSON.parse(r.stdout) as { Status: { header: { revision: number } } }[])[0]!.Status.header.revision);
+  }
+
+  /** The members' client ports, for a test's own proxy in front of them. */
+  get clientPorts(): number[] {
+    return this.members.map((m) => m.client);
+  }
+
   /** etcdctl against every member; on a TLS cluster as root. */
   etcdctl(args: string[]) {
     return run([
