@@ -40,7 +40,7 @@ export const networkReconciler: Reconciler = {
         keys: [`link:${n.bridge}`],
         spec: {
           bridge: n.bridge,
-          address: [`${formatIp4(n.gateway)}/${n.subnet.prefix}`, ...(n.v6 ? [formatIfAddr6(n.v6.gateway, n.v6.subnet.prefix), LINK_LOCAL].sort() : [])].join(", "),
+          address: [`${formatIp4(n.gateway)}/${n.subnet.prefix}`, ...(n.v6 ? addresses6(n.v6) : [])].join(", "),
           // `brd +` (what CNI's bridge plugin sets): LAN discovery asks the interface for it, and the kernel keeps none unless told.
           broadcast: formatIp4(broadcastOf(n.subnet)),
           mtu: String(n.mtu),
@@ -100,6 +100,11 @@ export const networkReconciler: Reconciler = {
 
   impact: connectivityImpact,
 };
+
+/** A dual-stack bridge's IPv6 addresses as `ip addr` lists them once read (read.ts sorts): the gateway and LINK_LOCAL. */
+function addresses6(v6: { gateway: Parameters<typeof formatIfAddr6>[0]; subnet: { prefix: number } }): string[] {
+  return [formatIfAddr6(v6.gateway, v6.subnet.prefix), LINK_LOCAL].sort();
+}
 
 /** The IPv6 half of the conflict check, read only when a desired network has IPv6. */
 async function conflicts6(desired: Resource[], io: Parameters<NonNullable<Reconciler["conflicts"]>>[1], ownedIfs: Set<string>): Promise<Diagnostic[]> {
