@@ -37,9 +37,14 @@ export class MeshDaemons {
     });
   }
 
+  /** Everything h's daemon printed so far. */
+  log(h: HostId): string {
+    return this.daemons.get(h)!.log.join("");
+  }
+
   /** h's pass reports so far (its JSON log lines with msg "pass"; each has its log `time`). */
   passes(h: HostId): Json[] {
-    const text = this.daemons.get(h)!.log.join("");
+    const text = this.log(h);
     // Only whole lines: the last chunk may end inside one.
     return logLines(text.slice(0, text.lastIndexOf("\n") + 1)).filter((l) => l.msg === "pass") as Json[];
   }

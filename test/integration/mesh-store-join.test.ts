@@ -8,13 +8,13 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execa } from "execa";
-import { BOLT_BIN, SKIP_REASON, bolt, requireBuild, snapshot } from "./harness.js";
-import { freePort, httpGet, sleep, waitFor } from "./watch-helpers.js";
+import { SKIP_REASON, bolt, requireBuild, snapshot } from "./harness.js";
+import { sleep, waitFor } from "./watch-helpers.js";
 import type { Json } from "./harness.js";
 import { EtcdCluster } from "./etcd-cluster.js";
 import { HOSTS, MeshLab, UNDERLAY, hostname, pingUntil } from "./mesh-topology.js";
 import type { HostId } from "./mesh-topology.js";
+import { MeshDaemons } from "./mesh-daemons.js";
 import { MeshStore } from "../../reconcilers/wireguard/store.js";
 
 describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () => {
@@ -131,33 +131,10 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
     expect(await snapshot(lab.ns("b"))).toEqual(before);
   }, 60_000);
   it("bolt watch: a node admitted later is configured by the pass its etcd watch event starts; with the whole store down the peers stay (identity, not liveness)", async () => {
-    const port = await freePort();
-    const daemon = execa(
-      "node",
-      [
-        BOLT_BIN,
-        "watch",
-        "-f",
-        file("a"),
-        "--netns",
-        lab.ns("a"),
-        "--state-dir",
-        lab.stateDir("a"),
-        "--resync",
-        "1s",
-        "--debounce",
-        "100ms",
-        "--metrics-listen",
-        `127.0.0.1:${port}`,
-        "--json",
-      ],
-      { reject: false },
-    );
-    const log: string[] = [];
-    daemon.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
+    const daemons = new MeshDaemons(lab);
     try {
-      const health = async () => JSON.parse((await httpGet(`http://127.0.0.1:${port}/healthz`)).body) as Json;
-      await waitFor("the daemon's first pass", async () => (await health()).last_pass, 20_000);
+      await daemons.start("a", file("a"));
+      const health = () => daemons.health("a");
       // c comes back under its name: removed (address released), enrolled again, applied once.
       expect((await admin(["remove", hostname("c"), "--release"])).code).toBe(0);
       const r = await admin(["enroll", hostname("c"), "--auto-approve"]);
@@ -170,24 +147,23 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
         20_000,
       );
       // The store's watch event started that pass, not only the resync timer.
-      expect(log.join("")).toMatch(/"trigger":\[[^\]]*"store"[^\]]*\],"outcome":"applied"/);
+      expect(daemons.log("a")).toMatch(/"trigger":\[[^\]]*"store"[^\]]*\],"outcome":"applied"/);
       expect((await lab.bolt("c", ["apply", "-f", file("c")])).code).toBe(0); // c learns a and b (its requests are in)
       expect(await pingUntil(lab.ns("a"), ip.c!)).toBe(true);
       // Every etcd member gone: the passes go on from the last snapshot, say it is stale, and
       // the kernel keeps every peer.
       await etcd.stop();
-      await waitFor("a pass on the stale snapshot", async () => /using the snapshot of revision \d+ saved .* \(stale\)/.test(log.join("")), 30_000);
+      await waitFor("a pass on the stale snapshot", async () => /using the snapshot of revision \d+ saved .* \(stale\)/.test(daemons.log("a")), 30_000);
       await sleep(3000);
       const h = await health();
-      expect(h.last_pass.outcome, log.join("").slice(-3000)).toBe("noop");
+      expect(h.last_pass.outcome, daemons.log("a").slice(-3000)).toBe("noop");
       expect(h.store).toMatchObject({ state: "stale" });
       const peers = ((await lab.status("a")).interfaces as Json[])[0].peers as Json[];
       expect(peers.map((p) => p.public_key).sort()).toEqual([lab.pub.b, lab.pub.c].sort());
       expect(await pingUntil(lab.ns("a"), ip.b!)).toBe(true);
       expect(await pingUntil(lab.ns("a"), ip.c!)).toBe(true);
     } finally {
-      if (daemon.pid) process.kill(daemon.pid, "SIGTERM");
-      await Promise.race([daemon, sleep(5000)]);
+      await daemons.stopAll();
     }
   }, 120_000);
 

@@ -5,14 +5,13 @@
 // pair whose primary moves to the other when the primary's status lease dies, and stays there.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execa } from "execa";
-import type { ResultPromise } from "execa";
-import { BOLT_BIN, SKIP_REASON, bolt, must, requireBuild } from "./harness.js";
-import { freePort, httpGet, sleep, waitFor } from "./watch-helpers.js";
+import { SKIP_REASON, bolt, must, requireBuild } from "./harness.js";
+import { sleep, waitFor } from "./watch-helpers.js";
 import type { Json } from "./harness.js";
 import { EtcdCluster } from "./etcd-cluster.js";
 import { HOSTS, INTERNET, LAN, MeshLab, UNDERLAY, hostname, mesh6, pingUntil } from "./mesh-topology.js";
 import type { HostId } from "./mesh-topology.js";
+import { MeshDaemons } from "./mesh-daemons.js";
 
 const TTL = 3;
 
@@ -142,49 +141,14 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
     node.b = [`advertise_routes = ["${LAN.subnet}"]`, "accept_routes = true"];
     node.c = ["accept_routes = true"];
     expect((await admin(["policy", "set", "-f", join(lab.sb.dir, "auto.hujson")])).code).toBe(0);
-    const daemons = new Map<HostId, { proc: ResultPromise; port: number }>();
-    const start = async (h: HostId) => {
-      const port = await freePort();
-      const proc = execa(
-        "node",
-        [
-          BOLT_BIN,
-          "watch",
-          "-f",
-          file(h),
-          "--netns",
-          lab.ns(h),
-          "--state-dir",
-          lab.stateDir(h),
-          "--resync",
-          "1s",
-          "--debounce",
-          "100ms",
-          "--metrics-listen",
-          `127.0.0.1:${port}`,
-          "--json",
-        ],
-        { reject: false },
-      );
-      daemons.set(h, { proc, port });
-      await waitFor(`${h}'s first pass`, async () => JSON.parse((await httpGet(`http://127.0.0.1:${port}/healthz`)).body).last_pass, 20_000);
-    };
-    const stop = async (h: HostId, sig: NodeJS.Signals = "SIGTERM") => {
-      const d = daemons.get(h)!;
-      if (d.proc.pid) process.kill(d.proc.pid, sig);
-      await Promise.race([d.proc, sleep(5000)]);
-      daemons.delete(h);
-    };
+    const daemons = new MeshDaemons(lab);
+    const start = (h: HostId) => daemons.start(h, file(h));
+    const stop = (h: HostId, sig?: NodeJS.Signals) => daemons.stop(h, sig);
     try {
       for (const h of HOSTS) await start(h);
       await waitFor("c to route the LAN through a", async () => (await allowedOf("c", "a")).includes(LAN.subnet), 20_000);
       // Every daemon converges, b too: it announces the LAN a carries, and reaches it on its own link.
-      for (const h of HOSTS) {
-        const health = async () => JSON.parse((await httpGet(`http://127.0.0.1:${daemons.get(h)!.port}/healthz`)).body) as Json;
-        await waitFor(`${h}'s daemon to converge`, async () => (await health()).status === "ok", 10_000).catch(async (e) => {
-          throw new Error(`${(e as Error).message}: ${JSON.stringify((await health()).last_pass)}`);
-        });
-      }
+      for (const h of HOSTS) await daemons.converged(h);
       // Every daemon keeps its status lease alive: online in mesh list, with the endpoint it publishes.
       for (const h of HOSTS) expect(await listed(h), `${h} in mesh list`).toMatchObject({ online: true, endpoints: [`${UNDERLAY[h]}:41641`] });
       expect(await allowedOf("c", "b")).toEqual(own("b"));
@@ -221,7 +185,7 @@ describe.skipIf(!!SKIP_REASON)("routes, exit nodes and the policy through the me
       expect(await allowedOf("c", "a")).toEqual(own("a"));
       expect(await pingUntil(lab.ns("c"), LAN.host)).toBe(true);
     } finally {
-      for (const h of [...daemons.keys()]) await stop(h);
+      await daemons.stopAll();
     }
     await replanEmpty();
   }, 150_000);
