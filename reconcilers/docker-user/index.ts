@@ -44,6 +44,11 @@ export const dockerUserReconciler: Reconciler = {
     const r = await io.exec(["iptables-save", "-t", "filter"]).catch(() => ({ code: 127, stdout: "", stderr: "" }));
     if (r.code !== 0 || !r.stdout.includes(`:${CHAIN} `)) return { resources: [], foreign: new Map() };
     const rules = new Map<string, Record<string, string>>();
+    // The whole chain as iptables-save prints it: what every undo restores (see render).
+    const chain = r.stdout
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith(`-A ${CHAIN} `));
     for (const line of r.stdout.split("\n")) {
       const m = new RegExp(`^-A ${CHAIN} (-i|-o) (\\S+) -m comment --comment "?bolt:(\\S+?)"? -j ACCEPT$`).exec(line.trim());
       if (!m || m[2] !== m[3]) continue;
@@ -61,7 +66,7 @@ export const dockerUserReconciler: Reconciler = {
       owned: true,
     }));
     // Marks that the chain exists, so desired() knows the escape is available.
-    resources.push({ kind: "docker-user", name: "(chain)", id: PRESENT, keys: [], spec: {}, deps: [], owned: false });
+    resources.push({ kind: "docker-user", name: "(chain)", id: PRESENT, keys: [], spec: {}, data: { rules: chain }, deps: [], owned: false });
     return { resources, foreign: new Map() };
   },
 
@@ -70,11 +75,17 @@ export const dockerUserReconciler: Reconciler = {
     const ns = ctx.target;
     const want = change.action === "delete" ? {} : change.after!.spec;
     const have = change.before?.owned ? change.before.spec : {};
+    // Every op's undo puts the whole chain back as it was read, in one iptables-restore: an -I
+    // of a deleted rule would land at position 1, not where it was, and neither -I nor -D is
+    // idempotent (a rollback of an op that never took effect, or a recovery that undoes every
+    // started op, would duplicate or fail). Undone in reverse order, the last restore leaves
+    // exactly the chain as it was. (Rules another tool added to DOCKER-USER during the apply are
+    // part of what it restores away: Docker itself writes the chain only when it starts.)
+    const undo = [restore(ns, (ctx.live.get(PRESENT)?.data?.rules as string[] | undefined) ?? [])];
     const ops: RenderedOp[] = [];
     for (const dir of ["in", "out"] as const) {
-      if (want[dir] && !have[dir]) ops.push({ ...rule(ns, "-I", dir, br), phase: "rules", undo: [rule(ns, "-D", dir, br)] });
-      // Undo deletes any copy first: -I is not idempotent (a recovery that replays it would duplicate the rule).
-      if (!want[dir] && have[dir]) ops.push({ ...rule(ns, "-D", dir, br), phase: "rules", undo: [rule(ns, "-D", dir, br), rule(ns, "-I", dir, br)] });
+      if (want[dir] && !have[dir]) ops.push({ ...rule(ns, "-I", dir, br), phase: "rules", undo });
+      if (!want[dir] && have[dir]) ops.push({ ...rule(ns, "-D", dir, br), phase: "rules", undo });
     }
     return ops;
   },
@@ -83,4 +94,12 @@ export const dockerUserReconciler: Reconciler = {
 function rule(ns: Ns, verb: "-I" | "-D", dir: "in" | "out", bridge: string): OpLine {
   const b = nftName(bridge);
   return { tool: "exec", ns, args: ["iptables", verb, CHAIN, dir === "in" ? "-i" : "-o", b, "-m", "comment", "--comment", `bolt:${b}`, "-j", "ACCEPT"] };
+}
+
+/**
+ * DOCKER-USER exactly as `rules` (iptables-save lines): with --noflush only the chains the input
+ * names are touched, and a user chain it names is flushed first.
+ */
+function restore(ns: Ns, rules: string[]): OpLine {
+  return { tool: "exec", ns, args: ["iptables-restore", "--noflush"], stdin: ["*filter", `:${CHAIN} - [0:0]`, ...rules, "COMMIT", ""].join("\n") };
 }

@@ -126,4 +126,25 @@ describe.skipIf(!!SKIP_REASON)("nft: rollback after a failure later than the nft
     expect(d.code, d.stderr).toBe(0);
     expect(await ipt("-S")).toBe(iptBefore);
   });
+
+  it("a failing DOCKER-USER delete puts the chain back exactly: bolt's rules where they were, around another tool's rule", async () => {
+    const ipt = (...x: string[]) => must(["ip", "netns", "exec", topo.host, "iptables", ...x]);
+    // The Docker-style chain the test above made (made here when this test runs alone).
+    await must(["ip", "netns", "exec", topo.host, "sh", "-c", "iptables -N DOCKER-USER 2>/dev/null; iptables -C FORWARD -j DOCKER-USER 2>/dev/null || iptables -A FORWARD -j DOCKER-USER"]);
+    const c = sb.write("c.toml", `${B}\n[firewall]\ndocker_conflict_resolution = true\n`);
+    await applyConverged(sb, [c]);
+    // Another tool's rule between bolt's two: an undo by `iptables -I` would put bolt's back above it.
+    await ipt("-I", "DOCKER-USER", "2", "-s", "192.0.2.9/32", "-j", "DROP");
+    const before = await ipt("-S", "DOCKER-USER");
+    expect(before.split("\n").map((l) => (l.includes("bolt:") ? "bolt" : l))).toEqual(["-N DOCKER-USER", "bolt", "-A DOCKER-USER -s 192.0.2.9/32 -j DROP", "bolt"]);
+    // Without the resolution both rules go: the first -D works, the second (-o) fails.
+    const off = sb.write("off.toml", B);
+    const r = await sb.bolt(["apply", "-f", off], { env: failingToolEnv(sb, "iptables", "-o", join(sb.dir, "dump-docker-del")) });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("rolled back");
+    expect(await ipt("-S", "DOCKER-USER")).toBe(before);
+    expect((await sb.planExit(c)).code).toBe(0);
+    await applyConverged(sb, [off]);
+    expect(await ipt("-S", "DOCKER-USER")).toBe("-N DOCKER-USER\n-A DOCKER-USER -s 192.0.2.9/32 -j DROP");
+  });
 });

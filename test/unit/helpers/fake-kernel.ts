@@ -33,7 +33,7 @@
 //   nft -f - | nft -c -f - (stdin: tables in the grammar bolt writes and `nft list` prints) |
 //     nft [-j] [-s] list table FAMILY NAME | nft -j list tables | nft [-j] [-s] list ruleset
 //   iptables [-t filter] -I CHAIN [POS] SPEC | -A CHAIN SPEC | -D CHAIN SPEC|POS | -N CHAIN | -P CHAIN POLICY
-//   iptables-save [-t filter]
+//   iptables-save [-t filter] | iptables-restore --noflush (the filter table)
 //   cat PATH | tee [-a] PATH (stdin) | rm -f PATH | mkdir -p DIR | rmdir [--ignore-fail-on-non-empty] DIR |
 //     test -S|-e|-f|-d PATH (sockets: /var/run/wireguard/IF.sock and /run/wireguard/IF.sock while IF exists)
 //   find /etc/netns … -exec tail -v -n +1 -- {} + (the resolver kind's read) | the files tool's
@@ -551,6 +551,8 @@ export class FakeKernel implements CommandRunner {
         return this.iptablesCmd(ns, argv);
       case "iptables-save":
         return this.iptablesSave(ns, a);
+      case "iptables-restore":
+        return this.iptablesRestore(ns, argv, stdin);
       case "cat":
       case "tee":
       case "rm":
@@ -2033,6 +2035,53 @@ export class FakeKernel implements CommandRunner {
         return "iptables: No chain/target/match by that name.";
       if (op === "-A") chain.rules.push(text);
       else chain.rules.splice(Math.min((pos ?? 1) - 1, chain.rules.length), 0, text);
+      return undefined;
+    });
+    return err ? done("", err + "\n", 1) : done();
+  }
+
+  /**
+   * `iptables-restore --noflush` of the filter table: a `:CHAIN` line makes a user chain (or
+   * flushes the one there), `-A CHAIN RULE` appends RULE as iptables-save prints it. One
+   * transaction: an error leaves everything as it was.
+   */
+  private iptablesRestore(ns: NsName, argv: string[], stdin: string | undefined): RunResult {
+    if (argv.slice(1).join(" ") !== "--noflush") {
+      this.unsupported(`iptables-restore ${argv.slice(1).join(" ")}`);
+      return done("", "iptables-restore: only --noflush is modelled\n", 2);
+    }
+    const err = this.write("exec", ns, argv, stdin, "iptables-restore: Permission denied (you must be root).", () => {
+      const s = this.ns(ns);
+      const chains: IptChainState[] = structuredClone(
+        s.iptables ?? [
+          { name: "INPUT", policy: "ACCEPT", rules: [] },
+          { name: "FORWARD", policy: "ACCEPT", rules: [] },
+          { name: "OUTPUT", policy: "ACCEPT", rules: [] },
+        ],
+      );
+      const lines = (stdin ?? "")
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("#"));
+      if (lines[0] !== "*filter" || lines.at(-1) !== "COMMIT") return "iptables-restore: line 1 failed";
+      for (const [k, l] of lines.slice(1, -1).entries()) {
+        const decl = /^:(\S+) (\S+) \[\d+:\d+\]$/.exec(l);
+        const add = /^-A (\S+) (.+)$/.exec(l);
+        if (decl) {
+          const c = chains.find((x) => x.name === decl[1]);
+          if (!c) chains.push({ name: decl[1]!, policy: decl[2] === "-" ? null : decl[2]!, rules: [] });
+          else if (c.policy === null) c.rules = [];
+          else if (decl[2] !== "-") c.policy = decl[2]!;
+        } else if (add) {
+          const c = chains.find((x) => x.name === add[1]);
+          if (!c) return `iptables-restore: line ${k + 2} failed`;
+          c.rules.push(add[2]!);
+        } else {
+          this.unsupported(`iptables-restore line: ${l}`);
+          return `iptables-restore: line ${k + 2} failed`;
+        }
+      }
+      s.iptables = chains;
       return undefined;
     });
     return err ? done("", err + "\n", 1) : done();
