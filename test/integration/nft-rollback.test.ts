@@ -130,7 +130,8 @@ describe.skipIf(!!SKIP_REASON)("nft: rollback after a failure later than the nft
   it("a failing DOCKER-USER delete puts the chain back exactly: bolt's rules where they were, around another tool's rule", async () => {
     const ipt = (...x: string[]) => must(["ip", "netns", "exec", topo.host, "iptables", ...x]);
     // The Docker-style chain the test above made (made here when this test runs alone).
-    await must(["ip", "netns", "exec", topo.host, "sh", "-c", "iptables -N DOCKER-USER 2>/dev/null; iptables -C FORWARD -j DOCKER-USER 2>/dev/null || iptables -A FORWARD -j DOCKER-USER"]);
+    const chain = "iptables -N DOCKER-USER 2>/dev/null; iptables -C FORWARD -j DOCKER-USER 2>/dev/null || iptables -A FORWARD -j DOCKER-USER";
+    await must(["ip", "netns", "exec", topo.host, "sh", "-c", chain]);
     const c = sb.write("c.toml", `${B}\n[firewall]\ndocker_conflict_resolution = true\n`);
     await applyConverged(sb, [c]);
     // Another tool's rule between bolt's two: an undo by `iptables -I` would put bolt's back above it.
