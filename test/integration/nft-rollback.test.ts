@@ -137,7 +137,12 @@ describe.skipIf(!!SKIP_REASON)("nft: rollback after a failure later than the nft
     // Another tool's rule between bolt's two: an undo by `iptables -I` would put bolt's back above it.
     await ipt("-I", "DOCKER-USER", "2", "-s", "192.0.2.9/32", "-j", "DROP");
     const before = await ipt("-S", "DOCKER-USER");
-    expect(before.split("\n").map((l) => (l.includes("bolt:") ? "bolt" : l))).toEqual(["-N DOCKER-USER", "bolt", "-A DOCKER-USER -s 192.0.2.9/32 -j DROP", "bolt"]);
+    expect(before.split("\n").map((l) => (l.includes("bolt:") ? "bolt" : l))).toEqual([
+      "-N DOCKER-USER",
+      "bolt",
+      "-A DOCKER-USER -s 192.0.2.9/32 -j DROP",
+      "bolt",
+    ]);
     // Without the resolution both rules go: the first -D works, the second (-o) fails.
     const off = sb.write("off.toml", B);
     const r = await sb.bolt(["apply", "-f", off], { env: failingToolEnv(sb, "iptables", "-o", join(sb.dir, "dump-docker-del")) });
