@@ -49,8 +49,8 @@ export const dockerUserReconciler: Reconciler = {
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l.startsWith(`-A ${CHAIN} `));
-    for (const line of r.stdout.split("\n")) {
-      const m = new RegExp(`^-A ${CHAIN} (-i|-o) (\\S+) -m comment --comment "?bolt:(\\S+?)"? -j ACCEPT$`).exec(line.trim());
+    for (const line of chain) {
+      const m = new RegExp(`^-A ${CHAIN} (-i|-o) (\\S+) -m comment --comment "?bolt:(\\S+?)"? -j ACCEPT$`).exec(line);
       if (!m || m[2] !== m[3]) continue;
       const spec = rules.get(m[2]!) ?? {};
       spec[m[1] === "-i" ? "in" : "out"] = "accept";

@@ -115,13 +115,11 @@ export function classify(argv: string[], stdin: string | undefined, target: Ns):
     const execs = a.flatMap((w, i) => (w === "-exec" || w === "-execdir" ? [a[i + 1] ?? ""] : []));
     return a.includes("-delete") || a.includes("-ok") || execs.some((c) => !READERS.includes(c)) ? "write" : "read";
   }
-  if (READERS.includes(tool)) return "read";
-  if (["cat", "test", "zgrep", "grep", "head", "stat", "readlink", "ls", "iptables-save", "ip6tables-save", "iptables-legacy-save"].includes(tool))
-    return "read";
-  return "write";
+  return READERS.includes(tool) ? "read" : "write";
 }
 
-const READERS = ["cat", "tail", "head", "stat", "test", "grep"];
+/** Tools that only read, run directly or as find's -exec. */
+const READERS = ["cat", "tail", "head", "stat", "test", "grep", "zgrep", "readlink", "ls", "iptables-save", "ip6tables-save", "iptables-legacy-save"];
 
 function isReadBatch(stdin: string | undefined): boolean {
   return (stdin ?? "")

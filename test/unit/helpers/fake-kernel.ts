@@ -1986,11 +1986,7 @@ export class FakeKernel implements CommandRunner {
       return done("", `iptables v1.8.9 (nf_tables): unknown option "${op}"\n`, 2);
     }
     const err = this.write("exec", ns, argv, undefined, "iptables: Permission denied (you must be root).", () => {
-      s.iptables ??= [
-        { name: "INPUT", policy: "ACCEPT", rules: [] },
-        { name: "FORWARD", policy: "ACCEPT", rules: [] },
-        { name: "OUTPUT", policy: "ACCEPT", rules: [] },
-      ];
+      s.iptables ??= builtinChains();
       const chain = s.iptables.find((c) => c.name === chainName);
       const noChain = "iptables: No chain/target/match by that name.";
       if (op === "-N") {
@@ -2052,13 +2048,7 @@ export class FakeKernel implements CommandRunner {
     }
     const err = this.write("exec", ns, argv, stdin, "iptables-restore: Permission denied (you must be root).", () => {
       const s = this.ns(ns);
-      const chains: IptChainState[] = structuredClone(
-        s.iptables ?? [
-          { name: "INPUT", policy: "ACCEPT", rules: [] },
-          { name: "FORWARD", policy: "ACCEPT", rules: [] },
-          { name: "OUTPUT", policy: "ACCEPT", rules: [] },
-        ],
-      );
+      const chains: IptChainState[] = structuredClone(s.iptables ?? builtinChains());
       const lines = (stdin ?? "")
         .split("\n")
         .map((l) => l.trim())
@@ -2750,4 +2740,9 @@ export function nftJson(t: NftTableState): Record<string, unknown>[] {
 /** The rule spec the way iptables-save prints it (a comment quoted unless plain). */
 function iptSpec(tokens: string[]): string {
   return tokens.map((t, k) => (tokens[k - 1] === "--comment" && !/^[A-Za-z0-9_-]+$/.test(t) ? `"${t.replace(/(["\\])/g, "\\$1")}"` : t)).join(" ");
+}
+
+/** The filter table's built-in chains as iptables makes them on first use: empty, policy ACCEPT. */
+function builtinChains(): IptChainState[] {
+  return ["INPUT", "FORWARD", "OUTPUT"].map((name) => ({ name, policy: "ACCEPT", rules: [] }));
 }
