@@ -40,37 +40,57 @@ describe.skipIf(!!SKIP_REASON)("traffic control (tc htb, ifb, nft meta priority)
   const procs = new Set<ResultPromise>();
   const srvNs = () => topo.ns("srv");
 
-  /** Throughput in Mbit/s of a TCP stream from `fromNs` to `ip` (an iperf3 server started in `serverNs`). */
-  const iperf = async (serverNs: string, fromNs: string, ip: string, seconds: number): Promise<number> => {
-    const server = execa("ip", ["netns", "exec", serverNs, "iperf3", "-s", "-1", "-p", "5201"], { reject: false });
-    procs.add(server);
-    let out = "";
-    for (let i = 0; i < 50; i++) {
-      const r = await run([
-        "ip",
-        "netns",
-        "exec",
-        fromNs,
-        "timeout",
-        String(seconds + 10),
-        "iperf3",
-        "-c",
-        ip,
-        "-p",
-        "5201",
-        "-t",
-        String(seconds),
-        "--connect-timeout",
-        "1000",
-        "-J",
-      ]);
-      out = r.stdout;
-      if (r.code === 0) break;
-      await new Promise((res) => setTimeout(res, 100));
+  /** Waits until a TCP socket listens on PORT in NS (ss reads the namespace's sockets), false if SERVER exited first. */
+  const listening = async (ns: string, port: number, server: ResultPromise): Promise<boolean> => {
+    let exited = false;
+    void server.then(() => (exited = true));
+    for (let i = 0; i < 200 && !exited; i++) {
+      const r = await run(["ip", "netns", "exec", ns, "ss", "-Hltn", `sport = :${port}`]);
+      if (r.stdout.trim() !== "") return true;
+      await new Promise((res) => setTimeout(res, 50));
     }
-    server.kill("SIGKILL");
-    await server;
-    procs.delete(server);
+    return false;
+  };
+
+  /**
+   * Throughput in Mbit/s of a TCP stream from `fromNs` to `ip` (an iperf3 server started in `serverNs`).
+   * The client starts only once the server listens (a client started earlier is refused, and under
+   * load the server can take seconds to bind); a one-off server (-1) that ended with a failed try
+   * is started again before the next.
+   */
+  const iperf = async (serverNs: string, fromNs: string, ip: string, seconds: number): Promise<number> => {
+    let out = "";
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const server = execa("ip", ["netns", "exec", serverNs, "iperf3", "-s", "-1", "-p", "5201"], { reject: false });
+      procs.add(server);
+      try {
+        if (!(await listening(serverNs, 5201, server))) continue;
+        const r = await run([
+          "ip",
+          "netns",
+          "exec",
+          fromNs,
+          "timeout",
+          String(seconds + 10),
+          "iperf3",
+          "-c",
+          ip,
+          "-p",
+          "5201",
+          "-t",
+          String(seconds),
+          "--connect-timeout",
+          "3000",
+          "-J",
+        ]);
+        out = r.stdout;
+        if (r.code === 0) break;
+      } finally {
+        server.kill("SIGKILL");
+        await server;
+        procs.delete(server);
+      }
+    }
     expect(out, "iperf3 never ran").toContain("sum_received");
     const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
     return j.end.sum_received.bits_per_second / 1e6;
