@@ -6,7 +6,7 @@ import type { Diagnostic } from "../core/diagnostics.js";
 import { LiveReader } from "../core/live-reader.js";
 import { MASS_DESTROY_HINT, makePlan, massDestroy, readLive } from "../core/plan.js";
 import type { Plan } from "../core/plan.js";
-import { recoverJournal } from "../core/recover.js";
+import { journalCreates, recoverJournal } from "../core/recover.js";
 import { emptyIntent, fragment } from "../core/intent.js";
 import type { Intent } from "../core/intent.js";
 import { NETWORKS } from "../../reconcilers/network/intent.js";
@@ -88,7 +88,7 @@ export function printWarnings(o: GlobalOpts, diags: Diagnostic[]) {
 }
 
 /** Opens the store read-only for planning: a plan never writes, not even a new state dir. */
-export function readState(o: GlobalOpts): { leases: Map<string, string>; originals: Map<string, string>; pendingJournal: boolean } {
+export function readState(o: GlobalOpts): { leases: Map<string, string>; originals: Map<string, string>; pendingJournal: boolean; halfMade?: Set<string> } {
   let store: StateStore | undefined;
   // No store yet: nothing leased, nothing recorded. A damaged one is an error (planning without
   // its leases would move addresses).
@@ -96,7 +96,8 @@ export function readState(o: GlobalOpts): { leases: Map<string, string>; origina
   store = StateStore.openReadOnly(o.stateDir);
   try {
     const t = target(o);
-    return { leases: store.leases(t), originals: store.originals(t), pendingJournal: !!store.journal(t) };
+    const journal = store.journal(t);
+    return { leases: store.leases(t), originals: store.originals(t), pendingJournal: !!journal, halfMade: new Set(journalCreates(journal?.payload)) };
   } finally {
     store.close();
   }
@@ -205,6 +206,7 @@ export async function cmdPlan(
     leases: state.leases,
     originals: state.originals,
     deep: o.deep || state.pendingJournal,
+    halfMade: state.halfMade,
     destroy: o.destroy,
     snapshot: offline?.snapshot,
     reader: offline ? undefined : reader,

@@ -4,6 +4,7 @@ import type { Batch } from "./batches.js";
 import { changedFields, diffResources } from "./diff.js";
 import { readLive } from "./plan.js";
 import { batchKey } from "./live-reader.js";
+import { keyName } from "./ownership.js";
 import type { Plan } from "./plan.js";
 import type { Change, CommitStore, Op, OpLine, Resource } from "./resource.js";
 import type { Intent } from "./intent.js";
@@ -54,6 +55,11 @@ export interface JournalPayload {
   started: { args: string[]; tool: OpLine["tool"]; ns: Ns; stdin?: string; undo: OpLine[] }[];
   /** read context to verify the rollback with */
   originals: [string, string][];
+  /**
+   * kernel keys (`link:NAME`) of the objects the started ops create: one made by a batch that
+   * stopped before the line giving it bolt's mark reads as foreign, and is still this apply's
+   */
+  creates?: string[];
 }
 
 export class ApplyError extends BoltError {
@@ -181,7 +187,17 @@ function journalPayload(plan: Plan, started: Op[], originals: Map<string, string
     before: plan.before,
     started: started.map((o) => ({ tool: o.tool, ns: o.ns, args: o.args, stdin: o.stdin, undo: o.undo })),
     originals: [...originals],
+    creates: createdKeys(plan, started),
   };
+}
+
+/** The kernel keys of the objects that create (or replace) changes with an op among `ops` make. */
+function createdKeys(plan: Plan, ops: Op[]): string[] {
+  const steps = new Set(ops.map((o) => o.step).filter((s): s is number => s !== undefined));
+  return [...steps].flatMap((s) => {
+    const c = plan.steps[s]!.change;
+    return c.action === "create" || c.action === "replace" ? (c.after?.keys ?? []) : [];
+  });
 }
 
 /** Re-read and re-diff until empty (the kernel may need a moment to settle), or report what is left. */
@@ -226,7 +242,7 @@ async function rollback(done: Op[], plan: Plan, opts: ApplyOptions): Promise<str
     [...done].reverse().flatMap((o) => o.undo),
   );
   // The kernel itself decides whether the rollback worked; failed undo lines are context.
-  const left = await compareWithBefore(plan.before, plan.target, opts.runner, opts.registry, opts.originals);
+  const left = await compareWithBefore(plan.before, plan.target, opts.runner, opts.registry, opts.originals, createdKeys(plan, done));
   const problems = left.length ? [...left, ...undoErrors] : [];
   if (!problems.length) {
     try {
@@ -268,13 +284,19 @@ export async function runUndo(runner: CommandRunner, lines: OpLine[]): Promise<s
   return problems;
 }
 
-/** What differs between the kernel now and the resources read before the apply. */
+/**
+ * What differs between the kernel now and the resources read before the apply. `creates`: the
+ * keys of what the apply made; the plan refused any of them held by a foreign object, so one
+ * read as foreign now is this apply's, left without bolt's mark (a batch stopped after its
+ * `link add` and before the `alias` line, and its undo failed).
+ */
 export async function compareWithBefore(
   before: Resource[],
   target: Ns,
   runner: CommandRunner,
   registry: Registry,
   originals: Map<string, string>,
+  creates: string[] = [],
 ): Promise<string[]> {
   // Read the same objects as before, even those only read because the config named them
   // (a sysctl's value is part of what must be restored).
@@ -290,6 +312,7 @@ export async function compareWithBefore(
     }
   }
   for (const now of snap.live.values()) if (now.owned && !beforeIds.has(now.id)) out.push(`${now.id} was left behind`);
+  for (const k of new Set(creates)) if (snap.foreign.has(k)) out.push(`${keyName(k)} was left behind without bolt's mark`);
   return out;
 }
 

@@ -6,6 +6,11 @@
 export const ALIAS_MAGIC = "bolt1";
 const IFALIAS_MAX = 255;
 
+/** "link:bolt-front" → "interface bolt-front": a resource's kernel key as a user reads it. */
+export function keyName(k: string): string {
+  return k.replace(/^link:/, "interface ");
+}
+
 export function encodeAlias(fields: Record<string, string | undefined>): string {
   const parts = [ALIAS_MAGIC];
   for (const [k, v] of Object.entries(fields)) {

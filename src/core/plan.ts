@@ -1,6 +1,7 @@
 import { BoltError } from "./diagnostics.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { diffResources } from "./diff.js";
+import { keyName } from "./ownership.js";
 import { LiveReader } from "./live-reader.js";
 import type { Change, Op, PlanContext, ReadContext, Resource } from "./resource.js";
 import { emptyIntent, intentFor } from "./intent.js";
@@ -24,6 +25,11 @@ export interface PlanInput {
   snapshot?: LiveSnapshot;
   /** plan towards these recorded resources (a revision, a saved plan) instead of deriving them from the intent */
   desired?: Resource[];
+  /**
+   * kernel keys an interrupted apply's journal says it created: held by an object without bolt's
+   * mark, such a key is that apply's leftover (the next apply's recovery removes it), not a conflict
+   */
+  halfMade?: Set<string>;
 }
 
 export interface Step {
@@ -113,7 +119,7 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   }
   const known = new Set(registry.kinds.map((r) => r.kind));
   const desired = [...registry.kinds.flatMap((r) => byKind.get(r.kind) ?? []), ...[...byKind].filter(([k]) => !known.has(k)).flatMap(([, v]) => v)];
-  diagnostics.push(...collisions(desired, snap));
+  diagnostics.push(...collisions(desired, snap, input.halfMade));
   const conflictChecks = registry.kinds
     .filter((r) => r.conflicts)
     .map((r) =>
@@ -162,16 +168,22 @@ function keySource(d: Resource, key: string): Resource["source"] {
   return (field ? d.fieldSources![field] : undefined) ?? d.source;
 }
 
-function collisions(desired: Resource[], snap: LiveSnapshot): Diagnostic[] {
+function collisions(desired: Resource[], snap: LiveSnapshot, halfMade = new Set<string>()): Diagnostic[] {
   const out: Diagnostic[] = [];
   const claimed = new Map<string, string>();
   for (const d of desired) {
     for (const k of d.keys) {
       const f = snap.foreign.get(k);
-      if (f)
+      if (f && halfMade.has(k))
+        out.push({
+          severity: "warning",
+          message: `${d.kind} "${d.name}": ${keyName(k)} was left by the interrupted apply, without bolt's mark: the next \`bolt apply\` (or \`bolt rollback\`) removes it first, then this plan creates it`,
+          source: keySource(d, k),
+        });
+      else if (f)
         out.push({
           severity: "error",
-          message: `${d.kind} "${d.name}": ${k.replace(/^link:/, "interface ")} already exists (${f}, not created by bolt); bolt will not take it over`,
+          message: `${d.kind} "${d.name}": ${keyName(k)} already exists (${f}, not created by bolt); bolt will not take it over`,
           source: keySource(d, k),
           hint: "choose another name or remove that object",
         });

@@ -32,9 +32,23 @@ export async function recoverJournal(store: StateStore, runner: CommandRunner, r
   }
   const undo = [...payload.started].reverse().flatMap((o) => o.undo);
   const problems = await runUndo(runner, undo);
-  const left = await compareWithBefore(payload.before, target, runner, registry, new Map(payload.originals));
+  const left = await compareWithBefore(payload.before, target, runner, registry, new Map(payload.originals), payload.creates ?? []);
   // Undo lines for ops that never ran fail by design; only the final comparison decides.
   const ok = left.length === 0;
   if (ok) store.clearJournal(target);
   return { startedAt: row.startedAt, pid: row.pid, undone: payload.started.length, problems: ok ? [] : [...left, ...problems] };
+}
+
+/**
+ * What a pending journal says its apply created (kernel keys), for a plan made before the next
+ * apply repairs it; nothing when there is no journal or it is unreadable (that is said elsewhere).
+ */
+export function journalCreates(payload: string | undefined): string[] {
+  if (payload === undefined) return [];
+  try {
+    const p = JSON.parse(payload) as Partial<JournalPayload>;
+    return Array.isArray(p?.creates) ? p.creates.filter((k): k is string => typeof k === "string") : [];
+  } catch {
+    return [];
+  }
 }

@@ -359,6 +359,7 @@ export class FakeKernel implements CommandRunner {
   readonly unknown: string[] = [];
   phase: "forward" | "rollback" = "forward";
   private fault?: Fault & { fired?: boolean };
+  private rollbackFault?: string;
   private forwardCount = 0;
   private expectations: (Expectation & { used?: boolean })[] = [];
   private ordered = false;
@@ -470,7 +471,13 @@ export class FakeKernel implements CommandRunner {
     return this.setFault({ at: k, message });
   }
 
-  /** From now on writes are rollback writes: recorded apart, never faulted. */
+  /** Every rollback write fails with MESSAGE (an undo that cannot run: a hung or broken tool); undefined: they work again. */
+  failRollback(message: string | undefined): this {
+    this.rollbackFault = message;
+    return this;
+  }
+
+  /** From now on writes are rollback writes: recorded apart, never faulted (unless failRollback). */
   markRollback(): void {
     this.phase = "rollback";
   }
@@ -617,6 +624,9 @@ export class FakeKernel implements CommandRunner {
         rec.error = f.message ?? failMsg;
         return rec.error;
       }
+    } else if (this.rollbackFault !== undefined) {
+      rec.error = this.rollbackFault;
+      return rec.error;
     }
     const err = apply();
     rec.ok = err === undefined;

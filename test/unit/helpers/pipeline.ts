@@ -66,6 +66,8 @@ export interface PlanOptions {
   originals?: Map<string, string>;
   destroy?: boolean;
   deep?: boolean;
+  /** keys a pending journal says its apply created */
+  halfMade?: Set<string>;
 }
 
 /** The registry as the core wants it; tests may pass a modified list of kinds (e.g. one kind's undo removed). */
@@ -81,6 +83,7 @@ export async function planIntent(intent: Intent, runner: CommandRunner, o: PlanO
     originals: o.originals ?? new Map(),
     destroy: o.destroy,
     deep: o.deep,
+    halfMade: o.halfMade,
   });
 }
 
@@ -207,6 +210,8 @@ export interface World {
 export interface Desired {
   intent: Intent;
   destroy?: boolean;
+  /** the keys a pending journal says its apply created (a plan made before the next apply's recovery) */
+  halfMade?: Set<string>;
 }
 
 export function newWorld(target: Ns, setup?: (k: FakeKernel) => void): World {
@@ -221,7 +226,7 @@ export function cloneWorld(w: World): World {
 }
 
 export async function planOn(w: World, want: Desired, registry?: Registry): Promise<Plan> {
-  return planIntent(want.intent, w.kernel, { target: w.target, leases: w.store.leases, originals: w.store.originals, destroy: want.destroy, registry });
+  return planIntent(want.intent, w.kernel, { target: w.target, leases: w.store.leases, originals: w.store.originals, destroy: want.destroy, halfMade: want.halfMade, registry });
 }
 
 function errorsOf(plan: Plan): string[] {
