@@ -226,7 +226,14 @@ export function cloneWorld(w: World): World {
 }
 
 export async function planOn(w: World, want: Desired, registry?: Registry): Promise<Plan> {
-  return planIntent(want.intent, w.kernel, { target: w.target, leases: w.store.leases, originals: w.store.originals, destroy: want.destroy, halfMade: want.halfMade, registry });
+  return planIntent(want.intent, w.kernel, {
+    target: w.target,
+    leases: w.store.leases,
+    originals: w.store.originals,
+    destroy: want.destroy,
+    halfMade: want.halfMade,
+    registry,
+  });
 }
 
 function errorsOf(plan: Plan): string[] {
