@@ -16,7 +16,7 @@ import type { CommandRunner, Ns } from "../exec/runner.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 import { meshStoreInput } from "../../reconcilers/wireguard/store-input.js";
 import { TargetLock } from "../state/lock.js";
-import { readRunOriginals } from "../state/run-copy.js";
+import { readRunJournal, readRunOriginals } from "../state/run-copy.js";
 import { StateStore, targetKey } from "../state/store.js";
 import { loadIntent } from "./config.js";
 import { reconcile } from "../core/reconcile.js";
@@ -92,7 +92,16 @@ export function readState(o: GlobalOpts): { leases: Map<string, string>; origina
   let store: StateStore | undefined;
   // No store yet: nothing leased, nothing recorded. A damaged one is an error (planning without
   // its leases would move addresses).
-  if (!existsSync(join(o.stateDir, "bolt.db"))) return { leases: new Map(), originals: readRunOriginals(targetKey(target(o))), pendingJournal: false };
+  if (!existsSync(join(o.stateDir, "bolt.db"))) {
+    // No store (never made, or lost): the run dir's copies say what a lost one recorded.
+    const journal = readRunJournal(targetKey(target(o)));
+    return {
+      leases: new Map(),
+      originals: readRunOriginals(targetKey(target(o))),
+      pendingJournal: !!journal,
+      halfMade: new Set(journalCreates(journal?.payload)),
+    };
+  }
   store = StateStore.openReadOnly(o.stateDir);
   try {
     const t = target(o);

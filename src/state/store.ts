@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { BoltError } from "../base/diagnostics.js";
-import { readRunOriginals, writeRunOriginals } from "./run-copy.js";
+import { readRunJournal, readRunOriginals, writeRunJournal, writeRunOriginals } from "./run-copy.js";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -169,21 +169,33 @@ export class StateStore implements CommitStore {
     if (copy.delete(key)) writeRunOriginals(targetKey(target), copy);
   }
 
+  /**
+   * The interrupted apply's journal. A store that has never recorded anything for the target (a
+   * lost and recreated state dir) takes the run dir's copy: a copy left beside a store that has
+   * a history is stale (its clear failed) and is never undone.
+   */
   journal(target: Ns): JournalRow | undefined {
     const r = this.db.prepare("SELECT target, pid, started_at AS startedAt, payload FROM journal WHERE target = ?").get(targetKey(target)) as
       | JournalRow
       | undefined;
-    return r;
+    if (r) return r;
+    if (this.db.prepare("SELECT 1 FROM history WHERE target = ? LIMIT 1").get(targetKey(target))) return undefined;
+    const copy = readRunJournal(targetKey(target));
+    return copy ? { target: targetKey(target), ...copy } : undefined;
   }
 
   writeJournal(target: Ns, payload: string): void {
-    this.db
-      .prepare("INSERT INTO journal (target, pid, started_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET payload = excluded.payload")
-      .run(targetKey(target), process.pid, new Date().toISOString(), payload);
+    const row = this.db
+      .prepare(
+        "INSERT INTO journal (target, pid, started_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET payload = excluded.payload RETURNING pid, started_at AS startedAt",
+      )
+      .get(targetKey(target), process.pid, new Date().toISOString(), payload) as { pid: number; startedAt: string };
+    writeRunJournal(targetKey(target), { pid: row.pid, startedAt: row.startedAt, payload });
   }
 
   clearJournal(target: Ns): void {
     this.db.prepare("DELETE FROM journal WHERE target = ?").run(targetKey(target));
+    writeRunJournal(targetKey(target), undefined);
   }
 
   addHistory(target: Ns, command: string, summary: string, outcome: string): void {

@@ -4,8 +4,9 @@
 // `bolt apply` — put the kernel back exactly as it was before the killed apply.
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { RUN_DIR } from "../../src/exec/run-dir.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox, SKIP_REASON, ping, plannedOf, requireBuild, snapshot, waitForFile } from "./harness.js";
+import { Sandbox, SKIP_REASON, must, ping, plannedOf, requireBuild, snapshot, waitForFile } from "./harness.js";
 import type { Snapshot } from "./harness.js";
 import { expectVeth } from "./checks.js";
 
@@ -139,9 +140,14 @@ describe.skipIf(!!SKIP_REASON)("kill -9 mid-update, then the next apply repairs 
   });
 });
 
-describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the veth, and the state dir lost", () => {
+describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the veth, the state dir and the journal's run-dir copy lost", () => {
   const sb = new Sandbox();
   let file: string;
+  // With no journal anywhere, the namespaces' own mark is all that says they are bolt's.
+  const loseState = () => {
+    rmSync(sb.stateDir, { recursive: true, force: true });
+    rmSync(join(RUN_DIR(), "journal", `${sb.target}.json`), { force: true });
+  };
 
   beforeAll(async () => {
     requireBuild();
@@ -154,7 +160,7 @@ describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the veth, and
     await killMidApply(sb, file, "link add name bv-web");
     // bolt made the endpoint namespaces (and marked them), but no veth points at them yet.
     expect(await sb.mine()).toContain(sb.ns("web"));
-    rmSync(sb.stateDir, { recursive: true, force: true });
+    loseState();
     const d = await sb.bolt(["destroy"]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(/- endpoint "web"/);
@@ -163,12 +169,57 @@ describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the veth, and
 
   it("an apply after the same loss replaces the orphans and converges", async () => {
     await killMidApply(sb, file, "link add name bv-web");
-    rmSync(sb.stateDir, { recursive: true, force: true });
+    loseState();
     const r = await sb.bolt(["apply", "-f", file]);
     expect(r.code, r.stderr).toBe(0);
     expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
     const d = await sb.bolt(["destroy"]);
     expect(d.code, d.stderr).toBe(0);
     expect(await sb.mine()).toEqual([sb.target]);
+  });
+});
+
+describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the namespace's mark, and the state dir lost", () => {
+  const sb = new Sandbox();
+  let file: string;
+  let pristine: Record<string, Snapshot>;
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    file = sb.write("bolt-network.toml", config("10.61.0"));
+    pristine = await world(sb);
+  });
+  afterAll(() => sb.cleanup());
+
+  const unmarkedOrphan = async () => {
+    await killMidApply(sb, file, "link set dev lo alias bolt1,ep=web");
+    // The namespace exists and carries no mark: only the journal knows it is bolt's.
+    expect(await sb.mine()).toContain(sb.ns("web"));
+    expect(await must(["ip", "-n", sb.ns("web"), "-j", "link", "show", "dev", "lo"])).not.toContain("bolt1");
+    rmSync(sb.stateDir, { recursive: true, force: true });
+  };
+
+  it("plan says an interrupted apply left a journal (the run dir's copy); destroy undoes it: nothing left", async () => {
+    await unmarkedOrphan();
+    const plan = await sb.planExit(file);
+    expect(plan.stderr).toContain("an interrupted apply left a journal");
+    const d = await sb.bolt(["destroy"]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(/rolled back an interrupted apply/);
+    expect(await sb.mine()).toEqual([sb.target]);
+    expect(await world(sb)).toEqual(pristine);
+  });
+
+  it("an apply after the same loss repairs first and converges; destroy leaves the namespace as it was", async () => {
+    await unmarkedOrphan();
+    const r = await sb.bolt(["apply", "-f", file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/rolled back an interrupted apply/);
+    expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
+    expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
+    const d = await sb.bolt(["destroy"]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(await world(sb)).toEqual(pristine);
   });
 });

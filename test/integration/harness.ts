@@ -8,7 +8,7 @@ import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, execaSync } from "execa";
 import type { ResultPromise } from "execa";
-import { wgMountFile, wgSocketDir } from "../../src/exec/run-dir.js";
+import { RUN_DIR, wgMountFile, wgSocketDir } from "../../src/exec/run-dir.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const BOLT_BIN = join(REPO, "bin", "bolt.js");
@@ -292,6 +292,8 @@ export class Sandbox {
       await releaseWgRuntime(n);
       await run(["ip", "netns", "del", n]);
     }
+    // What bolt keeps per target in the run dir (a killed apply's journal copy, sysctl originals, a killed daemon's socket).
+    for (const f of [`journal/${this.target}.json`, `sysctl/${this.target}.json`, `${this.target}.sock`]) rmSync(join(RUN_DIR(), f), { force: true });
     if (this.tmp) for (const d of [this.tmp.dir, this.tmp.state]) rmSync(d, { recursive: true, force: true });
   }
 }
