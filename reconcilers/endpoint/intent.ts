@@ -33,9 +33,14 @@ export interface EndpointIntent {
   /** static IPv6 address (the network must have ipv6), else IPAM leases one from its v6 pool */
   ip6?: bigint;
   mac?: string;
-  /** the one endpoint of its namespace that carries the default route (`default = true`) */
+  /**
+   * the one endpoint of its namespace that carries the default route: `default = true` as
+   * written (false: never this one), then, after checkNamespaces, whether it does
+   */
   default?: boolean;
-  /** the interface inside its namespace: eth0, eth1, … in the order the namespace's endpoints are written */
+  /** `ifname` as written: the interface's name inside its namespace */
+  ifname?: string;
+  /** the interface inside its namespace: its ifname, else eth0, eth1, … in the order the namespace's endpoints are written */
   innerIf?: string;
   source: SourcePos;
   fieldSources: Record<string, SourcePos>;
@@ -76,7 +81,7 @@ export const endpointIntent: IntentHooks = {
 };
 
 /** Keys that only a bridge-mode endpoint has (none and host have no network, address or device). */
-const BRIDGE_ONLY = ["network", "ip", "ip6", "tap", "mac", "default"];
+const BRIDGE_ONLY = ["network", "ip", "ip6", "tap", "mac", "default", "ifname"];
 
 function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, prefix: string, err: Err): EndpointIntent | undefined {
   const name = String(raw.name);
@@ -113,6 +118,14 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
     err(`endpoint "${name}": a tap endpoint's VM sets its own routes; "default" applies to veth endpoints only`, pos("default"));
     return undefined;
   }
+  if (type === "tap" && raw.ifname !== undefined) {
+    err(`endpoint "${name}": a tap endpoint has no interface in a namespace; "ifname" applies to veth endpoints only`, pos("ifname"));
+    return undefined;
+  }
+  if (raw.ifname === "lo") {
+    err(`endpoint "${name}": ifname "lo" is the namespace's loopback`, pos("ifname"), "name the interface eth1, net1, …");
+    return undefined;
+  }
   if (type === "tap" && raw.netns !== undefined) {
     err(`endpoint "${name}": a tap endpoint stays on the host; "netns" applies to veth endpoints only`, pos("netns"));
     return undefined;
@@ -139,7 +152,7 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
     }
   }
   const fieldSources: Record<string, SourcePos> = {};
-  for (const k of ["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
+  for (const k of ["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default", "ifname"]) if (raw[k] !== undefined) fieldSources[k] = pos(k);
   return {
     name,
     mode,
@@ -149,7 +162,8 @@ function endpoint(raw: Obj, pos: (k: string) => SourcePos, source: SourcePos, pr
     ip,
     ...(ip6 !== undefined ? { ip6 } : {}),
     mac: raw.mac as string | undefined,
-    ...(raw.default === true ? { default: true } : {}),
+    ...(typeof raw.default === "boolean" ? { default: raw.default } : {}),
+    ...(typeof raw.ifname === "string" ? { ifname: raw.ifname } : {}),
     source,
     fieldSources,
   };
@@ -217,8 +231,9 @@ function checkEndpoints(networks: NetworkIntent[], endpoints: EndpointIntent[], 
 
 /**
  * Several veth endpoints may share a namespace (a job on two networks): they become eth0, eth1,
- * … inside, in the order they are written, and exactly one carries the default route — the one
- * with `default = true`, else the first. A none-mode namespace holds nothing but lo, so it is
+ * … inside, in the order they are written (an `ifname` names one explicitly), and at most one
+ * carries the default route — the one with `default = true`, else the first that does not say
+ * `default = false`. A none-mode namespace holds nothing but lo, so it is
  * alone in its namespace; two interfaces on one network would give the namespace two connected
  * routes to the same subnet (the second one never used).
  */
@@ -248,16 +263,30 @@ function checkNamespaces(endpoints: EndpointIntent[], err: Err) {
     );
     duplicates(
       members,
-      (e) => (e.default ? "default" : undefined),
+      (e) => (e.default === true ? "default" : undefined),
       (e, f) => `endpoint "${e.name}": namespace "${ns}" already has its default route through endpoint "${f.name}" (default = true on both)`,
       (e) => e.fieldSources.default ?? at(e),
       err,
     );
-    const routed = members.find((e) => e.default) ?? members[0]!;
-    members.forEach((e, i) => {
-      e.innerIf = `eth${i}`;
+    duplicates(
+      members,
+      (e) => e.ifname,
+      (e, f) => `endpoint "${e.name}": namespace "${ns}" already has an interface ${e.ifname} through endpoint "${f.name}"`,
+      (e) => e.fieldSources.ifname ?? at(e),
+      err,
+    );
+    // default = false: never this one; all of them false: the namespace has no default route.
+    const routed = members.find((e) => e.default === true) ?? members.find((e) => e.default !== false);
+    const given = new Set(members.map((e) => e.ifname).filter(Boolean));
+    let next = 0;
+    for (const e of members) {
+      if (e.ifname) e.innerIf = e.ifname;
+      else {
+        while (given.has(`eth${next}`)) next++;
+        e.innerIf = `eth${next++}`;
+      }
       e.default = e === routed;
-    });
+    }
   }
 }
 

@@ -45,6 +45,11 @@ export async function daemonEngine(config: BoltCniConfig): Promise<Engine | unde
       if (r.status !== 200) throw failed(r.status, r.body);
       return r.body as unknown as RuntimeEndpoint;
     },
+    async list() {
+      const r = await api("GET", "");
+      if (r.status !== 200) throw failed(r.status, r.body);
+      return (r.body.endpoints ?? []) as RuntimeEndpoint[];
+    },
     async attach(ep) {
       const r = await api("POST", "", ep);
       if (r.status !== 201) throw failed(r.status, r.body);

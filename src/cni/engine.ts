@@ -17,6 +17,8 @@ export interface Engine {
   /** the config files whose networks endpoints attach to */
   files(): string[];
   recorded(name: string): Promise<RuntimeEndpoint | undefined>;
+  /** every runtime endpoint of the target (a container's other attachments share its namespace name) */
+  list(): Promise<RuntimeEndpoint[]>;
   /** records and applies; throws a CniError (nothing recorded) when refused or rolled back */
   attach(ep: RuntimeEndpoint): Promise<void>;
   /** forgets and applies; a name not recorded is nothing to do */

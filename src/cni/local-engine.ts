@@ -89,6 +89,7 @@ export function localEngine(config: BoltCniConfig, runner: CommandRunner): Engin
     netnsPrefix: process.env.BOLT_NETNS_PREFIX ?? "",
     files: filesOf,
     recorded: async (name) => readRuntimeEndpoints(dir, t).find((e) => e.name === name),
+    list: async () => readRuntimeEndpoints(dir, t),
     async attach(ep) {
       filesOf();
       const store = new RuntimeEndpointStore(dir);

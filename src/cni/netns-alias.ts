@@ -73,7 +73,7 @@ export async function bindAlias(runner: CommandRunner, name: string, path: strin
     throw new CniError(
       CNI_CODE.engine,
       `${aliasPath(name)} already names another namespace`,
-      "an attachment of this container id and ifname exists for another namespace: DEL it first",
+      "this container id is attached in another namespace: DEL its attachments first",
     );
   await must(runner, ["mkdir", "-p", NETNS_DIR]);
   // mount(2) needs an existing file to bind onto, as `ip netns add` creates one.

@@ -12,7 +12,7 @@ import { chooseEngine } from "./engine.js";
 import type { Engine } from "./engine.js";
 import { CNI_CODE, CniError, errorJson } from "./errors.js";
 import { NETNS_DIR, aliasOf, bindAlias, checkNetnsPath, removeAlias } from "./netns-alias.js";
-import { NEWEST_VERSION, SUPPORTED_VERSIONS, commandOf, endpointName, parseRequest, versionOf } from "./request.js";
+import { NEWEST_VERSION, SUPPORTED_VERSIONS, commandOf, containerNetns, endpointName, parseRequest, versionOf } from "./request.js";
 import type { CniRequest } from "./request.js";
 
 /**
@@ -45,23 +45,25 @@ async function run(req: CniRequest, runner: CommandRunner): Promise<string | und
   const { config } = req;
   const t = config.target;
   const name = endpointName(req.containerId, req.ifname);
+  const netns = containerNetns(req.containerId);
   // The bolt target must be there before anything is touched (bolt never creates its target).
   if (t !== null && !existsSync(`${NETNS_DIR}/${t}`)) {
     // DEL: the target went, and every veth in it with it; only the namespace name may be left.
-    if (req.command === "DEL") return void (await removeAlias(runner, (process.env.BOLT_NETNS_PREFIX ?? "") + name));
+    if (req.command === "DEL") return void (await removeAlias(runner, (process.env.BOLT_NETNS_PREFIX ?? "") + netns));
     throw new CniError(CNI_CODE.invalidConfig, `network config: "netns" ${t}: no such network namespace`, "the bolt target that holds the network's bridge");
   }
   const engine = await chooseEngine(config, runner);
-  const nsName = engine.netnsPrefix + name;
+  const nsName = engine.netnsPrefix + netns;
   switch (req.command) {
     case "ADD":
-      return add(req, engine, runner, name, nsName);
-    case "DEL":
-      // Idempotent: no record (DEL twice, an ADD that never finished) is nothing to detach,
-      // and the name goes whether or not the container's namespace still exists.
+      return add(req, engine, runner, name, netns);
+    case "DEL": {
+      // Idempotent: no record (DEL twice, an ADD that never finished) is nothing to detach. The
+      // name goes with the container's last attachment, whether or not its namespace still exists.
       await engine.detach(name);
-      await removeAlias(runner, nsName);
+      if (!(await engine.list()).some((e) => e.netns === netns)) await removeAlias(runner, nsName);
       return undefined;
+    }
     case "CHECK": {
       if (!(await engine.recorded(name))) throw new CniError(CNI_CODE.unknownContainer, `no bolt attachment for container ${req.containerId} ${req.ifname}`);
       if (!aliasOf(nsName, req.netnsPath)) throw new CniError(CNI_CODE.checkFailed, `the attachment's namespace ${nsName} is not CNI_NETNS ${req.netnsPath}`);
@@ -77,15 +79,9 @@ async function run(req: CniRequest, runner: CommandRunner): Promise<string | und
   }
 }
 
-async function add(req: CniRequest, engine: Engine, runner: CommandRunner, name: string, nsName: string): Promise<string> {
+async function add(req: CniRequest, engine: Engine, runner: CommandRunner, name: string, netns: string): Promise<string> {
   const { config } = req;
-  // The endpoint kind's veth end is eth0 in a namespace of its own (the name bound below).
-  if (req.ifname !== INNER_IFNAME)
-    throw new CniError(
-      CNI_CODE.invalidEnv,
-      `CNI_IFNAME ${req.ifname}: bolt attaches a container as ${INNER_IFNAME}`,
-      "one bolt network per container interface eth0",
-    );
+  const nsName = engine.netnsPrefix + netns;
   checkNetnsPath(req.netnsPath);
   knownNetwork(engine, config.network);
   const rec = await engine.recorded(name);
@@ -98,11 +94,15 @@ async function add(req: CniRequest, engine: Engine, runner: CommandRunner, name:
         "DEL it first",
       );
   } else {
+    // A container's second attachment finds the name bound by its first.
+    const first = !aliasOf(nsName, req.netnsPath);
     await bindAlias(runner, nsName, req.netnsPath);
     try {
-      await engine.attach({ name, network: config.network });
+      // The interface CNI_IFNAME names; eth0 carries the default route, a secondary one (eth1,
+      // net1, …) reaches its network's subnet only, as the bridge plugin without isDefaultGateway.
+      await engine.attach({ name, network: config.network, netns, ifname: req.ifname, default: req.ifname === INNER_IFNAME });
     } catch (e) {
-      await removeAlias(runner, nsName).catch(() => {});
+      if (first) await removeAlias(runner, nsName).catch(() => {});
       throw e;
     }
   }

@@ -141,3 +141,12 @@ export function parseRequest(env: NodeJS.ProcessEnv, stdin: string): CniRequest 
 export function endpointName(containerId: string, ifname: string): string {
   return `cni-${createHash("sha256").update(`${containerId}\0${ifname}`).digest("hex").slice(0, 12)}`;
 }
+
+/**
+ * The bolt name of a container's namespace, keyed by container id alone: every attachment of
+ * the container (eth0 on one network, eth1 on another) is an endpoint in this one namespace, so
+ * bolt plans them together (one default route, each interface its own name).
+ */
+export function containerNetns(containerId: string): string {
+  return `cni-ns-${createHash("sha256").update(containerId).digest("hex").slice(0, 12)}`;
+}

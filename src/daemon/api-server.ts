@@ -69,7 +69,7 @@ class HttpError extends Error {
 }
 
 const MAX_BODY = 64 * 1024;
-const ENDPOINT_KEYS = new Set(["name", "network", "ip", "ip6", "netns"]);
+const ENDPOINT_KEYS = new Set(["name", "network", "ip", "ip6", "netns", "ifname", "default"]);
 
 /**
  * The daemon's local API: HTTP/JSON on a unix socket, versioned paths (/v1/…), documented in
@@ -485,13 +485,18 @@ export class ApiServer {
 /** The attach body, checked for shape here; everything else (addresses, names) the config pipeline checks. */
 function endpointOf(input: Record<string, unknown>): RuntimeEndpoint {
   const unknown = Object.keys(input).filter((k) => !ENDPOINT_KEYS.has(k));
-  if (unknown.length) throw new HttpError(400, `unknown field(s) ${unknown.join(", ")}: an endpoint has name, network and optionally ip, ip6, netns`);
+  if (unknown.length)
+    throw new HttpError(400, `unknown field(s) ${unknown.join(", ")}: an endpoint has name, network and optionally ip, ip6, netns, ifname, default`);
   for (const k of ["name", "network"]) if (typeof input[k] !== "string" || !input[k]) throw new HttpError(400, `"${k}" is required (a string)`);
-  for (const k of ["ip", "ip6", "netns"]) if (input[k] !== undefined && typeof input[k] !== "string") throw new HttpError(400, `"${k}" must be a string`);
+  for (const k of ["ip", "ip6", "netns", "ifname"])
+    if (input[k] !== undefined && typeof input[k] !== "string") throw new HttpError(400, `"${k}" must be a string`);
+  if (input.default !== undefined && typeof input.default !== "boolean") throw new HttpError(400, `"default" must be true or false`);
   const e: RuntimeEndpoint = { name: input.name as string, network: input.network as string };
   if (input.ip !== undefined) e.ip = input.ip as string;
   if (input.ip6 !== undefined) e.ip6 = input.ip6 as string;
   if (input.netns !== undefined) e.netns = input.netns as string;
+  if (input.ifname !== undefined) e.ifname = input.ifname as string;
+  if (input.default !== undefined) e.default = input.default as boolean;
   return e;
 }
 

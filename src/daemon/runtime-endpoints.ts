@@ -33,6 +33,10 @@ export interface RuntimeEndpoint {
   ip?: string;
   ip6?: string;
   netns?: string;
+  /** the interface's name inside the namespace (several endpoints in one namespace: a container on two networks) */
+  ifname?: string;
+  /** whether it carries the namespace's default route (false: a secondary network, its subnet only) */
+  default?: boolean;
 }
 
 /** What diagnostics about runtime endpoints name as their file (they have no file). */
@@ -129,6 +133,8 @@ export function runtimeFile(eps: RuntimeEndpoint[]): LoadedFile {
         ...(e.ip !== undefined ? [`ip = ${q(e.ip)}`] : []),
         ...(e.ip6 !== undefined ? [`ip6 = ${q(e.ip6)}`] : []),
         ...(e.netns !== undefined ? [`netns = ${q(e.netns)}`] : []),
+        ...(e.ifname !== undefined ? [`ifname = ${q(e.ifname)}`] : []),
+        ...(e.default !== undefined ? [`default = ${e.default}`] : []),
         "",
       ].join("\n"),
     )

@@ -21,6 +21,10 @@ const PORTMAP = "/usr/lib/cni/portmap";
 const boltfile = `
 [networks.gaming-net]
 subnet = "10.93.0.0/24"
+
+[networks.db-net]
+subnet = "10.94.0.0/24"
+internet = false
 `;
 
 interface CniOut {
@@ -254,6 +258,39 @@ describe.skipIf(!!SKIP_REASON)("bolt-cni", () => {
     expect(names.filter((n) => n.startsWith(`${sb.prefix}cni-`))).toEqual([]);
     expect(names).toContain(containers[0]!.name);
     expect((await ipJson(containers[0]!.name!, ["link", "show"])).map((l: Json) => l.ifname)).toEqual(["lo"]);
+    expect((await sb.planExit(file)).code).toBe(0);
+  });
+
+  it("a container on two networks: CNI_IFNAME eth1 is a second interface in its namespace, without a default route", async () => {
+    const c = containers[0]!;
+    const db = { ...conf, name: "db", network: "db-net" };
+    const a = await cni("ADD", c);
+    expect(a.code, a.stdout).toBe(0);
+    const b = await cni("ADD", c, db, { CNI_IFNAME: "eth1" });
+    expect(b.code, b.stdout).toBe(0);
+    expect(b.json.interfaces[1]).toMatchObject({ name: "eth1", sandbox: c.path });
+    expect(b.json.ips[0].address).toMatch(/^10\.94\.0\.\d+\/24$/);
+    // Like the bridge plugin without isDefaultGateway: the secondary network's subnet only.
+    expect(b.json.routes).toEqual([]);
+    const inside = (args: string[]) => ipJson(c.name!, args);
+    expect((await inside(["route", "show", "default"])).map((r: Json) => `${r.gateway} ${r.dev}`)).toEqual(["10.93.0.1 eth0"]);
+    expect((await inside(["route", "show", "10.94.0.0/24"]))[0]).toMatchObject({ dev: "eth1" });
+    expect((await inside(["addr", "show", "dev", "eth1"]))[0].addr_info.map((x: Json) => `${x.local}/${x.prefixlen}`)).toContain(b.json.ips[0].address);
+    expect(await ping(c.name!, "10.93.0.1")).toBe(true);
+    expect(await ping(c.name!, "10.94.0.1")).toBe(true);
+    // One bolt name for the container's namespace, whatever the number of its attachments.
+    expect((await netnsList()).filter((n) => n.startsWith(`${sb.prefix}cni-`))).toHaveLength(1);
+    expect((await cni("CHECK", c, { ...conf, prevResult: a.json })).code).toBe(0);
+    expect((await cni("CHECK", c, { ...db, prevResult: b.json }, { CNI_IFNAME: "eth1" })).code).toBe(0);
+    expect((await sb.planExit(file)).code).toBe(0);
+    // DEL of the secondary leaves the primary working; DEL of the last one removes the name.
+    expect((await cni("DEL", c, db, { CNI_IFNAME: "eth1" })).code).toBe(0);
+    expect((await inside(["link", "show"])).map((l: Json) => l.ifname).sort()).toEqual(["eth0", "lo"]);
+    expect(await ping(c.name!, "10.93.0.1")).toBe(true);
+    expect((await sb.planExit(file)).code).toBe(0);
+    expect((await cni("DEL", c)).code).toBe(0);
+    expect((await netnsList()).filter((n) => n.startsWith(`${sb.prefix}cni-`))).toEqual([]);
+    expect((await inside(["link", "show"])).map((l: Json) => l.ifname)).toEqual(["lo"]);
     expect((await sb.planExit(file)).code).toBe(0);
   });
 

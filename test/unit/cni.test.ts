@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { resultOf } from "../../src/cni/attachment.js";
 import { CniError } from "../../src/cni/errors.js";
 import { cniMain } from "../../src/cni/plugin.js";
-import { endpointName, parseRequest } from "../../src/cni/request.js";
+import { containerNetns, endpointName, parseRequest } from "../../src/cni/request.js";
 import { ScriptedRunner } from "../../src/exec/scripted-runner.js";
 
 const conf = { cniVersion: "1.0.0", name: "games", type: "bolt", network: "gaming-net", netns: "edge", stateDir: "/var/lib/bolt" };
@@ -52,6 +52,11 @@ describe("bolt-cni request", () => {
     expect(endpointName("abc-1", "eth0")).toBe(a);
     expect(endpointName("abc-1", "eth1")).not.toBe(a);
     expect(endpointName("abc-2", "eth0")).not.toBe(a);
+    // The namespace name is the container's: every ifname of it shares one, another container has its own.
+    expect(containerNetns("abc-1")).toMatch(/^cni-ns-[0-9a-f]{12}$/);
+    expect(containerNetns("abc-1")).toBe(containerNetns("abc-1"));
+    expect(containerNetns("abc-2")).not.toBe(containerNetns("abc-1"));
+    expect(containerNetns("abc-1")).not.toBe(a);
   });
 });
 

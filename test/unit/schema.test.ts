@@ -295,7 +295,7 @@ const IMPLEMENTED: Record<Kind, string[]> = {
     "networks.*.dhcp",
     "networks.*.dhcp_lease_time",
     "endpoints",
-    ...["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default"].map((k) => `endpoints[].${k}`),
+    ...["name", "mode", "network", "ip", "ip6", "tap", "netns", "mac", "default", "ifname"].map((k) => `endpoints[].${k}`),
     "sysctl",
     // nftables (issue 3): whole subtrees; their kernel-impossible leaves keep their own text
     "networks.*.internet",

@@ -72,6 +72,66 @@ describe("endpoint", () => {
     },
   });
 
+  // A container's secondary network (a CNI attachment other than eth0): its interface named,
+  // no default route; the other endpoint of the namespace keeps eth0 and the default route.
+  const SECONDARY = `${NET}
+[networks.back]
+subnet = "10.83.0.0/24"
+internet = false
+
+[[endpoints]]
+name = "side"
+network = "back"
+netns = "ctr"
+ifname = "net1"
+default = false
+
+[[endpoints]]
+name = "main"
+network = "front"
+netns = "ctr"
+`;
+  describeTransition("create: an explicit ifname with default = false beside the namespace's routed endpoint", {
+    kind: "endpoint",
+    before: from(NET),
+    to: want(SECONDARY),
+    after: (k) => {
+      expect(k.link(T, "bv-side")).toMatchObject({ peer: { ns: `${P}ctr`, name: "net1" } });
+      expect(k.link(T, "bv-main")).toMatchObject({ peer: { ns: `${P}ctr`, name: "eth0" } });
+      expect(k.ns(`${P}ctr`).routes.filter((r) => r.dst === "0.0.0.0/0")).toEqual([
+        { dst: "0.0.0.0/0", gateway: "10.81.0.1", dev: "eth0", table: 254, protocol: "176", type: "unicast", metric: 0 },
+      ]);
+    },
+  });
+
+  it("default = false on every endpoint of a namespace: no default route; ifname errors at their line", async () => {
+    const w = newWorld(T);
+    await converge(w, want(`${SECONDARY}default = false\n`)());
+    expect(w.kernel.ns(`${P}ctr`).routes.filter((r) => r.dst === "0.0.0.0/0")).toEqual([]);
+    /** The config's one error, and the line it must name (the last occurrence of `needle`). */
+    const bad = (text: string, needle: string): { message: string; line: number } => {
+      const line = text.slice(0, text.lastIndexOf(needle)).split("\n").length;
+      try {
+        intentOf(writeConfigs({ "bolt-network.toml": text }), { netnsPrefix: P });
+      } catch (e) {
+        return { message: (e as Error).message, line };
+      }
+      return { message: "", line };
+    };
+    const dup = bad(`${SECONDARY}ifname = "net1"\n`, 'ifname = "net1"');
+    expect(dup.message).toMatch(
+      new RegExp(
+        `bolt-network\\.toml:${dup.line}:\\d+: error: endpoint "main": namespace "bolt-t-kinds-ctr" already has an interface net1 through endpoint "side"`,
+      ),
+    );
+    const lo = bad(SECONDARY.replace('ifname = "net1"', 'ifname = "lo"'), 'ifname = "lo"');
+    expect(lo.message).toMatch(new RegExp(`:${lo.line}:\\d+: error: endpoint "side": ifname "lo" is the namespace's loopback`));
+    expect(bad(`${NET}\n[[endpoints]]\nname = "vm"\nnetwork = "front"\ntap = true\nifname = "eth1"\n`, "ifname").message).toMatch(
+      /"ifname" applies to veth endpoints only/,
+    );
+    expect(bad(SECONDARY.replace('ifname = "net1"', 'ifname = "a-name-too-long-16"'), "ifname").message).toMatch(/ifname/);
+  });
+
   describeTransition("update: static address changed", {
     kind: "endpoint",
     before: from(EPS),
