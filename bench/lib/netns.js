@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { ip, median, must, run, runSync, sleep } from "./exec.js";
 
@@ -23,7 +24,13 @@ function benchNames(names, keepProbe) {
 export async function deleteBenchNetns({ keepProbe = true, only } = {}) {
   const names = benchNames(await listNetns(), keepProbe).filter((n) => !only || only(n));
   if (names.length) await run(["ip", "-force", "-batch", "-"], { input: names.map((n) => `netns del ${n}\n`).join("") });
+  forgetEtcNetns(names);
   return names.length;
+}
+
+/** `ip netns del` leaves /etc/netns/NAME (resolv.conf, hosts bolt wrote there): a bench namespace's goes with it. */
+function forgetEtcNetns(names) {
+  for (const n of names) rmSync(`/etc/netns/${n}`, { recursive: true, force: true });
 }
 
 /** Signal-handler cleanup: synchronous, deletes every bench namespace including the probe. */
@@ -37,6 +44,7 @@ export function deleteAllBenchNetnsSync() {
         )
       : [];
   for (const n of names) runSync(["ip", "netns", "del", n]);
+  forgetEtcNetns(names);
   return names.length;
 }
 

@@ -5,7 +5,7 @@ import type { CommandRunner, Ns } from "../exec/runner.js";
 import { endpointIfname } from "../../reconcilers/endpoint/intent.js";
 import { parseEndpoints, readInside } from "../../reconcilers/endpoint/read.js";
 import { CNI_CODE, CniError } from "./errors.js";
-import type { CniResult } from "./request.js";
+import type { CniDns, CniResult } from "./request.js";
 
 /** One attachment as the kernel has it: the host side (read back from its ownership alias) and the container side. */
 export interface Attachment {
@@ -47,7 +47,7 @@ export async function readAttachment(runner: CommandRunner, target: Ns, name: st
  * the container's end with its sandbox), its addresses on the container's interface (index 1),
  * the default routes bolt set inside. 0.4.0 results also name each address's version.
  */
-export function resultOf(a: Attachment, ifname: string, sandbox: string, cniVersion: string): CniResult {
+export function resultOf(a: Attachment, ifname: string, sandbox: string, cniVersion: string, dns: CniDns = {}): CniResult {
   const v04 = cniVersion === "0.4.0";
   const ips: NonNullable<CniResult["ips"]> = [];
   const routes: NonNullable<CniResult["routes"]> = [];
@@ -63,7 +63,7 @@ export function resultOf(a: Attachment, ifname: string, sandbox: string, cniVers
     ],
     ips,
     routes,
-    dns: {},
+    dns,
   };
 }
 

@@ -13,7 +13,7 @@ import type { Engine } from "./engine.js";
 import { CNI_CODE, CniError, errorJson } from "./errors.js";
 import { NETNS_DIR, aliasOf, bindAlias, checkNetnsPath, removeAlias } from "./netns-alias.js";
 import { NEWEST_VERSION, SUPPORTED_VERSIONS, commandOf, containerNetns, endpointName, parseRequest, versionOf } from "./request.js";
-import type { CniRequest } from "./request.js";
+import type { CniDns, CniRequest } from "./request.js";
 
 /**
  * bolt-cni: a CNI 1.0 plugin (ADD, DEL, CHECK, VERSION, and STATUS) whose attachments are
@@ -83,7 +83,7 @@ async function add(req: CniRequest, engine: Engine, runner: CommandRunner, name:
   const { config } = req;
   const nsName = engine.netnsPrefix + netns;
   checkNetnsPath(req.netnsPath);
-  knownNetwork(engine, config.network);
+  const dns = knownNetwork(engine, config.network);
   const rec = await engine.recorded(name);
   if (rec) {
     // A repeated ADD (a runtime retrying) of the same namespace answers what is there.
@@ -107,11 +107,15 @@ async function add(req: CniRequest, engine: Engine, runner: CommandRunner, name:
     }
   }
   const a = await readAttachment(runner, config.target, name, nsName, req.ifname);
-  return `${JSON.stringify(resultOf(a, req.ifname, req.netnsPath, config.cniVersion), null, 2)}\n`;
+  return `${JSON.stringify(resultOf(a, req.ifname, req.netnsPath, config.cniVersion, dns), null, 2)}\n`;
 }
 
-/** The CNI config's network must be one of the target's config files (checked before anything is touched). */
-function knownNetwork(engine: Engine, network: string): void {
+/**
+ * The CNI config's network must be one of the target's config files (checked before anything is
+ * touched). Returns the network's nameservers and search domains for the result's `dns` (a
+ * runtime writes the container's resolv.conf from it, as from a bridge plugin's IPAM).
+ */
+function knownNetwork(engine: Engine, network: string): CniDns {
   const files = engine.files();
   const loaded = files.map((f) => {
     try {
@@ -127,6 +131,15 @@ function knownNetwork(engine: Engine, network: string): void {
       `network config: "network" ${network} is not a bolt network of ${files.join(", ")}`,
       networks.size ? `defined networks: ${[...networks].join(", ")}` : "those files define no network",
     );
+  const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
+  for (const f of loaded) {
+    const n = f.kind === "boltfile" ? ((f.data.networks ?? {}) as Record<string, { dns?: unknown; search?: unknown }>)[network] : undefined;
+    if (!n) continue;
+    const nameservers = strings(n.dns);
+    const search = strings(n.search);
+    return { ...(nameservers.length ? { nameservers } : {}), ...(search.length ? { search } : {}) };
+  }
+  return {};
 }
 
 /** STATUS: the network is in the config and its bridge is in the kernel, up. */

@@ -37,7 +37,15 @@ export interface CniResult {
   interfaces?: { name: string; mac?: string; sandbox?: string }[];
   ips?: { address: string; gateway?: string; interface?: number; version?: string }[];
   routes?: { dst: string; gw?: string }[];
-  dns?: Record<string, unknown>;
+  dns?: CniDns;
+}
+
+/** The result's `dns` (spec: nameservers, domain, search, options), from the bolt network's dns and search. */
+export interface CniDns {
+  nameservers?: string[];
+  domain?: string;
+  search?: string[];
+  options?: string[];
 }
 
 // The spec's container id: alphanumerics, "_", "." and "-", starting alphanumeric.

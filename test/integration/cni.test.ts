@@ -25,6 +25,8 @@ subnet = "10.93.0.0/24"
 [networks.db-net]
 subnet = "10.94.0.0/24"
 internet = false
+dns = ["10.94.0.53"]
+search = ["db.internal"]
 `;
 
 interface CniOut {
@@ -272,6 +274,9 @@ describe.skipIf(!!SKIP_REASON)("bolt-cni", () => {
     expect(b.json.ips[0].address).toMatch(/^10\.94\.0\.\d+\/24$/);
     // Like the bridge plugin without isDefaultGateway: the secondary network's subnet only.
     expect(b.json.routes).toEqual([]);
+    // The network's dns and search, for the runtime's resolv.conf; a network without them says nothing.
+    expect(b.json.dns).toEqual({ nameservers: ["10.94.0.53"], search: ["db.internal"] });
+    expect(a.json.dns).toEqual({});
     const inside = (args: string[]) => ipJson(c.name!, args);
     expect((await inside(["route", "show", "default"])).map((r: Json) => `${r.gateway} ${r.dev}`)).toEqual(["10.93.0.1 eth0"]);
     expect((await inside(["route", "show", "10.94.0.0/24"]))[0]).toMatchObject({ dev: "eth1" });

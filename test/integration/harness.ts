@@ -292,9 +292,21 @@ export class Sandbox {
       await releaseWgRuntime(n);
       await run(["ip", "netns", "del", n]);
     }
+    // `ip netns del` leaves /etc/netns/NAME (the resolv.conf and hosts bolt wrote for a namespace
+    // the test deleted by hand instead of through bolt destroy).
+    for (const n of readdirSafe("/etc/netns"))
+      if (n === this.target || n.startsWith(this.prefix)) rmSync(join("/etc/netns", n), { recursive: true, force: true });
     // What bolt keeps per target in the run dir (a killed apply's journal copy, sysctl originals, a killed daemon's socket).
     for (const f of [`journal/${this.target}.json`, `sysctl/${this.target}.json`, `${this.target}.sock`]) rmSync(join(RUN_DIR(), f), { force: true });
     if (this.tmp) for (const d of [this.tmp.dir, this.tmp.state]) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 

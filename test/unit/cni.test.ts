@@ -77,6 +77,7 @@ describe("bolt-cni result", () => {
   });
 
   it("names each address's version for 0.4.0, and carries IPv6 when the network has it", () => {
+    expect(resultOf(a, "eth1", "/x", "1.0.0", { nameservers: ["10.0.0.53"], search: ["lan"] }).dns).toEqual({ nameservers: ["10.0.0.53"], search: ["lan"] });
     const r = resultOf({ ...a, ip6: "fd00::5/64", gateway6: "fd00::1" }, "eth0", "/x", "0.4.0");
     expect(r.ips).toEqual([
       { version: "4", address: "10.0.0.5/24", gateway: "10.0.0.1", interface: 1 },
