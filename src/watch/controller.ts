@@ -20,6 +20,9 @@ import { referencedFiles } from "./referenced-files.js";
 import type { Resource } from "../core/resource.js";
 
 /** `api`: the daemon's API changed the intent (an endpoint attached or detached) */
+/** How long a mesh store change waits for more of its kind before its pass (see enqueue). */
+export const STORE_DEBOUNCE_MS = 50;
+
 export type Trigger = "start" | "file" | "kernel" | "resync" | "sighup" | "retry" | "store" | "api" | "health";
 
 export interface LoadedConfig {
@@ -110,13 +113,18 @@ export class WatchController {
     this.debouncer = new Debouncer(() => this.kick(), o.debounceMs);
   }
 
-  /** Something happened: a pass will follow (after the debounce, or at once). */
+  /**
+   * Something happened: a pass will follow (after the debounce, or at once). A change in the
+   * mesh store waits only STORE_DEBOUNCE_MS: etcd sends one watch response per transaction (a
+   * join, an approval, a revoke is one), there is no burst of saves to collapse, and every host
+   * of the mesh waits this long before it adds or drops the peer.
+   */
   enqueue(trigger: Trigger, opts: { config?: boolean; immediate?: boolean } = {}): void {
     if (this.stopped) return;
     this.triggers.add(trigger);
     if (opts.config) this.configDirty = true;
     if (opts.immediate) this.debouncer.flush();
-    else this.debouncer.trigger();
+    else this.debouncer.trigger(trigger === "store" ? STORE_DEBOUNCE_MS : undefined);
   }
 
   /** Finishes the pass in flight (and the API work queued), then no more. */

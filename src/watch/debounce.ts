@@ -27,11 +27,12 @@ export class Debouncer {
     private readonly clock: Clock = realClock,
   ) {}
 
-  trigger(): void {
+  /** `waitMs`: a shorter wait for this trigger (never longer than the configured one); a later trigger's own wait replaces it. */
+  trigger(waitMs = this.waitMs): void {
     const now = this.clock.now();
     this.first ??= now;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    const delay = Math.max(0, Math.min(this.waitMs, this.first + this.maxWaitMs - now));
+    const delay = Math.max(0, Math.min(waitMs, this.waitMs, this.first + this.maxWaitMs - now));
     this.timer = this.clock.setTimeout(() => this.fire(), delay);
   }
 

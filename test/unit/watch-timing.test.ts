@@ -64,6 +64,18 @@ describe("Debouncer", () => {
     expect(at.length).toBe(3);
   });
 
+  it("a trigger with a shorter wait (a mesh store change) fires sooner; never later than the configured wait", () => {
+    const clock = new FakeClock();
+    const at: number[] = [];
+    const d = new Debouncer(() => at.push(clock.now()), 300, 5000, clock);
+    d.trigger(50);
+    clock.advance(60);
+    expect(at).toEqual([50]);
+    d.trigger(1000);
+    clock.advance(400);
+    expect(at).toEqual([50, 360]);
+  });
+
   it("flush runs now; cancel drops the pending call", () => {
     const clock = new FakeClock();
     let calls = 0;
