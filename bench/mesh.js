@@ -272,7 +272,7 @@ const f = (x) => x.toFixed(0);
 const md = [
   `# bolt mesh-on-etcd benchmark — ${new Date().toISOString()}`,
   "",
-  `Each host its own \`bolt watch\` (debounce 300 ms, resync 30 s) and wireguard-go; 3-member etcd on loopback; status TTL ${TTL} s. Load average at end: ${loadavg()
+  `Each host its own \`bolt watch\` (debounce 300 ms for files, 50 ms for store changes; resync 30 s) and wireguard-go; 3-member etcd on loopback; status TTL ${TTL} s. Load average at end: ${loadavg()
     .map((x) => x.toFixed(2))
     .join(" ")}. Times in ms.`,
   "",
