@@ -6,8 +6,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { RUN_DIR } from "../../src/exec/run-dir.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox, SKIP_REASON, must, ping, plannedOf, requireBuild, snapshot, waitForFile } from "./harness.js";
-import type { Snapshot } from "./harness.js";
+import { Sandbox, SKIP_REASON, must, ping, plannedOf, pristineSandbox, requireBuild, waitForFile, world } from "./harness.js";
 import { expectVeth } from "./checks.js";
 
 const config = (net: string) => `
@@ -22,12 +21,6 @@ network = "front"
 name = "api"
 network = "front"
 `;
-
-async function world(sb: Sandbox): Promise<Record<string, Snapshot>> {
-  const out: Record<string, Snapshot> = {};
-  for (const n of await sb.mine()) out[n] = await snapshot(n);
-  return out;
-}
 
 /** Running, not merely a zombie waiting for whoever adopted it (init) to reap it. */
 function alive(pid: number): boolean {
@@ -58,27 +51,18 @@ async function killMidApply(sb: Sandbox, file: string, marker: string): Promise<
 }
 
 describe.skipIf(!!SKIP_REASON)("kill -9 mid-apply, then bolt rollback", () => {
-  const sb = new Sandbox();
-  let file: string;
-  let pristine: Record<string, Snapshot>;
-
-  beforeAll(async () => {
-    requireBuild();
-    await sb.addNetns();
-    file = sb.write("bolt-network.toml", config("10.61.0"));
-    pristine = await world(sb);
-  });
-  afterAll(() => sb.cleanup());
+  const s = pristineSandbox(config("10.61.0"));
+  const sb = s.sb;
 
   let planned: string[];
 
   it("leaves a half-built namespace that plan warns about", async () => {
-    planned = await sb.planned(file);
+    planned = await sb.planned(s.file);
     // api's inside batch: lo and eth0 lines have run, its address not; web's batch is done.
-    await killMidApply(sb, file, "address add 10.61.0.3/24 broadcast + dev eth0");
+    await killMidApply(sb, s.file, "address add 10.61.0.3/24 broadcast + dev eth0");
     expect(await sb.mine()).toEqual([sb.target, sb.ns("api"), sb.ns("web")].sort());
-    expect(await world(sb)).not.toEqual(pristine);
-    const plan = await sb.planExit(file);
+    expect(await world(sb)).not.toEqual(s.pristine);
+    const plan = await sb.planExit(s.file);
     expect(plan.stderr).toContain("an interrupted apply left a journal");
     expect(plan.code).toBe(2);
   });
@@ -87,19 +71,19 @@ describe.skipIf(!!SKIP_REASON)("kill -9 mid-apply, then bolt rollback", () => {
     const r = await sb.bolt(["rollback"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Rolled back the interrupted apply .* \(pid \d+\)/);
-    expect(await world(sb)).toEqual(pristine);
+    expect(await world(sb)).toEqual(s.pristine);
     const again = await sb.bolt(["rollback"]);
     expect(again.stdout).toContain("Nothing to roll back");
-    const plan = await sb.planExit(file);
+    const plan = await sb.planExit(s.file);
     expect(plan.stderr).not.toContain("interrupted");
-    expect(await sb.planned(file)).toEqual(planned);
+    expect(await sb.planned(s.file)).toEqual(planned);
   });
 
   it("a later apply converges", async () => {
-    const r = await sb.bolt(["apply", "-f", file]);
+    const r = await sb.bolt(["apply", "-f", s.file]);
     expect(r.code, r.stderr).toBe(0);
     expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
-    expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
+    expect((await sb.planExit(s.file, ["--deep"])).code).toBe(0);
   });
 });
 
@@ -180,20 +164,11 @@ describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the veth, the
 });
 
 describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the namespace's mark, and the state dir lost", () => {
-  const sb = new Sandbox();
-  let file: string;
-  let pristine: Record<string, Snapshot>;
-
-  beforeAll(async () => {
-    requireBuild();
-    await sb.addNetns();
-    file = sb.write("bolt-network.toml", config("10.61.0"));
-    pristine = await world(sb);
-  });
-  afterAll(() => sb.cleanup());
+  const s = pristineSandbox(config("10.61.0"));
+  const sb = s.sb;
 
   const unmarkedOrphan = async () => {
-    await killMidApply(sb, file, "link set dev lo alias bolt1,ep=web");
+    await killMidApply(sb, s.file, "link set dev lo alias bolt1,ep=web");
     // The namespace exists and carries no mark: only the journal knows it is bolt's.
     expect(await sb.mine()).toContain(sb.ns("web"));
     expect(await must(["ip", "-n", sb.ns("web"), "-j", "link", "show", "dev", "lo"])).not.toContain("bolt1");
@@ -202,24 +177,24 @@ describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the namespace
 
   it("plan says an interrupted apply left a journal (the run dir's copy); destroy undoes it: nothing left", async () => {
     await unmarkedOrphan();
-    const plan = await sb.planExit(file);
+    const plan = await sb.planExit(s.file);
     expect(plan.stderr).toContain("an interrupted apply left a journal");
     const d = await sb.bolt(["destroy"]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toMatch(/rolled back an interrupted apply/);
     expect(await sb.mine()).toEqual([sb.target]);
-    expect(await world(sb)).toEqual(pristine);
+    expect(await world(sb)).toEqual(s.pristine);
   });
 
   it("an apply after the same loss repairs first and converges; destroy leaves the namespace as it was", async () => {
     await unmarkedOrphan();
-    const r = await sb.bolt(["apply", "-f", file]);
+    const r = await sb.bolt(["apply", "-f", s.file]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/rolled back an interrupted apply/);
     expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
-    expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
+    expect((await sb.planExit(s.file, ["--deep"])).code).toBe(0);
     const d = await sb.bolt(["destroy"]);
     expect(d.code, d.stderr).toBe(0);
-    expect(await world(sb)).toEqual(pristine);
+    expect(await world(sb)).toEqual(s.pristine);
   });
 });

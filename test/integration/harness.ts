@@ -8,6 +8,7 @@ import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, execaSync } from "execa";
 import type { ResultPromise } from "execa";
+import { afterAll, beforeAll } from "vitest";
 import { RUN_DIR, wgMountFile, wgSocketDir } from "../../src/exec/run-dir.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -300,6 +301,29 @@ export class Sandbox {
     for (const f of [`journal/${this.target}.json`, `sysctl/${this.target}.json`, `${this.target}.sock`]) rmSync(join(RUN_DIR(), f), { force: true });
     if (this.tmp) for (const d of [this.tmp.dir, this.tmp.state]) rmSync(d, { recursive: true, force: true });
   }
+}
+
+/** Snapshots of the sandbox's target and of every namespace of it, by name. */
+export async function world(sb: Sandbox): Promise<Record<string, Snapshot>> {
+  const out: Record<string, Snapshot> = {};
+  for (const n of await sb.mine()) out[n] = await snapshot(n);
+  return out;
+}
+
+/**
+ * Registers, in the calling describe, a sandbox with its target namespace and `config` as its
+ * bolt-network.toml, and the world recorded before anything ran; cleaned up after.
+ */
+export function pristineSandbox(config: string): { sb: Sandbox; file: string; pristine: Record<string, Snapshot> } {
+  const s = { sb: new Sandbox(), file: "", pristine: {} as Record<string, Snapshot> };
+  beforeAll(async () => {
+    requireBuild();
+    await s.sb.addNetns();
+    s.file = s.sb.write("bolt-network.toml", config);
+    s.pristine = await world(s.sb);
+  });
+  afterAll(() => s.sb.cleanup());
+  return s;
 }
 
 function readdirSafe(dir: string): string[] {

@@ -4,8 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox, SKIP_REASON, ping, requireBuild, snapshot, sysctlGet } from "./harness.js";
-import type { Snapshot } from "./harness.js";
+import { Sandbox, SKIP_REASON, ping, pristineSandbox, requireBuild, sysctlGet, world } from "./harness.js";
 import { expectVeth } from "./checks.js";
 
 const config = (net: string, sysctl = false) => `
@@ -28,30 +27,14 @@ name = "db"
 network = "back"
 ${sysctl ? '\n[sysctl]\n"net.ipv4.ip_forward" = 1\n' : ""}`;
 
-/** Snapshots of the target and of every namespace of this sandbox, by name. */
-async function world(sb: Sandbox): Promise<Record<string, Snapshot>> {
-  const out: Record<string, Snapshot> = {};
-  for (const n of await sb.mine()) out[n] = await snapshot(n);
-  return out;
-}
-
 describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () => {
-  const sb = new Sandbox();
-  let file: string;
-  let pristine: Record<string, Snapshot>;
-
-  beforeAll(async () => {
-    requireBuild();
-    await sb.addNetns();
-    file = sb.write("bolt-network.toml", config("10.61.0"));
-    pristine = await world(sb);
-  });
-  afterAll(() => sb.cleanup());
+  const s = pristineSandbox(config("10.61.0"));
+  const sb = s.sb;
 
   /** Apply with a failing line inserted before the first batch line containing `pattern`. */
   async function faultyApply(pattern: string) {
     const hit = join(sb.dir, `hit-${Math.random().toString(36).slice(2)}`);
-    const r = await sb.bolt(["apply", "-f", file], { env: sb.fakeEnv(["ip"], { BOLT_FAULT_PATTERN: pattern, BOLT_FAULT_HIT: hit }) });
+    const r = await sb.bolt(["apply", "-f", s.file], { env: sb.fakeEnv(["ip"], { BOLT_FAULT_PATTERN: pattern, BOLT_FAULT_HIT: hit }) });
     // The fault must really have fired, else this test proves nothing.
     expect(existsSync(hit), `fault pattern "${pattern}" never matched a batch line`).toBe(true);
     expect(readFileSync(hit, "utf8")).toMatch(/^line [2-9]\d*:/);
@@ -59,24 +42,24 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
   }
 
   it("a failing first apply leaves the namespace as it was", async () => {
-    const planned = await sb.planned(file);
+    const planned = await sb.planned(s.file);
     // api's address line runs in api's namespace after its netns, veth and port lines.
     const r = await faultyApply("address add 10.61.0.3/24 broadcast + dev eth0");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(create endpoint "api"\): "address add 10\.61\.0\.3\/24 broadcast \+ dev eth0"/);
     expect(r.stderr).toContain('Cannot find device "bolt-fault-nonexistent"');
     expect(r.stderr).toContain("rolled back, the kernel is as it was");
-    expect(await world(sb)).toEqual(pristine);
+    expect(await world(sb)).toEqual(s.pristine);
 
-    const plan = await sb.planExit(file);
+    const plan = await sb.planExit(s.file);
     expect(plan.code).toBe(2);
     expect(plan.stderr).not.toContain("interrupted");
-    expect(await sb.planned(file)).toEqual(planned);
+    expect(await sb.planned(s.file)).toEqual(planned);
     expect(planned).toContain("create endpoint:api");
   });
 
   it("the same apply without the fault then succeeds", async () => {
-    const r = await sb.bolt(["apply", "-f", file]);
+    const r = await sb.bolt(["apply", "-f", s.file]);
     expect(r.code, r.stderr).toBe(0);
     await expectVeth(sb.target, {
       name: "api",
@@ -88,14 +71,14 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
       mtu: 1500,
     });
     expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
-    expect((await sb.planExit(file)).code).toBe(0);
+    expect((await sb.planExit(s.file)).code).toBe(0);
   });
 
   it("a failing update (subnet change) restores the applied state exactly", async () => {
     const applied = await world(sb);
     const show = (await sb.bolt(["show", "--json"])).stdout;
     sb.write("bolt-network.toml", config("10.72.0"));
-    const planned = await sb.planned(file);
+    const planned = await sb.planned(s.file);
     // By now the bridge has its new address, web is moved and api has lost its old address
     // (the line before the fault; the old one goes first): all of it must go back.
     const r = await faultyApply("address add 10.72.0.3/24 broadcast + dev eth0");
@@ -106,11 +89,11 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
     expect((await sb.bolt(["show", "--json"])).stdout).toBe(show);
     expect(await ping(sb.ns("web"), "10.61.0.3")).toBe(true);
 
-    const plan = await sb.planExit(file);
+    const plan = await sb.planExit(s.file);
     expect(plan.code).toBe(2);
-    expect(await sb.planned(file)).toEqual(planned);
+    expect(await sb.planned(s.file)).toEqual(planned);
     expect(planned).toEqual(expect.arrayContaining(["update network:front", "update endpoint:web", "update endpoint:api"]));
-    const ok = await sb.bolt(["apply", "-f", file]);
+    const ok = await sb.bolt(["apply", "-f", s.file]);
     expect(ok.code, ok.stderr).toBe(0);
     await expectVeth(sb.target, {
       name: "api",
@@ -122,42 +105,33 @@ describe.skipIf(!!SKIP_REASON)("rollback after an ip batch fails mid-apply", () 
       mtu: 1500,
     });
     expect(await ping(sb.ns("web"), "10.72.0.3")).toBe(true);
-    expect((await sb.planExit(file, ["--deep"])).code).toBe(0);
+    expect((await sb.planExit(s.file, ["--deep"])).code).toBe(0);
   });
 });
 
 describe.skipIf(!!SKIP_REASON)("rollback after a sysctl write fails", () => {
-  const sb = new Sandbox();
-  let file: string;
-  let pristine: Record<string, Snapshot>;
-
-  beforeAll(async () => {
-    requireBuild();
-    await sb.addNetns();
-    file = sb.write("bolt-network.toml", config("10.61.0", true));
-    pristine = await world(sb);
-  });
-  afterAll(() => sb.cleanup());
+  const s = pristineSandbox(config("10.61.0", true));
+  const sb = s.sb;
 
   it("undoes the bridges and endpoints already made when the sysctl stage fails", async () => {
     const forward = await sysctlGet(sb.target, "net.ipv4.ip_forward");
-    const planned = await sb.planned(file);
+    const planned = await sb.planned(s.file);
     // sysctl runs last (after every ip batch): all the ip work is done when it fails.
-    const r = await sb.bolt(["apply", "-f", file], { env: sb.fakeEnv(["sysctl"]) });
+    const r = await sb.bolt(["apply", "-f", s.file], { env: sb.fakeEnv(["sysctl"]) });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/apply failed at step \d+\/\d+ \(create sysctl "net\.ipv4\.ip_forward"\)/);
     expect(r.stderr).toContain("injected fault");
     expect(r.stderr).toContain("rolled back, the kernel is as it was");
-    expect(await world(sb)).toEqual(pristine);
+    expect(await world(sb)).toEqual(s.pristine);
     expect(await sysctlGet(sb.target, "net.ipv4.ip_forward")).toBe(forward);
 
-    const plan = await sb.planExit(file);
+    const plan = await sb.planExit(s.file);
     expect(plan.code).toBe(2);
-    expect(await sb.planned(file)).toEqual(planned);
-    const ok = await sb.bolt(["apply", "-f", file]);
+    expect(await sb.planned(s.file)).toEqual(planned);
+    const ok = await sb.bolt(["apply", "-f", s.file]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(await sysctlGet(sb.target, "net.ipv4.ip_forward")).toBe("1");
-    expect((await sb.planExit(file)).code).toBe(0);
+    expect((await sb.planExit(s.file)).code).toBe(0);
   });
 });
 
@@ -219,17 +193,8 @@ describe.skipIf(!!SKIP_REASON)("rollback of a replaced bridge whose endpoint sta
 });
 
 describe.skipIf(!!SKIP_REASON)("a hung tool fails its step and the apply rolls back", () => {
-  const sb = new Sandbox();
-  let file: string;
-  let pristine: Record<string, Snapshot>;
-
-  beforeAll(async () => {
-    requireBuild();
-    await sb.addNetns();
-    file = sb.write("bolt-network.toml", config("10.61.0"));
-    pristine = await world(sb);
-  });
-  afterAll(() => sb.cleanup());
+  const s = pristineSandbox(config("10.61.0"));
+  const sb = s.sb;
 
   it("names the tool, the namespace and the time waited", async () => {
     const signal = join(sb.dir, "hang");
@@ -240,7 +205,7 @@ describe.skipIf(!!SKIP_REASON)("a hung tool fails its step and the apply rolls b
       BOLT_TOOL_TIMEOUT: "2",
     });
     const t0 = Date.now();
-    const r = await sb.bolt(["apply", "-f", file], { env });
+    const r = await sb.bolt(["apply", "-f", s.file], { env });
     expect(existsSync(signal), "the hang never started").toBe(true);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
@@ -248,7 +213,7 @@ describe.skipIf(!!SKIP_REASON)("a hung tool fails its step and the apply rolls b
     );
     expect(r.stderr).toContain("rolled back, the kernel is as it was");
     expect(Date.now() - t0).toBeLessThan(50_000);
-    expect(await world(sb)).toEqual(pristine);
+    expect(await world(sb)).toEqual(s.pristine);
     // The fake's sleep was started by this test's bolt: stop it (by the pid it wrote).
     for (const pid of readFileSync(signal, "utf8").trim().split(/\s+/).map(Number)) {
       try {
