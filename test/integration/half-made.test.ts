@@ -4,9 +4,8 @@
 // and the next apply must remove the leftover, converge and leave a second plan empty.
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox, SKIP_REASON, must, ping, requireBuild, snapshot } from "./harness.js";
-import type { Snapshot } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { SKIP_REASON, must, ping, pristineSandbox, world } from "./harness.js";
 
 const CONFIG = `
 [networks.front]
@@ -19,21 +18,12 @@ ip = "10.62.0.10"
 `;
 
 describe.skipIf(!!SKIP_REASON)("a half-applied batch whose every undo failed", () => {
-  const sb = new Sandbox();
-  let file: string;
-  let pristine: Snapshot;
-
-  beforeAll(async () => {
-    requireBuild();
-    await sb.addNetns();
-    file = sb.write("bolt-network.toml", CONFIG);
-    pristine = await snapshot(sb.target);
-  });
-  afterAll(() => sb.cleanup());
+  const s = pristineSandbox(CONFIG);
+  const sb = s.sb;
 
   it("apply fails and says the bridge was left behind without bolt's mark; the journal is kept", async () => {
     const hit = join(sb.dir, "fault-hit");
-    const r = await sb.bolt(["apply", "-f", file], {
+    const r = await sb.bolt(["apply", "-f", s.file], {
       env: sb.fakeEnv(["ip"], { BOLT_FAULT_PATTERN: "alias bolt1,net=front", BOLT_FAULT_HIT: hit, BOLT_UNDO_FAIL: "1" }),
     });
     expect(existsSync(hit), "the fault never hit").toBe(true);
@@ -46,7 +36,7 @@ describe.skipIf(!!SKIP_REASON)("a half-applied batch whose every undo failed", (
   });
 
   it("plan describes the state: a warning at the network's line, the create planned, exit 2 (changes), not an error", async () => {
-    const p = await sb.planExit(file);
+    const p = await sb.planExit(s.file);
     expect(p.stderr).not.toMatch(/already exists/);
     expect(p.stderr).toMatch(/bolt-network\.toml:2:\d+.*interface bolt-front was left by the interrupted apply, without bolt's mark/s);
     expect(p.stderr).toContain("an interrupted apply left a journal");
@@ -55,13 +45,13 @@ describe.skipIf(!!SKIP_REASON)("a half-applied batch whose every undo failed", (
   });
 
   it("the next apply removes the leftover, converges (the endpoint reaches its gateway), a second plan is empty", async () => {
-    const a = await sb.bolt(["apply", "-f", file]);
+    const a = await sb.bolt(["apply", "-f", s.file]);
     expect(a.code, a.stderr).toBe(0);
     expect(a.stderr).toMatch(/rolled back an interrupted apply/);
     expect(await ping(sb.ns("web"), "10.62.0.1")).toBe(true);
-    expect((await sb.planExit(file)).code).toBe(0);
-    const d = await sb.bolt(["destroy", "-f", file]);
+    expect((await sb.planExit(s.file)).code).toBe(0);
+    const d = await sb.bolt(["destroy", "-f", s.file]);
     expect(d.code, d.stderr).toBe(0);
-    expect(await snapshot(sb.target)).toEqual(pristine);
+    expect(await world(sb)).toEqual(s.pristine);
   });
 });
