@@ -89,24 +89,15 @@ export function printWarnings(o: GlobalOpts, diags: Diagnostic[]) {
 
 /** Opens the store read-only for planning: a plan never writes, not even a new state dir. */
 export function readState(o: GlobalOpts): { leases: Map<string, string>; originals: Map<string, string>; pendingJournal: boolean; halfMade?: Set<string> } {
-  let store: StateStore | undefined;
-  // No store yet: nothing leased, nothing recorded. A damaged one is an error (planning without
-  // its leases would move addresses).
-  if (!existsSync(join(o.stateDir, "bolt.db"))) {
-    // No store (never made, or lost): the run dir's copies say what a lost one recorded.
-    const journal = readRunJournal(targetKey(target(o)));
-    return {
-      leases: new Map(),
-      originals: readRunOriginals(targetKey(target(o))),
-      pendingJournal: !!journal,
-      halfMade: new Set(journalCreates(journal?.payload)),
-    };
-  }
-  store = StateStore.openReadOnly(o.stateDir);
+  const t = target(o);
+  const pending = (j: { payload: string } | undefined) => ({ pendingJournal: !!j, halfMade: new Set(journalCreates(j?.payload)) });
+  // No store yet (never made, or lost): nothing leased; the run dir's copies say what a lost one
+  // recorded. A damaged one is an error (planning without its leases would move addresses).
+  if (!existsSync(join(o.stateDir, "bolt.db")))
+    return { leases: new Map(), originals: readRunOriginals(targetKey(t)), ...pending(readRunJournal(targetKey(t))) };
+  const store = StateStore.openReadOnly(o.stateDir);
   try {
-    const t = target(o);
-    const journal = store.journal(t);
-    return { leases: store.leases(t), originals: store.originals(t), pendingJournal: !!journal, halfMade: new Set(journalCreates(journal?.payload)) };
+    return { leases: store.leases(t), originals: store.originals(t), ...pending(store.journal(t)) };
   } finally {
     store.close();
   }

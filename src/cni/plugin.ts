@@ -56,7 +56,7 @@ async function run(req: CniRequest, runner: CommandRunner): Promise<string | und
   const nsName = engine.netnsPrefix + netns;
   switch (req.command) {
     case "ADD":
-      return add(req, engine, runner, name, netns);
+      return add(req, engine, runner, name, netns, nsName);
     case "DEL": {
       // Idempotent: no record (DEL twice, an ADD that never finished) is nothing to detach. The
       // name goes with the container's last attachment, whether or not its namespace still exists.
@@ -79,9 +79,8 @@ async function run(req: CniRequest, runner: CommandRunner): Promise<string | und
   }
 }
 
-async function add(req: CniRequest, engine: Engine, runner: CommandRunner, name: string, netns: string): Promise<string> {
+async function add(req: CniRequest, engine: Engine, runner: CommandRunner, name: string, netns: string, nsName: string): Promise<string> {
   const { config } = req;
-  const nsName = engine.netnsPrefix + netns;
   checkNetnsPath(req.netnsPath);
   const dns = knownNetwork(engine, config.network);
   const rec = await engine.recorded(name);

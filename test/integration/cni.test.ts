@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiRequest } from "../../src/daemon/socket.js";
 import { readRuntimeEndpoints } from "../../src/daemon/runtime-endpoints.js";
 import { StateStore } from "../../src/state/store.js";
-import { REPO, Sandbox, SKIP_REASON, ipJson, must, netnsList, ping, requireBuild, run, snapshot } from "./harness.js";
+import { REPO, Sandbox, SKIP_REASON, ipJson, listening, must, netnsList, ping, requireBuild, run, snapshot } from "./harness.js";
 import type { Json } from "./harness.js";
 import { waitFor } from "./watch-helpers.js";
 
@@ -204,10 +204,7 @@ describe.skipIf(!!SKIP_REASON)("bolt-cni", () => {
       reject: false,
     });
     procs.push(server);
-    await waitFor(
-      "the container's listener",
-      async () => (await run(["ip", "netns", "exec", c.name!, "ss", "-Hltn", "sport = :8080"])).stdout.includes("8080") || undefined,
-    );
+    expect(await listening(c.name!, 8080, { timeoutMs: 15_000 }), "the container's listener").toBe(true);
     // As a runtime runs a chain: each plugin gets the previous one's result; portmap's rules go into the target.
     const portmapConf = {
       cniVersion: "1.0.0",

@@ -4,7 +4,7 @@
 // `bolt apply` — put the kernel back exactly as it was before the killed apply.
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { RUN_DIR } from "../../src/exec/run-dir.js";
+import { writeRunJournal } from "../../src/state/run-copy.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, SKIP_REASON, must, ping, plannedOf, pristineSandbox, requireBuild, waitForFile, world } from "./harness.js";
 import { expectVeth } from "./checks.js";
@@ -130,7 +130,7 @@ describe.skipIf(!!SKIP_REASON)("kill -9 between `ip netns add` and the veth, the
   // With no journal anywhere, the namespaces' own mark is all that says they are bolt's.
   const loseState = () => {
     rmSync(sb.stateDir, { recursive: true, force: true });
-    rmSync(join(RUN_DIR(), "journal", `${sb.target}.json`), { force: true });
+    writeRunJournal(sb.target, undefined);
   };
 
   beforeAll(async () => {

@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 import { execa, execaSync } from "execa";
 import type { ResultPromise } from "execa";
 import { afterAll, beforeAll } from "vitest";
-import { RUN_DIR, wgMountFile, wgSocketDir } from "../../src/exec/run-dir.js";
+import { wgMountFile, wgSocketDir } from "../../src/exec/run-dir.js";
+import { apiSocketPath } from "../../src/daemon/socket.js";
+import { writeRunJournal, writeRunOriginals } from "../../src/state/run-copy.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const BOLT_BIN = join(REPO, "bin", "bolt.js");
@@ -87,6 +89,22 @@ export async function ping(fromNs: string, ip: string): Promise<boolean> {
   for (let i = 0; i < 2; i++) {
     const r = await run(["ip", "netns", "exec", fromNs, "ping", "-n", "-c", "1", "-W", "2", ip]);
     if (r.code === 0) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether a socket listens on PORT in NS (ss reads the namespace's socket table) within
+ * `timeoutMs`: a client started before the server bound is refused. False at once when `gone()`
+ * says the server ended.
+ */
+export async function listening(ns: string, port: number, o: { udp?: boolean; timeoutMs?: number; gone?: () => boolean } = {}): Promise<boolean> {
+  const end = Date.now() + (o.timeoutMs ?? 10_000);
+  while (!o.gone?.()) {
+    const ss = await run(["ip", "netns", "exec", ns, "ss", o.udp ? "-Hlun" : "-Hltn", `sport = :${port}`]);
+    if (ss.stdout.trim()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
   }
   return false;
 }
@@ -298,7 +316,9 @@ export class Sandbox {
     for (const n of readdirSafe("/etc/netns"))
       if (n === this.target || n.startsWith(this.prefix)) rmSync(join("/etc/netns", n), { recursive: true, force: true });
     // What bolt keeps per target in the run dir (a killed apply's journal copy, sysctl originals, a killed daemon's socket).
-    for (const f of [`journal/${this.target}.json`, `sysctl/${this.target}.json`, `${this.target}.sock`]) rmSync(join(RUN_DIR(), f), { force: true });
+    writeRunJournal(this.target, undefined);
+    writeRunOriginals(this.target, new Map());
+    rmSync(apiSocketPath(this.target), { force: true });
     if (this.tmp) for (const d of [this.tmp.dir, this.tmp.state]) rmSync(d, { recursive: true, force: true });
   }
 }

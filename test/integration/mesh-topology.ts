@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import type { ResultPromise } from "execa";
 import { expect } from "vitest";
-import { Sandbox, bolt, ipJson, must, run, wgIn, wgPidsIn } from "./harness.js";
+import { Sandbox, bolt, ipJson, listening, must, run, wgIn, wgPidsIn } from "./harness.js";
 import { wgSocketDir } from "../../src/exec/run-dir.js";
 import { parseIp4 } from "../../src/core/ipv4.js";
 import { MESH_CIDR6, nodeAddress6Text } from "../../reconcilers/wireguard/mesh6.js";
@@ -303,24 +303,19 @@ export class MeshLab {
    * Resolves with what it received ("" when nothing came).
    */
   async listenUdp(ns: string, ip: string, port: number, sec: number): Promise<() => Promise<string>> {
-    return this.listen(ns, ["nc", "-u", "-l", "-W", "1", ip, String(port)], "-Hlun", port, sec);
+    return this.listen(ns, ["nc", "-u", "-l", "-W", "1", ip, String(port)], true, port, sec);
   }
 
   /** A TCP listener with nc: prints what a client sent; "" when no connection came within `sec`. */
   async listenTcp(ns: string, ip: string, port: number, sec: number): Promise<() => Promise<string>> {
-    return this.listen(ns, ["nc", "-l", "-N", ip, String(port)], "-Hltn", port, sec);
+    return this.listen(ns, ["nc", "-l", "-N", ip, String(port)], false, port, sec);
   }
 
-  private async listen(ns: string, nc: string[], ssFlags: string, port: number, sec: number): Promise<() => Promise<string>> {
+  private async listen(ns: string, nc: string[], udp: boolean, port: number, sec: number): Promise<() => Promise<string>> {
     const p = execa("timeout", [String(sec), "ip", "netns", "exec", ns, ...nc], { reject: false, stdin: "ignore" });
     this.procs.add(p);
     // Bound before the test sends: poll the socket table instead of sleeping.
-    for (let i = 0; ; i++) {
-      const ss = await run(["ip", "netns", "exec", ns, "ss", ssFlags, `sport = :${port}`]);
-      if (ss.stdout.trim()) break;
-      if (i > 100) throw new Error(`nc in ${ns} did not bind port ${port}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (!(await listening(ns, port, { udp }))) throw new Error(`nc in ${ns} did not bind port ${port}`);
     return async () => String((await p).stdout);
   }
 

@@ -9,7 +9,7 @@ import { execa } from "execa";
 import type { ResultPromise } from "execa";
 import { join } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
-import { SKIP_REASON, must, posOf, requireBuild, run, snapshot } from "./harness.js";
+import { SKIP_REASON, listening, must, posOf, requireBuild, run, snapshot } from "./harness.js";
 import { Topology, applyConverged, destroyClean } from "./nft-topology.js";
 
 const SRV = "10.78.0.10";
@@ -40,18 +40,6 @@ describe.skipIf(!!SKIP_REASON)("traffic control (tc htb, ifb, nft meta priority)
   const procs = new Set<ResultPromise>();
   const srvNs = () => topo.ns("srv");
 
-  /** Waits until a TCP socket listens on PORT in NS (ss reads the namespace's sockets), false if SERVER exited first. */
-  const listening = async (ns: string, port: number, server: ResultPromise): Promise<boolean> => {
-    let exited = false;
-    void server.then(() => (exited = true));
-    for (let i = 0; i < 200 && !exited; i++) {
-      const r = await run(["ip", "netns", "exec", ns, "ss", "-Hltn", `sport = :${port}`]);
-      if (r.stdout.trim() !== "") return true;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    return false;
-  };
-
   /**
    * Throughput in Mbit/s of a TCP stream from `fromNs` to `ip` (an iperf3 server started in `serverNs`).
    * The client starts only once the server listens (a client started earlier is refused, and under
@@ -63,8 +51,10 @@ describe.skipIf(!!SKIP_REASON)("traffic control (tc htb, ifb, nft meta priority)
     for (let attempt = 0; attempt < 3; attempt++) {
       const server = execa("ip", ["netns", "exec", serverNs, "iperf3", "-s", "-1", "-p", "5201"], { reject: false });
       procs.add(server);
+      let exited = false;
+      void server.then(() => (exited = true));
       try {
-        if (!(await listening(serverNs, 5201, server))) continue;
+        if (!(await listening(serverNs, 5201, { gone: () => exited }))) continue;
         const r = await run([
           "ip",
           "netns",

@@ -37,14 +37,9 @@ async function halfApplied(): Promise<{ w: World; error: unknown; journal: strin
   const k = w.kernel;
   k.setFault({ when: (op) => op.args.includes("alias") });
   k.failRollback("RTNETLINK answers: Operation not permitted");
-  const journal = memoryJournal();
+  // The journal as the store keeps it: the last payload written, gone when cleared.
   const kept: string[] = [];
-  journal.clearJournal = () => void kept.splice(0);
-  const write = journal.writeJournal;
-  journal.writeJournal = (t, p) => {
-    write(t, p);
-    kept.splice(0, kept.length, p);
-  };
+  const journal = { writeJournal: (_t: unknown, p: string) => void kept.splice(0, 1, p), clearJournal: () => void kept.splice(0) };
   const error = await applyIntent(plan, want.intent, k, { journal, log: (e) => e === ROLLBACK_EVENT && k.markRollback() }).then(
     () => undefined,
     (e: unknown) => e,
