@@ -57,6 +57,8 @@ export const dhcpReconciler: Reconciler = {
     return { resources, diagnostics };
   },
 
+  // read skips the run dir's dnsmasq directory when it does not exist
+  planFiles: (t) => [targetDir(t)],
   read(io, ctx) {
     return readDhcp(
       io,

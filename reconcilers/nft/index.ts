@@ -15,7 +15,7 @@ import { tableDelta } from "./delta.js";
 import { parseLive } from "./read.js";
 import type { LiveShape } from "./read.js";
 import { DELETE_SCRIPT, TABLE, restoreScript, tableScript, tableSpec } from "./script.js";
-import { backendHealthText, readLbDown, readLbHealth } from "../../src/core/lb-health.js";
+import { backendHealthText, healthFile, readLbDown, readLbHealth } from "../../src/core/lb-health.js";
 import type { HealthFile } from "../../src/core/lb-health.js";
 
 /**
@@ -92,6 +92,8 @@ export const nftReconciler: Reconciler = {
     return { resources: [resource], diagnostics: [] };
   },
 
+  // desired drops the backends the health file records down; read shows their health
+  planFiles: (t) => [healthFile(t)],
   async read(io, ctx) {
     const list = await io.exec(["nft", "-j", "list", "table", "inet", "bolt"]);
     if (list.code !== 0) {

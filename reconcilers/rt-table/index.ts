@@ -79,6 +79,8 @@ export const rtTableReconciler: Reconciler = {
     return { resources: [r], diagnostics };
   },
 
+  // read skips the tables file when it does not exist and no name is configured
+  planFiles: (t) => [tablesPath(t)],
   async read(io, ctx) {
     const path = tablesPath(io.target);
     // Like bgp's run dir: without a name in the config and without bolt's file, nothing to read.

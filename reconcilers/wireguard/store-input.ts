@@ -3,6 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import type { Diagnostic } from "../../src/base/diagnostics.js";
 import { BoltError } from "../../src/base/diagnostics.js";
 import { loadFile } from "../../src/config/load.js";
+import { fileStamp } from "../../src/core/plan-memo.js";
 import { readKeyFile } from "./keys.js";
 import { randomUUID } from "node:crypto";
 import { formatCidr4 } from "../../src/core/ipv4.js";
@@ -162,15 +163,30 @@ function saveSnapshot(o: StoreInputOptions, mesh: string, s: Saved): void {
   renameSync(`${f}.tmp`, f);
 }
 
+/**
+ * A config file parsed, again only when its stat changed: every plan asks whether its files name
+ * an etcd store, and the warm daemon must not parse a 1000-network Boltfile for that each time.
+ */
+const parsed = new Map<string, { stamp: string; lf: ReturnType<typeof loadFile> | undefined }>();
+function parsedOnce(f: string): ReturnType<typeof loadFile> | undefined {
+  const stamp = fileStamp(f);
+  const hit = parsed.get(f);
+  if (hit?.stamp === stamp) return hit.lf;
+  let lf: ReturnType<typeof loadFile> | undefined;
+  try {
+    lf = loadFile(f);
+  } catch {
+    lf = undefined;
+  }
+  parsed.set(f, { stamp, lf });
+  return lf;
+}
+
 export async function meshStoreInput(files: string[], o: StoreInputOptions): Promise<{ wireguard: StoreView } | undefined> {
   const write = o.write;
   for (const f of files) {
-    let lf: ReturnType<typeof loadFile>;
-    try {
-      lf = loadFile(f);
-    } catch {
-      continue; // loadIntent reports it where it is
-    }
+    const lf = parsedOnce(f);
+    if (!lf) continue; // loadIntent reports it where it is
     const data =
       lf.kind === "mesh" ? ((lf.data.meshvpn as Obj | undefined) ?? lf.data) : lf.kind === "boltfile" ? (lf.data.meshvpn as Obj | undefined) : undefined;
     if (!data) continue;

@@ -5,6 +5,7 @@ import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
 import { KernelMonitor } from "../watch/kernel-monitor.js";
+import { NetnsFilesWatch } from "../watch/netns-files-watch.js";
 import { ReadCacheRunner } from "../exec/read-cache-runner.js";
 import { MetricsServer, WatchMetrics } from "../watch/metrics.js";
 import { monitoringConfig } from "../watch/monitoring-config.js";
@@ -59,7 +60,17 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     },
     o.log,
   );
-  const runner = new ReadCacheRunner(o.runner ?? new ProcessRunner(), t, () => monitor.running());
+  // The namespace list and /etc/netns files: inotify, and a pass repairs an owned file changed by hand.
+  const netnsFiles = new NetnsFilesWatch(() => {
+    runner.invalidate();
+    controller.enqueue("kernel");
+  });
+  const runner = new ReadCacheRunner(
+    o.runner ?? new ProcessRunner(),
+    t,
+    () => monitor.running(),
+    (argv) => netnsFiles.covers(argv),
+  );
   const store = new StateStore(o.stateDir);
   // Endpoints attached through the API: part of every pass's intent (files + runtime endpoints).
   const runtime = new RuntimeEndpointStore(o.stateDir);
@@ -168,6 +179,8 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   // --metrics-listen serves from the start, before the first config is read.
   if (o.metricsListen) await applyMonitoring({ detailed: false });
   monitor.start();
+  netnsFiles.start();
+  await runner.probeIptables();
   // Load balancers' health checks: a backend going down or coming back is a pass (one nft transaction).
   const checker = new HealthChecker(runner, t, (down) => {
     log.info({ down }, "load balancer health changed");
@@ -206,6 +219,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   clearInterval(resync);
   process.off("SIGHUP", onHup);
   monitor.stop();
+  netnsFiles.stop();
   checker.stop();
   await files.close();
   // No new API work; what is queued finishes with the pass in flight.
@@ -231,7 +245,13 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
   const t = target(o);
   // As in watch: the warm daemon's plans read only what the kernel monitors say changed.
   const monitor = new KernelMonitor(t, () => runner.invalidate(), o.log);
-  const runner = new ReadCacheRunner(o.runner ?? new ProcessRunner(), t, () => monitor.running());
+  const netnsFiles = new NetnsFilesWatch(() => runner.invalidate());
+  const runner = new ReadCacheRunner(
+    o.runner ?? new ProcessRunner(),
+    t,
+    () => monitor.running(),
+    (argv) => netnsFiles.covers(argv),
+  );
   const log = o.log;
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
@@ -279,6 +299,8 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
   }
   log.info({ socket, target: t, pid: process.pid }, `serving the API on unix:${socket}`);
   monitor.start();
+  netnsFiles.start();
+  await runner.probeIptables();
   // No passes here: a timer drops the cache so a change no event reports is seen within this long.
   const refresh = setInterval(() => runner.invalidate(), 30_000);
 
@@ -296,6 +318,7 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
   log.info({ signal: sig }, "stopping: finishing the API work in flight");
   clearInterval(refresh);
   monitor.stop();
+  netnsFiles.stop();
   const apiClosed = api.close();
   await controller.drain();
   await apiClosed;

@@ -6,6 +6,7 @@ import type { Diagnostic } from "../core/diagnostics.js";
 import { LiveReader } from "../core/live-reader.js";
 import { MASS_DESTROY_HINT, makePlan, massDestroy, readLive } from "../core/plan.js";
 import type { Plan } from "../core/plan.js";
+import type { PlanMemo } from "../core/plan-memo.js";
 import { journalCreates, recoverJournal } from "../core/recover.js";
 import { emptyIntent, fragment } from "../core/intent.js";
 import type { Intent } from "../core/intent.js";
@@ -49,6 +50,8 @@ export interface GlobalOpts {
   daemon?: boolean;
   /** how plan/apply read the config; default: the files plus the target's runtime endpoints */
   loadConfig?: ConfigLoader;
+  /** the daemon's memo of its last no-op plan (core/plan-memo.ts) */
+  planMemo?: PlanMemo;
   /** colour the text plan; default: when stdout is a terminal (the daemon passes the CLI's) */
   color?: boolean;
 }
@@ -173,8 +176,16 @@ export async function cmdPlan(
       })
     : undefined;
   if (routed !== undefined) return routed;
+  // The memo's clock before the first read: a plan whose reads an event overtook is not kept.
+  const started = o.stateFile === undefined ? o.planMemo?.begin() : undefined;
   // The kernel reads depend on nothing in the config: start them before loading it.
-  const reader = o.stateFile === undefined ? prefetch(o.runner ?? new ProcessRunner(), target(o)) : undefined;
+  // (The warm daemon's reads are cached, and a memo hit reads nothing: no prefetch to parse for nothing.)
+  const reader =
+    o.stateFile !== undefined
+      ? undefined
+      : o.planMemo
+        ? new LiveReader(o.runner ?? new ProcessRunner(), target(o))
+        : prefetch(o.runner ?? new ProcessRunner(), target(o));
   // A mesh on an etcd store is read first (offline plans read none: they say the store is not read).
   const storeWarnings: Diagnostic[] = [];
   const external =
@@ -210,6 +221,7 @@ export async function cmdPlan(
     destroy: o.destroy,
     snapshot: offline?.snapshot,
     reader: offline ? undefined : reader,
+    memo: o.planMemo && !offline ? { memo: o.planMemo, started } : undefined,
   });
   const plan = offline ? dropDigestEqual(made) : made;
   const refused = o.destroy ? undefined : massDestroy(plan);

@@ -2,18 +2,52 @@ import { BoltError, CommandError } from "./diagnostics.js";
 import { inNetns } from "../exec/runner.js";
 import type { CommandRunner, Ns, RunOptions, RunResult } from "../exec/runner.js";
 
+/** A command a reader ran, with what it printed (the daemon's plan memo runs the same ones again to compare). */
+export interface Ran {
+  argv: string[];
+  stdin?: string;
+  result: RunResult;
+}
+
 /**
  * Reads live kernel state once per pass: identical reads requested by different
  * reconcilers share one process (memoized promises), and independent reads run in parallel.
  */
 export class LiveReader {
   private readonly memo = new Map<string, Promise<unknown>>();
+  /** one process per distinct command line and stdin, whichever method asked for it */
+  private readonly raw = new Map<string, Promise<RunResult>>();
+  /** every command run through this reader (the kinds' own `io.runner` calls too), by command line and stdin */
+  readonly ran = new Map<string, Ran>();
+  readonly runner: CommandRunner;
   constructor(
-    readonly runner: CommandRunner,
+    runner: CommandRunner,
     readonly target: Ns,
     /** batch reads already answered (apply reads back inside the process that wrote) */
     private readonly primed: Map<string, unknown[]> = new Map(),
-  ) {}
+  ) {
+    this.runner = {
+      run: (argv, stdin, opts) => {
+        const p = runner.run(argv, stdin, opts);
+        p.then(
+          (result) => void this.ran.set(runKey(argv, stdin), { argv, ...(stdin === undefined ? {} : { stdin }), result }),
+          () => {},
+        );
+        return p;
+      },
+    };
+  }
+
+  /** A command's result, run once per reader whoever asks (the kinds' reads, the plan memo's re-check). */
+  once(argv: string[], stdin?: string, opts?: RunOptions): Promise<RunResult> {
+    const key = runKey(argv, stdin);
+    let p = this.raw.get(key);
+    if (!p) {
+      p = this.runner.run(argv, stdin, opts);
+      this.raw.set(key, p);
+    }
+    return p;
+  }
 
   /** `ip -j ARGS` in `ns` (default: the target), parsed. Retries dumps the kernel interrupted. */
   ipJson<T = unknown>(args: string[], ns: Ns = this.target): Promise<T> {
@@ -49,7 +83,7 @@ export class LiveReader {
    */
   async ipJsonBatchLoose(lines: string[], ns: Ns = this.target): Promise<unknown[]> {
     const argv = inNetns(ns, ["ip", "-j", "-force", "-batch", "-"]);
-    const r = await this.runner.run(argv, lines.join("\n") + "\n");
+    const r = await this.once(argv, lines.join("\n") + "\n");
     if (r.code !== 0 && !/Command failed -:\d+/.test(r.stderr)) throw new CommandError(argv, r.code, r.stderr);
     return r.stdout
       .split("\n")
@@ -59,7 +93,7 @@ export class LiveReader {
 
   private async readBatch(lines: string[], ns: Ns): Promise<unknown[]> {
     const argv = inNetns(ns, ["ip", "-j", "-batch", "-"]);
-    const r = await this.runner.run(argv, lines.join("\n") + "\n");
+    const r = await this.once(argv, lines.join("\n") + "\n");
     if (r.code !== 0) throw new CommandError(argv, r.code, r.stderr);
     return r.stdout
       .split("\n")
@@ -72,7 +106,7 @@ export class LiveReader {
     const key = `${ns ?? ""}\0exec\0${argv.join("\0")}`;
     let p = this.memo.get(key);
     if (!p) {
-      p = this.runner.run(inNetns(ns, argv), undefined, opts);
+      p = this.once(inNetns(ns, argv), undefined, opts);
       this.memo.set(key, p);
     }
     return p as Promise<RunResult>;
@@ -80,7 +114,7 @@ export class LiveReader {
 
   private async readJson(argv: string[]): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
-      const r = await this.runner.run(argv);
+      const r = await (attempt === 0 ? this.once(argv) : this.runner.run(argv));
       // A dump racing with changes can end early ("Dump was interrupted and may be inconsistent"): read again.
       if (r.code === 0 && !/Dump was interrupted/i.test(r.stderr)) return parseToolJson(argv, r.stdout);
       if (attempt >= 3 || !/Dump was interrupted/i.test(r.stderr)) throw new CommandError(argv, r.code, r.stderr);
@@ -98,6 +132,10 @@ export function parseToolJson(argv: string[], text: string): unknown {
       `\`${argv.join(" ")}\` exited 0 but printed no valid JSON (${(e as Error).message}; ${text.length} bytes): is the tool on PATH the real one?`,
     );
   }
+}
+
+export function runKey(argv: string[], stdin: string | undefined): string {
+  return `${argv.join("\0")}\n${stdin ?? ""}`;
 }
 
 export function batchKey(ns: Ns, lines: string[]): string {

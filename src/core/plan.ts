@@ -8,6 +8,7 @@ import { emptyIntent, intentFor } from "./intent.js";
 import type { Intent } from "./intent.js";
 import type { Registry } from "./registry.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
+import type { PlanMemo } from "./plan-memo.js";
 
 export interface PlanInput {
   /** a reader whose reads were started early (memoized answers are shared) */
@@ -30,6 +31,8 @@ export interface PlanInput {
    * mark, such a key is that apply's leftover (the next apply's recovery removes it), not a conflict
    */
   halfMade?: Set<string>;
+  /** the daemon's memo of its last no-op plan, and its clock when this plan's first read began (core/plan-memo.ts) */
+  memo?: { memo: PlanMemo; started: number | undefined };
 }
 
 export interface Step {
@@ -90,6 +93,20 @@ export async function readLive(
 export async function makePlan(input: PlanInput): Promise<Plan> {
   const { registry, target } = input;
   const intent = input.destroy ? emptyIntent(input.intent.files) : input.intent;
+  // Only a plain plan from the files, read through the reader the memo re-checks with.
+  const memo = input.memo && input.reader && !input.snapshot && !input.desired && !input.destroy && !input.deep ? input.memo : undefined;
+  const memoKey = memo?.memo.key({
+    intent,
+    leases: input.leases,
+    originals: input.originals,
+    halfMade: input.halfMade,
+    deep: false,
+    files: registry.kinds.flatMap((k) => k.planFiles?.(target) ?? []),
+  });
+  if (memo) {
+    const hit = await memo.memo.lookup(memoKey!, memo.started, input.reader!);
+    if (hit) return hit;
+  }
   const snap =
     input.snapshot ??
     (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }, undefined, input.reader));
@@ -157,7 +174,9 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const touched = changes.filter((c) => c.action !== "delete").map((c) => c.id);
   const readBack = new Map<string, string[]>();
   for (const c of changes) for (const rb of registry.byKind.get(c.kind)!.readBack?.(c) ?? []) readBack.set(rb.ns, rb.lines);
-  return { target, changes, steps, diagnostics, desired, before: [...snap.live.values()], touched, readBack };
+  const plan: Plan = { target, changes, steps, diagnostics, desired, before: [...snap.live.values()], touched, readBack };
+  if (memo) memo.memo.store(memoKey!, memo.started, snap.reader, plan);
+  return plan;
 }
 
 /** A desired object may not take a kernel name held by an object bolt does not own. */

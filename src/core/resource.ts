@@ -169,6 +169,11 @@ export interface Reconciler {
   adopts?: boolean;
   desired(ctx: PlanContext): { resources: Resource[]; diagnostics: Diagnostic[] };
   read(io: LiveReader, ctx: ReadContext): Promise<ReadResult>;
+  /**
+   * files its read or desired looks at directly, not through a command (a run-dir state file, a
+   * directory's existence): the daemon's plan memo (core/plan-memo.ts) is keyed on their stat
+   */
+  planFiles?(target: Ns): string[];
   /** reads every plan of this kind makes, started before the config is loaded */
   readScope?: ReadRequest[];
   /** raw reads `conflicts` makes, kept in `bolt state export` for offline plans */

@@ -7,6 +7,7 @@ import { BoltError, ConfigError, formatDiagnostic } from "../core/diagnostics.js
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import { ReadCacheRunner } from "../exec/read-cache-runner.js";
+import { PlanMemo } from "../core/plan-memo.js";
 import type { StateStore } from "../state/store.js";
 import { cmdApply, cmdPlan, cmdShow } from "../cli/commands.js";
 import type { GlobalOpts } from "../cli/commands.js";
@@ -91,8 +92,11 @@ export class ApiServer {
   private lastSample: Stats | undefined;
   /** daemon mode: the files of the last successful apply through the API (attach plans with them) */
   private lastFiles: string[] = [];
+  /** the last no-op plan, given back while nothing it read changed (core/plan-memo.ts) */
+  private readonly memo: PlanMemo | undefined;
 
   constructor(private readonly c: ApiContext) {
+    this.memo = c.runner instanceof ReadCacheRunner ? new PlanMemo(c.runner, c.target) : undefined;
     this.server = createServer((req, res) => void this.handle(req, res));
     // A keep-alive client left open must not hold a stopping daemon.
     this.server.keepAliveTimeout = 5000;
@@ -260,6 +264,7 @@ export class ApiServer {
       // This process is the daemon: never call itself.
       daemon: false,
       loadConfig: this.c.cache.loader,
+      planMemo: this.memo,
       color: input.color === true,
     };
   }
@@ -334,7 +339,9 @@ export class ApiServer {
         ]),
       ),
       memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed },
-      ...(this.c.runner instanceof ReadCacheRunner ? { read_cache: { hits: this.c.runner.hits, misses: this.c.runner.misses } } : {}),
+      ...(this.c.runner instanceof ReadCacheRunner
+        ? { read_cache: { hits: this.c.runner.hits, misses: this.c.runner.misses }, plan_memo: { hits: this.memo?.hits ?? 0, misses: this.memo?.misses ?? 0 } }
+        : {}),
       ...(shown ? { traffic: shown } : {}),
     };
   }

@@ -1,10 +1,11 @@
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { ConfigError } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { Intent } from "../core/intent.js";
+import { fileStamp } from "../core/plan-memo.js";
 import { loadFiles } from "../cli/config.js";
 import { loadFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
@@ -219,16 +220,6 @@ export function cliLoader(stateDir: string, t: Ns): ConfigLoader {
   };
 }
 
-/** A file's identity for the daemon's cache: a save (rename over, or in place) changes one of these. */
-function stamp(path: string): string {
-  try {
-    const s = statSync(path);
-    return `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
-  } catch {
-    return "missing";
-  }
-}
-
 /**
  * The daemon's loader: keeps the last result (and the last error) while neither the files,
  * the files they reference (blocklists, keys) nor the runtime endpoints changed — a stat per
@@ -251,8 +242,8 @@ export class CachedLoader {
   load(files: string[], netnsPrefix: string | undefined, opts: Parameters<ConfigLoader>[2] = {}): RuntimeLoad {
     const eps = this.runtime();
     if (opts.external) return loadWithRuntime(files, netnsPrefix, opts, eps);
-    const head = JSON.stringify([files, netnsPrefix, !!opts.offline, !!opts.skipAclTests, eps, files.map(stamp)]);
-    if (head + JSON.stringify(this.watched.map(stamp)) === this.key) {
+    const head = JSON.stringify([files, netnsPrefix, !!opts.offline, !!opts.skipAclTests, eps, files.map(fileStamp)]);
+    if (head + JSON.stringify(this.watched.map(fileStamp)) === this.key) {
       if (this.error) throw this.error;
       return this.value!;
     }
@@ -267,7 +258,7 @@ export class CachedLoader {
       this.watched = [];
     }
     // The files' stamps are from before the read: a save during it misses the cache next time.
-    this.key = head + JSON.stringify(this.watched.map(stamp));
+    this.key = head + JSON.stringify(this.watched.map(fileStamp));
     if (this.error) throw this.error;
     return this.value!;
   }

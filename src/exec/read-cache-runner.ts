@@ -1,3 +1,4 @@
+import type { ChangeClock } from "./change-clock.js";
 import type { CommandRunner, Ns, RunOptions, RunResult } from "./runner.js";
 
 /**
@@ -7,16 +8,17 @@ import type { CommandRunner, Ns, RunOptions, RunResult } from "./runner.js";
  * target (watch/kernel-monitor.ts) call `invalidate()` on every event — so a plan in the warm
  * daemon that nothing has touched costs no read process. The safety nets:
  * - only reads the monitors cover are kept: `ip -j` shows of the target namespace itself (an
- *   endpoint's own namespace sends the target no events), `nft -j`/`-s list` there, and read-only
- *   `ip -j -batch` of the target; everything else (wg, sysctl, tc, files, other namespaces) runs
- *   every time;
+ *   endpoint's own namespace sends the target no events), `nft -j`/`-s list` there, read-only
+ *   `ip -j -batch` of the target, and the namespace list and /etc/netns files while their inotify
+ *   watches are in place (`covered`); everything else (wg, sysctl, tc, other files, other
+ *   namespaces) runs every time;
  * - any command not known to be a read (a write batch, nft -f, wg set, sysctl -w, a file write,
  *   anything new) drops the cache before it runs and again when it ends;
  * - while a monitor is not running (started, crashed, restarting), nothing is cached;
  * - a read that was in flight when an event came is not kept;
  * - the periodic resync drops the cache before its pass (the deep read the cache cannot replace).
  */
-export class ReadCacheRunner implements CommandRunner {
+export class ReadCacheRunner implements CommandRunner, ChangeClock {
   private readonly cache = new Map<string, Promise<RunResult>>();
   private generation = 0;
   /** answers served from the cache, and reads that ran (the bench and tests read them) */
@@ -30,6 +32,8 @@ export class ReadCacheRunner implements CommandRunner {
     private readonly target: Ns,
     /** whether every monitor is running now (no events are being lost) */
     private readonly live: () => boolean,
+    /** reads outside rtnetlink and nf_tables that other events cover now (watch/netns-files-watch.ts) */
+    private readonly covered: (argv: string[]) => boolean = () => false,
   ) {}
 
   invalidate(): void {
@@ -37,8 +41,28 @@ export class ReadCacheRunner implements CommandRunner {
     this.cache.clear();
   }
 
-  async run(argv: string[], stdin?: string, opts?: RunOptions): Promise<RunResult> {
+  /** The change counter (events, writes, resyncs), while every monitor runs; undefined otherwise (ChangeClock). */
+  now(): number | undefined {
+    return this.enabled && this.live() ? this.generation : undefined;
+  }
+
+  classify(argv: string[], stdin: string | undefined): "cacheable" | "read" | "write" {
     const kind = classify(argv, stdin, this.target);
+    if (kind !== "read") return kind;
+    return this.covered(argv) || (this.iptablesNft && iptablesSaveInTarget(argv, this.target)) ? "cacheable" : kind;
+  }
+
+  /** iptables-save is iptables-nft's: its tables are nf_tables tables, whose changes `nft monitor` reports */
+  private iptablesNft = false;
+
+  /** Learns once (at start) whether iptables is the nf_tables variant ("iptables-save v1.8.9 (nf_tables)"). */
+  async probeIptables(): Promise<void> {
+    const r = await this.inner.run(["iptables-save", "-V"]).catch(() => undefined);
+    this.iptablesNft = !!r && r.code === 0 && /\(nf_tables\)/.test(r.stdout + r.stderr);
+  }
+
+  async run(argv: string[], stdin?: string, opts?: RunOptions): Promise<RunResult> {
+    const kind = this.classify(argv, stdin);
     if (kind === "write") {
       this.invalidate();
       try {
@@ -57,8 +81,9 @@ export class ReadCacheRunner implements CommandRunner {
     this.misses++;
     const gen = this.generation;
     const p = this.inner.run(argv, stdin, opts).then((r) => {
-      // A failed read, or one an event overtook, is not an answer for later.
-      if (r.code !== 0 || r.timedOut || r.aborted || gen !== this.generation) {
+      // A failed read, or one an event overtook, is not an answer for later (a file that is not
+      // there is: its watch says when it appears).
+      if ((r.code !== 0 && !this.covered(argv)) || r.timedOut || r.aborted || gen !== this.generation) {
         if (this.cache.get(key) === p) this.cache.delete(key);
       }
       return r;
@@ -116,6 +141,11 @@ export function classify(argv: string[], stdin: string | undefined, target: Ns):
     return a.includes("-delete") || a.includes("-ok") || execs.some((c) => !READERS.includes(c)) ? "write" : "read";
   }
   return READERS.includes(tool) ? "read" : "write";
+}
+
+function iptablesSaveInTarget(argv: string[], target: Ns): boolean {
+  const inner = target === null ? argv : argv[0] === "ip" && argv[1] === "netns" && argv[2] === "exec" && argv[3] === target ? argv.slice(4) : undefined;
+  return !!inner && (inner[0] === "iptables-save" || inner[0] === "ip6tables-save");
 }
 
 /** Tools that only read, run directly or as find's -exec. */

@@ -97,4 +97,45 @@ describe("ReadCacheRunner", () => {
     expect((await r.run(LINK)).stdout).toBe("B");
     expect(inner.calls).toHaveLength(2);
   });
+
+  it("reads another event source covers (inotify on /etc/netns) are kept while it covers them, failures too", async () => {
+    const inner = new CountingRunner();
+    let covering = true;
+    const CAT = ["cat", "/etc/netns/x/hosts"];
+    const r = new ReadCacheRunner(
+      inner,
+      T,
+      () => true,
+      (argv) => covering && argv[0] === "cat",
+    );
+    expect(r.classify(CAT, undefined)).toBe("cacheable");
+    inner.run = async (argv: string[]) => {
+      inner.calls.push(argv.join(" "));
+      return { stdout: "", stderr: "cat: No such file or directory", code: 1 };
+    };
+    await r.run(CAT);
+    await r.run(CAT);
+    expect(inner.calls).toHaveLength(1);
+    covering = false;
+    expect(r.classify(CAT, undefined)).toBe("read");
+    await r.run(CAT);
+    expect(inner.calls).toHaveLength(2);
+  });
+
+  it("iptables-save of the target is covered by nft monitor only when iptables is iptables-nft", async () => {
+    const SAVE = ["ip", "netns", "exec", T, "iptables-save", "-t", "filter"];
+    for (const [version, want] of [
+      ["iptables-save v1.8.9 (nf_tables)", "cacheable"],
+      ["iptables-save v1.8.9 (legacy)", "read"],
+    ] as const) {
+      const inner = new CountingRunner();
+      inner.answer = version;
+      const r = new ReadCacheRunner(inner, T, () => true);
+      expect(r.classify(SAVE, undefined)).toBe("read");
+      await r.probeIptables();
+      expect(r.classify(SAVE, undefined)).toBe(want);
+      // another namespace's is never covered
+      expect(r.classify(["ip", "netns", "exec", `${T}-web`, "iptables-save"], undefined)).toBe("read");
+    }
+  });
 });
