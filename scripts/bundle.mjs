@@ -29,7 +29,8 @@ const built = await build({
   supported: { "dynamic-import": false },
   plugins: [lazyModules()],
   logLevel: "warning",
-  minify: true,
+  // BOLT_BUNDLE_MINIFY=0: readable names in CPU profiles (node --cpu-prof bin/bolt.js …)
+  minify: process.env.BOLT_BUNDLE_MINIFY !== "0",
   keepNames: true,
 });
 // Replaced by a rename, never rewritten in place: another bolt starting meanwhile (tests run

@@ -467,7 +467,7 @@ function noneOps(change: Change, ctx: PlanContext): RenderedOp[] {
  */
 async function orphans(io: LiveReader, ctx: ReadContext, live: Resource[]): Promise<Resource[]> {
   const referenced = new Set(live.map((r) => r.spec.netns).filter(Boolean));
-  const everything = Object.keys(ctx.intent.kinds).length === 0;
+  const everything = ctx.leftovers ?? Object.keys(ctx.intent.kinds).length === 0;
   const named = new Set(fragment(ctx.intent, ENDPOINTS).flatMap((e) => (e.netns ? [e.netns] : [])));
   if (!everything && !named.size) return [];
   const list = (await io.ipJson<{ name: string }[]>(["netns", "list"], null)).map((n) => n.name);

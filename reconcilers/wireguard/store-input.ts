@@ -2,8 +2,8 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSy
 import { dirname, join, resolve } from "node:path";
 import type { Diagnostic } from "../../src/base/diagnostics.js";
 import { BoltError } from "../../src/base/diagnostics.js";
-import { loadFile } from "../../src/config/load.js";
-import { fileStamp } from "../../src/core/plan-memo.js";
+import { ParsedFiles } from "../../src/config/parsed-cache.js";
+import type { LoadedFile } from "../../src/config/load.js";
 import { readKeyFile } from "./keys.js";
 import { randomUUID } from "node:crypto";
 import { formatCidr4 } from "../../src/core/ipv4.js";
@@ -164,22 +164,16 @@ function saveSnapshot(o: StoreInputOptions, mesh: string, s: Saved): void {
 }
 
 /**
- * A config file parsed, again only when its stat changed: every plan asks whether its files name
- * an etcd store, and the warm daemon must not parse a 1000-network Boltfile for that each time.
+ * Config files parsed again only when their stat changed: every plan asks whether its files
+ * name an etcd store, and the warm daemon must not parse a 1000-network Boltfile for that each time.
  */
-const parsed = new Map<string, { stamp: string; lf: ReturnType<typeof loadFile> | undefined }>();
-function parsedOnce(f: string): ReturnType<typeof loadFile> | undefined {
-  const stamp = fileStamp(f);
-  const hit = parsed.get(f);
-  if (hit?.stamp === stamp) return hit.lf;
-  let lf: ReturnType<typeof loadFile> | undefined;
+const parsed = new ParsedFiles();
+function parsedOnce(f: string): LoadedFile | undefined {
   try {
-    lf = loadFile(f);
+    return parsed.load(f).lf;
   } catch {
-    lf = undefined;
+    return undefined;
   }
-  parsed.set(f, { stamp, lf });
-  return lf;
 }
 
 export async function meshStoreInput(files: string[], o: StoreInputOptions): Promise<{ wireguard: StoreView } | undefined> {

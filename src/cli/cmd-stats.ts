@@ -27,7 +27,7 @@ export interface StatsOpts extends GlobalOpts {
  * link counters, WireGuard dumps, conntrack.
  */
 export async function sampleStats(runner: CommandRunner, t: Ns, originals: Map<string, string>, rtt: boolean, snap?: LiveSnapshot): Promise<Stats> {
-  snap ??= await readLive(runner, t, REGISTRY, { deep: false, intent: emptyIntent(), originals });
+  snap ??= await readLive(runner, t, REGISTRY, { deep: false, intent: emptyIntent(), originals, leftovers: false });
   const owned = [...snap.live.values()].filter((r) => r.owned);
   const io = snap.reader;
   const wgIfs = owned.filter((r) => r.kind === "wireguard").map((r) => r.name);

@@ -4,18 +4,20 @@ import { loadFile } from "../config/load.js";
 import { expandConfigPaths } from "../config/config-dir.js";
 import type { LoadedFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
+import type { ParsedFiles } from "../config/parsed-cache.js";
 import { normalize } from "../config/normalize.js";
 import type { Intent } from "../core/intent.js";
 import { REGISTRY } from "../../reconcilers/registry.js";
 
-/** Parses and schema-checks every file (all files' errors together); throws ConfigError on any. */
-export function loadFiles(files: string[]): { loaded: LoadedFile[]; diags: Diagnostic[] } {
+/** Parses and schema-checks every file (all files' errors together); throws ConfigError on any. `cache`: the daemon's parsed files. */
+export function loadFiles(files: string[], cache?: ParsedFiles): { loaded: LoadedFile[]; diags: Diagnostic[] } {
   const diags: Diagnostic[] = [];
   const loaded: LoadedFile[] = [];
   for (const f of expandConfigPaths(files)) {
     try {
-      const lf = loadFile(f);
-      diags.push(...validateSchema(lf));
+      const parsed = cache?.load(f);
+      const lf = parsed?.lf ?? loadFile(f);
+      diags.push(...(parsed ? parsed.schema() : validateSchema(lf)));
       loaded.push(lf);
     } catch (e) {
       if (e instanceof ConfigError) diags.push(...e.diagnostics);

@@ -93,7 +93,9 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   const done: Op[] = [];
   const started: Op[] = [];
   let processes = 0;
-  const journal = () => opts.journal.writeJournal(plan.target, JSON.stringify(journalPayload(plan, started, opts.originals)));
+  // `before` (every object read, thousands at scale) is the same in each wave's journal: serialized once.
+  let beforeJson: string | undefined;
+  const journal = () => opts.journal.writeJournal(plan.target, journalText(plan, (beforeJson ??= JSON.stringify(plan.before)), started, opts.originals));
   // Read back inside a namespace in the process that last writes to it.
   const lastWave = new Map<string, number>();
   const readsBack = (b: Batch) => !!toolOf(b.tool).readsBack && b.ns !== null;
@@ -181,14 +183,14 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   return { applied: plan.changes.length, ops: ops.length, processes, durationMs: performance.now() - t0 };
 }
 
-function journalPayload(plan: Plan, started: Op[], originals: Map<string, string>): JournalPayload {
-  return {
-    version: 1,
-    before: plan.before,
+/** The JournalPayload as JSON, with `before` already serialized. */
+function journalText(plan: Plan, beforeJson: string, started: Op[], originals: Map<string, string>): string {
+  const rest: Omit<JournalPayload, "version" | "before"> = {
     started: started.map((o) => ({ tool: o.tool, ns: o.ns, args: o.args, stdin: o.stdin, undo: o.undo })),
     originals: [...originals],
     creates: createdKeys(plan, started),
   };
+  return `{"version":1,"before":${beforeJson},${JSON.stringify(rest).slice(1)}`;
 }
 
 /** The kernel keys of the objects that create (or replace) changes with an op among `ops` make. */
@@ -213,18 +215,19 @@ async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknow
   };
   for (const c of plan.changes) opts.registry.byKind.get(c.kind)?.commit?.(c, overlay, plan.target);
   const attempts = opts.verifyAttempts ?? 4;
+  // Only the kinds this apply changed are read again: a kind whose desired objects all matched
+  // before and that no op wrote is not re-read (at a thousand networks, reading every kind is
+  // most of a small apply). What a write did to another kind's objects is the next plan's (the
+  // daemon's follow-up pass, or its resync) to see.
+  const changed = new Set(plan.changes.map((c) => c.kind));
+  const scope = { ...opts.registry, kinds: opts.registry.kinds.filter((r) => changed.has(r.kind)) };
+  const desired = plan.desired.filter((d) => changed.has(d.kind));
   let leftover: Change[] = [];
   for (let i = 0; i < attempts; i++) {
     if (i) await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
     // First attempt uses what the write batches read back; retries read everything afresh.
-    const snap = await readLive(
-      opts.runner,
-      plan.target,
-      opts.registry,
-      { deep: new Set(plan.touched), intent: opts.intent, originals },
-      i === 0 ? primed : undefined,
-    );
-    leftover = diffResources(plan.desired, snap.live, opts.registry);
+    const snap = await readLive(opts.runner, plan.target, scope, { deep: new Set(plan.touched), intent: opts.intent, originals }, i === 0 ? primed : undefined);
+    leftover = diffResources(desired, snap.live, opts.registry);
     if (!leftover.length) return [];
   }
   return leftover.map(

@@ -100,6 +100,12 @@ export interface ReadContext {
   originals: Map<string, string>;
   /** ids that must be read even if neither the intent nor the store names them (a rollback compares what was there before) */
   also?: Set<string>;
+  /**
+   * search the whole host for what bolt left behind (an endpoint namespace whose links are
+   * gone): by default when the intent is empty (destroy). `false`: only what the target holds
+   * (stats, which counts traffic of what exists, on a host with a thousand other namespaces)
+   */
+  leftovers?: boolean;
 }
 
 export interface ReadResult {

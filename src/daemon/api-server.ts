@@ -14,7 +14,7 @@ import type { GlobalOpts } from "../cli/commands.js";
 import { sampleStats } from "../cli/cmd-stats.js";
 import { withRates } from "../core/stats.js";
 import type { Stats } from "../core/stats.js";
-import { loadFile } from "../config/load.js";
+import type { LoadedFile } from "../config/load.js";
 import { parseIp4 } from "../core/ipv4.js";
 import { parseIp6 } from "../core/ipv6.js";
 import { identityOf } from "./client.js";
@@ -359,9 +359,9 @@ export class ApiServer {
     const endpoints = new Map<string, string>();
     const networks = new Set<string>();
     for (const f of this.configFiles()) {
-      let lf: ReturnType<typeof loadFile>;
+      let lf: LoadedFile;
       try {
-        lf = loadFile(f);
+        lf = this.c.cache.parsed.load(f).lf;
       } catch {
         continue;
       }

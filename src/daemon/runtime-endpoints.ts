@@ -5,7 +5,8 @@ import Database from "better-sqlite3";
 import { ConfigError } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { Intent } from "../core/intent.js";
-import { fileStamp } from "../core/plan-memo.js";
+import { fileStamp } from "../base/file-stamp.js";
+import { ParsedFiles } from "../config/parsed-cache.js";
 import { loadFiles } from "../cli/config.js";
 import { loadFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
@@ -180,9 +181,15 @@ export interface RuntimeLoad {
  * - one whose network no file defines any more is left out (a warning; it returns with the network).
  * Any other conflict (the file took its address) fails like an invalid config, naming it.
  */
-export function loadWithRuntime(files: string[], netnsPrefix: string | undefined, opts: Parameters<ConfigLoader>[2], eps: RuntimeEndpoint[]): RuntimeLoad {
+export function loadWithRuntime(
+  files: string[],
+  netnsPrefix: string | undefined,
+  opts: Parameters<ConfigLoader>[2],
+  eps: RuntimeEndpoint[],
+  parsed?: ParsedFiles,
+): RuntimeLoad {
   opts ??= {};
-  const { loaded, diags } = loadFiles(files);
+  const { loaded, diags } = loadFiles(files, parsed);
   const active: RuntimeEndpoint[] = [];
   if (eps.length) {
     const have = defined(loaded);
@@ -231,6 +238,8 @@ export class CachedLoader {
   private value: RuntimeLoad | undefined;
   private error: unknown;
   private watched: string[] = [];
+  /** the files as parsed, kept across loads (an attach changes the runtime endpoints, not the files) */
+  readonly parsed = new ParsedFiles();
 
   constructor(private readonly runtime: () => RuntimeEndpoint[]) {}
 
@@ -241,14 +250,14 @@ export class CachedLoader {
 
   load(files: string[], netnsPrefix: string | undefined, opts: Parameters<ConfigLoader>[2] = {}): RuntimeLoad {
     const eps = this.runtime();
-    if (opts.external) return loadWithRuntime(files, netnsPrefix, opts, eps);
+    if (opts.external) return loadWithRuntime(files, netnsPrefix, opts, eps, this.parsed);
     const head = JSON.stringify([files, netnsPrefix, !!opts.offline, !!opts.skipAclTests, eps, files.map(fileStamp)]);
     if (head + JSON.stringify(this.watched.map(fileStamp)) === this.key) {
       if (this.error) throw this.error;
       return this.value!;
     }
     try {
-      const v = loadWithRuntime(files, netnsPrefix, opts, eps);
+      const v = loadWithRuntime(files, netnsPrefix, opts, eps, this.parsed);
       this.value = v;
       this.error = undefined;
       this.watched = referencedFiles(v.intent).filter((f) => !files.includes(f));

@@ -18,17 +18,44 @@ import type { RunResult } from "./runner.js";
  */
 export const FILES_LABEL = "bolt-files";
 
-export const FILES_SCRIPT = `
-const fs=require("fs"),path=require("path");
-const {ops,force}=JSON.parse(fs.readFileSync(0,"utf8"));let failed=0;
-ops.forEach((o,i)=>{if(failed&&!force)return;try{
-  if(o.verb==="write"){fs.mkdirSync(path.dirname(o.path),{recursive:true,mode:0o755});fs.writeFileSync(o.path,o.text,{mode:0o644});}
-  else if(o.verb==="remove"){fs.rmSync(o.path,{force:true});try{fs.rmdirSync(path.dirname(o.path))}catch(e){if(!["ENOTEMPTY","EEXIST","ENOENT"].includes(e.code))throw e}}
-  else if(o.verb==="rmdir"){try{fs.rmdirSync(o.path)}catch(e){if(!["ENOTEMPTY","EEXIST","ENOENT"].includes(e.code))throw e}}
-  else throw new Error("unknown verb "+o.verb);
-}catch(e){process.stderr.write(o.verb+" "+o.path+": "+e.message+"\\nCommand failed -:"+(i+1)+"\\n");failed||=i+1;}});
-process.exitCode=failed?1:0;
-`;
+/**
+ * The helper itself. Self-contained, since its source is also FILES_SCRIPT's (no imports, no
+ * named inner functions): the real runner calls it in process (process-runner.ts: a node
+ * start costs ~100 ms, the writes microseconds); any other runner sees one command.
+ */
+export function fileOps(fs: typeof import("node:fs"), dirname: (p: string) => string, input: string): { code: number; stderr: string } {
+  const { ops, force } = JSON.parse(input) as { ops: FileOp[]; force: boolean };
+  const tolerated = ["ENOTEMPTY", "EEXIST", "ENOENT"];
+  let failed = 0;
+  let stderr = "";
+  ops.forEach((o, i) => {
+    if (failed && !force) return;
+    try {
+      if (o.verb === "write") {
+        fs.mkdirSync(dirname(o.path), { recursive: true, mode: 0o755 });
+        fs.writeFileSync(o.path, o.text ?? "", { mode: 0o644 });
+      } else if (o.verb === "remove" || o.verb === "rmdir") {
+        if (o.verb === "remove") fs.rmSync(o.path, { force: true });
+        try {
+          fs.rmdirSync(o.verb === "remove" ? dirname(o.path) : o.path);
+        } catch (e) {
+          if (!tolerated.includes((e as NodeJS.ErrnoException).code ?? "")) throw e;
+        }
+      } else throw new Error(`unknown verb ${o.verb}`);
+    } catch (e) {
+      stderr += `${o.verb} ${o.path}: ${(e as Error).message}\nCommand failed -:${i + 1}\n`;
+      failed ||= i + 1;
+    }
+  });
+  return { code: failed ? 1 : 0, stderr };
+}
+
+export const FILES_SCRIPT = `const fs=require("fs"),r=(${fileOps.toString()})(fs,require("path").dirname,fs.readFileSync(0,"utf8"));process.stderr.write(r.stderr);process.exitCode=r.code;`;
+
+/** Whether argv is the files helper (the real runner runs it in process). */
+export function isFilesHelper(argv: string[]): boolean {
+  return argv.length === 4 && argv[0] === process.execPath && argv[1] === "-e" && argv[2] === FILES_SCRIPT && argv[3] === FILES_LABEL;
+}
 
 export interface FileOp {
   verb: "write" | "remove" | "rmdir";

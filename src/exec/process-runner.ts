@@ -1,4 +1,7 @@
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { dirname } from "node:path";
+import { fileOps, isFilesHelper } from "./files-tool.js";
 import { timeoutMs, toolName } from "./tools.js";
 import type { CommandRunner, RunOptions, RunResult } from "./runner.js";
 
@@ -14,6 +17,8 @@ const MAX_OUTPUT = 512 * 1024 * 1024;
 
 export class ProcessRunner implements CommandRunner {
   run(argv: string[], stdin?: string, opts: RunOptions = {}): Promise<RunResult> {
+    // bolt's own files helper: the same code without a node start per batch.
+    if (isFilesHelper(argv)) return Promise.resolve({ stdout: "", ...fileOps(fs, dirname, stdin ?? "") });
     return new Promise((resolve) => {
       const child = spawn(argv[0]!, argv.slice(1), { env: ENV, stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
       // No call runs unbounded: reads get their tool's default limit (a hung `wg` or `ip`

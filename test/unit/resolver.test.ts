@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { filesCommand } from "../../src/exec/files-tool.js";
+import { ProcessRunner } from "../../src/exec/process-runner.js";
 import type { FileOp } from "../../src/exec/files-tool.js";
 import { splitTailV } from "../../reconcilers/resolver/files.js";
 import { canonicalIp, domainProblem, networkResolver } from "../../reconcilers/resolver/intent.js";
@@ -104,9 +105,17 @@ describe("dns and search validation", () => {
   });
 });
 
-describe("the files tool's helper", () => {
-  const runHelper = (ops: FileOp[], force = false) => {
+// The same ops as a node process (any runner) and in process (the real runner skips the node start).
+describe.each([
+  ["as its own process", false],
+  ["in process (ProcessRunner)", true],
+])("the files tool's helper %s", (_how, inProcess) => {
+  const runHelper = async (ops: FileOp[], force = false) => {
     const { argv, stdin } = filesCommand(ops, force);
+    if (inProcess) {
+      const r = await new ProcessRunner().run(argv, stdin);
+      return { code: r.code, stderr: r.stderr };
+    }
     try {
       execFileSync(argv[0]!, argv.slice(1), { input: stdin, stdio: ["pipe", "pipe", "pipe"] });
       return { code: 0, stderr: "" };
@@ -116,29 +125,27 @@ describe("the files tool's helper", () => {
     }
   };
 
-  it("writes in order (directories made), in place, and removes a directory it leaves empty", () => {
+  it("writes in order (directories made), in place, and removes a directory it leaves empty", async () => {
     const root = mkdtempSync(join(tmpdir(), "bolt-files-"));
     const a = join(root, "ns1", "hosts");
     const b = join(root, "ns1", "resolv.conf");
-    expect(
-      runHelper([
-        { verb: "write", path: a, text: "one\n" },
-        { verb: "write", path: b, text: "two" },
-      ]).code,
-    ).toBe(0);
+    const wrote = await runHelper([
+      { verb: "write", path: a, text: "one\n" },
+      { verb: "write", path: b, text: "two" },
+    ]);
+    expect(wrote.code).toBe(0);
     expect([readFileSync(a, "utf8"), readFileSync(b, "utf8")]).toEqual(["one\n", "two"]);
-    expect(runHelper([{ verb: "remove", path: a }]).code).toBe(0);
+    expect((await runHelper([{ verb: "remove", path: a }])).code).toBe(0);
     expect(existsSync(join(root, "ns1"))).toBe(true);
-    expect(
-      runHelper([
-        { verb: "remove", path: b },
-        { verb: "remove", path: b },
-      ]).code,
-    ).toBe(0);
+    const twice = await runHelper([
+      { verb: "remove", path: b },
+      { verb: "remove", path: b },
+    ]);
+    expect(twice.code).toBe(0);
     expect(existsSync(join(root, "ns1"))).toBe(false);
   });
 
-  it("stops at the first failing op and names it like ip -batch; forced it goes on", () => {
+  it("stops at the first failing op and names it like ip -batch; forced it goes on", async () => {
     const root = mkdtempSync(join(tmpdir(), "bolt-files-"));
     const file = join(root, "plain");
     writeFileSync(file, "");
@@ -147,11 +154,11 @@ describe("the files tool's helper", () => {
       { verb: "write", path: join(file, "under-a-file"), text: "x" },
       { verb: "write", path: ok, text: "y" },
     ];
-    const r = runHelper(ops);
+    const r = await runHelper(ops);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Command failed -:1/);
     expect(existsSync(ok)).toBe(false);
-    expect(runHelper(ops, true).code).toBe(1);
+    expect((await runHelper(ops, true)).code).toBe(1);
     expect(readFileSync(ok, "utf8")).toBe("y");
   });
 });

@@ -9,6 +9,8 @@ import type { LinkStats, StatsInput } from "../../src/core/stats.js";
 import type { Resource } from "../../src/core/resource.js";
 import { registerStatsMetrics } from "../../src/watch/stats-metrics.js";
 import { WatchMetrics } from "../../src/watch/metrics.js";
+import { sampleStats } from "../../src/cli/cmd-stats.js";
+import { converge, intentOf, newWorld, writeConfigs } from "./helpers/pipeline.js";
 
 const res = (kind: string, name: string, spec: Record<string, string>): Resource => ({
   kind,
@@ -142,5 +144,31 @@ describe("bolt graph --live", () => {
     expect(svg.match(/<line /g)).toHaveLength(2);
     expect(svg.match(/<g>/g)?.length).toBe(svg.match(/<\/g>/g)?.length);
     expect(svg).toContain("&quot;web&quot;");
+  });
+});
+
+// `bolt stats` (and the daemon's /metrics) reads what the target holds: on a host with many
+// other namespaces it must not enter each one looking for bolt's leftovers, as destroy does.
+describe("stats reads only the target", () => {
+  it("never enters a namespace its endpoints do not use", async () => {
+    const T = "bolt-t-st";
+    const w = newWorld(T, (k) => void k.addNetns("someone-else").addNetns("bolt-t-st-stale"));
+    const files = writeConfigs({ "bolt-network.toml": '[networks.front]\nsubnet = "10.71.0.0/24"\n\n[[endpoints]]\nname = "web"\nnetwork = "front"\n' });
+    await converge(w, { intent: intentOf(files, { netnsPrefix: `${T}-` }) });
+    const ran: string[][] = [];
+    // (the fake kernel keeps no counters: `ip -s link` is answered as `ip link`)
+    const runner = {
+      run: (argv: string[], stdin?: string) => (
+        ran.push(argv),
+        w.kernel.run(
+          argv.filter((a) => a !== "-s"),
+          stdin,
+        )
+      ),
+    };
+    const s = await sampleStats(runner, T, new Map(), false);
+    expect(s.endpoints.map((e) => e.name)).toEqual(["web"]);
+    const entered = ran.filter((a) => a.includes("someone-else") || a.includes("bolt-t-st-stale"));
+    expect(entered).toEqual([]);
   });
 });
