@@ -215,11 +215,11 @@ async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknow
   };
   for (const c of plan.changes) opts.registry.byKind.get(c.kind)?.commit?.(c, overlay, plan.target);
   const attempts = opts.verifyAttempts ?? 4;
-  // Only the kinds this apply changed are read again: a kind whose desired objects all matched
-  // before and that no op wrote is not re-read (at a thousand networks, reading every kind is
-  // most of a small apply). What a write did to another kind's objects is the next plan's (the
-  // daemon's follow-up pass, or its resync) to see.
-  const changed = new Set(plan.changes.map((c) => c.kind));
+  // Only the kinds this apply changed, and the kinds of objects that depend on a changed one
+  // (an endpoint on a replaced bridge), are read again: a kind whose desired objects all matched
+  // before, that no op wrote and that depends on nothing written is not re-read (at a thousand
+  // networks, reading every kind is most of a small apply).
+  const changed = verifiedKinds(plan);
   const scope = { ...opts.registry, kinds: opts.registry.kinds.filter((r) => changed.has(r.kind)) };
   const desired = plan.desired.filter((d) => changed.has(d.kind));
   let leftover: Change[] = [];
@@ -234,6 +234,22 @@ async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknow
     (c) =>
       `${describeChange(c)}${c.changed.length ? ` (${c.changed.map((f) => `${f}: want ${c.after?.spec[f] ?? "-"}, have ${c.before?.spec[f] ?? "-"}`).join(", ")})` : ""}`,
   );
+}
+
+/** The kinds of the changed objects and of every desired object that depends on one, transitively. */
+export function verifiedKinds(plan: Pick<Plan, "changes" | "desired">): Set<string> {
+  const touched = new Set(plan.changes.map((c) => c.id));
+  const kinds = new Set(plan.changes.map((c) => c.kind));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const d of plan.desired)
+      if (!touched.has(d.id) && d.deps.some((x) => touched.has(x))) {
+        touched.add(d.id);
+        kinds.add(d.kind);
+        grew = true;
+      }
+  }
+  return kinds;
 }
 
 /** Undo every op that took effect, newest first, batched; then compare with the state before. */
