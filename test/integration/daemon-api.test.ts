@@ -4,7 +4,7 @@
 // endpoints attached through the API are in the kernel (eth0 with its address, the gateway
 // answers), survive a file-triggered pass and a restart, and detach; a CLI apply goes through
 // the daemon while it watches; a daemon killed mid-attach is repaired by the next start.
-import { chmodSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ResultPromise } from "execa";
@@ -57,10 +57,7 @@ describe.skipIf(!!SKIP_REASON)("bolt watch: the local API", () => {
   beforeAll(async () => {
     requireBuild();
     await sb.addNetns();
-    runDir = join(sb.dir, "run");
-    mkdirSync(runDir, { mode: 0o700 });
-    env = { BOLT_RUN_DIR: runDir };
-    socket = join(runDir, `${sb.target}.sock`);
+    ({ runDir, env, socket } = sb.privateRunDir());
     file = sb.write("bolt-network.toml", front);
     await start();
   });

@@ -1,7 +1,6 @@
 // `bolt daemon`: the local API for a target without a config to watch. The CLI's plan and
 // apply with absolute -f paths run in it (the same bytes as --no-daemon), endpoints attach
 // to the networks of its last apply, and its start repairs an apply a kill -9 interrupted.
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ResultPromise } from "execa";
@@ -50,10 +49,7 @@ describe.skipIf(!!SKIP_REASON)("bolt daemon", () => {
   beforeAll(async () => {
     requireBuild();
     await sb.addNetns();
-    const runDir = join(sb.dir, "run");
-    mkdirSync(runDir, { mode: 0o700 });
-    env = { BOLT_RUN_DIR: runDir };
-    socket = join(runDir, `${sb.target}.sock`);
+    ({ env, socket } = sb.privateRunDir());
     file = sb.write("jobs.toml", config);
     await start();
   });

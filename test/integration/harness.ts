@@ -1,7 +1,7 @@
 // Shared harness for the real-kernel integration tests: throwaway network namespaces named
 // `bolt-t-<id>…`, a temp state dir, the built CLI run as a child process, kernel reads with
 // `ip -j`, PATH-injected fake tools, and a teardown that removes every namespace of the run.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
@@ -227,6 +227,13 @@ export class Sandbox {
   }
   get stateDir(): string {
     return this.temp.state;
+  }
+
+  /** A run dir of this sandbox's own (BOLT_RUN_DIR), so the daemon's API socket is the test's: its env and the socket path. */
+  privateRunDir(): { runDir: string; env: Record<string, string>; socket: string } {
+    const runDir = join(this.dir, "run");
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    return { runDir, env: { BOLT_RUN_DIR: runDir }, socket: join(runDir, `${this.target}.sock`) };
   }
 
   /** Creates the target namespace (or `<target>-<suffix>`) for this test. */

@@ -2,7 +2,7 @@
 // plan comes back without reading what the kernel monitors and inotify cover, and every kind
 // of change — made by hand, with no event at all (a sysctl), through /etc/netns files, by
 // removing a namespace, while the monitor was killed — is in the very next plan.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ResultPromise } from "execa";
@@ -66,10 +66,7 @@ describe.skipIf(!!SKIP_REASON)("the daemon's plan memo", () => {
   beforeAll(async () => {
     requireBuild();
     await sb.addNetns();
-    const runDir = join(sb.dir, "run");
-    mkdirSync(runDir, { mode: 0o700 });
-    env = { BOLT_RUN_DIR: runDir };
-    socket = join(runDir, `${sb.target}.sock`);
+    ({ env, socket } = sb.privateRunDir());
     file = sb.write("memo.toml", config);
     daemon = sb.spawnBolt(["daemon", "--json"], { env });
     daemon.catch(() => {});
