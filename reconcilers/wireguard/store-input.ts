@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSy
 import { dirname, join, resolve } from "node:path";
 import type { Diagnostic } from "../../src/base/diagnostics.js";
 import { BoltError } from "../../src/base/diagnostics.js";
-import { ParsedFiles } from "../../src/config/parsed-cache.js";
+import { PARSED_FILES } from "../../src/config/parsed-cache.js";
 import type { LoadedFile } from "../../src/config/load.js";
 import { readKeyFile } from "./keys.js";
 import { randomUUID } from "node:crypto";
@@ -167,10 +167,9 @@ function saveSnapshot(o: StoreInputOptions, mesh: string, s: Saved): void {
  * Config files parsed again only when their stat changed: every plan asks whether its files
  * name an etcd store, and the warm daemon must not parse a 1000-network Boltfile for that each time.
  */
-const parsed = new ParsedFiles();
 function parsedOnce(f: string): LoadedFile | undefined {
   try {
-    return parsed.load(f).lf;
+    return PARSED_FILES.load(f).lf;
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 import { EXIT } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import { ProcessRunner } from "../exec/process-runner.js";
+import type { Ns } from "../exec/runner.js";
 import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
@@ -50,27 +51,10 @@ export interface WatchOpts extends GlobalOpts {
  */
 export async function cmdWatch(o: WatchOpts): Promise<number> {
   const t = target(o);
-  // Reads the kernel monitors cover are answered from the last read until an event says otherwise.
-  // Kernel events: the cache forgets, and a pass repairs drift (started below, once the API listens).
-  const monitor: KernelMonitor = new KernelMonitor(
-    t,
-    () => {
-      runner.invalidate();
-      controller.enqueue("kernel");
-    },
-    o.log,
-  );
-  // The namespace list and /etc/netns files: inotify, and a pass repairs an owned file changed by hand.
-  const netnsFiles = new NetnsFilesWatch(() => {
-    runner.invalidate();
-    controller.enqueue("kernel");
-  });
-  const runner = new ReadCacheRunner(
-    o.runner ?? new ProcessRunner(),
-    t,
-    () => monitor.running(),
-    (argv) => netnsFiles.covers(argv),
-  );
+  // Kernel events and /etc/netns changes: the cache forgets, and a pass repairs drift (an owned
+  // file changed by hand too; started below, once the API listens).
+  const kernel = kernelCache(o, t, () => controller.enqueue("kernel"));
+  const runner = kernel.runner;
   const store = new StateStore(o.stateDir);
   // Endpoints attached through the API: part of every pass's intent (files + runtime endpoints).
   const runtime = new RuntimeEndpointStore(o.stateDir);
@@ -178,9 +162,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   await files.ready();
   // --metrics-listen serves from the start, before the first config is read.
   if (o.metricsListen) await applyMonitoring({ detailed: false });
-  monitor.start();
-  netnsFiles.start();
-  await runner.probeIptables();
+  await kernel.start();
   // Load balancers' health checks: a backend going down or coming back is a pass (one nft transaction).
   const checker = new HealthChecker(runner, t, (down) => {
     log.info({ down }, "load balancer health changed");
@@ -218,8 +200,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   log.info({ signal: sig }, "stopping: finishing the pass in flight");
   clearInterval(resync);
   process.off("SIGHUP", onHup);
-  monitor.stop();
-  netnsFiles.stop();
+  kernel.stop();
   checker.stop();
   await files.close();
   // No new API work; what is queued finishes with the pass in flight.
@@ -244,14 +225,8 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
 export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestroy?: boolean }): Promise<number> {
   const t = target(o);
   // As in watch: the warm daemon's plans read only what the kernel monitors say changed.
-  const monitor = new KernelMonitor(t, () => runner.invalidate(), o.log);
-  const netnsFiles = new NetnsFilesWatch(() => runner.invalidate());
-  const runner = new ReadCacheRunner(
-    o.runner ?? new ProcessRunner(),
-    t,
-    () => monitor.running(),
-    (argv) => netnsFiles.covers(argv),
-  );
+  const kernel = kernelCache(o, t, () => {});
+  const runner = kernel.runner;
   const log = o.log;
   await checkTarget(runner, t);
   const store = new StateStore(o.stateDir);
@@ -298,9 +273,7 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
     throw e;
   }
   log.info({ socket, target: t, pid: process.pid }, `serving the API on unix:${socket}`);
-  monitor.start();
-  netnsFiles.start();
-  await runner.probeIptables();
+  await kernel.start();
   // No passes here: a timer drops the cache so a change no event reports is seen within this long.
   const refresh = setInterval(() => runner.invalidate(), 30_000);
 
@@ -317,8 +290,7 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
   const sig = await stopped;
   log.info({ signal: sig }, "stopping: finishing the API work in flight");
   clearInterval(refresh);
-  monitor.stop();
-  netnsFiles.stop();
+  kernel.stop();
   const apiClosed = api.close();
   await controller.drain();
   await apiClosed;
@@ -326,4 +298,36 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
   store.close();
   log.info({}, "stopped");
   return EXIT.OK;
+}
+
+/**
+ * The warm daemon's view of the kernel: reads the kernel monitors (`ip monitor`, `nft monitor`)
+ * and inotify on the namespace files cover are answered from the last read until one of them
+ * reports a change, which empties the cache and calls `changed`.
+ */
+function kernelCache(o: GlobalOpts, t: Ns, changed: () => void) {
+  const onEvent = () => {
+    runner.invalidate();
+    changed();
+  };
+  const monitor = new KernelMonitor(t, onEvent, o.log);
+  const files = new NetnsFilesWatch(onEvent);
+  const runner = new ReadCacheRunner(
+    o.runner ?? new ProcessRunner(),
+    t,
+    () => monitor.running(),
+    (argv) => files.covers(argv),
+  );
+  return {
+    runner,
+    async start(): Promise<void> {
+      monitor.start();
+      files.start();
+      await runner.probeIptables();
+    },
+    stop(): void {
+      monitor.stop();
+      files.stop();
+    },
+  };
 }

@@ -33,3 +33,6 @@ export class ParsedFiles {
     return entry;
   }
 }
+
+/** One per process: the daemon's loader and the mesh's store input read the same files. */
+export const PARSED_FILES = new ParsedFiles();

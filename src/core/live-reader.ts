@@ -103,13 +103,7 @@ export class LiveReader {
 
   /** Any command's result in `ns`, memoized (`opts`: a time limit shorter than the runner's). */
   exec(argv: string[], ns: Ns = this.target, opts?: RunOptions): Promise<RunResult> {
-    const key = `${ns ?? ""}\0exec\0${argv.join("\0")}`;
-    let p = this.memo.get(key);
-    if (!p) {
-      p = this.once(inNetns(ns, argv), undefined, opts);
-      this.memo.set(key, p);
-    }
-    return p as Promise<RunResult>;
+    return this.once(inNetns(ns, argv), undefined, opts);
   }
 
   private async readJson(argv: string[]): Promise<unknown> {

@@ -14,11 +14,10 @@ import type { GlobalOpts } from "../cli/commands.js";
 import { sampleStats } from "../cli/cmd-stats.js";
 import { withRates } from "../core/stats.js";
 import type { Stats } from "../core/stats.js";
-import type { LoadedFile } from "../config/load.js";
 import { parseIp4 } from "../core/ipv4.js";
 import { parseIp6 } from "../core/ipv6.js";
 import { identityOf } from "./client.js";
-import { RUNTIME_FILE } from "./runtime-endpoints.js";
+import { RUNTIME_FILE, defined as definedIn } from "./runtime-endpoints.js";
 import type { CachedLoader, RuntimeEndpoint, RuntimeEndpointStore } from "./runtime-endpoints.js";
 import { API_VERSION, apiRequest } from "./socket.js";
 
@@ -355,22 +354,16 @@ export class ApiServer {
   }
 
   /** Endpoint and network names the config files define, from their parsed data (an unreadable file defines none). */
-  private defined(): { endpoints: Map<string, string>; networks: Set<string> } {
-    const endpoints = new Map<string, string>();
-    const networks = new Set<string>();
-    for (const f of this.configFiles()) {
-      let lf: LoadedFile;
-      try {
-        lf = this.c.cache.parsed.load(f).lf;
-      } catch {
-        continue;
-      }
-      if (lf.kind === "boltfile") {
-        for (const e of (lf.data.endpoints ?? []) as { name?: unknown }[]) if (typeof e?.name === "string") endpoints.set(e.name, f);
-        for (const n of Object.keys((lf.data.networks ?? {}) as object)) networks.add(n);
-      } else if (lf.kind === "volantd" && ((lf.data.networking ?? {}) as { mode?: unknown }).mode !== "vsock") networks.add("volant");
-    }
-    return { endpoints, networks };
+  private defined(): ReturnType<typeof definedIn> {
+    return definedIn(
+      this.configFiles().flatMap((f) => {
+        try {
+          return [this.c.cache.parsed.load(f).lf];
+        } catch {
+          return [];
+        }
+      }),
+    );
   }
 
   /**

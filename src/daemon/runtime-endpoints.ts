@@ -6,7 +6,8 @@ import { ConfigError } from "../core/diagnostics.js";
 import type { Diagnostic } from "../core/diagnostics.js";
 import type { Intent } from "../core/intent.js";
 import { fileStamp } from "../base/file-stamp.js";
-import { ParsedFiles } from "../config/parsed-cache.js";
+import { PARSED_FILES } from "../config/parsed-cache.js";
+import type { ParsedFiles } from "../config/parsed-cache.js";
 import { loadFiles } from "../cli/config.js";
 import { loadFile } from "../config/load.js";
 import { validateSchema } from "../config/schema.js";
@@ -239,7 +240,7 @@ export class CachedLoader {
   private error: unknown;
   private watched: string[] = [];
   /** the files as parsed, kept across loads (an attach changes the runtime endpoints, not the files) */
-  readonly parsed = new ParsedFiles();
+  readonly parsed = PARSED_FILES;
 
   constructor(private readonly runtime: () => RuntimeEndpoint[]) {}
 

@@ -47,9 +47,8 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
   }
 
   classify(argv: string[], stdin: string | undefined): "cacheable" | "read" | "write" {
-    const kind = classify(argv, stdin, this.target);
-    if (kind !== "read") return kind;
-    return this.covered(argv) || (this.iptablesNft && iptablesSaveInTarget(argv, this.target)) ? "cacheable" : kind;
+    const kind = classify(argv, stdin, this.target, { iptablesNft: this.iptablesNft });
+    return kind === "read" && this.covered(argv) ? "cacheable" : kind;
   }
 
   /** iptables-save is iptables-nft's: its tables are nf_tables tables, whose changes `nft monitor` reports */
@@ -95,7 +94,8 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
 }
 
 /** "cacheable": covered by the target's monitors; "read": changes nothing, not cached; "write": anything else. */
-export function classify(argv: string[], stdin: string | undefined, target: Ns): "cacheable" | "read" | "write" {
+/** `iptablesNft`: iptables is the nf_tables variant, so `nft monitor` reports what iptables-save shows. */
+export function classify(argv: string[], stdin: string | undefined, target: Ns, o: { iptablesNft?: boolean } = {}): "cacheable" | "read" | "write" {
   let a = argv;
   let ns: Ns = null;
   if (a[0] === "ip" && a[1] === "netns" && a[2] === "exec") {
@@ -134,6 +134,7 @@ export function classify(argv: string[], stdin: string | undefined, target: Ns):
   if (tool === "bpftool") return words.some((w) => ["show", "list", "dump", "lookup"].includes(w)) && !words.includes("load") ? "read" : "write";
   if (["iptables", "ip6tables"].includes(tool))
     return flags.some((f) => ["-S", "-L", "-C", "--list", "--list-rules", "--check"].includes(f)) ? "read" : "write";
+  if (tool === "iptables-save" || tool === "ip6tables-save") return inTarget && o.iptablesNft ? "cacheable" : "read";
   if (tool === "birdc") return words[0] === "show" ? "read" : "write";
   // find that only prints or reads (the resolver's one read of /etc/netns): -exec of a reader only.
   if (tool === "find") {
@@ -141,11 +142,6 @@ export function classify(argv: string[], stdin: string | undefined, target: Ns):
     return a.includes("-delete") || a.includes("-ok") || execs.some((c) => !READERS.includes(c)) ? "write" : "read";
   }
   return READERS.includes(tool) ? "read" : "write";
-}
-
-function iptablesSaveInTarget(argv: string[], target: Ns): boolean {
-  const inner = target === null ? argv : argv[0] === "ip" && argv[1] === "netns" && argv[2] === "exec" && argv[3] === target ? argv.slice(4) : undefined;
-  return !!inner && (inner[0] === "iptables-save" || inner[0] === "ip6tables-save");
 }
 
 /** Tools that only read, run directly or as find's -exec. */

@@ -26,12 +26,8 @@ export class NetnsFilesWatch {
   start(): void {
     this.stopped = false;
     this.ok = true;
-    for (const [dir, filter] of [
-      [NETNS_RUN, undefined],
-      [ETC, "hosts"],
-      [NETNS_ETC, undefined],
-    ] as const)
-      this.add(dir, filter);
+    // /etc for /etc/hosts, and for /etc/netns appearing; /run/netns and /etc/netns by rescan()
+    this.add(ETC, ["hosts", "netns"]);
     this.rescan();
   }
 
@@ -51,18 +47,19 @@ export class NetnsFilesWatch {
     return paths.length > 0 && paths.every((p) => p === "/etc/hosts" || p === NETNS_ETC || p.startsWith(`${NETNS_ETC}/`));
   }
 
-  private add(dir: string, filter?: string): void {
+  /** Watches dir (only the entries `only` names, when given); a watch that says a directory appeared or went rescans. */
+  private add(dir: string, only?: string[]): void {
     if (this.watchers.has(dir) || this.stopped) return;
     if (!existsSync(dir)) {
-      // /run/netns and /etc/netns appear with the first namespace (or its first file): watch the parent for them.
-      if (dir === NETNS_RUN || dir === NETNS_ETC) this.add(dir === NETNS_RUN ? "/run" : ETC, dir === NETNS_RUN ? "netns" : undefined);
+      // /run/netns appears with the first namespace: watch /run for it (/etc, watched from the start, says when /etc/netns does).
+      if (dir === NETNS_RUN) this.add("/run", ["netns"]);
       return;
     }
     let w: FSWatcher;
     try {
       w = watch(dir, { persistent: false }, (_event, name) => {
-        if (filter !== undefined && name !== filter && !(dir === ETC && name === "netns")) return;
-        if (dir === NETNS_ETC || (dir === ETC && name === "netns") || (dir === "/run" && name === "netns")) this.rescan();
+        if (only && !only.includes(String(name))) return;
+        if (dir === NETNS_ETC || name === "netns") this.rescan();
         this.onEvent(name ? join(dir, name.toString()) : dir);
       });
     } catch {
