@@ -16,7 +16,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if command -v systemctl >/dev/null && systemctl is-enabled bird >/dev/null 2>&1; then systemctl disable --now bird; fi
+# Stopping needs a running systemd; without one (a container, a chroot) the package started nothing.
+if command -v systemctl >/dev/null && systemctl is-enabled bird >/dev/null 2>&1; then
+  systemctl disable bird >/dev/null 2>&1 || true
+  if [ -d /run/systemd/system ]; then systemctl stop bird; fi
+fi
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
   echo "bolt needs Node.js >= 20.19 (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
