@@ -10,10 +10,11 @@
 //   idle     — CPU (% of one core over 10 s) and RSS of one idle daemon with N peers;
 //   leader   — the etcd leader SIGKILLed during 4 s of 20 pings/s between two hosts: pings lost.
 // Options: --sizes 3,10  --ttl 10  --sample 4 (peers each host pings; all when N is small)
+//          --profile DIR (the first host's daemon: a CPU profile and its info-level log)
 // Run after `npm run build`; needs root. Namespaces are bolt-t-mb-<tag>-*, deleted at the end.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, openSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,8 @@ const opt = (name, def) => {
 const SIZES = opt("sizes", "3,10").split(",").map(Number);
 const TTL = Number(opt("ttl", "10"));
 const SAMPLE = Number(opt("sample", "4"));
+const PROFILE = opt("profile", "");
+if (PROFILE) mkdirSync(PROFILE, { recursive: true });
 const TAG = randomBytes(2).toString("hex");
 const WG_RUN = `${process.env.BOLT_RUN_DIR || "/run/bolt"}/wg`;
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -137,10 +140,16 @@ async function benchSize(n, dir, etcd) {
     return h;
   };
   const startDaemon = (h) => {
+    // --profile DIR: the first host's daemon writes a CPU profile and its info-level log there.
+    const prof = PROFILE && h.i === 0;
     const p = spawn(
       "node",
-      [BOLT, "watch", "-f", h.file, "--netns", h.ns, "--state-dir", h.state, "--resync", "30s", "--debounce", "300ms", "--log-level", "error"],
-      { stdio: "ignore" },
+      [
+        ...(prof ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : []),
+        ...[BOLT, "watch", "-f", h.file, "--netns", h.ns, "--state-dir", h.state, "--resync", "30s", "--debounce", "300ms"],
+        ...["--log-level", prof ? "info" : "error"],
+      ],
+      { stdio: prof ? ["ignore", openSync(join(PROFILE, `h0-${n}.log`), "w"), "inherit"] : "ignore" },
     );
     daemons.push(p);
     h.daemon = p;
@@ -190,6 +199,20 @@ async function benchSize(n, dir, etcd) {
     await sleep(10_000);
     const cpu = (ticks() - c0) / 100 / 10; // USER_HZ = 100
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
+    // One pass's CPU: a store change every host reads (a node enrolled, no daemon behind it),
+    // the daemon's and its tools' CPU over the 2 s after it, mean of 3; each host pays it per change.
+    const treeTicks = () => {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    };
+    let passTicks = 0;
+    for (let k = 0; k < 3; k++) {
+      const c1 = treeTicks();
+      admin(["enroll", `probe${k}`]);
+      await sleep(2000);
+      passTicks += treeTicks() - c1;
+    }
+    const passCpu = (passTicks / 3) * 10; // ms
     // join
     const j = addHost(n);
     const tj = performance.now();
@@ -238,6 +261,7 @@ async function benchSize(n, dir, etcd) {
       revoke_max_ms: Math.max(...gv),
       idle_cpu_pct: cpu * 100,
       idle_rss_mb: rss,
+      store_pass_cpu_ms: passCpu,
       leader_kill_lost: lost,
     };
   } finally {
@@ -276,14 +300,14 @@ const md = [
     .map((x) => x.toFixed(2))
     .join(" ")}. Times in ms.`,
   "",
-  "| N | all configured | sampled pairs ping | join p50 | join max | revoke p50 | revoke max | idle CPU % (one core) | idle RSS MB | pings lost, leader killed |",
-  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  "| N | all configured | sampled pairs ping | join p50 | join max | revoke p50 | revoke max | idle CPU % (one core) | idle RSS MB | CPU per store pass ms | pings lost, leader killed |",
+  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ...rows.map(
     (r) =>
-      `| ${r.n} | ${f(r.converge_ms)} | ${f(r.ping_ms)} (${r.pairs}) | ${f(r.join_p50_ms)} | ${f(r.join_max_ms)} | ${f(r.revoke_p50_ms)} | ${f(r.revoke_max_ms)} | ${r.idle_cpu_pct.toFixed(1)} | ${f(r.idle_rss_mb)} | ${r.leader_kill_lost} |`,
+      `| ${r.n} | ${f(r.converge_ms)} | ${f(r.ping_ms)} (${r.pairs}) | ${f(r.join_p50_ms)} | ${f(r.join_max_ms)} | ${f(r.revoke_p50_ms)} | ${f(r.revoke_max_ms)} | ${r.idle_cpu_pct.toFixed(1)} | ${f(r.idle_rss_mb)} | ${f(r.store_pass_cpu_ms)} | ${r.leader_kill_lost} |`,
   ),
   "",
-  "all configured: from the first daemon's start to every host having N-1 peers (each daemon publishes its request, an etcd watch event wakes every other daemon, its debounced pass adds the peer). join: a new host's daemon started → the peer configured on each of the N hosts. revoke: `bolt mesh revoke` (the CLI's start) → the peer removed on each host.",
+  "all configured: from the first daemon's start to every host having N-1 peers (each daemon publishes its request, an etcd watch event wakes every other daemon, its debounced pass adds the peer). join: a new host's daemon started → the peer configured on each of the N hosts. revoke: `bolt mesh revoke` (the CLI's start) → the peer removed on each host. CPU per store pass: one host's daemon and the tools it ran, over the 2 s after a store change every host reads (a node enrolled without a daemon), mean of 3.",
 ].join("\n");
 mkdirSync(RESULTS, { recursive: true });
 writeFileSync(join(RESULTS, "mesh-latest.md"), `${md}\n`);

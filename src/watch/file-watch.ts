@@ -14,11 +14,15 @@ export class FileWatch {
   private readonly wantedDirs = new Set<string>();
   private readonly dirs = new Set<string>();
   private watcher: FSWatcher | undefined;
+  private closed = false;
 
   constructor(private readonly onChange: (path: string, event: string) => void) {}
 
   /** Sets the watched files (absolute or relative to the cwd); directories are added as needed. */
   set(files: string[]): void {
+    // The pass in flight when the daemon stops ends after close(): a watcher it made would keep
+    // the stopped daemon alive (chokidar's watches are persistent handles).
+    if (this.closed) return;
     this.wanted.clear();
     this.wantedDirs.clear();
     // A config directory (`-f DIR`): every config file in it is one of ours, including ones added later.
@@ -66,7 +70,13 @@ export class FileWatch {
     return new Promise((r) => (this.watcher ? this.watcher.once("ready", () => r()) : r()));
   }
 
+  /** whether a watcher is in place (set() since the start, and not closed) */
+  get active(): boolean {
+    return !!this.watcher;
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     await this.watcher?.close();
     this.watcher = undefined;
   }

@@ -56,3 +56,21 @@ describe("FileWatch on a config directory (-f DIR)", () => {
     }
   });
 });
+
+describe("FileWatch after close()", () => {
+  it("a set() from the pass still in flight when the daemon stops watches nothing (a watcher would keep the stopped daemon alive)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bolt-watch-closed-"));
+    const w = new FileWatch(() => {});
+    try {
+      w.set([join(dir, "a.toml")]);
+      await w.ready();
+      expect(w.active).toBe(true);
+      await w.close();
+      w.set([join(dir, "a.toml"), join(dir, "key")]);
+      expect(w.active).toBe(false);
+    } finally {
+      await w.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
