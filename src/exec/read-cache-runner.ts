@@ -141,6 +141,8 @@ export function classify(argv: string[], stdin: string | undefined, target: Ns, 
     const execs = a.flatMap((w, i) => (w === "-exec" || w === "-execdir" ? [a[i + 1] ?? ""] : []));
     return a.includes("-delete") || a.includes("-ok") || execs.some((c) => !READERS.includes(c)) ? "write" : "read";
   }
+  // modprobe -n only says whether a module could be loaded (the wireguard kind's probe, every pass).
+  if (tool === "modprobe") return flags.some((f) => f === "-n" || f === "--dry-run" || (/^-[a-z]+$/.test(f) && f.includes("n"))) ? "read" : "write";
   return READERS.includes(tool) ? "read" : "write";
 }
 

@@ -4,6 +4,16 @@
 import { describe, expect, it } from "vitest";
 import { ReadCacheRunner, classify } from "../../src/exec/read-cache-runner.js";
 import type { CommandRunner, RunResult } from "../../src/exec/runner.js";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadIntent } from "../../src/cli/config.js";
+import type { Intent } from "../../src/core/intent.js";
+import type { MeshSnapshot } from "../../reconcilers/wireguard/store.js";
+import { storeNode } from "./helpers/builders.js";
+import { converge, intentOf, newWorld, planIntent, wgKeyPair, writeConfigs, writeKeyFile } from "./helpers/pipeline.js";
+
+const EXAMPLE = readFileSync(fileURLToPath(new URL("../../examples/bolt-network.toml", import.meta.url)), "utf8");
 
 const T = "bolt-t-cache";
 
@@ -37,6 +47,8 @@ describe("classify", () => {
     expect(classify(["ip", "netns", "exec", T, "iptables-save", "-t", "filter"], undefined, T)).toBe("read");
     expect(classify(["ip", "netns", "exec", T, "iptables", "-S", "DOCKER-USER"], undefined, T)).toBe("read");
     expect(classify(["find", "/etc/netns", "-name", "hosts", "-exec", "tail", "-v", "-n", "+1", "--", "{}", "+"], undefined, T)).toBe("read");
+    expect(classify(["modprobe", "-n", "-q", "wireguard"], undefined, T)).toBe("read");
+    expect(classify(["modprobe", "-nq", "wireguard"], undefined, T)).toBe("read");
   });
 
   it("anything not known to be a read is a write", () => {
@@ -49,6 +61,7 @@ describe("classify", () => {
     expect(classify(["tee", "/etc/netns/x/hosts"], "x", T)).toBe("write");
     expect(classify(["ip", "netns", "add", "x"], undefined, T)).toBe("write");
     expect(classify(["something-new"], undefined, T)).toBe("write");
+    expect(classify(["modprobe", "-q", "wireguard"], undefined, T)).toBe("write");
     expect(classify(["find", "/etc/netns", "-name", "x", "-delete"], undefined, T)).toBe("write");
     expect(classify(["find", "/etc/netns", "-exec", "rm", "{}", "+"], undefined, T)).toBe("write");
     expect(classify(["ip", "netns", "exec", T, "iptables", "-I", "DOCKER-USER", "-j", "ACCEPT"], undefined, T)).toBe("write");
@@ -136,6 +149,52 @@ describe("ReadCacheRunner", () => {
       expect(r.classify(SAVE, undefined)).toBe(want);
       // another namespace's is never covered
       expect(r.classify(["ip", "netns", "exec", `${T}-web`, "iptables-save"], undefined)).toBe("read");
+    }
+  });
+});
+
+describe("what a plan runs", () => {
+  // One command the cache counts as a write empties it on every pass: every read after it runs
+  // again (modprobe -n, the wireguard kind's probe, did that to every store-triggered pass of a mesh host).
+  it("a no-op plan of a store-backed mesh host and of the example Boltfile runs only reads", async () => {
+    const MESH_T = "bolt-t-cache-mesh";
+    const self = wgKeyPair();
+    const peer = wgKeyPair();
+    const key = writeKeyFile("self.key", self.priv);
+    const conf = join(dirname(key), "ghostwire.toml");
+    writeFileSync(
+      conf,
+      `[ghostwire]\ncontrol_server = "etcd://127.0.0.1:1"\nauth_key_file = "x.boltkey"\n\n[features]\nipv6 = false\n\n[node]\nhostname = "me"\ninterface = "gw0"\nprivate_key_file = "${key}"\n`,
+      { mode: 0o600 },
+    );
+    const snapshot: MeshSnapshot = {
+      revision: "9",
+      meta: { v: 1, mesh_id: "m1", cidr4: "100.64.0.0/10", listen_port: 41641, keepalive: 25, created_at: "" },
+      nodes: [storeNode("me", { mesh_ip4: "100.64.0.10", public_key: self.pub }), storeNode("peer", { mesh_ip4: "100.64.0.11", public_key: peer.pub })],
+      requests: {
+        peer: { v: 1, public_key: peer.pub, hostname: "peer", endpoint: "198.18.0.11:41641", tags: [], routes: [], exit_node: false, at: "" },
+      },
+      ipam: {},
+    };
+    const cases: { target: string; intent: Intent }[] = [
+      { target: MESH_T, intent: loadIntent([conf], "", { external: { wireguard: { snapshot, self: "me" } } }).intent },
+      // the example Boltfile without its IPv6 line (the fake kernel models IPv4 only)
+      { target: "bolt-t-cache-ex", intent: intentOf(writeConfigs({ "bolt-network.toml": EXAMPLE.replace(/^ipv6 = .*$/m, "").replace(/^ip6 = .*$/m, "") }), { netnsPrefix: "bolt-t-cache-ex-" }) },
+    ];
+    for (const c of cases) {
+      const w = newWorld(c.target);
+      await converge(w, { intent: c.intent });
+      const ran: [string[], string | undefined][] = [];
+      const recording: CommandRunner = {
+        run: (argv, stdin, o) => {
+          ran.push([argv, stdin]);
+          return w.kernel.run(argv, stdin, o);
+        },
+      };
+      const plan = await planIntent(c.intent, recording, { target: c.target, leases: w.store.leases, originals: w.store.originals });
+      expect(plan.changes).toEqual([]);
+      expect(ran.length).toBeGreaterThan(5);
+      expect(ran.filter(([argv, stdin]) => classify(argv, stdin, c.target) === "write").map(([argv]) => argv.join(" "))).toEqual([]);
     }
   });
 });
