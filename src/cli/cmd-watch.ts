@@ -6,7 +6,7 @@ import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
 import { KernelMonitor } from "../watch/kernel-monitor.js";
-import { NetnsFilesWatch } from "../watch/netns-files-watch.js";
+import { NetnsFilesWatch, namespaceOfPath, namespacesNamed } from "../watch/netns-files-watch.js";
 import { ReadCacheRunner } from "../exec/read-cache-runner.js";
 import { MetricsServer, WatchMetrics } from "../watch/metrics.js";
 import { monitoringConfig } from "../watch/monitoring-config.js";
@@ -53,7 +53,13 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
   const t = target(o);
   // Kernel events and /etc/netns changes: the cache forgets, and a pass repairs drift (an owned
   // file changed by hand too; started below, once the API listens).
-  const kernel = kernelCache(o, t, () => controller.enqueue("kernel"));
+  // The namespaces the last converged pass named: a namespace file event about another one
+  // (a namespace made for somebody else, another daemon's magic DNS file) is not a pass.
+  let named: Set<string> | undefined;
+  const kernel = kernelCache(o, t, (path) => {
+    const ns = path === undefined ? undefined : namespaceOfPath(path);
+    if (ns === undefined || ns === t || !named || named.has(ns)) controller.enqueue("kernel");
+  });
   const runner = kernel.runner;
   const store = new StateStore(o.stateDir);
   // Endpoints attached through the API: part of every pass's intent (files + runtime endpoints).
@@ -107,7 +113,10 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     log,
     metrics,
     debounceMs: o.debounceMs,
-    onConverged: (intent, desired) => healthHook(intent, desired),
+    onConverged: (intent, desired, before) => {
+      named = namespacesNamed([...desired, ...before]);
+      healthHook(intent, desired);
+    },
     // A backend going down or up changes the map by design: not somebody undoing bolt's work.
     desiredInputs: () => readLbDown(t).join(","),
     load: async (f) => {
@@ -305,12 +314,13 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
  * and inotify on the namespace files cover are answered from the last read until one of them
  * reports a change, which empties the cache and calls `changed`.
  */
-function kernelCache(o: GlobalOpts, t: Ns, changed: () => void) {
-  const onEvent = () => {
+function kernelCache(o: GlobalOpts, t: Ns, changed: (path?: string) => void) {
+  // Every event empties the cache (the next read is the kernel's); `changed` decides about a pass.
+  const onEvent = (path?: string) => {
     runner.invalidate();
-    changed();
+    changed(path);
   };
-  const monitor = new KernelMonitor(t, onEvent, o.log);
+  const monitor = new KernelMonitor(t, () => onEvent(), o.log);
   const files = new NetnsFilesWatch(onEvent);
   const runner = new ReadCacheRunner(
     o.runner ?? new ProcessRunner(),

@@ -56,8 +56,8 @@ export interface ControllerOptions {
   onMonitoring?: (m: MonitoringConfig) => void;
   /** the target exists (a missing netns is a failed pass, not a crash) */
   checkTarget?: () => Promise<void>;
-  /** after a pass that left the kernel converged: the intent and the resources it converged to */
-  onConverged?: (intent: Intent, desired: Resource[]) => void;
+  /** after a pass that left the kernel converged: the intent, the resources it converged to, and what it read before */
+  onConverged?: (intent: Intent, desired: Resource[], before: Resource[]) => void;
   /**
    * what besides the files decides the desired state (the load balancers' recorded health):
    * changes it brings are bolt's own, never drift to count towards a fight
@@ -286,7 +286,7 @@ export class WatchController {
         this.notBefore = 0;
         this.lastSuccessAt = new Date(this.now()).toISOString();
         metrics.lastSuccess.set(this.now() / 1000);
-        this.o.onConverged?.(good.intent, r.plan.desired);
+        this.o.onConverged?.(good.intent, r.plan.desired, r.plan.before);
       } finally {
         lock.release();
       }

@@ -97,3 +97,32 @@ export class NetnsFilesWatch {
       }
   }
 }
+
+/** The namespace an event path is about (/run/netns/NAME, /etc/netns/NAME[/FILE]); undefined for /etc/hosts and the directories. */
+export function namespaceOfPath(path: string): string | undefined {
+  const m = /^(?:\/run\/netns|\/etc\/netns)\/([^/]+)(?:\/|$)/.exec(path);
+  return m?.[1];
+}
+
+/**
+ * The namespaces a pass's resources name (an endpoint's netns, a resolver file's NS/FILE, a
+ * magic DNS hosts file's /etc/netns/NS/hosts): every string in their specs and names, and the
+ * namespace of every /etc/netns path among them. An event about a namespace outside this set
+ * (and not the target) cannot change a plan: another daemon's hosts file, a namespace created
+ * for somebody else.
+ */
+export function namespacesNamed(resources: Iterable<{ name: string; spec: Record<string, string | undefined> }>): Set<string> {
+  const out = new Set<string>();
+  const add = (v: string) => {
+    out.add(v);
+    const ns = namespaceOfPath(v);
+    if (ns) out.add(ns);
+  };
+  for (const r of resources) {
+    add(r.name);
+    const slash = r.name.indexOf("/");
+    if (slash > 0) out.add(r.name.slice(0, slash));
+    for (const v of Object.values(r.spec)) if (typeof v === "string") add(v);
+  }
+  return out;
+}

@@ -153,6 +153,23 @@ describe.skipIf(!!SKIP_REASON)("bolt watch", () => {
     expect(await snapshot(sb.target)).toEqual(before);
   });
 
+  it("a namespace made for somebody else (and its /etc/netns files) is not a pass; the endpoint's own namespace deleted by hand comes back", async () => {
+    await waitFor("the passes before to settle", async () => !(await health()).body.last_pass.changes, 10_000);
+    await sleep(800);
+    const before = (await health()).body.passes as number;
+    const other = await sb.addNetns("other");
+    mkdirSync(`/etc/netns/${other}`, { recursive: true });
+    writeFileSync(`/etc/netns/${other}/hosts`, "127.0.0.1 localhost\n");
+    await must(["ip", "netns", "del", other]);
+    // Three debounces' time: a pass that was due would have run.
+    await sleep(1500);
+    expect((await health()).body.passes).toBe(before);
+    const web = sb.ns("web");
+    await must(["ip", "netns", "del", web]);
+    await waitFor("web's namespace to come back", async () => (await sb.mine()).includes(web), 20_000, 50);
+    expect((await health()).body.passes).toBeGreaterThan(before);
+  });
+
   it("SIGTERM: exit 0, one JSON log line per pass", async () => {
     process.kill(daemon.pid!, "SIGTERM");
     const r = await daemon;

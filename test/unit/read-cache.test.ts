@@ -179,7 +179,12 @@ describe("what a plan runs", () => {
     const cases: { target: string; intent: Intent }[] = [
       { target: MESH_T, intent: loadIntent([conf], "", { external: { wireguard: { snapshot, self: "me" } } }).intent },
       // the example Boltfile without its IPv6 line (the fake kernel models IPv4 only)
-      { target: "bolt-t-cache-ex", intent: intentOf(writeConfigs({ "bolt-network.toml": EXAMPLE.replace(/^ipv6 = .*$/m, "").replace(/^ip6 = .*$/m, "") }), { netnsPrefix: "bolt-t-cache-ex-" }) },
+      {
+        target: "bolt-t-cache-ex",
+        intent: intentOf(writeConfigs({ "bolt-network.toml": EXAMPLE.replace(/^ipv6 = .*$/m, "").replace(/^ip6 = .*$/m, "") }), {
+          netnsPrefix: "bolt-t-cache-ex-",
+        }),
+      },
     ];
     for (const c of cases) {
       const w = newWorld(c.target);
