@@ -6,7 +6,7 @@ import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
 import { KernelMonitor } from "../watch/kernel-monitor.js";
-import { NetnsFilesWatch, namespaceOfPath, namespacesNamed } from "../watch/netns-files-watch.js";
+import { NetnsFilesWatch, namespaceOfPath, namespacesNamed, readsNetnsFiles } from "../watch/netns-files-watch.js";
 import { ReadCacheRunner } from "../exec/read-cache-runner.js";
 import { MetricsServer, WatchMetrics } from "../watch/metrics.js";
 import { monitoringConfig } from "../watch/monitoring-config.js";
@@ -315,13 +315,20 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
  * reports a change, which empties the cache and calls `changed`.
  */
 function kernelCache(o: GlobalOpts, t: Ns, changed: (path?: string) => void) {
-  // Every event empties the cache (the next read is the kernel's); `changed` decides about a pass.
-  const onEvent = (path?: string) => {
-    runner.invalidate();
+  // An event empties what it makes stale (the next read is the kernel's): a kernel monitor's,
+  // every cached read; a namespace file's, the namespace list and files. `changed` decides about a pass.
+  const monitor = new KernelMonitor(
+    t,
+    () => {
+      runner.invalidate();
+      changed();
+    },
+    o.log,
+  );
+  const files = new NetnsFilesWatch((path) => {
+    runner.invalidate(readsNetnsFiles);
     changed(path);
-  };
-  const monitor = new KernelMonitor(t, () => onEvent(), o.log);
-  const files = new NetnsFilesWatch(onEvent);
+  });
   const runner = new ReadCacheRunner(
     o.runner ?? new ProcessRunner(),
     t,

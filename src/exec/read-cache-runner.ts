@@ -19,7 +19,7 @@ import type { CommandRunner, Ns, RunOptions, RunResult } from "./runner.js";
  * - the periodic resync drops the cache before its pass (the deep read the cache cannot replace).
  */
 export class ReadCacheRunner implements CommandRunner, ChangeClock {
-  private readonly cache = new Map<string, Promise<RunResult>>();
+  private readonly cache = new Map<string, { argv: string[]; result: Promise<RunResult> }>();
   private generation = 0;
   /** answers served from the cache, and reads that ran (the bench and tests read them) */
   hits = 0;
@@ -36,9 +36,14 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
     private readonly covered: (argv: string[]) => boolean = () => false,
   ) {}
 
-  invalidate(): void {
+  /**
+   * Something changed: the clock moves (core/plan-memo.ts) and cached answers go — all of them,
+   * or those `only` picks (an inotify event on /etc/netns says nothing about links or routes).
+   */
+  invalidate(only?: (argv: string[]) => boolean): void {
     this.generation++;
-    this.cache.clear();
+    if (!only) this.cache.clear();
+    else for (const [k, v] of this.cache) if (only(v.argv)) this.cache.delete(k);
   }
 
   /** The change counter (events, writes, resyncs), while every monitor runs; undefined otherwise (ChangeClock). */
@@ -75,7 +80,7 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
     const hit = this.cache.get(key);
     if (hit) {
       this.hits++;
-      return hit;
+      return hit.result;
     }
     this.misses++;
     const gen = this.generation;
@@ -83,11 +88,11 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
       // A failed read, or one an event overtook, is not an answer for later (a file that is not
       // there is: its watch says when it appears).
       if ((r.code !== 0 && !this.covered(argv)) || r.timedOut || r.aborted || gen !== this.generation) {
-        if (this.cache.get(key) === p) this.cache.delete(key);
+        if (this.cache.get(key)?.result === p) this.cache.delete(key);
       }
       return r;
     });
-    this.cache.set(key, p);
+    this.cache.set(key, { argv, result: p });
     p.catch(() => this.cache.delete(key));
     return p;
   }

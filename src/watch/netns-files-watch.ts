@@ -42,9 +42,7 @@ export class NetnsFilesWatch {
   covers(argv: string[]): boolean {
     if (!this.ok) return false;
     if (argv.join(" ") === "ip -j netns list") return this.watchers.has(NETNS_RUN);
-    if (!["cat", "tail", "find"].includes(argv[0] ?? "")) return false;
-    const paths = argv.slice(1).filter((a) => a.startsWith("/"));
-    return paths.length > 0 && paths.every((p) => p === "/etc/hosts" || p === NETNS_ETC || p.startsWith(`${NETNS_ETC}/`));
+    return readsNetnsFiles(argv);
   }
 
   /** Watches dir (only the entries `only` names, when given); a watch that says a directory appeared or went rescans. */
@@ -125,4 +123,12 @@ export function namespacesNamed(resources: Iterable<{ name: string; spec: Record
     for (const v of Object.values(r.spec)) if (typeof v === "string") add(v);
   }
   return out;
+}
+
+/** A read of the paths these watches are about: the namespace list, /etc/hosts, /etc/netns files (what their events make stale). */
+export function readsNetnsFiles(argv: string[]): boolean {
+  if (argv.join(" ") === "ip -j netns list") return true;
+  if (!["cat", "tail", "find"].includes(argv[0] ?? "")) return false;
+  const paths = argv.slice(1).filter((a) => a.startsWith("/"));
+  return paths.length > 0 && paths.every((p) => p === "/etc/hosts" || p === NETNS_ETC || p.startsWith(`${NETNS_ETC}/`));
 }

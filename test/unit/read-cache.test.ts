@@ -3,6 +3,7 @@
 // overtook a read in flight).
 import { describe, expect, it } from "vitest";
 import { ReadCacheRunner, classify } from "../../src/exec/read-cache-runner.js";
+import { readsNetnsFiles } from "../../src/watch/netns-files-watch.js";
 import type { CommandRunner, RunResult } from "../../src/exec/runner.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -94,6 +95,20 @@ describe("ReadCacheRunner", () => {
     await r.run(["ip", "-j", "netns", "list"]);
     await r.run(["ip", "-j", "netns", "list"]);
     expect(inner.calls.filter((c) => c.includes("netns list"))).toHaveLength(2);
+  });
+
+  it("a namespace file event forgets the namespace list and files only, and moves the clock", async () => {
+    const inner = new CountingRunner();
+    const r = new ReadCacheRunner(inner, T, () => true, readsNetnsFiles);
+    const HOSTS = ["cat", "/etc/netns/x/hosts"];
+    await r.run(LINK);
+    await r.run(HOSTS);
+    const clock = r.now();
+    r.invalidate(readsNetnsFiles);
+    expect(r.now()).not.toBe(clock);
+    await r.run(LINK);
+    await r.run(HOSTS);
+    expect(inner.calls).toEqual([LINK.join(" "), HOSTS.join(" "), HOSTS.join(" ")]);
   });
 
   it("a read an event overtook in flight is not kept", async () => {
