@@ -82,13 +82,12 @@ export const wireguardReconciler: Reconciler = {
     const mine = links.filter((l) => decodeAlias(l.ifalias)?.wg);
     const wanted = fragment(ctx.intent, WIREGUARD).interfaces;
     const facts: Record<string, string> = {};
-    if (wanted.length) {
-      facts["wireguard.kernel"] = (await kernelHasWireguard(io)) ? "yes" : "no";
-      for (const w of wanted.filter((x) => x.mtu === undefined)) facts[`wireguard.mtu:${w.ifname}`] = String(await wgQuickMtu(io, w, links));
-    }
-    if (!mine.length) return { resources: [], foreign: new Map(), facts };
-    const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
-    const resources = await Promise.all(mine.map((l) => readInterface(io, l, addrs)));
+    for (const w of wanted.filter((x) => x.mtu === undefined)) facts[`wireguard.mtu:${w.ifname}`] = String(await wgQuickMtu(io, w, links));
+    const resources = mine.length ? await readInterfaces(io, mine) : [];
+    // Which implementation a new device gets matters only where one is made: a working device
+    // keeps its own (desired()), and the probe is two processes a pass of every mesh host.
+    const working = new Set(resources.filter((r) => r.spec.type !== "dead").map((r) => r.name));
+    if (wanted.some((w) => !working.has(w.ifname))) facts["wireguard.kernel"] = (await kernelHasWireguard(io)) ? "yes" : "no";
     return { resources, foreign: new Map(), facts };
   },
 
@@ -224,6 +223,11 @@ type RouteAnswer = IpRoute & { metrics?: { mtu?: number }[] };
  * Whether devices can be `ip link add … type wireguard`: the module is loaded or built in
  * (/sys/module/wireguard), or modprobe could load it. Read-only: no probe device is made.
  */
+async function readInterfaces(io: LiveReader, mine: IpLink[]): Promise<Resource[]> {
+  const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
+  return Promise.all(mine.map((l) => readInterface(io, l, addrs)));
+}
+
 async function kernelHasWireguard(io: LiveReader): Promise<boolean> {
   if ((await io.exec(["test", "-d", "/sys/module/wireguard"], null)).code === 0) return true;
   return (await io.exec(["modprobe", "-n", "-q", "wireguard"], null)).code === 0;

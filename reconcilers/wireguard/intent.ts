@@ -302,6 +302,9 @@ function peerChecks(ifname: string, peers: WgPeerIntent[], err: Err) {
     keys.set(p.publicKey, p);
   }
   // WireGuard routes by allowed IPs (cryptokey routing): one address may belong to one peer only.
+  // Every pass of a mesh host checks its peers: a sweep over the sorted ranges says in
+  // O(n log n) whether any two peers overlap; only then are the pairs named (quadratic, rare).
+  if (!anyOverlap(peers)) return;
   for (let i = 0; i < peers.length; i++) {
     for (let j = 0; j < i; j++) {
       for (const a of peers[i]!.allowedIps) {
@@ -323,6 +326,33 @@ function peerChecks(ifname: string, peers: WgPeerIntent[], err: Err) {
       }
     }
   }
+}
+
+/** Whether allowed IPs (other than /0) of two different peers overlap: CIDRs nest or are disjoint. */
+export function anyOverlap(peers: Pick<WgPeerIntent, "allowedIps" | "allowedIps6">[]): boolean {
+  const ranges: { start: bigint; end: bigint; peer: number }[] = [];
+  peers.forEach((p, peer) => {
+    for (const a of p.allowedIps)
+      if (a.prefix !== 0) ranges.push({ start: BigInt(a.network >>> 0), end: BigInt(a.network >>> 0) + (1n << BigInt(32 - a.prefix)) - 1n, peer });
+    for (const t of p.allowedIps6 ?? []) {
+      const c = parseCidr6(t);
+      // IPv6 ranges sort after every IPv4 one (offset past 2^32): the two families never meet.
+      if (c && c.prefix !== 0) ranges.push({ start: (1n << 40n) + c.network, end: (1n << 40n) + c.network + (1n << BigInt(128 - c.prefix)) - 1n, peer });
+    }
+  });
+  ranges.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  // The furthest end seen, and the furthest of any other peer: an earlier range reaching this start holds it.
+  let best: { end: bigint; peer: number } | undefined;
+  let second: { end: bigint; peer: number } | undefined;
+  for (const r of ranges) {
+    if (best && best.peer !== r.peer && best.end >= r.start) return true;
+    if (second && second.peer !== r.peer && second.end >= r.start) return true;
+    if (!best || r.end > best.end) {
+      if (best && best.peer !== r.peer) second = best;
+      best = { end: r.end, peer: r.peer };
+    } else if (r.peer !== best.peer && (!second || r.end > second.end)) second = { end: r.end, peer: r.peer };
+  }
+  return false;
 }
 
 function wgInterface(
