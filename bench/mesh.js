@@ -123,19 +123,23 @@ async function benchSize(n, dir, etcd) {
     sh(["ip", "-n", ul, "link", "set", `u${i}`, "master", "br0", "up"]);
     sh(["ip", "-n", ns, "address", "add", `${underlay(i)}/16`, "dev", "eth0"]);
     sh(["ip", "-n", ns, "link", "set", "eth0", "up"]);
-    const key = join(dir, `${ns}.key`);
+    // Each host its own directory, as each real host has its own /etc: a daemon watches its
+    // config's directory, and one shared by 50 hosts would wake every daemon at each host's files.
+    const hdir = join(dir, ns);
+    mkdirSync(hdir, { mode: 0o700 });
+    const key = join(hdir, `${ns}.key`);
     sh(["node", BOLT, "keygen", key]);
     const pub = readFileSync(`${key}.pub`, "utf8").trim();
     const name = `h${i}`;
-    const bundle = join(dir, `${ns}.boltkey`);
+    const bundle = join(hdir, `${ns}.boltkey`);
     writeFileSync(bundle, admin(["enroll", name, "--auto-approve"]), { mode: 0o600 });
     chmodSync(bundle, 0o600);
-    const file = join(dir, `${ns}.toml`);
+    const file = join(hdir, `${ns}.toml`);
     writeFileSync(
       file,
       `[ghostwire]\ncontrol_server = "${etcd.url}"\nauth_key_file = "${bundle}"\n\n[node]\nhostname = "${name}"\ninterface = "gw0"\nlisten_port = 41641\nendpoint = "${underlay(i)}:41641"\nprivate_key_file = "${key}"\n`,
     );
-    const h = { i, ns, name, pub, file, state: join(dir, `state-${ns}`), mesh_ip: JSON.parse(readFileSync(bundle, "utf8")).mesh_ip4 };
+    const h = { i, ns, name, pub, file, state: join(hdir, "state"), mesh_ip: JSON.parse(readFileSync(bundle, "utf8")).mesh_ip4 };
     hosts.push(h);
     return h;
   };

@@ -87,7 +87,7 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
     const p = this.inner.run(argv, stdin, opts).then((r) => {
       // A failed read, or one an event overtook, is not an answer for later (a file that is not
       // there is: its watch says when it appears).
-      if ((r.code !== 0 && !this.covered(argv)) || r.timedOut || r.aborted || gen !== this.generation) {
+      if ((r.code !== 0 && !this.covered(argv) && !looseBatch(argv)) || r.timedOut || r.aborted || gen !== this.generation) {
         if (this.cache.get(key)?.result === p) this.cache.delete(key);
       }
       return r;
@@ -97,6 +97,12 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
     return p;
   }
 }
+
+/**
+ * `ip -force -batch`: lines that fail (a `route get` of an unreachable peer endpoint) are part of
+ * the answer, which the routes decide, as for the lines that succeed: kept like a success.
+ */
+const looseBatch = (argv: string[]) => argv.includes("-force") && argv.includes("-batch");
 
 /** "cacheable": covered by the target's monitors; "read": changes nothing, not cached; "write": anything else. */
 /** `iptablesNft`: iptables is the nf_tables variant, so `nft monitor` reports what iptables-save shows. */

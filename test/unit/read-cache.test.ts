@@ -126,6 +126,21 @@ describe("ReadCacheRunner", () => {
     expect(inner.calls).toHaveLength(2);
   });
 
+  it("a loose batch whose lines partly fail (route get of an unreachable endpoint) is kept; a failed plain read is not", async () => {
+    const inner = new CountingRunner();
+    const r = new ReadCacheRunner(inner, T, () => true);
+    inner.run = async (argv: string[]) => {
+      inner.calls.push(argv.join(" "));
+      return { stdout: "[]", stderr: "Command failed -:1", code: 1 };
+    };
+    const LOOSE = ["ip", "-n", T, "-j", "-force", "-batch", "-"];
+    await r.run(LOOSE, "route get 198.19.0.1\n");
+    await r.run(LOOSE, "route get 198.19.0.1\n");
+    await r.run(LINK);
+    await r.run(LINK);
+    expect(inner.calls).toEqual([LOOSE.join(" "), LINK.join(" "), LINK.join(" ")]);
+  });
+
   it("reads another event source covers (inotify on /etc/netns) are kept while it covers them, failures too", async () => {
     const inner = new CountingRunner();
     let covering = true;
