@@ -139,7 +139,7 @@ async function benchSize(n, dir, etcd) {
       file,
       `[ghostwire]\ncontrol_server = "${etcd.url}"\nauth_key_file = "${bundle}"\n\n[node]\nhostname = "${name}"\ninterface = "gw0"\nlisten_port = 41641\nendpoint = "${underlay(i)}:41641"\nprivate_key_file = "${key}"\n`,
     );
-    const h = { i, ns, name, pub, file, state: join(hdir, "state"), mesh_ip: JSON.parse(readFileSync(bundle, "utf8")).mesh_ip4 };
+    const h = { i, ns, name, pub, file, state: join(dir, `state-${ns}`), mesh_ip: JSON.parse(readFileSync(bundle, "utf8")).mesh_ip4 };
     hosts.push(h);
     return h;
   };
