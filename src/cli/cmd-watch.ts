@@ -6,6 +6,7 @@ import { StateStore } from "../state/store.js";
 import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
 import { KernelMonitor } from "../watch/kernel-monitor.js";
+import { PlanMemo } from "../core/plan-memo.js";
 import { NetnsFilesWatch, namespaceOfPath, namespacesNamed, readsNetnsFiles } from "../watch/netns-files-watch.js";
 import { ReadCacheRunner } from "../exec/read-cache-runner.js";
 import { MetricsServer, WatchMetrics } from "../watch/metrics.js";
@@ -61,6 +62,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     if (ns === undefined || ns === t || !named || named.has(ns)) controller.enqueue("kernel");
   });
   const runner = kernel.runner;
+  const passMemo = new PlanMemo(runner, t);
   const store = new StateStore(o.stateDir);
   // Endpoints attached through the API: part of every pass's intent (files + runtime endpoints).
   const runtime = new RuntimeEndpointStore(o.stateDir);
@@ -119,6 +121,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     },
     // A backend going down or up changes the map by design: not somebody undoing bolt's work.
     desiredInputs: () => readLbDown(t).join(","),
+    planMemo: passMemo,
     load: async (f) => {
       // A mesh on an etcd store: publish this host's request, read the mesh (every pass). An
       // unreachable store rejects the pass like a bad config: the kernel keeps what it has.
@@ -156,6 +159,7 @@ export async function cmdWatch(o: WatchOpts): Promise<number> {
     store,
     runtime,
     cache,
+    passMemo,
   });
   const socket = apiSocketPath(t, o.apiSocket);
   try {

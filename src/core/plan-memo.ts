@@ -6,7 +6,8 @@ import type { Ns } from "../exec/runner.js";
 
 /** A plan's inputs besides the kernel's answers; equal keys and equal answers make the same plan. */
 export interface MemoKey {
-  intent: object;
+  /** the intent object (kept while no file changed), or a digest of it (a config rebuilt every pass: a mesh on a store) */
+  intent: object | string;
   leases: Map<string, string>;
   originals: Map<string, string>;
   halfMade?: Set<string>;
@@ -44,8 +45,8 @@ export class PlanMemo {
   }
 
   key(k: MemoKey): string {
-    let id = this.ids.get(k.intent);
-    if (id === undefined) this.ids.set(k.intent, (id = this.nextId++));
+    let id: number | string | undefined = typeof k.intent === "string" ? `#${k.intent}` : this.ids.get(k.intent);
+    if (id === undefined && typeof k.intent !== "string") this.ids.set(k.intent, (id = this.nextId++));
     return JSON.stringify([id, k.deep, [...k.leases], [...k.originals], [...(k.halfMade ?? [])], k.files.map((f) => [f, fileStamp(f)])]);
   }
 

@@ -31,8 +31,11 @@ export interface PlanInput {
    * mark, such a key is that apply's leftover (the next apply's recovery removes it), not a conflict
    */
   halfMade?: Set<string>;
-  /** the daemon's memo of its last no-op plan, and its clock when this plan's first read began (core/plan-memo.ts) */
-  memo?: { memo: PlanMemo; started: number | undefined };
+  /**
+   * the daemon's memo of its last no-op plan, and its clock when this plan's first read began
+   * (core/plan-memo.ts); `intentKey`: a digest standing for the intent (which is rebuilt every pass)
+   */
+  memo?: { memo: PlanMemo; started: number | undefined; intentKey?: string };
 }
 
 export interface Step {
@@ -96,7 +99,7 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   // Only a plain plan from the files, read through the reader the memo re-checks with.
   const memo = input.memo && input.reader && !input.snapshot && !input.desired && !input.destroy && !input.deep ? input.memo : undefined;
   const memoKey = memo?.memo.key({
-    intent,
+    intent: memo.intentKey ?? intent,
     leases: input.leases,
     originals: input.originals,
     halfMade: input.halfMade,

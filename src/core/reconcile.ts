@@ -6,7 +6,8 @@ import type { Diagnostic } from "./diagnostics.js";
 import { emptyIntent } from "./intent.js";
 import type { Intent } from "./intent.js";
 import { MassDestroyError, makePlan, massDestroy, summaryLine } from "./plan.js";
-import type { Plan } from "./plan.js";
+import type { Plan, PlanInput } from "./plan.js";
+import { LiveReader } from "./live-reader.js";
 import { recoverJournal } from "./recover.js";
 import type { Recovery } from "./recover.js";
 import type { Registry } from "./registry.js";
@@ -50,6 +51,8 @@ export interface ReconcileOptions {
   convergeAfterRecovery?: boolean;
   /** the apply's progress (see ApplyOptions.progress) */
   progress?: ApplyOptions["progress"];
+  /** the daemon's memo of its last no-op pass (a pass that changes nothing reads only what no event covers) */
+  memo?: NonNullable<PlanInput["memo"]>;
 }
 
 export interface ReconcileResult {
@@ -94,6 +97,7 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
     destroy: o.destroy,
     deep: o.deep,
     desired: o.desired,
+    ...(o.memo ? { memo: o.memo, reader: new LiveReader(runner, t) } : {}),
   });
   const diags = [...warnings, ...plan.diagnostics];
   if (diags.some((d) => d.severity === "error")) throw new BoltError(renderDiagnostics(diags.filter((d) => d.severity === "error")), diags);

@@ -49,6 +49,8 @@ export interface ApiContext {
   store: StateStore;
   runtime: RuntimeEndpointStore;
   cache: CachedLoader;
+  /** watch: the memo of the controller's last no-op pass (its hits are in /v1/stats) */
+  passMemo?: PlanMemo;
 }
 
 /** What a request's CLI-equivalent run printed, and its exit code: the CLI prints these as they are. */
@@ -339,7 +341,11 @@ export class ApiServer {
       ),
       memory: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed },
       ...(this.c.runner instanceof ReadCacheRunner
-        ? { read_cache: { hits: this.c.runner.hits, misses: this.c.runner.misses }, plan_memo: { hits: this.memo?.hits ?? 0, misses: this.memo?.misses ?? 0 } }
+        ? {
+            read_cache: { hits: this.c.runner.hits, misses: this.c.runner.misses },
+            plan_memo: { hits: this.memo?.hits ?? 0, misses: this.memo?.misses ?? 0 },
+            ...(this.c.passMemo ? { pass_memo: { hits: this.c.passMemo.hits, misses: this.c.passMemo.misses } } : {}),
+          }
         : {}),
       ...(shown ? { traffic: shown } : {}),
     };

@@ -18,6 +18,7 @@ import type { WatchMetrics } from "./metrics.js";
 import type { MonitoringConfig } from "./monitoring-config.js";
 import { referencedFiles } from "./referenced-files.js";
 import type { Resource } from "../core/resource.js";
+import type { PlanMemo } from "../core/plan-memo.js";
 
 /** `api`: the daemon's API changed the intent (an endpoint attached or detached) */
 /** How long a mesh store change waits for more of its kind before its pass (see enqueue). */
@@ -65,6 +66,8 @@ export interface ControllerOptions {
   desiredInputs?: () => string;
   fightPolicy?: FightPolicy;
   now?: () => number;
+  /** the memo of the last no-op pass (core/plan-memo.ts): a store change that changes no intent reads only what no event covers */
+  planMemo?: PlanMemo;
 }
 
 export interface PassReport {
@@ -218,6 +221,8 @@ export class WatchController {
     const report: PassReport = { at: new Date(this.now()).toISOString(), trigger, outcome: "noop", changes: 0, drift: false, duration_ms: 0 };
     const { metrics, log } = this.o;
     const previous = this.good;
+    // The clock before anything is read: a pass whose reads an event overtook is not remembered.
+    const started = this.o.planMemo?.begin();
     try {
       // A store-backed config is read again every pass (level-triggered: the store may have changed).
       if (this.configDirty || this.good?.volatile) {
@@ -254,6 +259,7 @@ export class WatchController {
           allowDestroy: this.o.allowDestroy,
           // A full resync also enters endpoint namespaces: drift inside them raises no event here.
           deep: trigger.includes("resync"),
+          memo: this.o.planMemo ? { memo: this.o.planMemo, started, intentKey: inputs } : undefined,
           onPlan: (plan) => {
             if (configChanged || !plan.changes.length) return;
             signature = driftSignature(plan.changes);

@@ -150,3 +150,57 @@ describe.skipIf(!!SKIP_REASON)("the daemon's plan memo", () => {
     expect(links[0]!.mtu).toBe(1500);
   });
 });
+
+// The same memo for `bolt watch`'s passes: a pass whose intent is the same (a SIGHUP here; for
+// a mesh host, a store change that changes nothing of its own) reads only what no event covers.
+describe.skipIf(!!SKIP_REASON)("the watch daemon's pass memo", () => {
+  const sb = new Sandbox();
+  let socket: string;
+  let daemon: ResultPromise;
+  let env: Record<string, string>;
+  const stats = async () => (await apiRequest(socket, "GET", "/v1/stats?traffic=0", undefined, 60_000)).body as Json;
+  const hup = async () => {
+    const before = (await stats()).passes as number;
+    process.kill(daemon.pid!, "SIGHUP");
+    await waitFor("the SIGHUP pass", async () => ((await stats()).passes as number) > before, 20_000, 50);
+    return (await stats()).last_pass as Json;
+  };
+  const syncookies = async () => (await run(["ip", "netns", "exec", sb.target, "sysctl", "-n", "net.ipv4.tcp_syncookies"])).stdout.trim();
+
+  beforeAll(async () => {
+    requireBuild();
+    await sb.addNetns();
+    ({ env, socket } = sb.privateRunDir());
+    const file = sb.write("memo.toml", config);
+    daemon = sb.spawnBolt(["watch", "-f", file, "--resync", "300s", "--debounce", "100ms", "--json"], { env });
+    daemon.catch(() => {});
+    await waitFor("the first pass", async () => !!((await stats().catch(() => ({}))) as Json).last_success_at, 30_000);
+  });
+  afterAll(async () => {
+    if (daemon?.pid && daemon.exitCode === null) {
+      process.kill(daemon.pid, "SIGTERM");
+      await daemon.catch(() => {});
+    }
+    await sb.cleanup();
+  });
+
+  it("a pass with nothing new comes from the memo; a sysctl changed by hand (no event) is repaired by the next pass", async () => {
+    // The apply's own events arrive after it: passes until one is remembered, then one that hits.
+    await waitFor(
+      "a pass from the memo",
+      async () => {
+        const before = ((await stats()).pass_memo as Json).hits as number;
+        expect((await hup()).outcome).toBe("noop");
+        return (((await stats()).pass_memo as Json).hits as number) > before;
+      },
+      15_000,
+    );
+    expect(await syncookies()).toBe("2");
+    await run(["ip", "netns", "exec", sb.target, "sysctl", "-w", "net.ipv4.tcp_syncookies=1"]);
+    // Nothing but this SIGHUP makes a pass: a memo that skipped the sysctl read would leave it at 1.
+    process.kill(daemon.pid!, "SIGHUP");
+    await waitFor("the sysctl repaired", async () => (await syncookies()) === "2", 10_000, 50);
+    const last = (await stats()).last_pass as Json;
+    expect([last.outcome, last.changes]).toEqual(["applied", 1]);
+  });
+});
