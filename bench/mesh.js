@@ -10,7 +10,7 @@
 //   idle     — CPU (% of one core over 10 s) and RSS of one idle daemon with N peers;
 //   leader   — the etcd leader SIGKILLed during 4 s of 20 pings/s between two hosts: pings lost.
 // Options: --sizes 3,10  --ttl 10  --sample 4 (peers each host pings; all when N is small)
-//          --profile DIR (the first host's daemon: a CPU profile and its info-level log)
+//          --profile DIR (the first host's daemon: a CPU profile and its info-level log), --logs DIR (the log only)
 // Run after `npm run build`; needs root. Namespaces are bolt-t-mb-<tag>-*, deleted at the end.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -32,7 +32,8 @@ const SIZES = opt("sizes", "3,10").split(",").map(Number);
 const TTL = Number(opt("ttl", "10"));
 const SAMPLE = Number(opt("sample", "4"));
 const PROFILE = opt("profile", "");
-if (PROFILE) mkdirSync(PROFILE, { recursive: true });
+const LOGS = opt("logs", "");
+for (const d of [PROFILE, LOGS]) if (d) mkdirSync(d, { recursive: true });
 const TAG = randomBytes(2).toString("hex");
 const WG_RUN = `${process.env.BOLT_RUN_DIR || "/run/bolt"}/wg`;
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -146,14 +147,15 @@ async function benchSize(n, dir, etcd) {
   const startDaemon = (h) => {
     // --profile DIR: the first host's daemon writes a CPU profile and its info-level log there.
     const prof = PROFILE && h.i === 0;
+    const logged = (PROFILE || LOGS) && h.i === 0;
     const p = spawn(
       "node",
       [
         ...(prof ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : []),
         ...[BOLT, "watch", "-f", h.file, "--netns", h.ns, "--state-dir", h.state, "--resync", "30s", "--debounce", "300ms"],
-        ...["--log-level", prof ? "info" : "error"],
+        ...["--log-level", logged ? "info" : "error"],
       ],
-      { stdio: prof ? ["ignore", openSync(join(PROFILE, `h0-${n}.log`), "w"), "inherit"] : "ignore" },
+      { stdio: logged ? ["ignore", "ignore", openSync(join(PROFILE || LOGS, `h0-${n}.log`), "w")] : "ignore" },
     );
     daemons.push(p);
     h.daemon = p;

@@ -9,6 +9,8 @@ import type { Intent } from "./intent.js";
 import type { Registry } from "./registry.js";
 import type { CommandRunner, Ns } from "../exec/runner.js";
 import type { PlanMemo } from "./plan-memo.js";
+import { createHash } from "node:crypto";
+import { stringifyBig } from "./json-bigint.js";
 
 export interface PlanInput {
   /** a reader whose reads were started early (memoized answers are shared) */
@@ -99,46 +101,57 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   // Only a plain plan from the files, read through the reader the memo re-checks with.
   const memo = input.memo && input.reader && !input.snapshot && !input.desired && !input.destroy && !input.deep ? input.memo : undefined;
   const memoKey = memo?.memo.key({
-    intent: memo.intentKey ?? intent,
     leases: input.leases,
     originals: input.originals,
     halfMade: input.halfMade,
     deep: false,
     files: registry.kinds.flatMap((k) => k.planFiles?.(target) ?? []),
   });
+  const intentId = memo?.memo.intentId(memo.intentKey ?? intent);
+  // What the kinds want against a live state, and what they said while deciding (a pure function of both).
+  const desiredFrom = (snap: LiveSnapshot) => {
+    const byKind = new Map<string, Resource[]>();
+    const diagnostics: Diagnostic[] = [];
+    if (input.desired && !input.destroy) for (const d of input.desired) byKind.set(d.kind, [...(byKind.get(d.kind) ?? []), d]);
+    // Each kind sees the fragments and desired resources of the kinds it declared it uses, no more.
+    const contextOf = (kind: string, prepared = new Map<string, Record<string, unknown>>()): PlanContext => {
+      const uses = registry.byKind.get(kind)!.uses ?? [];
+      return {
+        target,
+        intent: intentFor(intent, [kind, ...uses]),
+        live: snap.live,
+        leases: input.leases,
+        netns: snap.netns,
+        facts: snap.facts,
+        desired: uses.flatMap((u) => byKind.get(u) ?? []),
+        prepared,
+      };
+    };
+    if (!input.desired) {
+      for (const r of registry.desiredOrder) {
+        const d = r.desired(contextOf(r.kind));
+        byKind.set(r.kind, d.resources);
+        diagnostics.push(...d.diagnostics);
+      }
+    }
+    const known = new Set(registry.kinds.map((r) => r.kind));
+    const desired = [...registry.kinds.flatMap((r) => byKind.get(r.kind) ?? []), ...[...byKind].filter(([k]) => !known.has(k)).flatMap(([, v]) => v)];
+    return { desired, diagnostics, contextOf };
+  };
+  const digestOf = (d: { desired: Resource[]; diagnostics: Diagnostic[] }) =>
+    createHash("sha256")
+      .update(stringifyBig([d.desired, d.diagnostics]))
+      .digest("hex");
   if (memo) {
-    const hit = await memo.memo.lookup(memoKey!, memo.started, input.reader!);
+    const hit = await memo.memo.lookup(memoKey!, intentId!, memo.started, input.reader!, (snap) => digestOf(desiredFrom(snap)));
     if (hit) return hit;
   }
   const snap =
     input.snapshot ??
     (await readLive(input.runner, target, registry, { deep: input.deep ?? false, intent, originals: input.originals }, undefined, input.reader));
-  const diagnostics = [...snap.diagnostics];
-  const byKind = new Map<string, Resource[]>();
-  if (input.desired && !input.destroy) for (const d of input.desired) byKind.set(d.kind, [...(byKind.get(d.kind) ?? []), d]);
-  // Each kind sees the fragments and desired resources of the kinds it declared it uses, no more.
-  const contextOf = (kind: string, prepared = new Map<string, Record<string, unknown>>()): PlanContext => {
-    const uses = registry.byKind.get(kind)!.uses ?? [];
-    return {
-      target,
-      intent: intentFor(intent, [kind, ...uses]),
-      live: snap.live,
-      leases: input.leases,
-      netns: snap.netns,
-      facts: snap.facts,
-      desired: uses.flatMap((u) => byKind.get(u) ?? []),
-      prepared,
-    };
-  };
-  if (!input.desired) {
-    for (const r of registry.desiredOrder) {
-      const d = r.desired(contextOf(r.kind));
-      byKind.set(r.kind, d.resources);
-      diagnostics.push(...d.diagnostics);
-    }
-  }
-  const known = new Set(registry.kinds.map((r) => r.kind));
-  const desired = [...registry.kinds.flatMap((r) => byKind.get(r.kind) ?? []), ...[...byKind].filter(([k]) => !known.has(k)).flatMap(([, v]) => v)];
+  const made = desiredFrom(snap);
+  const { desired, contextOf } = made;
+  const diagnostics = [...snap.diagnostics, ...made.diagnostics];
   diagnostics.push(...collisions(desired, snap, input.halfMade));
   const conflictChecks = registry.kinds
     .filter((r) => r.conflicts)
@@ -178,7 +191,7 @@ export async function makePlan(input: PlanInput): Promise<Plan> {
   const readBack = new Map<string, string[]>();
   for (const c of changes) for (const rb of registry.byKind.get(c.kind)!.readBack?.(c) ?? []) readBack.set(rb.ns, rb.lines);
   const plan: Plan = { target, changes, steps, diagnostics, desired, before: [...snap.live.values()], touched, readBack };
-  if (memo) memo.memo.store(memoKey!, memo.started, snap.reader, plan);
+  if (memo) memo.memo.store(memoKey!, intentId!, memo.started, snap, plan, () => digestOf(made));
   return plan;
 }
 

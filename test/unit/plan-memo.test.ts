@@ -1,12 +1,12 @@
 // The daemon's plan memo (src/core/plan-memo.ts): the last no-op plan comes back only while
-// nothing it depended on can have changed — the clock (events, writes), the intent object, the
+// nothing it depended on can have changed — the clock (events, writes), the intent (or the desired state it makes), the
 // store's values, the files kinds read directly, and the answers of the reads no event covers.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LiveReader } from "../../src/core/live-reader.js";
-import { PlanMemo } from "../../src/core/plan-memo.js";
+import { PlanMemo, sameAnswer } from "../../src/core/plan-memo.js";
 import type { MemoKey } from "../../src/core/plan-memo.js";
 import type { ChangeClock } from "../../src/exec/change-clock.js";
 import type { Plan } from "../../src/core/plan.js";
@@ -50,14 +50,20 @@ const plan = (changes = 0): Plan =>
     readBack: new Map(),
   }) as unknown as Plan;
 
-/** One plan's reads through a fresh reader, as cmdPlan makes them. */
-async function planOnce(k: Kernel, memo: PlanMemo, key: string, made: Plan, extra: string[][] = []): Promise<{ plan: Plan; hit: boolean }> {
+/**
+ * One plan's reads through a fresh reader, as cmdPlan makes them; `desired` stands for the digest
+ * of the desired state the intent makes (what lookup() compares when the intent is another one).
+ */
+async function planOnce(k: Kernel, memo: PlanMemo, mk: MemoKey, made: Plan, extra: string[][] = [], desired = "D"): Promise<{ plan: Plan; hit: boolean }> {
   const started = memo.begin();
   const reader = new LiveReader(k, T);
-  const hit = await memo.lookup(key, started, reader);
+  const key = memo.key(mk);
+  const intent = memo.intentId(mk.intent);
+  const hit = await memo.lookup(key, intent, started, reader, () => desired);
   if (hit) return { plan: hit, hit: true };
   await Promise.all([COVERED, SYSCTL, SAVE, ...extra].map((a) => reader.once(a)));
-  memo.store(key, started, reader, made);
+  const snap = { live: new Map(), foreign: new Map(), netns: new Set<string>(), facts: new Map(), diagnostics: [], reader };
+  memo.store(key, intent, started, snap, made, () => desired);
   return { plan: made, hit: false };
 }
 
@@ -71,9 +77,9 @@ describe("PlanMemo", () => {
     const k = new Kernel();
     const memo = new PlanMemo(k, T);
     const first = plan();
-    expect((await planOnce(k, memo, memo.key(base), first)).hit).toBe(false);
+    expect((await planOnce(k, memo, base, first)).hit).toBe(false);
     k.calls = [];
-    const again = await planOnce(k, memo, memo.key(base), plan());
+    const again = await planOnce(k, memo, base, plan());
     expect(again).toEqual({ plan: first, hit: true });
     // The covered read (ip in the target) did not run; sysctl and iptables-save did, once each.
     expect(k.calls).toEqual([SYSCTL.join(" "), SAVE.join(" ")]);
@@ -83,48 +89,62 @@ describe("PlanMemo", () => {
   it("iptables-save's time stamps are not a change; its rules are", async () => {
     const k = new Kernel();
     const memo = new PlanMemo(k, T);
-    await planOnce(k, memo, memo.key(base), plan());
+    await planOnce(k, memo, base, plan());
     k.answers.set(SAVE.join(" "), k.answers.get(SAVE.join(" "))!.replaceAll("09:00:00", "09:00:01"));
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(true);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(true);
     k.answers.set(SAVE.join(" "), "*filter\n:DOCKER-USER - [0:0]\nCOMMIT\n");
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
   });
 
   it("misses after an event or a write (the clock), a changed uncovered answer, or while events may be lost", async () => {
     const k = new Kernel();
     const memo = new PlanMemo(k, T);
-    await planOnce(k, memo, memo.key(base), plan());
+    await planOnce(k, memo, base, plan());
     k.clock = 2;
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(true);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(true);
     k.answers.set(SYSCTL.join(" "), "net.ipv4.ip_forward = 0\n");
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
     // A monitor not running: nothing is kept, nothing given back.
     k.clock = undefined;
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
   });
 
   it("an event during the re-check is a miss", async () => {
     const k = new Kernel();
     const memo = new PlanMemo(k, T);
-    await planOnce(k, memo, memo.key(base), plan());
+    await planOnce(k, memo, base, plan());
     const run = k.run.bind(k);
     k.run = async (argv) => {
       k.clock = 9;
       return run(argv);
     };
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
   });
 
-  it("keys on the intent object, the store's leases, originals and half-made keys, and the stat of the kinds' files", async () => {
+  it("another intent hits only when it makes the same desired state against the same live state (a mesh host's store changed elsewhere)", async () => {
+    const k = new Kernel();
+    const memo = new PlanMemo(k, T);
+    await planOnce(k, memo, base, plan());
+    const calls = k.calls.length;
+    expect((await planOnce(k, memo, { ...base, intent: {} }, plan(), [], "D")).hit).toBe(true);
+    // the covered read was not run again; the uncovered ones were
+    expect(k.calls.slice(calls)).not.toContain(COVERED.join(" "));
+    expect((await planOnce(k, memo, { ...base, intent: {} }, plan(), [], "another desired state")).hit).toBe(false);
+    // a digest key (a config rebuilt every pass) works the same
+    await planOnce(k, memo, { ...base, intent: "digest-1" }, plan());
+    expect((await planOnce(k, memo, { ...base, intent: "digest-1" }, plan(), [], "ignored: same intent")).hit).toBe(true);
+  });
+
+  it("keys on the intent, the store's leases, originals and half-made keys, and the stat of the kinds' files", async () => {
     const k = new Kernel();
     const memo = new PlanMemo(k, T);
     const file = join(dir, "lb-health.json");
-    const key = (over: Partial<MemoKey> = {}) => memo.key({ ...base, files: [file], ...over });
+    const key = (over: Partial<MemoKey> = {}): MemoKey => ({ ...base, files: [file], ...over });
     await planOnce(k, memo, key(), plan());
     expect((await planOnce(k, memo, key(), plan())).hit).toBe(true);
-    expect((await planOnce(k, memo, key({ intent: {} }), plan())).hit).toBe(false);
+    expect((await planOnce(k, memo, key({ intent: {} }), plan(), [], "another desired state")).hit).toBe(false);
     await planOnce(k, memo, key(), plan());
     expect((await planOnce(k, memo, key({ leases: new Map([["web", "10.0.0.3"]]) }), plan())).hit).toBe(false);
     await planOnce(k, memo, key(), plan());
@@ -139,18 +159,45 @@ describe("PlanMemo", () => {
   it("keeps only plans without changes, made by reads alone", async () => {
     const k = new Kernel();
     const memo = new PlanMemo(k, T);
-    await planOnce(k, memo, memo.key(base), plan(1));
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
+    await planOnce(k, memo, base, plan(1));
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
     // a command that is not a read (nft -c) in the plan: not repeatable
     k.clock = 3;
-    await planOnce(k, memo, memo.key(base), plan(), [["nft-c"]]);
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
+    await planOnce(k, memo, base, plan(), [["nft-c"]]);
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
     // the clock moved while the plan read: not kept
     const started = memo.begin();
     const reader = new LiveReader(k, T);
     await reader.once(SYSCTL);
     k.clock = 5;
-    memo.store(memo.key(base), started, reader, plan());
-    expect((await planOnce(k, memo, memo.key(base), plan())).hit).toBe(false);
+    memo.store(
+      memo.key(base),
+      memo.intentId(base.intent),
+      started,
+      { live: new Map(), foreign: new Map(), netns: new Set(), facts: new Map(), diagnostics: [], reader },
+      plan(),
+      () => "D",
+    );
+    expect((await planOnce(k, memo, base, plan())).hit).toBe(false);
+  });
+});
+
+describe("what a re-run read must say again", () => {
+  const DUMP = ["nsenter", "--net=/run/netns/x", "--mount=/m", "--", "wg", "show", "gw0", "dump"];
+  const head = "PRIV\tPUB\t41641\toff";
+  const peer = (hs: number, rx: number, tx: number, ep = "198.18.0.2:41641") => `K=\t(none)\t${ep}\t100.64.0.2/32\t${hs}\t${rx}\t${tx}\t25`;
+  it("wg dump: traffic counters and a newer handshake are the same answer; an older handshake, an endpoint or a peer more are not", () => {
+    const then = `${head}\n${peer(100, 5, 6)}\n`;
+    expect(sameAnswer(DUMP, then, `${head}\n${peer(100, 50, 60)}\n`)).toBe(true);
+    expect(sameAnswer(DUMP, then, `${head}\n${peer(220, 5, 6)}\n`)).toBe(true);
+    expect(sameAnswer(DUMP, then, `${head}\n${peer(0, 0, 0)}\n`)).toBe(false);
+    expect(sameAnswer(DUMP, then, `${head}\n${peer(100, 5, 6, "198.18.0.9:5000")}\n`)).toBe(false);
+    expect(sameAnswer(DUMP, then, `${head}\n${peer(100, 5, 6)}\n${peer(1, 1, 1)}\n`)).toBe(false);
+    expect(sameAnswer(DUMP, then, `PRIV\tPUB\t41642\toff\n${peer(100, 5, 6)}\n`)).toBe(false);
+    // wireguard-go lists its peers in another order each time
+    const two = `${head}\n${peer(100, 5, 6)}\n${peer(7, 1, 1, "198.18.0.3:1")}\n`;
+    expect(sameAnswer(DUMP, two, `${head}\n${peer(7, 1, 1, "198.18.0.3:1")}\n${peer(100, 5, 6)}\n`)).toBe(true);
+    // other commands: byte for byte
+    expect(sameAnswer(["ip", "netns", "exec", "x", "sysctl", "a"], "a = 1\n", "a = 2\n")).toBe(false);
   });
 });
