@@ -7,7 +7,8 @@ import { WatchController } from "../watch/controller.js";
 import { FileWatch } from "../watch/file-watch.js";
 import { KernelMonitor } from "../watch/kernel-monitor.js";
 import { PlanMemo } from "../core/plan-memo.js";
-import { NetnsFilesWatch, namespaceOfPath, namespacesNamed, readsNetnsFiles } from "../watch/netns-files-watch.js";
+import { NetnsFilesWatch, namespaceOfPath, namespacesNamed } from "../watch/netns-files-watch.js";
+import type { Topic } from "../exec/read-topics.js";
 import { ReadCacheRunner } from "../exec/read-cache-runner.js";
 import { MetricsServer, WatchMetrics } from "../watch/metrics.js";
 import { monitoringConfig } from "../watch/monitoring-config.js";
@@ -318,19 +319,22 @@ export async function cmdDaemon(o: GlobalOpts & { apiSocket?: string; allowDestr
  * and inotify on the namespace files cover are answered from the last read until one of them
  * reports a change, which empties the cache and calls `changed`.
  */
+const FILES: ReadonlySet<Topic> = new Set(["files"]);
+
 function kernelCache(o: GlobalOpts, t: Ns, changed: (path?: string) => void) {
   // An event empties what it makes stale (the next read is the kernel's): a kernel monitor's,
-  // every cached read; a namespace file's, the namespace list and files. `changed` decides about a pass.
+  // the reads about what it reports (a route, a link, the ruleset); a namespace file's, the
+  // namespace list and files. `changed` decides about a pass.
   const monitor = new KernelMonitor(
     t,
-    () => {
-      runner.invalidate();
+    (_source, topics) => {
+      runner.invalidate(topics);
       changed();
     },
     o.log,
   );
   const files = new NetnsFilesWatch((path) => {
-    runner.invalidate(readsNetnsFiles);
+    runner.invalidate(FILES);
     changed(path);
   });
   const runner = new ReadCacheRunner(

@@ -1,5 +1,7 @@
 import type { ChangeClock } from "./change-clock.js";
 import type { CommandRunner, Ns, RunOptions, RunResult } from "./runner.js";
+import { readTopics, writeTopics } from "./read-topics.js";
+import type { Topic, Topics } from "./read-topics.js";
 
 /**
  * The daemon's live kernel cache (Felix's model): reads of the target namespace's links,
@@ -19,8 +21,10 @@ import type { CommandRunner, Ns, RunOptions, RunResult } from "./runner.js";
  * - the periodic resync drops the cache before its pass (the deep read the cache cannot replace).
  */
 export class ReadCacheRunner implements CommandRunner, ChangeClock {
-  private readonly cache = new Map<string, { argv: string[]; result: Promise<RunResult> }>();
+  private readonly cache = new Map<string, { topics: Topics; result: Promise<RunResult> }>();
   private generation = 0;
+  /** per topic, how often it was invalidated: a read in flight across an invalidation of one of its topics is not kept */
+  private readonly topicGens = new Map<Topic | "all", number>();
   /** answers served from the cache, and reads that ran (the bench and tests read them) */
   hits = 0;
   misses = 0;
@@ -38,12 +42,24 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
 
   /**
    * Something changed: the clock moves (core/plan-memo.ts) and cached answers go — all of them,
-   * or those `only` picks (an inotify event on /etc/netns says nothing about links or routes).
+   * or those about `topics` (a route event says nothing about links, nft or /etc/netns).
    */
-  invalidate(only?: (argv: string[]) => boolean): void {
+  invalidate(topics: Topics = "all"): void {
     this.generation++;
-    if (!only) this.cache.clear();
-    else for (const [k, v] of this.cache) if (only(v.argv)) this.cache.delete(k);
+    if (topics === "all") {
+      this.cache.clear();
+      this.topicGens.set("all", (this.topicGens.get("all") ?? 0) + 1);
+      return;
+    }
+    if (!topics.size) return;
+    for (const t of topics) this.topicGens.set(t, (this.topicGens.get(t) ?? 0) + 1);
+    for (const [k, v] of this.cache) if (overlaps(v.topics, topics)) this.cache.delete(k);
+  }
+
+  /** The invalidations so far of what `topics` depend on (compared before and after a read). */
+  private stamp(topics: Topics): string {
+    const all = this.topicGens.get("all") ?? 0;
+    return topics === "all" ? `${all}:${this.generation}` : `${all}:${[...topics].map((t) => this.topicGens.get(t) ?? 0).join(",")}`;
   }
 
   /** The change counter (events, writes, resyncs), while every monitor runs; undefined otherwise (ChangeClock). */
@@ -68,11 +84,14 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
   async run(argv: string[], stdin?: string, opts?: RunOptions): Promise<RunResult> {
     const kind = this.classify(argv, stdin);
     if (kind === "write") {
-      this.invalidate();
+      // Before (nothing read during the write is kept) and after (its events may not have come yet).
+      const topics = writeTopics(argv, stdin);
+      this.invalidate(topics);
       try {
         return await this.inner.run(argv, stdin, opts);
       } finally {
-        this.invalidate();
+        // (The clock moves even for a write no cached read is about, wg set: a memo's reads are older than it.)
+        this.invalidate(topics);
       }
     }
     if (kind === "read" || !this.enabled || !this.live()) return this.inner.run(argv, stdin, opts);
@@ -83,19 +102,33 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
       return hit.result;
     }
     this.misses++;
-    const gen = this.generation;
+    const topics = readTopics(argv, stdin);
+    const gen = this.stamp(topics);
     const p = this.inner.run(argv, stdin, opts).then((r) => {
-      // A failed read, or one an event overtook, is not an answer for later (a file that is not
-      // there is: its watch says when it appears).
-      if ((r.code !== 0 && !this.covered(argv) && !looseBatch(argv)) || r.timedOut || r.aborted || gen !== this.generation) {
+      // A failed read, or one an event about it overtook, is not an answer for later (a file
+      // that is not there is: its watch says when it appears).
+      if ((r.code !== 0 && !this.covered(argv) && !looseBatch(argv) && !nftList(argv)) || r.timedOut || r.aborted || gen !== this.stamp(topics)) {
         if (this.cache.get(key)?.result === p) this.cache.delete(key);
       }
       return r;
     });
-    this.cache.set(key, { argv, result: p });
+    this.cache.set(key, { topics, result: p });
     p.catch(() => this.cache.delete(key));
     return p;
   }
+}
+
+/**
+ * `nft list table inet bolt` where bolt made no table (a mesh host without ACLs) fails, and
+ * stays failed until a table is made, which `nft monitor` reports: an answer like any other.
+ */
+const nftList = (argv: string[]) => {
+  const i = argv.indexOf("nft");
+  return i >= 0 && argv.slice(i + 1).some((w) => w === "list");
+};
+
+function overlaps(a: Topics, b: ReadonlySet<Topic>): boolean {
+  return a === "all" || [...b].some((t) => a.has(t));
 }
 
 /**

@@ -1,6 +1,10 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import type { Ns } from "../exec/runner.js";
+import { MonitorLines } from "../exec/read-topics.js";
+import type { Topic, Topics } from "../exec/read-topics.js";
+
+const NFT: ReadonlySet<Topic> = new Set(["nft"]);
 
 export interface MonitorLog {
   info(fields: object, msg: string): void;
@@ -10,8 +14,9 @@ export interface MonitorLog {
 /**
  * Kernel change events for prompt drift repair: `ip monitor link address route` (rtnetlink
  * multicast groups: a link, address or route added or removed by anyone) and `nft monitor`
- * (ruleset changes) in the target namespace. Output only signals "something changed": the
- * controller re-reads everything anyway (level-triggered), so lines are not parsed. A monitor
+ * (ruleset changes) in the target namespace. Output only signals "something changed" and what
+ * about (the read cache forgets those reads): the controller re-plans everything anyway
+ * (level-triggered), so the events themselves are not parsed further. A monitor
  * that exits (its namespace went away, nft missing) is restarted with a growing delay.
  */
 export class KernelMonitor {
@@ -23,13 +28,16 @@ export class KernelMonitor {
 
   constructor(
     private readonly target: Ns,
-    private readonly onEvent: (source: string) => void,
+    /** `topics`: what the event is about (read-topics.ts), "all" when not known */
+    private readonly onEvent: (source: string, topics: Topics) => void,
     private readonly log: MonitorLog,
   ) {}
 
   start(): void {
     const ns = this.target;
-    this.run("ip", ns === null ? ["ip", "monitor", "link", "address", "route", "rule"] : ["ip", "-n", ns, "monitor", "link", "address", "route", "rule"], 0);
+    // `label`: each event says whether it is a link, address, route or rule (the cache forgets only that).
+    const ip = ["monitor", "label", "link", "address", "route", "rule"];
+    this.run("ip", ns === null ? ["ip", ...ip] : ["ip", "-n", ns, ...ip], 0);
     this.run("nft", ns === null ? ["nft", "monitor"] : ["ip", "netns", "exec", ns, "nft", "monitor"], 0);
   }
 
@@ -68,7 +76,8 @@ export class KernelMonitor {
     this.since.delete(name);
     child.on("spawn", () => this.since.set(name, Date.now()));
     let stderr = "";
-    child.stdout!.on("data", () => this.onEvent(name));
+    const lines = new MonitorLines();
+    child.stdout!.on("data", (d: Buffer) => this.onEvent(name, name === "nft" ? NFT : lines.topics(d.toString())));
     child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
     let missing = false;
     child.on("error", (e: NodeJS.ErrnoException) => {
@@ -98,7 +107,7 @@ export class KernelMonitor {
       const delay = Math.min(30_000, 500 * 2 ** Math.min(n, 6));
       this.log.warn({ monitor: name, code, signal, stderr: stderr.trim(), retryMs: delay }, "kernel monitor exited; restarting");
       // Whatever happened while it was down is caught by the pass this triggers.
-      this.onEvent(name);
+      this.onEvent(name, "all");
       const t = setTimeout(() => {
         this.timers.delete(t);
         this.run(name, argv, n, deathSignal);

@@ -104,11 +104,61 @@ describe("ReadCacheRunner", () => {
     await r.run(LINK);
     await r.run(HOSTS);
     const clock = r.now();
-    r.invalidate(readsNetnsFiles);
+    r.invalidate(new Set(["files"]));
     expect(r.now()).not.toBe(clock);
     await r.run(LINK);
     await r.run(HOSTS);
     expect(inner.calls).toEqual([LINK.join(" "), HOSTS.join(" "), HOSTS.join(" ")]);
+  });
+
+  it("an event or a write forgets only the reads about what it changed; the clock moves for any", async () => {
+    const inner = new CountingRunner();
+    const r = new ReadCacheRunner(inner, T, () => true);
+    const ADDR = ["ip", "-n", T, "-j", "addr", "show"];
+    const ROUTE = ["ip", "-n", T, "-j", "-4", "route", "show", "table", "all"];
+    const NFT = ["ip", "netns", "exec", T, "nft", "-j", "list", "table", "inet", "bolt"];
+    const all = [LINK, ADDR, ROUTE, NFT];
+    const readAll = async () => {
+      for (const a of all) await r.run(a);
+    };
+    const ran = async (f: () => unknown) => {
+      await readAll();
+      const n = inner.calls.length;
+      const clock = r.now();
+      await f();
+      await readAll();
+      expect(r.now()).not.toBe(clock);
+      return inner.calls.slice(n).filter((c) => all.some((a) => a.join(" ") === c));
+    };
+    // a mesh peer added: wg set (nothing cached is about it), then its route
+    expect(await ran(() => r.run(["nsenter", "--net=/run/netns/x", "--", "wg", "set", "gw0", "peer", "K", "allowed-ips", "100.64.0.2/32"]))).toEqual([]);
+    expect(await ran(() => r.run(["ip", "-n", T, "-batch", "-"], "route replace 100.64.0.2/32 dev gw0\n"))).toEqual([ROUTE.join(" ")]);
+    // a route event (ip monitor label); an address event also stales the routes (its prefix route)
+    expect(await ran(() => r.invalidate(new Set(["route"])))).toEqual([ROUTE.join(" ")]);
+    expect(await ran(() => r.invalidate(new Set(["addr"])))).toEqual([ADDR.join(" "), ROUTE.join(" ")]);
+    // a link event stales addresses (ip addr prints link flags) and routes (linkdown) too
+    expect(await ran(() => r.invalidate(new Set(["link"])))).toEqual(all.slice(0, 3).map((a) => a.join(" ")));
+    expect(await ran(() => r.run(["ip", "netns", "exec", T, "nft", "-f", "-"], "flush table inet bolt\n"))).toEqual([NFT.join(" ")]);
+    // anything not known (sysctl -w, a tc change, a namespace) forgets everything
+    expect(await ran(() => r.run(["ip", "netns", "exec", T, "sysctl", "-w", "net.ipv4.ip_forward=1"]))).toEqual(all.map((a) => a.join(" ")));
+    expect(await ran(() => r.run(["ip", "-n", T, "-batch", "-"], "route add 10.0.0.0/8 dev x\nnetns add y\n"))).toEqual(all.map((a) => a.join(" ")));
+  });
+
+  it("a read in flight across an invalidation of its topic is not kept; of another topic, it is", async () => {
+    const inner = new CountingRunner();
+    let release!: () => void;
+    inner.gate = new Promise<void>((res) => (release = res));
+    const r = new ReadCacheRunner(inner, T, () => true);
+    const ROUTE = ["ip", "-n", T, "-j", "-4", "route", "show", "table", "all"];
+    const link = r.run(LINK);
+    const route = r.run(ROUTE);
+    r.invalidate(new Set(["route"]));
+    release();
+    await Promise.all([link, route]);
+    inner.gate = undefined;
+    await r.run(LINK);
+    await r.run(ROUTE);
+    expect(inner.calls).toEqual([LINK.join(" "), ROUTE.join(" "), ROUTE.join(" ")]);
   });
 
   it("a read an event overtook in flight is not kept", async () => {
@@ -126,7 +176,7 @@ describe("ReadCacheRunner", () => {
     expect(inner.calls).toHaveLength(2);
   });
 
-  it("a loose batch whose lines partly fail (route get of an unreachable endpoint) is kept; a failed plain read is not", async () => {
+  it("a loose batch whose lines partly fail (route get of an unreachable endpoint) and a missing nft table are kept; a failed ip read is not", async () => {
     const inner = new CountingRunner();
     const r = new ReadCacheRunner(inner, T, () => true);
     inner.run = async (argv: string[]) => {
@@ -134,11 +184,15 @@ describe("ReadCacheRunner", () => {
       return { stdout: "[]", stderr: "Command failed -:1", code: 1 };
     };
     const LOOSE = ["ip", "-n", T, "-j", "-force", "-batch", "-"];
+    const NFT = ["ip", "netns", "exec", T, "nft", "-j", "list", "table", "inet", "bolt"];
     await r.run(LOOSE, "route get 198.19.0.1\n");
     await r.run(LOOSE, "route get 198.19.0.1\n");
+    // no table yet (a mesh host without ACLs): nft monitor says when one is made
+    await r.run(NFT);
+    await r.run(NFT);
     await r.run(LINK);
     await r.run(LINK);
-    expect(inner.calls).toEqual([LOOSE.join(" "), LINK.join(" "), LINK.join(" ")]);
+    expect(inner.calls).toEqual([LOOSE.join(" "), NFT.join(" "), LINK.join(" "), LINK.join(" ")]);
   });
 
   it("reads another event source covers (inotify on /etc/netns) are kept while it covers them, failures too", async () => {
