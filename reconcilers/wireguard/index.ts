@@ -59,7 +59,9 @@ export const wireguardReconciler: Reconciler = {
         listen_port: w.listenPort ? String(w.listenPort) : "",
         public_key: held ?? w.publicKey,
         fwmark: w.fwmark ? `0x${w.fwmark.toString(16)}` : "",
-        mtu: String(w.mtu ?? ctx.facts.get(`wireguard.mtu:${w.ifname}`) ?? WG_MTU),
+        mtu: String(
+          w.mtu ?? ctx.facts.get(`wireguard.mtu:${w.ifname}`) ?? (liveType === "kernel" || liveType === "userspace" ? live?.spec.mtu : undefined) ?? WG_MTU,
+        ),
         state: "up",
       };
       resources.push({
@@ -82,12 +84,15 @@ export const wireguardReconciler: Reconciler = {
     const mine = links.filter((l) => decodeAlias(l.ifalias)?.wg);
     const wanted = fragment(ctx.intent, WIREGUARD).interfaces;
     const facts: Record<string, string> = {};
-    for (const w of wanted.filter((x) => x.mtu === undefined)) facts[`wireguard.mtu:${w.ifname}`] = String(await wgQuickMtu(io, w, links));
     const resources = mine.length ? await readInterfaces(io, mine) : [];
-    // Which implementation a new device gets matters only where one is made: a working device
-    // keeps its own (desired()), and the probe is two processes a pass of every mesh host.
+    // Which implementation and, without an `mtu`, which MTU a new device gets matter only where
+    // one is made: a working device keeps its own (desired()), as wg-quick sets the MTU at `up`
+    // only. The probe is two processes, and the MTU a `route get` of every peer's endpoint, on
+    // every pass of a mesh host (again after each route change).
     const working = new Set(resources.filter((r) => r.spec.type !== "dead").map((r) => r.name));
-    if (wanted.some((w) => !working.has(w.ifname))) facts["wireguard.kernel"] = (await kernelHasWireguard(io)) ? "yes" : "no";
+    const made = wanted.filter((w) => !working.has(w.ifname));
+    for (const w of made.filter((x) => x.mtu === undefined)) facts[`wireguard.mtu:${w.ifname}`] = String(await wgQuickMtu(io, w, links));
+    if (made.length) facts["wireguard.kernel"] = (await kernelHasWireguard(io)) ? "yes" : "no";
     return { resources, foreign: new Map(), facts };
   },
 
