@@ -30,6 +30,15 @@ ip = "10.87.0.11"
 "net.ipv4.tcp_syncookies" = 2
 `;
 
+/** Stops the daemon this test started (by its PID), then removes the sandbox. */
+async function stopThenClean(daemon: ResultPromise | undefined, sb: Sandbox): Promise<void> {
+  if (daemon?.pid && daemon.exitCode === null) {
+    process.kill(daemon.pid, "SIGTERM");
+    await daemon.catch(() => {});
+  }
+  await sb.cleanup();
+}
+
 describe.skipIf(!!SKIP_REASON)("the daemon's plan memo", () => {
   const sb = new Sandbox();
   let file: string;
@@ -74,13 +83,7 @@ describe.skipIf(!!SKIP_REASON)("the daemon's plan memo", () => {
     const r = await sb.bolt(["apply", "-f", file], { env });
     expect(r.code, r.stderr).toBe(0);
   });
-  afterAll(async () => {
-    if (daemon?.pid && daemon.exitCode === null) {
-      process.kill(daemon.pid, "SIGTERM");
-      await daemon.catch(() => {});
-    }
-    await sb.cleanup();
-  });
+  afterAll(() => stopThenClean(daemon, sb));
 
   it("repeated no-op plans come from the memo, byte for byte what the CLI plans itself", async () => {
     await memoHit();
@@ -176,13 +179,7 @@ describe.skipIf(!!SKIP_REASON)("the watch daemon's pass memo", () => {
     daemon.catch(() => {});
     await waitFor("the first pass", async () => !!((await stats().catch(() => ({}))) as Json).last_success_at, 30_000);
   });
-  afterAll(async () => {
-    if (daemon?.pid && daemon.exitCode === null) {
-      process.kill(daemon.pid, "SIGTERM");
-      await daemon.catch(() => {});
-    }
-    await sb.cleanup();
-  });
+  afterAll(() => stopThenClean(daemon, sb));
 
   it("a pass with nothing new comes from the memo; a sysctl changed by hand (no event) is repaired by the next pass", async () => {
     // The apply's own events arrive after it: passes until one is remembered, then one that hits.
