@@ -271,8 +271,13 @@ async function benchSize(n, dir, etcd) {
       leader_kill_lost: lost,
     };
   } finally {
+    // Every daemon gone before its destroy: one still finishing a pass holds the target lock, the
+    // destroy would time out on it, and the namespace deleted below would leave its wireguard-go.
+    const exited = (p) => new Promise((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : p.once("exit", () => resolve())));
     for (const p of daemons) if (p.exitCode === null) p.kill("SIGTERM");
-    await sleep(1500);
+    await Promise.race([Promise.all(daemons.map(exited)), sleep(30_000)]);
+    for (const p of daemons) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    await Promise.all(daemons.map(exited));
     // Destroy what bolt made (wireguard-go and its runtime), four hosts at a time, then the namespaces.
     for (let k = 0; k < hosts.length; k += 4)
       await Promise.all(

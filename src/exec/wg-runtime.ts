@@ -97,5 +97,7 @@ export async function releaseRuntime(runner: CommandRunner, ns: string, signal?:
   const r = await step(argv);
   if (r.code !== 0) return failed(argv, r);
   await step(["rm", "-f", wgMountFile(ns)]);
+  // Its socket directory too, once wireguard-go has gone from it (one left running keeps its socket there).
+  await step(["rmdir", "--ignore-fail-on-non-empty", wgSocketDir(ns)]);
   return undefined;
 }

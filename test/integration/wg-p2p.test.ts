@@ -12,6 +12,7 @@ import { FAKES, SKIP_REASON, ipJson, must, plannedOf, requireBuild, snapshot } f
 import type { Json, Snapshot } from "./harness.js";
 import { MeshLab, UNDERLAY, pingUntil, routeGet, sleep } from "./mesh-topology.js";
 import type { HostId } from "./mesh-topology.js";
+import { wgMountFile, wgSocketDir } from "../../src/exec/run-dir.js";
 
 const ADDR = { a: "10.0.9.1", b: "10.0.9.2" } as const;
 /** B's second interface address: `address` may be a list (like wg-quick's Address). */
@@ -151,12 +152,13 @@ describe.skipIf(!!SKIP_REASON)("[wireguard.NAME] point-to-point between two name
     expect(p.code, p.stdout).toBe(0);
   });
 
-  it("destroy restores both namespaces and stops wireguard-go", async () => {
+  it("destroy restores both namespaces and stops wireguard-go; its runtime (mount namespace file, socket directory) goes too", async () => {
     for (const h of lab.hosts) {
       const r = await lab.bolt(h, ["destroy"]);
       expect(r.code, r.stderr).toBe(0);
       expect(await snapshot(lab.ns(h))).toEqual(before.get(h));
       expect(await lab.wgPids(h)).toEqual([]);
+      expect([existsSync(wgMountFile(lab.ns(h))), existsSync(wgSocketDir(lab.ns(h)))]).toEqual([false, false]);
     }
   });
 
