@@ -224,15 +224,16 @@ async function wgQuickMtu(io: LiveReader, w: WgIntent, links: IpLink[]): Promise
 
 type RouteAnswer = IpRoute & { metrics?: { mtu?: number }[] };
 
-/**
- * Whether devices can be `ip link add … type wireguard`: the module is loaded or built in
- * (/sys/module/wireguard), or modprobe could load it. Read-only: no probe device is made.
- */
+/** bolt's WireGuard devices as the kernel has them (one address read for all). */
 async function readInterfaces(io: LiveReader, mine: IpLink[]): Promise<Resource[]> {
   const addrs = await io.ipJson<IpAddr[]>(["addr", "show"]);
   return Promise.all(mine.map((l) => readInterface(io, l, addrs)));
 }
 
+/**
+ * Whether devices can be `ip link add … type wireguard`: the module is loaded or built in
+ * (/sys/module/wireguard), or modprobe could load it. Read-only: no probe device is made.
+ */
 async function kernelHasWireguard(io: LiveReader): Promise<boolean> {
   if ((await io.exec(["test", "-d", "/sys/module/wireguard"], null)).code === 0) return true;
   return (await io.exec(["modprobe", "-n", "-q", "wireguard"], null)).code === 0;

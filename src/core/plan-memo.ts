@@ -6,8 +6,6 @@ import type { Ns } from "../exec/runner.js";
 
 /** A plan's inputs besides the kernel's answers; equal keys and equal answers make the same plan. */
 export interface MemoKey {
-  /** the intent object (kept while no file changed), or a digest of it (a config rebuilt every pass: a mesh on a store) */
-  intent: object | string;
   leases: Map<string, string>;
   originals: Map<string, string>;
   halfMade?: Set<string>;
@@ -45,11 +43,14 @@ export class PlanMemo {
   }
 
   /** Everything but the intent (which lookup() compares by identity, or by the desired state it makes). */
-  key(k: Omit<MemoKey, "intent">): string {
+  key(k: MemoKey): string {
     return JSON.stringify([k.deep, [...k.leases], [...k.originals], [...(k.halfMade ?? [])], k.files.map((f) => [f, fileStamp(f)])]);
   }
 
-  /** The intent's identity: the object (kept while no file changed), or the digest given for it. */
+  /**
+   * The intent's identity: the object (the daemon's loader keeps it while no file changed), or a
+   * digest standing for it (a config rebuilt every pass: a mesh on a store).
+   */
   intentId(intent: object | string): number | string {
     if (typeof intent === "string") return `#${intent}`;
     let id = this.ids.get(intent);

@@ -1,6 +1,6 @@
 import type { ChangeClock } from "./change-clock.js";
 import type { CommandRunner, Ns, RunOptions, RunResult } from "./runner.js";
-import { readTopics, writeTopics } from "./read-topics.js";
+import { readTopics, unwrapNetns, writeTopics } from "./read-topics.js";
 import type { Topic, Topics } from "./read-topics.js";
 
 /**
@@ -107,7 +107,7 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
     const p = this.inner.run(argv, stdin, opts).then((r) => {
       // A failed read, or one an event about it overtook, is not an answer for later (a file
       // that is not there is: its watch says when it appears).
-      if ((r.code !== 0 && !this.covered(argv) && !looseBatch(argv) && !nftList(argv)) || r.timedOut || r.aborted || gen !== this.stamp(topics)) {
+      if ((r.code !== 0 && !this.covered(argv) && !failureIsAnswer(argv)) || r.timedOut || r.aborted || gen !== this.stamp(topics)) {
         if (this.cache.get(key)?.result === p) this.cache.delete(key);
       }
       return r;
@@ -119,36 +119,24 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
 }
 
 /**
- * `nft list table inet bolt` where bolt made no table (a mesh host without ACLs) fails, and
- * stays failed until a table is made, which `nft monitor` reports: an answer like any other.
+ * Reads whose failure is an answer the same events cover, kept like a success:
+ * `nft list table inet bolt` where bolt made no table (a mesh host without ACLs) stays failed
+ * until a table is made, which `nft monitor` reports; in `ip -force -batch` the lines that fail
+ * (a `route get` of an unreachable peer endpoint) are decided by the routes, as those that succeed.
  */
-const nftList = (argv: string[]) => {
-  const i = argv.indexOf("nft");
-  return i >= 0 && argv.slice(i + 1).some((w) => w === "list");
-};
+function failureIsAnswer(argv: string[]): boolean {
+  const a = unwrapNetns(argv).argv;
+  return (a[0] === "nft" && a.includes("list")) || (a[0] === "ip" && a.includes("-force") && a.includes("-batch"));
+}
 
 function overlaps(a: Topics, b: ReadonlySet<Topic>): boolean {
   return a === "all" || [...b].some((t) => a.has(t));
 }
 
-/**
- * `ip -force -batch`: lines that fail (a `route get` of an unreachable peer endpoint) are part of
- * the answer, which the routes decide, as for the lines that succeed: kept like a success.
- */
-const looseBatch = (argv: string[]) => argv.includes("-force") && argv.includes("-batch");
-
 /** "cacheable": covered by the target's monitors; "read": changes nothing, not cached; "write": anything else. */
 /** `iptablesNft`: iptables is the nf_tables variant, so `nft monitor` reports what iptables-save shows. */
 export function classify(argv: string[], stdin: string | undefined, target: Ns, o: { iptablesNft?: boolean } = {}): "cacheable" | "read" | "write" {
-  let a = argv;
-  let ns: Ns = null;
-  if (a[0] === "ip" && a[1] === "netns" && a[2] === "exec") {
-    ns = a[3] ?? null;
-    a = a.slice(4);
-  } else if (a[0] === "ip" && a[1] === "-n") {
-    ns = a[2] ?? null;
-    a = ["ip", ...a.slice(3)];
-  } else if (a[0] === "nsenter") a = a.slice(a.indexOf("--") + 1);
+  const { argv: a, ns } = unwrapNetns(argv);
   const inTarget = ns === target;
   const tool = a[0] ?? "";
   const words = a.slice(1).filter((w) => !w.startsWith("-"));

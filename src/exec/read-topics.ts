@@ -11,13 +11,18 @@ import { isFilesHelper } from "./files-tool.js";
 export type Topic = "link" | "addr" | "route" | "rule" | "nft" | "files";
 export type Topics = ReadonlySet<Topic> | "all";
 
-/** The words of an `ip` command after its options and a netns wrapper, and its batch lines. */
-function unwrap(argv: string[]): string[] {
-  if (argv[0] === "ip" && argv[1] === "netns" && argv[2] === "exec") return argv.slice(4);
-  if (argv[0] === "ip" && argv[1] === "-n") return ["ip", ...argv.slice(3)];
-  if (argv[0] === "nsenter") return argv.slice(argv.indexOf("--") + 1);
-  return argv;
+/**
+ * The command a netns wrapper runs, and the named namespace it runs in (`ip netns exec NS`,
+ * `ip -n NS`; null when none is named, as for `nsenter --net=…`, which enters by path).
+ */
+export function unwrapNetns(argv: string[]): { argv: string[]; ns: string | null } {
+  if (argv[0] === "ip" && argv[1] === "netns" && argv[2] === "exec") return { argv: argv.slice(4), ns: argv[3] ?? null };
+  if (argv[0] === "ip" && argv[1] === "-n") return { argv: ["ip", ...argv.slice(3)], ns: argv[2] ?? null };
+  if (argv[0] === "nsenter") return { argv: argv.slice(argv.indexOf("--") + 1), ns: null };
+  return { argv, ns: null };
 }
+
+const unwrap = (argv: string[]) => unwrapNetns(argv).argv;
 
 /** The object an ip command (or batch line) is about: link, addr, route, rule, … (ip's own abbreviations). */
 function ipObject(words: string[]): string {

@@ -4,11 +4,10 @@
 // empty); a device without the pinned key (none yet) gets the key file's; once the identity
 // pins the new key (`bolt mesh approve`), or follows the request (key_policy "node"), it is applied.
 import { writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadIntent } from "../../src/cli/config.js";
 import type { MeshSnapshot, NodeRecord } from "../../reconcilers/wireguard/store.js";
-import { kinds, storeNode } from "./helpers/builders.js";
+import { kinds, storeNode, writeMeshHostConf } from "./helpers/builders.js";
 import { publicKeyOf } from "./helpers/fake-kernel.js";
 import { converge, newWorld, planChanges, planOn, wgKeyPair, writeKeyFile } from "./helpers/pipeline.js";
 import type { World } from "./helpers/pipeline.js";
@@ -18,12 +17,7 @@ const OLD = wgKeyPair();
 const NEW = wgKeyPair();
 const PEER = wgKeyPair();
 const KEY = writeKeyFile("self.key", OLD.priv);
-const CONF = join(dirname(KEY), "ghostwire.toml");
-writeFileSync(
-  CONF,
-  `[ghostwire]\ncontrol_server = "etcd://127.0.0.1:1"\nauth_key_file = "x.boltkey"\n\n# the fake kernel models IPv4 only\n[features]\nipv6 = false\n\n[node]\nhostname = "me"\ninterface = "gw0"\nprivate_key_file = "${KEY}"\n`,
-  { mode: 0o600 },
-);
+const CONF = writeMeshHostConf(KEY);
 const rotate = (priv: string) => writeFileSync(KEY, `${priv}\n`, { mode: 0o600 });
 
 const record = (name: string, ip: string, o: Partial<NodeRecord>): NodeRecord => storeNode(name, { mesh_ip4: ip, ...o });

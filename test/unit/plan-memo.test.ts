@@ -54,7 +54,10 @@ const plan = (changes = 0): Plan =>
  * One plan's reads through a fresh reader, as cmdPlan makes them; `desired` stands for the digest
  * of the desired state the intent makes (what lookup() compares when the intent is another one).
  */
-async function planOnce(k: Kernel, memo: PlanMemo, mk: MemoKey, made: Plan, extra: string[][] = [], desired = "D"): Promise<{ plan: Plan; hit: boolean }> {
+/** A plan's inputs as the tests vary them: the memo's key and the intent. */
+type Inputs = MemoKey & { intent: object | string };
+
+async function planOnce(k: Kernel, memo: PlanMemo, mk: Inputs, made: Plan, extra: string[][] = [], desired = "D"): Promise<{ plan: Plan; hit: boolean }> {
   const started = memo.begin();
   const reader = new LiveReader(k, T);
   const key = memo.key(mk);
@@ -71,7 +74,7 @@ describe("PlanMemo", () => {
   const dir = mkdtempSync(join(tmpdir(), "bolt-memo-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const intent = {};
-  const base: MemoKey = { intent, leases: new Map([["web", "10.0.0.2"]]), originals: new Map(), deep: false, files: [] };
+  const base: Inputs = { intent, leases: new Map([["web", "10.0.0.2"]]), originals: new Map(), deep: false, files: [] };
 
   it("gives the last no-op plan back, re-running only the reads no event covers", async () => {
     const k = new Kernel();
@@ -141,7 +144,7 @@ describe("PlanMemo", () => {
     const k = new Kernel();
     const memo = new PlanMemo(k, T);
     const file = join(dir, "lb-health.json");
-    const key = (over: Partial<MemoKey> = {}): MemoKey => ({ ...base, files: [file], ...over });
+    const key = (over: Partial<Inputs> = {}): Inputs => ({ ...base, files: [file], ...over });
     await planOnce(k, memo, key(), plan());
     expect((await planOnce(k, memo, key(), plan())).hit).toBe(true);
     expect((await planOnce(k, memo, key({ intent: {} }), plan(), [], "another desired state")).hit).toBe(false);

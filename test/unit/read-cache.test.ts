@@ -5,13 +5,12 @@ import { describe, expect, it } from "vitest";
 import { ReadCacheRunner, classify } from "../../src/exec/read-cache-runner.js";
 import { readsNetnsFiles } from "../../src/watch/netns-files-watch.js";
 import type { CommandRunner, RunResult } from "../../src/exec/runner.js";
-import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadIntent } from "../../src/cli/config.js";
 import type { Intent } from "../../src/core/intent.js";
 import type { MeshSnapshot } from "../../reconcilers/wireguard/store.js";
-import { storeNode } from "./helpers/builders.js";
+import { storeNode, writeMeshHostConf } from "./helpers/builders.js";
 import { converge, intentOf, newWorld, planIntent, wgKeyPair, writeConfigs, writeKeyFile } from "./helpers/pipeline.js";
 
 const EXAMPLE = readFileSync(fileURLToPath(new URL("../../examples/bolt-network.toml", import.meta.url)), "utf8");
@@ -245,12 +244,7 @@ describe("what a plan runs", () => {
     const self = wgKeyPair();
     const peer = wgKeyPair();
     const key = writeKeyFile("self.key", self.priv);
-    const conf = join(dirname(key), "ghostwire.toml");
-    writeFileSync(
-      conf,
-      `[ghostwire]\ncontrol_server = "etcd://127.0.0.1:1"\nauth_key_file = "x.boltkey"\n\n[features]\nipv6 = false\n\n[node]\nhostname = "me"\ninterface = "gw0"\nprivate_key_file = "${key}"\n`,
-      { mode: 0o600 },
-    );
+    const conf = writeMeshHostConf(key);
     const snapshot: MeshSnapshot = {
       revision: "9",
       meta: { v: 1, mesh_id: "m1", cidr4: "100.64.0.0/10", listen_port: 41641, keepalive: 25, created_at: "" },

@@ -1,5 +1,7 @@
 // Small constructors for the pure-function tests: intents, resources and ops with only the
 // fields a test cares about spelled out.
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parseCidr4, parseIp4 } from "../../../src/core/ipv4.js";
 import { fragment } from "../../../src/core/intent.js";
 import type { Intent } from "../../../src/core/intent.js";
@@ -93,4 +95,18 @@ export function storeNode(name: string, o: Partial<NodeRecord> = {}): NodeRecord
     enrolled_at: "2026-01-01T00:00:00Z",
     ...o,
   };
+}
+
+/**
+ * A store-backed mesh host's ghostwire.toml (node "me", gw0, IPv4 only: the fake kernel models
+ * no IPv6) beside its private key file; returns its path. The store is never dialled by these tests.
+ */
+export function writeMeshHostConf(keyFile: string): string {
+  const conf = join(dirname(keyFile), "ghostwire.toml");
+  writeFileSync(
+    conf,
+    `[ghostwire]\ncontrol_server = "etcd://127.0.0.1:1"\nauth_key_file = "x.boltkey"\n\n[features]\nipv6 = false\n\n[node]\nhostname = "me"\ninterface = "gw0"\nprivate_key_file = "${keyFile}"\n`,
+    { mode: 0o600 },
+  );
+  return conf;
 }
