@@ -7,8 +7,14 @@ export type Batch<T extends OpLine = Op> = ToolBatch<T>;
 /**
  * Turns ordered ops into waves of batches. A batch is ops for one tool in one namespace
  * (one `ip -batch -` process, or a chain of exec'd commands); batches within a wave touch
- * different namespaces and may run concurrently; waves run in order. Destroy ops come first,
+ * different namespaces and run concurrently; waves run in order. Destroy ops come first,
  * highest stage first; then build ops, lowest stage first; plan order is kept within a batch.
+ *
+ * A step's ops are its kind's ordered list even inside one stage: an op for another tool or
+ * namespace than the step's previous op goes to a later wave of that stage (dhcp's restart is
+ * a pkill and a wait on the host, then the new dnsmasq in the target; run side by side, the old
+ * daemon's exit unlinked the new one's pid file). Ops of different steps still share batches:
+ * every endpoint's host-side lines are one batch, then every namespace's inside lines.
  */
 export function planWaves(ops: Op[]): Batch[][] {
   const indexed = ops.map((op, i) => ({ op, i }));
@@ -17,10 +23,13 @@ export function planWaves(ops: Op[]): Batch[][] {
   const waves: Batch[][] = [];
   for (const phase of [destroy, build]) {
     let stage: number | undefined;
-    let wave = new Map<string, Batch>();
+    // the stage's waves, and where each step's last op went
+    let levels: Map<string, Batch>[] = [];
+    let last = new Map<number, { level: number; key: string }>();
     const flush = () => {
-      if (wave.size) waves.push([...wave.values()]);
-      wave = new Map();
+      for (const w of levels) waves.push([...w.values()]);
+      levels = [];
+      last = new Map();
     };
     for (const { op } of phase) {
       if (op.stage !== stage) {
@@ -28,6 +37,11 @@ export function planWaves(ops: Op[]): Batch[][] {
         stage = op.stage;
       }
       const key = `${op.tool}\0${op.ns ?? ""}`;
+      const prev = op.step === undefined ? undefined : last.get(op.step);
+      const level = !prev ? 0 : prev.key === key ? prev.level : prev.level + 1;
+      if (op.step !== undefined) last.set(op.step, { level, key });
+      while (levels.length <= level) levels.push(new Map());
+      const wave = levels[level]!;
       let b = wave.get(key);
       if (!b) wave.set(key, (b = { tool: op.tool, ns: op.ns, ops: [] }));
       b.ops.push(op);

@@ -113,7 +113,8 @@ describe.skipIf(!!SKIP_REASON)("bolt watch with WireGuard", () => {
       20_000,
     );
     expect(again).toBeGreaterThan(0);
-    expect((await must(wgIn(ns("a"), ["show", "gw0", "public-key"]))).trim()).toBe(pub.a);
+    // The daemon's pass starts wireguard-go, then sets the key and peers (wg-quick's order too).
+    await waitFor("A's key on the new device", async () => (await run(wgIn(ns("a"), ["show", "gw0", "public-key"]))).stdout.trim() === pub.a, 10_000);
     // The new device has no session yet: A, which knows B's endpoint, starts one.
     expect(await pingUntil(ns("a"), TUN.b, 10)).toBe(true);
     expect(await pingUntil(ns("b"), TUN.a, 5)).toBe(true);

@@ -158,9 +158,27 @@ describe("planWaves", () => {
       ["ip@ep-old: inside old"],
       ["ip@bolt-t-x: link del old"],
       ["ip@bolt-t-x: link add br | link add veth"],
-      // batches appear in the order their first op comes in (step 2, step 2, step 3)
-      ["ip@ep-a: inside a", "ip@bolt-t-x: addr on veth a", "ip@ep-b: inside b"],
+      // batches appear in the order their first op comes in (step 2, step 3)
+      ["ip@ep-a: inside a", "ip@ep-b: inside b"],
+      // step 2's next op is for another namespace: after its first, in the same stage
+      ["ip@bolt-t-x: addr on veth a"],
       ["exec@bolt-t-x: sysctl ip_forward"],
+    ]);
+  });
+
+  it("a step's ops keep their order across tools and namespaces within a stage; other steps still share the batches", () => {
+    // dhcp's restart: stop and wait on the host, then start in the target — never side by side
+    const restart = (n: number) => [
+      op(`pkill ${n}`, 60, null, { step: n, tool: "exec" }),
+      op(`tail --pid ${n}`, 60, null, { step: n, tool: "exec" }),
+      op(`dnsmasq ${n}`, 60, X, { step: n, tool: "exec" }),
+      op(`pkill -HUP ${n}`, 60, null, { step: n, tool: "exec" }),
+    ];
+    const waves = planWaves([...restart(1), ...restart(2)]).map((w) => w.map((b) => `${b.ns}: ${labels(b.ops).join(" | ")}`));
+    expect(waves).toEqual([
+      ["null: pkill 1 | tail --pid 1 | pkill 2 | tail --pid 2"],
+      [`${X}: dnsmasq 1 | dnsmasq 2`],
+      ["null: pkill -HUP 1 | pkill -HUP 2"],
     ]);
   });
 
