@@ -175,11 +175,7 @@ describe("planWaves", () => {
       op(`pkill -HUP ${n}`, 60, null, { step: n, tool: "exec" }),
     ];
     const waves = planWaves([...restart(1), ...restart(2)]).map((w) => w.map((b) => `${b.ns}: ${labels(b.ops).join(" | ")}`));
-    expect(waves).toEqual([
-      ["null: pkill 1 | tail --pid 1 | pkill 2 | tail --pid 2"],
-      [`${X}: dnsmasq 1 | dnsmasq 2`],
-      ["null: pkill -HUP 1 | pkill -HUP 2"],
-    ]);
+    expect(waves).toEqual([["null: pkill 1 | tail --pid 1 | pkill 2 | tail --pid 2"], [`${X}: dnsmasq 1 | dnsmasq 2`], ["null: pkill -HUP 1 | pkill -HUP 2"]]);
   });
 
   it("within a stage, plan step order wins over list order, then list order", () => {
