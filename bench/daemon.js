@@ -3,7 +3,8 @@
 // cold (`bolt plan --no-daemon`, a new node process), through the CLI and the daemon's socket,
 // and as one request to the warm daemon (the server's own time); and attaching one endpoint
 // through POST /v1/endpoints against the hand-written `ip` floor for the same endpoint.
-// Usage: node bench/daemon.js [--n 1000] [--runs 7]   (root; namespaces bolt-t-bench-daemon-*)
+// Usage: node bench/daemon.js [--n 1000] [--runs 7] [--profile DIR]   (root; namespaces bolt-t-bench-daemon-*)
+//   --profile DIR: the daemon writes a CPU profile there when it exits
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -15,11 +16,12 @@ import { BENCH_PREFIX, deleteBenchNetns } from "./lib/netns.js";
 import { boltfile, topology } from "./lib/topology.js";
 import { BOLT } from "./lib/methods.js";
 
-const o = { n: 1000, runs: 7 };
+const o = { n: 1000, runs: 7, profile: "" };
 for (let i = 2; i < process.argv.length; i++) {
   if (process.argv[i] === "--n") o.n = Number(process.argv[++i]);
   else if (process.argv[i] === "--runs") o.runs = Number(process.argv[++i]);
-  else throw new Error("usage: node bench/daemon.js [--n 1000] [--runs 7]");
+  else if (process.argv[i] === "--profile") o.profile = process.argv[++i];
+  else throw new Error("usage: node bench/daemon.js [--n 1000] [--runs 7] [--profile DIR]");
 }
 
 const target = `${BENCH_PREFIX}daemon-${o.n}`;
@@ -72,7 +74,8 @@ try {
   });
   log(`  cold no-op plan (--no-daemon): ${JSON.stringify(cold)}`);
 
-  daemon = spawn("node", [BOLT, "watch", "-f", file, ...common, "--resync", "1h", "--log-level", "warn"], {
+  const prof = o.profile ? ["--cpu-prof", "--cpu-prof-dir", o.profile] : [];
+  daemon = spawn("node", [...prof, BOLT, "watch", "-f", file, ...common, "--resync", "1h", "--log-level", "warn"], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -1,7 +1,7 @@
 import { BoltError, type CommandError } from "./diagnostics.js";
 import { planWaves, sequentialBatches } from "./batches.js";
 import type { Batch } from "./batches.js";
-import { changedFields, diffResources } from "./diff.js";
+import { changedFields, diffResources, specDigest } from "./diff.js";
 import { readLive } from "./plan.js";
 import { batchKey } from "./live-reader.js";
 import { keyName } from "./ownership.js";
@@ -50,7 +50,18 @@ export interface ApplyProgress {
 
 export interface JournalPayload {
   version: 1;
+  /**
+   * what the objects the apply could touch were before it: the changed ones and every desired
+   * one depending on a changed one (all objects read, in journals without `kinds`)
+   */
   before: Resource[];
+  /** the kinds of those objects (verifiedKinds); recovery reads these kinds only */
+  kinds?: string[];
+  /**
+   * every other object of those kinds there was before, id → specDigest: one missing or differing
+   * afterwards is reported, an owned one not listed was left behind
+   */
+  present?: Record<string, string>;
   /** every op that may have started, in start order, with its undo */
   started: { args: string[]; tool: OpLine["tool"]; ns: Ns; stdin?: string; undo: OpLine[] }[];
   /** read context to verify the rollback with */
@@ -93,9 +104,11 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   const done: Op[] = [];
   const started: Op[] = [];
   let processes = 0;
-  // `before` (every object read, thousands at scale) is the same in each wave's journal: serialized once.
+  // The journal's "before" is the same in each wave's: serialized once, and only of what this
+  // apply can touch (attaching one endpoint among a thousand networks journals that endpoint and
+  // the names of the others, not every network, route and rule no op writes).
   let beforeJson: string | undefined;
-  const journal = () => opts.journal.writeJournal(plan.target, journalText(plan, (beforeJson ??= JSON.stringify(plan.before)), started, opts.originals));
+  const journal = () => opts.journal.writeJournal(plan.target, journalText(plan, (beforeJson ??= journaledBefore(plan)), started, opts.originals));
   // Read back inside a namespace in the process that last writes to it.
   const lastWave = new Map<string, number>();
   const readsBack = (b: Batch) => !!toolOf(b.tool).readsBack && b.ns !== null;
@@ -183,9 +196,18 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   return { applied: plan.changes.length, ops: ops.length, processes, durationMs: performance.now() - t0 };
 }
 
-/** The JournalPayload as JSON, with `before` already serialized. */
+/** The JournalPayload's `before`, `kinds` and `present`, serialized (the rest changes with each wave). */
+function journaledBefore(plan: Plan): string {
+  const { kinds, ids } = verifiedScope(plan);
+  const inScope = plan.before.filter((b) => kinds.has(b.kind));
+  const before = inScope.filter((b) => ids.has(b.id));
+  const present = Object.fromEntries(inScope.filter((b) => !ids.has(b.id)).map((b) => [b.id, specDigest(b.spec)]));
+  return `${JSON.stringify(before)},"kinds":${JSON.stringify([...kinds].sort())},"present":${JSON.stringify(present)}`;
+}
+
+/** The JournalPayload as JSON, with `before` (and its scope) already serialized. */
 function journalText(plan: Plan, beforeJson: string, started: Op[], originals: Map<string, string>): string {
-  const rest: Omit<JournalPayload, "version" | "before"> = {
+  const rest: Omit<JournalPayload, "version" | "before" | "kinds" | "present"> = {
     started: started.map((o) => ({ tool: o.tool, ns: o.ns, args: o.args, stdin: o.stdin, undo: o.undo })),
     originals: [...originals],
     creates: createdKeys(plan, started),
@@ -238,18 +260,23 @@ async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknow
 
 /** The kinds of the changed objects and of every desired object that depends on one, transitively. */
 export function verifiedKinds(plan: Pick<Plan, "changes" | "desired">): Set<string> {
-  const touched = new Set(plan.changes.map((c) => c.id));
+  return verifiedScope(plan).kinds;
+}
+
+/** The changed objects and every desired object that depends on one, transitively: their ids and kinds. */
+export function verifiedScope(plan: Pick<Plan, "changes" | "desired">): { kinds: Set<string>; ids: Set<string> } {
+  const ids = new Set(plan.changes.map((c) => c.id));
   const kinds = new Set(plan.changes.map((c) => c.kind));
   for (let grew = true; grew; ) {
     grew = false;
     for (const d of plan.desired)
-      if (!touched.has(d.id) && d.deps.some((x) => touched.has(x))) {
-        touched.add(d.id);
+      if (!ids.has(d.id) && d.deps.some((x) => ids.has(x))) {
+        ids.add(d.id);
         kinds.add(d.kind);
         grew = true;
       }
   }
-  return kinds;
+  return { kinds, ids };
 }
 
 /** Undo every op that took effect, newest first, batched; then compare with the state before. */
@@ -316,12 +343,22 @@ export async function compareWithBefore(
   registry: Registry,
   originals: Map<string, string>,
   creates: string[] = [],
+  /** a journal's scope: the kinds it read, and the other objects of them there were (id → specDigest; `before` holds the touched ones); all when not given */
+  scoped?: { kinds: ReadonlySet<string>; present: ReadonlyMap<string, string> },
 ): Promise<string[]> {
+  const kinds = scoped?.kinds;
+  const scope = kinds ? { ...registry, kinds: registry.kinds.filter((r) => kinds.has(r.kind)) } : registry;
   // Read the same objects as before, even those only read because the config named them
   // (a sysctl's value is part of what must be restored).
-  const snap = await readLive(runner, target, registry, { deep: false, intent: emptyIntent(), originals, also: new Set(before.map((b) => b.id)) });
+  const beforeIds = new Set([...before.map((b) => b.id), ...(scoped?.present.keys() ?? [])]);
+  const snap = await readLive(runner, target, scope, { deep: false, intent: emptyIntent(), originals, also: beforeIds });
   const out: string[] = [];
-  const beforeIds = new Set(before.map((b) => b.id));
+  // Objects the apply could not touch: still there, as they were (by digest: their specs are not journaled).
+  for (const [id, digest] of scoped?.present ?? []) {
+    const now = snap.live.get(id);
+    if (!now) out.push(`${id} is gone`);
+    else if (specDigest(now.spec) !== digest) out.push(`${id} differs from before`);
+  }
   for (const b of before) {
     const now = snap.live.get(b.id);
     if (!now) out.push(`${b.id} is gone`);

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Change, Resource } from "./resource.js";
 import type { Registry } from "./registry.js";
 import { toposort } from "./graph.js";
@@ -32,6 +33,15 @@ export function diffResources(desired: Resource[], live: Map<string, Resource>, 
     .reverse()
     .map((l) => ({ id: l.id, kind: l.kind, name: l.name, action: "delete", before: l, changed: [], forcedBy: [] }));
   return [...deletes, ...forward];
+}
+
+/** A short digest of a spec, equal for specs changedFields finds no difference in (a missing field is empty). */
+export function specDigest(spec: Record<string, string>): string {
+  const fields = Object.keys(spec)
+    .filter((k) => (spec[k] ?? "") !== "")
+    .sort()
+    .map((k) => [k, spec[k]]);
+  return createHash("sha256").update(JSON.stringify(fields)).digest("base64").slice(0, 16);
 }
 
 export function changedFields(a: Record<string, string>, b: Record<string, string>): string[] {

@@ -32,7 +32,11 @@ export async function recoverJournal(store: StateStore, runner: CommandRunner, r
   }
   const undo = [...payload.started].reverse().flatMap((o) => o.undo);
   const problems = await runUndo(runner, undo);
-  const left = await compareWithBefore(payload.before, target, runner, registry, new Map(payload.originals), payload.creates ?? []);
+  const strings = (v: unknown) => new Set(Array.isArray(v) ? v.filter((k): k is string => typeof k === "string") : []);
+  // A journal without a scope (an older bolt's) holds every object read: compared against every kind.
+  const present = new Map(Object.entries(payload.present ?? {}).filter((e): e is [string, string] => typeof e[1] === "string"));
+  const scoped = Array.isArray(payload.kinds) ? { kinds: strings(payload.kinds), present } : undefined;
+  const left = await compareWithBefore(payload.before, target, runner, registry, new Map(payload.originals), payload.creates ?? [], scoped);
   // Undo lines for ops that never ran fail by design; only the final comparison decides.
   const ok = left.length === 0;
   if (ok) store.clearJournal(target);

@@ -85,7 +85,7 @@ export class ReadCacheRunner implements CommandRunner, ChangeClock {
     const kind = this.classify(argv, stdin);
     if (kind === "write") {
       // Before (nothing read during the write is kept) and after (its events may not have come yet).
-      const topics = writeTopics(argv, stdin);
+      const topics = writeTopics(argv, stdin, this.target);
       this.invalidate(topics);
       try {
         return await this.inner.run(argv, stdin, opts);

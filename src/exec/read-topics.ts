@@ -71,19 +71,30 @@ export function readTopics(argv: string[], stdin: string | undefined): Topics {
  * What a write may change. A link's deletion takes its addresses and routes, an address brings
  * or takes its prefix route; `wg set` changes WireGuard state only (read with `wg show`, never
  * cached); anything not known here (sysctl -w can drop addresses, a namespace, a tc qdisc a
- * link shows) may change anything.
+ * link shows) may change anything. `target`: the namespace the cached reads are of. A write in
+ * another named namespace (an endpoint's own) reaches it only through a link (a veth whose peer
+ * is in the target goes with it); a new namespace is a new name in the list and nothing else,
+ * one deleted takes the veths it held.
  */
-export function writeTopics(argv: string[], stdin: string | undefined): Topics {
+export function writeTopics(argv: string[], stdin: string | undefined, target?: string | null): Topics {
   if (isFilesHelper(argv)) return new Set(["files"]);
-  const a = unwrap(argv);
+  const { argv: a, ns } = unwrapNetns(argv);
   const tool = a[0] ?? "";
+  const elsewhere = target !== undefined && ns !== null && ns !== target;
   if (tool === "wg") return new Set();
+  if (elsewhere && tool !== "ip") return new Set();
   if (tool === "nft" || /^ip6?tables(-nft)?(-restore)?$/.test(tool)) return new Set(["nft"]);
   if (tool !== "ip") return "all";
   const out = new Set<Topic>();
   for (const words of ipLines(a, stdin)) {
     const o = ipObject(words);
-    if (o === "link") for (const t of ["link", "addr", "route"] as const) out.add(t);
+    if (o === "netns") {
+      const [verb = "", name = ""] = words.filter((w) => !w.startsWith("-")).slice(1);
+      if (verb === "add" && name !== target) out.add("files");
+      else if (verb === "del" || verb === "delete") for (const t of ["files", "link", "addr", "route"] as const) out.add(t);
+      else return "all";
+    } else if (o === "link") for (const t of ["link", "addr", "route"] as const) out.add(t);
+    else if (elsewhere) continue;
     else if (o === "addr") for (const t of ["addr", "route"] as const) out.add(t);
     else if (o === "route") out.add("route");
     else if (o === "rule") out.add("rule");

@@ -138,9 +138,14 @@ describe("ReadCacheRunner", () => {
     // a link event stales addresses (ip addr prints link flags) and routes (linkdown) too
     expect(await ran(() => r.invalidate(new Set(["link"])))).toEqual(all.slice(0, 3).map((a) => a.join(" ")));
     expect(await ran(() => r.run(["ip", "netns", "exec", T, "nft", "-f", "-"], "flush table inet bolt\n"))).toEqual([NFT.join(" ")]);
-    // anything not known (sysctl -w, a tc change, a namespace) forgets everything
+    // anything not known (sysctl -w, a tc change) forgets everything
     expect(await ran(() => r.run(["ip", "netns", "exec", T, "sysctl", "-w", "net.ipv4.ip_forward=1"]))).toEqual(all.map((a) => a.join(" ")));
-    expect(await ran(() => r.run(["ip", "-n", T, "-batch", "-"], "route add 10.0.0.0/8 dev x\nnetns add y\n"))).toEqual(all.map((a) => a.join(" ")));
+    // a namespace made is only a name (the namespace list); one deleted takes the veths whose peers it held
+    expect(await ran(() => r.run(["ip", "-batch", "-"], "netns add y\n"))).toEqual([]);
+    expect(await ran(() => r.run(["ip", "netns", "del", "y"]))).toEqual(all.slice(0, 3).map((a) => a.join(" ")));
+    // an endpoint's addresses, routes and sysctls in its own namespace are not the target's
+    expect(await ran(() => r.run(["ip", "-n", "y", "-batch", "-"], "address add 10.0.0.5/24 dev eth0\nroute add default via 10.0.0.1\n"))).toEqual([]);
+    expect(await ran(() => r.run(["ip", "netns", "exec", "y", "sysctl", "-w", "net.ipv4.ip_forward=1"]))).toEqual([]);
   });
 
   it("a read in flight across an invalidation of its topic is not kept; of another topic, it is", async () => {

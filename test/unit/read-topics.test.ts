@@ -23,12 +23,31 @@ describe("read topics", () => {
     expect(set(writeTopics(["ip", "-n", "t", "link", "del", "b0"], undefined))).toEqual(["addr", "link", "route"]);
     expect(set(writeTopics(["ip", "netns", "exec", "t", "nft", "-f", "-"], undefined))).toEqual(["nft"]);
     for (const a of [
-      ["ip", "netns", "add", "x"],
       ["ip", "netns", "exec", "t", "sysctl", "-w", "a=1"],
       ["ip", "netns", "exec", "t", "tc", "qdisc", "add"],
       ["wireguard-go", "gw0"],
     ])
       expect(writeTopics(a, undefined), a.join(" ")).toBe("all");
+  });
+
+  it("writes in another namespace than the target's reach it through links only; namespaces made and deleted", () => {
+    // an endpoint's own namespace: its addresses, routes, sysctls and daemons are not the target's
+    expect(set(writeTopics(["ip", "-n", "ep", "-batch", "-"], "address add 10.0.0.5/24 dev eth0\nroute add default via 10.0.0.1\n", "t"))).toEqual([]);
+    expect(set(writeTopics(["ip", "netns", "exec", "ep", "sysctl", "-w", "net.ipv6.conf.all.disable_ipv6=1"], undefined, "t"))).toEqual([]);
+    expect(set(writeTopics(["ip", "netns", "exec", "ep", "wireguard-go", "gw0"], undefined, "t"))).toEqual([]);
+    // its eth0 is the peer of a veth in the target: deleting it deletes that one
+    expect(set(writeTopics(["ip", "-n", "ep", "link", "del", "eth0"], undefined, "t"))).toEqual(["addr", "link", "route"]);
+    // the same writes in the target itself
+    expect(set(writeTopics(["ip", "-n", "t", "-batch", "-"], "address add 10.0.0.5/24 dev b0\n", "t"))).toEqual(["addr", "route"]);
+    expect(writeTopics(["ip", "netns", "exec", "t", "sysctl", "-w", "a=1"], undefined, "t")).toBe("all");
+    // a new namespace is a name in the list; one deleted takes the veths it held; the target itself is everything
+    expect(set(writeTopics(["ip", "-batch", "-"], "netns add ep\n", "t"))).toEqual(["files"]);
+    expect(set(writeTopics(["ip", "netns", "add", "ep"], undefined, "t"))).toEqual(["files"]);
+    expect(set(writeTopics(["ip", "netns", "del", "ep"], undefined, "t"))).toEqual(["addr", "files", "link", "route"]);
+    expect(writeTopics(["ip", "netns", "add", "t"], undefined, "t")).toBe("all");
+    expect(writeTopics(["ip", "netns", "set", "ep", "5"], undefined, "t")).toBe("all");
+    // nsenter enters by path: not known to be elsewhere
+    expect(writeTopics(["nsenter", "--net=/run/netns/ep", "--", "sysctl", "-w", "a=1"], undefined, "t")).toBe("all");
   });
 });
 
