@@ -198,19 +198,28 @@ export async function meshStoreInput(files: string[], o: StoreInputOptions): Pro
     const store = o.sessions?.get(sessionKey) ?? MeshStore.open(cs, bundle.mesh, undefined, bundleTls(bundle));
     o.sessions?.set(sessionKey, store);
     try {
+      let snapshot = await store.snapshot();
       if (write) {
         const key = typeof node.private_key_file === "string" ? readKeyFile(resolve(dirname(f), node.private_key_file), "private") : undefined;
-        if (key?.ok && key.publicKey)
-          await store.putRequest(bundle.node, {
-            public_key: key.publicKey,
-            hostname: bundle.node,
-            ...(typeof node.endpoint === "string" ? { endpoint: node.endpoint } : {}),
-            tags: ((node.tags ?? []) as unknown[]).map(String),
-            routes: ((node.advertise_routes ?? []) as unknown[]).map(String),
-            exit_node: node.exit_node === true,
-          });
+        // Compared with the request the snapshot shows (a pass whose request is unchanged reads
+        // the store once); one written is read back with the rest, as the admins will see it.
+        const wrote =
+          key?.ok && key.publicKey
+            ? await store.putRequest(
+                bundle.node,
+                {
+                  public_key: key.publicKey,
+                  hostname: bundle.node,
+                  ...(typeof node.endpoint === "string" ? { endpoint: node.endpoint } : {}),
+                  tags: ((node.tags ?? []) as unknown[]).map(String),
+                  routes: ((node.advertise_routes ?? []) as unknown[]).map(String),
+                  exit_node: node.exit_node === true,
+                },
+                snapshot.requests[bundle.node] ?? null,
+              )
+            : false;
+        if (wrote) snapshot = await store.snapshot();
       }
-      const snapshot = await store.snapshot();
       if (write && snapshot.meta.mesh_id === bundle.mesh_id)
         await store.putStatus(
           bundle.node,

@@ -187,10 +187,7 @@ export class MeshStore {
   }
 
   private async requireMeta(): Promise<MeshMeta> {
-    const m = await this.meta();
-    if (!m) throw new BoltError(`control server ${this.url}: there is no mesh "${this.mesh}" (run \`bolt mesh init\` first)`);
-    if (m.v !== 1) throw new BoltError(`control server ${this.url}: mesh "${this.mesh}" has schema v${m.v}; this bolt knows v1`);
-    return m;
+    return checkMeta(await this.meta(), this.url, this.mesh);
   }
 
   /**
@@ -460,11 +457,12 @@ export class MeshStore {
     if (!r.succeeded) throw new BoltError(`the mesh's policy changed while this one was checked (it was at revision ${seen}); nothing was written — run again`);
   }
 
-  /** The whole mesh at one revision (one range read of its prefix). */
+  /** The whole mesh at one revision: one range read of its prefix, meta included (one RPC a daemon pass). */
   async snapshot(): Promise<MeshSnapshot> {
-    const meta = await this.requireMeta();
     const prefix = prefixOf(this.mesh);
     const res = await this.call("reading the mesh", () => this.client.getAll().prefix(prefix).exec());
+    const metaKv = res.kvs.find((kv) => kv.key.toString() === `${prefix}meta`);
+    const meta = checkMeta(metaKv ? (JSON.parse(metaKv.value.toString()) as MeshMeta) : undefined, this.url, this.mesh);
     const nodes: NodeRecord[] = [];
     const ipam: Record<string, string> = {};
     const requests: Record<string, NodeRequest> = {};
@@ -485,17 +483,28 @@ export class MeshStore {
     return { revision: res.header.revision, meta, nodes, ipam, requests, status, ...(policy ? { policy } : {}) };
   }
 
-  /** The node's own request (its key, endpoint, offers); unchanged requests are not rewritten. */
-  async putRequest(name: string, req: Omit<NodeRequest, "v" | "at">): Promise<void> {
+  /**
+   * The node's own request (its key, endpoint, offers); unchanged requests are not rewritten.
+   * `seen`: the request as a snapshot just read shows it (null: none), so that a daemon's pass
+   * does not read it again; without it, it is read. Says whether it wrote.
+   */
+  async putRequest(name: string, req: Omit<NodeRequest, "v" | "at">, seen?: NodeRequest | null): Promise<boolean> {
     checkNodeName(name);
     const key = this.key("requests", name);
-    const have = await this.call("reading this node's request", () => this.client.get(key).string());
-    const { at: _at, ...old } = have ? (JSON.parse(have) as NodeRequest) : ({} as NodeRequest);
+    const have =
+      seen !== undefined
+        ? (seen ?? undefined)
+        : await this.call("reading this node's request", async () => {
+            const raw = await this.client.get(key).string();
+            return raw ? (JSON.parse(raw) as NodeRequest) : undefined;
+          });
+    const { at: _at, ...old } = have ?? ({} as NodeRequest);
     const next = { v: 1 as const, ...req };
-    if (have && JSON.stringify(old) === JSON.stringify(next)) return;
+    if (have && JSON.stringify(old) === JSON.stringify(next)) return false;
     await this.call("writing this node's request", async () => {
       await this.client.put(key).value(JSON.stringify({ ...next, at: new Date().toISOString() }));
     });
+    return true;
   }
 
   private lease?: import("etcd3").Lease;
@@ -583,4 +592,11 @@ function usable(addr: number, cidr: Cidr4): boolean {
   const last = addr & 255;
   const bcast = cidr.network + 2 ** (32 - cidr.prefix) - 1;
   return addr !== cidr.network && addr !== bcast && last !== 0 && last !== 255;
+}
+
+/** A mesh's meta as read: there, and of the schema this bolt knows. */
+function checkMeta(m: MeshMeta | undefined, url: string, mesh: string): MeshMeta {
+  if (!m) throw new BoltError(`control server ${url}: there is no mesh "${mesh}" (run \`bolt mesh init\` first)`);
+  if (m.v !== 1) throw new BoltError(`control server ${url}: mesh "${mesh}" has schema v${m.v}; this bolt knows v1`);
+  return m;
 }

@@ -270,7 +270,7 @@ describe.skipIf(!!SKIP_REASON)("mesh store with TLS client certificates and RBAC
       const r = await lab.bolt(h, ["apply", "-f", file(bundleFile(hostname(h)))]);
       expect(r.code).toBe(1);
       expect(r.stderr.trim()).toBe(
-        `error: control server ${etcd.url}: reading this node's request refused: permission denied (this node's etcd user is gone: revoked?)`,
+        `error: control server ${etcd.url}: reading the mesh refused: permission denied (this node's etcd user is gone: revoked?)`,
       );
       expect((await lab.status(h)).interfaces as Json[]).toHaveLength(1);
     });
