@@ -251,6 +251,8 @@ async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknow
     const snap = await readLive(opts.runner, plan.target, scope, { deep: new Set(plan.touched), intent: opts.intent, originals }, i === 0 ? primed : undefined);
     leftover = diffResources(desired, snap.live, opts.registry);
     if (!leftover.length) return [];
+    // The kernel had not settled (or the write did not take): said, so that slow applies can be told apart.
+    opts.log?.("apply.verify.again", { attempt: i + 1, differs: leftover.map((c) => `${c.id}${c.changed.length ? ` (${c.changed.join(", ")})` : ""}`) });
   }
   return leftover.map(
     (c) =>

@@ -545,7 +545,11 @@ describe("verify", () => {
     const p = await plan();
     // The kernel accepts "link set dev bolt-lab up" but the bridge stays down.
     const s = setup((l) => (l.ns === T && l.args.join(" ") === "link set dev bolt-lab up" ? "ignore" : undefined));
-    await expect(applyPlan(p, applyOpts(s))).rejects.toThrow(/did not converge.*update network "lab" \(state: want up, have down\).*rolled back/);
+    const events: [string, Record<string, unknown>][] = [];
+    const log = (e: string, f: Record<string, unknown>) => void events.push([e, f]);
+    await expect(applyPlan(p, { ...applyOpts(s), log })).rejects.toThrow(/did not converge.*update network "lab" \(state: want up, have down\).*rolled back/);
+    // each read that still differed is logged (a slow apply shows whether verify waited on the kernel)
+    expect(events.filter(([e]) => e === "apply.verify.again")).toEqual([["apply.verify.again", { attempt: 1, differs: ["network:lab (state)"] }]]);
     const all = p.steps.flatMap((st) => st.ops);
     expect(s.kernel.applied).toHaveLength(all.length);
     expect(s.kernel.rollback.map(key)).toEqual(expectedUndo(p, s.kernel.applied));
