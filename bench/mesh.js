@@ -100,6 +100,20 @@ async function startEtcd(dir) {
 
 const nsName = (i) => `bolt-t-mb-${TAG}-${i}`;
 const underlay = (i) => `198.18.${Math.floor((i + 1) / 250)}.${((i + 1) % 250) + 1}`;
+const mac = (i) => `02:b0:00:00:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`;
+/**
+ * Every host knows every other's underlay MAC (permanent entries): the kernel's ARP table is one
+ * for all namespaces, and its gc_thresh3 (1024, a host setting the bench leaves alone) counts
+ * every dynamic entry in every namespace — 50 hosts talking to 49 others each need 2450, and past
+ * 1024 the kernel drops their packets ("neighbor table overflow"): pairs that could not ping for
+ * a minute or more. Permanent entries are not counted (Linux 4.19+).
+ */
+function staticNeighbours(hosts, among = hosts) {
+  for (const h of hosts) {
+    const lines = among.filter((o) => o !== h).map((o) => `neigh replace ${underlay(o.i)} lladdr ${mac(o.i)} dev eth0 nud permanent`);
+    if (lines.length) spawnSync("ip", ["-n", h.ns, "-batch", "-"], { input: `${lines.join("\n")}\n`, stdio: ["pipe", "ignore", "inherit"] });
+  }
+}
 const wgIn = (ns, a) => ["nsenter", `--net=/run/netns/${ns}`, `--mount=${WG_RUN}/${ns}.mnt`, "--", "wg", ...a];
 const peersOf = (ns) => {
   const r = quiet(wgIn(ns, ["show", "gw0", "peers"]));
@@ -120,7 +134,7 @@ async function benchSize(n, dir, etcd) {
     const ns = nsName(`${n}-${i}`);
     sh(["ip", "netns", "add", ns]);
     sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
-    sh(["ip", "-n", ul, "link", "add", `u${i}`, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+    sh(["ip", "-n", ul, "link", "add", `u${i}`, "type", "veth", "peer", "name", "eth0", "address", mac(i), "netns", ns]);
     sh(["ip", "-n", ul, "link", "set", `u${i}`, "master", "br0", "up"]);
     sh(["ip", "-n", ns, "address", "add", `${underlay(i)}/16`, "dev", "eth0"]);
     sh(["ip", "-n", ns, "link", "set", "eth0", "up"]);
@@ -162,6 +176,7 @@ async function benchSize(n, dir, etcd) {
   };
   try {
     for (let i = 0; i < n; i++) addHost(i);
+    staticNeighbours(hosts);
     // converge
     const t0 = performance.now();
     for (const h of hosts) startDaemon(h);
@@ -221,6 +236,8 @@ async function benchSize(n, dir, etcd) {
     const passCpu = (passTicks / 3) * 10; // ms
     // join
     const j = addHost(n);
+    staticNeighbours([j], hosts);
+    staticNeighbours(hosts.filter((h) => h !== j), [j]);
     const tj = performance.now();
     startDaemon(j);
     const joined = new Map();
