@@ -237,7 +237,10 @@ async function benchSize(n, dir, etcd) {
     // join
     const j = addHost(n);
     staticNeighbours([j], hosts);
-    staticNeighbours(hosts.filter((h) => h !== j), [j]);
+    staticNeighbours(
+      hosts.filter((h) => h !== j),
+      [j],
+    );
     const tj = performance.now();
     startDaemon(j);
     const joined = new Map();

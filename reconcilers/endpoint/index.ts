@@ -12,6 +12,7 @@ import { NETWORKS } from "../network/intent.js";
 import { ENDPOINTS, endpointIfname, endpointIntent } from "./intent.js";
 import type { EndpointIntent } from "./intent.js";
 import { assignAddresses, lease6Key } from "./ipam.js";
+import { neighbourTableWarning } from "./neighbours.js";
 import { INSIDE_READ, parseEndpoints, readInside } from "./read.js";
 
 /**
@@ -116,6 +117,10 @@ export const endpointReconciler: Reconciler = {
    * has either already (not bolt's) is refused at plan time (the kernel would say "File exists"
    * mid-apply). A none-mode endpoint in an existing namespace must find nothing but lo there.
    */
+  async prepare(changes, io) {
+    return { diagnostics: await neighbourTableWarning(changes, io) };
+  },
+
   async conflicts(desired, io) {
     const plugged = desired.filter((d) => d.spec.netns && (d.spec.type === "veth" || d.spec.type === "none"));
     if (!plugged.length) return [];

@@ -269,9 +269,7 @@ describe.skipIf(!!SKIP_REASON)("mesh store with TLS client certificates and RBAC
       expect((await asRoot(["revoke", hostname(h)])).code).toBe(0);
       const r = await lab.bolt(h, ["apply", "-f", file(bundleFile(hostname(h)))]);
       expect(r.code).toBe(1);
-      expect(r.stderr.trim()).toBe(
-        `error: control server ${etcd.url}: reading the mesh refused: permission denied (this node's etcd user is gone: revoked?)`,
-      );
+      expect(r.stderr.trim()).toBe(`error: control server ${etcd.url}: reading the mesh refused: permission denied (this node's etcd user is gone: revoked?)`);
       expect((await lab.status(h)).interfaces as Json[]).toHaveLength(1);
     });
   });
