@@ -199,40 +199,41 @@ export async function meshStoreInput(files: string[], o: StoreInputOptions): Pro
     o.sessions?.set(sessionKey, store);
     try {
       let snapshot = await store.snapshot();
-      if (write) {
+      if (write && snapshot.meta.mesh_id === bundle.mesh_id) {
         const key = typeof node.private_key_file === "string" ? readKeyFile(resolve(dirname(f), node.private_key_file), "private") : undefined;
-        // Compared with the request the snapshot shows (a pass whose request is unchanged reads
-        // the store once); one written is read back with the rest, as the admins will see it.
-        const wrote =
-          key?.ok && key.publicKey
-            ? await store.putRequest(
-                bundle.node,
-                {
-                  public_key: key.publicKey,
-                  hostname: bundle.node,
-                  ...(typeof node.endpoint === "string" ? { endpoint: node.endpoint } : {}),
-                  tags: ((node.tags ?? []) as unknown[]).map(String),
-                  routes: ((node.advertise_routes ?? []) as unknown[]).map(String),
-                  exit_node: node.exit_node === true,
+        // The request compared with the one the snapshot shows (a pass whose request and status
+        // are unchanged reads the store once and writes nothing); both in one transaction, so a
+        // joining host wakes the others once; a request written is read back with the rest.
+        const wrote = await store.publish(bundle.node, {
+          ...(key?.ok && key.publicKey
+            ? {
+                request: {
+                  value: {
+                    public_key: key.publicKey,
+                    hostname: bundle.node,
+                    ...(typeof node.endpoint === "string" ? { endpoint: node.endpoint } : {}),
+                    tags: ((node.tags ?? []) as unknown[]).map(String),
+                    routes: ((node.advertise_routes ?? []) as unknown[]).map(String),
+                    exit_node: node.exit_node === true,
+                  },
+                  seen: snapshot.requests[bundle.node] ?? null,
                 },
-                snapshot.requests[bundle.node] ?? null,
-              )
-            : false;
+              }
+            : {}),
+          status: {
+            value: {
+              endpoints: typeof node.endpoint === "string" ? [node.endpoint] : [],
+              listen_port: typeof node.listen_port === "number" ? node.listen_port : snapshot.meta.listen_port,
+              boot_id: BOOT.id,
+              started_at: BOOT.at,
+              ...(last?.policy ? { applied_policy_rev: last.policy.mod_revision } : {}),
+            },
+            ttl: snapshot.meta.status_ttl ?? 30,
+            keep: !!o.sessions,
+          },
+        });
         if (wrote) snapshot = await store.snapshot();
       }
-      if (write && snapshot.meta.mesh_id === bundle.mesh_id)
-        await store.putStatus(
-          bundle.node,
-          {
-            endpoints: typeof node.endpoint === "string" ? [node.endpoint] : [],
-            listen_port: typeof node.listen_port === "number" ? node.listen_port : snapshot.meta.listen_port,
-            boot_id: BOOT.id,
-            started_at: BOOT.at,
-            ...(last?.policy ? { applied_policy_rev: last.policy.mod_revision } : {}),
-          },
-          snapshot.meta.status_ttl ?? 30,
-          !!o.sessions,
-        );
       // The brake first: a host that applied this mesh before says what changed underneath it.
       const stop = brake(last, snapshot, bundle.node, o.allowDestroy);
       if (stop) throw new BoltError(`control server ${cs}: brake: ${stop}`);

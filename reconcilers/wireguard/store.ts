@@ -557,33 +557,71 @@ export class MeshStore {
   }
 
   /**
-   * This node's status under a lease of `ttl` seconds (MULTIHOST.md §2.5 liveness). `keep`
-   * (the daemon): the client keeps the lease alive while this session is open and a status
-   * that did not change is not rewritten; a lost lease is granted again at the next call.
-   * Without it (a one-shot apply) the lease lapses `ttl` seconds after the process is gone.
+   * This node's request (when `request` differs from `seen`, the one a snapshot just showed) and
+   * its status under a lease of `ttl` seconds (MULTIHOST.md §2.5 liveness), in one transaction:
+   * every other host's watch sees one change and makes one pass, not one for each key. `keep`
+   * (the daemon): the client keeps the lease alive while this session is open and a status that
+   * did not change is not rewritten; a lost lease is granted again at the next call. Without it
+   * (a one-shot apply) the lease lapses `ttl` seconds after the process is gone. Says whether the
+   * request was written.
    */
-  async putStatus(name: string, st: Omit<NodeStatus, "v">, ttl: number, keep: boolean): Promise<void> {
+  async publish(
+    name: string,
+    o: { request?: { value: Omit<NodeRequest, "v" | "at">; seen: NodeRequest | null }; status?: { value: Omit<NodeStatus, "v">; ttl: number; keep: boolean } },
+  ): Promise<boolean> {
     checkNodeName(name);
-    const value = JSON.stringify({ v: 1, ...st });
-    if (this.lease && !this.lease.revoked() && value === this.statusValue) return;
-    if (!this.lease || this.lease.revoked()) {
-      const lease = this.client.lease(ttl, { autoKeepAlive: keep });
-      lease.on("lost", () => {
-        if (this.lease === lease) this.lease = undefined;
-      });
-      this.lease = lease;
+    const requestKey = this.key("requests", name);
+    let request: string | undefined;
+    if (o.request) {
+      const { at: _at, ...old } = o.request.seen ?? ({} as NodeRequest);
+      const next = { v: 1 as const, ...o.request.value };
+      if (!o.request.seen || JSON.stringify(old) !== JSON.stringify(next)) request = JSON.stringify({ ...next, at: new Date().toISOString() });
     }
-    const lease = this.lease;
+    const status = o.status ? JSON.stringify({ v: 1, ...o.status.value }) : undefined;
+    const statusDue = status !== undefined && !(this.lease && !this.lease.revoked() && status === this.statusValue);
+    if (request === undefined && !statusDue) return false;
+    let lease: import("etcd3").Lease | undefined;
+    if (statusDue) {
+      if (!this.lease || this.lease.revoked()) {
+        const made = this.client.lease(o.status!.ttl, { autoKeepAlive: o.status!.keep });
+        made.on("lost", () => {
+          if (this.lease === made) this.lease = undefined;
+        });
+        this.lease = made;
+      }
+      lease = this.lease;
+    }
     try {
-      await this.call("publishing this node's status", async () => {
-        await lease.put(this.key("status", name)).value(value);
-      });
+      await this.call(
+        `publishing this node's ${request !== undefined && statusDue ? "request and status" : request !== undefined ? "request" : "status"}`,
+        async () => {
+          const puts = [
+            ...(request !== undefined ? [this.client.put(requestKey).value(request)] : []),
+            ...(statusDue
+              ? [
+                  this.client
+                    .put(this.key("status", name))
+                    .value(status!)
+                    .lease(await lease!.grant()),
+                ]
+              : []),
+          ];
+          // No condition: a transaction only so that both land in one revision (one watch event batch).
+          await this.client
+            .if(requestKey, "Version", ">", -1)
+            .then(...puts)
+            .commit();
+        },
+      );
     } catch (e) {
-      if (this.lease === lease) this.lease = undefined;
-      lease.release();
+      if (lease) {
+        if (this.lease === lease) this.lease = undefined;
+        lease.release();
+      }
       throw e;
     }
-    this.statusValue = value;
+    if (statusDue) this.statusValue = status;
+    return request !== undefined;
   }
 }
 

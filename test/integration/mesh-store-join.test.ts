@@ -43,6 +43,17 @@ describe.skipIf(!!SKIP_REASON)("hosts join a mesh through its etcd store", () =>
         const r = await lab.bolt(h, ["apply", "-f", file(h)]);
         expect(r.code, `round ${round}, ${h}: ${r.stdout}${r.stderr}`).toBe(0);
       }
+    // A host's request and status land in one transaction (one revision): the others' watches
+    // see one change and make one pass for a joining host.
+    for (const h of HOSTS) {
+      const rev = async (k: string) => {
+        const r = await etcd.etcdctl(["get", `/bolt/v1/meshes/lab/${k}/${hostname(h)}`, "-w", "json"]);
+        return (JSON.parse(r.stdout) as { kvs?: { create_revision: number }[] }).kvs?.[0]?.create_revision;
+      };
+      const [request, status] = [await rev("requests"), await rev("status")];
+      expect(request, `${h}'s request`).toBeGreaterThan(0);
+      expect(status, `${h}'s status`).toBe(request);
+    }
     for (const h of HOSTS) {
       // The address is the one the store allocated, not one derived from the key.
       const st = await lab.status(h);
