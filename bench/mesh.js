@@ -301,9 +301,26 @@ async function benchSize(n, dir, etcd) {
     // Destroy what bolt made (wireguard-go and its runtime), four hosts at a time, then the namespaces.
     for (let k = 0; k < hosts.length; k += 4)
       await Promise.all(
-        hosts.slice(k, k + 4).map((h) => runAsync(["node", BOLT, "destroy", "-f", h.file, "--netns", h.ns, "--state-dir", h.state, "--log-level", "error"])),
+        hosts.slice(k, k + 4).map(async (h) => {
+          const code = await runAsync(["node", BOLT, "destroy", "-f", h.file, "--netns", h.ns, "--state-dir", h.state, "--log-level", "error"]);
+          if (code !== 0) h.destroyFailed = code;
+        }),
       );
-    for (const h of hosts) quiet(["ip", "netns", "del", h.ns]);
+    for (const h of hosts) {
+      // A destroy that failed (said once, with what it printed) leaves no wireguard-go behind:
+      // ours, in our namespace, found by its network namespace and its name before that goes.
+      if (h.destroyFailed !== undefined) {
+        const again = quiet(["node", BOLT, "destroy", "-f", h.file, "--netns", h.ns, "--state-dir", h.state, "--log-level", "error"]);
+        if (again.status !== 0) {
+          log(`destroy of ${h.ns} failed (exit ${h.destroyFailed}, then ${again.status}): ${again.stderr.trim().split("\n")[0]}`);
+          for (const pid of quiet(["ip", "netns", "pids", h.ns]).stdout.split("\n").filter(Boolean))
+            if (quiet(["cat", `/proc/${pid}/comm`]).stdout.trim() === "wireguard-go") quiet(["kill", pid]);
+          quiet(["umount", `${WG_RUN}/${h.ns}.mnt`]);
+          quiet(["rm", "-rf", "--", `${WG_RUN}/${h.ns}`, `${WG_RUN}/${h.ns}.mnt`]);
+        }
+      }
+      quiet(["ip", "netns", "del", h.ns]);
+    }
     quiet(["ip", "netns", "del", ul]);
   }
 }
