@@ -483,28 +483,11 @@ export class MeshStore {
     return { revision: res.header.revision, meta, nodes, ipam, requests, status, ...(policy ? { policy } : {}) };
   }
 
-  /**
-   * The node's own request (its key, endpoint, offers); unchanged requests are not rewritten.
-   * `seen`: the request as a snapshot just read shows it (null: none), so that a daemon's pass
-   * does not read it again; without it, it is read. Says whether it wrote.
-   */
-  async putRequest(name: string, req: Omit<NodeRequest, "v" | "at">, seen?: NodeRequest | null): Promise<boolean> {
+  /** The node's own request (its key, endpoint, offers), read first; unchanged requests are not rewritten (publish). */
+  async putRequest(name: string, req: Omit<NodeRequest, "v" | "at">): Promise<boolean> {
     checkNodeName(name);
-    const key = this.key("requests", name);
-    const have =
-      seen !== undefined
-        ? (seen ?? undefined)
-        : await this.call("reading this node's request", async () => {
-            const raw = await this.client.get(key).string();
-            return raw ? (JSON.parse(raw) as NodeRequest) : undefined;
-          });
-    const { at: _at, ...old } = have ?? ({} as NodeRequest);
-    const next = { v: 1 as const, ...req };
-    if (have && JSON.stringify(old) === JSON.stringify(next)) return false;
-    await this.call("writing this node's request", async () => {
-      await this.client.put(key).value(JSON.stringify({ ...next, at: new Date().toISOString() }));
-    });
-    return true;
+    const raw = await this.call("reading this node's request", () => this.client.get(this.key("requests", name)).string());
+    return this.publish(name, { request: { value: req, seen: raw ? (JSON.parse(raw) as NodeRequest) : null } });
   }
 
   private lease?: import("etcd3").Lease;
@@ -592,27 +575,25 @@ export class MeshStore {
       lease = this.lease;
     }
     try {
-      await this.call(
-        `publishing this node's ${request !== undefined && statusDue ? "request and status" : request !== undefined ? "request" : "status"}`,
-        async () => {
-          const puts = [
-            ...(request !== undefined ? [this.client.put(requestKey).value(request)] : []),
-            ...(statusDue
-              ? [
-                  this.client
-                    .put(this.key("status", name))
-                    .value(status!)
-                    .lease(await lease!.grant()),
-                ]
-              : []),
-          ];
-          // No condition: a transaction only so that both land in one revision (one watch event batch).
-          await this.client
-            .if(requestKey, "Version", ">", -1)
-            .then(...puts)
-            .commit();
-        },
-      );
+      const what = [request !== undefined ? "request" : "", statusDue ? "status" : ""].filter(Boolean).join(" and ");
+      await this.call(`publishing this node's ${what}`, async () => {
+        const puts = [
+          ...(request !== undefined ? [this.client.put(requestKey).value(request)] : []),
+          ...(statusDue
+            ? [
+                this.client
+                  .put(this.key("status", name))
+                  .value(status!)
+                  .lease(await lease!.grant()),
+              ]
+            : []),
+        ];
+        // No condition: a transaction only so that both land in one revision (one watch event batch).
+        await this.client
+          .if(requestKey, "Version", ">", -1)
+          .then(...puts)
+          .commit();
+      });
     } catch (e) {
       if (lease) {
         if (this.lease === lease) this.lease = undefined;
