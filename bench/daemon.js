@@ -6,6 +6,7 @@
 // Usage: node bench/daemon.js [--n 1000] [--runs 7] [--profile DIR]   (root; namespaces bolt-t-bench-daemon-*)
 //   --profile DIR: the daemon writes a CPU profile there when it exits
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -108,6 +109,17 @@ try {
 
   // Attach one endpoint to network n0, detach it again; the floor creates the same objects by hand.
   const n0 = items[0];
+  // What the attaches add to the state store's revisions: manifests and the runs they name (base/json-chunks.ts).
+  const storeBytes = () => {
+    const db = new Database(join(stateDir, "bolt.db"), { readonly: true });
+    try {
+      const blobs = db.prepare("SELECT coalesce(sum(length(desired) + length(intent)), 0) AS n FROM revision_blobs").get().n;
+      return blobs + db.prepare("SELECT coalesce(sum(length(body)), 0) AS n FROM revision_chunks").get().n;
+    } finally {
+      db.close();
+    }
+  };
+  const bytesBefore = storeBytes();
   const attach = [];
   const detach = [];
   for (let i = 0; i < o.runs; i++) {
@@ -122,6 +134,8 @@ try {
   }
   const stats = (ms) => ({ median: Math.round(median(ms) * 10) / 10, min: Math.round(Math.min(...ms) * 10) / 10, max: Math.round(Math.max(...ms) * 10) / 10 });
   log(`  attach through the API: ${JSON.stringify(stats(attach))}; detach: ${JSON.stringify(stats(detach))}`);
+  const storeKbPerAttach = Math.round((storeBytes() - bytesBefore) / 1024 / o.runs);
+  log(`  revisions stored per attach+detach: ${storeKbPerAttach} KB`);
 
   // The floor: what one writes by hand for one endpoint (namespace, veth into it on the bridge,
   // address, routes), three processes, timed from Node like bolt's own.
@@ -150,6 +164,7 @@ try {
     read_cache: readCache,
     attach_ms: { api: stats(attach), floor, ratio: Math.round((median(attach) / floor.median) * 10) / 10 },
     detach_ms: stats(detach),
+    revision_kb_per_attach: storeKbPerAttach,
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 } finally {

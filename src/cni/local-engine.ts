@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { BoltError, formatDiagnostic } from "../core/diagnostics.js";
-import { parseBig } from "../core/json-bigint.js";
-import { headRevision } from "../core/revisions.js";
+import { headRevision, revisionIntent } from "../core/revisions.js";
 import { withTarget } from "../cli/commands.js";
 import type { GlobalOpts } from "../cli/commands.js";
 import type { Diagnostic } from "../core/diagnostics.js";
@@ -142,7 +141,7 @@ function revisionFiles(dir: string, t: string | null): string[] {
   try {
     const head = headRevision(store, t);
     if (!head) throw none;
-    const files = (parseBig(store.revision(head.id)!.intent) as { files?: string[] }).files ?? [];
+    const files = revisionIntent(store, store.revision(head.id)!).files;
     const relative = files.filter((f) => !isAbsolute(f));
     if (relative.length)
       throw new CniError(

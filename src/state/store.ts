@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { BoltError } from "../base/diagnostics.js";
+import { chunkHashes } from "../base/json-chunks.js";
 import { readRunJournal, readRunOriginals, writeRunJournal, writeRunOriginals } from "./run-copy.js";
 import { userInfo } from "node:os";
 import { join } from "node:path";
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS sysctl_originals (target TEXT NOT NULL, key TEXT NOT 
 CREATE TABLE IF NOT EXISTS journal (target TEXT PRIMARY KEY, pid INTEGER NOT NULL, started_at TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, command TEXT NOT NULL, summary TEXT NOT NULL, outcome TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS revision_blobs (hash TEXT PRIMARY KEY, desired TEXT NOT NULL, intent TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revision_chunks (hash TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS revisions (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, command TEXT NOT NULL, summary TEXT NOT NULL, blob TEXT NOT NULL REFERENCES revision_blobs (hash), status TEXT NOT NULL, previous INTEGER, confirm_by TEXT, timer TEXT);
 `;
 
@@ -79,8 +81,13 @@ export const whoAmI = (): string => {
 
 export const targetKey = (t: Ns): string => t ?? "";
 
+/** Revisions kept per target (see pruneRevisions); Junos keeps 50 rollback configurations. */
+export const REVISIONS_KEPT = 100;
+
 export class StateStore implements CommitStore {
   private readonly db: Database.Database;
+  /** how many revisions each target keeps (pruneRevisions) */
+  readonly revisionsKept = REVISIONS_KEPT;
 
   constructor(
     readonly dir: string,
@@ -214,18 +221,68 @@ export class StateStore implements CommitStore {
     status: string;
     previous?: number | null;
     confirmBy?: string | null;
+    /** the runs of long arrays the blob's desired and intent name (base/json-chunks.ts) */
+    chunks?: Map<string, string>;
   }): number {
+    const have = this.db.prepare("SELECT 1 FROM revision_chunks WHERE hash = ?").pluck();
+    const put = this.db.prepare("INSERT INTO revision_chunks (hash, body) VALUES (?, ?)");
+    // Most runs are already stored (an attach changes a few): look before binding a body.
+    for (const [h, body] of r.chunks ?? []) if (!have.get(h)) put.run(h, body);
     this.db.prepare("INSERT OR IGNORE INTO revision_blobs (hash, desired, intent) VALUES (?, ?, ?)").run(r.hash, r.desired, r.intent);
     const info = this.db
       .prepare("INSERT INTO revisions (target, at, user, command, summary, blob, status, previous, confirm_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .run(targetKey(r.target), new Date().toISOString(), whoAmI(), r.command, r.summary, r.hash, r.status, r.previous ?? null, r.confirmBy ?? null);
+    this.pruneRevisions(r.target);
     return Number(info.lastInsertRowid);
+  }
+
+  /**
+   * Keeps the target's last `keep` revisions (and the blobs they use). A job runner attaching one
+   * endpoint per job records a new state on every call, at N=1000 about a megabyte each: without
+   * a bound the store grows by that on every attach. Never dropped, however old: a pending
+   * revision, the revision a pending one restores, and the last applied or confirmed one (the
+   * one a commit-confirmed rollback falls back to).
+   */
+  pruneRevisions(target: Ns, keep = this.revisionsKept): number {
+    const rows = this.db.prepare("SELECT id, blob, status, previous FROM revisions WHERE target = ? ORDER BY id DESC").all(targetKey(target)) as Pick<
+      RevisionRow,
+      "id" | "blob" | "status" | "previous"
+    >[];
+    if (rows.length <= keep) return 0;
+    const held = new Set<number>();
+    for (const r of rows) if (r.status === "pending") held.add(r.id).add(r.previous ?? 0);
+    const head = rows.find((r) => r.status === "applied" || r.status === "confirmed");
+    if (head) held.add(head.id);
+    const doomed = rows.slice(keep).filter((r) => !held.has(r.id));
+    const del = this.db.prepare("DELETE FROM revisions WHERE id = ?");
+    const orphan = this.db.prepare(
+      "SELECT desired, intent FROM revision_blobs WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM revisions WHERE blob = revision_blobs.hash)",
+    );
+    const delBlob = this.db.prepare("DELETE FROM revision_blobs WHERE hash = ?");
+    const delChunk = this.db.prepare(
+      "DELETE FROM revision_chunks WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM revision_blobs WHERE instr(desired, ?) > 0 OR instr(intent, ?) > 0)",
+    );
+    for (const r of doomed) del.run(r.id);
+    const chunks = new Set<string>();
+    for (const blob of new Set(doomed.map((r) => r.blob))) {
+      const row = orphan.get(blob) as { desired: string; intent: string } | undefined;
+      if (!row) continue;
+      for (const h of [...chunkHashes(row.desired), ...chunkHashes(row.intent)]) chunks.add(h);
+      delBlob.run(blob);
+    }
+    for (const h of chunks) delChunk.run(h, `"${h}"`, `"${h}"`);
+    return doomed.length;
   }
 
   revision(id: number): (RevisionRow & { desired: string; intent: string }) | undefined {
     return this.db.prepare("SELECT r.*, b.desired, b.intent FROM revisions r JOIN revision_blobs b ON b.hash = r.blob WHERE r.id = ?").get(id) as
       | (RevisionRow & { desired: string; intent: string })
       | undefined;
+  }
+
+  /** One run of a chunked revision (base/json-chunks.ts). */
+  chunk(hash: string): string | undefined {
+    return this.db.prepare("SELECT body FROM revision_chunks WHERE hash = ?").pluck().get(hash) as string | undefined;
   }
 
   revisions(target: Ns): RevisionRow[] {
