@@ -241,15 +241,24 @@ async function verify(plan: Plan, opts: ApplyOptions, primed: Map<string, unknow
   // (an endpoint on a replaced bridge), are read again: a kind whose desired objects all matched
   // before, that no op wrote and that depends on nothing written is not re-read (at a thousand
   // networks, reading every kind is most of a small apply).
-  const changed = verifiedKinds(plan);
+  // Of those kinds, only the objects in that scope are compared, and kinds that can read just
+  // them do (ReadContext.only): verify re-reads what the apply touched.
+  const { kinds: changed, ids } = verifiedScope(plan);
   const scope = { ...opts.registry, kinds: opts.registry.kinds.filter((r) => changed.has(r.kind)) };
-  const desired = plan.desired.filter((d) => changed.has(d.kind));
+  const desired = plan.desired.filter((d) => ids.has(d.id));
+  const only = [...desired, ...plan.changes.flatMap((c) => (c.before ? [c.before] : []))];
   let leftover: Change[] = [];
   for (let i = 0; i < attempts; i++) {
     if (i) await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
     // First attempt uses what the write batches read back; retries read everything afresh.
-    const snap = await readLive(opts.runner, plan.target, scope, { deep: new Set(plan.touched), intent: opts.intent, originals }, i === 0 ? primed : undefined);
-    leftover = diffResources(desired, snap.live, opts.registry);
+    const snap = await readLive(
+      opts.runner,
+      plan.target,
+      scope,
+      { deep: new Set(plan.touched), intent: opts.intent, originals, only },
+      i === 0 ? primed : undefined,
+    );
+    leftover = diffResources(desired, new Map([...snap.live].filter(([id]) => ids.has(id))), opts.registry);
     if (!leftover.length) return [];
     // The kernel had not settled (or the write did not take): said, so that slow applies can be told apart.
     opts.log?.("apply.verify.again", { attempt: i + 1, differs: leftover.map((c) => `${c.id}${c.changed.length ? ` (${c.changed.join(", ")})` : ""}`) });

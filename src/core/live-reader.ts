@@ -81,8 +81,8 @@ export class LiveReader {
    * `ip -j -force -batch -`: every line runs even where some fail (a `route get` for an
    * unreachable address); the answers of the lines that succeeded, in order, unaligned.
    */
-  async ipJsonBatchLoose(lines: string[], ns: Ns = this.target): Promise<unknown[]> {
-    const argv = inNetns(ns, ["ip", "-j", "-force", "-batch", "-"]);
+  async ipJsonBatchLoose(lines: string[], ns: Ns = this.target, flags: string[] = []): Promise<unknown[]> {
+    const argv = inNetns(ns, ["ip", "-j", ...flags, "-force", "-batch", "-"]);
     const r = await this.once(argv, lines.join("\n") + "\n");
     if (r.code !== 0 && !/Command failed -:\d+/.test(r.stderr)) throw new CommandError(argv, r.code, r.stderr);
     return r.stdout

@@ -101,6 +101,12 @@ export interface ReadContext {
   /** ids that must be read even if neither the intent nor the store names them (a rollback compares what was there before) */
   also?: Set<string>;
   /**
+   * verify after an apply: the objects it checks, as desired and as they were before (every
+   * kind's). A kind may read only these (one endpoint's link, not a thousand); what else it
+   * returns is not looked at.
+   */
+  only?: Resource[];
+  /**
    * search the whole host for what bolt left behind (an endpoint namespace whose links are
    * gone): by default when the intent is empty (destroy). `false`: only what the target holds
    * (stats, which counts traffic of what exists, on a host with a thousand other namespaces)

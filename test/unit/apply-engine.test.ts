@@ -144,8 +144,10 @@ class FakeKernel {
     if (what === "netns list") return json([...this.ns.keys()].map((name) => ({ name })));
     const s = ns === null ? undefined : this.ns.get(ns);
     if (!s) return { stdout: "", stderr: `Cannot open network namespace "${ns}": No such file or directory\n`, code: 1 };
-    const links = [...s.links];
-    if (what === "-d link show")
+    const dev = /^link show dev (\S+)$/.exec(what)?.[1];
+    if (dev && !s.links.has(dev)) return { stdout: "", stderr: `Device "${dev}" does not exist.\n`, code: 1 };
+    const links = [...s.links].filter(([ifname]) => !dev || ifname === dev);
+    if (what === "-d link show" || dev)
       return json(
         links.map(([ifname, l]) => ({
           ifindex: l.ifindex,
@@ -209,7 +211,7 @@ class FakeKernel {
     const isRead = (l: Line) => l.args.includes("show") || l.args.join(" ") === "netns list";
     const writeLines = lines.filter((l) => !isRead(l));
     if (!writeLines.length) this.readSinceWrite();
-    if (force) this.rollingBack = true;
+    if (force && writeLines.length) this.rollingBack = true;
     if (writeLines.length) this.timeline.push({ t: "write", forced: force, rollback: this.rollingBack, keys: writeLines.map(key) });
     let stdout = "";
     let stderr = "";
