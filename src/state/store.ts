@@ -224,6 +224,11 @@ export class StateStore implements CommitStore {
     /** the runs of long arrays the blob's desired and intent name (base/json-chunks.ts) */
     chunks?: Map<string, string>;
   }): number {
+    // One transaction (a savepoint inside the caller's): a crash leaves no runs or blobs that no revision names.
+    return this.db.transaction(() => this.insertRevision(r))();
+  }
+
+  private insertRevision(r: Parameters<StateStore["addRevision"]>[0]): number {
     const have = this.db.prepare("SELECT 1 FROM revision_chunks WHERE hash = ?").pluck();
     const put = this.db.prepare("INSERT INTO revision_chunks (hash, body) VALUES (?, ?)");
     // Most runs are already stored (an attach changes a few): look before binding a body.
