@@ -79,11 +79,6 @@ export function unchunkJson(manifest: string, parse: (text: string) => unknown, 
   return walk(parse(manifest));
 }
 
-/** The chunk hashes a manifest names (pruning: the chunks only dropped revisions used). */
-export function chunkHashes(manifest: string): string[] {
-  return [...manifest.matchAll(/"\$chunks":\[([^\]]*)\]/g)].flatMap((m) => (m[1] ? m[1].split(",").map((h) => h.slice(1, -1)) : []));
-}
-
 function keyOf(el: unknown, s: string): string {
   const o = el as { id?: unknown; name?: unknown } | null;
   if (o && typeof o === "object") {

@@ -1,7 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { BoltError } from "../base/diagnostics.js";
-import { chunkHashes } from "../base/json-chunks.js";
 import { readRunJournal, readRunOriginals, writeRunJournal, writeRunOriginals } from "./run-copy.js";
 import { userInfo } from "node:os";
 import { join } from "node:path";
@@ -45,6 +44,8 @@ CREATE TABLE IF NOT EXISTS journal (target TEXT PRIMARY KEY, pid INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, command TEXT NOT NULL, summary TEXT NOT NULL, outcome TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS revision_blobs (hash TEXT PRIMARY KEY, desired TEXT NOT NULL, intent TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS revision_chunks (hash TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revision_chunk_refs (blob TEXT NOT NULL, chunk TEXT NOT NULL, PRIMARY KEY (blob, chunk));
+CREATE INDEX IF NOT EXISTS revision_chunk_refs_chunk ON revision_chunk_refs (chunk);
 CREATE TABLE IF NOT EXISTS revisions (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, command TEXT NOT NULL, summary TEXT NOT NULL, blob TEXT NOT NULL REFERENCES revision_blobs (hash), status TEXT NOT NULL, previous INTEGER, confirm_by TEXT, timer TEXT);
 `;
 
@@ -233,7 +234,11 @@ export class StateStore implements CommitStore {
     const put = this.db.prepare("INSERT INTO revision_chunks (hash, body) VALUES (?, ?)");
     // Most runs are already stored (an attach changes a few): look before binding a body.
     for (const [h, body] of r.chunks ?? []) if (!have.get(h)) put.run(h, body);
-    this.db.prepare("INSERT OR IGNORE INTO revision_blobs (hash, desired, intent) VALUES (?, ?, ?)").run(r.hash, r.desired, r.intent);
+    const fresh =
+      this.db.prepare("INSERT OR IGNORE INTO revision_blobs (hash, desired, intent) VALUES (?, ?, ?)").run(r.hash, r.desired, r.intent).changes === 1;
+    // Which blobs name a run, indexed: pruning asks it of every run a dropped blob named.
+    const ref = this.db.prepare("INSERT OR IGNORE INTO revision_chunk_refs (blob, chunk) VALUES (?, ?)");
+    if (fresh) for (const h of r.chunks?.keys() ?? []) ref.run(r.hash, h);
     const info = this.db
       .prepare("INSERT INTO revisions (target, at, user, command, summary, blob, status, previous, confirm_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .run(targetKey(r.target), new Date().toISOString(), whoAmI(), r.command, r.summary, r.hash, r.status, r.previous ?? null, r.confirmBy ?? null);
@@ -243,8 +248,8 @@ export class StateStore implements CommitStore {
 
   /**
    * Keeps the target's last `keep` revisions (and the blobs they use). A job runner attaching one
-   * endpoint per job records a new state on every call, at N=1000 about a megabyte each: without
-   * a bound the store grows by that on every attach. Never dropped, however old: a pending
+   * endpoint per job records a new state on every call (at N=1000 some 140 KB of new runs, 4 MB of
+   * JSON before chunking): without a bound the store grows by that on every attach. Never dropped, however old: a pending
    * revision, the revision a pending one restores, and the last applied or confirmed one (the
    * one a commit-confirmed rollback falls back to).
    */
@@ -260,22 +265,22 @@ export class StateStore implements CommitStore {
     if (head) held.add(head.id);
     const doomed = rows.slice(keep).filter((r) => !held.has(r.id));
     const del = this.db.prepare("DELETE FROM revisions WHERE id = ?");
-    const orphan = this.db.prepare(
-      "SELECT desired, intent FROM revision_blobs WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM revisions WHERE blob = revision_blobs.hash)",
-    );
+    const unused = this.db
+      .prepare("SELECT 1 FROM revision_blobs WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM revisions WHERE blob = revision_blobs.hash)")
+      .pluck();
+    const named = this.db.prepare("SELECT chunk FROM revision_chunk_refs WHERE blob = ?").pluck();
+    const delRefs = this.db.prepare("DELETE FROM revision_chunk_refs WHERE blob = ?");
     const delBlob = this.db.prepare("DELETE FROM revision_blobs WHERE hash = ?");
-    const delChunk = this.db.prepare(
-      "DELETE FROM revision_chunks WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM revision_blobs WHERE instr(desired, ?) > 0 OR instr(intent, ?) > 0)",
-    );
+    const delChunk = this.db.prepare("DELETE FROM revision_chunks WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM revision_chunk_refs WHERE chunk = ?)");
     for (const r of doomed) del.run(r.id);
     const chunks = new Set<string>();
     for (const blob of new Set(doomed.map((r) => r.blob))) {
-      const row = orphan.get(blob) as { desired: string; intent: string } | undefined;
-      if (!row) continue;
-      for (const h of [...chunkHashes(row.desired), ...chunkHashes(row.intent)]) chunks.add(h);
+      if (!unused.get(blob)) continue;
+      for (const h of named.all(blob) as string[]) chunks.add(h);
+      delRefs.run(blob);
       delBlob.run(blob);
     }
-    for (const h of chunks) delChunk.run(h, `"${h}"`, `"${h}"`);
+    for (const h of chunks) delChunk.run(h, h);
     return doomed.length;
   }
 
