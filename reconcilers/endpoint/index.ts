@@ -496,8 +496,7 @@ async function orphans(io: LiveReader, ctx: ReadContext, live: Resource[], withi
     for (const e of fragment(ctx.intent, ENDPOINTS)) if (e.netns && !inScope.has(`endpoint:${e.name}`)) referenced.add(e.netns);
   }
   const everything = !within && (ctx.leftovers ?? Object.keys(ctx.intent.kinds).length === 0);
-  const named = new Set(fragment(ctx.intent, ENDPOINTS).flatMap((e) => (e.netns && (!within || within.has(e.netns)) ? [e.netns] : [])));
-  for (const ns of within ?? []) named.add(ns);
+  const named = within ?? new Set(fragment(ctx.intent, ENDPOINTS).flatMap((e) => (e.netns ? [e.netns] : [])));
   if (!everything && !named.size) return [];
   const list = (await io.ipJson<{ name: string }[]>(["netns", "list"], null)).map((n) => n.name);
   const candidates = list.filter((n) => n !== io.target && !referenced.has(n) && (everything || named.has(n)));

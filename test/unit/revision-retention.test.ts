@@ -20,14 +20,17 @@ function record(blob: string, status = "applied", previous?: number): number {
   return store.addRevision({ target: T, command: "apply", summary: "s", hash: blob, desired: `[${JSON.stringify(blob)}]`, intent: "{}", status, previous });
 }
 
-function blobs(): string[] {
+/** One read-only query of the store's file (what its API does not show). */
+function query<T>(sql: string, ...args: unknown[]): T[] {
   const db = new Database(join(dir, "bolt.db"), { readonly: true });
   try {
-    return (db.prepare("SELECT hash FROM revision_blobs ORDER BY hash").all() as { hash: string }[]).map((r) => r.hash);
+    return db.prepare(sql).all(...args) as T[];
   } finally {
     db.close();
   }
 }
+
+const blobs = () => query<{ hash: string }>("SELECT hash FROM revision_blobs ORDER BY hash").map((r) => r.hash);
 
 describe("revision retention", () => {
   it("keeps the last REVISIONS_KEPT revisions of a target and deletes the blobs only the dropped ones used", () => {
@@ -79,14 +82,7 @@ describe("chunked revisions in the store", () => {
     desired: Array.from({ length: n }, (_, i) => ({ id: `endpoint:e${i}`, kind: "endpoint", name: `e${i}`, spec: {}, keys: [], deps: [] })),
     intent: { files: ["/a.toml"], kinds: { endpoint: Array.from({ length: n }, (_, i) => ({ name: `e${i}` })) } },
   });
-  function chunkCount(): number {
-    const db = new Database(join(dir, "bolt.db"), { readonly: true });
-    try {
-      return (db.prepare("SELECT count(*) AS n FROM revision_chunks").get() as { n: number }).n;
-    } finally {
-      db.close();
-    }
-  }
+  const chunkCount = () => query<{ n: number }>("SELECT count(*) AS n FROM revision_chunks")[0]!.n;
   const recordState = (n: number) =>
     store.addRevision({ target: T, command: "apply", summary: "s", status: "applied", ...encodeRevision(state(n).desired as never, state(n).intent) });
 
@@ -103,14 +99,7 @@ describe("chunked revisions in the store", () => {
     const only = state(1000);
     only.desired.splice(500, 0, { id: "endpoint:only-a", kind: "endpoint", name: "only-a", spec: {}, keys: [], deps: [] });
     store.addRevision({ target: T, command: "apply", summary: "s", status: "applied", ...encodeRevision(only.desired as never, only.intent) });
-    const bodies = (needle: string) => {
-      const db = new Database(join(dir, "bolt.db"), { readonly: true });
-      try {
-        return (db.prepare("SELECT count(*) AS n FROM revision_chunks WHERE instr(body, ?) > 0").get(needle) as { n: number }).n;
-      } finally {
-        db.close();
-      }
-    };
+    const bodies = (needle: string) => query<{ n: number }>("SELECT count(*) AS n FROM revision_chunks WHERE instr(body, ?) > 0", needle)[0]!.n;
     expect(bodies("only-a")).toBe(1);
     for (let i = 1; i <= REVISIONS_KEPT; i++) recordState(1000 + i);
     expect(store.revisions(T)).toHaveLength(REVISIONS_KEPT);
